@@ -1,0 +1,92 @@
+"""Where uv puts its temp-dir locks on this OS, and which dirs a scan looks at by default.
+
+uv uses Rust's `std::env::temp_dir()`. The OS calls that need ctypes (macOS `confstr`, Windows
+`GetTempPath2W`) sit behind small functions so their logic is tested on every OS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+
+_CS_DARWIN_USER_TEMP_DIR = 65537
+
+
+def _darwin_user_temp_dir() -> str | None:
+    """`confstr(_CS_DARWIN_USER_TEMP_DIR)`: the per-user `/var/folders/../T/` dir."""
+    import ctypes  # noqa: PLC0415 - only on macOS
+    import ctypes.util  # noqa: PLC0415
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    size = libc.confstr(_CS_DARWIN_USER_TEMP_DIR, None, 0)
+    if size <= 0:
+        return None
+    buf = ctypes.create_string_buffer(size)
+    libc.confstr(_CS_DARWIN_USER_TEMP_DIR, buf, size)
+    return buf.value.decode("utf-8", "surrogateescape") or None
+
+
+def _windows_temp_path() -> str | None:
+    """`GetTempPath2W` where Windows has it (SYSTEM gets `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
+    import ctypes  # noqa: PLC0415 - only on Windows
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    buf = ctypes.create_unicode_buffer(32768)
+    func = getattr(kernel32, "GetTempPath2W", None) or kernel32.GetTempPathW
+    length = func(len(buf), buf)
+    return buf.value[:length] if length else None
+
+
+def uv_temp_dir(
+    platform: str = sys.platform,
+    environ: Mapping[str, str] = os.environ,
+    darwin_confstr: Callable[[], str | None] = _darwin_user_temp_dir,
+    windows_temp_path: Callable[[], str | None] = _windows_temp_path,
+) -> str:
+    """The dir uv (Rust's `temp_dir()`) would use for lock files in this process's environment."""
+    if platform == "win32":
+        found = windows_temp_path()
+        if found:
+            return found.rstrip("\\/") or found
+        for name in ("TMP", "TEMP", "USERPROFILE"):
+            if environ.get(name):
+                return environ[name]
+        return environ.get("SystemRoot", "C:\\Windows")
+    tmpdir = environ.get("TMPDIR")
+    if tmpdir:
+        return tmpdir.rstrip("/") or "/"
+    if platform == "darwin":
+        found = darwin_confstr()
+        if found:
+            return found.rstrip("/") or "/"
+    return "/tmp"  # noqa: S108 - this is exactly where uv puts them
+
+
+def default_dirs(
+    extra: Iterable[str] = (),
+    platform: str = sys.platform,
+    environ: Mapping[str, str] = os.environ,
+    darwin_confstr: Callable[[], str | None] = _darwin_user_temp_dir,
+    windows_temp_path: Callable[[], str | None] = _windows_temp_path,
+) -> list[str]:
+    """uv's temp dir for this user, `/tmp` on Unix when different, then `extra` (from settings)."""
+    dirs = [uv_temp_dir(platform, environ, darwin_confstr, windows_temp_path)]
+    if platform != "win32":
+        dirs.append("/tmp")  # noqa: S108 - sudo, launchd jobs and Docker RUN steps use /tmp
+    dirs.extend(extra)
+    return unique_dirs(dirs)
+
+
+def unique_dirs(dirs: Iterable[str]) -> list[str]:
+    """Dirs in order, each once: compared by their real path so `/tmp` and `/private/tmp` are one."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in dirs:
+        expanded = os.path.abspath(os.path.expanduser(item))
+        key = os.path.normcase(os.path.realpath(expanded))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(expanded)
+    return out

@@ -1,0 +1,152 @@
+"""The OS seam: what is true about each uv lock file right now, and the chooser of a backend.
+
+A backend lists the dirs, looks at every matching entry (lstat, a non-blocking try-lock, the
+OS's lock table and open-file table where it has them) and hands `classify` an `Observation`.
+`classify` is pure, so the rules are the same, and tested the same, on every OS.
+"""
+
+from __future__ import annotations
+
+import stat
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from uvsweep.model import Holder, LockFile, LockState, ScanError
+from uvsweep.processes import ProcessTable
+
+
+class LockProbe(Enum):
+    """What a non-blocking shared try-lock said about a file."""
+
+    FREE = "free"  # we got the lock (and dropped it at once): nobody holds it
+    HELD = "held"  # somebody holds it exclusively
+    UNREADABLE = "unreadable"  # we could not open it to ask
+    NOT_PROBED = "not probed"  # not a regular file: never opened
+
+
+@dataclass
+class Observation:
+    """Everything a backend saw about one entry, before it is given a state."""
+
+    directory: str
+    name: str
+    mode: int
+    size: int
+    nlink: int
+    mtime: float
+    dev: int
+    ino: int
+    uid: int
+    owner: str
+    mine: bool
+    lock: LockProbe = LockProbe.NOT_PROBED
+    holders: list[Holder] = field(default_factory=list)
+    waiters: list[Holder] = field(default_factory=list)
+    openers: list[Holder] = field(default_factory=list)
+    accessible: bool = True  # the current user could open it read-write, as uv does
+    unreadable_reason: str = ""
+
+    @property
+    def path(self) -> str:
+        """The entry's full path."""
+        sep = "\\" if "\\" in self.directory and "/" not in self.directory else "/"
+        return self.directory.rstrip("/\\") + sep + self.name
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def classify(obs: Observation) -> LockFile:
+    """Give an observed entry exactly one state, with a short reason people can read."""
+    holders = tuple(obs.holders)
+    waiters = tuple(obs.waiters)
+    blocks_uv = False
+    if stat.S_ISLNK(obs.mode):
+        state, reason = LockState.SUSPICIOUS, "a symlink; uv never makes one"
+    elif not stat.S_ISREG(obs.mode):
+        state, reason = LockState.SUSPICIOUS, _kind_of(obs.mode)
+    elif holders:
+        state, reason = LockState.HELD, "locked by a running process"
+    elif waiters:
+        state, reason = LockState.WAITING, "a process waits for it; its holder is not visible"
+    elif obs.lock is LockProbe.HELD:
+        holders = (Holder(pid=None),)
+        state, reason = LockState.HELD, "locked by a process the OS does not show"
+    elif obs.openers:
+        state, reason = LockState.OPEN, "open in a process that has not locked it (yet)"
+    elif obs.nlink > 1:
+        state, reason = LockState.SUSPICIOUS, f"a hard link ({obs.nlink} links)"
+    elif obs.size > 0:
+        state, reason = LockState.SUSPICIOUS, f"not empty ({obs.size} bytes)"
+    elif obs.lock is LockProbe.UNREADABLE:
+        why = f": {obs.unreadable_reason}" if obs.unreadable_reason else ""
+        state, reason = LockState.SUSPICIOUS, f"unreadable, its lock cannot be checked{why}"
+    elif not obs.mine:
+        blocks_uv = not obs.accessible
+        effect = "your uv cannot open it and runs without this lock" if blocks_uv else (
+            "your uv can still lock it"
+        )
+        state, reason = LockState.FOREIGN, f"owned by {obs.owner}; {effect}"
+    else:
+        state, reason = LockState.ORPHANED, "nobody holds, waits for or has it open"
+    return LockFile(
+        path=obs.path,
+        name=obs.name,
+        state=state,
+        mtime=obs.mtime,
+        size=obs.size,
+        uid=obs.uid,
+        owner=obs.owner,
+        holders=holders,
+        waiters=waiters,
+        openers=tuple(obs.openers),
+        reason=reason,
+        blocks_uv=blocks_uv,
+        dev=obs.dev,
+        ino=obs.ino,
+    )
+
+
+@dataclass
+class ProbeResult:
+    """One backend pass over a set of dirs."""
+
+    files: list[LockFile] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+    hidden_processes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """Looks at the uv lock files in some dirs. One instance serves one scan."""
+
+    @abstractmethod
+    def probe(self, dirs: Sequence[str]) -> ProbeResult:
+        """Observe and classify every uv lock file directly inside `dirs`."""
+
+
+def for_platform(platform: str = sys.platform, processes: ProcessTable | None = None) -> Backend:
+    """The backend for this OS: Linux, Windows, or the macOS/BSD one for any other Unix."""
+    if platform.startswith("linux"):
+        from uvsweep.probe.linux import LinuxBackend  # noqa: PLC0415
+
+        return LinuxBackend(processes)
+    if platform == "win32":
+        from uvsweep.probe.windows import WindowsBackend  # noqa: PLC0415
+
+        return WindowsBackend(processes=processes)
+    from uvsweep.probe.darwin import DarwinBackend  # noqa: PLC0415
+
+    return DarwinBackend(processes)

@@ -1,0 +1,186 @@
+"""The Unix half every Unix backend shares: dir fd, lstat, `O_NOFOLLOW` open and a try-lock.
+
+Every open is relative to a directory fd and refuses symlinks, and a FIFO is never opened without
+`O_NONBLOCK`: a hostile temp dir can neither redirect us nor hang us.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from abc import abstractmethod
+from collections.abc import Sequence
+
+from uvsweep.model import Holder, ScanError
+from uvsweep.naming import is_lock_name
+from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
+from uvsweep.processes import ProcessTable, user_name
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_BUSY = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+
+#: (st_dev, st_ino): how a file is known to the lock and open-file tables.
+FileKey = tuple[int, int]
+
+
+def dir_error_message(err: OSError) -> str:
+    """A one-line, actionable description of why a dir cannot be scanned."""
+    if err.errno == errno.ENOENT:
+        return "no such directory"
+    if err.errno == errno.ENOTDIR:
+        return "not a directory"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (cannot list it)"
+    return err.strerror or str(err)
+
+
+def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str]:
+    """A non-blocking *shared* flock probe on the very inode lstat saw, released at once.
+
+    Shared, so two scanners never see each other as holders; uv only takes exclusive locks on
+    these files, so a shared probe fails exactly when uv holds one.
+    """
+    import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
+
+    try:
+        fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+    except OSError as err:
+        return LockProbe.UNREADABLE, err.strerror or str(err)
+    try:
+        found = os.fstat(fd)
+        if (found.st_dev, found.st_ino) != (dev, ino):
+            return LockProbe.UNREADABLE, "replaced while it was being checked"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in _BUSY:
+                return LockProbe.HELD, ""
+            return LockProbe.UNREADABLE, err.strerror or str(err)
+        return LockProbe.FREE, ""
+    finally:
+        os.close(fd)  # closing drops our shared lock with the open file description
+
+
+def rw_accessible(st: os.stat_result, euid: int, groups: frozenset[int]) -> bool:
+    """Whether a user could open the file read-write (what uv does before it locks)."""
+    if euid == 0:
+        return True
+    mode = st.st_mode
+    if st.st_uid == euid:
+        return mode & 0o600 == 0o600
+    if st.st_gid in groups:
+        return mode & 0o060 == 0o060
+    return mode & 0o006 == 0o006
+
+
+class PosixBackend(Backend):
+    """Lists each dir through a dir fd and probes every uv lock name in it."""
+
+    def __init__(self, processes: ProcessTable | None = None) -> None:
+        self.processes = processes or ProcessTable()
+        self.euid = os.geteuid()
+        self.groups = frozenset({os.getegid(), *os.getgroups()})
+        self._users: dict[int, str] = {}
+
+    @abstractmethod
+    def load_lock_table(self, result: ProbeResult) -> None:
+        """Read the OS's table of locks once per pass, where it has one."""
+
+    @abstractmethod
+    def lock_entries(self, obs: Observation, probe: LockProbe) -> None:
+        """Fill `obs.holders` and `obs.waiters` from the lock table for this file."""
+
+    @abstractmethod
+    def find_openers(
+        self, wanted: dict[FileKey, Observation], result: ProbeResult
+    ) -> dict[FileKey, list[int]]:
+        """Pids (not ours) that have any of the `wanted` files open, in one pass."""
+
+    def owner_name(self, uid: int) -> str:
+        """The login name for a uid, cached for the pass."""
+        if uid not in self._users:
+            self._users[uid] = user_name(uid) or str(uid)
+        return self._users[uid]
+
+    def observe(self, directory: str, dir_fd: int, name: str) -> Observation | None:
+        """lstat one entry and, if it is a regular file, try-lock it. None if it vanished."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        obs = Observation(
+            directory=directory,
+            name=name,
+            mode=st.st_mode,
+            size=st.st_size,
+            nlink=st.st_nlink,
+            mtime=st.st_mtime,
+            dev=st.st_dev,
+            ino=st.st_ino,
+            uid=st.st_uid,
+            owner=self.owner_name(st.st_uid),
+            mine=st.st_uid == self.euid,
+            accessible=rw_accessible(st, self.euid, self.groups),
+        )
+        if stat.S_ISREG(st.st_mode):
+            obs.lock, obs.unreadable_reason = try_lock(dir_fd, name, st.st_dev, st.st_ino)
+        return obs
+
+    def probe(self, dirs: Sequence[str]) -> ProbeResult:
+        """See the class docstring."""
+        result = ProbeResult()
+        self.load_lock_table(result)
+        observed: list[Observation] = []
+        for directory in dirs:
+            try:
+                dir_fd = os.open(directory, _DIR_FLAGS)
+            except OSError as err:
+                result.errors.append(ScanError(directory, dir_error_message(err)))
+                continue
+            try:
+                names = [entry for entry in os.listdir(dir_fd) if entry.startswith("uv-")]
+                for name in names:
+                    if not is_lock_name(name):
+                        continue
+                    try:
+                        obs = self.observe(directory, dir_fd, name)
+                    except OSError as err:
+                        result.errors.append(ScanError(f"{directory}/{name}", str(err)))
+                        continue
+                    if obs is not None:
+                        observed.append(obs)
+            except OSError as err:
+                result.errors.append(ScanError(directory, dir_error_message(err)))
+            finally:
+                os.close(dir_fd)
+        wanted: dict[FileKey, Observation] = {}
+        for obs in observed:
+            if stat.S_ISREG(obs.mode):
+                self.lock_entries(obs, obs.lock)
+                if not obs.holders and not obs.waiters and obs.lock is not LockProbe.HELD:
+                    wanted[(obs.dev, obs.ino)] = obs
+        if wanted:
+            for key, pids in self.find_openers(wanted, result).items():
+                wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
+        result.files = [classify(obs) for obs in observed]
+        return result
+
+
+def holder_list(processes: ProcessTable, pids: Sequence[int]) -> list[Holder]:
+    """Pids as Holders, each once, in order; 0 (a pid we cannot see) stays unknown."""
+    seen: set[int] = set()
+    out: list[Holder] = []
+    for pid in pids:
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append(processes.holder(pid))
+    return out

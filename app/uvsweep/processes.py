@@ -1,0 +1,182 @@
+"""Processes as one scan sees them: names, users, command lines, and which ones are uv.
+
+Linux reads `/proc` directly (cheap, and keeps psutil's import cost off the scan path); other OSes
+use psutil. Whatever the OS hides comes back as None, which people see as "unknown", never "none".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from uvsweep.model import Holder
+
+_UV_NAME_RE = re.compile(r"(?:uv|uvx|uvw)(?:\.exe)?|uv@\d[0-9A-Za-z.+-]*", re.IGNORECASE)
+
+
+def is_uv_name(name: str) -> bool:
+    """True for uv's executables: `uv`, `uvx`, `uvw`, `uv@X.Y.Z` (and `.exe` forms)."""
+    return _UV_NAME_RE.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """What could be learned about one process; None where the OS would not say."""
+
+    pid: int
+    name: str | None
+    uid: int | None
+    user: str | None
+    cmdline: tuple[str, ...] | None
+    cwd: str | None
+
+    @property
+    def is_uv(self) -> bool:
+        """Whether this is a uv process (by its name or its argv[0])."""
+        if self.name and is_uv_name(self.name):
+            return True
+        if self.cmdline:
+            argv0 = self.cmdline[0].replace("\\", "/").rsplit("/", 1)[-1]
+            return is_uv_name(argv0)
+        return False
+
+    def holder(self) -> Holder:
+        """This process as a lock holder, waiter or opener."""
+        return Holder(pid=self.pid, name=self.name, user=self.user, cmdline=self.cmdline)
+
+
+def user_name(uid: int | None) -> str | None:
+    """The login name for `uid`, its number when it has none, None when unknown."""
+    if uid is None:
+        return None
+    try:
+        import pwd  # noqa: PLC0415 - Unix only
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
+    base = f"{proc}/{pid}"
+    try:
+        uid: int | None = os.stat(base).st_uid
+    except OSError:
+        return None  # gone
+    comm = _read(f"{base}/comm")
+    raw_cmdline = _read(f"{base}/cmdline")
+    cmdline = None
+    if raw_cmdline:
+        cmdline = tuple(
+            part.decode("utf-8", "surrogateescape") for part in raw_cmdline.rstrip(b"\0").split(b"\0")
+        )
+    try:
+        cwd: str | None = os.readlink(f"{base}/cwd")
+    except OSError:
+        cwd = None
+    name = comm.decode("utf-8", "surrogateescape").strip() if comm else None
+    return ProcessInfo(pid, name or None, uid, user_name(uid), cmdline, cwd)
+
+
+def _psutil_info(pid: int) -> ProcessInfo | None:
+    import psutil  # noqa: PLC0415 - only off Linux, where /proc is not there
+
+    try:
+        proc = psutil.Process(pid)
+        values: dict[str, Any] = proc.as_dict(["name", "username", "cmdline", "cwd", "uids"])
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return ProcessInfo(pid, None, None, None, None, None)
+    uids = values.get("uids")
+    cmdline = values.get("cmdline")
+    return ProcessInfo(
+        pid=pid,
+        name=values.get("name"),
+        uid=uids.real if uids is not None else None,
+        user=values.get("username"),
+        cmdline=tuple(cmdline) if cmdline else None,
+        cwd=values.get("cwd"),
+    )
+
+
+class ProcessTable:
+    """A lazily filled view of the processes on this machine, for the length of one scan."""
+
+    def __init__(self, platform: str = sys.platform, proc: str = "/proc") -> None:
+        self._linux = platform.startswith("linux") and os.path.isdir(proc)
+        self._proc = proc
+        self._cache: dict[int, ProcessInfo | None] = {}
+        self._pids: list[int] | None = None
+
+    def pids(self) -> list[int]:
+        """Every pid visible to us."""
+        if self._pids is None:
+            if self._linux:
+                self._pids = [int(entry) for entry in os.listdir(self._proc) if entry.isdigit()]
+            else:
+                import psutil  # noqa: PLC0415
+
+                self._pids = psutil.pids()
+        return self._pids
+
+    def info(self, pid: int) -> ProcessInfo | None:
+        """What we can learn about `pid`; None when it no longer exists."""
+        if pid not in self._cache:
+            self._cache[pid] = _linux_info(pid, self._proc) if self._linux else _psutil_info(pid)
+        return self._cache[pid]
+
+    def holder(self, pid: int | None) -> Holder:
+        """`pid` as a Holder; a pid we cannot see (0, another PID namespace) stays unknown."""
+        if not pid:
+            return Holder(pid=None)
+        found = self.info(pid)
+        return found.holder() if found else Holder(pid=pid)
+
+    def uv_processes(self, exclude: frozenset[int] = frozenset()) -> list[ProcessInfo]:
+        """Live uv processes of any user, except the pids in `exclude`."""
+        found = []
+        for pid in self.pids():
+            if pid in exclude:
+                continue
+            if self._linux:
+                comm = _read(f"{self._proc}/{pid}/comm")
+                if comm is None or not is_uv_name(comm.decode("utf-8", "replace").strip()):
+                    continue
+            info = self.info(pid)
+            if info is not None and info.is_uv:
+                found.append(info)
+        return found
+
+
+def ancestors(pid: int | None = None) -> frozenset[int]:
+    """`pid` (default: this process) and its ancestors, for excluding `uv run uvsweep` itself."""
+    chain: set[int] = set()
+    current = os.getpid() if pid is None else pid
+    while current > 1 and current not in chain:
+        chain.add(current)
+        status = _read(f"/proc/{current}/stat")
+        if status is None:
+            if sys.platform.startswith("linux"):
+                break
+            import psutil  # noqa: PLC0415
+
+            try:
+                current = psutil.Process(current).ppid()
+            except psutil.Error:
+                break
+            continue
+        # the comm field may contain spaces and parentheses: the ppid follows the last ')'
+        current = int(status.rsplit(b")", 1)[1].split()[1])
+    return frozenset(chain)
