@@ -28,7 +28,11 @@ class ExitStatus(IntEnum):
 
 
 class UsageError(Exception):
-    """Bad arguments that argparse cannot catch by itself."""
+    """Bad arguments that argparse cannot catch by itself (exit 2)."""
+
+
+class CommandError(Exception):
+    """The command could not do what was asked; the message says why (exit 1)."""
 
 
 def _err(message: str) -> None:
@@ -38,15 +42,17 @@ def _err(message: str) -> None:
 def _parse_states(values: Sequence[str]) -> frozenset[LockState]:
     states = set()
     for value in values:
-        for word in value.split(","):
-            word = word.strip().lower()
+        for raw in value.split(","):
+            word = raw.strip().lower()
             if not word:
                 continue
             try:
                 states.add(LockState(word))
             except ValueError:
                 choices = ", ".join(s.value for s in LockState)
-                raise UsageError(f"--fail-on: unknown state {word!r} (choose from {choices})") from None
+                raise UsageError(
+                    f"--fail-on: unknown state {word!r} (choose from {choices})"
+                ) from None
     return frozenset(states)
 
 
@@ -93,19 +99,19 @@ def _interpreter_keys(spec: str) -> list[str]:
     """`sys.executable` (uv >= 0.7.12) and `sys.prefix` (older uv), asked of the interpreter."""
     exe = spec if os.sep in spec or (os.altsep and os.altsep in spec) else shutil.which(spec)
     if not exe or not os.path.exists(exe):
-        raise UsageError(f"--python: no interpreter at {spec!r}")
+        raise CommandError(f"--python: no interpreter at {spec!r}")
     exe = os.path.abspath(exe)
     try:
         out = subprocess.run(
             [exe, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=30, check=True
         ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError) as err:
-        raise UsageError(f"--python: could not run {exe}: {err}") from err
+        raise CommandError(f"--python: could not run {exe}: {err}") from err
     if len(out) < 3:
-        raise UsageError(f"--python: {exe} did not report sys.executable and sys.prefix")
+        raise CommandError(f"--python: {exe} did not report sys.executable and sys.prefix")
     executable, prefix, base_prefix = out[:3]
     if prefix != base_prefix:
-        raise UsageError(
+        raise CommandError(
             f"--python: {exe} is a virtual environment; uv locks {os.path.join(prefix, '.lock')}"
             " there, not a file in the temp dir"
         )
@@ -135,11 +141,11 @@ def _lock_keys(args: argparse.Namespace) -> tuple[list[str], bool]:
         return [os.path.join(os.getcwd(), target)], False  # std::path::absolute: no normalising
     if kind == "build":
         if not os.path.isdir(target):
-            raise UsageError(f"--build: {target!r} is not a directory")
+            raise CommandError(f"--build: {target!r} is not a directory")
         return [os.path.realpath(target)], True
     root = labels.project_root(target)
     if root is None:
-        raise UsageError(
+        raise CommandError(
             f"--project: no managed project at or above {target!r} (no pyproject.toml with a"
             " [project] table, or tool.uv.managed = false)"
         )
@@ -155,8 +161,10 @@ def cmd_lockname(args: argparse.Namespace) -> ExitStatus:
         if args.as_str:
             names = [lock_name(str_digest(args.target))]
         else:
-            style = PathStyle(args.style) if args.style else (
-                PathStyle.WINDOWS if sys.platform == "win32" else PathStyle.POSIX
+            style = (
+                PathStyle(args.style)
+                if args.style
+                else (PathStyle.WINDOWS if sys.platform == "win32" else PathStyle.POSIX)
             )
             names = [lock_name(path_digest(args.target, style))]
     else:
@@ -243,11 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("python", "a non-venv interpreter (runs it to read sys.executable and sys.prefix)"),
         ("build", "a source tree built by uv's setuptools frontend (uv-setuptools-*.lock)"),
     ):
-        kinds.add_argument(f"--{flag}", dest="kind", action="store_const", const=flag, help=help_text)
+        kinds.add_argument(
+            f"--{flag}", dest="kind", action="store_const", const=flag, help=help_text
+        )
     kinds.add_argument("--raw", action="store_true", help="hash KEY exactly as given, as a Path")
     lockname.add_argument("--str", dest="as_str", action="store_true", help="with --raw: a str key")
     lockname.add_argument(
-        "--style", choices=("posix", "windows"), help="with --raw: whose Path rules (default: this OS)"
+        "--style",
+        choices=("posix", "windows"),
+        help="with --raw: whose Path rules (default: this OS)",
     )
     lockname.add_argument("--name-only", action="store_true", help="print names, not full paths")
     lockname.add_argument("target", metavar="PATH|KEY")
@@ -265,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as err:
+        _err(str(err))
+        return ExitStatus.USAGE
+    except CommandError as err:
         _err(str(err))
         return ExitStatus.ERROR
     except KeyboardInterrupt:

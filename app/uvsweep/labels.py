@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import itertools
 import os
 import re
 import sys
@@ -32,7 +33,8 @@ _PYTHON_NAME_RE = re.compile(r"python(?:\d+(?:\.\d+)?t?)?(?:\.exe)?", re.IGNOREC
 def _read_pyproject(directory: str) -> dict[str, Any] | None:
     try:
         with open(os.path.join(directory, "pyproject.toml"), "rb") as handle:
-            return tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return None
 
@@ -96,7 +98,9 @@ def project_root(path: str, cwd: str | None = None) -> str | None:
         ancestor = parent
 
 
-def python_install_dir(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> str:
+def python_install_dir(
+    environ: Mapping[str, str] = os.environ, platform: str = sys.platform
+) -> str:
     """Where uv keeps the Pythons it manages (what `uv python dir` prints), without running uv."""
     if environ.get("UV_PYTHON_INSTALL_DIR"):
         return environ["UV_PYTHON_INSTALL_DIR"]
@@ -164,7 +168,7 @@ def _process_candidates(index: LabelIndex, proc: ProcessInfo) -> None:
     if root:
         index.add_project(root)
     argv = list(proc.cmdline or ())
-    for flag, value in zip(argv, argv[1:]):
+    for flag, value in itertools.pairwise(argv):
         if flag in ("--project", "--directory"):
             found = project_root(value, cwd)
             if found:

@@ -28,7 +28,7 @@ def _darwin_user_temp_dir() -> str | None:
 
 
 def _windows_temp_path() -> str | None:
-    """`GetTempPath2W` where Windows has it (SYSTEM gets `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
+    """`GetTempPath2W` if it exists (SYSTEM: `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
     import ctypes  # noqa: PLC0415 - only on Windows
 
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
@@ -79,7 +79,7 @@ def default_dirs(
 
 
 def unique_dirs(dirs: Iterable[str]) -> list[str]:
-    """Dirs in order, each once: compared by their real path so `/tmp` and `/private/tmp` are one."""
+    """Dirs in order, each once, compared by real path (`/tmp` and `/private/tmp` are one)."""
     seen: set[str] = set()
     out: list[str] = []
     for item in dirs:

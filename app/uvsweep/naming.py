@@ -50,7 +50,7 @@ def _diffuse(x: int) -> int:
 
 
 def seahash(data: bytes) -> int:
-    """seahash 4.x with its default seeds, as `seahash::hash(data)` (equal to its streaming form)."""
+    """seahash 4.x with default seeds: `seahash::hash(data)`, equal to its streaming form."""
     lanes = list(_SEEDS)
     size = len(data)
     whole = size - size % 8
@@ -91,8 +91,10 @@ def _component_bytes(body: bytes, seps: bytes, *, skip_cur_dir: bool) -> bytes:
             chunk_bits = _rotate_right_2(chunk_bits + index - start)
         start = index + 1
         # A `.` right after a separator is skipped, as components() would drop it.
-        if skip_cur_dir and body[start : start + 1] == b"." and (
-            start + 1 == len(body) or body[start + 1] in seps
+        if (
+            skip_cur_dir
+            and body[start : start + 1] == b"."
+            and (start + 1 == len(body) or body[start + 1] in seps)
         ):
             start += 1
     if start < len(body):

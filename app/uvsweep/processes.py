@@ -78,9 +78,8 @@ def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     raw_cmdline = _read(f"{base}/cmdline")
     cmdline = None
     if raw_cmdline:
-        cmdline = tuple(
-            part.decode("utf-8", "surrogateescape") for part in raw_cmdline.rstrip(b"\0").split(b"\0")
-        )
+        parts = raw_cmdline.rstrip(b"\0").split(b"\0")
+        cmdline = tuple(part.decode("utf-8", "surrogateescape") for part in parts)
     try:
         cwd: str | None = os.readlink(f"{base}/cwd")
     except OSError:
@@ -163,20 +162,24 @@ class ProcessTable:
 def ancestors(pid: int | None = None) -> frozenset[int]:
     """`pid` (default: this process) and its ancestors, for excluding `uv run uvsweep` itself."""
     chain: set[int] = set()
-    current = os.getpid() if pid is None else pid
-    while current > 1 and current not in chain:
+    current: int | None = os.getpid() if pid is None else pid
+    while current is not None and current > 1 and current not in chain:
         chain.add(current)
-        status = _read(f"/proc/{current}/stat")
-        if status is None:
-            if sys.platform.startswith("linux"):
-                break
-            import psutil  # noqa: PLC0415
-
-            try:
-                current = psutil.Process(current).ppid()
-            except psutil.Error:
-                break
-            continue
-        # the comm field may contain spaces and parentheses: the ppid follows the last ')'
-        current = int(status.rsplit(b")", 1)[1].split()[1])
+        current = parent_pid(current)
     return frozenset(chain)
+
+
+def parent_pid(pid: int, proc: str = "/proc") -> int | None:
+    """The parent of `pid`, or None when it is gone or hidden."""
+    status = _read(f"{proc}/{pid}/stat")
+    if status is not None:
+        # the comm field may hold spaces and parentheses: the ppid follows the last ')'
+        return int(status.rsplit(b")", 1)[1].split()[1])
+    if os.path.isdir(f"{proc}/self"):
+        return None  # a /proc system where the process has gone
+    import psutil  # noqa: PLC0415
+
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
+        return None

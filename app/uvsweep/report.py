@@ -94,7 +94,9 @@ def snapshot_text(snapshot: Snapshot, now: float) -> str:
         widths = [max(len(row[col]) for row in rows) for col in range(4)]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
                  for row in rows]  # fmt: skip
-        explained = [f for f in snapshot.files if f.state in (LockState.FOREIGN, LockState.SUSPICIOUS)]
+        explained = [
+            f for f in snapshot.files if f.state in (LockState.FOREIGN, LockState.SUSPICIOUS)
+        ]
         if explained:
             lines.append("")
             lines += [f"{item.state.value}: {item.path}: {item.reason}" for item in explained]

@@ -1,4 +1,4 @@
-"""User settings: a small TOML file in the platformdirs config dir; read-only here, never overwritten.
+"""User settings: a small TOML file in the platformdirs config dir, read here, never overwritten.
 
 A missing file means defaults. A corrupt or mistyped one gives a clear warning and the defaults,
 and the file is left exactly as it is for the user to fix.

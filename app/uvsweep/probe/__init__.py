@@ -95,8 +95,10 @@ def classify(obs: Observation) -> LockFile:
         state, reason = LockState.SUSPICIOUS, f"unreadable, its lock cannot be checked{why}"
     elif not obs.mine:
         blocks_uv = not obs.accessible
-        effect = "your uv cannot open it and runs without this lock" if blocks_uv else (
-            "your uv can still lock it"
+        effect = (
+            "your uv cannot open it and runs without this lock"
+            if blocks_uv
+            else ("your uv can still lock it")
         )
         state, reason = LockState.FOREIGN, f"owned by {obs.owner}; {effect}"
     else:

@@ -69,14 +69,18 @@ class LinuxBackend(PosixBackend):
                 self.table = parse_locks(handle.read())
         except OSError as err:
             self.table = None
-            result.notes.append(f"{self.proc}/locks unreadable ({err.strerror}): waiters are unknown")
+            result.notes.append(
+                f"{self.proc}/locks unreadable ({err.strerror}): waiters are unknown"
+            )
 
     def lock_entries(self, obs: Observation, probe: LockProbe) -> None:
         """See the base class."""
         if not self.table:
             return
         entries = self.table.get(obs.ino, [])
-        same_dev = [e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))]
+        same_dev = [
+            e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))
+        ]
         trusted = same_dev or (entries if probe is LockProbe.HELD else [])
         obs.holders = holder_list(self.processes, [e.pid for e in trusted if not e.waiting])
         obs.waiters = holder_list(self.processes, [e.pid for e in trusted if e.waiting])
@@ -84,7 +88,7 @@ class LinuxBackend(PosixBackend):
     def find_openers(
         self, wanted: dict[FileKey, Observation], result: ProbeResult
     ) -> dict[FileKey, list[int]]:
-        """Walk `/proc/*/fd` once; only links whose target is one of the wanted names are stat'ed."""
+        """Walk `/proc/*/fd` once; only links whose target has a wanted name are stat'ed."""
         names = {obs.name for obs in wanted.values()}
         me = os.getpid()
         found: dict[FileKey, list[int]] = {}

@@ -54,6 +54,18 @@ class Kernel32Files:
         self.advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined]
         self.kernel32.CreateFileW.restype = wintypes.HANDLE
         self._me: Any = None
+        dword = wintypes.DWORD
+        times = [(f"time{i}", dword) for i in range(6)]
+        info_fields = [("attributes", dword), *times, ("serial", dword), ("size_high", dword),
+                       ("size_low", dword), ("links", dword), ("index_high", dword),
+                       ("index_low", dword)]  # fmt: skip
+        self.info_type: Any = type("FileInfo", (ctypes.Structure,), {"_fields_": info_fields})
+        overlapped_fields = [("internal", ctypes.c_void_p), ("internal_high", ctypes.c_void_p),
+                             ("offset", dword), ("offset_high", dword),
+                             ("event", wintypes.HANDLE)]  # fmt: skip
+        self.overlapped_type: Any = type(
+            "Overlapped", (ctypes.Structure,), {"_fields_": overlapped_fields}
+        )
 
     def _error(self) -> OSError:
         return self.ctypes.WinError(self.ctypes.get_last_error())  # type: ignore[attr-defined,no-any-return]
@@ -64,7 +76,13 @@ class Kernel32Files:
         share_all = 0x1 | 0x2 | 0x4
         open_existing, open_reparse_point = 3, 0x00200000
         handle = self.kernel32.CreateFileW(
-            path, generic_read | read_control, share_all, None, open_existing, open_reparse_point, None
+            path,
+            generic_read | read_control,
+            share_all,
+            None,
+            open_existing,
+            open_reparse_point,
+            None,
         )
         if handle in (None, self.wintypes.HANDLE(-1).value):
             raise self._error()
@@ -72,32 +90,21 @@ class Kernel32Files:
 
     def identity(self, handle: Any) -> tuple[int, int]:
         """See `Win32Files`."""
-        dword = self.wintypes.DWORD
-
-        class Info(self.ctypes.Structure):  # type: ignore[name-defined,misc]
-            _fields_ = [("attributes", dword), *((f"time{i}", dword) for i in range(6)),
-                        ("serial", dword), ("size_high", dword), ("size_low", dword),
-                        ("links", dword), ("index_high", dword), ("index_low", dword)]  # fmt: skip
-
-        info = Info()
+        info = self.info_type()
         if not self.kernel32.GetFileInformationByHandle(handle, self.ctypes.byref(info)):
             raise self._error()
         return info.serial, (info.index_high << 32) | info.index_low
 
     def try_lock_shared(self, handle: Any) -> bool:
         """See `Win32Files`."""
-        dword = self.wintypes.DWORD
-
-        class Overlapped(self.ctypes.Structure):  # type: ignore[name-defined,misc]
-            _fields_ = [("internal", self.ctypes.c_void_p), ("internal_high", self.ctypes.c_void_p),
-                        ("offset", dword), ("offset_high", dword), ("event", self.wintypes.HANDLE)]  # fmt: skip
-
-        overlapped = Overlapped()
+        overlapped = self.overlapped_type()
         fail_immediately = 0x1
         if self.kernel32.LockFileEx(
             handle, fail_immediately, 0, 0xFFFFFFFF, 0xFFFFFFFF, self.ctypes.byref(overlapped)
         ):
-            self.kernel32.UnlockFileEx(handle, 0, 0xFFFFFFFF, 0xFFFFFFFF, self.ctypes.byref(overlapped))
+            self.kernel32.UnlockFileEx(
+                handle, 0, 0xFFFFFFFF, 0xFFFFFFFF, self.ctypes.byref(overlapped)
+            )
             return True
         code = self.ctypes.get_last_error()  # type: ignore[attr-defined]
         if code == ERROR_LOCK_VIOLATION:
@@ -213,7 +220,9 @@ class WindowsBackend(Backend):
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
         """See `Backend`."""
-        result = ProbeResult(notes=["Windows does not show lock holders or waiters: they are unknown"])
+        result = ProbeResult(
+            notes=["Windows does not show lock holders or waiters: they are unknown"]
+        )
         observed: list[Observation] = []
         for directory in dirs:
             try:

@@ -1,0 +1,216 @@
+"""Shared fixtures: real temp dirs, real processes that hold locks, real uv, other users."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+APP_DIR = str(Path(__file__).resolve().parents[1] / "app")
+REQUIRE_SYSTEM = os.environ.get("UVSWEEP_REQUIRE_SYSTEM") == "1"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a system requirement is missing; with UVSWEEP_REQUIRE_SYSTEM=1, fail instead."""
+    if condition:
+        return
+    if REQUIRE_SYSTEM:
+        pytest.fail(f"UVSWEEP_REQUIRE_SYSTEM=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"test leaked threads: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never read the developer's own settings file.
+    path = tmp_path_factory.mktemp("config") / "settings.toml"
+    monkeypatch.setenv("UVSWEEP_CONFIG", str(path))
+
+
+@pytest.fixture
+def lockdir(tmp_path: Path) -> Path:
+    """An empty temp dir of our own to fill with lock files."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    return path
+
+
+class Holder:
+    """A child process that holds (or waits for) an flock on a file, as uv does."""
+
+    def __init__(self, path: Path, *, wait: bool = False) -> None:
+        code = textwrap.dedent(
+            """
+            import fcntl, os, sys, time
+            fd = os.open(sys.argv[1], os.O_RDWR)
+            print("opened", flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            print("locked", flush=True)
+            time.sleep(600)
+            """
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "opened"
+        if not wait:
+            assert self.proc.stdout.readline().strip() == "locked"
+        else:
+            time.sleep(0.2)  # give it time to block in flock()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def hold() -> Iterator[type[Holder]]:
+    """Start lock-holding children; every one is killed at the end of the test."""
+    started: list[Holder] = []
+
+    class Tracked(Holder):
+        def __init__(self, path: Path, *, wait: bool = False) -> None:
+            super().__init__(path, wait=wait)
+            started.append(self)
+
+    yield Tracked
+    for holder in started:
+        holder.stop()
+
+
+def flock_held(path: Path) -> bool:
+    """Whether someone else holds an exclusive flock on `path` right now."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# ---- real uv ---------------------------------------------------------------------------------
+
+
+def uv_binary() -> str | None:
+    """The uv the dev group installs into the venv (else one on PATH)."""
+    scripts = sysconfig.get_path("scripts")
+    candidate = os.path.join(scripts, "uv")
+    return candidate if os.path.exists(candidate) else shutil.which("uv")
+
+
+def base_python() -> str:
+    """A non-venv interpreter: the one this venv was made from."""
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+@pytest.fixture
+def uv_env(tmp_path: Path, lockdir: Path) -> dict[str, str]:
+    """Environment for running real uv offline with `lockdir` as its temp dir."""
+    env = dict(os.environ)
+    env.update(
+        TMPDIR=str(lockdir),
+        UV_OFFLINE="1",
+        UV_PYTHON_DOWNLOADS="never",
+        UV_NO_PROGRESS="1",
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        UV_PYTHON=base_python(),
+    )
+    for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_SYSTEM_PYTHON"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def uv() -> str:
+    found = uv_binary()
+    need(found is not None, "uv is not installed (it comes with `uv sync`'s dev group)")
+    assert found is not None
+    return found
+
+
+def make_project(root: Path, name: str = "demo", extra: str = "") -> Path:
+    """A minimal project with no dependencies: `uv sync` works offline."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0"\nrequires-python = ">=3.10"\n'
+        f"dependencies = []\n{extra}"
+    )
+    return root
+
+
+# ---- another user ----------------------------------------------------------------------------
+
+
+def other_user_python() -> tuple[int, int, str] | None:
+    """(uid, gid, interpreter) for running code as `nobody`, or None when we cannot."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+    except (ImportError, KeyError):
+        return None
+    for python in ("/usr/bin/python3", base_python()):
+        if os.path.exists(python) and subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+             python, "-c", "pass"],
+            capture_output=True, check=False,
+        ).returncode == 0:  # fmt: skip
+            return nobody.pw_uid, nobody.pw_gid, python
+    return None
+
+
+def run_cli_as_nobody(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    """Run `uvsweep ARGS` as the user `nobody` (the test must have checked other_user_python)."""
+    found = other_user_python()
+    assert found is not None
+    uid, gid, python = found
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR, "UVSWEEP_CONFIG": "/nonexistent/s.toml"}
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-m", "uvsweep",
+         *args],
+        capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A world-traversable dir (pytest's own tmp tree is private to its user), removed after."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="uvsweep-test-", dir="/tmp"))  # noqa: S108
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for child in path.rglob("*"):
+            if child.is_dir() and not child.is_symlink():
+                child.chmod(0o755)
+        shutil.rmtree(path)

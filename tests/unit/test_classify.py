@@ -1,0 +1,100 @@
+"""classify: every observation gets exactly one state, with the precedence the README states."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from uvsweep.model import Holder, LockState
+from uvsweep.probe import LockProbe, Observation, classify
+from uvsweep.probe.posix import rw_accessible
+
+
+def obs(**changes: object) -> Observation:
+    base = Observation(
+        directory="/tmp", name="uv-0123456789abcdef.lock", mode=stat.S_IFREG | 0o666, size=0,
+        nlink=1, mtime=0.0, dev=1, ino=2, uid=1000, owner="me", mine=True, lock=LockProbe.FREE,
+    )  # fmt: skip
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("changes", "state"),
+    [
+        ({}, LockState.ORPHANED),
+        ({"mine": False, "owner": "bob"}, LockState.FOREIGN),
+        ({"mode": stat.S_IFLNK | 0o777}, LockState.SUSPICIOUS),
+        ({"mode": stat.S_IFIFO | 0o666}, LockState.SUSPICIOUS),
+        ({"mode": stat.S_IFDIR | 0o755}, LockState.SUSPICIOUS),
+        ({"nlink": 2}, LockState.SUSPICIOUS),
+        ({"size": 3}, LockState.SUSPICIOUS),
+        ({"lock": LockProbe.UNREADABLE}, LockState.SUSPICIOUS),
+        ({"lock": LockProbe.HELD}, LockState.HELD),
+        ({"holders": [Holder(7, "uv")]}, LockState.HELD),
+        ({"waiters": [Holder(8, "uv")]}, LockState.WAITING),
+        ({"openers": [Holder(9, "uv")]}, LockState.OPEN),
+    ],
+)
+def test_each_observation_gets_one_state(changes: dict[str, object], state: LockState) -> None:
+    assert classify(obs(**changes)).state is state
+
+
+def test_live_use_wins_over_oddities_of_the_file() -> None:
+    # a held file with two links is reported held: what a process does now matters most
+    assert classify(obs(nlink=2, holders=[Holder(1)])).state is LockState.HELD
+    # but a symlink is never probed, whatever the lock table says about its inode
+    assert classify(obs(mode=stat.S_IFLNK | 0o777, holders=[Holder(1)])).state is LockState.SUSPICIOUS
+
+
+def test_a_failed_try_lock_without_a_visible_holder_names_an_unknown_holder() -> None:
+    item = classify(obs(lock=LockProbe.HELD))
+    assert item.holders == (Holder(pid=None),)
+    assert item.holders[0].describe() == "unknown unknown (unknown)"
+
+
+def test_waiters_are_listed_beside_holders() -> None:
+    item = classify(obs(holders=[Holder(1, "uv")], waiters=[Holder(2, "uv"), Holder(3, "uv")]))
+    assert item.state is LockState.HELD
+    assert [w.pid for w in item.waiters] == [2, 3]
+
+
+def test_foreign_files_say_whether_they_block_the_current_users_uv() -> None:
+    blocking = classify(obs(mine=False, owner="bob", accessible=False))
+    assert blocking.blocks_uv
+    assert "cannot open it" in blocking.reason
+    harmless = classify(obs(mine=False, owner="bob", accessible=True))
+    assert not harmless.blocks_uv
+    assert "can still lock it" in harmless.reason
+
+
+def test_only_regular_empty_single_link_own_unlocked_files_are_orphaned() -> None:
+    assert classify(obs()).state is LockState.ORPHANED
+    assert classify(obs(size=1)).state is not LockState.ORPHANED
+    assert classify(obs(nlink=3)).state is not LockState.ORPHANED
+    assert classify(obs(mine=False)).state is not LockState.ORPHANED
+
+
+def _st(mode: int, uid: int, gid: int) -> os.stat_result:
+    return os.stat_result((stat.S_IFREG | mode, 1, 1, 1, uid, gid, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid", "gid", "euid", "groups", "expected"),
+    [
+        (0o644, 0, 0, 1000, {1000}, False),  # uv <= 0.5.29 mode, owned by root: blocks others
+        (0o666, 0, 0, 1000, {1000}, True),  # uv >= 0.9.15 mode: anyone can lock it
+        (0o664, 0, 50, 1000, {50}, True),  # group-writable and we are in the group
+        (0o664, 0, 50, 1000, {1000}, False),
+        (0o600, 1000, 1000, 1000, {1000}, True),
+        (0o400, 1000, 1000, 1000, {1000}, False),
+        (0o000, 1000, 1000, 0, {0}, True),  # root opens anything
+    ],
+)
+def test_rw_access_follows_the_mode_bits(
+    mode: int, uid: int, gid: int, euid: int, groups: set[int], expected: bool
+) -> None:
+    assert rw_accessible(_st(mode, uid, gid), euid, frozenset(groups)) is expected
