@@ -38,7 +38,9 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Never read the developer's own settings file.
     path = tmp_path_factory.mktemp("config") / "settings.toml"
     monkeypatch.setenv("UVSWEEP_CONFIG", str(path))
@@ -205,7 +207,7 @@ def shared_tmp() -> Iterator[Path]:
     """A world-traversable dir (pytest's own tmp tree is private to its user), removed after."""
     import tempfile
 
-    path = Path(tempfile.mkdtemp(prefix="uvsweep-test-", dir="/tmp"))  # noqa: S108
+    path = Path(tempfile.mkdtemp(prefix="uvsweep-test-", dir="/tmp"))
     path.chmod(0o755)
     try:
         yield path

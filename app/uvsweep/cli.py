@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -73,6 +70,8 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     for error in snapshot.errors:
         _err(f"{error.path}: {error.message}")
     if args.json:
+        import json  # noqa: PLC0415
+
         json.dump(report.snapshot_json(snapshot, now), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
@@ -97,6 +96,9 @@ _QUERY = "import sys; print(sys.executable); print(sys.prefix); print(sys.base_p
 
 def _interpreter_keys(spec: str) -> list[str]:
     """`sys.executable` (uv >= 0.7.12) and `sys.prefix` (older uv), asked of the interpreter."""
+    import shutil  # noqa: PLC0415 - only lockname needs these
+    import subprocess  # noqa: PLC0415
+
     exe = spec if os.sep in spec or (os.altsep and os.altsep in spec) else shutil.which(spec)
     if not exe or not os.path.exists(exe):
         raise CommandError(f"--python: no interpreter at {spec!r}")
@@ -194,14 +196,25 @@ exit codes:
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without `shutil` (argparse imports it just for the width)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size().columns
+        except (OSError, ValueError):
+            width = 80
+        super().__init__(prog, width=max(40, width - 2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
         prog="uvsweep",
-        description="Find the lock files uv leaves in the temp dir, see what each one guards, "
+        description="Find the lock files uv leaves in the temp dir, see what each one guards,\n"
         "and whether anything still uses it.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"uvsweep {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -209,11 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser(
         "scan",
         help="list uv lock files in the temp dirs with their state",
-        description="List every uv lock file (uv-<16 hex>.lock) directly inside the temp dirs: "
+        description="List every uv lock file (uv-<16 hex>.lock) directly inside the temp dirs:\n"
         "its state, age, the environment it guards and who holds it. Nothing is changed.",
         epilog=_EPILOG + "\nexamples:\n  uvsweep scan\n  uvsweep scan --dir /tmp --json\n"
         "  uvsweep scan --fail-on orphaned,foreign     # in CI or a Dockerfile\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     scan.add_argument(
         "--dir", dest="dirs", action="append", metavar="DIR",
@@ -234,15 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     lockname = sub.add_parser(
         "lockname",
         help="print the temp lock file uv uses for a project, script or interpreter",
-        description="Print the path of the temp-dir lock file uv would take for an environment, "
-        "one per line. Without a kind flag, a directory is a project, a .py file a script and an "
-        "executable an interpreter.",
+        description="Print the path of the temp-dir lock file uv would take for an environment,\n"
+        "one per line. Without a kind flag, a directory is a project, a .py file a script\n"
+        "and an executable an interpreter.",
         epilog="examples:\n"
         "  uvsweep lockname .                          # the project around the cwd\n"
         "  uvsweep lockname --python /usr/bin/python3  # uv >= 0.7.12 name, then the older one\n"
         "  uvsweep lockname --raw /usr/local           # hash a Path key exactly as given\n"
         "  uvsweep lockname --raw --str 'https://example.com/s.py'\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     kinds = lockname.add_mutually_exclusive_group()
     for flag, help_text in (

@@ -15,27 +15,23 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from uvsweep.model import Label, LabelKind
 from uvsweep.naming import PathStyle, digest_of, is_setuptools_name, path_digest
 from uvsweep.processes import ProcessInfo, ProcessTable
+from uvsweep.settings import read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
 _PYTHON_NAME_RE = re.compile(r"python(?:\d+(?:\.\d+)?t?)?(?:\.exe)?", re.IGNORECASE)
 
 
 def _read_pyproject(directory: str) -> dict[str, Any] | None:
     try:
-        with open(os.path.join(directory, "pyproject.toml"), "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return read_toml(os.path.join(directory, "pyproject.toml"))
+    except (OSError, ValueError):
         return None
 
 
@@ -118,13 +114,13 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-@dataclass
 class LabelIndex:
     """Digest -> the environment it belongs to, for `uv-*` and `uv-setuptools-*` names."""
 
-    style: PathStyle = PathStyle.POSIX
-    env: dict[str, Label] = field(default_factory=dict)
-    build: dict[str, Label] = field(default_factory=dict)
+    def __init__(self, style: PathStyle = PathStyle.POSIX) -> None:
+        self.style = style
+        self.env: dict[str, Label] = {}
+        self.build: dict[str, Label] = {}
 
     def add(self, kind: LabelKind, key: str, shown: str | None = None) -> None:
         """Hash `key` as a Path; the first candidate to claim a digest keeps it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from enum import Enum
 
 
@@ -43,22 +43,77 @@ class LabelKind(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Label:
+class Record:
+    """An immutable value: equality, hash, repr and `replace()` derived from `__slots__`.
+
+    The records are plain slotted classes rather than dataclasses because importing `dataclasses`
+    (it imports `inspect`) and generating their code costs more than the rest of a cold
+    `uvsweep scan` on an empty dir, whose budget is 4x `python -c pass`.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _init(self, **values: object) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use replace()")
+
+    def _values(self) -> Iterator[object]:
+        return (getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, Record)
+        return tuple(self._values()) == tuple(other._values())
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def replace(self, **changes: object) -> Record:
+        """A copy with some fields changed."""
+        copy = object.__new__(type(self))
+        for name in self.__slots__:
+            object.__setattr__(copy, name, changes.pop(name, getattr(self, name)))
+        if changes:
+            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(changes)}")
+        return copy
+
+
+class Label(Record):
     """The environment a lock file guards, found by hashing a candidate path to the same name."""
 
+    __slots__ = ("kind", "path")
     kind: LabelKind
     path: str
 
+    def __init__(self, kind: LabelKind, path: str) -> None:
+        self._init(kind=kind, path=path)
 
-@dataclass(frozen=True)
-class Holder:
+
+class Holder(Record):
     """A process that holds, waits for or has open a lock file. None means the OS hid it."""
 
+    __slots__ = ("cmdline", "name", "pid", "user")
     pid: int | None
-    name: str | None = None
-    user: str | None = None
-    cmdline: tuple[str, ...] | None = None
+    name: str | None
+    user: str | None
+    cmdline: tuple[str, ...] | None
+
+    def __init__(
+        self,
+        pid: int | None,
+        name: str | None = None,
+        user: str | None = None,
+        cmdline: tuple[str, ...] | None = None,
+    ) -> None:
+        self._init(pid=pid, name=name, user=user, cmdline=cmdline)
 
     def describe(self) -> str:
         """`1234 uv (alice)`, with `unknown` for whatever the OS hides."""
@@ -68,10 +123,26 @@ class Holder:
         return f"{pid} {name} ({user})"
 
 
-@dataclass(frozen=True)
-class LockFile:
+class LockFile(Record):
     """One uv lock file as the scan saw it."""
 
+    __slots__ = (
+        "blocks_uv",
+        "dev",
+        "holders",
+        "ino",
+        "label",
+        "mtime",
+        "name",
+        "openers",
+        "owner",
+        "path",
+        "reason",
+        "size",
+        "state",
+        "uid",
+        "waiters",
+    )  # fmt: skip
     path: str
     name: str
     state: LockState
@@ -79,39 +150,86 @@ class LockFile:
     size: int
     uid: int
     owner: str
-    label: Label | None = None
-    holders: tuple[Holder, ...] = ()
-    waiters: tuple[Holder, ...] = ()
-    openers: tuple[Holder, ...] = ()
-    reason: str = ""  # why the state is what it is, in a few words, for people
-    blocks_uv: bool = False  # foreign only: the current user's uv cannot open it to lock
-    dev: int = 0
-    ino: int = 0
+    label: Label | None
+    holders: tuple[Holder, ...]
+    waiters: tuple[Holder, ...]
+    openers: tuple[Holder, ...]
+    reason: str  # why the state is what it is, in a few words, for people
+    blocks_uv: bool  # foreign only: the current user's uv cannot open it to lock
+    dev: int
+    ino: int
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        state: LockState,
+        mtime: float,
+        size: int,
+        uid: int,
+        owner: str,
+        label: Label | None = None,
+        holders: tuple[Holder, ...] = (),
+        waiters: tuple[Holder, ...] = (),
+        openers: tuple[Holder, ...] = (),
+        reason: str = "",
+        blocks_uv: bool = False,
+        dev: int = 0,
+        ino: int = 0,
+    ) -> None:
+        self._init(
+            path=path, name=name, state=state, mtime=mtime, size=size, uid=uid, owner=owner,
+            label=label, holders=holders, waiters=waiters, openers=openers, reason=reason,
+            blocks_uv=blocks_uv, dev=dev, ino=ino,
+        )  # fmt: skip
 
     @property
     def directory(self) -> str:
         """The temp dir the file lives in."""
         return self.path[: -len(self.name) - 1] or self.path[:1]
 
+    def with_label(self, label: Label | None) -> LockFile:
+        """This file, labelled."""
+        copy = self.replace(label=label)
+        assert isinstance(copy, LockFile)
+        return copy
 
-@dataclass(frozen=True)
-class ScanError:
+
+class ScanError(Record):
     """Something the scan could not look at, and why, in words a user can act on."""
 
+    __slots__ = ("message", "path")
     path: str
     message: str
 
+    def __init__(self, path: str, message: str) -> None:
+        self._init(path=path, message=message)
 
-@dataclass(frozen=True)
-class Snapshot:
+
+class Snapshot(Record):
     """Everything one scan found: the files, the dirs it looked at, and what it could not see."""
 
+    __slots__ = ("dirs", "errors", "files", "hidden_processes", "notes", "taken_at")
     dirs: tuple[str, ...]
     files: tuple[LockFile, ...]
-    errors: tuple[ScanError, ...] = ()
-    taken_at: float = 0.0
-    hidden_processes: int = 0  # processes whose open files or locks the OS would not show us
-    notes: tuple[str, ...] = field(default=())
+    errors: tuple[ScanError, ...]
+    taken_at: float
+    hidden_processes: int  # processes whose open files or locks the OS would not show us
+    notes: tuple[str, ...]
+
+    def __init__(
+        self,
+        dirs: tuple[str, ...],
+        files: tuple[LockFile, ...],
+        errors: tuple[ScanError, ...] = (),
+        taken_at: float = 0.0,
+        hidden_processes: int = 0,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self._init(
+            dirs=dirs, files=files, errors=errors, taken_at=taken_at,
+            hidden_processes=hidden_processes, notes=notes,
+        )  # fmt: skip
 
     def count(self, state: LockState) -> int:
         """How many files are in `state`."""

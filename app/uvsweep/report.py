@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from uvsweep.model import Holder, LockFile, LockState, Snapshot
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
 JSON_VERSION = 1
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 
-from uvsweep import labels, locations, probe
+from uvsweep import locations, probe
 from uvsweep.model import STATE_ORDER, Snapshot
 from uvsweep.processes import ProcessTable
 from uvsweep.settings import Settings
@@ -36,8 +35,10 @@ def scan(
     result = backend.probe(dirs)
     files = result.files
     if files and label:
+        from uvsweep import labels  # noqa: PLC0415 - only needed when there is something to label
+
         index = labels.build_index(settings.project_dirs, processes)
-        files = [dataclasses.replace(item, label=index.label_for(item.name)) for item in files]
+        files = [item.with_label(index.label_for(item.name)) for item in files]
     files.sort(key=lambda item: (_RANK[item.state], item.path))
     return Snapshot(
         dirs=tuple(dirs),

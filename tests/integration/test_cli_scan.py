@@ -91,10 +91,10 @@ def test_holder_killed_makes_the_file_orphaned(lockdir: Path, hold: type[Holder]
 
 def test_open_without_lock_is_open(lockdir: Path) -> None:
     (lockdir / A).touch()
+    code = "import sys,time; f=open(sys.argv[1]); print(1, flush=True); time.sleep(60)"
     with subprocess.Popen(
-        [sys.executable, "-c", "import sys,time; f=open(sys.argv[1]); print(1, flush=True); time.sleep(60)",
-         str(lockdir / A)], stdout=subprocess.PIPE, text=True,
-    ) as child:  # fmt: skip
+        [sys.executable, "-c", code, str(lockdir / A)], stdout=subprocess.PIPE, text=True
+    ) as child:
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == "1"
             item = scan_json(lockdir)[0]["files"][0]
@@ -103,7 +103,9 @@ def test_open_without_lock_is_open(lockdir: Path) -> None:
             child.kill()
 
 
-def test_hostile_temp_dir_is_reported_and_nothing_is_followed_or_hung(lockdir: Path, tmp_path: Path) -> None:
+def test_hostile_temp_dir_is_reported_and_nothing_is_followed_or_hung(
+    lockdir: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (lockdir / "uv-0000000000000001.lock").symlink_to(target)
@@ -168,7 +170,9 @@ def test_unreadable_dir_is_reported_and_the_rest_still_scanned(shared_tmp: Path)
     assert f"{secret}: permission denied" in done.stderr
 
 
-def test_missing_and_non_directory_dirs_are_errors_not_crashes(lockdir: Path, tmp_path: Path) -> None:
+def test_missing_and_non_directory_dirs_are_errors_not_crashes(
+    lockdir: Path, tmp_path: Path
+) -> None:
     (lockdir / A).touch()
     plain = tmp_path / "plain.txt"
     plain.write_text("")
@@ -195,7 +199,12 @@ def test_fail_on_exits_3_only_when_a_listed_state_is_present(lockdir: Path) -> N
     assert uvsweep("scan", "--dir", str(lockdir), "--fail-on", "held,foreign").returncode == 0
     done = uvsweep("scan", "--dir", str(lockdir), "--fail-on", "foreign,orphaned")
     assert done.returncode == 3
-    assert uvsweep("scan", "--dir", str(lockdir), "--fail-on", "suspicious", "--fail-on", "orphaned").returncode == 3
+    assert (
+        uvsweep(
+            "scan", "--dir", str(lockdir), "--fail-on", "suspicious", "--fail-on", "orphaned"
+        ).returncode
+        == 3
+    )
 
 
 def test_fail_on_rejects_unknown_states_with_usage_exit(lockdir: Path) -> None:
@@ -219,7 +228,9 @@ def test_human_output_has_a_table_and_a_summary(lockdir: Path, hold: type[Holder
 def test_bare_uvsweep_says_it_runs_scan(tmp_path: Path) -> None:
     done = uvsweep(env={"TMPDIR": str(tmp_path)})
     assert done.returncode in (0, 4)
-    assert done.stderr.splitlines()[0].startswith("uvsweep: the tray app is not part of this release")
+    assert done.stderr.splitlines()[0].startswith(
+        "uvsweep: the tray app is not part of this release"
+    )
     assert "uv lock file" in done.stdout
 
 
@@ -248,7 +259,8 @@ def test_the_scan_path_imports_no_gui_watcher_or_psutil(lockdir: Path) -> None:
     (lockdir / A).touch()
     code = (
         "import sys; from uvsweep.cli import main; rc = main(['scan', '--dir', sys.argv[1]]);"
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'pystray', 'PIL', 'watchdog', 'psutil'});"
+        "heavy = {'pystray', 'PIL', 'watchdog', 'psutil'};"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & heavy);"
         "print('LOADED', bad)"
     )
     done = subprocess.run(

@@ -69,9 +69,7 @@ def windows(entries: dict[str, FakeStat], win: FakeWin32, open_files: Any = None
 
     for name, st in entries.items():
         win.identities[os.path.join("C:\\T", name)] = (st.st_dev, st.st_ino)
-    return WindowsBackend(
-        files=win, open_files=open_files or (lambda: []), lstat=lstat, listdir=listdir
-    )
+    return WindowsBackend(files=win, open_files=open_files or (list), lstat=lstat, listdir=listdir)
 
 
 def test_windows_held_free_foreign_and_reparse_points() -> None:
@@ -132,9 +130,9 @@ def test_windows_openers_and_hidden_processes(monkeypatch: pytest.MonkeyPatch) -
 
     class Table:
         def holder(self, pid: int) -> Any:
-            from uvsweep.model import Holder as H
+            from uvsweep.model import Holder as ModelHolder
 
-            return H(pid, "uv.exe", "HOST\\me")
+            return ModelHolder(pid, "uv.exe", "HOST\\me")
 
     backend = windows({NAME_A: FakeStat(1)}, win, open_files)
     backend.processes = Table()  # type: ignore[assignment]
@@ -154,7 +152,9 @@ def test_windows_missing_dir_is_an_error_not_a_crash() -> None:
 # ---- macOS: real flock on real files, open files injected ------------------------------------
 
 
-def test_darwin_backend_with_real_locks_and_injected_open_files(lockdir: Path, hold: type[Holder]) -> None:
+def test_darwin_backend_with_real_locks_and_injected_open_files(
+    lockdir: Path, hold: type[Holder]
+) -> None:
     for name in (NAME_A, NAME_B, "uv-00000000000000cc.lock"):
         (lockdir / name).touch()
     hold(lockdir / NAME_B)

@@ -18,6 +18,7 @@ def obs(**changes: object) -> Observation:
         nlink=1, mtime=0.0, dev=1, ino=2, uid=1000, owner="me", mine=True, lock=LockProbe.FREE,
     )  # fmt: skip
     for key, value in changes.items():
+        assert hasattr(base, key), key
         setattr(base, key, value)
     return base
 
@@ -47,7 +48,9 @@ def test_live_use_wins_over_oddities_of_the_file() -> None:
     # a held file with two links is reported held: what a process does now matters most
     assert classify(obs(nlink=2, holders=[Holder(1)])).state is LockState.HELD
     # but a symlink is never probed, whatever the lock table says about its inode
-    assert classify(obs(mode=stat.S_IFLNK | 0o777, holders=[Holder(1)])).state is LockState.SUSPICIOUS
+    assert (
+        classify(obs(mode=stat.S_IFLNK | 0o777, holders=[Holder(1)])).state is LockState.SUSPICIOUS
+    )
 
 
 def test_a_failed_try_lock_without_a_visible_holder_names_an_unknown_holder() -> None:

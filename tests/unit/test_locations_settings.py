@@ -24,7 +24,13 @@ def _none() -> str | None:
         ("darwin", {"TMPDIR": "/var/folders/ab/T/"}, "/x/T/", None, "/var/folders/ab/T"),
         ("darwin", {}, "/var/folders/cd/T/", None, "/var/folders/cd/T"),
         ("darwin", {}, None, None, "/tmp"),  # launchd jobs and sudo: no TMPDIR, no confstr
-        ("win32", {"TMP": "C:\\Users\\me\\AppData\\Local\\Temp"}, None, "C:\\W\\SystemTemp\\", "C:\\W\\SystemTemp"),
+        (
+            "win32",
+            {"TMP": "C:\\Users\\me\\AppData\\Local\\Temp"},
+            None,
+            "C:\\W\\SystemTemp\\",
+            "C:\\W\\SystemTemp",
+        ),
         ("win32", {"TEMP": "C:\\T2"}, None, None, "C:\\T2"),
         ("win32", {"USERPROFILE": "C:\\Users\\me"}, None, None, "C:\\Users\\me"),
     ],
@@ -54,7 +60,8 @@ def test_unique_dirs_compares_real_paths(tmp_path: Path) -> None:
 
 
 def test_missing_settings_file_means_defaults(tmp_path: Path) -> None:
-    assert settings.load(str(tmp_path / "nope.toml")) == settings.Settings()
+    loaded = settings.load(str(tmp_path / "nope.toml"))
+    assert (loaded.dirs, loaded.project_dirs, loaded.warnings) == ((), (), ())
 
 
 def test_corrupt_settings_warn_use_defaults_and_keep_the_file(tmp_path: Path) -> None:
@@ -85,3 +92,15 @@ def test_unreadable_settings_file_is_a_warning(tmp_path: Path) -> None:
 def test_config_path_honours_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.CONFIG_ENV, "/some/where.toml")
     assert settings.config_path() == "/some/where.toml"
+
+
+@pytest.mark.parametrize("xdg", ["", "/custom/config"])
+def test_config_dir_agrees_with_platformdirs(monkeypatch: pytest.MonkeyPatch, xdg: str) -> None:
+    import sys
+
+    from platformdirs import user_config_dir
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the fast path is for Linux")
+    monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    assert settings.config_dir() == user_config_dir("uvsweep", appauthor=False)

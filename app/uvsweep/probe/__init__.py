@@ -11,7 +11,6 @@ import stat
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 
 from uvsweep.model import Holder, LockFile, LockState, ScanError
@@ -27,27 +26,33 @@ class LockProbe(Enum):
     NOT_PROBED = "not probed"  # not a regular file: never opened
 
 
-@dataclass
 class Observation:
-    """Everything a backend saw about one entry, before it is given a state."""
+    """Everything a backend saw about one entry, before it is given a state (mutable)."""
 
-    directory: str
-    name: str
-    mode: int
-    size: int
-    nlink: int
-    mtime: float
-    dev: int
-    ino: int
-    uid: int
-    owner: str
-    mine: bool
-    lock: LockProbe = LockProbe.NOT_PROBED
-    holders: list[Holder] = field(default_factory=list)
-    waiters: list[Holder] = field(default_factory=list)
-    openers: list[Holder] = field(default_factory=list)
-    accessible: bool = True  # the current user could open it read-write, as uv does
-    unreadable_reason: str = ""
+    def __init__(
+        self,
+        directory: str,
+        name: str,
+        mode: int,
+        size: int,
+        nlink: int,
+        mtime: float,
+        dev: int,
+        ino: int,
+        uid: int,
+        owner: str,
+        mine: bool,
+        lock: LockProbe = LockProbe.NOT_PROBED,
+        accessible: bool = True,
+    ) -> None:
+        self.directory, self.name, self.mode, self.size = directory, name, mode, size
+        self.nlink, self.mtime, self.dev, self.ino = nlink, mtime, dev, ino
+        self.uid, self.owner, self.mine, self.lock = uid, owner, mine, lock
+        self.holders: list[Holder] = []
+        self.waiters: list[Holder] = []
+        self.openers: list[Holder] = []
+        self.accessible = accessible  # the current user could open it read-write, as uv does
+        self.unreadable_reason = ""
 
     @property
     def path(self) -> str:
@@ -121,14 +126,14 @@ def classify(obs: Observation) -> LockFile:
     )
 
 
-@dataclass
 class ProbeResult:
     """One backend pass over a set of dirs."""
 
-    files: list[LockFile] = field(default_factory=list)
-    errors: list[ScanError] = field(default_factory=list)
-    hidden_processes: int = 0
-    notes: list[str] = field(default_factory=list)
+    def __init__(self, notes: list[str] | None = None) -> None:
+        self.files: list[LockFile] = []
+        self.errors: list[ScanError] = []
+        self.hidden_processes = 0
+        self.notes: list[str] = notes or []
 
 
 class Backend(ABC):

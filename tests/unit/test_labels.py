@@ -1,0 +1,105 @@
+"""labels: uv's workspace discovery and the candidate index that names each lock file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.conftest import make_project
+from uvsweep.labels import LabelIndex, build_index, project_root, python_install_dir
+from uvsweep.model import Label, LabelKind
+from uvsweep.naming import lock_name, path_digest
+
+
+def test_nearest_pyproject_is_the_project(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "a" / "b").mkdir(parents=True)
+    assert project_root(str(project / "a" / "b")) == str(project)
+
+
+def test_no_pyproject_means_no_project(tmp_path: Path) -> None:
+    assert project_root(str(tmp_path)) is None
+
+
+def test_unmanaged_projects_have_no_temp_lock(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra="[tool.uv]\nmanaged = false\n")
+    assert project_root(str(project)) is None
+
+
+def test_a_project_inside_another_project_is_its_own_root(tmp_path: Path) -> None:
+    outer = make_project(tmp_path / "outer", "outer")
+    inner = make_project(outer / "examples" / "inner", "inner")
+    assert project_root(str(inner)) == str(inner)
+
+
+def test_a_virtual_workspace_root_is_its_own_root(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["libs/*"]\n')
+    member = make_project(root / "libs" / "one", "one")
+    assert project_root(str(root)) == str(root)
+    assert project_root(str(member)) == str(root)
+
+
+def test_paths_are_normalised_lexically_not_resolved(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "real")
+    (tmp_path / "link").symlink_to(project)
+    assert project_root(str(tmp_path / "link" / ".." / "link")) == str(tmp_path / "link")
+
+
+def test_a_corrupt_pyproject_is_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project\nname=")
+    assert project_root(str(tmp_path)) is None
+
+
+def test_index_labels_interpreters_by_executable_and_prefix() -> None:
+    index = LabelIndex()
+    index.add_interpreter("/usr/bin/python3")
+    assert index.label_for(lock_name(path_digest("/usr/bin/python3"))) == Label(
+        LabelKind.PYTHON, "/usr/bin/python3"
+    )
+    assert index.label_for("uv-b17927aca3d28934.lock") == Label(LabelKind.PYTHON, "/usr")
+
+
+def test_setuptools_locks_are_labelled_as_builds_of_the_source_tree(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "src-tree")
+    index = LabelIndex()
+    index.add_project(str(project))
+    canonical = os.path.realpath(project)
+    name = lock_name(path_digest(canonical), setuptools=True)
+    assert index.label_for(name) == Label(LabelKind.BUILD, canonical)
+    assert index.label_for("uv-setuptools-0000000000000000.lock") is None
+    assert index.label_for("not-a-lock") is None
+
+
+def test_build_index_finds_path_interpreters_managed_pythons_and_project_dirs(
+    tmp_path: Path,
+) -> None:
+    bin_dir = tmp_path / "opt" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3.12").touch()
+    managed = tmp_path / "managed"
+    (managed / "cpython-3.13.1-linux-x86_64-gnu" / "bin").mkdir(parents=True)
+    (managed / "cpython-3.13.1-linux-x86_64-gnu" / "bin" / "python3.13").touch()
+    code = tmp_path / "code"
+    make_project(code / "app")
+    (code / "tool.py").write_text("print(1)\n")
+    environ = {"PATH": str(bin_dir), "UV_PYTHON_INSTALL_DIR": str(managed)}
+    index = build_index([str(code)], None, environ, "linux", cwd=str(tmp_path))
+    expect = {
+        str(bin_dir / "python3.12"): LabelKind.PYTHON,
+        str(tmp_path / "opt"): LabelKind.PYTHON,  # the prefix: the key of uv <= 0.7.11
+        str(managed / "cpython-3.13.1-linux-x86_64-gnu" / "bin" / "python3.13"): LabelKind.PYTHON,
+        str(code / "app"): LabelKind.PROJECT,
+        str(code / "tool.py"): LabelKind.SCRIPT,
+        "/usr/local": LabelKind.PYTHON,
+    }
+    for key, kind in expect.items():
+        label = index.label_for(lock_name(path_digest(key)))
+        assert label is not None and label.kind is kind, key
+
+
+def test_python_install_dir_follows_uvs_rules() -> None:
+    assert python_install_dir({"UV_PYTHON_INSTALL_DIR": "/x"}, "linux") == "/x"
+    assert python_install_dir({"XDG_DATA_HOME": "/d"}, "linux") == "/d/uv/python"
+    assert python_install_dir({"APPDATA": "C:\\A"}, "win32").endswith(os.path.join("uv", "python"))
