@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from uvsweep.probe import LockProbe, Observation, ProbeResult
-from uvsweep.probe.posix import FileKey, PosixBackend
+from uvsweep.probe.posix import FileKey, PosixBackend, opened_key
 from uvsweep.processes import ProcessTable
 
 #: (pid, open paths or None when access was denied) for every process: the seam tests replace.
@@ -65,13 +65,7 @@ class DarwinBackend(PosixBackend):
                 result.hidden_processes += 1
                 continue
             for path in paths:
-                if path.rsplit("/", 1)[-1] not in names:
-                    continue
-                try:
-                    st = self.stat(path)
-                except OSError:
-                    continue
-                key = (st.st_dev, st.st_ino)
+                key = opened_key(path, path, names, self.stat)
                 if key in wanted:
                     found.setdefault(key, []).append(pid)
         return found

@@ -11,7 +11,7 @@ import os
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
-from uvsweep.probe.posix import FileKey, PosixBackend, holder_list
+from uvsweep.probe.posix import FileKey, PosixBackend, holder_list, opened_key
 from uvsweep.processes import ProcessTable
 
 
@@ -118,13 +118,7 @@ class LinuxBackend(PosixBackend):
                     target = os.readlink(link)
                 except OSError:
                     continue
-                if target.rsplit("/", 1)[-1] not in names:
-                    continue
-                try:
-                    st = os.stat(link)
-                except OSError:
-                    continue
-                key = (st.st_dev, st.st_ino)
+                key = opened_key(target, link, names, os.stat)
                 if key in wanted:
                     found.setdefault(key, []).append(pid)
         result.hidden_processes += hidden

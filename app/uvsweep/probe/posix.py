@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from uvsweep.model import Holder, ScanError
 from uvsweep.naming import is_lock_name
@@ -29,6 +29,23 @@ _BUSY = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
 #: (st_dev, st_ino): how a file is known to the lock and open-file tables.
 FileKey = tuple[int, int]
+
+
+def opened_key(
+    shown_path: str, stat_path: str, names: set[str], stat: Callable[[str], os.stat_result]
+) -> FileKey | None:
+    """The (dev, ino) another process has open, if its path names one of ours; else None.
+
+    Names are compared first so only candidates cost a stat; the inode then decides, so a file
+    of the same name elsewhere (or one renamed since) never counts.
+    """
+    if shown_path.rsplit("/", 1)[-1] not in names:
+        return None
+    try:
+        st = stat(stat_path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def dir_error_message(err: OSError) -> str:
@@ -52,6 +69,8 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
 
     try:
         fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise  # it vanished after lstat: the caller drops it
     except OSError as err:
         return LockProbe.UNREADABLE, err.strerror or str(err)
     try:
@@ -131,7 +150,10 @@ class PosixBackend(Backend):
             accessible=rw_accessible(st, self.euid, self.groups),
         )
         if stat.S_ISREG(st.st_mode):
-            obs.lock, obs.unreadable_reason = try_lock(dir_fd, name, st.st_dev, st.st_ino)
+            try:
+                obs.lock, obs.unreadable_reason = try_lock(dir_fd, name, st.st_dev, st.st_ino)
+            except FileNotFoundError:
+                return None  # removed between lstat and open (another cleaner, a racing uv)
         return obs
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
