@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
 FILE_KEYS = {"path", "name", "state", "age_seconds", "size", "owner", "label", "holders", "waiters"}
+AS_NOBODY = "running uvsweep as `nobody` needs root, setpriv (util-linux) and /usr/bin/python3"
 STATES = {"orphaned", "foreign", "suspicious", "held", "waiting", "open"}
 
 
@@ -138,7 +139,7 @@ def test_files_owned_by_another_user_are_foreign(lockdir: Path) -> None:
 
 
 def test_foreign_file_that_blocks_your_uv_says_so(shared_tmp: Path) -> None:
-    need(other_user_python() is not None, "running as another user needs root and setpriv")
+    need(other_user_python() is not None, AS_NOBODY)
     lockdir = shared_tmp
     path = lockdir / A
     path.touch(mode=0o644)  # uv <= 0.5.29 made them 0644: nobody else can open it read-write
@@ -153,7 +154,7 @@ def test_foreign_file_that_blocks_your_uv_says_so(shared_tmp: Path) -> None:
 
 
 def test_unreadable_dir_is_reported_and_the_rest_still_scanned(shared_tmp: Path) -> None:
-    need(other_user_python() is not None, "a dir only root can read needs another user to test")
+    need(other_user_python() is not None, AS_NOBODY)
     secret = shared_tmp / "secret"
     secret.mkdir(mode=0o700)
     secret.chmod(0o700)
