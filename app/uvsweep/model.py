@@ -183,11 +183,6 @@ class LockFile(Record):
             blocks_uv=blocks_uv, dev=dev, ino=ino,
         )  # fmt: skip
 
-    @property
-    def directory(self) -> str:
-        """The temp dir the file lives in."""
-        return self.path[: -len(self.name) - 1] or self.path[:1]
-
     def with_label(self, label: Label | None) -> LockFile:
         """This file, labelled."""
         copy = self.replace(label=label)

@@ -170,29 +170,3 @@ class ProcessTable:
             if info is not None and info.is_uv:
                 found.append(info)
         return found
-
-
-def ancestors(pid: int | None = None) -> frozenset[int]:
-    """`pid` (default: this process) and its ancestors, for excluding `uv run uvsweep` itself."""
-    chain: set[int] = set()
-    current: int | None = os.getpid() if pid is None else pid
-    while current is not None and current > 1 and current not in chain:
-        chain.add(current)
-        current = parent_pid(current)
-    return frozenset(chain)
-
-
-def parent_pid(pid: int, proc: str = "/proc") -> int | None:
-    """The parent of `pid`, or None when it is gone or hidden."""
-    status = _read(f"{proc}/{pid}/stat")
-    if status is not None:
-        # the comm field may hold spaces and parentheses: the ppid follows the last ')'
-        return int(status.rsplit(b")", 1)[1].split()[1])
-    if os.path.isdir(f"{proc}/self"):
-        return None  # a /proc system where the process has gone
-    import psutil  # noqa: PLC0415
-
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.Error:
-        return None
