@@ -244,6 +244,7 @@ class WindowsBackend(Backend):
             if stat.S_ISREG(obs.mode) and obs.lock is LockProbe.FREE
         }
         if wanted:
+            table = self.processes = self.processes or ProcessTable(platform="win32")
             for pid, paths in self.open_files():
                 if pid == os.getpid():
                     continue
@@ -253,8 +254,6 @@ class WindowsBackend(Backend):
                 for path in paths:
                     hit = wanted.get(os.path.normcase(path))
                     if hit is not None:
-                        table = self.processes or ProcessTable(platform="win32")
-                        self.processes = table
                         hit.openers.append(table.holder(pid))
         result.files = [classify(obs) for obs in observed]
         return result
