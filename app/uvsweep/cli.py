@@ -20,7 +20,8 @@ class ExitStatus(IntEnum):
     ERROR = 1  # could not do what was asked: the message on stderr says why
     USAGE = 2  # bad arguments
     FOUND = 3  # `scan --fail-on`: some file is in one of the given states
-    PARTIAL = 4  # some dirs could not be scanned (listed in `errors` and on stderr)
+    PARTIAL = 4  # some dirs or files could not be scanned or removed (listed in `errors`)
+    BUSY = 5  # `clean`: uv processes are running, so nothing was removed
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -85,6 +86,136 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     if fail_on and snapshot.in_states(fail_on):
         return ExitStatus.FOUND
     if snapshot.errors:
+        return ExitStatus.PARTIAL
+    return ExitStatus.OK
+
+
+# ---- clean ------------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `10m`, `1.5h`, `2d`, `1w` -> seconds."""
+    raw = text.strip().lower()
+    factor = 1
+    if raw and raw[-1] in _UNITS:
+        factor, raw = _UNITS[raw[-1]], raw[:-1]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (try 30, 30s, 10m, 2h, 1d)"
+        ) from None
+    import math  # noqa: PLC0415
+
+    if value < 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be a finite number >= 0")
+    return value * factor
+
+
+class _Status:
+    """One line of progress on stderr: rewritten in place on a terminal, else printed sparingly."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+        self.key: object = None
+        self.printed_at = 0.0
+
+    def show(self, message: str, key: object) -> None:
+        """Show `message`; off a terminal, only when `key` changes or every 30 s."""
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + message)
+            sys.stderr.flush()
+        elif key != self.key or time.monotonic() - self.printed_at > 30:
+            print(message, file=sys.stderr)
+            self.printed_at = time.monotonic()
+        self.key = key
+        self.last = message
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        self.last = ""
+
+
+def _wait_for_idle(limit: float | None, status: _Status) -> bool:
+    """Wait until no uv process is alive; False if `limit` seconds pass first."""
+    from uvsweep import cleaner  # noqa: PLC0415
+    from uvsweep.report import process_line  # noqa: PLC0415
+
+    began = time.monotonic()
+    try:
+        while True:
+            running = cleaner.running_uv()
+            if not running:
+                return True
+            waited = time.monotonic() - began
+            if limit is not None and waited >= limit:
+                return False
+            first = process_line(running[0], time.time())
+            more = f" and {len(running) - 1} more" if len(running) > 1 else ""
+            status.show(
+                f"waiting for uv to finish: {first}{more} [{int(waited)}s]",
+                key=frozenset(proc.pid for proc in running),
+            )
+            time.sleep(0.25)
+    finally:
+        status.done()
+
+
+def cmd_clean(args: argparse.Namespace) -> ExitStatus:
+    """Safely remove orphaned uv lock files."""
+    from uvsweep import cleaner, report, scanner, settings  # noqa: PLC0415
+
+    if args.all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise UsageError(
+            "--all-users needs root: other users' lock files can only be removed by root "
+            "(without it, your own orphaned files are removed)"
+        )
+    config = settings.load()
+    for warning in config.warnings:
+        _err(warning)
+    dirs = scanner.resolve_dirs(args.dirs, config)
+    status = _Status()
+    waiting = args.wait is not None
+    limit = None if args.wait in (None, float("inf")) else args.wait
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"uvsweep: {message}", file=sys.stderr)
+
+    while True:
+        outcome = cleaner.clean(
+            dirs,
+            min_age=args.min_age,
+            all_users=args.all_users,
+            dry_run=args.dry_run,
+            gate=not args.ignore_running_uv,
+            progress=progress,
+        )
+        if not (outcome.busy and waiting and not args.dry_run):
+            break
+        remaining = None if limit is None else max(0.0, limit - (time.monotonic() - began))
+        if (remaining is not None and remaining <= 0) or not _wait_for_idle(remaining, status):
+            break  # still busy after --wait's limit: report it below
+    now = time.time()
+    for error in outcome.errors[:20]:
+        _err(f"{error.path}: {error.message}")
+    if len(outcome.errors) > 20:
+        _err(f"... and {len(outcome.errors) - 20} more errors (see --json)")
+    if args.json:
+        import json  # noqa: PLC0415
+
+        json.dump(report.clean_json(outcome, now), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(report.clean_text(outcome, now))
+    if outcome.busy:
+        return ExitStatus.BUSY
+    if outcome.errors:
         return ExitStatus.PARTIAL
     return ExitStatus.OK
 
@@ -192,7 +323,33 @@ states:
   suspicious  a symlink, hard link, non-regular, non-empty or unreadable file: never touched
 
 exit codes:
-  0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs could not be scanned, 130 Ctrl-C
+  0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
+  or removed, 5 uv is running (clean removed nothing), 130 Ctrl-C
+"""
+
+_CLEAN_DESCRIPTION = """\
+Remove the uv lock files nobody uses any more, without ever breaking uv's locking.
+
+First the gate: if any uv process of any user is running, nothing is removed and
+they are listed (exit 5); --wait waits for them instead. uvsweep's own parents
+(`uv run uvsweep`, `uvx uvsweep`) do not count.
+
+Then each file is removed only if it is orphaned: exactly uv's name, a regular
+empty file with one link, yours (or anybody's with --all-users as root), with no
+holder, waiter or other process that has it open, checked again while uvsweep
+holds its lock. The name is unlinked while the lock is held; if a process got
+hold of the file meanwhile, the lock is handed over to a new file and the file is
+kept. Everything that stays is listed with the reason."""
+
+_CLEAN_EPILOG = """\
+examples:
+  uvsweep clean                      # your orphaned files in the temp dirs
+  uvsweep clean --dry-run            # what would go, and why the rest stays
+  uvsweep clean --min-age 1d --json  # only files older than a day; a report for scripts
+  uvsweep clean --wait=600           # wait up to 10 minutes for running uv to finish
+
+in a Dockerfile (as root), so no lock file is baked into the layer:
+  RUN uv pip install --system -r requirements.txt && uvx uvsweep clean --all-users
 """
 
 
@@ -243,6 +400,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip working out which environment each file guards (faster)",
     )  # fmt: skip
     scan.set_defaults(func=cmd_scan)
+
+    clean = sub.add_parser(
+        "clean",
+        help="safely remove orphaned uv lock files",
+        description=_CLEAN_DESCRIPTION,
+        epilog=_EPILOG + "\n" + _CLEAN_EPILOG,
+        formatter_class=_Formatter,
+    )
+    clean.add_argument(
+        "--dir", dest="dirs", action="append", metavar="DIR",
+        help="clean DIR instead of the defaults (uv's temp dir, /tmp, and `dirs` from "
+        "settings); repeatable",
+    )  # fmt: skip
+    clean.add_argument(
+        "--min-age", type=parse_duration, default=0.0, metavar="DURATION",
+        help="only remove files at least this old: 90, 90s, 10m, 2h, 1d (default: 0)",
+    )  # fmt: skip
+    clean.add_argument(
+        "--all-users", action="store_true",
+        help="as root: also remove other users' orphaned files (same checks)",
+    )  # fmt: skip
+    clean.add_argument(
+        "-n", "--dry-run", action="store_true",
+        help="remove nothing; say what would be removed and why the rest stays",
+    )  # fmt: skip
+    clean.add_argument("--json", action="store_true", help="print the JSON report (see README)")
+    clean.add_argument(
+        "--wait", nargs="?", type=parse_duration, const=float("inf"), metavar="SECONDS",
+        help="if uv is running, wait until it is done (at most SECONDS; default: no limit), "
+        "then clean",
+    )  # fmt: skip
+    clean.add_argument(
+        "--ignore-running-uv", action="store_true",
+        help="skip the gate and clean while uv runs; every per-file check still applies, but a "
+        "uv process that is just about to open a file cannot be seen (use with care)",
+    )  # fmt: skip
+    clean.set_defaults(func=cmd_clean)
 
     lockname = sub.add_parser(
         "lockname",

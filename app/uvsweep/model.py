@@ -43,6 +43,15 @@ class LabelKind(str, Enum):
         return self.value
 
 
+def format_age(seconds: float) -> str:
+    """A short age: `42s`, `5m`, `3h`, `12d`."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 class Record:
     """An immutable value: equality, hash, repr and `replace()` derived from `__slots__`.
 

@@ -27,13 +27,14 @@ def is_uv_name(name: str) -> bool:
 class ProcessInfo(Record):
     """What could be learned about one process; None where the OS would not say."""
 
-    __slots__ = ("cmdline", "cwd", "name", "pid", "uid", "user")
+    __slots__ = ("cmdline", "cwd", "name", "pid", "started", "uid", "user")
     pid: int
     name: str | None
     uid: int | None
     user: str | None
     cmdline: tuple[str, ...] | None
     cwd: str | None
+    started: float | None  # start time, seconds since the epoch
 
     def __init__(
         self,
@@ -43,8 +44,11 @@ class ProcessInfo(Record):
         user: str | None,
         cmdline: tuple[str, ...] | None,
         cwd: str | None,
+        started: float | None = None,
     ) -> None:
-        self._init(pid=pid, name=name, uid=uid, user=user, cmdline=cmdline, cwd=cwd)
+        self._init(
+            pid=pid, name=name, uid=uid, user=user, cmdline=cmdline, cwd=cwd, started=started
+        )
 
     @property
     def is_uv(self) -> bool:
@@ -81,6 +85,27 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+def _linux_stat(pid: int, proc: str) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks after boot) from `/proc/<pid>/stat`."""
+    raw = _read(f"{proc}/{pid}/stat")
+    if not raw:
+        return None
+    # the name (field 2) may hold spaces and parens: the fields we want follow the last ')'
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[1]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_time(proc: str) -> float | None:
+    raw = _read(f"{proc}/stat") or b""
+    for line in raw.splitlines():
+        if line.startswith(b"btime "):
+            return float(line.split()[1])
+    return None
+
+
 def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     base = f"{proc}/{pid}"
     try:
@@ -98,7 +123,12 @@ def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
     except OSError:
         cwd = None
     name = comm.decode("utf-8", "surrogateescape").strip() if comm else None
-    return ProcessInfo(pid, name or None, uid, user_name(uid), cmdline, cwd)
+    started = None
+    found = _linux_stat(pid, proc)
+    boot = _boot_time(proc) if found else None
+    if found and boot is not None:
+        started = boot + found[1] / os.sysconf("SC_CLK_TCK")
+    return ProcessInfo(pid, name or None, uid, user_name(uid), cmdline, cwd, started)
 
 
 def _psutil_info(pid: int) -> ProcessInfo | None:
@@ -106,7 +136,9 @@ def _psutil_info(pid: int) -> ProcessInfo | None:
 
     try:
         proc = psutil.Process(pid)
-        values: dict[str, Any] = proc.as_dict(["name", "username", "cmdline", "cwd", "uids"])
+        values: dict[str, Any] = proc.as_dict(
+            ["name", "username", "cmdline", "cwd", "uids", "create_time"]
+        )
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:
@@ -120,6 +152,7 @@ def _psutil_info(pid: int) -> ProcessInfo | None:
         user=values.get("username"),
         cmdline=tuple(cmdline) if cmdline else None,
         cwd=values.get("cwd"),
+        started=values.get("create_time"),
     )
 
 
@@ -148,6 +181,27 @@ class ProcessTable:
         if pid not in self._cache:
             self._cache[pid] = _linux_info(pid, self._proc) if self._linux else _psutil_info(pid)
         return self._cache[pid]
+
+    def parent(self, pid: int) -> int | None:
+        """The parent of `pid`; None when it is gone or hidden."""
+        if self._linux:
+            found = _linux_stat(pid, self._proc)
+            return found[0] if found else None
+        import psutil  # noqa: PLC0415
+
+        try:
+            return psutil.Process(pid).ppid()
+        except psutil.Error:
+            return None
+
+    def ancestors(self, pid: int | None = None) -> frozenset[int]:
+        """`pid` (default: this process) and every process above it."""
+        found: set[int] = set()
+        current: int | None = os.getpid() if pid is None else pid
+        while current and current not in found:
+            found.add(current)
+            current = self.parent(current)
+        return frozenset(found)
 
     def holder(self, pid: int | None) -> Holder:
         """`pid` as a Holder; a pid we cannot see (0, another PID namespace) stays unknown."""

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from uvsweep.model import Holder, LockFile, LockState, Snapshot
+from uvsweep.model import Holder, LockFile, LockState, Snapshot, format_age
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
     from typing import Any
 
+    from uvsweep.cleaner import CleanReport
+    from uvsweep.processes import ProcessInfo
+
 JSON_VERSION = 1
-
-
-def format_age(seconds: float) -> str:
-    """A short age: `42s`, `5m`, `3h`, `12d`."""
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def holder_json(holder: Holder) -> dict[str, Any]:
@@ -104,4 +98,72 @@ def snapshot_text(snapshot: Snapshot, now: float) -> str:
             lines += [f"{item.state.value}: {item.path}: {item.reason}" for item in explained]
         lines.append("")
     lines.append(summary_line(snapshot))
+    return "\n".join(lines)
+
+
+# ---- clean ------------------------------------------------------------------------------------
+
+
+def process_json(proc: ProcessInfo, now: float) -> dict[str, Any]:
+    """One running uv process, as `clean --json` lists it; null for whatever the OS hid."""
+    return {
+        "pid": proc.pid,
+        "user": proc.user,
+        "name": proc.name,
+        "age_seconds": round(max(0.0, now - proc.started), 3) if proc.started else None,
+        "cmdline": list(proc.cmdline) if proc.cmdline is not None else None,
+    }
+
+
+def clean_json(report: CleanReport, now: float) -> dict[str, Any]:
+    """The `clean --json` document (version 1, documented in the README)."""
+    return {
+        "version": JSON_VERSION,
+        "dry_run": report.dry_run,
+        "removed": list(report.removed),
+        "skipped": [
+            {"path": s.path, "state": s.state.value, "reason": s.reason} for s in report.skipped
+        ],
+        "errors": [{"path": err.path, "message": err.message} for err in report.errors],
+        "uv_processes": [process_json(p, now) for p in report.uv_processes],
+    }
+
+
+def process_line(proc: ProcessInfo, now: float) -> str:
+    """`pid 4242  alice  3m  uv sync --project x` (cut to a readable length)."""
+    age = format_age(now - proc.started) if proc.started else "?"
+    command = " ".join(proc.cmdline) if proc.cmdline else (proc.name or "?")
+    if len(command) > 100:
+        command = command[:97] + "..."
+    return f"pid {proc.pid}  {proc.user or '?'}  {age}  {command}"
+
+
+def _files(count: int) -> str:
+    return f"{count} uv lock file" + ("" if count == 1 else "s")
+
+
+def clean_text(report: CleanReport, now: float) -> str:
+    """What `clean` tells people: the uv processes in the way, or what went and what stayed."""
+    lines: list[str] = []
+    if report.uv_processes:
+        lines.append(
+            "uv is running, so nothing was removed:"
+            if not report.dry_run
+            else "uv is running, so a real run would remove nothing now:"
+        )
+        lines += [f"  {process_line(proc, now)}" for proc in report.uv_processes]
+        lines.append("Run again when it is done, or pass --wait to wait for it.")
+        if not report.dry_run:
+            return "\n".join(lines)
+        lines.append("")
+    verb = "Would remove" if report.dry_run else "Removed"
+    if report.removed:
+        lines.append(f"{verb} {_files(len(report.removed))}:")
+        lines += [f"  {path}" for path in report.removed]
+    else:
+        lines.append(f"{verb} nothing.")
+    if report.skipped:
+        lines.append(f"{'Would keep' if report.dry_run else 'Kept'} {len(report.skipped)}:")
+        width = max(len(s.state.value) for s in report.skipped)
+        lines += [f"  {s.state.value.ljust(width)}  {s.path}: {s.reason}" for s in report.skipped]
     return "\n".join(lines)

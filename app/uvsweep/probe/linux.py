@@ -8,6 +8,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 from __future__ import annotations
 
 import os
+from collections.abc import Container, Iterable
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
@@ -96,30 +97,42 @@ class LinuxBackend(PosixBackend):
     def find_openers(
         self, wanted: dict[FileKey, Observation], result: ProbeResult
     ) -> dict[FileKey, list[int]]:
-        """Walk `/proc/*/fd` once; only links whose target has a wanted name are stat'ed."""
+        """See the base class and `walk_fds`."""
         names = {obs.name for obs in wanted.values()}
-        me = os.getpid()
-        found: dict[FileKey, list[int]] = {}
-        hidden = 0
-        for pid in self.processes.pids():
-            if pid == me:
-                continue
-            fd_dir = f"{self.proc}/{pid}/fd"
-            try:
-                fds = os.listdir(fd_dir)
-            except PermissionError:
-                hidden += 1
-                continue
-            except OSError:
-                continue  # exited meanwhile
-            for fd in fds:
-                link = f"{fd_dir}/{fd}"
-                try:
-                    target = os.readlink(link)
-                except OSError:
-                    continue
-                key = opened_key(target, link, names, os.stat)
-                if key in wanted:
-                    found.setdefault(key, []).append(pid)
+        found, hidden = walk_fds(self.proc, self.processes.pids(), names, set(wanted))
         result.hidden_processes += hidden
         return found
+
+
+def walk_fds(
+    proc: str, pids: Iterable[int], names: set[str], wanted: Container[FileKey]
+) -> tuple[dict[FileKey, list[int]], int]:
+    """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
+
+    Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
+    decides. Returns the pids per file and how many processes would not let us look.
+    """
+    me = os.getpid()
+    found: dict[FileKey, list[int]] = {}
+    hidden = 0
+    for pid in pids:
+        if pid == me:
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except PermissionError:
+            hidden += 1
+            continue
+        except OSError:
+            continue  # exited meanwhile
+        for fd in fds:
+            link = f"{fd_dir}/{fd}"
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            key = opened_key(target, link, names, os.stat)
+            if key is not None and key in wanted:
+                found.setdefault(key, []).append(pid)
+    return found, hidden

@@ -29,6 +29,7 @@ _BUSY = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
 #: (st_dev, st_ino): how a file is known to the lock and open-file tables.
 FileKey = tuple[int, int]
+DELETED = " (deleted)"
 
 
 def opened_key(
@@ -39,7 +40,10 @@ def opened_key(
     Names are compared first so only candidates cost a stat; the inode then decides, so a file
     of the same name elsewhere (or one renamed since) never counts.
     """
-    if shown_path.rsplit("/", 1)[-1] not in names:
+    base = shown_path.rsplit("/", 1)[-1]
+    if base.endswith(DELETED) and base not in names:
+        base = base[: -len(DELETED)]  # Linux shows an unlinked file as "<path> (deleted)"
+    if base not in names:
         return None
     try:
         st = stat(stat_path)

@@ -1,0 +1,292 @@
+"""Removing orphaned uv lock files without ever breaking uv's mutual exclusion.
+
+The protocol (`../shared/reference/uv-locks.md`, "Deleting one safely") is written once here, in
+`Remover.remove`; each OS supplies the few primitives it is made of:
+
+1. `acquire`: exact name, lstat (regular, owned, one link, empty, old enough), no holder or waiter
+   in the lock table, an `O_NOFOLLOW` open relative to the dir, the same file as lstat saw, and an
+   exclusive try-lock. Anything else is skipped with its state and reason.
+2. `users`, while holding every lock of a batch: nobody waits for, holds or has the file open (one
+   pass over the OS's tables for the whole batch), and `still_named`: the name is still that file.
+3. `unlink` while still holding the lock, then `users` again for the batch.
+4. If some process turns out to be using the old file after all (it opened it between our checks
+   and the unlink), `undo`: on Unix a handoff (a new file at the name, locked before the old lock
+   is released, and kept until that process has let go of the old one); on Windows the pending
+   delete is cancelled. The file is then reported as kept.
+5. `release`: unlock and close.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from uvsweep.model import Holder, LockState, Record, ScanError
+from uvsweep.probe.posix import dir_error_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: Called with a one-line message when something takes long enough to be worth saying.
+Progress = Callable[[str], None]
+
+
+class Policy:
+    """Which files a run may remove, beyond what the protocol itself demands."""
+
+    def __init__(self, min_age: float = 0.0, all_users: bool = False) -> None:
+        self.min_age = min_age  # seconds since the file was created (uv never writes to it)
+        self.all_users = all_users  # also other users' files (only honoured for root)
+
+
+class Skipped(Record):
+    """A file that stays, with the state it was in and why it stays."""
+
+    __slots__ = ("path", "reason", "state")
+    path: str
+    state: LockState
+    reason: str
+
+    def __init__(self, path: str, state: LockState, reason: str) -> None:
+        self._init(path=path, state=state, reason=reason)
+
+
+class RemoveResult:
+    """What one removal pass did (mutable while the pass runs)."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+        self.skipped: list[Skipped] = []
+        self.errors: list[ScanError] = []
+        self.hidden_processes = 0  # processes whose open files we could not see
+        self.handoffs = 0  # files a process grabbed during removal: lock handed over, file kept
+        self.notes: list[str] = []
+
+    def skip(self, path: str, state: LockState, reason: str) -> None:
+        """Record a file that stays."""
+        self.skipped.append(Skipped(path, state, reason))
+
+
+class Target:
+    """One file this pass has opened and exclusively locked (mutable, internal)."""
+
+    __slots__ = ("dev", "directory", "handle", "ino", "locked", "name", "path")
+
+    def __init__(
+        self, directory: str, name: str, path: str, dev: int, ino: int, handle: Any
+    ) -> None:
+        self.directory, self.name, self.path = directory, name, path
+        self.dev, self.ino, self.handle = dev, ino, handle
+        self.locked = True
+
+
+class Use(Record):
+    """Somebody other than us is using a target: how, and who (pid None when hidden)."""
+
+    __slots__ = ("holders", "state")
+    state: LockState  # WAITING, HELD or OPEN
+    holders: tuple[Holder, ...]
+
+    def __init__(self, state: LockState, holders: Sequence[Holder]) -> None:
+        self._init(state=state, holders=tuple(holders))
+
+    def describe(self) -> str:
+        """`pid 12 (uv)` or `a process the OS does not show`."""
+        shown = [h.describe() for h in self.holders if h.pid is not None]
+        return ", ".join(shown) if shown else "a process the OS does not show"
+
+
+_USE_REASON = {
+    LockState.WAITING: "a process began waiting for it during removal: {who}",
+    LockState.HELD: "another process has a lock on it: {who}",
+    LockState.OPEN: "a process opened it during removal: {who}",
+}
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) while locks are held, and deliver it once they are released.
+
+    Only the main thread can install a handler; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def _remember(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    try:
+        previous = signal.signal(signal.SIGINT, _remember)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+class Remover(ABC):
+    """The protocol, over an OS's primitives. One instance serves one run."""
+
+    #: Files locked at once: one pass over the process table serves all of them.
+    batch_size = 512
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress = progress or (lambda _message: None)
+
+    # ---- primitives ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def listing(self, directory: str) -> tuple[Any, list[str]]:
+        """(a handle on the dir, the uv lock names in it); OSError if it cannot be listed."""
+
+    @abstractmethod
+    def close_dir(self, dir_handle: Any) -> None:
+        """Release what `listing` opened."""
+
+    @abstractmethod
+    def acquire(
+        self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
+    ) -> Target | None:
+        """Check and exclusively lock one file; None (with the skip recorded) if it stays."""
+
+    @abstractmethod
+    def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
+        """Targets some other process holds, waits for or has open, in one pass for all."""
+
+    @abstractmethod
+    def still_named(self, target: Target) -> bool:
+        """Whether the name still refers to the very file we hold."""
+
+    @abstractmethod
+    def unlink(self, target: Target) -> None:
+        """Remove the name while the lock is held; OSError if the OS refuses."""
+
+    @abstractmethod
+    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+        """Some process used the file after all: keep mutual exclusion intact (may block).
+
+        Returns how, for the report: `the lock was handed over`.
+        """
+
+    @abstractmethod
+    def release(self, target: Target) -> None:
+        """Unlock and close (idempotent)."""
+
+    # ---- the protocol -------------------------------------------------------------------------
+
+    def remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
+        """Remove every removable uv lock file directly inside `dirs`."""
+        result = RemoveResult()
+        for directory in dirs:
+            try:
+                dir_handle, names = self.listing(directory)
+            except OSError as err:
+                result.errors.append(ScanError(directory, dir_error_message(err)))
+                continue
+            try:
+                for start in range(0, len(names), self.batch_size):
+                    with deferred_interrupts():
+                        self._batch(
+                            dir_handle, directory, names[start : start + self.batch_size],
+                            policy, result,
+                        )  # fmt: skip
+            finally:
+                self.close_dir(dir_handle)
+        return result
+
+    def _batch(
+        self,
+        dir_handle: Any,
+        directory: str,
+        names: Sequence[str],
+        policy: Policy,
+        result: RemoveResult,
+    ) -> None:
+        locked: list[Target] = []
+        try:
+            for name in names:
+                target = self.acquire(dir_handle, directory, name, policy, result)
+                if target is not None:
+                    locked.append(target)
+            if not locked:
+                return
+            busy = self.users(locked, result)
+            unlinked: list[Target] = []
+            for target in locked:
+                use = busy.get(target)
+                if use is not None:
+                    reason = _USE_REASON[use.state].format(who=use.describe())
+                    result.skip(target.path, use.state, reason)
+                elif not self.still_named(target):
+                    result.skip(
+                        target.path, LockState.SUSPICIOUS, "replaced while it was being removed"
+                    )
+                else:
+                    try:
+                        self.unlink(target)
+                    except FileNotFoundError:
+                        continue  # someone else removed it first
+                    except OSError as err:
+                        result.errors.append(ScanError(target.path, err.strerror or str(err)))
+                        continue
+                    unlinked.append(target)
+            after = self.users(unlinked, result) if unlinked else {}
+            for target in unlinked:
+                use = after.get(target)
+                if use is None:
+                    result.removed.append(target.path)
+                    continue
+                self.progress(
+                    f"{target.path}: {use.describe()} opened it while it was being removed;"
+                    " handing the lock over"
+                )
+                how = self.undo(target, use, result)
+                result.handoffs += 1
+                result.skip(
+                    target.path,
+                    LockState.HELD,
+                    f"{use.describe()} opened it while it was being removed: {how}",
+                )
+        finally:
+            for target in locked:
+                self.release(target)
+
+
+def backoff(start: float = 0.001, limit: float = 0.05) -> Iterator[float]:
+    """Sleep intervals for polling: short at first, then `limit`; yields the time waited so far."""
+    delay, began = start, time.monotonic()
+    while True:
+        yield time.monotonic() - began
+        time.sleep(delay)
+        delay = min(limit, delay * 2)
+
+
+def for_platform(
+    platform: str | None = None, progress: Progress | None = None, **seams: Any
+) -> Remover:
+    """The remover for this OS (Linux, Windows, or the macOS/BSD one for any other Unix)."""
+    import sys  # noqa: PLC0415
+
+    platform = platform or sys.platform
+    if platform.startswith("linux"):
+        from uvsweep.remove.posix import LinuxRemover  # noqa: PLC0415
+
+        return LinuxRemover(progress=progress, **seams)
+    if platform == "win32":
+        from uvsweep.remove.windows import WindowsRemover  # noqa: PLC0415
+
+        return WindowsRemover(progress=progress, **seams)
+    from uvsweep.remove.posix import DarwinRemover  # noqa: PLC0415
+
+    return DarwinRemover(progress=progress, **seams)

@@ -1,0 +1,441 @@
+"""The removal primitives on Unix: flock, a dir fd, and the OS's lock and open-file tables.
+
+Linux reads `/proc/locks` (holders and waiters of every user) and walks `/proc/*/fd` (who has the
+file open, unlinked or not). macOS and the BSDs have no lock table; open files come from psutil,
+matched by path, so a process that has any file open at the name counts as a user of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from uvsweep.model import LockState, ScanError, format_age
+from uvsweep.naming import is_lock_name
+from uvsweep.probe import LockProbe, Observation, classify
+from uvsweep.probe.linux import LockEntry, parse_locks, walk_fds
+from uvsweep.probe.posix import (
+    _BUSY,
+    _DIR_FLAGS,
+    _OPEN_FLAGS,
+    FileKey,
+    holder_list,
+    rw_accessible,
+)
+from uvsweep.processes import ProcessTable, user_name
+from uvsweep.remove import Policy, Progress, Remover, RemoveResult, Target, Use, backoff
+
+#: Mode of a file uv creates (>= 0.9.15): anybody may lock it.
+LOCK_FILE_MODE = 0o666
+
+
+def raise_fd_limit(wanted: int = 8192) -> int:
+    """Raise the soft open-file limit towards `wanted` (never past the hard one); the new limit."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only
+    except ImportError:
+        return 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
+
+
+class PosixRemover(Remover):
+    """The protocol's primitives on any Unix; subclasses say how to see lock and file users."""
+
+    def __init__(
+        self,
+        progress: Progress | None = None,
+        processes: ProcessTable | None = None,
+        lstat: Callable[[str, int], os.stat_result] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(progress)
+        self.processes = processes or ProcessTable()
+        self.euid = os.geteuid()
+        self.groups = frozenset({os.getegid(), *os.getgroups()})
+        self.clock = clock
+        # the seam tests use to change the dir between our lstat and our open
+        self.lstat = lstat or (lambda name, dir_fd: os.stat(name, dir_fd=dir_fd,
+                                                             follow_symlinks=False))  # fmt: skip
+        self.batch_size = max(16, min(4096, (raise_fd_limit() - 128) // 2))
+        self._users: dict[int, str] = {}
+
+    # ---- what subclasses provide --------------------------------------------------------------
+
+    def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
+        """Targets with a lock-table entry that is not ours (none where there is no table)."""
+        return {}
+
+    def pre_lock_use(self, dev: int, ino: int) -> Use | None:
+        """A holder or waiter of this file in the lock table, before we open it."""
+        return None
+
+    def open_users(
+        self, targets: Sequence[Target], result: RemoveResult
+    ) -> dict[Target, list[int]]:
+        """Targets other processes have open, with their pids (one pass for all)."""
+        return {}
+
+    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
+        """Whether any of `pids` (or a hidden process) still uses the old, unlinked file."""
+        return False
+
+    # ---- primitives ---------------------------------------------------------------------------
+
+    def listing(self, directory: str) -> tuple[int, list[str]]:
+        """See `Remover`."""
+        dir_fd = os.open(directory, _DIR_FLAGS)
+        try:
+            names = sorted(name for name in os.listdir(dir_fd) if is_lock_name(name))
+        except OSError:
+            os.close(dir_fd)
+            raise
+        return dir_fd, names
+
+    def close_dir(self, dir_handle: int) -> None:
+        """See `Remover`."""
+        os.close(dir_handle)
+
+    def _owner(self, uid: int) -> str:
+        if uid not in self._users:
+            self._users[uid] = user_name(uid) or str(uid)
+        return self._users[uid]
+
+    def _skip_observed(
+        self, directory: str, name: str, st: os.stat_result, result: RemoveResult,
+        lock: LockProbe = LockProbe.FREE, why: str = "", use: Use | None = None,
+    ) -> None:  # fmt: skip
+        """Record a skip with the state and reason the scanner would give the file."""
+        obs = Observation(
+            directory=directory, name=name, mode=st.st_mode, size=st.st_size, nlink=st.st_nlink,
+            mtime=st.st_mtime, dev=st.st_dev, ino=st.st_ino, uid=st.st_uid,
+            owner=self._owner(st.st_uid), mine=st.st_uid == self.euid,
+            lock=lock if stat.S_ISREG(st.st_mode) else LockProbe.NOT_PROBED,
+            accessible=rw_accessible(st, self.euid, self.groups),
+        )  # fmt: skip
+        obs.unreadable_reason = why
+        if use is not None:
+            if use.state is LockState.WAITING:
+                obs.waiters = list(use.holders)
+            else:
+                obs.holders = list(use.holders)
+        item = classify(obs)
+        result.skip(item.path, item.state, item.reason)
+
+    def acquire(
+        self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult
+    ) -> Target | None:
+        """See `Remover`: every check before the lock, then `LOCK_EX|LOCK_NB`."""
+        import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
+
+        path = f"{directory.rstrip('/')}/{name}"
+        try:
+            st = self.lstat(name, dir_handle)
+        except FileNotFoundError:
+            return None  # gone: another cleaner, or never there
+        except OSError as err:
+            result.errors.append(_error(path, err))
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != 0:
+            self._skip_observed(directory, name, st, result)
+            return None
+        if st.st_uid != self.euid and not (policy.all_users and self.euid == 0):
+            self._skip_observed(directory, name, st, result)  # foreign
+            return None
+        use = self.pre_lock_use(st.st_dev, st.st_ino)
+        if use is not None:
+            self._skip_observed(directory, name, st, result, use=use)
+            return None
+        age = self.clock() - st.st_mtime
+        if age < policy.min_age:
+            result.skip(
+                path,
+                LockState.ORPHANED,
+                f"younger than the minimum age ({format_age(age)} < {format_age(policy.min_age)})",
+            )
+            return None
+        try:
+            fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_handle)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            why = "replaced by a symlink" if err.errno == errno.ELOOP else (err.strerror or "")
+            self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
+            return None
+        try:
+            found = os.fstat(fd)
+            if (found.st_dev, found.st_ino) != (st.st_dev, st.st_ino):
+                result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
+                os.close(fd)
+                return None
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in _BUSY:
+                self._skip_observed(directory, name, st, result, LockProbe.HELD)
+            else:
+                result.errors.append(_error(path, err))
+            return None
+        return Target(directory, name, path, st.st_dev, st.st_ino, fd)
+
+    def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
+        """See `Remover`: the lock table first, then one pass over open files."""
+        found = self.lock_users(targets)
+        rest = [target for target in targets if target not in found]
+        if rest:
+            for target, pids in self.open_users(rest, result).items():
+                found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
+        return found
+
+    def still_named(self, target: Target) -> bool:
+        """See `Remover`."""
+        try:
+            st = self.lstat(target.name, self._dir_fd(target))
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (target.dev, target.ino) and stat.S_ISREG(st.st_mode)
+
+    def _dir_fd(self, target: Target) -> int:
+        return self._dirs[target.directory]
+
+    def remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
+        """See `Remover`; remembers each dir's fd so per-target calls stay relative to it."""
+        self._dirs: dict[str, int] = {}
+        return super().remove(dirs, policy)
+
+    def _batch(self, dir_handle: int, directory: str, names: Sequence[str], policy: Policy,
+               result: RemoveResult) -> None:  # fmt: skip
+        self._dirs[directory] = dir_handle
+        super()._batch(dir_handle, directory, names, policy, result)
+
+    def unlink(self, target: Target) -> None:
+        """See `Remover`: by name, relative to the dir, while our lock is held."""
+        os.unlink(target.name, dir_fd=self._dir_fd(target))
+
+    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+        """Hand the lock over: lock a new file at the name, then free the old one.
+
+        The process that got hold of the old file takes its lock once we let go of it; anyone
+        who opens the name from now on finds the new file, locked by us until that process has
+        let go of the old one. So at no moment can two processes both believe they hold the lock.
+        """
+        import fcntl  # noqa: PLC0415
+
+        new_fd = self._next_generation(target, result)
+        pids = [h.pid for h in use.holders if h.pid is not None]
+        try:
+            fcntl.flock(target.handle, fcntl.LOCK_UN)  # the old generation's user proceeds
+            target.locked = False
+            if new_fd is None:
+                return "the lock could not be handed over (see errors); the old file was released"
+            said = False
+            for waited in backoff():
+                if not self.still_used(target, pids):
+                    break
+                if waited > 1 and not said:
+                    self.progress(
+                        f"{target.path}: keeping the new lock until {use.describe()} is done"
+                        " with the old file"
+                    )
+                    said = True
+        finally:
+            if new_fd is not None:
+                os.close(new_fd)
+        return "the lock was handed over to a new file at the name, which stays"
+
+    def _next_generation(self, target: Target, result: RemoveResult) -> int | None:
+        """A new file at the target's name, exclusively locked by us (created if need be)."""
+        import fcntl  # noqa: PLC0415
+
+        dir_fd = self._dir_fd(target)
+        create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        deadline: float | None = None
+        for waited in backoff():
+            try:
+                fd = os.open(target.name, create, LOCK_FILE_MODE, dir_fd=dir_fd)
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, LOCK_FILE_MODE)  # what uv sets, whatever our umask
+            except FileExistsError:
+                try:
+                    fd = os.open(target.name, _OPEN_FLAGS, dir_fd=dir_fd)  # a new uv made one
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    # not a file we may lock (say, a symlink planted at the name): retry briefly
+                    deadline = deadline or waited + 5.0
+                    if waited > deadline:
+                        result.errors.append(_error(target.path, err, "lock handoff failed"))
+                        return None
+                    continue
+            except OSError as err:
+                result.errors.append(_error(target.path, err, "lock handoff failed"))
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # a new uv holds the new file: wait for it, keeping the old lock
+                continue
+            return fd
+        return None  # pragma: no cover - backoff() never ends
+
+    def release(self, target: Target) -> None:
+        """See `Remover`: closing the fd drops the lock."""
+        if target.handle is not None:
+            os.close(target.handle)
+            target.handle = None
+            target.locked = False
+
+
+def _error(path: str, err: OSError, what: str = "") -> ScanError:
+    message = err.strerror or str(err)
+    return ScanError(path, f"{what}: {message}" if what else message)
+
+
+class LinuxRemover(PosixRemover):
+    """Linux: `/proc/locks` for holders and waiters, one `/proc/*/fd` walk per batch."""
+
+    def __init__(
+        self,
+        progress: Progress | None = None,
+        processes: ProcessTable | None = None,
+        lstat: Callable[[str, int], os.stat_result] | None = None,
+        clock: Callable[[], float] = time.time,
+        proc: str = "/proc",
+    ) -> None:
+        super().__init__(progress, processes or ProcessTable(proc=proc), lstat, clock)
+        self.proc = proc
+        self._table: dict[int, list[LockEntry]] | None = None
+
+    def _read_table(self) -> dict[int, list[LockEntry]] | None:
+        try:
+            with open(f"{self.proc}/locks", "rb") as handle:
+                return parse_locks(handle.read().decode("latin-1"))
+        except OSError:
+            return None
+
+    def _entries(self, table: dict[int, list[LockEntry]], dev: int, ino: int) -> list[LockEntry]:
+        entries = table.get(ino, [])
+        same_dev = [e for e in entries if (e.major, e.minor) == (os.major(dev), os.minor(dev))]
+        # /proc/locks may print another device on btrfs/overlayfs: then any entry on the inode
+        return same_dev or entries
+
+    def pre_lock_use(self, dev: int, ino: int) -> Use | None:
+        """See `PosixRemover`: read the table once per batch (before the first lock)."""
+        if self._table is None:
+            self._table = self._read_table() or {}
+        entries = self._entries(self._table, dev, ino)
+        return self._use_of(entries) if entries else None
+
+    def _use_of(self, entries: Iterable[LockEntry]) -> Use | None:
+        waiting = [e.pid for e in entries if e.waiting]
+        holding = [e.pid for e in entries if not e.waiting]
+        if holding:
+            return Use(LockState.HELD, holder_list(self.processes, holding))
+        if waiting:
+            return Use(LockState.WAITING, holder_list(self.processes, waiting))
+        return None
+
+    def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
+        """See `PosixRemover`: every entry on our inodes except our own lock."""
+        table = self._read_table()
+        self._table = None  # the next batch reads a fresh one
+        if table is None:
+            return {}
+        me = os.getpid()
+        found: dict[Target, Use] = {}
+        for target in targets:
+            entries = [
+                e for e in self._entries(table, target.dev, target.ino)
+                if not (e.pid == me and not e.waiting and target.locked)
+            ]  # fmt: skip
+            use = self._use_of(entries)
+            if use is not None:
+                found[target] = use
+        return found
+
+    def open_users(
+        self, targets: Sequence[Target], result: RemoveResult
+    ) -> dict[Target, list[int]]:
+        """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
+        by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
+        pids = [int(entry) for entry in os.listdir(self.proc) if entry.isdigit()]
+        found, hidden = walk_fds(self.proc, pids, {t.name for t in targets}, by_key)
+        result.hidden_processes = max(result.hidden_processes, hidden)
+        return {by_key[key]: pids for key, pids in found.items()}
+
+    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
+        """See `PosixRemover`: any lock entry on the old inode, or one of `pids` with it open."""
+        key = (target.dev, target.ino)
+        table = self._read_table() or {}
+        me = os.getpid()
+        if any(e.pid != me for e in self._entries(table, *key)):
+            return True
+        found, _hidden = walk_fds(self.proc, pids, {target.name}, {key})
+        return bool(found)
+
+
+#: (pid, open paths or None when access was denied) for every process.
+OpenFilesLister = Callable[[], Iterable[tuple[int, list[str] | None]]]
+
+
+class DarwinRemover(PosixRemover):
+    """macOS and the BSDs: no lock table; psutil's open files, matched by path."""
+
+    def __init__(
+        self,
+        progress: Progress | None = None,
+        processes: ProcessTable | None = None,
+        lstat: Callable[[str, int], os.stat_result] | None = None,
+        clock: Callable[[], float] = time.time,
+        open_files: OpenFilesLister | None = None,
+    ) -> None:
+        super().__init__(progress, processes, lstat, clock)
+        if open_files is None:
+            from uvsweep.probe.darwin import psutil_open_files  # noqa: PLC0415
+
+            open_files = psutil_open_files
+        self.open_files = open_files
+
+    def open_users(
+        self, targets: Sequence[Target], result: RemoveResult
+    ) -> dict[Target, list[int]]:
+        """See `PosixRemover`.
+
+        A path is all psutil gives, and after the unlink it may name a newer file, so any open
+        file at a target's path counts: the safe side.
+        """
+        by_path = {target.path: target for target in targets}
+        found: dict[Target, list[int]] = {}
+        hidden = 0
+        me = os.getpid()
+        for pid, paths in self.open_files():
+            if pid == me:
+                continue
+            if paths is None:
+                hidden += 1
+                continue
+            for path in paths:
+                target = by_path.get(path)
+                if target is not None:
+                    found.setdefault(target, []).append(pid)
+        result.hidden_processes = max(result.hidden_processes, hidden)
+        return found
+
+    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
+        """See `PosixRemover`: one of `pids` still lists the path among its open files."""
+        wanted = set(pids)
+        for pid, paths in self.open_files():
+            if pid in wanted and paths and target.path in paths:
+                return True
+        return False
