@@ -96,9 +96,14 @@ class Use(Record):
         self._init(state=state, holders=tuple(holders))
 
     def describe(self) -> str:
-        """`pid 12 (uv)` or `a process the OS does not show`."""
-        shown = [h.describe() for h in self.holders if h.pid is not None]
-        return ", ".join(shown) if shown else "a process the OS does not show"
+        """`pid 12 uv (alice)` or `a process the OS does not show`."""
+        return describe_holders(self.holders)
+
+
+def describe_holders(holders: Sequence[Holder]) -> str:
+    """`pid 12 uv (alice), pid 13 ...`, or `a process the OS does not show`."""
+    shown = [f"pid {h.describe()}" for h in holders if h.pid is not None]
+    return ", ".join(shown) if shown else "a process the OS does not show"
 
 
 _USE_REASON = {

@@ -27,7 +27,16 @@ from uvsweep.probe.posix import (
     rw_accessible,
 )
 from uvsweep.processes import ProcessTable, user_name
-from uvsweep.remove import Policy, Progress, Remover, RemoveResult, Target, Use, backoff
+from uvsweep.remove import (
+    Policy,
+    Progress,
+    Remover,
+    RemoveResult,
+    Target,
+    Use,
+    backoff,
+    describe_holders,
+)
 
 #: Mode of a file uv creates (>= 0.9.15): anybody may lock it.
 LOCK_FILE_MODE = 0o666
@@ -131,7 +140,11 @@ class PosixRemover(Remover):
             else:
                 obs.holders = list(use.holders)
         item = classify(obs)
-        result.skip(item.path, item.state, item.reason)
+        reason = item.reason
+        who = item.holders or item.waiters or item.openers
+        if who and any(h.pid is not None for h in who):
+            reason = f"{reason}: {describe_holders(who)}"
+        result.skip(item.path, item.state, reason)
 
     def acquire(
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult

@@ -1,0 +1,382 @@
+"""The removal protocol on real files, real flocks and real processes (Linux)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Holder, flock_held, other_user_python
+from uvsweep.model import LockState
+from uvsweep.remove import Policy, RemoveResult, Target
+from uvsweep.remove.posix import LinuxRemover
+
+pytestmark = [
+    pytest.mark.linux,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
+]
+
+A = "uv-00000000000000aa.lock"
+B = "uv-00000000000000bb.lock"
+
+
+def touch(directory: Path, name: str, age: float = 0.0) -> Path:
+    path = directory / name
+    path.touch()
+    if age:
+        then = time.time() - age
+        os.utime(path, (then, then))
+    return path
+
+
+def clean(directory: Path, remover: LinuxRemover | None = None, **policy: object) -> RemoveResult:
+    return (remover or LinuxRemover()).remove([str(directory)], Policy(**policy))  # type: ignore[arg-type]
+
+
+def skipped(result: RemoveResult) -> dict[str, tuple[LockState, str]]:
+    return {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
+
+
+def fingerprint(path: Path) -> tuple[int, int, int, bytes | None]:
+    st = os.lstat(path)
+    content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+    return st.st_ino, st.st_mode, st.st_nlink, content
+
+
+def test_removes_orphans_and_nothing_else(lockdir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "precious"
+    victim.write_text("keep me")
+    orphan = touch(lockdir, A)
+    (lockdir / "uv-0000000000000001.lock").symlink_to(victim)
+    (lockdir / "uv-0000000000000002.lock").symlink_to(tmp_path / "nowhere")
+    (lockdir / "uv-0000000000000003.lock").mkdir()
+    os.mkfifo(lockdir / "uv-0000000000000004.lock")
+    (lockdir / "uv-0000000000000005.lock").write_text("data")
+    touch(lockdir, "uv-0000000000000006.lock")
+    os.link(lockdir / "uv-0000000000000006.lock", lockdir / "uv-0000000000000007.lock")
+    near_misses = [
+        "uv-00000000000000AA.lock", "uv-000000000000000.lock", ".tmpAb12Cd",
+        "uv-00000000000000aa.lock.tmp",
+        "uv-setuptools-00000000000000aa.lockx", "xuv-00000000000000aa.lock",
+    ]  # fmt: skip
+    for name in near_misses:
+        touch(lockdir, name)
+    before = {p.name: fingerprint(p) for p in lockdir.iterdir() if p.name != A}
+
+    result = clean(lockdir)
+
+    assert result.removed == [str(orphan)]
+    assert not orphan.exists()
+    after = {p.name: fingerprint(p) for p in lockdir.iterdir()}
+    assert after == before, "nothing but the orphan may change"
+    assert victim.read_text() == "keep me"
+    states = skipped(result)
+    assert set(states) == {f"uv-000000000000000{i}.lock" for i in range(1, 8)}
+    assert {state for state, _ in states.values()} == {LockState.SUSPICIOUS}
+    assert "symlink" in states["uv-0000000000000001.lock"][1]
+    assert "FIFO" in states["uv-0000000000000004.lock"][1]
+    assert "hard link" in states["uv-0000000000000006.lock"][1]
+    assert not result.errors
+
+
+def test_setuptools_lock_is_removed_too(lockdir: Path) -> None:
+    path = touch(lockdir, "uv-setuptools-00000000000000aa.lock")
+    assert clean(lockdir).removed == [str(path)]
+
+
+def test_held_waiting_and_open_files_stay(lockdir: Path, hold: type[Holder]) -> None:
+    held = touch(lockdir, A)
+    waited = touch(lockdir, B)
+    opened = touch(lockdir, "uv-00000000000000cc.lock")
+    holder = hold(held)
+    hold(waited)
+    hold(waited, wait=True)
+    code = (
+        "import os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); print('ok', flush=True);"
+        " time.sleep(60)"
+    )
+    opener = subprocess.Popen(
+        [sys.executable, "-c", code, str(opened)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert opener.stdout is not None and opener.stdout.readline().strip() == "ok"
+        result = clean(lockdir)
+    finally:
+        opener.kill()
+        opener.wait()
+        assert opener.stdout is not None
+        opener.stdout.close()
+    assert result.removed == []
+    states = skipped(result)
+    assert states[A][0] is LockState.HELD
+    assert f"pid {holder.pid} " in states[A][1]
+    assert states[B][0] is LockState.HELD  # its holder is visible; the waiter is behind it
+    assert states["uv-00000000000000cc.lock"][0] is LockState.OPEN
+    assert held.exists() and waited.exists() and opened.exists()
+    assert flock_held(held), "the holder must still hold its lock"
+
+
+def test_a_waiter_whose_holder_is_gone_keeps_the_file(lockdir: Path, hold: type[Holder]) -> None:
+    # the holder takes the lock, a waiter queues behind it, then the holder dies: the waiter
+    # now holds it. Either way the file stays.
+    path = touch(lockdir, A)
+    first = hold(path)
+    hold(path, wait=True)
+    first.stop()
+    time.sleep(0.2)
+    result = clean(lockdir)
+    assert result.removed == [] and path.exists()
+    assert skipped(result)[A][0] is LockState.HELD
+
+
+def test_min_age(lockdir: Path) -> None:
+    old = touch(lockdir, A, age=7200)
+    young = touch(lockdir, B, age=60)
+    result = clean(lockdir, min_age=3600)
+    assert result.removed == [str(old)]
+    assert young.exists()
+    state, reason = skipped(result)[B]
+    assert state is LockState.ORPHANED and "younger than the minimum age" in reason
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown a file to another user")
+def test_other_users_files_only_with_all_users(lockdir: Path) -> None:
+    foreign = touch(lockdir, A)
+    os.chown(foreign, 65534, 65534)
+    result = clean(lockdir)
+    assert result.removed == [] and foreign.exists()
+    assert skipped(result)[A][0] is LockState.FOREIGN
+    result = clean(lockdir, all_users=True)
+    assert result.removed == [str(foreign)] and not foreign.exists()
+
+
+def test_a_non_root_user_never_removes_anothers_file(shared_tmp: Path) -> None:
+    found = other_user_python()
+    if found is None:
+        pytest.skip("needs root, setpriv (util-linux) and the user nobody")
+    uid, gid, python = found
+    ours = touch(shared_tmp, A)  # root's file; nobody's clean must leave it
+    theirs = shared_tmp / B
+    shared_tmp.chmod(0o1777)
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / "app")!r})
+        open({str(theirs)!r}, 'w').close()
+        from uvsweep.remove import Policy
+        from uvsweep.remove.posix import LinuxRemover
+        result = LinuxRemover().remove([{str(shared_tmp)!r}], Policy(all_users=True))
+        print(json.dumps([result.removed, [(s.path, s.state.value) for s in result.skipped]]))
+        """
+    )
+    out = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c", code],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    import json
+
+    removed, kept = json.loads(out.stdout)
+    assert removed == [str(theirs)], "their own orphan goes, even with all_users as non-root"
+    assert kept == [[str(ours), "foreign"]]
+    assert ours.exists()
+
+
+def test_missing_and_non_directory_dirs_are_errors(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = LinuxRemover().remove([str(tmp_path / "nope"), str(tmp_path / "file")], Policy())
+    assert [(Path(e.path).name, e.message) for e in result.errors] == [
+        ("nope", "no such directory"),
+        ("file", "not a directory"),
+    ]
+
+
+class _Swapping(LinuxRemover):
+    """Runs `action(name)` right after the protocol's first lstat of each file."""
+
+    def __init__(self, action: object) -> None:
+        self.action = action
+        self.seen: set[str] = set()
+        super().__init__(lstat=self._lstat)
+
+    def _lstat(self, name: str, dir_fd: int) -> os.stat_result:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if name not in self.seen:
+            self.seen.add(name)
+            self.action(name)  # type: ignore[operator]
+        return st
+
+
+def test_file_swapped_between_lstat_and_open_is_left_alone(lockdir: Path, tmp_path: Path) -> None:
+    path = touch(lockdir, A)
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+
+    def swap_for_new_file(_name: str) -> None:
+        path.rename(tmp_path / "old")  # kept alive, so the new file cannot reuse its inode
+        path.touch()
+
+    result = clean(lockdir, _Swapping(swap_for_new_file))
+    assert result.removed == [] and path.exists()
+    assert skipped(result)[A] == (LockState.SUSPICIOUS, "replaced while it was being checked")
+
+    def swap_for_symlink(_name: str) -> None:
+        path.unlink()
+        path.symlink_to(victim)
+
+    result = clean(lockdir, _Swapping(swap_for_symlink))
+    assert result.removed == [] and path.is_symlink() and victim.read_text() == "x"
+    assert skipped(result)[A][0] is LockState.SUSPICIOUS
+
+
+def test_file_vanishing_mid_clean_is_no_error(lockdir: Path) -> None:
+    path = touch(lockdir, A)
+    other = touch(lockdir, B)
+    result = clean(lockdir, _Swapping(lambda name: name == A and path.unlink()))
+    assert result.removed == [str(other)]
+    assert result.skipped == [] and result.errors == []
+
+
+def test_one_fd_walk_per_batch(lockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvsweep.remove.posix as posix
+
+    for index in range(300):
+        touch(lockdir, f"uv-{index:016x}.lock")
+    walks: list[int] = []
+    real = posix.walk_fds
+
+    def counting(*args: object, **kwargs: object) -> object:
+        walks.append(len(args[3]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(posix, "walk_fds", counting)
+    remover = LinuxRemover()
+    remover.batch_size = 200
+    result = remover.remove([str(lockdir)], Policy())
+    assert len(result.removed) == 300
+    # two batches (200 + 100), each walked once before the unlink and once after
+    assert walks == [200, 200, 100, 100]
+
+
+def test_ctrl_c_waits_until_the_batch_is_released(lockdir: Path) -> None:
+    paths = [touch(lockdir, f"uv-{i:016x}.lock") for i in range(5)]
+
+    def interrupt(name: str) -> None:
+        if name.endswith("1.lock"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    remover = _Swapping(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        remover.remove([str(lockdir)], Policy())
+    assert not any(p.exists() for p in paths), "the batch in hand is finished first"
+    fds = os.listdir("/proc/self/fd")
+    assert not any(os.readlink(f"/proc/self/fd/{fd}").startswith(str(lockdir)) for fd in fds
+                   if os.path.exists(f"/proc/self/fd/{fd}"))  # fmt: skip
+
+
+# ---- handoff repair ---------------------------------------------------------------------------
+
+_LATE_OPENER = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR)   # opened before the unlink, as uv might be
+    print("opened", flush=True)
+    fcntl.flock(fd, fcntl.LOCK_EX)         # blocks while the sweeper holds the old file
+    print("locked", flush=True)
+    sys.stdin.readline()                   # hold it until told
+    os.close(fd)
+    print("released", flush=True)
+    time.sleep(30)
+    """
+)
+
+
+class _LateOpener(LinuxRemover):
+    """Starts a uv-like process that opens the file just before our unlink (the race)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child: subprocess.Popen[str] | None = None
+
+    def unlink(self, target: Target) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", _LATE_OPENER, target.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.child.stdout is not None
+        assert self.child.stdout.readline().strip() == "opened"
+        super().unlink(target)
+
+
+def test_handoff_keeps_both_generations_mutually_exclusive(lockdir: Path) -> None:
+    path = touch(lockdir, A)
+    old_ino = path.stat().st_ino
+    remover = _LateOpener()
+    done: list[RemoveResult] = []
+    thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
+    thread.start()
+    try:
+        while remover.child is None:
+            time.sleep(0.01)
+        child = remover.child
+        assert child.stdout is not None and child.stdin is not None
+        # the late opener gets the old file's lock once we let go of it...
+        assert child.stdout.readline().strip() == "locked"
+        # ...and meanwhile the name is a new file that we hold: a new uv would wait
+        assert path.exists() and path.stat().st_ino != old_ino
+        assert flock_held(path), "the new generation must be locked while the old one is in use"
+        time.sleep(0.3)
+        assert thread.is_alive(), "the sweeper keeps the new lock until the old one is let go"
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "released"
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        if remover.child is not None:
+            remover.child.kill()
+            remover.child.wait()
+            for stream in (remover.child.stdin, remover.child.stdout):
+                if stream:
+                    stream.close()
+        thread.join(10)
+    result = done[0]
+    assert result.removed == [] and result.handoffs == 1
+    state, reason = skipped(result)[A]
+    assert state is LockState.HELD and "handed over" in reason
+    assert path.exists() and not flock_held(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666, "anybody's uv can lock the new file"
+
+
+def test_read_only_file_system(tmp_path: Path) -> None:
+    from tests.conftest import need
+
+    works = shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True, check=False
+    ).returncode == 0  # fmt: skip
+    need(works, "unshare (util-linux) with user namespaces is needed to mount a read-only tmpfs")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    app = Path(__file__).resolve().parents[2] / "app"
+    script = (
+        f"mount -t tmpfs tmpfs {mount} && touch {mount}/{A} && mount -o remount,ro {mount} && "
+        f"PYTHONPATH={app} {sys.executable} -m uvsweep clean --dir {mount} --json; "
+        f"echo rc=$?; ls {mount}"
+    )
+    out = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                         check=False, timeout=60)  # fmt: skip
+    import json
+
+    document = json.loads(out.stdout[: out.stdout.rindex("}") + 1])
+    assert document["removed"] == []
+    assert document["errors"] == [{"path": f"{mount}/{A}", "message": "Read-only file system"}]
+    assert "rc=4" in out.stdout and out.stdout.rstrip().endswith(A)
+    assert "Read-only file system" in out.stderr

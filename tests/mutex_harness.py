@@ -1,0 +1,220 @@
+"""Mutual-exclusion torture harness: workers that lock exactly as uv does, and a sweeper.
+
+Workers take the lock on a few names the way uv's `LockedFile` does: open the existing file
+read-write without creating it; if it is missing, create a temp file in the same dir, make it 0666
+and rename it into place without replacing anything (Linux `renameat2(RENAME_NOREPLACE)`); then a
+non-blocking exclusive flock, else a blocking one. Sometimes a worker pauses between the open and
+the lock, as a preempted process would. Inside the critical section a witness file is created with
+`O_EXCL`: if it already exists, two processes hold "the" lock at once, which is an overlap.
+
+Sweepers run in a loop beside them:
+  uvsweep  the real removal protocol (`uvsweep.remove.for_platform().remove`)
+  rm       a naive `rm -f uv-*.lock`
+  trylock  `LOCK_EX|LOCK_NB`, then unlink, then close (what systemd-tmpfiles does)
+
+Run: python tests/mutex_harness.py run SWEEPER [SECTIONS] [WORKERS]  -> one JSON line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+NAMES = tuple(f"uv-{index:016x}.lock" for index in range(0xA1, 0xA7))
+RENAME_NOREPLACE = 1
+AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """`renameat2(src, dst, RENAME_NOREPLACE)`, as uv's persist_noclobber; link+unlink elsewhere."""
+    func = getattr(_libc, "renameat2", None)
+    if func is None:
+        os.link(src, dst)
+        os.unlink(src)
+        return
+    if func(AT_FDCWD, src.encode(), AT_FDCWD, dst.encode(), RENAME_NOREPLACE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), dst)
+
+
+def uv_open(directory: str, name: str) -> int:
+    """Open (creating if need be) the lock file exactly as uv does; an fd, not yet locked."""
+    path = os.path.join(directory, name)
+    while True:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp")
+        try:
+            os.fchmod(fd, 0o666)
+            rename_noreplace(tmp, path)
+        except OSError as err:
+            os.close(fd)
+            os.unlink(tmp)
+            if err.errno != errno.EEXIST:
+                raise
+        else:
+            return fd
+
+
+def worker(directory: str, witness_dir: str, sections: int, seed: int) -> dict[str, int]:
+    """Take the locks `sections` times; count overlaps seen through the witness files."""
+    rng = random.Random(seed)
+    overlaps = 0
+    for _ in range(sections):
+        name = rng.choice(NAMES)
+        fd = uv_open(directory, name)
+        if rng.random() < 0.05:
+            time.sleep(rng.random() * 0.002)  # preempted between open and lock
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        witness = os.path.join(witness_dir, name)
+        try:
+            os.close(os.open(witness, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            mine = True
+        except FileExistsError:
+            overlaps += 1
+            mine = False
+        if rng.random() < 0.1:
+            time.sleep(rng.random() * 0.001)
+        if mine:
+            os.unlink(witness)
+        os.close(fd)  # releases the lock
+        if rng.random() < 0.3:
+            time.sleep(rng.random() * 0.001)  # idle: the file is orphaned for a while
+    return {"sections": sections, "overlaps": overlaps}
+
+
+def sweep_once(kind: str, directory: str, remover: object) -> int:
+    """One pass of a sweeper; how many files it removed."""
+    if kind == "uvsweep":
+        from uvsweep.remove import Policy, Remover
+
+        assert isinstance(remover, Remover)
+        result = remover.remove([directory], Policy())
+        sweep_once.handoffs += result.handoffs  # type: ignore[attr-defined]
+        return len(result.removed)
+    removed = 0
+    for name in os.listdir(directory):
+        if not name.startswith("uv-"):
+            continue
+        path = os.path.join(directory, name)
+        if kind == "rm":
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+sweep_once.handoffs = 0  # type: ignore[attr-defined]
+
+
+def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
+    """Sweep until `stop_file` appears."""
+    remover = None
+    if kind == "uvsweep":
+        from uvsweep.remove import for_platform
+
+        remover = for_platform()
+    passes = removed = 0
+    while not os.path.exists(stop_file):
+        removed += sweep_once(kind, directory, remover)
+        passes += 1
+    handoffs: int = sweep_once.handoffs  # type: ignore[attr-defined]
+    return {"passes": passes, "removed": removed, "handoffs": handoffs}
+
+
+def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> dict[str, object]:
+    """Workers and one sweeper of `kind` on `directory`; the totals."""
+    witness_dir = os.path.join(directory, "witness")
+    lock_dir = os.path.join(directory, "locks")
+    os.makedirs(witness_dir)
+    os.makedirs(lock_dir)
+    stop_file = os.path.join(directory, "stop")
+    me = os.path.abspath(__file__)
+    env = dict(os.environ)
+    started = time.monotonic()
+    sweep = subprocess.Popen(
+        [sys.executable, me, "sweeper", kind, lock_dir, stop_file], stdout=subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    per_worker = -(-sections // workers)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, me, "worker", lock_dir, witness_dir, str(per_worker), str(seed)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for seed in range(workers)
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"worker failed with {proc.returncode}"
+        results.append(json.loads(out))
+    with open(stop_file, "w"):
+        pass
+    out, _ = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, f"sweeper failed with {sweep.returncode}"
+    swept = json.loads(out)
+    return {
+        "sweeper": kind,
+        "sections": sum(r["sections"] for r in results),
+        "overlaps": sum(r["overlaps"] for r in results),
+        "removed": swept["removed"],
+        "passes": swept["passes"],
+        "handoffs": swept["handoffs"],
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for the worker and sweeper child processes, and for a manual run."""
+    command = argv[0]
+    if command == "worker":
+        result = worker(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    elif command == "sweeper":
+        result = sweeper(argv[1], argv[2], argv[3])
+    elif command == "run":
+        with tempfile.TemporaryDirectory() as scratch:
+            target = os.path.join(scratch, "run")
+            os.makedirs(target)
+            sections = int(argv[2]) if len(argv) > 2 else 10_000
+            count = int(argv[3]) if len(argv) > 3 else 4
+            result = run(target, argv[1], sections, count)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
