@@ -85,15 +85,15 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _linux_stat(pid: int, proc: str) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks after boot) from `/proc/<pid>/stat`."""
+def _linux_stat(pid: int, proc: str) -> tuple[int, int, str] | None:
+    """(parent pid, start time in clock ticks after boot, state letter) from `/proc/<pid>/stat`."""
     raw = _read(f"{proc}/{pid}/stat")
     if not raw:
         return None
     # the name (field 2) may hold spaces and parens: the fields we want follow the last ')'
     fields = raw[raw.rfind(b")") + 2 :].split()
     try:
-        return int(fields[1]), int(fields[19])
+        return int(fields[1]), int(fields[19]), fields[0].decode("ascii", "replace")
     except (IndexError, ValueError):
         return None
 
@@ -221,6 +221,18 @@ class ProcessTable:
                 if comm is None or not is_uv_name(comm.decode("utf-8", "replace").strip()):
                     continue
             info = self.info(pid)
-            if info is not None and info.is_uv:
+            if info is not None and info.is_uv and self.alive(pid):
                 found.append(info)
         return found
+
+    def alive(self, pid: int) -> bool:
+        """Whether `pid` exists and is not a zombie (exited, not yet reaped by its parent)."""
+        if self._linux:
+            found = _linux_stat(pid, self._proc)
+            return found is not None and found[2] not in ("Z", "X")
+        import psutil  # noqa: PLC0415
+
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False

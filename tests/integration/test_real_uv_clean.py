@@ -1,0 +1,124 @@
+"""Real uv while uvsweep cleans: concurrent offline syncs, and the Dockerfile one-liner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import APP_DIR, base_python, make_project, make_wheel, need
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.linux,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux"),
+]
+
+SWEEPER = textwrap.dedent(
+    """
+    import json, os, sys
+    from uvsweep import cleaner
+    removed = passes = 0
+    while not os.path.exists(sys.argv[2]):
+        # gate=False: the test's own uv processes must not stop the sweeper; every per-file
+        # check of the protocol still applies
+        removed += len(cleaner.clean([sys.argv[1]], gate=False).removed)
+        passes += 1
+    print(json.dumps({"removed": removed, "passes": passes}))
+    """
+)
+
+
+def test_concurrent_uv_syncs_while_sweeping(
+    tmp_path: Path, lockdir: Path, uv: str, uv_env: dict[str, str]
+) -> None:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tinydep", "1.0")
+    project = make_project(
+        tmp_path / "proj",
+        extra=f'\n[tool.uv]\nfind-links = ["{wheels}"]\n',
+    )
+    text = (
+        (project / "pyproject.toml")
+        .read_text()
+        .replace("dependencies = []", 'dependencies = ["tinydep"]')
+    )
+    (project / "pyproject.toml").write_text(text)
+    first = subprocess.run([uv, "sync"], cwd=project, env=uv_env, capture_output=True, text=True,
+                           timeout=120, check=False)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    stop = tmp_path / "stop"
+    sweeper = subprocess.Popen(
+        [sys.executable, "-c", SWEEPER, str(lockdir), str(stop)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": APP_DIR},
+    )  # fmt: skip
+
+    def sync_loop(index: int) -> list[subprocess.CompletedProcess[str]]:
+        runs = []
+        for round_ in range(6):
+            args = ["sync", "--reinstall"] if (index + round_) % 2 else ["sync"]
+            done = subprocess.run([uv, *args], cwd=project, env=uv_env, capture_output=True,
+                                  text=True, timeout=300, check=False)  # fmt: skip
+            runs.append(done)
+        return runs
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = [run for runs in pool.map(sync_loop, range(4)) for run in runs]
+    finally:
+        stop.touch()
+        out, _ = sweeper.communicate(timeout=60)
+    swept = json.loads(out)
+    assert [r.returncode for r in results] == [0] * 24, [r.stderr for r in results if r.returncode]
+    assert swept["removed"] > 0, f"the sweeper must have removed the project's lock: {swept}"
+    venv_python = project / ".venv" / "bin" / "python"
+    check = subprocess.run([uv, "pip", "check", "--python", str(venv_python)], env=uv_env,
+                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    value = subprocess.run([str(venv_python), "-c", "import tinydep; print(tinydep.VALUE)"],
+                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    assert value.stdout.strip() == "1.0"
+    site = next((project / ".venv" / "lib").glob("python*/site-packages"))
+    assert [p.name for p in site.glob("tinydep-*.dist-info")] == ["tinydep-1.0.dist-info"]
+    again = subprocess.run([uv, "sync", "--locked", "--check"], cwd=project, env=uv_env,
+                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+
+
+DOCKER_RUN = """\
+set -e
+mount -t tmpfs tmpfs /tmp
+unset TMPDIR
+{uv} pip install --python {python} --break-system-packages --dry-run --offline \\
+    --find-links {wheels} tinydep > /dev/null 2>&1 || true
+touch /tmp/uv-00000000000000aa.lock && chown 65534:65534 /tmp/uv-00000000000000aa.lock
+echo "before: $(ls /tmp | grep -c '^uv-')"
+PYTHONPATH={app} {uvsweep_python} -m uvsweep clean --all-users
+echo "rc=$?"
+echo "after: $(ls -A /tmp | grep -c '^uv-' || true)"
+"""
+
+
+def test_dockerfile_one_liner_leaves_no_lock_in_the_layer(tmp_path: Path, uv: str) -> None:
+    need(os.geteuid() == 0, "the Dockerfile case runs as root (as a RUN step does)")
+    need(
+        subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode == 0,
+        "unshare (util-linux) is needed to give the step a private /tmp, as a layer has",
+    )
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels)
+    script = DOCKER_RUN.format(uv=uv, python=base_python(), wheels=wheels, app=APP_DIR,
+                               uvsweep_python=sys.executable)  # fmt: skip
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert "before: 2" in lines, done.stdout + done.stderr  # the interpreter's lock and nobody's
+    assert "rc=0" in lines, done.stdout + done.stderr
+    assert lines[-1] == "after: 0", done.stdout + done.stderr
