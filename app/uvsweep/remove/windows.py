@@ -15,6 +15,7 @@ so the logic is tested on any OS with a fake.
 
 from __future__ import annotations
 
+import ntpath
 import os
 import stat
 import time
@@ -201,7 +202,7 @@ class WindowsRemover(Remover):
         self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
     ) -> Target | None:
         """See `Remover`."""
-        path = os.path.join(directory, name)
+        path = ntpath.join(directory, name)  # Windows paths, also when tested elsewhere
         try:
             st = self.lstat(path)
         except FileNotFoundError:
