@@ -36,10 +36,18 @@ class LockEntry(Record):
         )
 
 
-def parse_locks(text: str) -> dict[int, list[LockEntry]]:
-    """`/proc/locks` text -> entries by inode. Lines it cannot read are skipped, never fatal."""
+def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEntry]]:
+    """`/proc/locks` text -> entries by inode. Lines it cannot read are skipped, never fatal.
+
+    With `own_pid`, that process's exclusive locks are left out before any parsing: a cleaner
+    holding thousands of locks reads thousands of its own lines.
+    """
     table: dict[int, list[LockEntry]] = {}
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if own_pid is not None:
+        mark = f"WRITE {own_pid} "
+        lines = [line for line in lines if mark not in line or "->" in line]
+    for line in lines:
         parts = line.split()
         if len(parts) < 6:
             continue

@@ -1,0 +1,107 @@
+"""Cleanup speed (issue 4): removing 10,000 orphaned uv lock files, against `rm -f`.
+
+Run: `uv run python benchmarks/clean_bench.py [--files N] [--rounds N]`. Each round makes the same
+N empty files in a fresh dir, then removes them with `rm -f <every name>` or with
+`uvsweep clean --dir DIR --ignore-running-uv` (the gate is skipped so a uv process elsewhere on
+the machine cannot turn the run into a no-op; every per-file check runs). Rounds alternate, and
+the medians and their ratio are printed and written to the "Clean" section of RESULTS.md.
+Bytecode is compiled first, as users' installs have it. The engine time in process (no
+interpreter start) is reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, record
+from scan_bench import compile_bytecode
+
+GOAL = 5.0
+
+
+def fill(directory: Path, count: int) -> list[str]:
+    directory.mkdir()
+    names = [f"uv-{i:016x}.lock" for i in range(count)]
+    for name in names:
+        (directory / name).touch()
+    return names
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[:3]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    compile_bytecode()
+    env = {**os.environ}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    uvsweep = str(Path(sys.executable).with_name("uvsweep"))
+    rm = shutil.which("rm") or "rm"
+    work = Path(tempfile.mkdtemp(prefix="uvsweep-clean-bench-"))
+    samples: dict[str, list[float]] = {"rm": [], "uvsweep": [], "engine": []}
+    try:
+        for index in range(args.rounds):
+            target = work / f"rm-{index}"
+            names = fill(target, args.files)
+            samples["rm"].append(timed([rm, "-f", *names], target, env))
+            assert not any(target.iterdir()), "rm left files behind"
+
+            target = work / f"uvsweep-{index}"
+            fill(target, args.files)
+            command = [uvsweep, "clean", "--dir", str(target), "--ignore-running-uv"]
+            samples["uvsweep"].append(timed(command, work, env))
+            assert not any(target.iterdir()), "uvsweep left files behind"
+
+            target = work / f"engine-{index}"
+            fill(target, args.files)
+            sys.path.insert(0, str(ROOT / "app"))
+            from uvsweep import cleaner  # noqa: PLC0415
+
+            start = time.perf_counter()
+            report = cleaner.clean([str(target)], gate=False)
+            samples["engine"].append(time.perf_counter() - start)
+            assert len(report.removed) == args.files
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    ratio = med["uvsweep"] / med["rm"]
+    verdict = "met" if ratio <= GOAL else "NOT met"
+    body = f"""
+### {args.files:,} orphaned lock files removed (bytecode compiled, median of {args.rounds})
+
+| command | median |
+|---|---|
+| `rm -f <{args.files:,} names>` | {med["rm"] * 1000:.1f} ms |
+| `uvsweep clean --dir DIR --ignore-running-uv` | {med["uvsweep"] * 1000:.1f} ms |
+| `cleaner.clean` in process (no interpreter start) | {med["engine"] * 1000:.1f} ms |
+
+`uvsweep clean` / `rm -f` = **{ratio:.2f}x** (goal <= {GOAL:.0f}x: {verdict}). Every file went
+through the whole protocol: lstat, lock-table check, `O_NOFOLLOW` open, fstat, exclusive flock,
+one `/proc/*/fd` walk and one `/proc/locks` read per batch before and after the unlink, lstat,
+unlink while locked, close.
+"""
+    print(body)
+    record("Clean", body)
+
+
+if __name__ == "__main__":
+    main()
