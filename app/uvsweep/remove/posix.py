@@ -102,6 +102,9 @@ class PosixRemover(Remover):
         """Whether any of `pids` (or a hidden process) still uses the old, unlinked file."""
         return False
 
+    def begin_batch(self) -> None:
+        """Forget what was cached for the previous batch."""
+
     # ---- primitives ---------------------------------------------------------------------------
 
     def listing(self, directory: str) -> tuple[int, list[str]]:
@@ -232,7 +235,7 @@ class PosixRemover(Remover):
     def _batch(self, dir_handle: int, directory: str, names: Sequence[str], policy: Policy,
                result: RemoveResult) -> None:  # fmt: skip
         self._dirs[directory] = dir_handle
-        self._table = None  # the lock table is read afresh for each batch
+        self.begin_batch()
         super()._batch(dir_handle, directory, names, policy, result)
 
     def unlink(self, target: Target) -> None:
@@ -332,6 +335,10 @@ class LinuxRemover(PosixRemover):
         super().__init__(progress, processes or ProcessTable(proc=proc), lstat, clock)
         self.proc = proc
         self._table: dict[int, list[LockEntry]] | None = None
+
+    def begin_batch(self) -> None:
+        """See `PosixRemover`: the lock table is read afresh for each batch."""
+        self._table = None
 
     def _read_table(self, own_pid: int | None = None) -> dict[int, list[LockEntry]] | None:
         try:
