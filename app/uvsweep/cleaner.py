@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from uvsweep.model import LockState, ScanError, format_age
+from uvsweep.model import LockState, ScanError
 from uvsweep.processes import ProcessInfo, ProcessTable
 from uvsweep.remove import Policy, Progress, Remover, Skipped
 
@@ -98,20 +98,15 @@ def _dry_run(
     report.notes = list(snapshot.notes)
     may_take_foreign = all_users and getattr(os, "geteuid", lambda: 0)() == 0
     now = time.time()
+    policy = Policy(min_age=min_age, all_users=all_users)
     for item in sorted(snapshot.files, key=lambda f: f.path):
         removable = item.state in REMOVABLE or (
             item.state is LockState.FOREIGN and may_take_foreign
         )
-        age = now - item.mtime
+        young = policy.too_young(now - item.mtime)
         if not removable:
             report.skipped.append(Skipped(item.path, item.state, item.reason))
-        elif age < min_age:
-            report.skipped.append(
-                Skipped(
-                    item.path,
-                    item.state,
-                    f"younger than the minimum age ({format_age(age)} < {format_age(min_age)})",
-                )
-            )
+        elif young:
+            report.skipped.append(Skipped(item.path, item.state, young))
         else:
             report.removed.append(item.path)

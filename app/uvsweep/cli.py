@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from uvsweep import __version__
-from uvsweep.model import LockState
+from uvsweep.model import LockState, ScanError
 
 
 class ExitStatus(IntEnum):
@@ -35,6 +35,25 @@ class CommandError(Exception):
 
 def _err(message: str) -> None:
     print(f"uvsweep: {message}", file=sys.stderr)
+
+
+def _show_errors(errors: Sequence[ScanError], most: int = 20) -> None:
+    """Errors on stderr, one a line; past `most`, a count pointing to --json."""
+    for error in errors[:most]:
+        _err(f"{error.path}: {error.message}")
+    if len(errors) > most:
+        _err(f"... and {len(errors) - most} more errors (see --json)")
+
+
+def _output(as_json: bool, document: Callable[[], object], text: Callable[[], str]) -> None:
+    """The JSON document or the text, on stdout."""
+    if as_json:
+        import json  # noqa: PLC0415
+
+        json.dump(document(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text())
 
 
 def _parse_states(values: Sequence[str]) -> frozenset[LockState]:
@@ -68,21 +87,15 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     dirs = scanner.resolve_dirs(args.dirs, config)
     snapshot = scanner.scan(dirs, settings=config, label=not args.no_labels)
     now = time.time()
-    for error in snapshot.errors:
-        _err(f"{error.path}: {error.message}")
-    if args.json:
-        import json  # noqa: PLC0415
-
-        json.dump(report.snapshot_json(snapshot, now), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(report.snapshot_text(snapshot, now))
-        if snapshot.hidden_processes and snapshot.files:
-            print(
-                f"note: {snapshot.hidden_processes} processes of other users could not be inspected"
-                " for open files (run as root to see them).",
-                file=sys.stderr,
-            )
+    _show_errors(snapshot.errors)
+    _output(args.json, lambda: report.snapshot_json(snapshot, now),
+            lambda: report.snapshot_text(snapshot, now))  # fmt: skip
+    if not args.json and snapshot.hidden_processes and snapshot.files:
+        print(
+            f"note: {snapshot.hidden_processes} processes of other users could not be inspected"
+            " for open files (run as root to see them).",
+            file=sys.stderr,
+        )
     if fail_on and snapshot.in_states(fail_on):
         return ExitStatus.FOUND
     if snapshot.errors:
@@ -202,17 +215,9 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
         if (remaining is not None and remaining <= 0) or not _wait_for_idle(remaining, status):
             break  # still busy after --wait's limit: report it below
     now = time.time()
-    for error in outcome.errors[:20]:
-        _err(f"{error.path}: {error.message}")
-    if len(outcome.errors) > 20:
-        _err(f"... and {len(outcome.errors) - 20} more errors (see --json)")
-    if args.json:
-        import json  # noqa: PLC0415
-
-        json.dump(report.clean_json(outcome, now), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(report.clean_text(outcome, now))
+    _show_errors(outcome.errors)
+    _output(args.json, lambda: report.clean_json(outcome, now),
+            lambda: report.clean_text(outcome, now))  # fmt: skip
     if outcome.busy:
         return ExitStatus.BUSY
     if outcome.errors:
@@ -364,6 +369,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, width=max(40, width - 2))
 
 
+def _dir_and_json(parser: argparse.ArgumentParser, verb: str, document: str) -> None:
+    parser.add_argument(
+        "--dir", dest="dirs", action="append", metavar="DIR",
+        help=f"{verb} DIR instead of the defaults (uv's temp dir, /tmp, and `dirs` from "
+        "settings); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true", help=f"print the JSON {document} (see README)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -385,12 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  uvsweep scan --fail-on orphaned,foreign     # in CI or a Dockerfile\n",
         formatter_class=_Formatter,
     )
-    scan.add_argument(
-        "--dir", dest="dirs", action="append", metavar="DIR",
-        help="scan DIR instead of the defaults (uv's temp dir, /tmp, and `dirs` from settings); "
-        "repeatable",
-    )  # fmt: skip
-    scan.add_argument("--json", action="store_true", help="print the JSON document (see README)")
+    _dir_and_json(scan, "scan", "document")
     scan.add_argument(
         "--fail-on", action="append", metavar="STATE[,STATE]",
         help="exit 3 if any file is in one of these states (e.g. orphaned,foreign)",
@@ -408,11 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG + "\n" + _CLEAN_EPILOG,
         formatter_class=_Formatter,
     )
-    clean.add_argument(
-        "--dir", dest="dirs", action="append", metavar="DIR",
-        help="clean DIR instead of the defaults (uv's temp dir, /tmp, and `dirs` from "
-        "settings); repeatable",
-    )  # fmt: skip
+    _dir_and_json(clean, "clean", "report")
     clean.add_argument(
         "--min-age", type=parse_duration, default=0.0, metavar="DURATION",
         help="only remove files at least this old: 90, 90s, 10m, 2h, 1d (default: 0)",
@@ -425,7 +432,6 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--dry-run", action="store_true",
         help="remove nothing; say what would be removed and why the rest stays",
     )  # fmt: skip
-    clean.add_argument("--json", action="store_true", help="print the JSON report (see README)")
     clean.add_argument(
         "--wait", nargs="?", type=parse_duration, const=float("inf"), metavar="SECONDS",
         help="if uv is running, wait until it is done (at most SECONDS; default: no limit), "

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from uvsweep.model import Holder, LockState, Record, ScanError
+from uvsweep.model import Holder, LockState, Record, ScanError, format_age
 from uvsweep.probe.posix import dir_error_message
 
 TYPE_CHECKING = False
@@ -42,6 +42,12 @@ class Policy:
     def __init__(self, min_age: float = 0.0, all_users: bool = False) -> None:
         self.min_age = min_age  # seconds since the file was created (uv never writes to it)
         self.all_users = all_users  # also other users' files (only honoured for root)
+
+    def too_young(self, age: float) -> str | None:
+        """Why a file of this age stays, or None if it is old enough."""
+        if age >= self.min_age:
+            return None
+        return f"younger than the minimum age ({format_age(age)} < {format_age(self.min_age)})"
 
 
 class Skipped(Record):

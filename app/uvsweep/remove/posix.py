@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from uvsweep.model import LockState, ScanError, format_age
+from uvsweep.model import LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import LockEntry, parse_locks, walk_fds
@@ -37,6 +37,10 @@ from uvsweep.remove import (
     backoff,
     describe_holders,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Mode of a file uv creates (>= 0.9.15): anybody may lock it.
 LOCK_FILE_MODE = 0o666
@@ -175,13 +179,9 @@ class PosixRemover(Remover):
         if use is not None:
             self._skip_observed(directory, name, st, result, use=use)
             return None
-        age = self.clock() - st.st_mtime
-        if age < policy.min_age:
-            result.skip(
-                path,
-                LockState.ORPHANED,
-                f"younger than the minimum age ({format_age(age)} < {format_age(policy.min_age)})",
-            )
+        young = policy.too_young(self.clock() - st.st_mtime)
+        if young:
+            result.skip(path, LockState.ORPHANED, young)
             return None
         try:
             fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_handle)
@@ -324,15 +324,10 @@ def _error(path: str, err: OSError, what: str = "") -> ScanError:
 class LinuxRemover(PosixRemover):
     """Linux: `/proc/locks` for holders and waiters, one `/proc/*/fd` walk per batch."""
 
-    def __init__(
-        self,
-        progress: Progress | None = None,
-        processes: ProcessTable | None = None,
-        lstat: Callable[[str, int], os.stat_result] | None = None,
-        clock: Callable[[], float] = time.time,
-        proc: str = "/proc",
-    ) -> None:
-        super().__init__(progress, processes or ProcessTable(proc=proc), lstat, clock)
+    def __init__(self, proc: str = "/proc", **seams: Any) -> None:
+        """`seams` are `PosixRemover`'s."""
+        seams.setdefault("processes", ProcessTable(proc=proc))
+        super().__init__(**seams)
         self.proc = proc
         self._table: dict[int, list[LockEntry]] | None = None
 
@@ -414,15 +409,9 @@ OpenFilesLister = Callable[[], Iterable[tuple[int, list[str] | None]]]
 class DarwinRemover(PosixRemover):
     """macOS and the BSDs: no lock table; psutil's open files, matched by path."""
 
-    def __init__(
-        self,
-        progress: Progress | None = None,
-        processes: ProcessTable | None = None,
-        lstat: Callable[[str, int], os.stat_result] | None = None,
-        clock: Callable[[], float] = time.time,
-        open_files: OpenFilesLister | None = None,
-    ) -> None:
-        super().__init__(progress, processes, lstat, clock)
+    def __init__(self, open_files: OpenFilesLister | None = None, **seams: Any) -> None:
+        """`seams` are `PosixRemover`'s; `open_files` lists every process's open files."""
+        super().__init__(**seams)
         if open_files is None:
             from uvsweep.probe.darwin import psutil_open_files  # noqa: PLC0415
 

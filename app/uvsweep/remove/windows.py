@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from uvsweep.model import Holder, LockState, ScanError, format_age
+from uvsweep.model import Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.windows import (
@@ -216,13 +216,9 @@ class WindowsRemover(Remover):
         if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or st.st_size != 0:
             self._skip(directory, name, st, result, lock=LockProbe.NOT_PROBED)
             return None
-        age = self.clock() - st.st_mtime
-        if age < policy.min_age:
-            result.skip(
-                path,
-                LockState.ORPHANED,
-                f"younger than the minimum age ({format_age(age)} < {format_age(policy.min_age)})",
-            )
+        young = policy.too_young(self.clock() - st.st_mtime)
+        if young:
+            result.skip(path, LockState.ORPHANED, young)
             return None
         files = self._files()
         try:
