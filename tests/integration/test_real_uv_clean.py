@@ -93,6 +93,7 @@ def test_concurrent_uv_syncs_while_sweeping(
 
 DOCKER_RUN = """\
 set -e
+mount --rbind /tmp {old_tmp}
 mount -t tmpfs tmpfs /tmp
 unset TMPDIR
 {uv} pip install --python {python} --break-system-packages --dry-run --offline \\
@@ -111,11 +112,21 @@ def test_dockerfile_one_liner_leaves_no_lock_in_the_layer(tmp_path: Path, uv: st
         subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode == 0,
         "unshare (util-linux) is needed to give the step a private /tmp, as a layer has",
     )
+    need(os.path.isdir("/mnt"), "an empty /mnt to keep the real /tmp reachable under")
     wheels = tmp_path / "wheels"
     make_wheel(wheels)
-    script = DOCKER_RUN.format(uv=uv, python=base_python(), wheels=wheels, app=APP_DIR,
-                               uvsweep_python=sys.executable)  # fmt: skip
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_CACHE_DIR": str(tmp_path / "cache")}
+
+    def moved(path: object) -> str:
+        # inside the step /tmp is a fresh tmpfs; what lived there (this checkout, pytest's tmp
+        # dirs) is reached through /mnt, where the step's namespace binds the real /tmp
+        text = str(path)
+        return "/mnt" + text[4:] if text == "/tmp" or text.startswith("/tmp/") else text
+
+    script = DOCKER_RUN.format(
+        old_tmp="/mnt", uv=moved(uv), python=moved(base_python()), wheels=moved(wheels),
+        app=moved(APP_DIR), uvsweep_python=moved(sys.executable),
+    )  # fmt: skip
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_CACHE_DIR": moved(tmp_path / "cache")}
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                           env=env, timeout=120, check=False)  # fmt: skip
     lines = done.stdout.splitlines()
