@@ -218,6 +218,13 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
     _show_errors(outcome.errors)
     _output(args.json, lambda: report.clean_json(outcome, now),
             lambda: report.clean_text(outcome, now))  # fmt: skip
+    for note in outcome.notes:
+        _err(f"note: {note}")
+    if outcome.hidden_processes and not outcome.busy:
+        _err(
+            f"note: the open files of {outcome.hidden_processes} processes of other users could"
+            " not be inspected (root can); every user's locks, waits and uv processes were"
+        )
     if outcome.busy:
         return ExitStatus.BUSY
     if outcome.errors:

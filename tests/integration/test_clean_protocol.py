@@ -11,6 +11,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,25 @@ def clean(directory: Path, remover: LinuxRemover | None = None, **policy: object
 
 def skipped(result: RemoveResult) -> dict[str, tuple[LockState, str]]:
     return {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
+
+
+@contextmanager
+def opened_by_child(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A child process that has `path` open without locking it (uv between open and lock)."""
+    code = (
+        "import os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); print('ok', flush=True);"
+        " time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ok"
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
 
 
 def fingerprint(path: Path) -> tuple[int, int, int, bytes | None]:
@@ -100,21 +121,8 @@ def test_held_waiting_and_open_files_stay(lockdir: Path, hold: type[Holder]) -> 
     holder = hold(held)
     hold(waited)
     hold(waited, wait=True)
-    code = (
-        "import os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); print('ok', flush=True);"
-        " time.sleep(60)"
-    )
-    opener = subprocess.Popen(
-        [sys.executable, "-c", code, str(opened)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert opener.stdout is not None and opener.stdout.readline().strip() == "ok"
+    with opened_by_child(opened):
         result = clean(lockdir)
-    finally:
-        opener.kill()
-        opener.wait()
-        assert opener.stdout is not None
-        opener.stdout.close()
     assert result.removed == []
     states = skipped(result)
     assert states[A][0] is LockState.HELD
@@ -380,3 +388,76 @@ def test_read_only_file_system(tmp_path: Path) -> None:
     assert document["errors"] == [{"path": f"{mount}/{A}", "message": "Read-only file system"}]
     assert "rc=4" in out.stdout and out.stdout.rstrip().endswith(A)
     assert "Read-only file system" in out.stderr
+
+
+class _LateOpenerAndNewUv(_LateOpener):
+    """As `_LateOpener`, and right after the unlink a new uv creates and locks a fresh file."""
+
+    def __init__(self, hold: type[Holder]) -> None:
+        super().__init__()
+        self.hold = hold
+        self.new_uv: Holder | None = None
+
+    def unlink(self, target: Target) -> None:
+        super().unlink(target)
+        Path(target.path).touch()
+        self.new_uv = self.hold(Path(target.path))
+
+
+def test_handoff_waits_for_a_new_generation_someone_else_holds(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    import select
+
+    path = touch(lockdir, A)
+    remover = _LateOpenerAndNewUv(hold)
+    done: list[RemoveResult] = []
+    thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
+    thread.start()
+    try:
+        while remover.new_uv is None:
+            time.sleep(0.01)
+        child = remover.child
+        assert child is not None and child.stdout is not None and child.stdin is not None
+        # the new uv holds the new file: the late opener must not get the old one meanwhile
+        ready, _, _ = select.select([child.stdout], [], [], 0.5)
+        assert not ready, "two generations locked at once"
+        remover.new_uv.stop()
+        assert child.stdout.readline().strip() == "locked"  # now its turn, and the name is ours
+        assert flock_held(path)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        if remover.child is not None:
+            remover.child.kill()
+            remover.child.wait()
+            for stream in (remover.child.stdin, remover.child.stdout):
+                if stream:
+                    stream.close()
+        thread.join(10)
+    assert done[0].handoffs == 1 and done[0].removed == []
+    assert path.exists() and not flock_held(path)
+
+
+def test_unreadable_lock_table_is_said_and_the_fd_walk_still_protects(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    orphan = touch(lockdir, A)
+    opened = touch(lockdir, B)
+    with opened_by_child(opened) as opener:
+        # a /proc whose `locks` cannot be read (as under some hardening), but whose processes can
+        fake_proc = tmp_path / "proc"
+        fake_proc.mkdir()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                (fake_proc / entry).symlink_to(f"/proc/{entry}")
+        (fake_proc / "locks").mkdir()  # reading it fails with EISDIR
+        result = LinuxRemover(proc=str(fake_proc)).remove([str(lockdir)], Policy())
+    assert result.removed == [str(orphan)]
+    assert opened.exists()
+    assert [(s.state, f"pid {opener.pid} " in s.reason) for s in result.skipped] == [
+        (LockState.OPEN, True)
+    ]
+    assert any("locks is unreadable" in note for note in result.notes)

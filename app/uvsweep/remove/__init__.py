@@ -154,6 +154,7 @@ class Remover(ABC):
 
     def __init__(self, progress: Progress | None = None) -> None:
         self.progress = progress or (lambda _message: None)
+        self.notes: list[str] = []  # said once per run, whatever the number of files
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class Remover(ABC):
                         )  # fmt: skip
             finally:
                 self.close_dir(dir_handle)
+        result.notes.extend(self.notes)
         return result
 
     def _batch(

@@ -339,7 +339,13 @@ class LinuxRemover(PosixRemover):
         try:
             with open(f"{self.proc}/locks", "rb") as handle:
                 return parse_locks(handle.read().decode("latin-1"), own_pid)
-        except OSError:
+        except OSError as err:
+            note = (
+                f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
+                " files are visible were seen"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
             return None
 
     def _entries(self, table: dict[int, list[LockEntry]], dev: int, ino: int) -> list[LockEntry]:
