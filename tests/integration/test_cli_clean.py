@@ -127,6 +127,10 @@ def test_running_uv_blocks_everything(lockdir: Path, fake_uv: type[FakeUv]) -> N
     assert text.returncode == 5
     assert text.stdout.startswith("uv is running, so nothing was removed:")
     assert f"pid {fake.pid} " in text.stdout and "--wait" in text.stdout
+    dry, done = clean_json("--dir", str(lockdir), "--dry-run")
+    assert done.returncode == 5  # a real run would remove nothing now
+    assert dry["dry_run"] is True and dry["removed"] == [str(lockdir / A)]
+    assert any(p["pid"] == fake.pid for p in dry["uv_processes"])
 
 
 def test_wait_cleans_once_uv_is_done(lockdir: Path, fake_uv: type[FakeUv]) -> None:
