@@ -12,6 +12,10 @@ from enum import IntEnum
 from uvsweep import __version__
 from uvsweep.model import LockState, ScanError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class ExitStatus(IntEnum):
     """Every exit code uvsweep uses (documented in the README)."""
@@ -229,6 +233,104 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
         return ExitStatus.BUSY
     if outcome.errors:
         return ExitStatus.PARTIAL
+    return ExitStatus.OK
+
+
+# ---- watch ------------------------------------------------------------------------------------
+
+
+class _WatchOutput:
+    """What `watch` prints: text lines or JSON lines, flushed as they come."""
+
+    def __init__(self, as_json: bool, done: Any, min_age: float | None) -> None:
+        self.as_json = as_json
+        self.done = done  # set when the reader goes away
+        self.min_age = min_age
+        self.previous: Any = None
+
+    def emit(self, lines: list[str]) -> None:
+        try:
+            for line in lines:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.done.set()  # the reader left: stop quietly
+
+    def event(self, kind: str, **fields: Any) -> None:
+        import json  # noqa: PLC0415
+
+        line = {"version": 1, "time": round(time.time(), 3), "event": kind, **fields}
+        self.emit([json.dumps(line)])
+
+    def on_change(self, snapshot: Any, change: Any) -> None:
+        import json  # noqa: PLC0415
+
+        from uvsweep import report  # noqa: PLC0415
+
+        now = time.time()
+        if self.as_json:
+            events = report.watch_events(snapshot, change, self.previous, now)
+            self.emit([json.dumps(event) for event in events])
+        else:
+            self.emit(report.watch_lines(snapshot, change, self.previous, now))
+        self.previous = snapshot
+
+    def on_warning(self, message: str) -> None:
+        if self.as_json:
+            self.event("warning", message=message)
+        else:
+            _err(f"warning: {message}")
+
+    def run_clean(self, where: Sequence[str]) -> Any:
+        from uvsweep import cleaner, report  # noqa: PLC0415
+
+        outcome = cleaner.clean(where, min_age=self.min_age or 0.0)
+        if self.as_json:
+            self.event("cleaned", **report.clean_json(outcome, time.time()))
+        elif outcome.removed:
+            clock = time.strftime("%H:%M:%S")
+            removed, kept = len(outcome.removed), len(outcome.skipped)
+            self.emit([f"{clock} cleaned: removed {removed}, kept {kept}"])
+        return outcome
+
+
+def cmd_watch(args: argparse.Namespace) -> ExitStatus:
+    """Print a line for every change to the uv lock files, until Ctrl-C or SIGTERM."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from uvsweep import scanner, settings, watcher  # noqa: PLC0415
+
+    config = settings.load()
+    for warning in config.warnings:
+        _err(warning)
+    dirs = scanner.resolve_dirs(args.dirs, config)
+    done = threading.Event()
+    output = _WatchOutput(args.json, done, args.clean_when_idle)
+    auto = None
+    if args.clean_when_idle is not None:
+        auto = watcher.AutoClean(min_age=args.clean_when_idle, clean=output.run_clean)
+    live = watcher.Watcher(
+        dirs,
+        settings=config,
+        safety_interval=args.safety_interval or config.safety_rescan,
+        label=not args.no_labels,
+        auto_clean=auto,
+        on_warning=output.on_warning,
+    )
+    live.subscribe(output.on_change)
+
+    def stop(_signum: int, _frame: object) -> None:
+        done.set()
+
+    previous_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        live.start()
+        done.wait()  # a signal interrupts this wait on the main thread
+    finally:
+        live.stop()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
     return ExitStatus.OK
 
 
@@ -450,6 +552,35 @@ def build_parser() -> argparse.ArgumentParser:
         "uv process that is just about to open a file cannot be seen (use with care)",
     )  # fmt: skip
     clean.set_defaults(func=cmd_clean)
+
+    watch = sub.add_parser(
+        "watch",
+        help="print a line whenever a uv lock file appears, changes state or goes",
+        description="Watch the temp dirs and print one line per change: a file added (with its\n"
+        "state and what it guards), a state change (held -> orphaned when its holder\n"
+        "exits) or a file removed. The first line sums up the dirs as they are. File\n"
+        "system events and uv process exits trigger rescans at once; a slow safety\n"
+        "rescan catches anything they miss. Ctrl-C or SIGTERM stops it (exit 0).",
+        epilog="examples:\n  uvsweep watch\n"
+        "  uvsweep watch --json | jq -c 'select(.event != \"initial\")'\n"
+        "  uvsweep watch --clean-when-idle 1h   # remove orphans an hour old whenever uv is idle\n",
+        formatter_class=_Formatter,
+    )
+    _dir_and_json(watch, "watch", "lines")
+    watch.add_argument(
+        "--safety-interval", type=parse_duration, metavar="DURATION",
+        help="full rescan at least this often (default: `safety_rescan` from settings, 60s)",
+    )  # fmt: skip
+    watch.add_argument(
+        "--no-labels", action="store_true",
+        help="skip working out which environment each file guards",
+    )  # fmt: skip
+    watch.add_argument(
+        "--clean-when-idle", nargs="?", type=parse_duration, const=0.0, metavar="MIN_AGE",
+        help="whenever no uv process runs, safely remove orphaned files at least MIN_AGE old "
+        "(default 0), as `uvsweep clean` would",
+    )  # fmt: skip
+    watch.set_defaults(func=cmd_watch)
 
     lockname = sub.add_parser(
         "lockname",

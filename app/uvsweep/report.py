@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from uvsweep.cleaner import CleanReport
     from uvsweep.processes import ProcessInfo
+    from uvsweep.watcher import Change
 
 JSON_VERSION = 1
 
@@ -167,3 +168,59 @@ def clean_text(report: CleanReport, now: float) -> str:
         width = max(len(s.state.value) for s in report.skipped)
         lines += [f"  {s.state.value.ljust(width)}  {s.path}: {s.reason}" for s in report.skipped]
     return "\n".join(lines)
+
+
+# ---- watch ------------------------------------------------------------------------------------
+
+
+def watch_events(
+    snapshot: Snapshot, change: Change, previous: Snapshot | None, now: float
+) -> list[dict[str, Any]]:
+    """The `watch --json` lines for one new snapshot (schema version 1, in the README)."""
+    base = {"version": JSON_VERSION, "time": round(now, 3)}
+    errors = [{"path": err.path, "message": err.message} for err in snapshot.errors]
+    if previous is None:
+        return [
+            {**base, "event": "initial", "dirs": list(snapshot.dirs),
+             "summary": snapshot.summary(), "files": [file_json(f, now) for f in snapshot.files],
+             "errors": errors},
+        ]  # fmt: skip
+    lines: list[dict[str, Any]] = []
+    lines += [{**base, "event": "added", "file": file_json(f, now)} for f in change.added]
+    lines += [
+        {**base, "event": "changed", "previous_state": before.state.value,
+         "file": file_json(after, now)}
+        for before, after in change.changed
+    ]  # fmt: skip
+    lines += [
+        {**base, "event": "removed", "path": f.path, "state": f.state.value} for f in change.removed
+    ]
+    if snapshot.errors != previous.errors:
+        lines.append({**base, "event": "errors", "errors": errors})
+    return lines
+
+
+def watch_lines(
+    snapshot: Snapshot, change: Change, previous: Snapshot | None, now: float
+) -> list[str]:
+    """The text `watch` prints for one new snapshot: a line per change."""
+    import time  # noqa: PLC0415
+
+    if previous is None:
+        return [summary_line(snapshot)] + [
+            f"error: {err.path}: {err.message}" for err in snapshot.errors
+        ]
+    clock = time.strftime("%H:%M:%S", time.localtime(now))
+    lines = [
+        f"{clock} + {item.state.value:<10} {item.path}  ({_label(item)})" for item in change.added
+    ]
+    for before, after in change.changed:
+        who = _who(after)
+        extra = f"  ({who})" if who != "-" else ""
+        lines.append(f"{clock} ~ {before.state.value} -> {after.state.value}  {after.path}{extra}")
+    lines += [f"{clock} - {item.path}" for item in change.removed]
+    if snapshot.errors != previous.errors:
+        lines += [f"{clock} ! {err.path}: {err.message}" for err in snapshot.errors]
+        if not snapshot.errors:
+            lines.append(f"{clock} ! every dir can be read again")
+    return lines

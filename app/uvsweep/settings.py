@@ -20,16 +20,18 @@ CONFIG_ENV = "UVSWEEP_CONFIG"
 class Settings:
     """What the user configured. Every field has a safe default."""
 
-    __slots__ = ("dirs", "project_dirs", "warnings")
+    __slots__ = ("dirs", "project_dirs", "safety_rescan", "warnings")
 
     def __init__(
         self,
         dirs: tuple[str, ...] = (),
         project_dirs: tuple[str, ...] = (),
+        safety_rescan: float = 60.0,
         warnings: tuple[str, ...] = (),
     ) -> None:
         self.dirs = dirs  # extra temp dirs to scan besides the defaults
         self.project_dirs = project_dirs  # projects (or folders of them) to label lock files with
+        self.safety_rescan = safety_rescan  # seconds between the watcher's full rescans
         self.warnings = warnings  # what was wrong with the file, for the user
 
 
@@ -76,6 +78,16 @@ def _str_list(data: dict[str, Any], key: str, warnings: list[str], path: str) ->
     return ()
 
 
+def _seconds(
+    data: dict[str, Any], key: str, default: float, warnings: list[str], path: str
+) -> float:
+    value = data.get(key, default)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9:
+        return float(value)
+    warnings.append(f"{path}: `{key}` must be a number of seconds > 0; using {default:g}")
+    return default
+
+
 def load(path: str | None = None) -> Settings:
     """Read the settings file; never raises for a missing, unreadable or corrupt file."""
     path = path or config_path()
@@ -90,5 +102,6 @@ def load(path: str | None = None) -> Settings:
     return Settings(
         dirs=_str_list(data, "dirs", warnings, path),
         project_dirs=_str_list(data, "project_dirs", warnings, path),
+        safety_rescan=_seconds(data, "safety_rescan", 60.0, warnings, path),
         warnings=tuple(warnings),
     )

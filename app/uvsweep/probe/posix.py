@@ -112,6 +112,9 @@ class PosixBackend(Backend):
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
         self._users: dict[int, str] = {}
+        #: Called with a file's path just before the probe opens it (the watcher uses it to
+        #: tell its own opens from other processes' in the file system events).
+        self.before_open: Callable[[str], None] | None = None
 
     @abstractmethod
     def load_lock_table(self, result: ProbeResult) -> None:
@@ -154,6 +157,8 @@ class PosixBackend(Backend):
             accessible=rw_accessible(st, self.euid, self.groups),
         )
         if stat.S_ISREG(st.st_mode):
+            if self.before_open is not None:
+                self.before_open(obs.path)
             try:
                 obs.lock, obs.unreadable_reason = try_lock(dir_fd, name, st.st_dev, st.st_ino)
             except FileNotFoundError:
