@@ -192,6 +192,8 @@ def watch_events(
          "file": file_json(after, now)}
         for before, after in change.changed
     ]  # fmt: skip
+    lines += [{**base, "event": "updated", "file": file_json(after, now)}
+              for _before, after in change.updated]  # fmt: skip
     lines += [
         {**base, "event": "removed", "path": f.path, "state": f.state.value} for f in change.removed
     ]
@@ -218,6 +220,8 @@ def watch_lines(
         who = _who(after)
         extra = f"  ({who})" if who != "-" else ""
         lines.append(f"{clock} ~ {before.state.value} -> {after.state.value}  {after.path}{extra}")
+    for _before, after in change.updated:
+        lines.append(f"{clock} ~ {after.state.value}  {after.path}  ({_who(after)})")
     lines += [f"{clock} - {item.path}" for item in change.removed]
     if snapshot.errors != previous.errors:
         lines += [f"{clock} ! {err.path}: {err.message}" for err in snapshot.errors]

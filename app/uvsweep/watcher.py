@@ -42,34 +42,50 @@ log = logging.getLogger("uvsweep.watcher")
 class Change(Record):
     """What differs between two snapshots, by path."""
 
-    __slots__ = ("added", "changed", "removed")
+    __slots__ = ("added", "changed", "removed", "updated")
     added: tuple[LockFile, ...]
     removed: tuple[LockFile, ...]
     changed: tuple[tuple[LockFile, LockFile], ...]  # (before, after): the state differs
+    # (before, after): same state, but other holders or waiters, or another label
+    updated: tuple[tuple[LockFile, LockFile], ...]
 
     def __init__(
         self,
         added: Sequence[LockFile] = (),
         removed: Sequence[LockFile] = (),
         changed: Sequence[tuple[LockFile, LockFile]] = (),
+        updated: Sequence[tuple[LockFile, LockFile]] = (),
     ) -> None:
-        self._init(added=tuple(added), removed=tuple(removed), changed=tuple(changed))
+        self._init(
+            added=tuple(added), removed=tuple(removed), changed=tuple(changed),
+            updated=tuple(updated),
+        )  # fmt: skip
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
+        return bool(self.added or self.removed or self.changed or self.updated)
+
+
+def _who(item: LockFile) -> tuple[object, ...]:
+    return (
+        tuple(h.pid for h in item.holders),
+        tuple(h.pid for h in item.waiters),
+        tuple(h.pid for h in item.openers),
+        item.label,
+    )
 
 
 def diff(before: Snapshot | None, after: Snapshot) -> Change:
-    """Files added, removed, and whose state changed, from `before` to `after`."""
+    """Files added, removed, whose state changed, and whose holders, waiters, openers or label
+    changed, from `before` to `after`."""
     old = {item.path: item for item in before.files} if before else {}
     new = {item.path: item for item in after.files}
+    both = [(old[path], item) for path, item in new.items() if path in old]
     return Change(
         added=[item for path, item in new.items() if path not in old],
         removed=[item for path, item in old.items() if path not in new],
-        changed=[
-            (old[path], item)
-            for path, item in new.items()
-            if path in old and old[path].state is not item.state
+        changed=[(was, now) for was, now in both if was.state is not now.state],
+        updated=[
+            (was, now) for was, now in both if was.state is now.state and _who(was) != _who(now)
         ],
     )
 
@@ -123,7 +139,7 @@ class Watcher:
         safety_interval: float = 60.0,
         poll_interval: float = 2.0,
         quiet: float = 0.02,
-        max_delay: float = 0.08,
+        max_delay: float = 0.25,
         label: bool = True,
         auto_clean: AutoClean | None = None,
         fs_watch: Callable[[], FsWatch] | None = None,
@@ -152,6 +168,7 @@ class Watcher:
         self._own_opens: dict[str, list[float]] = {}  # path -> when our probe opened it
         self._polled: dict[str, str] = {}  # dir -> why it is polled instead of watched
         self._missing: set[str] = set()  # dirs that do not exist (a parent watch waits)
+        self._reattach: set[str] = set()  # dirs to attach again on the worker thread
         self._index: LabelIndex | None = None
         self._index_at = 0.0
         self.snapshot: Snapshot | None = None
@@ -240,6 +257,7 @@ class Watcher:
                     return
             elif kind == "dir-deleted":
                 self._missing.add(path)
+                self._reattach.add(path)  # to watch its parent for its return
             elif kind == "dir-created":
                 self._missing.discard(path)
                 self._polled.pop(path, None)
@@ -252,10 +270,7 @@ class Watcher:
 
     # ---- the worker ---------------------------------------------------------------------------
 
-    _reattach: set[str]
-
     def _run(self) -> None:
-        self._reattach = set()
         try:
             self._start_sources()
             next_safety = time.monotonic() + self.safety_interval
@@ -297,8 +312,11 @@ class Watcher:
                     next_safety = now + self.safety_interval
                 for directory in sorted(reattach):
                     self._attach(directory)
-                self._scan(full)
-        except Exception:  # pragma: no cover - a bug: say so, never die silently
+                try:
+                    self._scan(full)
+                except Exception:  # a bug: say so, and keep watching
+                    log.exception("a rescan failed; the next event or the safety rescan retries")
+        except Exception:  # pragma: no cover - a bug outside the scan: say so
             log.exception("the watcher stopped on an unexpected error")
             raise
 
@@ -328,6 +346,9 @@ class Watcher:
         try:
             fs = self._fs_watch()
             if os.path.isdir(directory):
+                if not os.access(directory, os.R_OK | os.X_OK):
+                    # inotify refuses it too, and watchdog would say nothing: poll
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), directory)
                 fs.attach(directory, self._on_fs_event)
                 self._missing.discard(directory)
                 if self._polled.pop(directory, None):
@@ -338,6 +359,8 @@ class Watcher:
                 fs.attach_parent(directory, self._on_fs_event)
         except OSError as err:
             self._degrade(directory, err)
+        except ImportError as err:  # a broken install: still useful, by polling
+            self._degrade(directory, OSError(f"watchdog cannot be imported: {err}"))
 
     def _degrade(self, directory: str, err: OSError) -> None:
         limit = _LIMIT_ERRNOS.get(err.errno or 0)

@@ -1,0 +1,423 @@
+"""The live watcher on real files, real locks, real processes and real inotify (Linux)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import APP_DIR, Holder, make_project, need, other_user_python
+from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
+from uvsweep.fswatch import FsWatch, OnEvent
+from uvsweep.model import LockState, Snapshot
+from uvsweep.settings import Settings
+from uvsweep.watcher import AutoClean, Change, Watcher
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.linux,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and /proc"),
+]
+
+A = "uv-00000000000000aa.lock"
+B = "uv-00000000000000bb.lock"
+
+
+class Recorder:
+    """A subscriber that keeps every (snapshot, change) and lets a test wait for a condition."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Snapshot, Change]] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, snapshot: Snapshot, change: Change) -> None:
+        with self.cond:
+            self.calls.append((snapshot, change))
+            self.cond.notify_all()
+
+    @property
+    def last(self) -> Snapshot:
+        return self.calls[-1][0]
+
+    def wait(self, predicate: Callable[[Snapshot], bool], timeout: float = 5.0) -> Snapshot:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not (self.calls and predicate(self.last)):
+                left = deadline - time.monotonic()
+                assert left > 0, (
+                    f"timed out; last snapshot: {self.calls[-1][0] if self.calls else None}"
+                )
+                self.cond.wait(left)
+            return self.last
+
+
+def states(snapshot: Snapshot) -> dict[str, LockState]:
+    return {Path(item.path).name: item.state for item in snapshot.files}
+
+
+@pytest.fixture
+def watch(lockdir: Path) -> Iterator[Callable[..., tuple[Watcher, Recorder]]]:
+    started: list[Watcher] = []
+
+    def start(*dirs: Path, **options: object) -> tuple[Watcher, Recorder]:
+        watcher = Watcher([str(d) for d in (dirs or (lockdir,))], **options)  # type: ignore[arg-type]
+        recorder = Recorder()
+        watcher.subscribe(recorder)
+        watcher.start()
+        started.append(watcher)
+        recorder.wait(lambda _s: True)  # the first snapshot
+        return watcher, recorder
+
+    yield start
+    for watcher in started:
+        watcher.stop()
+
+
+def test_files_appearing_and_going(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    _, rec = watch()
+    assert rec.last.files == ()
+    (lockdir / A).touch()
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED})
+    assert [Path(f.path).name for f in rec.calls[-1][1].added] == [A]
+    (lockdir / A).unlink()
+    rec.wait(lambda s: s.files == ())
+    assert [Path(f.path).name for f in rec.calls[-1][1].removed] == [A]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_holder_shows_orphaned_at_once(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]], hold: type[Holder], sig: int
+) -> None:
+    path = lockdir / A
+    path.touch()
+    _, rec = watch(safety_interval=3600)
+    holder = hold(path)
+    rec.wait(lambda s: states(s) == {A: LockState.HELD})
+    assert rec.last.files[0].holders[0].pid == holder.pid
+    began = time.monotonic()
+    holder.proc.send_signal(sig)
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED})
+    assert time.monotonic() - began < 2.0  # events, not the (hour-long) safety rescan
+    ((before, after),) = rec.calls[-1][1].changed
+    assert (before.state, after.state) == (LockState.HELD, LockState.ORPHANED)
+
+
+def test_a_waiter_takes_over_when_the_holder_dies(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]], hold: type[Holder]
+) -> None:
+    path = lockdir / A
+    path.touch()
+    _, rec = watch(safety_interval=3600)
+    first = hold(path)
+    second = hold(path, wait=True)
+    rec.wait(lambda s: bool(s.files) and len(s.files[0].waiters) == 1)
+    first.stop()
+    snapshot = rec.wait(lambda s: bool(s.files) and not s.files[0].waiters)
+    assert snapshot.files[0].state is LockState.HELD
+    assert snapshot.files[0].holders[0].pid == second.pid
+
+
+def test_the_probe_never_triggers_itself(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    for index in range(50):
+        (lockdir / f"uv-{index:016x}.lock").touch()
+    watcher, rec = watch(safety_interval=3600)
+    assert len(rec.last.files) == 50
+    time.sleep(1.5)
+    assert watcher.scans == 1, "opening the files to probe them must not cause rescans"
+
+
+def test_real_uv_creates_a_labelled_lock(
+    tmp_path: Path, lockdir: Path, uv: str, uv_env: dict[str, str],
+    watch: Callable[..., tuple[Watcher, Recorder]],
+) -> None:  # fmt: skip
+    project = make_project(tmp_path / "proj")
+    _, rec = watch(settings=Settings(project_dirs=(str(project),)))
+    done = subprocess.run([uv, "sync"], cwd=project, env=uv_env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    snapshot = rec.wait(lambda s: len(s.files) == 1 and s.files[0].state is LockState.ORPHANED)
+    label = snapshot.files[0].label
+    assert label is not None and label.path == str(project.resolve())
+
+
+def test_a_deleted_dir_is_reported_and_reattached_when_it_returns(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    directory = tmp_path / "tmpdir"
+    directory.mkdir()
+    watcher, rec = watch(directory, poll_interval=3600, safety_interval=3600)
+    shutil.rmtree(directory)
+    rec.wait(lambda s: [e.message for e in s.errors] == ["no such directory"])
+    directory.mkdir()
+    rec.wait(lambda s: s.errors == ())
+    (directory / A).touch()  # seen through the re-attached watch: nothing polls here
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=2)
+    assert watcher.polled_dirs == {}
+
+
+def test_a_dir_missing_from_the_start_is_picked_up(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    directory = tmp_path / "later"
+    _, rec = watch(directory, poll_interval=3600, safety_interval=3600)
+    assert [e.message for e in rec.last.errors] == ["no such directory"]
+    directory.mkdir()
+    (directory / A).touch()
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=2)
+
+
+class RefusingFsWatch(FsWatch):
+    """An OS that will not add inotify watches (max_user_watches reached)."""
+
+    def attach(self, directory: str, on_event: OnEvent) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    def attach_parent(self, directory: str, on_event: OnEvent) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    def detach(self, directory: str) -> None:
+        pass
+
+    def close(self, timeout: float = 1.0) -> None:
+        pass
+
+
+def test_watch_limit_falls_back_to_polling(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    warnings: list[str] = []
+    watcher, rec = watch(fs_watch=RefusingFsWatch, poll_interval=0.2, on_warning=warnings.append)
+    assert "inotify watch limit reached" in watcher.polled_dirs[str(lockdir)]
+    assert any("polling every 0.2 s" in w for w in warnings)
+    assert any("polled" in note for note in rec.last.notes)
+    (lockdir / A).touch()
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=3)
+
+
+def test_burst_of_a_thousand_files(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    _, rec = watch(safety_interval=3600)
+    before = len(rec.calls)
+    for chunk in range(10):
+        for index in range(100):
+            (lockdir / f"uv-{chunk * 100 + index:016x}.lock").touch()
+        time.sleep(0.1)
+    rec.wait(lambda s: len(s.files) == 1000)
+    time.sleep(0.5)
+    published = len(rec.calls) - before
+    assert published <= 12, f"a burst must be coalesced, got {published} snapshots"
+    assert rec.last.count(LockState.ORPHANED) == 1000
+
+
+def test_uv_exit_triggers_a_rescan(
+    lockdir: Path,
+    watch: Callable[..., tuple[Watcher, Recorder]],
+    fake_uv: type[FakeUv],  # noqa: F811
+) -> None:
+    fake = fake_uv(60)
+    watcher, _ = watch(safety_interval=3600)
+    assert fake.pid in [p.pid for p in watcher.uv_processes]
+    scans = watcher.scans
+    fake.proc.kill()
+    deadline = time.monotonic() + 2
+    while fake.pid in [p.pid for p in watcher.uv_processes]:
+        assert time.monotonic() < deadline, "the exit of uv must trigger a rescan"
+        time.sleep(0.01)
+    assert watcher.scans == scans + 1
+
+
+def test_clean_when_idle_waits_for_uv(
+    lockdir: Path,
+    watch: Callable[..., tuple[Watcher, Recorder]],
+    fake_uv: type[FakeUv],  # noqa: F811
+) -> None:
+    fake = fake_uv(60)
+    policy = AutoClean(min_age=0)
+    _, rec = watch(auto_clean=policy, safety_interval=3600)
+    (lockdir / A).touch()
+    rec.wait(lambda s: states(s) == {A: LockState.ORPHANED})
+    time.sleep(0.3)
+    assert (lockdir / A).exists(), "never while uv runs"
+    fake.proc.kill()
+    rec.wait(lambda s: s.files == ())
+    assert not (lockdir / A).exists()
+    assert policy.last_report is not None and policy.last_report.removed == [str(lockdir / A)]
+
+
+def test_start_and_stop_are_idempotent_and_leave_no_thread(lockdir: Path) -> None:
+    before = set(threading.enumerate())
+    watcher = Watcher([str(lockdir)])
+    watcher.start()
+    watcher.start()
+    time.sleep(0.2)
+    assert len(set(threading.enumerate()) - before) >= 3  # worker, waiter, watchdog threads
+    began = time.monotonic()
+    watcher.stop()
+    watcher.stop()
+    assert time.monotonic() - began < 1.0
+    assert set(threading.enumerate()) - before == set()
+    watcher.start()  # and it starts again
+    watcher.stop()
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_a_failing_subscriber_does_not_silence_the_others(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    watcher, rec = watch()
+
+    def broken(_snapshot: Snapshot, _change: Change) -> None:
+        raise RuntimeError("subscriber bug")
+
+    watcher.subscribe(broken)
+    (lockdir / A).touch()
+    rec.wait(lambda s: len(s.files) == 1)
+
+
+# ---- `uvsweep watch` ----------------------------------------------------------------------------
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvsweep", "watch", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": APP_DIR, **(env or {})},
+    )  # fmt: skip
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 10) -> str:
+    assert proc.stdout is not None
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    assert result, "no line in time"
+    return result[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_watch_text(lockdir: Path, sig: int) -> None:
+    proc = start_cli("--dir", str(lockdir))
+    try:
+        assert read_line(proc).strip() == f"No uv lock files in {lockdir}."
+        (lockdir / A).touch()
+        line = read_line(proc)
+        assert f"+ orphaned   {lockdir / A}  (unknown)" in line
+        (lockdir / A).unlink()
+        assert read_line(proc).rstrip().endswith(f"- {lockdir / A}")
+    finally:
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out == "" and "Traceback" not in err
+
+
+def test_cli_watch_json_lines(lockdir: Path, hold: type[Holder]) -> None:
+    (lockdir / A).touch()
+    proc = start_cli("--dir", str(lockdir), "--json", "--no-labels")
+    try:
+        first = json.loads(read_line(proc))
+        assert first["event"] == "initial" and first["version"] == 1
+        assert first["summary"]["orphaned"] == 1 and first["dirs"] == [str(lockdir)]
+        holder = hold(lockdir / A)
+        changed = json.loads(read_line(proc))
+        assert changed["event"] == "changed" and changed["previous_state"] == "orphaned"
+        assert changed["file"]["state"] == "held"
+        assert changed["file"]["holders"][0]["pid"] == holder.pid
+        (lockdir / B).touch()
+        added = json.loads(read_line(proc))
+        assert added["event"] == "added" and added["file"]["name"] == B
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def _unshare_works() -> bool:
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-r", "true"], capture_output=True, check=False).returncode
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("knob", "reason"),
+    [
+        ("max_inotify_watches", "inotify watch limit"),
+        ("max_inotify_instances", "inotify instance limit"),
+    ],
+)
+def test_cli_watch_with_inotify_exhausted(lockdir: Path, knob: str, reason: str) -> None:
+    need(
+        _unshare_works(),
+        "unshare (util-linux) with user namespaces lowers inotify limits in a test",
+    )
+    script = (
+        f"echo 0 > /proc/sys/user/{knob} && exec {sys.executable} -m uvsweep watch --json "
+        f"--dir {lockdir}"
+    )
+    proc = subprocess.Popen(
+        ["unshare", "-r", "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": APP_DIR},
+    )  # fmt: skip
+    try:
+        lines = [json.loads(read_line(proc)) for _ in range(2)]
+        events = {line["event"]: line for line in lines}
+        assert reason in events["warning"]["message"]
+        assert "polling every 2 s" in events["warning"]["message"]
+        assert events["initial"]["summary"]["orphaned"] == 0
+        (lockdir / A).touch()
+        added = json.loads(read_line(proc))
+        assert added["event"] == "added" and added["file"]["name"] == A
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_cli_watch_unreadable_dir(shared_tmp: Path) -> None:
+    found = other_user_python()
+    need(
+        found is not None,
+        "running uvsweep as `nobody` needs root, setpriv (util-linux) and /usr/bin/python3",
+    )
+    assert found is not None
+    uid, gid, python = found
+    private = shared_tmp / "private"
+    private.mkdir(mode=0o700)
+    site = shared_tmp / "site"  # watchdog where nobody can import it (the venv is root's)
+    import watchdog
+
+    shutil.copytree(Path(watchdog.__file__).parent, site / "watchdog")
+    proc = subprocess.Popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-m", "uvsweep",
+         "watch", "--dir", str(private)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{APP_DIR}:{site}",
+             "UVSWEEP_CONFIG": "/nonexistent"},
+    )  # fmt: skip
+    try:
+        assert read_line(proc).strip() == f"No uv lock files in {private}."
+        assert read_line(proc).strip() == f"error: {private}: permission denied (cannot list it)"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    # the OS will not let nobody watch it either: said once, and the dir is polled
+    assert f"warning: {private}: cannot watch it (Permission denied): polling every 2 s" in err
+    assert "Traceback" not in err
