@@ -2,8 +2,9 @@
 
 One `FsWatch` serves one watcher. Each temp dir gets a non-recursive watch whose events are
 filtered to uv lock names. On Linux it also listens for opens and close-after-write: a holder
-that exits closes its file (the kernel does it for a killed process), and a uv that starts
-waiting has just opened it. The dir's parent is watched while the dir itself is missing, so it
+that exits closes its file (the kernel does it for a killed process, and uv's read-write close is
+a close-after-write; other tools may hold a read-only one), and a uv that starts waiting has just
+opened it. The dir's parent is watched while the dir itself is missing, so it
 is re-attached the moment it comes back.
 
 On Linux uvsweep gives watchdog an inotify instance of its own, so closing the watch stops every
@@ -24,7 +25,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: (kind, path): kind is created, deleted, moved, opened, closed, dir-created or dir-deleted.
+#: (kind, path): kind is created, deleted, moved, opened, closed, closed_no_write, dir-created
+#: or dir-deleted.
 OnEvent = Callable[[str, str], None]
 
 
@@ -122,7 +124,7 @@ class WatchdogFsWatch(FsWatch):
             return [e.DirCreatedEvent, e.DirMovedEvent]
         wanted = [e.FileCreatedEvent, e.FileDeletedEvent, e.FileMovedEvent, e.DirDeletedEvent]
         if self._linux:
-            wanted += [e.FileOpenedEvent, e.FileClosedEvent]
+            wanted += [e.FileOpenedEvent, e.FileClosedEvent, e.FileClosedNoWriteEvent]
         return wanted
 
     def _schedule(self, key: str, path: str, handler: Any, parent: bool) -> None:

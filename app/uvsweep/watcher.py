@@ -95,6 +95,8 @@ Subscriber = Callable[[Snapshot, Change], None]
 #: Runs a cleanup; given the dirs, returns its report (the tray's "clean when uv is idle").
 Cleaner = Callable[[Sequence[str]], "CleanReport"]
 
+#: The events the probe's own read-only open and close of a file cause.
+_OWN_EVENTS = ("opened", "closed_no_write")
 _LIMIT_ERRNOS = {errno.ENOSPC: "inotify watch limit", errno.EMFILE: "inotify instance limit"}
 
 
@@ -165,7 +167,8 @@ class Watcher:
         self._full = False  # the next scan also rebuilds the label index
         self._fs: FsWatch | None = None
         self._waiter: ProcessWaiter | None = None
-        self._own_opens: dict[str, list[float]] = {}  # path -> when our probe opened it
+        # (event kind, path) -> when our probe caused such an event: an open, then a close
+        self._own_events: dict[tuple[str, str], list[float]] = {}
         self._polled: dict[str, str] = {}  # dir -> why it is polled instead of watched
         self._missing: set[str] = set()  # dirs that do not exist (a parent watch waits)
         self._reattach: set[str] = set()  # dirs to attach again on the worker thread
@@ -242,18 +245,20 @@ class Watcher:
         self._cond.notify_all()
 
     def _before_open(self, path: str) -> None:
+        now, path = time.monotonic(), os.path.normpath(path)
         with self._cond:
-            self._own_opens.setdefault(os.path.normpath(path), []).append(time.monotonic())
+            for kind in _OWN_EVENTS:
+                self._own_events.setdefault((kind, path), []).append(now)
 
     def _on_fs_event(self, kind: str, path: str) -> None:
         with self._cond:
-            if kind == "opened":
-                stamps = self._own_opens.get(path)
+            if kind in _OWN_EVENTS:
+                stamps = self._own_events.get((kind, path))
                 now = time.monotonic()
                 while stamps and now - stamps[0] > 1.0:
-                    stamps.pop(0)  # an open we announced but whose event never came
+                    stamps.pop(0)  # announced, but its event never came (the open failed)
                 if stamps:
-                    stamps.pop(0)  # our own probe's open
+                    stamps.pop(0)  # our own probe's open or close
                     return
             elif kind == "dir-deleted":
                 self._missing.add(path)

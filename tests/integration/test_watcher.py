@@ -421,3 +421,27 @@ def test_cli_watch_unreadable_dir(shared_tmp: Path) -> None:
     # the OS will not let nobody watch it either: said once, and the dir is polled
     assert f"warning: {private}: cannot watch it (Permission denied): polling every 2 s" in err
     assert "Traceback" not in err
+
+
+def test_a_read_only_holder_killed_shows_orphaned_too(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    path = lockdir / A
+    path.touch()
+    _, rec = watch(safety_interval=3600)
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY);"
+        " fcntl.flock(fd, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        rec.wait(lambda s: states(s) == {A: LockState.HELD})
+        holder.kill()  # its close is a close-without-write
+        rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=2)
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
