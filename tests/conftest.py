@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,31 @@ def hold() -> Iterator[type[Holder]]:
     yield Tracked
     for holder in started:
         holder.stop()
+
+
+@contextmanager
+def child_with_file(
+    path: Path, *, write: bool = True, lock: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """A child process with `path` open (read-write or read-only), locked or not (uv between its
+    open and its lock), until the block ends."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open(sys.argv[1], os.{'O_RDWR' if write else 'O_RDONLY'})\n"
+        f"{'fcntl.flock(fd, fcntl.LOCK_EX)' if lock else ''}\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ok"
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
 
 
 def flock_held(path: Path) -> bool:

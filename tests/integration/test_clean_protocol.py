@@ -11,13 +11,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Holder, flock_held, other_user_python
+from tests.conftest import Holder, child_with_file, flock_held, other_user_python
 from uvsweep.model import LockState
 from uvsweep.remove import Policy, RemoveResult, Target
 from uvsweep.remove.posix import LinuxRemover
@@ -46,25 +44,6 @@ def clean(directory: Path, remover: LinuxRemover | None = None, **policy: object
 
 def skipped(result: RemoveResult) -> dict[str, tuple[LockState, str]]:
     return {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
-
-
-@contextmanager
-def opened_by_child(path: Path) -> Iterator[subprocess.Popen[str]]:
-    """A child process that has `path` open without locking it (uv between open and lock)."""
-    code = (
-        "import os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); print('ok', flush=True);"
-        " time.sleep(60)"
-    )
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ok"
-        yield child
-    finally:
-        child.kill()
-        child.wait()
-        assert child.stdout is not None
-        child.stdout.close()
 
 
 def fingerprint(path: Path) -> tuple[int, int, int, bytes | None]:
@@ -121,7 +100,7 @@ def test_held_waiting_and_open_files_stay(lockdir: Path, hold: type[Holder]) -> 
     holder = hold(held)
     hold(waited)
     hold(waited, wait=True)
-    with opened_by_child(opened):
+    with child_with_file(opened):
         result = clean(lockdir)
     assert result.removed == []
     states = skipped(result)
@@ -307,6 +286,16 @@ _LATE_OPENER = textwrap.dedent(
 )
 
 
+def _end(child: subprocess.Popen[str] | None, thread: threading.Thread) -> None:
+    if child is not None:
+        child.kill()
+        child.wait()
+        for stream in (child.stdin, child.stdout):
+            if stream:
+                stream.close()
+    thread.join(10)
+
+
 class _LateOpener(LinuxRemover):
     """Starts a uv-like process that opens the file just before our unlink (the race)."""
 
@@ -349,13 +338,7 @@ def test_handoff_keeps_both_generations_mutually_exclusive(lockdir: Path) -> Non
         thread.join(10)
         assert not thread.is_alive()
     finally:
-        if remover.child is not None:
-            remover.child.kill()
-            remover.child.wait()
-            for stream in (remover.child.stdin, remover.child.stdout):
-                if stream:
-                    stream.close()
-        thread.join(10)
+        _end(remover.child, thread)
     result = done[0]
     assert result.removed == [] and result.handoffs == 1
     state, reason = skipped(result)[A]
@@ -376,7 +359,8 @@ def test_read_only_file_system(tmp_path: Path) -> None:
     app = Path(__file__).resolve().parents[2] / "app"
     script = (
         f"mount -t tmpfs tmpfs {mount} && touch {mount}/{A} && mount -o remount,ro {mount} && "
-        f"PYTHONPATH={app} {sys.executable} -m uvsweep clean --dir {mount} --json; "
+        f"PYTHONPATH={app} {sys.executable} -m uvsweep clean --dir {mount} --json"
+        " --ignore-running-uv; "
         f"echo rc=$?; ls {mount}"
     )
     out = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
@@ -430,13 +414,7 @@ def test_handoff_waits_for_a_new_generation_someone_else_holds(
         thread.join(10)
         assert not thread.is_alive()
     finally:
-        if remover.child is not None:
-            remover.child.kill()
-            remover.child.wait()
-            for stream in (remover.child.stdin, remover.child.stdout):
-                if stream:
-                    stream.close()
-        thread.join(10)
+        _end(remover.child, thread)
     assert done[0].handoffs == 1 and done[0].removed == []
     assert path.exists() and not flock_held(path)
 
@@ -446,7 +424,7 @@ def test_unreadable_lock_table_is_said_and_the_fd_walk_still_protects(
 ) -> None:
     orphan = touch(lockdir, A)
     opened = touch(lockdir, B)
-    with opened_by_child(opened) as opener:
+    with child_with_file(opened) as opener:
         # a /proc whose `locks` cannot be read (as under some hardening), but whose processes can
         fake_proc = tmp_path / "proc"
         fake_proc.mkdir()

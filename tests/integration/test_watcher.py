@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP_DIR, Holder, make_project, need, other_user_python
+from tests.conftest import APP_DIR, Holder, child_with_file, make_project, need, other_user_python
 from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
+from tests.integration.test_cli_scan import AS_NOBODY
 from uvsweep.fswatch import FsWatch, OnEvent
 from uvsweep.model import LockState, Snapshot
 from uvsweep.settings import Settings
@@ -299,6 +301,21 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     )  # fmt: skip
 
 
+@contextmanager
+def running(
+    proc: subprocess.Popen[str], sig: int = signal.SIGTERM
+) -> Iterator[subprocess.Popen[str]]:
+    """Yield `proc`; then stop it with `sig` and check it exits 0 without a traceback."""
+    try:
+        yield proc
+    finally:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    running.stderr = err  # type: ignore[attr-defined]
+
+
 def read_line(proc: subprocess.Popen[str], timeout: float = 10) -> str:
     assert proc.stdout is not None
     result: list[str] = []
@@ -311,25 +328,17 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 10) -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_watch_text(lockdir: Path, sig: int) -> None:
-    proc = start_cli("--dir", str(lockdir))
-    try:
+    with running(start_cli("--dir", str(lockdir)), sig) as proc:
         assert read_line(proc).strip() == f"No uv lock files in {lockdir}."
         (lockdir / A).touch()
-        line = read_line(proc)
-        assert f"+ orphaned   {lockdir / A}  (unknown)" in line
+        assert f"+ orphaned   {lockdir / A}  (unknown)" in read_line(proc)
         (lockdir / A).unlink()
         assert read_line(proc).rstrip().endswith(f"- {lockdir / A}")
-    finally:
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert out == "" and "Traceback" not in err
 
 
 def test_cli_watch_json_lines(lockdir: Path, hold: type[Holder]) -> None:
     (lockdir / A).touch()
-    proc = start_cli("--dir", str(lockdir), "--json", "--no-labels")
-    try:
+    with running(start_cli("--dir", str(lockdir), "--json", "--no-labels")) as proc:
         first = json.loads(read_line(proc))
         assert first["event"] == "initial" and first["version"] == 1
         assert first["summary"]["orphaned"] == 1 and first["dirs"] == [str(lockdir)]
@@ -341,10 +350,6 @@ def test_cli_watch_json_lines(lockdir: Path, hold: type[Holder]) -> None:
         (lockdir / B).touch()
         added = json.loads(read_line(proc))
         assert added["event"] == "added" and added["file"]["name"] == B
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    assert proc.returncode == 0
 
 
 def _unshare_works() -> bool:
@@ -363,10 +368,7 @@ def _unshare_works() -> bool:
     ],
 )
 def test_cli_watch_with_inotify_exhausted(lockdir: Path, knob: str, reason: str) -> None:
-    need(
-        _unshare_works(),
-        "unshare (util-linux) with user namespaces lowers inotify limits in a test",
-    )
+    need(_unshare_works(), "unshare (util-linux) with user namespaces lowers inotify limits")
     script = (
         f"echo 0 > /proc/sys/user/{knob} && exec {sys.executable} -m uvsweep watch --json "
         f"--dir {lockdir}"
@@ -375,7 +377,7 @@ def test_cli_watch_with_inotify_exhausted(lockdir: Path, knob: str, reason: str)
         ["unshare", "-r", "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "PYTHONPATH": APP_DIR},
     )  # fmt: skip
-    try:
+    with running(proc):
         lines = [json.loads(read_line(proc)) for _ in range(2)]
         events = {line["event"]: line for line in lines}
         assert reason in events["warning"]["message"]
@@ -384,18 +386,11 @@ def test_cli_watch_with_inotify_exhausted(lockdir: Path, knob: str, reason: str)
         (lockdir / A).touch()
         added = json.loads(read_line(proc))
         assert added["event"] == "added" and added["file"]["name"] == A
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    assert proc.returncode == 0
 
 
 def test_cli_watch_unreadable_dir(shared_tmp: Path) -> None:
     found = other_user_python()
-    need(
-        found is not None,
-        "running uvsweep as `nobody` needs root, setpriv (util-linux) and /usr/bin/python3",
-    )
+    need(found is not None, AS_NOBODY)
     assert found is not None
     uid, gid, python = found
     private = shared_tmp / "private"
@@ -411,16 +406,12 @@ def test_cli_watch_unreadable_dir(shared_tmp: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{APP_DIR}:{site}",
              "UVSWEEP_CONFIG": "/nonexistent"},
     )  # fmt: skip
-    try:
+    with running(proc, signal.SIGINT):
         assert read_line(proc).strip() == f"No uv lock files in {private}."
         assert read_line(proc).strip() == f"error: {private}: permission denied (cannot list it)"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
     # the OS will not let nobody watch it either: said once, and the dir is polled
+    err = running.stderr  # type: ignore[attr-defined]
     assert f"warning: {private}: cannot watch it (Permission denied): polling every 2 s" in err
-    assert "Traceback" not in err
 
 
 def test_a_read_only_holder_killed_shows_orphaned_too(
@@ -429,19 +420,7 @@ def test_a_read_only_holder_killed_shows_orphaned_too(
     path = lockdir / A
     path.touch()
     _, rec = watch(safety_interval=3600)
-    code = (
-        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY);"
-        " fcntl.flock(fd, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                              text=True)  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+    with child_with_file(path, write=False, lock=True) as holder:
         rec.wait(lambda s: states(s) == {A: LockState.HELD})
         holder.kill()  # its close is a close-without-write
         rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=2)
-    finally:
-        holder.kill()
-        holder.wait()
-        assert holder.stdout is not None
-        holder.stdout.close()
