@@ -334,6 +334,54 @@ def cmd_watch(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+# ---- config -----------------------------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> ExitStatus:
+    """Show, set or reset the settings in the settings file."""
+    from uvsweep import settings  # noqa: PLC0415
+
+    path = settings.config_path()
+    if args.action == "path":
+        print(path)
+        if not os.path.exists(path):
+            _err("it does not exist yet: the defaults apply (`uvsweep config set` creates it)")
+        return ExitStatus.OK
+    writing = args.action in ("set", "unset")
+    config = settings.load(path, repair=writing)
+    for warning in config.warnings:
+        _err(warning)
+    if args.action == "show":
+        if args.json:
+            import json  # noqa: PLC0415
+
+            values = {k: list(v) if isinstance(v, tuple) else v for k, v in config.values().items()}
+            print(json.dumps({"path": path, "settings": values}, indent=2))
+        else:
+            print(f"# {path}" + ("" if os.path.exists(path) else " (not created yet: defaults)"))
+            print(settings.dumps(config).split("\n", 1)[1], end="")
+        return ExitStatus.OK
+    field = next((f for f in settings.FIELDS if f.key == args.key), None)
+    if field is None:
+        keys = ", ".join(f.key for f in settings.FIELDS)
+        raise UsageError(f"unknown setting {args.key!r} (settings: {keys})")
+    if args.action == "set":
+        if args.value is None:
+            raise UsageError(f"config set {args.key}: give a value")
+        try:
+            value = settings.parse_text(field, args.value)
+        except ValueError as err:
+            raise UsageError(f"{args.key}: {err}") from None
+    else:
+        value = field.default
+    try:
+        settings.save(config.replace(**{field.key: value}), path)
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror or err}") from err
+    print(f"{field.key} = {settings.toml_value(value)}")
+    return ExitStatus.OK
+
+
 # ---- lockname ---------------------------------------------------------------------------------
 
 _QUERY = "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix)"
@@ -581,6 +629,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0), as `uvsweep clean` would",
     )  # fmt: skip
     watch.set_defaults(func=cmd_watch)
+
+    config = sub.add_parser(
+        "config",
+        help="show or change the settings",
+        description="Show or change the settings file (TOML). Writes are atomic; a file that is\n"
+        "not valid TOML is moved aside, never overwritten.",
+        epilog="examples:\n  uvsweep config path\n  uvsweep config show\n"
+        "  uvsweep config set notifications false\n  uvsweep config set dirs /scratch/tmp"
+        f"{os.pathsep}/data/tmp\n  uvsweep config unset auto_clean_min_age\n",
+        formatter_class=_Formatter,
+    )
+    config.add_argument("action", choices=("path", "show", "set", "unset"))
+    config.add_argument("key", nargs="?", metavar="KEY", help="with set/unset: the setting")
+    config.add_argument("value", nargs="?", metavar="VALUE", help="with set: its new value")
+    config.add_argument("--json", action="store_true", help="with show: print JSON")
+    config.set_defaults(func=cmd_config)
 
     lockname = sub.add_parser(
         "lockname",

@@ -6,6 +6,7 @@ and the file is left exactly as it is for the user to fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -17,22 +18,66 @@ if TYPE_CHECKING:
 CONFIG_ENV = "UVSWEEP_CONFIG"
 
 
+class Field:
+    """One setting: its key, kind, default and what it means (for `uvsweep config`)."""
+
+    __slots__ = ("default", "help", "key", "kind")
+
+    def __init__(self, key: str, kind: str, default: object, help: str) -> None:  # noqa: A002
+        self.key, self.kind, self.default, self.help = key, kind, default, help
+
+
+#: Every setting, in the order `uvsweep config show` prints them. Kinds: paths (a list of
+#: strings, `~` expanded), seconds (a number > 0), count (an integer >= 1), bool, text.
+FIELDS: tuple[Field, ...] = (
+    Field("dirs", "paths", (), "more temp dirs to scan besides uv's own and /tmp"),
+    Field("project_dirs", "paths", (), "projects, or folders of them, to label lock files with"),
+    Field("safety_rescan", "seconds", 60.0, "seconds between the watcher's full rescans"),
+    Field("notifications", "bool", True, "desktop notifications from the tray app"),  # noqa: FBT003
+    Field("notify_threshold", "count", 1,
+          "notify when the number of orphaned files rises to at least this"),
+    Field("notify_interval", "seconds", 1800.0,
+          "at most one notification about new orphaned files per this many seconds"),
+    Field("auto_clean", "bool", False,  # noqa: FBT003
+          "the tray cleans automatically whenever no uv process runs"),
+    Field("auto_clean_min_age", "seconds", 3600.0,
+          "the tray's automatic cleanup only removes files at least this old"),
+    Field("tray_backend", "text", "", "force a pystray backend (as PYSTRAY_BACKEND); empty: auto"),
+)  # fmt: skip
+_BY_KEY = {field.key: field for field in FIELDS}
+
+
 class Settings:
     """What the user configured. Every field has a safe default."""
 
-    __slots__ = ("dirs", "project_dirs", "safety_rescan", "warnings")
+    __slots__ = (*(field.key for field in FIELDS), "corrupt", "warnings")
 
-    def __init__(
-        self,
-        dirs: tuple[str, ...] = (),
-        project_dirs: tuple[str, ...] = (),
-        safety_rescan: float = 60.0,
-        warnings: tuple[str, ...] = (),
-    ) -> None:
-        self.dirs = dirs  # extra temp dirs to scan besides the defaults
-        self.project_dirs = project_dirs  # projects (or folders of them) to label lock files with
-        self.safety_rescan = safety_rescan  # seconds between the watcher's full rescans
+    def __init__(self, warnings: tuple[str, ...] = (), **values: Any) -> None:
+        for field in FIELDS:
+            setattr(self, field.key, values.pop(field.key, field.default))
+        if values:
+            raise TypeError(f"unknown settings: {', '.join(sorted(values))}")
         self.warnings = warnings  # what was wrong with the file, for the user
+        self.corrupt = False  # the file could not be parsed at all
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by key."""
+        return {field.key: getattr(self, field.key) for field in FIELDS}
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return Settings(warnings=self.warnings, **{**self.values(), **changes})
+
+    if TYPE_CHECKING:
+        dirs: tuple[str, ...]
+        project_dirs: tuple[str, ...]
+        safety_rescan: float
+        notifications: bool
+        notify_threshold: int
+        notify_interval: float
+        auto_clean: bool
+        auto_clean_min_age: float
+        tray_backend: str
 
 
 def read_toml(path: str) -> dict[str, Any]:
@@ -70,38 +115,131 @@ def config_path() -> str:
     return os.environ.get(CONFIG_ENV) or os.path.join(config_dir(), "settings.toml")
 
 
-def _str_list(data: dict[str, Any], key: str, warnings: list[str], path: str) -> tuple[str, ...]:
-    value = data.get(key, [])
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(os.path.expanduser(item) for item in value)
-    warnings.append(f"{path}: `{key}` must be a list of strings; ignoring it")
-    return ()
+def parse_value(field: Field, value: object) -> Any:
+    """`value` as this setting's kind; ValueError with a readable reason if it is not one."""
+    kind = field.kind
+    if kind == "paths":
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(os.path.expanduser(item) for item in value)
+        raise ValueError("must be a list of strings")
+    if kind == "seconds":
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9:
+            return float(value)
+        raise ValueError("must be a number of seconds > 0")
+    if kind == "count":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError("must be a whole number >= 1")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError("must be true or false")
+    if isinstance(value, str):
+        return value
+    raise ValueError("must be a string")
 
 
-def _seconds(
-    data: dict[str, Any], key: str, default: float, warnings: list[str], path: str
-) -> float:
-    value = data.get(key, default)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9:
-        return float(value)
-    warnings.append(f"{path}: `{key}` must be a number of seconds > 0; using {default:g}")
-    return default
+def parse_text(field: Field, text: str) -> Any:
+    """A value typed on the command line (`config set KEY VALUE`) as this setting's kind."""
+    if field.kind == "paths":
+        return parse_value(field, [part for part in text.split(os.pathsep) if part])
+    if field.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ValueError("must be true or false")
+    if field.kind in ("seconds", "count"):
+        try:
+            number: object = int(text) if field.kind == "count" else float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        return parse_value(field, number)
+    return text
 
 
-def load(path: str | None = None) -> Settings:
-    """Read the settings file; never raises for a missing, unreadable or corrupt file."""
+def load(path: str | None = None, *, repair: bool = False) -> Settings:
+    """Read the settings file; never raises for a missing, unreadable or corrupt file.
+
+    A file that is not valid TOML gives the defaults and a warning. With `repair` (the tray app,
+    which writes settings) it is also moved aside to `<name>.corrupt-<time>`, never overwritten.
+    """
     path = path or config_path()
     try:
         data = read_toml(path)
     except FileNotFoundError:
         return Settings()
-    except (OSError, ValueError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        return Settings(warnings=(f"{path}: cannot read settings ({reason}); using defaults",))
+    except ValueError as err:
+        message = f"{path}: not valid TOML ({err}); using defaults"
+        if repair:
+            import time  # noqa: PLC0415
+
+            aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            try:
+                os.replace(path, aside)
+                message = f"{path}: not valid TOML ({err}); moved it to {aside}, using defaults"
+            except OSError as move_err:
+                message += f" (could not move it aside: {move_err.strerror})"
+        loaded = Settings(warnings=(message,))
+        loaded.corrupt = True
+        return loaded
+    except OSError as err:
+        return Settings(
+            warnings=(f"{path}: cannot read settings ({err.strerror or err}); using defaults",)
+        )
     warnings: list[str] = []
-    return Settings(
-        dirs=_str_list(data, "dirs", warnings, path),
-        project_dirs=_str_list(data, "project_dirs", warnings, path),
-        safety_rescan=_seconds(data, "safety_rescan", 60.0, warnings, path),
-        warnings=tuple(warnings),
-    )
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        field = _BY_KEY.get(key)
+        if field is None:
+            warnings.append(f"{path}: unknown setting `{key}`; ignoring it")
+            continue
+        try:
+            values[key] = parse_value(field, value)
+        except ValueError as err:
+            warnings.append(f"{path}: `{key}` {err}; using the default")
+    return Settings(warnings=tuple(warnings), **values)
+
+
+def toml_value(value: object) -> str:
+    """One value in TOML syntax."""
+    import json  # noqa: PLC0415 - a JSON string is a valid TOML basic string
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
+    return json.dumps(str(value))
+
+
+def dumps(config: Settings) -> str:
+    """The settings as a TOML document, every key with a comment saying what it does."""
+    lines = ["# uvsweep settings (`uvsweep config show` explains them; the tray app rewrites it)"]
+    for field in FIELDS:
+        lines.append(f"# {field.help}")
+        lines.append(f"{field.key} = {toml_value(getattr(config, field.key))}")
+    return "\n".join(lines) + "\n"
+
+
+def save(config: Settings, path: str | None = None) -> str:
+    """Write the settings atomically: a temp file in the same dir, flushed, then renamed over."""
+    import tempfile  # noqa: PLC0415
+
+    path = path or config_path()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".settings-", suffix=".toml", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dumps(config))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return path

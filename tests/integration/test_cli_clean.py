@@ -246,3 +246,26 @@ def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: type[FakeUv]) -> Non
     done = uvsweep("clean", "--dir", str(lockdir))
     assert done.returncode == 0, done.stdout
     assert not (lockdir / A).exists()
+
+
+def test_config_commands(tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "settings.toml"
+    env = {"UVSWEEP_CONFIG": str(path)}
+    done = uvsweep("config", "path", env=env)
+    assert done.stdout.strip() == str(path) and "does not exist yet" in done.stderr
+    done = uvsweep("config", "set", "notifications", "off", env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "notifications = false"
+    assert "notifications = false" in path.read_text()
+    shown = json.loads(uvsweep("config", "show", "--json", env=env).stdout)
+    assert shown["settings"]["notifications"] is False and shown["path"] == str(path)
+    assert uvsweep("config", "set", "notify_threshold", "0", env=env).returncode == 2
+    assert uvsweep("config", "set", "colour", "blue", env=env).returncode == 2
+    assert (
+        uvsweep("config", "unset", "notifications", env=env).stdout.strip()
+        == "notifications = true"
+    )
+    path.write_text("this is = = not toml")
+    done = uvsweep("config", "set", "auto_clean", "true", env=env)
+    assert done.returncode == 0 and "moved it to" in done.stderr
+    assert len(list(path.parent.glob("settings.toml.corrupt-*"))) == 1
+    assert "auto_clean = true" in path.read_text()

@@ -70,8 +70,9 @@ def test_corrupt_settings_warn_use_defaults_and_keep_the_file(tmp_path: Path) ->
     before = path.read_bytes()
     loaded = settings.load(str(path))
     assert loaded.dirs == ()
-    assert "cannot read settings" in loaded.warnings[0]
-    assert path.read_bytes() == before
+    assert "not valid TOML" in loaded.warnings[0] and "using defaults" in loaded.warnings[0]
+    assert loaded.corrupt
+    assert path.read_bytes() == before  # read-only commands never touch it
 
 
 def test_wrong_types_are_ignored_with_a_warning(tmp_path: Path) -> None:
@@ -104,3 +105,60 @@ def test_config_dir_agrees_with_platformdirs(monkeypatch: pytest.MonkeyPatch, xd
         pytest.skip("the fast path is for Linux")
     monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
     assert settings.config_dir() == user_config_dir("uvsweep", appauthor=False)
+
+
+def test_the_tray_moves_a_corrupt_file_aside(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_bytes(b"notifications = maybe\n")
+    loaded = settings.load(str(path), repair=True)
+    assert loaded.notifications is True and loaded.corrupt
+    aside = list(tmp_path.glob("settings.toml.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"notifications = maybe\n"
+    assert not path.exists()
+    assert str(aside[0]) in loaded.warnings[0]
+
+
+def test_save_and_load_round_trip_every_setting(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "settings.toml"
+    changed = settings.Settings().replace(
+        dirs=("/scratch/tmp", 'we"ird \\ dir'), project_dirs=("/code",), safety_rescan=15.5,
+        notifications=False, notify_threshold=3, notify_interval=60.0, auto_clean=True,
+        auto_clean_min_age=7200.0, tray_backend="xorg",
+    )  # fmt: skip
+    settings.save(changed, str(path))
+    loaded = settings.load(str(path))
+    assert loaded.warnings == ()
+    assert loaded.values() == changed.values()
+    assert [p.name for p in path.parent.iterdir()] == ["settings.toml"]  # no temp file left
+    assert "# desktop notifications from the tray app" in path.read_text()
+
+
+def test_unknown_keys_and_bad_values_warn(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("colour = 'blue'\nnotify_threshold = 0\nauto_clean = 'yes'\n")
+    loaded = settings.load(str(path))
+    assert (loaded.notify_threshold, loaded.auto_clean) == (1, False)
+    assert len(loaded.warnings) == 3
+    assert "unknown setting `colour`" in loaded.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "value"),
+    [("notifications", "off", False), ("auto_clean", "yes", True), ("notify_threshold", "5", 5),
+     ("safety_rescan", "2.5", 2.5), ("dirs", f"/a{os.pathsep}/b", ("/a", "/b")),
+     ("tray_backend", "gtk", "gtk")],
+)  # fmt: skip
+def test_values_typed_on_the_command_line(key: str, text: str, value: object) -> None:
+    field = next(f for f in settings.FIELDS if f.key == key)
+    assert settings.parse_text(field, text) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [("notifications", "maybe"), ("notify_threshold", "0"), ("safety_rescan", "-1"),
+     ("notify_threshold", "x")],
+)  # fmt: skip
+def test_bad_values_typed_on_the_command_line(key: str, text: str) -> None:
+    field = next(f for f in settings.FIELDS if f.key == key)
+    with pytest.raises(ValueError):
+        settings.parse_text(field, text)
