@@ -334,6 +334,36 @@ def cmd_watch(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+# ---- autostart --------------------------------------------------------------------------------
+
+
+def cmd_autostart(args: argparse.Namespace) -> ExitStatus:
+    """Turn start-at-login on or off, or say whether it is on."""
+    from uvsweep import autostart  # noqa: PLC0415
+
+    writer = autostart.for_platform()
+    try:
+        if args.action == "enable":
+            try:
+                command = autostart.installed_command()
+            except ValueError as err:
+                raise CommandError(str(err)) from None
+            state = writer.enable(command)
+        elif args.action == "disable":
+            state = writer.disable()
+        else:
+            state = writer.status()
+    except OSError as err:
+        raise CommandError(f"autostart {args.action}: {err.strerror or err}") from err
+    print("enabled" if state.enabled else "disabled")
+    print(f"entry: {state.where}")
+    if state.detail:
+        print(f"{'runs' if state.enabled else 'why'}: {state.detail}")
+    if args.action == "enable" and not state.enabled:
+        raise CommandError(f"the entry was written but the system reports it off: {state.detail}")
+    return ExitStatus.OK
+
+
 # ---- config -----------------------------------------------------------------------------------
 
 
@@ -629,6 +659,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0), as `uvsweep clean` would",
     )  # fmt: skip
     watch.set_defaults(func=cmd_watch)
+
+    start = sub.add_parser(
+        "autostart",
+        help="start the tray app at login (enable, disable, status)",
+        description="Start the uvsweep tray app when you log in, or stop doing so. `status`\n"
+        "prints `enabled` or `disabled` first, then where the entry lives. `enable` writes\n"
+        "the command of this installed uvsweep: an XDG autostart entry on Linux, a\n"
+        "LaunchAgent on macOS, the HKCU Run key on Windows.",
+        formatter_class=_Formatter,
+    )
+    start.add_argument("action", choices=("enable", "disable", "status"))
+    start.set_defaults(func=cmd_autostart)
 
     config = sub.add_parser(
         "config",

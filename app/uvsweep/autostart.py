@@ -1,0 +1,341 @@
+"""Start at login, per OS: an XDG autostart entry, a LaunchAgent, or the HKCU Run key.
+
+Each writer puts the command of the *installed* uvsweep (a frozen app, the `uv tool`/pipx shim or
+the venv's script, resolved when it is enabled) into the OS's own place, and reads back the real
+state from there, including a user's switch elsewhere (GNOME's `X-GNOME-Autostart-enabled`, Task
+Manager's StartupApproved on Windows). The OS calls sit behind small seams so the macOS and
+Windows writers are tested anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+APP_ID = "dev.uvsweep.tray"  # LaunchAgent label and reverse-DNS id
+RUN_VALUE = "uvsweep"  # the value's name under HKCU\...\Run
+
+
+class Status:
+    """Whether uvsweep starts at login, where that is recorded, and anything worth saying."""
+
+    def __init__(self, enabled: bool, where: str, detail: str = "") -> None:
+        self.enabled, self.where, self.detail = enabled, where, detail
+
+    def __repr__(self) -> str:
+        return f"Status(enabled={self.enabled}, where={self.where!r}, detail={self.detail!r})"
+
+
+def installed_command(
+    executable: str = sys.executable,
+    frozen: bool = bool(getattr(sys, "frozen", False)),
+    which: Callable[[str], str | None] = shutil.which,
+    platform: str = sys.platform,
+) -> list[str]:
+    """How to start the tray app as installed: never a path inside a temporary environment.
+
+    ValueError when this uvsweep runs from one (`uvx uvsweep`: uv's cache, which `uv cache clean`
+    empties).
+    """
+    if "archive-v" in executable.replace("\\", "/") and not frozen:
+        raise ValueError(
+            "this uvsweep runs from uvx's temporary environment; install it for good first"
+            " (`uv tool install uvsweep`), then run `uvsweep autostart enable`"
+        )
+    if frozen:
+        return [executable]
+    script = "uvsweep.exe" if platform == "win32" else "uvsweep"
+    beside = os.path.join(os.path.dirname(executable), script)
+    if os.path.isfile(beside):
+        return [os.path.abspath(beside), "tray"]
+    found = which("uvsweep")
+    if found:
+        return [os.path.abspath(found), "tray"]
+    return [os.path.abspath(executable), "-m", "uvsweep", "tray"]
+
+
+class Autostart(ABC):
+    """One OS's way of starting a program at login."""
+
+    @abstractmethod
+    def status(self) -> Status:
+        """The real state, read from the OS."""
+
+    @abstractmethod
+    def enable(self, command: Sequence[str]) -> Status:
+        """Start `command` at every login from now on."""
+
+    @abstractmethod
+    def disable(self) -> Status:
+        """Stop starting it at login."""
+
+
+# ---- Linux and the BSDs: XDG autostart ---------------------------------------------------------
+
+
+def desktop_quote(argument: str) -> str:
+    """One `Exec=` argument, quoted as the Desktop Entry spec says."""
+    reserved = set(" \t\n\"'\\><~|&;$*?#()`")
+    if argument and not (set(argument) & reserved):
+        return argument.replace("%", "%%")
+    escaped = "".join("\\" + ch if ch in '"`$\\' else ch for ch in argument)
+    return '"' + escaped.replace("%", "%%") + '"'
+
+
+class XdgAutostart(Autostart):
+    """`$XDG_CONFIG_HOME/autostart/uvsweep.desktop`."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        base = env.get("XDG_CONFIG_HOME", "").strip() or os.path.join(
+            env.get("HOME") or os.path.expanduser("~"), ".config"
+        )
+        self.path = os.path.join(base, "autostart", "uvsweep.desktop")
+
+    def _entries(self) -> dict[str, str] | None:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError):
+            return {}
+        found: dict[str, str] = {}
+        section = ""
+        for line in lines:
+            stripped = line.strip()
+            if stripped.startswith("["):
+                section = stripped
+            elif section == "[Desktop Entry]" and "=" in stripped:
+                key, value = stripped.split("=", 1)
+                found[key.strip()] = value.strip()
+        return found
+
+    def status(self) -> Status:
+        """See `Autostart`."""
+        entries = self._entries()
+        if entries is None:
+            return Status(enabled=False, where=self.path, detail="no autostart entry")
+        if entries.get("Hidden", "").lower() == "true":
+            return Status(enabled=False, where=self.path, detail="the entry is hidden")
+        if entries.get("X-GNOME-Autostart-enabled", "true").lower() == "false":
+            return Status(enabled=False, where=self.path, detail="turned off in the session")
+        return Status(enabled=True, where=self.path, detail=entries.get("Exec", ""))
+
+    def enable(self, command: Sequence[str]) -> Status:
+        """See `Autostart`."""
+        text = "\n".join(
+            [
+                "[Desktop Entry]",
+                "Type=Application",
+                "Name=uvsweep",
+                "Comment=Find and safely remove stale uv lock files",
+                "Exec=" + " ".join(desktop_quote(part) for part in command),
+                "Icon=uvsweep",
+                "Terminal=false",
+                "Categories=Development;Utility;",
+                "X-GNOME-Autostart-enabled=true",
+                "X-GNOME-Autostart-Delay=2",
+                "X-KDE-autostart-after=panel",
+                "",
+            ]
+        )
+        _write_atomically(self.path, text.encode())
+        return self.status()
+
+    def disable(self) -> Status:
+        """See `Autostart`: the entry is removed."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        return self.status()
+
+
+# ---- macOS: a LaunchAgent ----------------------------------------------------------------------
+
+Runner = Callable[[Sequence[str]], int]
+
+
+def _run(argv: Sequence[str]) -> int:
+    import subprocess  # noqa: PLC0415
+
+    return subprocess.run(list(argv), capture_output=True, check=False).returncode
+
+
+class LaunchAgent(Autostart):
+    """`~/Library/LaunchAgents/dev.uvsweep.tray.plist`, loaded with `launchctl bootstrap`."""
+
+    def __init__(self, home: str | None = None, uid: int | None = None, run: Runner = _run) -> None:
+        home = home or os.path.expanduser("~")
+        self.path = os.path.join(home, "Library", "LaunchAgents", f"{APP_ID}.plist")
+        self.uid = os.getuid() if uid is None and hasattr(os, "getuid") else (uid or 0)
+        self.run = run
+
+    def status(self) -> Status:
+        """See `Autostart`."""
+        import plistlib  # noqa: PLC0415
+
+        try:
+            with open(self.path, "rb") as handle:
+                plist = plistlib.load(handle)
+        except FileNotFoundError:
+            return Status(enabled=False, where=self.path, detail="no LaunchAgent")
+        except (OSError, ValueError) as err:
+            return Status(enabled=False, where=self.path, detail=f"unreadable: {err}")
+        if plist.get("Disabled") is True or plist.get("RunAtLoad") is not True:
+            return Status(enabled=False, where=self.path, detail="the LaunchAgent is disabled")
+        arguments = " ".join(plist.get("ProgramArguments", []))
+        return Status(enabled=True, where=self.path, detail=arguments)
+
+    def enable(self, command: Sequence[str]) -> Status:
+        """See `Autostart`: write the plist, then (re)load it for this login session too."""
+        import plistlib  # noqa: PLC0415
+
+        plist = {
+            "Label": APP_ID,
+            "ProgramArguments": list(command),
+            "RunAtLoad": True,
+            "ProcessType": "Interactive",
+            "KeepAlive": {"SuccessfulExit": False},
+            "LimitLoadToSessionType": "Aqua",
+        }
+        _write_atomically(self.path, plistlib.dumps(plist))
+        self.run(["launchctl", "bootout", f"gui/{self.uid}/{APP_ID}"])  # if loaded: reload
+        self.run(["launchctl", "bootstrap", f"gui/{self.uid}", self.path])
+        return self.status()
+
+    def disable(self) -> Status:
+        """See `Autostart`: unload and remove the LaunchAgent."""
+        self.run(["launchctl", "bootout", f"gui/{self.uid}/{APP_ID}"])
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        return self.status()
+
+
+# ---- Windows: HKCU Run ---------------------------------------------------------------------------
+
+RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
+
+
+class Registry(ABC):
+    """The few HKCU registry calls autostart needs."""
+
+    @abstractmethod
+    def get(self, key: str, name: str) -> Any:
+        """The value, or None when it (or the key) is missing."""
+
+    @abstractmethod
+    def set(self, key: str, name: str, value: str | bytes) -> None:
+        """Write a REG_SZ (str) or REG_BINARY (bytes) value, creating the key."""
+
+    @abstractmethod
+    def delete(self, key: str, name: str) -> None:
+        """Remove the value if it exists."""
+
+
+class WinRegistry(Registry):
+    """`Registry` through `winreg`; only ever used on Windows."""
+
+    def get(self, key: str, name: str) -> Any:
+        """See `Registry`."""
+        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:  # type: ignore[attr-defined,unused-ignore]
+                return winreg.QueryValueEx(handle, name)[0]  # type: ignore[attr-defined,unused-ignore]
+        except FileNotFoundError:
+            return None
+
+    def set(self, key: str, name: str, value: str | bytes) -> None:
+        """See `Registry`."""
+        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+
+        kind = winreg.REG_BINARY if isinstance(value, bytes) else winreg.REG_SZ  # type: ignore[attr-defined,unused-ignore]
+        with winreg.CreateKey(winreg.HKEY_CURRENT_USER, key) as handle:  # type: ignore[attr-defined,unused-ignore]
+            winreg.SetValueEx(handle, name, 0, kind, value)  # type: ignore[attr-defined,unused-ignore]
+
+    def delete(self, key: str, name: str) -> None:
+        """See `Registry`."""
+        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:  # type: ignore[attr-defined,unused-ignore]
+                winreg.DeleteValue(handle, name)  # type: ignore[attr-defined,unused-ignore]
+        except FileNotFoundError:
+            pass
+
+
+def windows_command_line(command: Sequence[str]) -> str:
+    """The command as one Windows command line (each argument quoted as needed)."""
+    import subprocess  # noqa: PLC0415
+
+    return subprocess.list2cmdline(list(command))
+
+
+class WindowsRun(Autostart):
+    """`HKCU\\...\\Run\\uvsweep`, with Task Manager's StartupApproved switch respected."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or WinRegistry()
+        self.where = f"HKCU\\{RUN_KEY}\\{RUN_VALUE}"
+
+    def status(self) -> Status:
+        """See `Autostart`."""
+        command = self.registry.get(RUN_KEY, RUN_VALUE)
+        if not command:
+            return Status(enabled=False, where=self.where, detail="no Run entry")
+        approved = self.registry.get(APPROVED_KEY, RUN_VALUE)
+        if isinstance(approved, (bytes, bytearray)) and approved[:1] == b"\x03":
+            return Status(enabled=False, where=self.where,
+                          detail="turned off in Task Manager (Startup apps)")  # fmt: skip
+        return Status(enabled=True, where=self.where, detail=str(command))
+
+    def enable(self, command: Sequence[str]) -> Status:
+        """See `Autostart`. Asked for explicitly, it also turns Task Manager's switch back on."""
+        self.registry.set(RUN_KEY, RUN_VALUE, windows_command_line(command))
+        approved = self.registry.get(APPROVED_KEY, RUN_VALUE)
+        if isinstance(approved, (bytes, bytearray)) and approved[:1] == b"\x03":
+            self.registry.set(APPROVED_KEY, RUN_VALUE, b"\x02" + bytes(11))
+        return self.status()
+
+    def disable(self) -> Status:
+        """See `Autostart`: both values go."""
+        self.registry.delete(RUN_KEY, RUN_VALUE)
+        self.registry.delete(APPROVED_KEY, RUN_VALUE)
+        return self.status()
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    import tempfile  # noqa: PLC0415
+
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".uvsweep-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def for_platform(platform: str = sys.platform) -> Autostart:
+    """The autostart writer for this OS."""
+    if platform == "win32":
+        return WindowsRun()
+    if platform == "darwin":
+        return LaunchAgent()
+    return XdgAutostart()
