@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -269,3 +270,85 @@ def make_wheel(directory: Path, name: str = "tinydep", version: str = "1.0") -> 
         for path, text in files.items():
             archive.writestr(path, text)
     return wheel
+
+
+# ---- a desktop session: Xvfb, a private session bus, a notification server, a tray host -------
+
+DESKTOP_PACKAGES = "xvfb, dbus and x11-utils (Debian: xvfb dbus-x11 x11-utils)"
+
+
+class Desktop:
+    """A private X display and session bus, with programs started on them; all stopped after."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        read_fd, write_fd = os.pipe()
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.procs.append(xvfb)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        self.display = f":{number}"
+        bus = subprocess.run(
+            ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        address, pid = bus.stdout.split()[:2]
+        self.bus_pid = int(pid)
+        self.env = {
+            **os.environ, "DISPLAY": self.display, "DBUS_SESSION_BUS_ADDRESS": address,
+            "NO_AT_BRIDGE": "1", "XDG_SESSION_TYPE": "x11",
+        }  # fmt: skip
+        deadline = time.monotonic() + 10
+        while subprocess.run(["xdpyinfo"], env=self.env, capture_output=True,
+                             check=False).returncode != 0:  # fmt: skip
+            assert time.monotonic() < deadline, "Xvfb did not come up"
+            time.sleep(0.05)
+
+    def start(self, *argv: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(list(argv), env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.bus_pid, 15)
+
+
+@pytest.fixture
+def desktop() -> Iterator[Desktop]:
+    need(all(shutil.which(p) for p in ("Xvfb", "dbus-daemon", "xdpyinfo")), DESKTOP_PACKAGES)
+    session = Desktop()
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture
+def dunst(desktop: Desktop) -> Desktop:
+    """A real notification server (dunst) on the desktop's private bus."""
+    need(shutil.which("dunst") is not None and shutil.which("dunstctl") is not None,
+         "dunst is not installed (Debian: dunst)")  # fmt: skip
+    desktop.start("dunst")
+    deadline = time.monotonic() + 10
+    while desktop.run("dunstctl", "is-paused").returncode != 0:
+        assert time.monotonic() < deadline, "dunst did not come up"
+        time.sleep(0.05)
+    return desktop
