@@ -26,6 +26,7 @@ class ExitStatus(IntEnum):
     FOUND = 3  # `scan --fail-on`: some file is in one of the given states
     PARTIAL = 4  # some dirs or files could not be scanned or removed (listed in `errors`)
     BUSY = 5  # `clean`: uv processes are running, so nothing was removed
+    NO_DISPLAY = 6  # the tray app: no graphical session, or the display cannot be opened
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -334,6 +335,89 @@ def cmd_watch(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+# ---- tray -------------------------------------------------------------------------------------
+
+
+def _watch_signals(on_signal: Callable[[], None]) -> Callable[[], None]:
+    """Run `on_signal` on a thread of its own at SIGINT/SIGTERM; returns a function that stops
+    that thread. (Signals are blocked in every other thread, so a toolkit's main loop in C never
+    swallows them.)"""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    wanted = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        previous = signal.signal(signal.SIGINT, lambda _s, _f: on_signal())
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    done = threading.Event()
+
+    def wait() -> None:
+        signal.sigwait(wanted)
+        if not done.is_set():
+            on_signal()
+
+    thread = threading.Thread(target=wait, name="uvsweep-signals", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        if thread.is_alive():
+            os.kill(os.getpid(), signal.SIGTERM)  # wakes sigwait; blocked everywhere else
+            thread.join(1.0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
+
+    return stop
+
+
+def cmd_tray(args: argparse.Namespace) -> ExitStatus:
+    """Run the tray app until Quit, SIGTERM or the end of the session."""
+    from uvsweep import autostart, scanner, settings  # noqa: PLC0415
+    from uvsweep.tray import app as tray  # noqa: PLC0415
+    from uvsweep.tray.instance import SingleInstance  # noqa: PLC0415
+
+    config = settings.load(repair=True)
+    for warning in config.warnings:
+        _err(warning)
+    missing = tray.graphical_session()
+    if missing:
+        _err(f"{missing}: the tray app needs a desktop session. In a terminal, use"
+             " `uvsweep scan`, `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
+        return ExitStatus.NO_DISPLAY
+    instance = SingleInstance()
+    try:
+        acquired = instance.acquire()
+    except OSError as err:
+        raise CommandError(f"cannot take the single-instance lock {instance.path}: {err}") from err
+    if not acquired:
+        holder = instance.holder()
+        print(f"uvsweep is already running{f' (pid {holder})' if holder else ''}.")
+        return ExitStatus.OK
+    backend, _why = tray.choose_backend(config.tray_backend)
+    if backend:
+        os.environ["PYSTRAY_BACKEND"] = backend
+    problem = tray.load_backend()
+    if problem:
+        instance.release()
+        _err(f"cannot show a tray icon ({problem}). In a terminal, use `uvsweep scan`,"
+             " `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
+        return ExitStatus.NO_DISPLAY
+    dirs = scanner.resolve_dirs(args.dirs, config)
+    app = tray.TrayApp(dirs, config, save_settings=settings.save,
+                       autostart=autostart.for_platform())  # fmt: skip
+    stop_signals = _watch_signals(app.quit)
+    try:
+        app.run(tray.pystray_icon)
+    finally:
+        stop_signals()
+        instance.release()
+    return ExitStatus.OK
+
+
 # ---- autostart --------------------------------------------------------------------------------
 
 
@@ -516,7 +600,8 @@ states:
 
 exit codes:
   0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
-  or removed, 5 uv is running (clean removed nothing), 130 Ctrl-C
+  or removed, 5 uv is running (clean removed nothing), 6 no graphical session for the
+  tray app, 130 Ctrl-C
 """
 
 _CLEAN_DESCRIPTION = """\
@@ -660,6 +745,20 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     watch.set_defaults(func=cmd_watch)
 
+    tray_cmd = sub.add_parser(
+        "tray",
+        help="run the tray app (what `uvsweep` with no command does)",
+        description="Run the tray app: a badge with the number of orphaned uv lock files, a menu\n"
+        "that lists them, one-click safe cleanup and notifications. One per user: a second\n"
+        "start says so and exits 0. Without a graphical session it exits 6.",
+        formatter_class=_Formatter,
+    )
+    tray_cmd.add_argument(
+        "--dir", dest="dirs", action="append", metavar="DIR",
+        help="watch DIR instead of the defaults; repeatable",
+    )  # fmt: skip
+    tray_cmd.set_defaults(func=cmd_tray)
+
     start = sub.add_parser(
         "autostart",
         help="start the tray app at login (enable, disable, status)",
@@ -729,8 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        _err("the tray app is not part of this release yet; running `uvsweep scan` (see --help)")
-        args = parser.parse_args(["scan"])
+        args = parser.parse_args(["tray"])
     try:
         return int(args.func(args))
     except UsageError as err:

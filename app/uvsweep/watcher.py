@@ -183,8 +183,9 @@ class Watcher:
     # ---- public API ---------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call `subscriber(snapshot, change)` after every scan that changed something (and
-        after the first). Returns a function that unsubscribes."""
+        """Call `subscriber(snapshot, change)` after the first scan, and after every scan that
+        changed a file, the dir errors or the set of running uv processes (`uv_processes`).
+        Returns a function that unsubscribes."""
         with self._cond:
             self._subscribers.append(subscriber)
 
@@ -401,13 +402,15 @@ class Watcher:
         notes = tuple(f"{d}: polled ({why})" for d, why in sorted(self._polled.items()))
         if notes:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
+        before = {p.pid for p in self.uv_processes}
         self.uv_processes = cleaner.running_uv(table)
         if self._waiter is not None:
             self._waiter.watch(p.pid for p in self.uv_processes)
         previous, self.snapshot = self.snapshot, snapshot
         self.scans += 1
         change = diff(previous, snapshot)
-        if previous is None or change or previous.errors != snapshot.errors:
+        uv_changed = before != {p.pid for p in self.uv_processes}
+        if previous is None or change or uv_changed or previous.errors != snapshot.errors:
             self._publish(snapshot, change)
         policy = self.auto_clean
         if policy is not None and policy.wanted(snapshot, bool(self.uv_processes), time.time()):

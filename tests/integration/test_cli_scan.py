@@ -226,13 +226,13 @@ def test_human_output_has_a_table_and_a_summary(lockdir: Path, hold: type[Holder
     assert lines[-1] == f"2 uv lock files in {lockdir}: 1 orphaned, 1 held."
 
 
-def test_bare_uvsweep_says_it_runs_scan(tmp_path: Path) -> None:
-    done = uvsweep(env={"TMPDIR": str(tmp_path)})
-    assert done.returncode in (0, 4)
-    assert done.stderr.splitlines()[0].startswith(
-        "uvsweep: the tray app is not part of this release"
-    )
-    assert "uv lock file" in done.stdout
+def test_bare_uvsweep_without_a_desktop_says_what_to_use_instead(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    exe = os.path.join(sysconfig.get_path("scripts"), "uvsweep")
+    done = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 6
+    assert done.stderr.startswith("uvsweep: no graphical session")
+    assert "`uvsweep scan`" in done.stderr and "`uvsweep watch`" in done.stderr
 
 
 def test_default_dirs_are_tmpdir_tmp_and_settings_dirs(tmp_path: Path, lockdir: Path) -> None:

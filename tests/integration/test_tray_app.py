@@ -1,0 +1,274 @@
+"""The tray controller with a stand-in icon, but a real watcher, cleaner, files and processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import APP_DIR, Holder
+from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
+from uvsweep.autostart import Status
+from uvsweep.settings import Settings
+from uvsweep.tray import app as tray
+from uvsweep.tray.app import TrayApp, summarize
+from uvsweep.tray.instance import SingleInstance
+
+pytestmark = [pytest.mark.integration, pytest.mark.linux,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")]  # fmt: skip
+
+A = "uv-00000000000000aa.lock"
+B = "uv-00000000000000bb.lock"
+
+
+class FakeIcon:
+    """What the app does to its icon, recorded."""
+
+    HAS_NOTIFICATION = True
+
+    def __init__(self) -> None:
+        self.icon: Any = None
+        self.title = ""
+        self.menu_updates = 0
+        self.notified: list[tuple[str, str]] = []
+
+    def update_menu(self) -> None:
+        self.menu_updates += 1
+
+    def notify(self, message: str, title: str | None = None) -> None:
+        self.notified.append((title or "", message))
+
+    def stop(self) -> None:
+        pass
+
+
+class FakeNotifier:
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bool]] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 1.0) -> None:
+        pass
+
+    def send(self, title: str, message: str, button: object = None) -> None:
+        self.sent.append((title, message, button is not None))
+
+
+class FakeAutostart:
+    def __init__(self) -> None:
+        self.enabled = False
+
+    def status(self) -> Status:
+        return Status(self.enabled, "/fake")
+
+    def enable(self, command: list[str]) -> Status:
+        self.enabled = True
+        return self.status()
+
+    def disable(self) -> Status:
+        self.enabled = False
+        return self.status()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def running(lockdir: Path) -> Iterator[Callable[..., tuple[TrayApp, FakeIcon, FakeNotifier]]]:
+    apps: list[TrayApp] = []
+
+    def start(**settings: Any) -> tuple[TrayApp, FakeIcon, FakeNotifier]:
+        saved: list[Settings] = []
+        notifier = FakeNotifier()
+        app = TrayApp([str(lockdir)], Settings(**settings), save_settings=saved.append,
+                      notifier=notifier, autostart=FakeAutostart(),  # type: ignore[arg-type]
+                      opener=lambda path, reveal: opened.append((path, reveal)))  # fmt: skip
+        app.saved = saved  # type: ignore[attr-defined]
+        icon = FakeIcon()
+        app.icon = icon
+        app.start_background()
+        apps.append(app)
+        eventually(lambda: app.snapshot is not None)
+        return app, icon, notifier
+
+    opened: list[tuple[str, bool]] = []
+    start.opened = opened  # type: ignore[attr-defined]
+    yield start
+    for app in apps:
+        app.stop_background()
+
+
+def red_pixels(image: Any) -> int:
+    data = image.convert("RGBA").tobytes()
+    return sum(1 for i in range(0, len(data), 4)
+               if data[i] > 200 and data[i + 1] < 110 and data[i + 3] > 200)  # fmt: skip
+
+
+def test_badge_and_title_follow_the_files(lockdir: Path, running: Any) -> None:
+    app, icon, _ = running()
+    eventually(lambda: icon.title == "No orphaned uv lock files")
+    assert red_pixels(icon.icon) == 0
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    eventually(lambda: icon.title == "2 orphaned uv lock files")
+    assert red_pixels(icon.icon) > 0
+    assert app.menu_items()[0].text == "2 orphaned uv lock files"
+
+
+def test_clean_now_removes_them_and_reports(
+    lockdir: Path, running: Any, hold: type[Holder]
+) -> None:
+    app, icon, notifier = running()
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    hold(lockdir / B)
+    eventually(lambda: icon.title == "1 orphaned uv lock file")
+    app.dispatch("clean")
+    eventually(lambda: not (lockdir / A).exists() and not app.cleaning)
+    assert (lockdir / B).exists()
+    assert app.last_result == "Removed 1 uv lock file; kept 1 (held)"
+    assert ("uvsweep", "Removed 1 uv lock file; kept 1 (held)", False) in notifier.sent
+    eventually(lambda: icon.title == "No orphaned uv lock files")
+
+
+def test_clean_now_while_uv_runs_is_deferred_until_it_exits(
+    lockdir: Path,
+    running: Any,
+    fake_uv: type[FakeUv],  # noqa: F811
+) -> None:
+    fake = fake_uv(60)
+    app, _icon, notifier = running()
+    (lockdir / A).touch()
+    eventually(lambda: app.counts()[0] == 1)
+    app.dispatch("clean")
+    eventually(lambda: app.deferred)
+    assert (lockdir / A).exists()
+    assert notifier.sent[-1][1] == f"uv is running (pid {fake.pid}): will clean when it is idle"
+    assert any(i.text == "Will clean when uv is idle (1)" for i in app.menu_items())
+    fake.proc.kill()
+    eventually(lambda: not (lockdir / A).exists())
+    eventually(lambda: notifier.sent[-1][0] == "uvsweep: deferred cleanup done")
+    assert notifier.sent[-1][1] == "Removed 1 uv lock file"
+
+
+def test_new_orphans_are_notified_once_coalesced(lockdir: Path, running: Any) -> None:
+    app, _icon, notifier = running()
+    (lockdir / A).touch()
+    eventually(lambda: notifier.sent)
+    assert notifier.sent == [("uvsweep", "1 new orphaned uv lock file", True)]  # with "Clean now"
+    (lockdir / B).touch()
+    eventually(lambda: app.counts()[0] == 2)
+    time.sleep(0.2)
+    assert len(notifier.sent) == 1  # rate-limited: at most one per 30 minutes
+
+
+def test_no_notifications_when_turned_off(lockdir: Path, running: Any) -> None:
+    app, _icon, notifier = running(notifications=False)
+    (lockdir / A).touch()
+    eventually(lambda: app.counts()[0] == 1)
+    time.sleep(0.2)
+    assert notifier.sent == []
+
+
+def test_toggles_are_saved_and_autostart_reads_the_os(lockdir: Path, running: Any) -> None:
+    app, _icon, _ = running()
+    app.dispatch("toggle-notifications")
+    app.dispatch("toggle-auto-clean")
+    assert [s.notifications for s in app.saved] == [False, False]
+    assert [s.auto_clean for s in app.saved] == [False, True]
+    start_item = next(i for i in app.menu_items() if i.text == "Start at login")
+    assert start_item.checked is False and start_item.enabled
+    app.dispatch("toggle-autostart")
+    assert app.autostart.enabled  # type: ignore[union-attr]
+    assert next(i for i in app.menu_items() if i.text == "Start at login").checked is True
+    (lockdir / A).touch()
+    old = time.time() - 7200
+    os.utime(lockdir / A, (old, old))
+    eventually(lambda: not (lockdir / A).exists())  # auto-clean is on and uv is idle
+    assert app.last_result.startswith("Automatically: Removed 1")
+
+
+def test_open_and_reveal(lockdir: Path, running: Any) -> None:
+    app, _icon, _ = running()
+    app.dispatch(f"open:{lockdir}")
+    app.dispatch(f"reveal:{lockdir / A}")
+    assert running.opened == [(str(lockdir), False), (str(lockdir / A), True)]
+
+
+def test_quit_stops_everything_within_a_second(lockdir: Path) -> None:
+    before = set(threading.enumerate())
+    app = TrayApp([str(lockdir)], Settings(), notifier=FakeNotifier())  # type: ignore[arg-type]
+    app.icon = FakeIcon()
+    app.start_background()
+    eventually(lambda: app.snapshot is not None)
+    began = time.monotonic()
+    app.quit()
+    app.stop_background()
+    assert time.monotonic() - began < 1.0
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_summaries() -> None:
+    from uvsweep.cleaner import CleanReport
+    from uvsweep.model import LockState
+    from uvsweep.remove import Skipped
+
+    report = CleanReport(["/tmp"], dry_run=False)
+    report.removed = ["/tmp/a", "/tmp/b"]
+    report.skipped = [Skipped("/tmp/c", LockState.HELD, ""), Skipped("/tmp/d", LockState.HELD, ""),
+                      Skipped("/tmp/e", LockState.FOREIGN, "")]  # fmt: skip
+    assert summarize(report) == "Removed 2 uv lock files; kept 3 (mostly held)"
+
+
+def test_session_and_backend_choice() -> None:
+    assert tray.graphical_session({}, "linux").startswith("no graphical session")
+    assert tray.graphical_session({"WAYLAND_DISPLAY": "wayland-0"}, "linux") == ""
+    assert tray.graphical_session({}, "darwin") == ""
+    assert tray.choose_backend("gtk", {"PYSTRAY_BACKEND": "xorg"}) == (
+        "gtk",
+        "the `tray_backend` setting",
+    )
+    assert tray.choose_backend("", {"PYSTRAY_BACKEND": "xorg"}) == ("xorg", "PYSTRAY_BACKEND")
+    assert tray.choose_backend("", {})[0] == ""
+
+
+def test_a_second_instance_says_so_and_exits_0(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    first = SingleInstance(str(runtime / "uvsweep.lock"))
+    assert first.acquire()
+    try:
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "DISPLAY": ":9999",
+               "PYTHONPATH": APP_DIR}  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "uvsweep"], capture_output=True, text=True,
+                              env=env, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0
+        assert done.stdout.strip() == f"uvsweep is already running (pid {os.getpid()})."
+    finally:
+        first.release()
+    assert SingleInstance(str(runtime / "uvsweep.lock")).acquire()  # free again
+
+
+def test_a_display_that_cannot_be_opened(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "DISPLAY": ":9999",
+           "PYTHONPATH": APP_DIR, "PYSTRAY_BACKEND": "xorg"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "uvsweep", "tray"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 6
+    assert done.stderr.startswith("uvsweep: cannot show a tray icon")
+    assert "Traceback" not in done.stderr
