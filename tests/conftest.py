@@ -352,3 +352,16 @@ def dunst(desktop: Desktop) -> Desktop:
         assert time.monotonic() < deadline, "dunst did not come up"
         time.sleep(0.05)
     return desktop
+
+
+@pytest.fixture
+def trayer(desktop: Desktop) -> Desktop:
+    """An XEmbed system tray (trayer) docked at the top right of the desktop."""
+    need(shutil.which("trayer") is not None, "trayer is not installed (Debian: trayer)")
+    desktop.start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                  "--height", "24", "--transparent", "false", "--tint", "0xdddddd")  # fmt: skip
+    deadline = time.monotonic() + 10
+    while "panel" not in desktop.run("xwininfo", "-root", "-tree").stdout:
+        assert time.monotonic() < deadline, "trayer did not come up"
+        time.sleep(0.05)
+    return desktop

@@ -418,6 +418,18 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+# ---- doctor -----------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> ExitStatus:
+    """Say what uvsweep sees of this machine and why it chose what it chose."""
+    from uvsweep import doctor  # noqa: PLC0415
+
+    info = doctor.report()
+    _output(args.json, lambda: info, lambda: doctor.text(info))
+    return ExitStatus.OK
+
+
 # ---- autostart --------------------------------------------------------------------------------
 
 
@@ -758,6 +770,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch DIR instead of the defaults; repeatable",
     )  # fmt: skip
     tray_cmd.set_defaults(func=cmd_tray)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="say what uvsweep sees here: tray backend, notifications, dirs, limits, uv",
+        description="Print what uvsweep sees of this machine: the tray backend it would use and\n"
+        "why, the notification service, start-at-login state, the dirs it watches, inotify\n"
+        "limits, running uv processes, and what permissions hide. Changes nothing.",
+        formatter_class=_Formatter,
+    )
+    doc.add_argument("--json", action="store_true", help="print JSON")
+    doc.set_defaults(func=cmd_doctor)
 
     start = sub.add_parser(
         "autostart",

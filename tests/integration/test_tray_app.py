@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -272,3 +273,32 @@ def test_a_display_that_cannot_be_opened(tmp_path: Path) -> None:
     assert done.returncode == 6
     assert done.stderr.startswith("uvsweep: cannot show a tray icon")
     assert "Traceback" not in done.stderr
+
+
+def test_doctor_without_a_desktop(lockdir: Path) -> None:
+    from tests.integration.test_cli_scan import uvsweep
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    done = subprocess.run([exe, "doctor"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert lines["tray backend"].startswith("none: no graphical session")
+    assert lines["notifications"].startswith("none: no session bus")
+    assert lines["inotify"].startswith("max_user_watches=")
+    info = json.loads(uvsweep("doctor", "--json").stdout)
+    assert {"tray backend", "notifications", "start at login", "dirs", "uv processes",
+            "hidden", "inotify", "lock table"} <= set(info)  # fmt: skip
+
+
+@pytest.mark.gui
+def test_doctor_in_a_desktop_session(dunst: Any) -> None:
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    env = {**dunst.env, "PYSTRAY_BACKEND": "gtk"}
+    done = subprocess.run([exe, "doctor"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)  # fmt: skip
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert lines["tray backend"] == "gtk: forced by PYSTRAY_BACKEND"
+    assert lines["notifications"] == "org.freedesktop.Notifications is served (desktop-notifier)"

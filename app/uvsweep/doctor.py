@@ -1,0 +1,159 @@
+"""`uvsweep doctor`: what uvsweep sees of this machine, and why it chose what it chose.
+
+Nothing here changes anything, and nothing imports pystray (which opens the display as it
+loads): the tray backend is worked out from what is installed, the way pystray would pick it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from uvsweep import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def tray_backend(setting: str, environ: dict[str, str] | None = None,
+                 os_name: str = sys.platform) -> tuple[str, str]:  # fmt: skip
+    """(the backend the tray would use, why)."""
+    from uvsweep.tray.app import choose_backend, graphical_session  # noqa: PLC0415
+
+    env = dict(os.environ) if environ is None else environ
+    forced, why = choose_backend(setting, env)
+    if forced:
+        return forced, f"forced by {why}"
+    if os_name == "darwin":
+        return "darwin", "macOS"
+    if os_name == "win32":
+        return "win32", "Windows"
+    missing = graphical_session(env, os_name)
+    if missing:
+        return "none", missing
+    if _gi_has("AyatanaAppIndicator3", "0.1") or _gi_has("AppIndicator3", "0.1"):
+        return "appindicator", "PyGObject and an AppIndicator typelib are installed"
+    if _gi_has("Gtk", "3.0"):
+        return "gtk", "PyGObject and GTK 3 are installed (no AppIndicator typelib)"
+    return "xorg", ("PyGObject is not installed (the `gtk` extra): XEmbed only, no menu; "
+                    "a StatusNotifierItem backend is planned")  # fmt: skip
+
+
+def _gi_has(namespace: str, version: str) -> bool:
+    try:
+        import gi  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
+
+        gi.require_version(namespace, version)
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def notification_service(timeout: float = 2.0) -> str:
+    """Who answers on the session bus for notifications, or why nobody does."""
+    if sys.platform != "linux":
+        return "the OS notification center (through desktop-notifier)"
+    if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return "none: no session bus (DBUS_SESSION_BUS_ADDRESS is not set); the log instead"
+    import asyncio  # noqa: PLC0415
+
+    async def ask() -> str:
+        from dbus_fast import Message  # noqa: PLC0415
+        from dbus_fast.aio import MessageBus  # noqa: PLC0415
+
+        bus = await MessageBus().connect()
+        try:
+            reply = await bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus", member="NameHasOwner", signature="s",
+                body=["org.freedesktop.Notifications"],
+            ))  # fmt: skip
+            owned = bool(reply.body and reply.body[0]) if reply is not None else False
+        finally:
+            bus.disconnect()
+        if owned:
+            return "org.freedesktop.Notifications is served (desktop-notifier)"
+        return "none: no notification server on the session bus; the tray's own, or the log"
+
+    try:
+        return asyncio.run(asyncio.wait_for(ask(), timeout))
+    except Exception as err:  # noqa: BLE001 - any bus problem is an answer here
+        return f"none: the session bus did not answer ({type(err).__name__}: {err})"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode().strip()
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+
+
+def report() -> dict[str, Any]:
+    """Everything doctor says, as data."""
+    from uvsweep import autostart, cleaner, scanner, settings  # noqa: PLC0415
+
+    config = settings.load()
+    dirs = scanner.resolve_dirs(None, config)
+    snapshot = scanner.scan(dirs, settings=config, label=False)
+    backend, why = tray_backend(config.tray_backend)
+    try:
+        start = autostart.for_platform().status()
+        start_text = f"{'enabled' if start.enabled else 'disabled'} ({start.where})"
+    except OSError as err:
+        start_text = f"unknown ({err})"
+    created = "" if os.path.exists(settings.config_path()) else " (not created: defaults)"
+    hidden = "nothing"
+    if snapshot.hidden_processes:
+        hidden = f"{snapshot.hidden_processes} processes of other users: their open files"
+        hidden += " cannot be seen (root can)"
+    info: dict[str, Any] = {
+        "uvsweep": __version__,
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "settings": settings.config_path() + created,
+        "settings warnings": list(config.warnings),
+        "dirs": [_dir_line(d, snapshot) for d in dirs],
+        "summary": snapshot.summary(),
+        "tray backend": f"{backend}: {why}",
+        "notifications": notification_service(),
+        "start at login": start_text,
+        "uv processes": [
+            f"pid {p.pid} {p.user or '?'}: {' '.join(p.cmdline or [p.name or '?'])}"
+            for p in cleaner.running_uv()
+        ],
+        "hidden": hidden,
+        "notes": list(snapshot.notes),
+    }
+    if sys.platform.startswith("linux"):
+        info["inotify"] = (
+            f"max_user_watches={_read('/proc/sys/fs/inotify/max_user_watches')}, "
+            f"max_user_instances={_read('/proc/sys/fs/inotify/max_user_instances')}"
+        )
+        readable = os.access("/proc/locks", os.R_OK)
+        info["lock table"] = "/proc/locks " + ("readable" if readable else "unreadable")
+    return info
+
+
+def _dir_line(directory: str, snapshot: Any) -> str:
+    for error in snapshot.errors:
+        if error.path == directory:
+            return f"{directory}: {error.message}"
+    count = sum(1 for f in snapshot.files if os.path.dirname(f.path) == directory)
+    return f"{directory}: {count} uv lock files"
+
+
+def text(info: dict[str, Any]) -> str:
+    """The report as `key: value` lines; lists indented under their key."""
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:" + ("" if value else " none"))
+            lines += [f"  {item}" for item in value]
+        elif isinstance(value, dict):
+            lines.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The tray app as a person sees it: docked in a real tray (trayer) on a real X server (Xvfb),
+notifications in a real notification server (dunst), lock files made by real uv."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Desktop, make_project, need
+
+pytestmark = [pytest.mark.gui, pytest.mark.integration, pytest.mark.linux,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11")]  # fmt: skip
+
+#: Where the screenshots go: UVSWEEP_SCREENSHOTS (docs/screenshots/ holds the chosen ones), else
+#: a temp dir.
+SHOTS = Path(os.environ.get("UVSWEEP_SCREENSHOTS") or tempfile.mkdtemp(prefix="uvsweep-shots-"))
+
+
+def icon_window(desktop: Desktop) -> tuple[str, int, int, int, int] | None:
+    """(title, x, y, width, height) of uvsweep's docked icon window, if it is there."""
+    tree = desktop.run("xwininfo", "-root", "-tree").stdout
+    for line in tree.splitlines():
+        # xorg backend: class uvsweepSystemTrayIcon; gtk backend: a StatusIcon named by its title
+        if '"uvsweepSystemTrayIcon"' in line or (
+            '("uvsweep" "Uvsweep")' in line and "uv lock file" in line
+        ):
+            match = re.search(
+                r'0x[0-9a-f]+ "([^"]*)".*?(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)', line
+            )
+            if match:
+                title, w, h, x, y = match.groups()
+                return title, int(x), int(y), int(w), int(h)
+    return None
+
+
+def wait_for_title(
+    desktop: Desktop, title: str, timeout: float = 15
+) -> tuple[str, int, int, int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = icon_window(desktop)
+        if found and found[0] == title:
+            return found
+        assert time.monotonic() < deadline, f"icon title never became {title!r}; last: {found}"
+        time.sleep(0.05)
+
+
+def badge_pixels(desktop: Desktop, geometry: tuple[str, int, int, int, int], name: str) -> int:
+    """Red badge pixels in a screenshot of the icon (the shot is kept for the README)."""
+    need(shutil.which("import") is not None, "ImageMagick is not installed (Debian: imagemagick)")
+    _, x, y, w, h = geometry
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / f"{name}.png"
+    area = f"{w + 40}x{h + 8}+{x - 20}+{max(0, y - 4)}"
+    done = desktop.run("import", "-window", "root", "-crop", area, "+repage", str(shot))
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        icon = image.convert("RGB").crop((20, y - max(0, y - 4), 20 + w, y - max(0, y - 4) + h))
+        data = icon.tobytes()
+    return sum(1 for i in range(0, len(data), 3)
+               if data[i] > 190 and data[i + 1] < 120 and data[i + 2] < 120)  # fmt: skip
+
+
+def test_docked_badge_follows_real_uv_and_notifies(
+    trayer: Desktop, dunst: Desktop, tmp_path: Path, lockdir: Path, uv: str,
+    uv_env: dict[str, str],
+) -> None:  # fmt: skip
+    desktop = trayer
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": "xorg",
+           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        began = time.monotonic()
+        docked = wait_for_title(desktop, "No orphaned uv lock files")
+        docked_after = time.monotonic() - began
+        assert docked_after < 10
+        assert badge_pixels(desktop, docked, "tray-no-orphans") == 0
+        project = make_project(tmp_path / "proj")
+        done = subprocess.run([uv, "sync"], cwd=project, env=uv_env, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        badged = wait_for_title(desktop, "1 orphaned uv lock file")
+        time.sleep(0.3)  # let the X server repaint the icon
+        assert badge_pixels(desktop, badged, "tray-one-orphan") > 10
+        # the notification, in the real notification server's history
+        deadline = time.monotonic() + 10
+        while desktop.run("dunstctl", "count", "displayed").stdout.strip() != "1":
+            assert time.monotonic() < deadline, "no notification was shown"
+            time.sleep(0.05)
+        desktop.run("dunstctl", "close-all")
+        history = json.loads(desktop.run("dunstctl", "history").stdout)
+        bodies = [n["body"]["data"] for n in history["data"][0]]
+        assert "1 new orphaned uv lock file" in bodies
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def menu_window(desktop: Desktop) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) of an open uvsweep menu."""
+    for line in desktop.run("xwininfo", "-root", "-tree").stdout.splitlines():
+        match = re.search(
+            r'"uvsweep": \("uvsweep" "Uvsweep"\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)',
+            line,
+        )
+        if match and int(match.group(1)) > 100:
+            w, h, x, y = map(int, match.groups())
+            return x, y, w, h
+    return None
+
+
+def gtk_available() -> bool:
+    try:
+        import gi
+
+        gi.require_version("Gtk", "3.0")
+        from gi.repository import Gtk  # noqa: F401
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+GTK = (
+    "PyGObject and GTK 3 (the `gtk` extra: `uv sync --extra gtk`, built with Debian's"
+    " libgirepository1.0-dev libcairo2-dev pkg-config; gir1.2-gtk-3.0 to run)"
+)
+
+
+def test_menu_clean_now_with_a_click(
+    trayer: Desktop, dunst: Desktop, tmp_path: Path, lockdir: Path, uv: str,
+    uv_env: dict[str, str],
+) -> None:  # fmt: skip
+    need(gtk_available(), GTK)
+    need(shutil.which("xdotool") is not None, "xdotool is not installed (Debian: xdotool)")
+    desktop = trayer
+    project = make_project(tmp_path / "proj")
+    done = subprocess.run([uv, "sync"], cwd=project, env=uv_env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (lockdir / "uv-00000000000000aa.lock").touch()
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": "gtk",
+           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        icon = wait_for_title(desktop, "2 orphaned uv lock files")
+        time.sleep(0.3)
+        assert badge_pixels(desktop, icon, "tray-gtk-two-orphans") > 10
+        _, x, y, w, h = icon
+        desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "3")
+        deadline = time.monotonic() + 10
+        while (menu := menu_window(desktop)) is None:
+            assert time.monotonic() < deadline, "the menu did not open"
+            time.sleep(0.05)
+        mx, my, mw, mh = menu
+        assert my >= y + h - 2  # under the panel, where a person sees it
+        time.sleep(0.3)
+        desktop.run("import", "-window", "root", "-crop", f"{mw + 40}x{mh + 30}+{mx - 10}+0",
+                    "+repage", str(SHOTS / "tray-menu.png"))  # fmt: skip
+        # keyboard, as a person might: the first enabled item is "Lock files", then "Clean now"
+        desktop.run("xdotool", "key", "Down", "Down", "Return")
+        cleaned = wait_for_title(desktop, "No orphaned uv lock files")
+        assert not [p for p in lockdir.iterdir() if p.name.startswith("uv-")]
+        time.sleep(0.3)
+        assert badge_pixels(desktop, cleaned, "tray-gtk-cleaned") == 0
+        deadline = time.monotonic() + 10
+        while True:
+            desktop.run("dunstctl", "close-all")
+            history = json.loads(desktop.run("dunstctl", "history").stdout)
+            bodies = [n["body"]["data"] for n in history["data"][0]]
+            if "Removed 2 uv lock files" in bodies:
+                break
+            assert time.monotonic() < deadline, f"no cleanup notification: {bodies}"
+            time.sleep(0.1)
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode == 0, err
+    assert "Traceback" not in err
