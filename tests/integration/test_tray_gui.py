@@ -108,9 +108,11 @@ def test_docked_badge_follows_real_uv_and_notifies(
         bodies = [n["body"]["data"] for n in history["data"][0]]
         assert "1 new orphaned uv lock file" in bodies
     finally:
+        stopping = time.monotonic()
         app.send_signal(signal.SIGTERM)
         _out, err = app.communicate(timeout=10)
     assert app.returncode == 0, err
+    assert time.monotonic() - stopping < 2.0  # every thread stopped, the interpreter gone
     assert "Traceback" not in err
 
 
