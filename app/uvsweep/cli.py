@@ -418,6 +418,13 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+def cmd_notifyd(args: argparse.Namespace) -> ExitStatus:
+    """The tray's notification helper (hidden; see uvsweep.tray.notifyd)."""
+    from uvsweep.tray import notifyd  # noqa: PLC0415
+
+    return ExitStatus(notifyd.main(args.icon))
+
+
 # ---- doctor -----------------------------------------------------------------------------------
 
 
@@ -727,6 +734,10 @@ def build_parser() -> argparse.ArgumentParser:
         "uv process that is just about to open a file cannot be seen (use with care)",
     )  # fmt: skip
     clean.set_defaults(func=cmd_clean)
+
+    helper = sub.add_parser("_notifyd", help=argparse.SUPPRESS)
+    helper.add_argument("--icon")
+    helper.set_defaults(func=cmd_notifyd)
 
     watch = sub.add_parser(
         "watch",

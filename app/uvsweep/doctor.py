@@ -43,7 +43,7 @@ def tray_backend(setting: str, environ: dict[str, str] | None = None,
 
 def _gi_has(namespace: str, version: str) -> bool:
     try:
-        import gi  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
+        import gi  # noqa: PLC0415
 
         gi.require_version(namespace, version)
     except (ImportError, ValueError):

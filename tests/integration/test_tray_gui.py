@@ -200,3 +200,20 @@ def test_menu_clean_now_with_a_click(
         _out, err = app.communicate(timeout=10)
     assert app.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.6])
+def test_sigterm_while_starting_never_leaves_it_running(
+    trayer: Desktop, tmp_path: Path, lockdir: Path, delay: float
+) -> None:
+    env = {**trayer.env, "XDG_RUNTIME_DIR": str(tmp_path), "PYSTRAY_BACKEND": "xorg",
+           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(delay)
+    app.send_signal(signal.SIGTERM)
+    _out, err = app.communicate(timeout=5)
+    # 0 once its handler is in place; before that, SIGTERM's default action
+    assert app.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err

@@ -349,13 +349,21 @@ class TrayApp:
         """Create the icon and run its loop on this (the main) thread until Quit."""
         self.icon = icon_factory(self)
         self._ui_call = ui_marshaller(self.icon)
+        if self.quitting.is_set():
+            return  # asked to quit (SIGTERM) before there was a loop to stop
         self.start_background()
         try:
             self.icon.run(setup=self._setup)
         finally:
             self.stop_background()
+            close = getattr(self.icon, "close_sender", None)
+            if close is not None:
+                close()
 
     def _setup(self, icon: Any) -> None:
+        if self.quitting.is_set():  # a quit that came while the loop was starting
+            icon.stop()
+            return
         icon.visible = True
         self.refresh()
 
@@ -363,7 +371,7 @@ class TrayApp:
 def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     """How to run a function on the icon's UI thread for its backend."""
     if type(icon).__module__.endswith("_darwin"):  # pragma: no cover - macOS
-        from PyObjCTools import AppHelper  # type: ignore[import-not-found]  # noqa: PLC0415
+        from PyObjCTools import AppHelper  # noqa: PLC0415
 
         return AppHelper.callAfter  # type: ignore[no-any-return]
     # pystray's Linux and Windows backends queue their own updates onto their loop
@@ -394,7 +402,12 @@ def pystray_icon(app: TrayApp) -> Any:
                                 enabled=item.enabled)  # fmt: skip
 
     menu = pystray.Menu(lambda: tuple(convert(i) for i in app.menu_items()))
-    return pystray.Icon("uvsweep", icon=app.image(), title=app.title(), menu=menu)
+    icon_type: Any = pystray.Icon
+    if icon_type.__module__ == "pystray._xorg":
+        from uvsweep.tray.xorg import icon_class  # noqa: PLC0415
+
+        icon_type = icon_class()
+    return icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu)
 
 
 def open_path(path: str, *, reveal: bool) -> None:

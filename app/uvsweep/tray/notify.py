@@ -1,23 +1,22 @@
 """Desktop notifications that never crash or block: desktop-notifier, else the tray's own
 `notify()`, else the log; and the policy that keeps them rare.
 
-desktop-notifier is asynchronous; it runs on an event loop in a thread of its own, so the UI
-thread only ever hands it a message. If the notification service is missing (no session bus, no
-notification server, an unsigned macOS app), the failure is noticed once, said once in the log,
-and every later message goes to the next way down the list.
+desktop-notifier runs in a helper process (`notifyd`), started when there is something to say, so
+its libraries never weigh on the idle tray and the UI thread only ever hands it a line. If the
+notification service is missing (no session bus, no notification server, an unsigned macOS app),
+the failure is noticed once, said once in the log, and every later message goes to the next way
+down the list.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import logging
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("uvsweep.notify")
 
@@ -58,81 +57,63 @@ class NotifyPolicy:
         return f"{new} new orphaned uv lock {noun}{total}"
 
 
-async def _disconnect(bus: Any) -> None:
-    bus.disconnect()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(bus.wait_for_disconnect(), 1.0)
-
-
-class _Capture(logging.Handler):
-    """Keeps what desktop-notifier logs about a failure, for the one line we log ourselves."""
-
-    def __init__(self, into: list[str]) -> None:
-        super().__init__(logging.WARNING)
-        self.into = into
-
-    def emit(self, record: logging.LogRecord) -> None:
-        reason = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            err = record.exc_info[1]
-            reason = f"{reason}: {type(err).__name__}: {err}"
-        self.into.append(reason)
+def helper_command() -> list[str]:
+    """How to start the notification helper (`uvsweep _notifyd`), frozen or not."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "_notifyd"]
+    return [sys.executable, "-m", "uvsweep", "_notifyd"]
 
 
 class Notifier:
-    """Sends notifications through the first way that works, off the caller's thread."""
+    """Sends notifications through the first way that works, off the caller's thread.
+
+    The first way is desktop-notifier, in a helper process (`notifyd`) started on demand: the
+    tray never imports it, and the helper exits when it has nothing left to show.
+    """
 
     def __init__(
         self,
         app_name: str = "uvsweep",
         fallback: Fallback | None = None,
-        sender: Callable[[], object] | None = None,
+        command: Sequence[str] | None = None,
         icon: str | None = None,
     ) -> None:
         self.app_name = app_name
         self.fallback = fallback
-        self._sender_factory = sender
+        self.command = list(command) if command is not None else helper_command()
         self.icon = icon
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._notifier: object | None = None
+        self._lock = threading.Lock()
+        self._helper: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._next = 0
+        self._requests: dict[int, tuple[str, str, Callable[[], None] | None]] = {}
+        self._running = False
         self.backend = "desktop-notifier"  # what works, as far as we know
         self.failure = ""  # why desktop-notifier is not used
         self.sent: list[tuple[str, str, str]] = []  # (backend, title, message), for diagnostics
-        self._problems: list[str] = []
-        self._capture = _Capture(self._problems)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the notification thread (idempotent)."""
-        if self._thread is not None:
-            return
-        # desktop-notifier logs a traceback when a send fails; keep it, say it once ourselves
-        library_log = logging.getLogger("desktop_notifier")
-        library_log.propagate = False
-        if self._capture not in library_log.handlers:
-            library_log.addHandler(self._capture)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="uvsweep-notify",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
+        """Allow sending (the helper itself starts with the first notification)."""
+        self._running = True
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop the thread (idempotent); pending messages are dropped."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        bus = getattr(getattr(self._notifier, "_backend", None), "bus", None)
-        if bus is not None:  # desktop-notifier keeps its D-Bus connection open: close it
-            closing = asyncio.run_coroutine_threadsafe(_disconnect(bus), loop)
-            with contextlib.suppress(Exception):
-                closing.result(timeout)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if not thread.is_alive():
-            loop.close()
-        self._loop = self._thread = None
+        """Close the helper and join its reader (idempotent)."""
+        self._running = False
+        with self._lock:
+            helper, reader = self._helper, self._reader
+            self._helper = self._reader = None
+        if helper is not None:
+            with contextlib.suppress(OSError):
+                helper.stdin.close()  # type: ignore[union-attr]
+            try:
+                helper.wait(timeout)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+        if reader is not None:
+            reader.join(timeout)
 
     # ---- sending ------------------------------------------------------------------------------
 
@@ -140,59 +121,76 @@ class Notifier:
         self, title: str, message: str, button: tuple[str, Callable[[], None]] | None = None
     ) -> None:
         """Show a notification; returns at once. `button`: (label, action) where supported."""
-        if self.backend == "desktop-notifier" and self._loop is not None:
-            future = asyncio.run_coroutine_threadsafe(
-                self._send_async(title, message, button), self._loop
-            )
-            future.add_done_callback(lambda done: self._after(done, title, message))
-            return
+        if self.backend == "desktop-notifier" and self._running:
+            try:
+                self._send_to_helper(title, message, button)
+            except OSError as err:  # the helper could not start or went away
+                self._give_up(f"{type(err).__name__}: {err}")
+            else:
+                return
         self._fallback(title, message)
 
-    async def _send_async(
+    def _send_to_helper(
         self, title: str, message: str, button: tuple[str, Callable[[], None]] | None
     ) -> None:
-        if self._notifier is None:
-            if self._sender_factory is not None:
-                self._notifier = self._sender_factory()
-            else:
-                from desktop_notifier import DesktopNotifier, Icon  # noqa: PLC0415
+        with self._lock:
+            helper = self._helper
+            if helper is None or helper.poll() is not None:
+                helper = self._spawn()
+            self._next += 1
+            ident = self._next
+            self._requests[ident] = (title, message, button[1] if button else None)
+            line = {"id": ident, "title": title, "message": message,
+                    "button": button[0] if button else None}  # fmt: skip
+            assert helper.stdin is not None
+            helper.stdin.write(json.dumps(line) + "\n")
+            helper.stdin.flush()
 
-                if self.icon:
-                    from pathlib import Path  # noqa: PLC0415
+    def _spawn(self) -> subprocess.Popen[str]:
+        command = self.command + (["--icon", self.icon] if self.icon else [])
+        helper = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1,
+        )  # fmt: skip
+        reader = threading.Thread(target=self._read, args=(helper,), name="uvsweep-notify",
+                                  daemon=True)  # fmt: skip
+        self._helper, self._reader = helper, reader
+        reader.start()
+        return helper
 
-                    icon = Icon(path=Path(self.icon))
-                    self._notifier = DesktopNotifier(app_name=self.app_name, app_icon=icon)
-                else:
-                    self._notifier = DesktopNotifier(app_name=self.app_name)
-        buttons = ()
-        if button is not None:
-            from desktop_notifier import Button  # noqa: PLC0415
+    def _read(self, helper: subprocess.Popen[str]) -> None:
+        assert helper.stdout is not None
+        for raw in helper.stdout:
+            try:
+                reply = json.loads(raw)
+            except ValueError:
+                continue
+            ident = reply.get("id")
+            title, message, action = self._requests.get(ident, ("", "", None))
+            if reply.get("event") == "button" and action is not None:
+                try:
+                    action()
+                except Exception:  # a broken action must not end the reader
+                    log.exception("the notification's action failed")
+            elif reply.get("status") == "dispatched":
+                self.sent.append(("desktop-notifier", title, message))
+            elif reply.get("status") == "failed":
+                self._give_up(str(reply.get("reason", "")))
+                self._fallback(title, message)
+        helper.stdout.close()
+        with self._lock:
+            if self._helper is helper:  # it exited by itself (idle): the next send restarts it
+                self._helper = None
+                self._reader = None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            helper.wait(1)
 
-            label, action = button
-            buttons = (Button(title=label, on_pressed=action),)  # type: ignore[assignment]
-        dispatched = asyncio.Event()
-        self._problems.clear()
-        await asyncio.wait_for(
-            self._notifier.send(  # type: ignore[attr-defined]
-                title=title, message=message, buttons=buttons, on_dispatched=dispatched.set
-            ),
-            timeout=5,
-        )
-        if not dispatched.is_set():
-            # desktop-notifier logs a failure instead of raising it: what it said is the reason
-            raise RuntimeError(self._problems[-1] if self._problems else "not dispatched")
-
-    def _after(self, done: object, title: str, message: str) -> None:
-        try:
-            done.result()  # type: ignore[attr-defined]
-        except Exception as err:  # noqa: BLE001 - no service, no bus, unsigned app: fall back
-            self.backend = "pystray" if self.fallback else "log"
-            self.failure = f"{type(err).__name__}: {err}"
-            log.warning("desktop notifications unavailable (%s); using %s", self.failure,
-                        self.backend)  # fmt: skip
-            self._fallback(title, message)
+    def _give_up(self, reason: str) -> None:
+        if self.backend != "desktop-notifier":
             return
-        self.sent.append(("desktop-notifier", title, message))
+        self.backend = "pystray" if self.fallback else "log"
+        self.failure = reason
+        log.warning("desktop notifications unavailable (%s); using %s", reason, self.backend)
 
     def _fallback(self, title: str, message: str) -> None:
         if self.fallback is not None:
