@@ -302,3 +302,12 @@ def test_doctor_in_a_desktop_session(dunst: Any) -> None:
     lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
     assert lines["tray backend"] == "gtk: forced by PYSTRAY_BACKEND"
     assert lines["notifications"] == "org.freedesktop.Notifications is served (desktop-notifier)"
+
+
+def test_icon_sizes_per_backend() -> None:
+    assert tray.preferred_icon_size("pystray._xorg", {}) == 24
+    assert tray.preferred_icon_size("pystray._gtk", {"GDK_SCALE": "2"}) == 48
+    assert tray.preferred_icon_size("pystray._appindicator", {"GDK_SCALE": "x"}) == 24
+    assert tray.preferred_icon_size("pystray._darwin", {}) == 44
+    assert tray.preferred_icon_size("pystray._win32", {}, lambda: 20) == 20
+    assert tray.preferred_icon_size("pystray._win32", {}, lambda: 0) == 16

@@ -368,6 +368,37 @@ class TrayApp:
         self.refresh()
 
 
+def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,
+                        small_icon_metric: Callable[[], int] | None = None) -> int:  # fmt: skip
+    """The pixel size to render the icon at for a pystray backend (`_xorg`, `_gtk`, ...).
+
+    Windows asks the system (SM_CXSMICON: 16 px at 100 %, 20, 24 or 32 on HiDPI screens); the
+    macOS menu bar is 22 pt, drawn at 2x on Retina screens; Linux trays are 22 to 24 px, times
+    GDK_SCALE on HiDPI desktops (XEmbed trays then scale to their exact slot).
+    """
+    env = os.environ if environ is None else environ
+    name = backend.rsplit(".", 1)[-1].lstrip("_")
+    if name == "win32":
+        try:
+            metric = small_icon_metric or _windows_small_icon
+            return max(16, metric())
+        except (OSError, AttributeError):
+            return 16
+    if name == "darwin":
+        return 44
+    try:
+        scale = max(1, int(env.get("GDK_SCALE", "1")))
+    except ValueError:
+        scale = 1
+    return 24 * scale
+
+
+def _windows_small_icon() -> int:  # pragma: no cover - Windows
+    import ctypes  # noqa: PLC0415
+
+    return int(ctypes.windll.user32.GetSystemMetrics(49))  # type: ignore[attr-defined]
+
+
 def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     """How to run a function on the icon's UI thread for its backend."""
     if type(icon).__module__.endswith("_darwin"):  # pragma: no cover - macOS
@@ -403,6 +434,7 @@ def pystray_icon(app: TrayApp) -> Any:
 
     menu = pystray.Menu(lambda: tuple(convert(i) for i in app.menu_items()))
     icon_type: Any = pystray.Icon
+    app.icon_size = preferred_icon_size(icon_type.__module__)
     if icon_type.__module__ == "pystray._xorg":
         from uvsweep.tray.xorg import icon_class  # noqa: PLC0415
 
