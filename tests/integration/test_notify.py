@@ -86,3 +86,26 @@ def test_without_any_way_it_logs(
         notifier.stop()
     assert notifier.sent == [("log", "uvsweep", "to the log")] and notifier.backend == "log"
     assert "to the log" in caplog.text
+
+
+@pytest.mark.gui
+def test_the_clean_now_button(desktop: Desktop, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fake_notifications import Server
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.env["DBUS_SESSION_BUS_ADDRESS"])
+    server = Server(desktop.env["DBUS_SESSION_BUS_ADDRESS"])
+    pressed = threading.Event()
+    notifier = Notifier()
+    notifier.start()
+    try:
+        notifier.send("uvsweep", "2 new orphaned uv lock files", button=("Clean now", pressed.set))
+        wait_for(lambda: server.service.shown)
+        ident, summary, body, actions = server.service.shown[0]
+        assert (summary, body) == ("uvsweep", "2 new orphaned uv lock files")
+        labels = dict(zip(actions[::2], actions[1::2], strict=True))
+        key = next(k for k, label in labels.items() if label == "Clean now")
+        server.press(ident, key)
+        assert pressed.wait(10), "pressing the button must run the action"
+    finally:
+        notifier.stop()
+        server.stop()
