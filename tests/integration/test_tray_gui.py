@@ -26,6 +26,19 @@ pytestmark = [pytest.mark.gui, pytest.mark.integration, pytest.mark.linux,
 SHOTS = Path(os.environ.get("UVSWEEP_SCREENSHOTS") or tempfile.mkdtemp(prefix="uvsweep-shots-"))
 
 
+def start_tray(
+    desktop: Desktop, tmp_path: Path, lockdir: Path, backend: str
+) -> subprocess.Popen[str]:
+    """`uvsweep tray` on `lockdir`, with a private runtime dir and settings file."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(exist_ok=True)
+    env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": backend,
+           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    return subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
 def icon_window(desktop: Desktop) -> tuple[str, int, int, int, int] | None:
     """(title, x, y, width, height) of uvsweep's docked icon window, if it is there."""
     tree = desktop.run("xwininfo", "-root", "-tree").stdout
@@ -78,13 +91,7 @@ def test_docked_badge_follows_real_uv_and_notifies(
     uv_env: dict[str, str],
 ) -> None:  # fmt: skip
     desktop = trayer
-    runtime = tmp_path / "run"
-    runtime.mkdir()
-    env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": "xorg",
-           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
-    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
-    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    app = start_tray(desktop, tmp_path, lockdir, "xorg")
     try:
         began = time.monotonic()
         docked = wait_for_title(desktop, "No orphaned uv lock files")
@@ -158,13 +165,7 @@ def test_menu_clean_now_with_a_click(
                           timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     (lockdir / "uv-00000000000000aa.lock").touch()
-    runtime = tmp_path / "run"
-    runtime.mkdir()
-    env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": "gtk",
-           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
-    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
-    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    app = start_tray(desktop, tmp_path, lockdir, "gtk")
     try:
         icon = wait_for_title(desktop, "2 orphaned uv lock files")
         time.sleep(0.3)
@@ -206,11 +207,7 @@ def test_menu_clean_now_with_a_click(
 def test_sigterm_while_starting_never_leaves_it_running(
     trayer: Desktop, tmp_path: Path, lockdir: Path, delay: float
 ) -> None:
-    env = {**trayer.env, "XDG_RUNTIME_DIR": str(tmp_path), "PYSTRAY_BACKEND": "xorg",
-           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
-    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
-    app = subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    app = start_tray(trayer, tmp_path, lockdir, "xorg")
     time.sleep(delay)
     app.send_signal(signal.SIGTERM)
     _out, err = app.communicate(timeout=5)
