@@ -311,3 +311,21 @@ def test_icon_sizes_per_backend() -> None:
     assert tray.preferred_icon_size("pystray._darwin", {}) == 44
     assert tray.preferred_icon_size("pystray._win32", {}, lambda: 20) == 20
     assert tray.preferred_icon_size("pystray._win32", {}, lambda: 0) == 16
+
+
+def test_reveal_falls_back_to_opening_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fake xdg-open and dbus-send on PATH: no file manager answers ShowItems, so the folder opens
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "opened"
+    (bin_dir / "xdg-open").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (bin_dir / "dbus-send").write_text("#!/bin/sh\nexit 1\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    tray.open_path(str(tmp_path / "uv-00000000000000aa.lock"), reveal=True)
+    tray.open_path(str(tmp_path), reveal=False)
+    eventually(lambda: log.exists() and len(log.read_text().splitlines()) == 2)
+    assert sorted(log.read_text().splitlines()) == [str(tmp_path)] * 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -450,10 +451,27 @@ def open_path(path: str, *, reveal: bool) -> None:
         argv = ["open", "-R", path] if reveal else ["open", path]
     elif sys.platform == "win32":
         argv = ["explorer", f"/select,{path}"] if reveal else ["explorer", path]
+    elif reveal and shutil.which("dbus-send"):
+        # the freedesktop file manager interface selects the file in its folder
+        import shlex  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        show = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.FileManager1",
+                "--type=method_call", "/org/freedesktop/FileManager1",
+                "org.freedesktop.FileManager1.ShowItems",
+                f"array:string:{Path(path).as_uri()}", "string:"]  # fmt: skip
+        # no file manager serves that interface: open the folder instead
+        fallback = ["xdg-open", os.path.dirname(path)]
+        argv = ["sh", "-c", f"{shlex.join(show)} >/dev/null 2>&1 || exec {shlex.join(fallback)}"]
     else:
         argv = ["xdg-open", os.path.dirname(path) if reveal else path]
+    if os.name == "posix":
+        # through a shell that puts it in the background and exits: nothing is left to reap
+        argv = ["sh", "-c", '"$@" >/dev/null 2>&1 &', "sh", *argv]
     try:
-        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)  # fmt: skip
-    except OSError as err:
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)  # fmt: skip
+        if os.name == "posix":
+            child.wait(5)
+    except (OSError, subprocess.TimeoutExpired) as err:
         log.warning("cannot open %s: %s", path, err)
