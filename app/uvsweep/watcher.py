@@ -395,6 +395,8 @@ class Watcher:
         backend = probe.for_platform(processes=table)
         if hasattr(backend, "before_open"):
             backend.before_open = self._before_open
+        if hasattr(backend, "quiet"):
+            backend.quiet = True  # no opens of our own where /proc/locks decides
         snapshot = scanner.scan(self.dirs, settings=self.settings, backend=backend,
                                 processes=table, label=False)  # fmt: skip
         if self.label and snapshot.files:

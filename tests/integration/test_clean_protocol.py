@@ -304,12 +304,13 @@ class _LateOpener(LinuxRemover):
         self.child: subprocess.Popen[str] | None = None
 
     def unlink(self, target: Target) -> None:
-        self.child = subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-c", _LATE_OPENER, target.path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert self.child.stdout is not None
-        assert self.child.stdout.readline().strip() == "opened"
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "opened"
+        self.child = child  # only now: the test reads its output from here on
         super().unlink(target)
 
 

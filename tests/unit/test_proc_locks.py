@@ -37,3 +37,36 @@ def test_unreadable_lines_are_skipped() -> None:
 def test_device_numbers_are_hex() -> None:
     entry = parse_locks("1: FLOCK  ADVISORY  WRITE 1 103:1a:5 0 EOF\n")[5][0]
     assert (entry.major, entry.minor) == (0x103, 0x1A)
+
+
+def test_own_locks_are_left_out_unparsed() -> None:
+    text = (
+        "1: FLOCK  ADVISORY  WRITE 4242 fe:00:100 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 77 fe:00:100 0 EOF\n"
+        "2: -> FLOCK  ADVISORY  WRITE 4242 fe:00:101 0 EOF\n"
+    )
+    table = parse_locks(text, own_pid=4242)
+    assert [e.pid for e in table[100]] == [77]
+    assert [e.waiting for e in table[101]] == [True]  # a wait is never ours: kept
+
+
+def test_quiet_probe_only_where_the_lock_table_cannot_decide() -> None:
+    import os
+
+    from uvsweep.probe.linux import LinuxBackend
+
+    backend = LinuxBackend()
+    backend.table = parse_locks("1: FLOCK  ADVISORY  WRITE 9 fe:00:100 0 EOF\n")
+
+    class St:
+        def __init__(self, ino: int, dev: int) -> None:
+            self.st_ino, self.st_dev = ino, dev
+
+    same, other = os.makedev(0xFE, 0), os.makedev(0, 40)
+    assert backend.probe_needed(St(100, same))  # not quiet: always
+    backend.quiet = True
+    assert not backend.probe_needed(St(555, same))  # no entry for the inode: free, no open
+    assert not backend.probe_needed(St(100, same))  # the entry's device matches: trusted
+    assert backend.probe_needed(St(100, other))  # same inode, other device: ask the file
+    backend.table = None
+    assert backend.probe_needed(St(555, same))  # no table at all: ask the file

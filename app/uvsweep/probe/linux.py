@@ -77,6 +77,9 @@ class LinuxBackend(PosixBackend):
         super().__init__(processes or ProcessTable(proc=proc))
         self.proc = proc
         self.table: dict[int, list[LockEntry]] | None = None
+        #: Open files only where /proc/locks cannot decide (the watcher: its own opens would
+        #: show up among the file system events it reacts to).
+        self.quiet = False
 
     def load_lock_table(self, result: ProbeResult) -> None:
         """See the base class."""
@@ -89,6 +92,16 @@ class LinuxBackend(PosixBackend):
             result.notes.append(
                 f"{self.proc}/locks unreadable ({err.strerror}): waiters are unknown"
             )
+
+    def probe_needed(self, st: os.stat_result) -> bool:
+        """See the base class: quietly, only when an entry has this inode but not the device."""
+        if not self.quiet or self.table is None:
+            return True
+        entries = self.table.get(st.st_ino)
+        if not entries:
+            return False  # no lock of any kind on this inode number: free
+        device = (os.major(st.st_dev), os.minor(st.st_dev))
+        return not any((e.major, e.minor) == device for e in entries)
 
     def lock_entries(self, obs: Observation, probe: LockProbe) -> None:
         """See the base class."""

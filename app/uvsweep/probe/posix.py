@@ -130,6 +130,10 @@ class PosixBackend(Backend):
     ) -> dict[FileKey, list[int]]:
         """Pids (not ours) that have any of the `wanted` files open, in one pass."""
 
+    def probe_needed(self, st: os.stat_result) -> bool:
+        """Whether this file must be opened for a try-lock (the lock table may decide alone)."""
+        return True
+
     def owner_name(self, uid: int) -> str:
         """The login name for a uid, cached for the pass."""
         if uid not in self._users:
@@ -156,7 +160,7 @@ class PosixBackend(Backend):
             mine=st.st_uid == self.euid,
             accessible=rw_accessible(st, self.euid, self.groups),
         )
-        if stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode) and self.probe_needed(st):
             if self.before_open is not None:
                 self.before_open(obs.path)
             try:
