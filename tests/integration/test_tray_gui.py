@@ -136,6 +136,27 @@ def menu_window(desktop: Desktop) -> tuple[int, int, int, int] | None:
     return None
 
 
+def highlighted_row(desktop: Desktop, menu: tuple[int, int, int, int]) -> int:
+    """The y offset (in the menu) of the centre of its highlighted item: the rows that are mostly
+    the theme's selection colour (a saturated colour, where the menu is grey and text is dark)."""
+    from PIL import Image
+
+    x, y, w, h = menu
+    shot = SHOTS / "menu-highlight.png"
+    desktop.run("import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", "+repage", str(shot))
+    with Image.open(shot) as image:
+        hsv = image.convert("RGB").convert("HSV")
+        data = hsv.tobytes()
+    marked = []
+    for row in range(h):
+        start = row * w * 3
+        saturated = sum(1 for i in range(start, start + w * 3, 3) if data[i + 1] > 100)
+        if saturated > w // 2:
+            marked.append(row)
+    assert marked, "no highlighted item in the menu"
+    return (marked[0] + marked[-1]) // 2
+
+
 def gtk_available() -> bool:
     try:
         import gi
@@ -181,8 +202,12 @@ def test_menu_clean_now_with_a_click(
         time.sleep(0.3)
         desktop.run("import", "-window", "root", "-crop", f"{mw + 40}x{mh + 30}+{mx - 10}+0",
                     "+repage", str(SHOTS / "tray-menu.png"))  # fmt: skip
-        # keyboard, as a person might: the first enabled item is "Lock files", then "Clean now"
-        desktop.run("xdotool", "key", "Down", "Down", "Return")
+        # point at "Clean now" and click it: the keyboard highlights it (the first enabled item is
+        # "Lock files", then "Clean now"); the highlighted band in a screenshot says where it is
+        desktop.run("xdotool", "key", "Down", "Down")
+        time.sleep(0.3)
+        row = highlighted_row(desktop, menu)
+        desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
         cleaned = wait_for_title(desktop, "No orphaned uv lock files")
         assert not [p for p in lockdir.iterdir() if p.name.startswith("uv-")]
         time.sleep(0.3)
@@ -213,4 +238,20 @@ def test_sigterm_while_starting_never_leaves_it_running(
     _out, err = app.communicate(timeout=5)
     # 0 once its handler is in place; before that, SIGTERM's default action
     assert app.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err
+
+
+def test_gtk_without_a_notification_service_still_shows(
+    trayer: Desktop, tmp_path: Path, lockdir: Path
+) -> None:
+    need(gtk_available(), GTK)
+    (lockdir / "uv-00000000000000aa.lock").touch()
+    # no notification server on this bus: activating one fails, as on a bare window manager
+    app = start_tray(trayer, tmp_path, lockdir, "gtk")
+    try:
+        wait_for_title(trayer, "1 orphaned uv lock file")
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode == 0, err
     assert "Traceback" not in err

@@ -146,8 +146,11 @@ class TrayApp:
         return art.render(size or self.icon_size, orphaned, attention=attention > 0)
 
     def title(self) -> str:
-        """The tooltip."""
-        return art.tooltip(*self.counts())
+        """The tooltip; with notifications off it also carries the last cleanup's result."""
+        text = art.tooltip(*self.counts())
+        if self.last_result and not self.settings.notifications:
+            text += f" \u2014 {self.last_result}"
+        return text
 
     def menu_items(self) -> tuple[Item, ...]:
         """The menu now."""
@@ -440,6 +443,10 @@ def pystray_icon(app: TrayApp) -> Any:
         from uvsweep.tray.xorg import icon_class  # noqa: PLC0415
 
         icon_type = icon_class()
+    elif icon_type.__module__ in ("pystray._gtk", "pystray._appindicator"):
+        from uvsweep.tray import gtk  # noqa: PLC0415
+
+        icon_type = gtk.icon_class(icon_type)
     return icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu)
 
 
