@@ -735,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     clean.set_defaults(func=cmd_clean)
 
-    helper = sub.add_parser("_notifyd", help=argparse.SUPPRESS)
+    helper = sub.add_parser("_notifyd", help=argparse.SUPPRESS, formatter_class=_Formatter)
     helper.add_argument("--icon")
     helper.set_defaults(func=cmd_notifyd)
 

@@ -260,7 +260,8 @@ def test_the_scan_path_imports_no_gui_watcher_or_psutil(lockdir: Path) -> None:
     (lockdir / A).touch()
     code = (
         "import sys; from uvsweep.cli import main; rc = main(['scan', '--dir', sys.argv[1]]);"
-        "heavy = {'pystray', 'PIL', 'watchdog', 'psutil'};"
+        # shutil too: argparse imports it for any parser without our formatter (start-up cost)
+        "heavy = {'pystray', 'PIL', 'watchdog', 'psutil', 'shutil', 'desktop_notifier'};"
         "bad = sorted({m.split('.')[0] for m in sys.modules} & heavy);"
         "print('LOADED', bad)"
     )
