@@ -398,7 +398,11 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
         print(f"uvsweep is already running{f' (pid {holder})' if holder else ''}.")
         return ExitStatus.OK
     backend, _why = tray.choose_backend(config.tray_backend)
-    if backend:
+    factory: Callable[[Any], Any] = tray.pystray_icon
+    if backend == "sni" or (not backend and tray.sni_host_present()):
+        os.environ["PYSTRAY_BACKEND"] = "dummy"  # only pystray's menu classes are used
+        factory = tray.sni_icon
+    elif backend:
         os.environ["PYSTRAY_BACKEND"] = backend
     problem = tray.load_backend()
     if problem:
@@ -411,7 +415,7 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
                        autostart=autostart.for_platform())  # fmt: skip
     stop_signals = _watch_signals(app.quit)
     try:
-        app.run(tray.pystray_icon)
+        app.run(factory)
     finally:
         stop_signals()
         instance.release()

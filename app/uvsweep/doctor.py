@@ -33,12 +33,16 @@ def tray_backend(setting: str, environ: dict[str, str] | None = None,
     missing = graphical_session(env, os_name)
     if missing:
         return "none", missing
+    from uvsweep.tray.app import sni_host_present  # noqa: PLC0415
+
+    if sni_host_present(os_name):
+        return "sni", "a StatusNotifierWatcher is on the session bus (StatusNotifierItem)"
     if _gi_has("AyatanaAppIndicator3", "0.1") or _gi_has("AppIndicator3", "0.1"):
         return "appindicator", "PyGObject and an AppIndicator typelib are installed"
     if _gi_has("Gtk", "3.0"):
         return "gtk", "PyGObject and GTK 3 are installed (no AppIndicator typelib)"
-    return "xorg", ("PyGObject is not installed (the `gtk` extra): XEmbed only, no menu; "
-                    "a StatusNotifierItem backend is planned")  # fmt: skip
+    return "xorg", ("no StatusNotifierItem host and no PyGObject (the `gtk` extra): XEmbed only,"
+                    " no menu")  # fmt: skip
 
 
 def _gi_has(namespace: str, version: str) -> bool:

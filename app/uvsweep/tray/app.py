@@ -51,7 +51,23 @@ def choose_backend(setting: str, environ: dict[str, str] | None = None) -> tuple
         return setting, "the `tray_backend` setting"
     if env.get("PYSTRAY_BACKEND"):
         return env["PYSTRAY_BACKEND"], "PYSTRAY_BACKEND"
-    return "", "pystray's default order (appindicator, gtk, then xorg on Linux)"
+    return "", "automatic: StatusNotifierItem if a host is on the session bus, else pystray's order"
+
+
+def sni_host_present(platform: str = sys.platform) -> bool:
+    """Whether a StatusNotifierItem host (a watcher) is on the session bus (Linux, BSDs)."""
+    if platform in ("win32", "darwin") or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return False
+    from uvsweep.tray import sni  # noqa: PLC0415
+
+    return bool(sni.watcher_present())  # type: ignore[no-untyped-call]
+
+
+def sni_icon(app: TrayApp) -> Any:
+    """A StatusNotifierItem icon for `app` (the `sni` backend, `tray/sni.py`)."""
+    from uvsweep.tray import sni  # noqa: PLC0415
+
+    return pystray_icon(app, sni.icon_class())  # type: ignore[no-untyped-call]
 
 
 def load_backend() -> str:
@@ -180,6 +196,7 @@ class TrayApp:
             icon = self.icon
             if icon is None:
                 return
+            icon.needs_attention = self.counts()[0] > 0  # SNI: Status NeedsAttention
             icon.icon = self.image()
             icon.title = self.title()
             icon.update_menu()
@@ -413,8 +430,9 @@ def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     return lambda fn: fn()
 
 
-def pystray_icon(app: TrayApp) -> Any:
-    """A pystray Icon for `app`, its menu rebuilt from `app.menu_items()` each time it opens."""
+def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
+    """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
+    `app.menu_items()` each time it opens."""
     import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
 
     def convert(item: Item) -> Any:
@@ -437,7 +455,11 @@ def pystray_icon(app: TrayApp) -> Any:
                                 enabled=item.enabled)  # fmt: skip
 
     menu = pystray.Menu(lambda: tuple(convert(i) for i in app.menu_items()))
-    icon_type: Any = pystray.Icon
+    if icon_type is not None:
+        icon = icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu, **options)
+        icon.render_at = app.image  # backends that send several sizes draw each one
+        return icon
+    icon_type = pystray.Icon
     app.icon_size = preferred_icon_size(icon_type.__module__)
     if icon_type.__module__ == "pystray._xorg":
         from uvsweep.tray.xorg import icon_class  # noqa: PLC0415

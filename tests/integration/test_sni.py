@@ -1,0 +1,162 @@
+"""The StatusNotifierItem backend, seen by a panel of our own on a private session bus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need
+
+pytestmark = [pytest.mark.gui, pytest.mark.integration]
+
+A = "uv-00000000000000aa.lock"
+B = "uv-00000000000000bb.lock"
+
+
+@pytest.fixture
+def session_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    need(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed (Debian: dbus)")
+    bus = subprocess.run(
+        ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    address, pid = bus.stdout.split()[:2]
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's own backends need a display
+    try:
+        yield address
+    finally:
+        os.kill(int(pid), 15)
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def red_pixels(pixmap: list[Any]) -> int:
+    _w, _h, data = pixmap
+    return sum(1 for i in range(0, len(data), 4)
+               if data[i] > 200 and data[i + 1] > 200 and data[i + 2] < 110)  # fmt: skip
+
+
+def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
+    session_bus: str, lockdir: Path
+) -> None:
+    from tests.fake_sni_host import Host, flatten
+    from uvsweep.settings import Settings
+    from uvsweep.tray import sni
+    from uvsweep.tray.app import TrayApp, pystray_icon
+
+    host = Host(session_bus)
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    app = TrayApp([str(lockdir)], Settings(notifications=False))
+    runner = threading.Thread(
+        target=app.run,
+        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
+        name="test-tray",
+    )
+    runner.start()
+    try:
+        service = eventually(lambda: host.watcher.items and host.watcher.items[0])
+        props = eventually(lambda: (p := host.item_properties(service))["Title"]
+                           == "2 orphaned uv lock files" and p)  # fmt: skip
+        assert props["Status"] == "NeedsAttention" and props["ItemIsMenu"] is False
+        assert props["Menu"] == "/MenuBar"
+        assert props["ToolTip"][2] == "2 orphaned uv lock files"
+        sizes = {(w, h) for w, h, _ in props["IconPixmap"]}
+        assert {(16, 16), (22, 22), (24, 24), (32, 32)} <= sizes
+        assert all(red_pixels(p) > 0 for p in props["IconPixmap"])  # the badge, at every size
+        host.watch_layout(service)
+        revision, root = host.layout(service)
+        entries = dict(flatten(root))
+        labels = {props.get("label"): ident for ident, props in entries.items()}
+        assert "Clean now (2)" in labels
+        clean = labels["Clean now (2)"]
+        checked = entries[labels["Notifications"]]
+        assert checked["toggle-type"] == "checkmark" and checked["toggle-state"] == 0
+        assert entries[labels["2 orphaned uv lock files"]]["enabled"] is False
+        submenu = entries[labels["Lock files (2)"]]
+        assert submenu["children-display"] == "submenu"
+        host.click(service, clean)
+        eventually(lambda: not (lockdir / A).exists() and not (lockdir / B).exists())
+        eventually(lambda: host.item_properties(service)["Title"].startswith("No orphaned"))
+        assert host.item_properties(service)["Status"] == "Active"
+        eventually(lambda: host.layout_updates)
+        assert max(host.layout_updates) > revision
+    finally:
+        app.quit()
+        runner.join(5)
+        host.stop()
+    assert not runner.is_alive()
+
+
+def test_it_registers_again_when_the_watcher_comes_back(session_bus: str) -> None:
+    import pystray
+    from PIL import Image
+
+    from tests.fake_sni_host import Host
+    from uvsweep.tray import sni
+
+    icon = sni.icon_class()("uvsweep", icon=Image.new("RGBA", (32, 32)), title="t",
+                            menu=pystray.Menu(), bus_address=session_bus)  # fmt: skip
+    icon.run_detached()
+    try:
+        assert not sni.watcher_present(bus_address=session_bus)
+        host = Host(session_bus)  # a panel starts after the app
+        assert sni.watcher_present(bus_address=session_bus)
+        eventually(lambda: host.watcher.items)
+        host.stop()
+        again = Host(session_bus)  # the panel restarts
+        eventually(lambda: again.watcher.items)
+        again.stop()
+    finally:
+        icon.stop()
+
+
+def test_uvsweep_picks_sni_when_a_host_is_there_even_without_x(
+    session_bus: str, lockdir: Path, tmp_path: Path
+) -> None:
+    import signal
+    import sys
+
+    from tests.conftest import APP_DIR
+    from tests.fake_sni_host import Host
+
+    host = Host(session_bus)
+    (lockdir / A).touch()
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus, "WAYLAND_DISPLAY": "wayland-9",
+           "XDG_RUNTIME_DIR": str(tmp_path), "PYTHONPATH": APP_DIR,
+           "UVSWEEP_CONFIG": str(tmp_path / "s.toml")}  # fmt: skip
+    env.pop("DISPLAY", None)
+    env.pop("PYSTRAY_BACKEND", None)
+    command = [sys.executable, "-m", "uvsweep", "tray", "--dir", str(lockdir)]
+    app = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    try:
+        service = eventually(lambda: host.watcher.items and host.watcher.items[0])
+        eventually(lambda: host.item_properties(service)["Title"] == "1 orphaned uv lock file")
+        doctor = subprocess.run([sys.executable, "-m", "uvsweep", "doctor"], env=env,
+                                capture_output=True, text=True, timeout=60,
+                                check=False)  # fmt: skip
+        assert "tray backend: sni: a StatusNotifierWatcher is on the session bus" in doctor.stdout
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+        host.stop()
+    assert app.returncode == 0, err
+    assert "Traceback" not in err
