@@ -56,6 +56,18 @@ def icon_window(desktop: Desktop) -> tuple[str, int, int, int, int] | None:
     return None
 
 
+def docked(desktop: Desktop) -> bool:
+    """Whether uvsweep's icon window sits inside trayer's panel."""
+    pattern = r'"panel": \("panel" "trayer"\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)'
+    panel = re.search(pattern, desktop.run("xwininfo", "-root", "-tree").stdout)
+    icon = icon_window(desktop)
+    if not panel or not icon:
+        return False
+    pw, ph, px, py = map(int, panel.groups())
+    _, x, y, _w, _h = icon
+    return px <= x < px + pw and py <= y < py + ph
+
+
 def wait_for_title(
     desktop: Desktop, title: str, timeout: float = 15
 ) -> tuple[str, int, int, int, int]:
@@ -250,6 +262,34 @@ def test_gtk_without_a_notification_service_still_shows(
     app = start_tray(trayer, tmp_path, lockdir, "gtk")
     try:
         wait_for_title(trayer, "1 orphaned uv lock file")
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_xorg_docks_when_the_tray_starts_later_and_a_left_click_cleans(
+    desktop: Desktop, tmp_path: Path, lockdir: Path
+) -> None:
+    need(shutil.which("trayer") is not None, "trayer is not installed (Debian: trayer)")
+    need(shutil.which("xdotool") is not None, "xdotool is not installed (Debian: xdotool)")
+    (lockdir / "uv-00000000000000aa.lock").touch()
+    app = start_tray(desktop, tmp_path, lockdir, "xorg")
+    try:
+        time.sleep(1.5)
+        assert not docked(desktop)  # no tray yet
+        desktop.start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                      "--height", "24")  # fmt: skip
+        _, x, y, w, h = wait_for_title(desktop, "1 orphaned uv lock file")
+        deadline = time.monotonic() + 10
+        while not docked(desktop):
+            assert time.monotonic() < deadline, "the icon never docked in the late tray"
+            time.sleep(0.05)
+        _, x, y, w, h = icon_window(desktop) or ("", 0, 0, 0, 0)
+        desktop.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+        wait_for_title(desktop, "No orphaned uv lock files")
+        assert not (lockdir / "uv-00000000000000aa.lock").exists()
     finally:
         app.send_signal(signal.SIGTERM)
         _out, err = app.communicate(timeout=10)

@@ -1,4 +1,10 @@
-"""pystray's xorg (XEmbed) backend, made safe to update from other threads.
+"""pystray's xorg (XEmbed) backend: safe to update from other threads, clickable, and docking
+into a tray that starts after it.
+
+- pystray 0.19.5's window never asks for button presses, so a left click did nothing: it now
+  runs the menu's default item (Clean now), as on the other backends.
+- Without a tray host at start it never docked: it now listens for the MANAGER message a tray
+  host broadcasts when it takes the selection, and docks then (also after a host restarts).
 
 pystray runs an update asked for by another thread by sending a client message to its own window
 over its one X connection, while the main loop uses that same connection to wait for replies.
@@ -10,6 +16,7 @@ cross-thread call through at a time (pystray has a single queue for their result
 
 from __future__ import annotations
 
+import logging
 import threading
 
 TYPE_CHECKING = False
@@ -21,11 +28,27 @@ if TYPE_CHECKING:
 MARSHALLED = ("_show", "_hide", "_update_icon", "_update_title", "_stop")
 
 
+class _NotDockedYet(logging.Filter):
+    """pystray logs a traceback when there is no tray to dock into; that is not an error here
+    (the icon docks as soon as a tray starts), so it becomes one calm line at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "Failed to dock icon":
+            record.msg, record.args = "no system tray to dock into yet; waiting for one", ()
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def icon_class() -> type:
     """The thread-safe xorg Icon class (imports Xlib and pystray's xorg backend)."""
     import Xlib.display  # noqa: PLC0415
     import Xlib.X  # noqa: PLC0415
     from pystray import _xorg  # noqa: PLC0415
+
+    pystray_log = logging.getLogger("pystray._base")  # where pystray's Icon logs
+    if not any(isinstance(f, _NotDockedYet) for f in pystray_log.filters):
+        pystray_log.addFilter(_NotDockedYet())
 
     class ThreadSafeXorgIcon(_xorg.Icon):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -36,6 +59,7 @@ def icon_class() -> type:
             for name in MARSHALLED:
                 atom = self._display.intern_atom(f"_PYSTRAY_{name.upper()}")
                 setattr(self, name, self._marshal(getattr(self, name), atom))
+            self._listen_for_tray_hosts()
 
         def _marshal(self, in_loop: Callable[[], None], atom: int) -> Callable[[], None]:
             def call() -> None:
@@ -62,6 +86,31 @@ def icon_class() -> type:
                         raise result[1]
 
             return call
+
+        def _create_window(self) -> Any:
+            window = super()._create_window()
+            window.change_attributes(
+                event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask
+                | Xlib.X.ButtonPressMask
+            )  # fmt: skip
+            return window
+
+        def _listen_for_tray_hosts(self) -> None:
+            """Hear a tray host that starts (or restarts) later: it says MANAGER on the root."""
+            root = self._display.screen().root
+            root.change_attributes(event_mask=Xlib.X.StructureNotifyMask)
+            self._display.flush()
+            manager = self._display.intern_atom("MANAGER")
+            on_message = self._message_handlers.get(Xlib.X.ClientMessage, lambda _e: None)
+
+            def on_client_message(event: Any) -> None:
+                if event.client_type == manager and event.data[1][1] == self._net_system_tray_sx:
+                    if self._systray_manager is None and self.visible:
+                        self._dock_window()
+                    return
+                on_message(event)
+
+            self._message_handlers[Xlib.X.ClientMessage] = on_client_message
 
         def close_sender(self) -> None:
             with self._sender_lock:
