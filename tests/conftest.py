@@ -16,7 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - see below
 import pytest
+
+# Imported up front, not by its plugin at the end of the session: on CPython 3.11 an AST built
+# after dbus-fast's compiled code has run on the main thread can fail with "AST constructor
+# recursion depth mismatch" (seen when pytest rewrote hypothesis during the terminal summary).
 
 APP_DIR = str(Path(__file__).resolve().parents[1] / "app")
 REQUIRE_SYSTEM = os.environ.get("UVSWEEP_REQUIRE_SYSTEM") == "1"

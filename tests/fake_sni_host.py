@@ -126,12 +126,16 @@ class Host:
     def stop(self):
         async def close():
             self.bus.disconnect()
-            await self.bus.wait_for_disconnect()
+            await asyncio.wait_for(self.bus.wait_for_disconnect(), 2)
 
-        self.run(close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        try:
+            self.run(close())
+        except Exception:
+            pass
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
 
 
 def flatten(node):

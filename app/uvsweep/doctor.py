@@ -6,6 +6,7 @@ loads): the tray backend is worked out from what is installed, the way pystray w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -77,6 +78,8 @@ def notification_service(timeout: float = 2.0) -> str:
             owned = bool(reply.body and reply.body[0]) if reply is not None else False
         finally:
             bus.disconnect()
+            with contextlib.suppress(Exception):  # closed for good: no socket left to the GC
+                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
         if owned:
             return "org.freedesktop.Notifications is served (desktop-notifier)"
         return "none: no notification server on the session bus; the tray's own, or the log"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -14,11 +15,21 @@ from typing import Any
 import pytest
 
 from tests.conftest import need
+from tests.fake_sni_host import Host, flatten
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration]
 
+from tests.conftest import Desktop  # noqa: E402, F401 - the desktop fixture lives in conftest
+
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
+
+
+_BUS_PIDS: list[int] = []
+
+
+def session_bus_pid() -> int:
+    return _BUS_PIDS[-1]
 
 
 @pytest.fixture
@@ -31,10 +42,12 @@ def session_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     address, pid = bus.stdout.split()[:2]
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
     monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's own backends need a display
+    _BUS_PIDS.append(int(pid))
     try:
         yield address
     finally:
-        os.kill(int(pid), 15)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), 15)
 
 
 def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -56,7 +69,6 @@ def red_pixels(pixmap: list[Any]) -> int:
 def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
     session_bus: str, lockdir: Path
 ) -> None:
-    from tests.fake_sni_host import Host, flatten
     from uvsweep.settings import Settings
     from uvsweep.tray import sni
     from uvsweep.tray.app import TrayApp, pystray_icon
@@ -109,7 +121,6 @@ def test_it_registers_again_when_the_watcher_comes_back(session_bus: str) -> Non
     import pystray
     from PIL import Image
 
-    from tests.fake_sni_host import Host
     from uvsweep.tray import sni
 
     icon = sni.icon_class()("uvsweep", icon=Image.new("RGBA", (32, 32)), title="t",
@@ -135,7 +146,6 @@ def test_uvsweep_picks_sni_when_a_host_is_there_even_without_x(
     import sys
 
     from tests.conftest import APP_DIR
-    from tests.fake_sni_host import Host
 
     host = Host(session_bus)
     (lockdir / A).touch()
@@ -160,3 +170,116 @@ def test_uvsweep_picks_sni_when_a_host_is_there_even_without_x(
         host.stop()
     assert app.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> None:
+    """End to end in xfce4-panel, a real StatusNotifierItem host: badge, menu, Clean now."""
+    import signal
+    import sys
+
+    from PIL import Image
+
+    from tests.integration.test_tray_gui import SHOTS, highlighted_row
+
+    need(
+        shutil.which("xfce4-panel") is not None,
+        "xfce4-panel is not installed (Debian: xfce4-panel)",
+    )
+    need(shutil.which("xdotool") is not None, "xdotool is not installed (Debian: xdotool)")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**desktop.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env.pop("PYSTRAY_BACKEND", None)
+    panel = subprocess.Popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    desktop.procs.append(panel)  # type: ignore[arg-type]
+    from uvsweep.tray import sni
+
+    eventually(lambda: sni.watcher_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"]), 20)
+    # and the panel's own host has registered with it, so it will show what registers next
+    host_ready = [
+        "dbus-send", "--session", "--print-reply", "--dest=org.kde.StatusNotifierWatcher",
+        "/StatusNotifierWatcher", "org.freedesktop.DBus.Properties.Get",
+        "string:org.kde.StatusNotifierWatcher", "string:IsStatusNotifierHostRegistered",
+    ]  # fmt: skip
+    eventually(lambda: "boolean true" in desktop.run(*host_ready).stdout, 20)
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    app = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "uvsweep"), "tray", "--dir", str(lockdir)],
+        env={**env, "XDG_RUNTIME_DIR": str(tmp_path), "UVSWEEP_CONFIG": str(tmp_path / "s.toml")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        def badge() -> tuple[int, int] | None:
+            shot = SHOTS / "sni-panel.png"
+            desktop.run("import", "-window", "root", "-crop", "1024x40+0+0", "+repage", str(shot))
+            with Image.open(shot) as image:
+                rgb = image.convert("RGB")
+                data = rgb.tobytes()
+            found = [(i // 3 % rgb.width, i // 3 // rgb.width) for i in range(0, len(data), 3)
+                     if data[i] > 200 and data[i + 1] < 110 and data[i + 2] < 110]  # fmt: skip
+            if not found:
+                return None
+            return sum(x for x, _ in found) // len(found), sum(y for _, y in found) // len(found)
+
+        x, y = eventually(badge, 20)
+        desktop.run("xdotool", "mousemove", str(x - 3), str(y + 3), "click", "3")
+        menu = eventually(lambda: menu_window_any(desktop), 10)
+        mx, my, mw, mh = menu
+        time.sleep(0.3)
+        desktop.run("import", "-window", "root", "-crop", f"{mw + 20}x{mh + 40}+{mx - 10}+0",
+                    "+repage", str(SHOTS / "sni-menu.png"))  # fmt: skip
+        desktop.run("xdotool", "key", "Down", "Down")
+        time.sleep(0.3)
+        row = highlighted_row(desktop, menu)
+        desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
+        eventually(lambda: not (lockdir / A).exists() and not (lockdir / B).exists())
+        eventually(lambda: badge() is None)
+    finally:
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode == 0, err
+
+
+def menu_window_any(desktop: Any) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of a popup menu taller than 150 px (whoever's class it carries)."""
+    import re
+
+    for line in desktop.run("xwininfo", "-root", "-tree").stdout.splitlines():
+        match = re.search(r"\s(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)\s*$", line)
+        if match and "panel" not in line.lower():
+            w, h, x, y = map(int, match.groups())
+            if 150 < h < 600 and 100 < w < 600 and y > 10:
+                return x, y, w, h
+    return None
+
+
+def test_the_bus_going_away_is_survived_and_said(
+    session_bus: str, lockdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from uvsweep.settings import Settings
+    from uvsweep.tray import sni
+    from uvsweep.tray.app import TrayApp, pystray_icon
+
+    caplog.set_level("WARNING", logger="uvsweep.tray.sni")
+    host = Host(session_bus)
+    app = TrayApp([str(lockdir)], Settings(notifications=False))
+    runner = threading.Thread(
+        target=app.run,
+        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
+        name="test-tray",
+    )
+    runner.start()
+    try:
+        eventually(lambda: host.watcher.items)
+        os.kill(session_bus_pid(), 15)  # the session ends under us
+        eventually(lambda: "the session bus went away" in caplog.text)
+        (lockdir / A).touch()  # the watcher goes on
+        eventually(lambda: app.counts()[0] == 1)
+    finally:
+        app.quit()
+        runner.join(5)
+        host.stop()
+    assert not runner.is_alive()

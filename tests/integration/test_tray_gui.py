@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.gui, pytest.mark.integration, pytest.mark.linux,
 #: Where the screenshots go: UVSWEEP_SCREENSHOTS (docs/screenshots/ holds the chosen ones), else
 #: a temp dir.
 SHOTS = Path(os.environ.get("UVSWEEP_SCREENSHOTS") or tempfile.mkdtemp(prefix="uvsweep-shots-"))
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def start_tray(

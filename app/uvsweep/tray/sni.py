@@ -392,6 +392,16 @@ class SniService:
         )
         await self._call_bus("AddMatch", "s", [rule])
         await self.register()
+        self._watch_bus = asyncio.get_running_loop().create_task(self._on_bus_gone(self.bus))
+
+    async def _on_bus_gone(self, bus):
+        with contextlib.suppress(Exception):  # an unexpected end arrives as EOFError
+            await bus.wait_for_disconnect()
+        if self.bus is bus:  # not our own stop(): the session bus went away
+            self.bus = None
+            self.registered = False
+            log.warning("the session bus went away: the tray icon is gone until uvsweep restarts;"
+                        " scanning and cleanup go on")  # fmt: skip
 
     async def _call_bus(self, member, signature, body):
         return await self.bus.call(Message(
@@ -419,10 +429,13 @@ class SniService:
 
     async def stop(self):
         if self.bus is not None:
-            self.bus.disconnect()
-            with contextlib.suppress(Exception):  # gone already, or slow: we are leaving anyway
-                await asyncio.wait_for(self.bus.wait_for_disconnect(), 1.0)
-            self.bus = None
+            bus, self.bus = self.bus, None  # the watch below now knows this is no accident
+            bus.disconnect()
+        watch = getattr(self, "_watch_bus", None)
+        if watch is not None:
+            # gone already, or slow: we are leaving anyway
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(watch), 1.0)
 
 
 def watcher_present(timeout=1.0, bus_address=None):
@@ -442,6 +455,8 @@ def watcher_present(timeout=1.0, bus_address=None):
             return bool(reply and reply.body and reply.body[0])
         finally:
             bus.disconnect()
+            with contextlib.suppress(Exception):  # closed for good: no socket left to the GC
+                await bus.wait_for_disconnect()
 
     try:
         return asyncio.run(asyncio.wait_for(ask(), timeout))
