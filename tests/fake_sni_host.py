@@ -50,6 +50,7 @@ class Host:
         self.watcher = Watcher()
         self.loop = asyncio.new_event_loop()
         self.layout_updates = []
+        self.property_updates = []
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self.thread.start()
@@ -106,6 +107,11 @@ class Host:
         async def subscribe():
             menu = await self._menu(service)
             menu.on_layout_updated(lambda revision, parent: self.layout_updates.append(revision))
+            menu.on_items_properties_updated(
+                lambda updated, removed: self.property_updates.append(
+                    {ident: {k: v.value for k, v in props.items()} for ident, props in updated}
+                )
+            )
 
         self.run(subscribe())
 

@@ -104,6 +104,10 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         assert entries[labels["2 orphaned uv lock files"]]["enabled"] is False
         submenu = entries[labels["Lock files (2)"]]
         assert submenu["children-display"] == "submenu"
+        # a toggle changes one property, not the layout: ItemsPropertiesUpdated says which
+        app.dispatch("toggle-notifications")
+        updates = eventually(lambda: host.property_updates)
+        assert any(props.get("toggle-state") == 1 for u in updates for props in u.values())
         host.click(service, clean)
         eventually(lambda: not (lockdir / A).exists() and not (lockdir / B).exists())
         eventually(lambda: host.item_properties(service)["Title"].startswith("No orphaned"))

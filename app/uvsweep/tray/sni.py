@@ -322,16 +322,31 @@ class SniService:
         self.revision += 1
 
     def refresh_menu(self):
-        before = self._shape()
+        """Rebuild the menu and tell the host what changed: the layout when items came or went,
+        else just the properties that changed. Whether anything changed."""
+        before_tree, before_props = self._tree(), self._props()
         self.rebuild_menu()
-        changed = self._shape() != before
-        if changed:
+        if self.bus is None:
+            return True
+        if self._tree() != before_tree:
             self.menu.LayoutUpdated(self.revision, 0)
-        return changed
+            return True
+        after = self._props()
+        updated = [
+            [ident, {k: Variant(*kv) for k, kv in props.items()}]
+            for ident, props in after.items()
+            if before_props.get(ident) != props
+        ]
+        if updated:
+            self.menu.ItemsPropertiesUpdated(updated, [])
+        return bool(updated)
 
-    def _shape(self):
-        return [(i, sorted((k, v.value) for k, v in n.properties().items()))
-                for i, n in sorted(self.nodes.items())]  # fmt: skip
+    def _tree(self):
+        return [(i, [c.ident for c in n.children]) for i, n in sorted(self.nodes.items())]
+
+    def _props(self):
+        return {i: {k: (v.signature, v.value) for k, v in n.properties().items()}
+                for i, n in self.nodes.items()}  # fmt: skip
 
     # -- what the host asks for ------------------------------------------------------------------
 
@@ -370,9 +385,7 @@ class SniService:
                 self.item.NewStatus(status)
 
     def update_menu(self):
-        self.rebuild_menu()
-        if self.bus is not None:
-            self.menu.LayoutUpdated(self.revision, 0)
+        self.refresh_menu()
 
     # -- the bus -----------------------------------------------------------------------------------
 
