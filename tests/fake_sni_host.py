@@ -115,6 +115,28 @@ class Host:
 
         self.run(subscribe())
 
+    def group_properties(self, service, ids):
+        async def read():
+            menu = await self._menu(service)
+            rows = await menu.call_get_group_properties(ids, [])
+            return {ident: {k: v.value for k, v in props.items()} for ident, props in rows}
+
+        return self.run(read())
+
+    def about_to_show(self, service, ident):
+        async def call():
+            menu = await self._menu(service)
+            return await menu.call_about_to_show(ident)
+
+        return self.run(call())
+
+    def watch_status(self, service, into):
+        async def subscribe():
+            item = await self._item(service)
+            item.on_new_status(into.append)
+
+        self.run(subscribe())
+
     def click(self, service, ident):
         async def event():
             menu = await self._menu(service)

@@ -94,6 +94,8 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         assert {(16, 16), (22, 22), (24, 24), (32, 32)} <= sizes
         assert all(red_pixels(p) > 0 for p in props["IconPixmap"])  # the badge, at every size
         host.watch_layout(service)
+        statuses: list[str] = []
+        host.watch_status(service, statuses)
         revision, root = host.layout(service)
         entries = dict(flatten(root))
         labels = {props.get("label"): ident for ident, props in entries.items()}
@@ -104,6 +106,9 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         assert entries[labels["2 orphaned uv lock files"]]["enabled"] is False
         submenu = entries[labels["Lock files (2)"]]
         assert submenu["children-display"] == "submenu"
+        group = host.group_properties(service, [clean, labels["Quit"]])
+        assert group[clean]["label"] == "Clean now (2)" and group[clean]["enabled"] is True
+        assert host.about_to_show(service, 0) in (True, False)  # answered, never an error
         # a toggle changes one property, not the layout: ItemsPropertiesUpdated says which
         app.dispatch("toggle-notifications")
         updates = eventually(lambda: host.property_updates)
@@ -112,6 +117,7 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         eventually(lambda: not (lockdir / A).exists() and not (lockdir / B).exists())
         eventually(lambda: host.item_properties(service)["Title"].startswith("No orphaned"))
         assert host.item_properties(service)["Status"] == "Active"
+        eventually(lambda: "Active" in statuses)  # NewStatus told the panel
         eventually(lambda: host.layout_updates)
         assert max(host.layout_updates) > revision
     finally:
@@ -282,6 +288,32 @@ def test_the_bus_going_away_is_survived_and_said(
         eventually(lambda: "the session bus went away" in caplog.text)
         (lockdir / A).touch()  # the watcher goes on
         eventually(lambda: app.counts()[0] == 1)
+    finally:
+        app.quit()
+        runner.join(5)
+        host.stop()
+    assert not runner.is_alive()
+
+
+def test_activate_runs_the_default_item(session_bus: str, lockdir: Path) -> None:
+    from uvsweep.settings import Settings
+    from uvsweep.tray import sni
+    from uvsweep.tray.app import TrayApp, pystray_icon
+
+    host = Host(session_bus)
+    (lockdir / A).touch()
+    app = TrayApp([str(lockdir)], Settings(notifications=False))
+    runner = threading.Thread(
+        target=app.run,
+        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
+        name="test-tray",
+    )
+    runner.start()
+    try:
+        service = eventually(lambda: host.watcher.items and host.watcher.items[0])
+        eventually(lambda: host.item_properties(service)["Title"] == "1 orphaned uv lock file")
+        host.activate(service)  # a left click on the icon in most panels
+        eventually(lambda: not (lockdir / A).exists())
     finally:
         app.quit()
         runner.join(5)
