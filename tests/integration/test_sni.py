@@ -60,6 +60,30 @@ def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def sni_app(session_bus: str, lockdir: Path) -> Iterator[tuple[Any, Host]]:
+    """A panel of our own, and the tray app on `lockdir` showing itself through SNI."""
+    from uvsweep.settings import Settings
+    from uvsweep.tray import sni
+    from uvsweep.tray.app import TrayApp, pystray_icon
+
+    host = Host(session_bus)
+    app = TrayApp([str(lockdir)], Settings(notifications=False))
+    runner = threading.Thread(
+        target=app.run,
+        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
+        name="test-tray",
+    )
+    runner.start()
+    try:
+        yield app, host
+    finally:
+        app.quit()
+        runner.join(5)
+        host.stop()
+    assert not runner.is_alive()
+
+
 def red_pixels(pixmap: list[Any]) -> int:
     _w, _h, data = pixmap
     return sum(1 for i in range(0, len(data), 4)
@@ -69,21 +93,9 @@ def red_pixels(pixmap: list[Any]) -> int:
 def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
     session_bus: str, lockdir: Path
 ) -> None:
-    from uvsweep.settings import Settings
-    from uvsweep.tray import sni
-    from uvsweep.tray.app import TrayApp, pystray_icon
-
-    host = Host(session_bus)
     (lockdir / A).touch()
     (lockdir / B).touch()
-    app = TrayApp([str(lockdir)], Settings(notifications=False))
-    runner = threading.Thread(
-        target=app.run,
-        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
-        name="test-tray",
-    )
-    runner.start()
-    try:
+    with sni_app(session_bus, lockdir) as (app, host):
         service = eventually(lambda: host.watcher.items and host.watcher.items[0])
         props = eventually(lambda: (p := host.item_properties(service))["Title"]
                            == "2 orphaned uv lock files" and p)  # fmt: skip
@@ -120,11 +132,6 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         eventually(lambda: "Active" in statuses)  # NewStatus told the panel
         eventually(lambda: host.layout_updates)
         assert max(host.layout_updates) > revision
-    finally:
-        app.quit()
-        runner.join(5)
-        host.stop()
-    assert not runner.is_alive()
 
 
 def test_it_registers_again_when_the_watcher_comes_back(session_bus: str) -> None:
@@ -269,53 +276,19 @@ def menu_window_any(desktop: Any) -> tuple[int, int, int, int] | None:
 def test_the_bus_going_away_is_survived_and_said(
     session_bus: str, lockdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from uvsweep.settings import Settings
-    from uvsweep.tray import sni
-    from uvsweep.tray.app import TrayApp, pystray_icon
-
     caplog.set_level("WARNING", logger="uvsweep.tray.sni")
-    host = Host(session_bus)
-    app = TrayApp([str(lockdir)], Settings(notifications=False))
-    runner = threading.Thread(
-        target=app.run,
-        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
-        name="test-tray",
-    )
-    runner.start()
-    try:
+    with sni_app(session_bus, lockdir) as (app, host):
         eventually(lambda: host.watcher.items)
         os.kill(session_bus_pid(), 15)  # the session ends under us
         eventually(lambda: "the session bus went away" in caplog.text)
         (lockdir / A).touch()  # the watcher goes on
         eventually(lambda: app.counts()[0] == 1)
-    finally:
-        app.quit()
-        runner.join(5)
-        host.stop()
-    assert not runner.is_alive()
 
 
 def test_activate_runs_the_default_item(session_bus: str, lockdir: Path) -> None:
-    from uvsweep.settings import Settings
-    from uvsweep.tray import sni
-    from uvsweep.tray.app import TrayApp, pystray_icon
-
-    host = Host(session_bus)
     (lockdir / A).touch()
-    app = TrayApp([str(lockdir)], Settings(notifications=False))
-    runner = threading.Thread(
-        target=app.run,
-        args=(lambda a: pystray_icon(a, sni.icon_class(), bus_address=session_bus),),
-        name="test-tray",
-    )
-    runner.start()
-    try:
+    with sni_app(session_bus, lockdir) as (_app, host):
         service = eventually(lambda: host.watcher.items and host.watcher.items[0])
         eventually(lambda: host.item_properties(service)["Title"] == "1 orphaned uv lock file")
         host.activate(service)  # a left click on the icon in most panels
         eventually(lambda: not (lockdir / A).exists())
-    finally:
-        app.quit()
-        runner.join(5)
-        host.stop()
-    assert not runner.is_alive()
