@@ -451,6 +451,14 @@ class SniService:
                 await asyncio.wait_for(asyncio.shield(watch), 1.0)
 
 
+def _quiet_when_the_bus_is_gone(loop, context):
+    """A write to a bus that went away fails in futures nobody awaits (signals): that has been
+    said once already (`_on_bus_gone`), so it is not said again for each of them."""
+    if isinstance(context.get("exception"), (BrokenPipeError, ConnectionError, EOFError)):
+        return
+    loop.default_exception_handler(context)
+
+
 def watcher_present(timeout=1.0, bus_address=None):
     """Whether a StatusNotifierWatcher is on the session bus (for the backend chooser)."""
     if not (bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS")):
@@ -527,6 +535,7 @@ def icon_class():
 
         def _run(self):
             self._loop = asyncio.new_event_loop()
+            self._loop.set_exception_handler(_quiet_when_the_bus_is_gone)
             self._loop_thread = threading.current_thread()
             self._service = SniService(self, self._bus_address)
             try:
