@@ -134,6 +134,8 @@ class Host:
         async def subscribe():
             item = await self._item(service)
             item.on_new_status(into.append)
+            item.on_new_icon(lambda: into.append("NewIcon"))
+            item.on_new_tool_tip(lambda: into.append("NewToolTip"))
 
         self.run(subscribe())
 

@@ -130,6 +130,7 @@ def test_a_panel_sees_the_item_its_badge_and_menu_and_cleans(
         eventually(lambda: host.item_properties(service)["Title"].startswith("No orphaned"))
         assert host.item_properties(service)["Status"] == "Active"
         eventually(lambda: "Active" in statuses)  # NewStatus told the panel
+        assert "NewIcon" in statuses and "NewToolTip" in statuses  # the badge and text changed
         eventually(lambda: host.layout_updates)
         assert max(host.layout_updates) > revision
 
