@@ -1,0 +1,74 @@
+"""Build the uvsweep bundle for the OS this runs on: `uv run packaging/build.py`.
+
+- Linux: `dist/uvsweep/uvsweep` plus `dist/uvsweep-<version>-linux-<arch>.tar.gz`, with the
+  .desktop file and the hicolor icons.
+- macOS: `dist/uvsweep.app`.
+- Windows: `dist/uvsweep/uvsweep.exe`, then the Inno Setup installer if `iscc` is on PATH.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "app"))
+
+from uvsweep import __version__  # noqa: E402
+
+
+def record_size(bundle: Path, tarball: Path) -> None:
+    """Write the bundle's size to benchmarks/RESULTS.md (goal: under 80 MB without GTK)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import record  # noqa: PLC0415
+
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    verdict = "met" if size < 80e6 else "NOT met"
+    record(
+        "Bundle",
+        f"""
+`uv run packaging/build.py` on Linux ({platform.machine()}): the onedir bundle `dist/uvsweep` is
+**{size / 1e6:.1f} MB** (goal < 80 MB without GTK: {verdict}); the tarball is
+{tarball.stat().st_size / 1e6:.1f} MB.
+""",
+    )
+
+
+def main() -> int:
+    dist, work = ROOT / "dist", ROOT / "build"
+    subprocess.run([sys.executable, str(ROOT / "assets" / "render.py")], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--distpath", str(dist),
+         "--workpath", str(work), str(ROOT / "packaging" / "uvsweep.spec")],
+        check=True,
+    )  # fmt: skip
+    if sys.platform.startswith("linux"):
+        bundle = dist / "uvsweep"
+        share = bundle / "share"
+        shutil.copytree(
+            ROOT / "assets" / "hicolor", share / "icons" / "hicolor", dirs_exist_ok=True
+        )
+        (share / "applications").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "packaging" / "linux" / "uvsweep.desktop", share / "applications")
+        tarball = dist / f"uvsweep-{__version__}-linux-{platform.machine()}.tar.gz"
+        with tarfile.open(tarball, "w:gz") as archive:
+            archive.add(bundle, arcname=f"uvsweep-{__version__}")
+        print(f"built {bundle / 'uvsweep'} and {tarball}")
+        record_size(bundle, tarball)
+    elif sys.platform == "win32":  # pragma: no cover - Windows
+        iscc = shutil.which("iscc")
+        if iscc:
+            script = ROOT / "packaging" / "windows" / "uvsweep.iss"
+            subprocess.run([iscc, f"/DVersion={__version__}", str(script)], check=True)
+        print(f"built {dist / 'uvsweep' / 'uvsweep.exe'}")
+    else:  # pragma: no cover - macOS
+        print(f"built {dist / 'uvsweep.app'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
