@@ -4,6 +4,8 @@
   .desktop file and the hicolor icons.
 - macOS: `dist/uvsweep.app`.
 - Windows: `dist/uvsweep/uvsweep.exe`, then the Inno Setup installer if `iscc` is on PATH.
+
+`--record` also writes the Linux bundle's size to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def main() -> int:
         with tarfile.open(tarball, "w:gz") as archive:
             archive.add(bundle, arcname=f"uvsweep-{__version__}")
         print(f"built {bundle / 'uvsweep'} and {tarball}")
-        record_size(bundle, tarball)
+        if "--record" in sys.argv[1:]:
+            record_size(bundle, tarball)
     elif sys.platform == "win32":  # pragma: no cover - Windows
         iscc = shutil.which("iscc")
         if iscc:
