@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -138,6 +137,8 @@ def child_with_file(
 
 def flock_held(path: Path) -> bool:
     """Whether someone else holds an exclusive flock on `path` right now."""
+    import fcntl  # Unix only: conftest itself must import on Windows
+
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

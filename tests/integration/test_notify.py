@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tests.conftest import Desktop
-from tests.fake_notifications import Server
 from uvsweep.tray.notify import Notifier, NotifyPolicy
 
 
@@ -91,6 +90,8 @@ def test_without_any_way_it_logs(
 
 @pytest.mark.gui
 def test_the_clean_now_button(desktop: Desktop, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fake_notifications import Server  # dbus-fast: Linux only
+
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.env["DBUS_SESSION_BUS_ADDRESS"])
     server = Server(desktop.env["DBUS_SESSION_BUS_ADDRESS"])
     pressed = threading.Event()

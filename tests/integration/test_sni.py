@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import need
+
+pytest.importorskip("dbus_fast", reason="dbus-fast comes with desktop-notifier on Linux only")
+
 from tests.fake_sni_host import Host, flatten
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration]
