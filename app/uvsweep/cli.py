@@ -422,11 +422,13 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
-def cmd_notifyd(args: argparse.Namespace) -> ExitStatus:
-    """The tray's notification helper (hidden; see uvsweep.tray.notifyd)."""
+def run_notifyd(argv: Sequence[str]) -> int:
+    """The tray's notification helper, `uvsweep _notifyd [--icon PATH]` (not in --help; see
+    uvsweep.tray.notifyd)."""
     from uvsweep.tray import notifyd  # noqa: PLC0415
 
-    return ExitStatus(notifyd.main(args.icon))
+    icon = argv[argv.index("--icon") + 1] if "--icon" in argv[:-1] else None
+    return notifyd.main(icon)
 
 
 # ---- doctor -----------------------------------------------------------------------------------
@@ -675,6 +677,15 @@ def _dir_and_json(parser: argparse.ArgumentParser, verb: str, document: str) -> 
     )
 
 
+def _command(
+    sub: Any, name: str, func: Callable[[argparse.Namespace], ExitStatus], **options: Any
+) -> argparse.ArgumentParser:
+    """A subcommand that runs `func`, formatted without importing shutil (start-up time)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, formatter_class=_Formatter, **options)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -687,14 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"uvsweep {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    scan = sub.add_parser(
+    scan = _command(
+        sub,
         "scan",
+        cmd_scan,
         help="list uv lock files in the temp dirs with their state",
         description="List every uv lock file (uv-<16 hex>.lock) directly inside the temp dirs:\n"
         "its state, age, the environment it guards and who holds it. Nothing is changed.",
         epilog=_EPILOG + "\nexamples:\n  uvsweep scan\n  uvsweep scan --dir /tmp --json\n"
         "  uvsweep scan --fail-on orphaned,foreign     # in CI or a Dockerfile\n",
-        formatter_class=_Formatter,
     )
     _dir_and_json(scan, "scan", "document")
     scan.add_argument(
@@ -705,14 +717,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-labels", action="store_true",
         help="skip working out which environment each file guards (faster)",
     )  # fmt: skip
-    scan.set_defaults(func=cmd_scan)
 
-    clean = sub.add_parser(
+    clean = _command(
+        sub,
         "clean",
+        cmd_clean,
         help="safely remove orphaned uv lock files",
         description=_CLEAN_DESCRIPTION,
         epilog=_EPILOG + "\n" + _CLEAN_EPILOG,
-        formatter_class=_Formatter,
     )
     _dir_and_json(clean, "clean", "report")
     clean.add_argument(
@@ -737,14 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the gate and clean while uv runs; every per-file check still applies, but a "
         "uv process that is just about to open a file cannot be seen (use with care)",
     )  # fmt: skip
-    clean.set_defaults(func=cmd_clean)
 
-    helper = sub.add_parser("_notifyd", help=argparse.SUPPRESS, formatter_class=_Formatter)
-    helper.add_argument("--icon")
-    helper.set_defaults(func=cmd_notifyd)
-
-    watch = sub.add_parser(
+    watch = _command(
+        sub,
         "watch",
+        cmd_watch,
         help="print a line whenever a uv lock file appears, changes state or goes",
         description="Watch the temp dirs and print one line per change: a file added (with its\n"
         "state and what it guards), a state change (held -> orphaned when its holder\n"
@@ -754,7 +763,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  uvsweep watch\n"
         "  uvsweep watch --json | jq -c 'select(.event != \"initial\")'\n"
         "  uvsweep watch --clean-when-idle 1h   # remove orphans an hour old whenever uv is idle\n",
-        formatter_class=_Formatter,
     )
     _dir_and_json(watch, "watch", "lines")
     watch.add_argument(
@@ -770,63 +778,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="whenever no uv process runs, safely remove orphaned files at least MIN_AGE old "
         "(default 0), as `uvsweep clean` would",
     )  # fmt: skip
-    watch.set_defaults(func=cmd_watch)
 
-    tray_cmd = sub.add_parser(
+    tray_cmd = _command(
+        sub,
         "tray",
+        cmd_tray,
         help="run the tray app (what `uvsweep` with no command does)",
         description="Run the tray app: a badge with the number of orphaned uv lock files, a menu\n"
         "that lists them, one-click safe cleanup and notifications. One per user: a second\n"
         "start says so and exits 0. Without a graphical session it exits 6.",
-        formatter_class=_Formatter,
     )
     tray_cmd.add_argument(
         "--dir", dest="dirs", action="append", metavar="DIR",
         help="watch DIR instead of the defaults; repeatable",
     )  # fmt: skip
-    tray_cmd.set_defaults(func=cmd_tray)
 
-    doc = sub.add_parser(
+    doc = _command(
+        sub,
         "doctor",
+        cmd_doctor,
         help="say what uvsweep sees here: tray backend, notifications, dirs, limits, uv",
         description="Print what uvsweep sees of this machine: the tray backend it would use and\n"
         "why, the notification service, start-at-login state, the dirs it watches, inotify\n"
         "limits, running uv processes, and what permissions hide. Changes nothing.",
-        formatter_class=_Formatter,
     )
     doc.add_argument("--json", action="store_true", help="print JSON")
-    doc.set_defaults(func=cmd_doctor)
 
-    start = sub.add_parser(
+    start = _command(
+        sub,
         "autostart",
+        cmd_autostart,
         help="start the tray app at login (enable, disable, status)",
         description="Start the uvsweep tray app when you log in, or stop doing so. `status`\n"
         "prints `enabled` or `disabled` first, then where the entry lives. `enable` writes\n"
         "the command of this installed uvsweep: an XDG autostart entry on Linux, a\n"
         "LaunchAgent on macOS, the HKCU Run key on Windows.",
-        formatter_class=_Formatter,
     )
     start.add_argument("action", choices=("enable", "disable", "status"))
-    start.set_defaults(func=cmd_autostart)
 
-    config = sub.add_parser(
+    config = _command(
+        sub,
         "config",
+        cmd_config,
         help="show or change the settings",
         description="Show or change the settings file (TOML). Writes are atomic; a file that is\n"
         "not valid TOML is moved aside, never overwritten.",
         epilog="examples:\n  uvsweep config path\n  uvsweep config show\n"
         "  uvsweep config set notifications false\n  uvsweep config set dirs /scratch/tmp"
         f"{os.pathsep}/data/tmp\n  uvsweep config unset auto_clean_min_age\n",
-        formatter_class=_Formatter,
     )
     config.add_argument("action", choices=("path", "show", "set", "unset"))
     config.add_argument("key", nargs="?", metavar="KEY", help="with set/unset: the setting")
     config.add_argument("value", nargs="?", metavar="VALUE", help="with set: its new value")
     config.add_argument("--json", action="store_true", help="with show: print JSON")
-    config.set_defaults(func=cmd_config)
 
-    lockname = sub.add_parser(
+    lockname = _command(
+        sub,
         "lockname",
+        cmd_lockname,
         help="print the temp lock file uv uses for a project, script or interpreter",
         description="Print the path of the temp-dir lock file uv would take for an environment,\n"
         "one per line. Without a kind flag, a directory is a project, a .py file a script\n"
@@ -836,7 +845,6 @@ def build_parser() -> argparse.ArgumentParser:
         "  uvsweep lockname --python /usr/bin/python3  # uv >= 0.7.12 name, then the older one\n"
         "  uvsweep lockname --raw /usr/local           # hash a Path key exactly as given\n"
         "  uvsweep lockname --raw --str 'https://example.com/s.py'\n",
-        formatter_class=_Formatter,
     )
     kinds = lockname.add_mutually_exclusive_group()
     for flag, help_text in (
@@ -857,14 +865,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lockname.add_argument("--name-only", action="store_true", help="print names, not full paths")
     lockname.add_argument("target", metavar="PATH|KEY")
-    lockname.set_defaults(func=cmd_lockname)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["_notifyd"]:
+        return run_notifyd(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.command is None:
         args = parser.parse_args(["tray"])
     try:

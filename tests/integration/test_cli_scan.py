@@ -269,3 +269,11 @@ def test_the_scan_path_imports_no_gui_watcher_or_psutil(lockdir: Path) -> None:
         [sys.executable, "-c", code, str(lockdir)], capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines()[-1] == "LOADED []"
+
+
+def test_help_lists_the_commands_and_hides_the_helper() -> None:
+    done = uvsweep("--help")
+    assert done.returncode == 0
+    for command in ("scan", "clean", "watch", "tray", "doctor", "autostart", "config", "lockname"):
+        assert f"    {command}" in done.stdout
+    assert "_notifyd" not in done.stdout and "SUPPRESS" not in done.stdout
