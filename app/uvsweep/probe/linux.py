@@ -66,6 +66,13 @@ def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEnt
     return table
 
 
+def read_locks(proc: str = "/proc", own_pid: int | None = None) -> dict[int, list[LockEntry]]:
+    """`<proc>/locks`, parsed (see `parse_locks`); OSError if it cannot be read."""
+    # binary, then decode: a text-mode open first imports a codec (~10 ms of a cold scan)
+    with open(f"{proc}/locks", "rb") as handle:
+        return parse_locks(handle.read().decode("latin-1"), own_pid)
+
+
 class LinuxBackend(PosixBackend):
     """The Linux backend."""
 
@@ -84,9 +91,7 @@ class LinuxBackend(PosixBackend):
     def load_lock_table(self, result: ProbeResult) -> None:
         """See the base class."""
         try:
-            # binary, then decode: a text-mode open first imports a codec (~10 ms of a cold scan)
-            with open(f"{self.proc}/locks", "rb") as handle:
-                self.table = parse_locks(handle.read().decode("latin-1"))
+            self.table = read_locks(self.proc)
         except OSError as err:
             self.table = None
             result.notes.append(

@@ -81,13 +81,15 @@ class RemoveResult:
 class Target:
     """One file this pass has opened and exclusively locked (mutable, internal)."""
 
-    __slots__ = ("dev", "directory", "handle", "ino", "locked", "name", "path")
+    __slots__ = ("dev", "dir_handle", "directory", "handle", "ino", "locked", "name", "path")
 
     def __init__(
-        self, directory: str, name: str, path: str, dev: int, ino: int, handle: Any
-    ) -> None:
+        self, directory: str, name: str, path: str, dev: int, ino: int, handle: Any,
+        dir_handle: Any = None,
+    ) -> None:  # fmt: skip
         self.directory, self.name, self.path = directory, name, path
         self.dev, self.ino, self.handle = dev, ino, handle
+        self.dir_handle = dir_handle  # what `listing` returned (Unix: the dir fd)
         self.locked = True
 
 
@@ -166,6 +168,9 @@ class Remover(ABC):
     def close_dir(self, dir_handle: Any) -> None:
         """Release what `listing` opened."""
 
+    def begin_batch(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Forget what was cached for the previous batch (a lock table, say)."""
+
     @abstractmethod
     def acquire(
         self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
@@ -227,6 +232,7 @@ class Remover(ABC):
         result: RemoveResult,
     ) -> None:
         locked: list[Target] = []
+        self.begin_batch()
         try:
             for name in names:
                 target = self.acquire(dir_handle, directory, name, policy, result)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from uvsweep.model import LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
-from uvsweep.probe.linux import LockEntry, parse_locks, walk_fds
+from uvsweep.probe.linux import LockEntry, read_locks, walk_fds
 from uvsweep.probe.posix import (
     _BUSY,
     _DIR_FLAGS,
@@ -105,9 +105,6 @@ class PosixRemover(Remover):
     def still_used(self, target: Target, pids: Sequence[int]) -> bool:
         """Whether any of `pids` (or a hidden process) still uses the old, unlinked file."""
         return False
-
-    def begin_batch(self) -> None:
-        """Forget what was cached for the previous batch."""
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -205,7 +202,7 @@ class PosixRemover(Remover):
             else:
                 result.errors.append(_error(path, err))
             return None
-        return Target(directory, name, path, st.st_dev, st.st_ino, fd)
+        return Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
 
     def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
         """See `Remover`: the lock table first, then one pass over open files."""
@@ -219,28 +216,14 @@ class PosixRemover(Remover):
     def still_named(self, target: Target) -> bool:
         """See `Remover`."""
         try:
-            st = self.lstat(target.name, self._dir_fd(target))
+            st = self.lstat(target.name, target.dir_handle)
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == (target.dev, target.ino) and stat.S_ISREG(st.st_mode)
 
-    def _dir_fd(self, target: Target) -> int:
-        return self._dirs[target.directory]
-
-    def remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
-        """See `Remover`; remembers each dir's fd so per-target calls stay relative to it."""
-        self._dirs: dict[str, int] = {}
-        return super().remove(dirs, policy)
-
-    def _batch(self, dir_handle: int, directory: str, names: Sequence[str], policy: Policy,
-               result: RemoveResult) -> None:  # fmt: skip
-        self._dirs[directory] = dir_handle
-        self.begin_batch()
-        super()._batch(dir_handle, directory, names, policy, result)
-
     def unlink(self, target: Target) -> None:
         """See `Remover`: by name, relative to the dir, while our lock is held."""
-        os.unlink(target.name, dir_fd=self._dir_fd(target))
+        os.unlink(target.name, dir_fd=target.dir_handle)
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
         """Hand the lock over: lock a new file at the name, then free the old one.
@@ -277,7 +260,7 @@ class PosixRemover(Remover):
         """A new file at the target's name, exclusively locked by us (created if need be)."""
         import fcntl  # noqa: PLC0415
 
-        dir_fd = self._dir_fd(target)
+        dir_fd = target.dir_handle
         create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         deadline: float | None = None
         for waited in backoff():
@@ -332,13 +315,12 @@ class LinuxRemover(PosixRemover):
         self._table: dict[int, list[LockEntry]] | None = None
 
     def begin_batch(self) -> None:
-        """See `PosixRemover`: the lock table is read afresh for each batch."""
+        """See `Remover`: the lock table is read afresh for each batch."""
         self._table = None
 
     def _read_table(self, own_pid: int | None = None) -> dict[int, list[LockEntry]] | None:
         try:
-            with open(f"{self.proc}/locks", "rb") as handle:
-                return parse_locks(handle.read().decode("latin-1"), own_pid)
+            return read_locks(self.proc, own_pid)
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
