@@ -200,7 +200,7 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
 
     from PIL import Image
 
-    from tests.integration.test_tray_gui import SHOTS, highlighted_row
+    from tests.integration.test_tray_gui import SHOTS, click_clean_now
 
     need(
         shutil.which("xfce4-panel") is not None,
@@ -248,14 +248,7 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
         x, y = eventually(badge, 20)
         desktop.run("xdotool", "mousemove", str(x - 3), str(y + 3), "click", "3")
         menu = eventually(lambda: menu_window_any(desktop), 10)
-        mx, my, mw, mh = menu
-        time.sleep(0.3)
-        desktop.run("import", "-window", "root", "-crop", f"{mw + 20}x{mh + 40}+{mx - 10}+0",
-                    "+repage", str(SHOTS / "sni-menu.png"))  # fmt: skip
-        desktop.run("xdotool", "key", "Down", "Down")
-        time.sleep(0.3)
-        row = highlighted_row(desktop, menu)
-        desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
+        click_clean_now(desktop, menu, "sni-menu")
         eventually(lambda: not (lockdir / A).exists() and not (lockdir / B).exists())
         eventually(lambda: badge() is None)
     finally:

@@ -149,6 +149,20 @@ def menu_window(desktop: Desktop) -> tuple[int, int, int, int] | None:
     return None
 
 
+def click_clean_now(desktop: Desktop, menu: tuple[int, int, int, int], shot: str) -> None:
+    """Screenshot the open menu (as `shot`.png), then point at "Clean now" and click it: the
+    keyboard highlights it (the first enabled item is "Lock files", then "Clean now"), and the
+    highlighted band in a screenshot says where it is."""
+    mx, my, mw, mh = menu
+    time.sleep(0.3)
+    desktop.run("import", "-window", "root", "-crop", f"{mw + 40}x{mh + 40}+{mx - 10}+0",
+                "+repage", str(SHOTS / f"{shot}.png"))  # fmt: skip
+    desktop.run("xdotool", "key", "Down", "Down")
+    time.sleep(0.3)
+    row = highlighted_row(desktop, menu)
+    desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
+
+
 def highlighted_row(desktop: Desktop, menu: tuple[int, int, int, int]) -> int:
     """The y offset (in the menu) of the centre of its highlighted item: the rows that are mostly
     the theme's selection colour (a saturated colour, where the menu is grey and text is dark)."""
@@ -210,17 +224,8 @@ def test_menu_clean_now_with_a_click(
         while (menu := menu_window(desktop)) is None:
             assert time.monotonic() < deadline, "the menu did not open"
             time.sleep(0.05)
-        mx, my, mw, mh = menu
-        assert my >= y + h - 2  # under the panel, where a person sees it
-        time.sleep(0.3)
-        desktop.run("import", "-window", "root", "-crop", f"{mw + 40}x{mh + 30}+{mx - 10}+0",
-                    "+repage", str(SHOTS / "tray-menu.png"))  # fmt: skip
-        # point at "Clean now" and click it: the keyboard highlights it (the first enabled item is
-        # "Lock files", then "Clean now"); the highlighted band in a screenshot says where it is
-        desktop.run("xdotool", "key", "Down", "Down")
-        time.sleep(0.3)
-        row = highlighted_row(desktop, menu)
-        desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
+        assert menu[1] >= y + h - 2  # under the panel, where a person sees it
+        click_clean_now(desktop, menu, "tray-menu")
         cleaned = wait_for_title(desktop, "No orphaned uv lock files")
         assert not [p for p in lockdir.iterdir() if p.name.startswith("uv-")]
         time.sleep(0.3)
