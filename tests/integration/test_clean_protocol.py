@@ -11,6 +11,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -286,14 +288,26 @@ _LATE_OPENER = textwrap.dedent(
 )
 
 
-def _end(child: subprocess.Popen[str] | None, thread: threading.Thread) -> None:
-    if child is not None:
-        child.kill()
-        child.wait()
-        for stream in (child.stdin, child.stdout):
-            if stream:
-                stream.close()
-    thread.join(10)
+@contextmanager
+def cleaning_in_background(lockdir: Path, remover: _LateOpener) -> Iterator[list[RemoveResult]]:
+    """Run `remover` on `lockdir` in a thread; yields the list its result lands in. At the end
+    the late opener is killed and the thread joined."""
+    done: list[RemoveResult] = []
+    thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
+    thread.start()
+    try:
+        yield done
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        child = remover.child
+        if child is not None:
+            child.kill()
+            child.wait()
+            for stream in (child.stdin, child.stdout):
+                if stream:
+                    stream.close()
+        thread.join(10)
 
 
 class _LateOpener(LinuxRemover):
@@ -318,10 +332,7 @@ def test_handoff_keeps_both_generations_mutually_exclusive(lockdir: Path) -> Non
     path = touch(lockdir, A)
     old_ino = path.stat().st_ino
     remover = _LateOpener()
-    done: list[RemoveResult] = []
-    thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
-    thread.start()
-    try:
+    with cleaning_in_background(lockdir, remover) as done:
         while remover.child is None:
             time.sleep(0.01)
         child = remover.child
@@ -332,14 +343,10 @@ def test_handoff_keeps_both_generations_mutually_exclusive(lockdir: Path) -> Non
         assert path.exists() and path.stat().st_ino != old_ino
         assert flock_held(path), "the new generation must be locked while the old one is in use"
         time.sleep(0.3)
-        assert thread.is_alive(), "the sweeper keeps the new lock until the old one is let go"
+        assert not done, "the sweeper keeps the new lock until the old one is let go"
         child.stdin.write("\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "released"
-        thread.join(10)
-        assert not thread.is_alive()
-    finally:
-        _end(remover.child, thread)
     result = done[0]
     assert result.removed == [] and result.handoffs == 1
     state, reason = skipped(result)[A]
@@ -396,10 +403,7 @@ def test_handoff_waits_for_a_new_generation_someone_else_holds(
 
     path = touch(lockdir, A)
     remover = _LateOpenerAndNewUv(hold)
-    done: list[RemoveResult] = []
-    thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
-    thread.start()
-    try:
+    with cleaning_in_background(lockdir, remover) as done:
         while remover.new_uv is None:
             time.sleep(0.01)
         child = remover.child
@@ -412,10 +416,6 @@ def test_handoff_waits_for_a_new_generation_someone_else_holds(
         assert flock_held(path)
         child.stdin.write("\n")
         child.stdin.flush()
-        thread.join(10)
-        assert not thread.is_alive()
-    finally:
-        _end(remover.child, thread)
     assert done[0].handoffs == 1 and done[0].removed == []
     assert path.exists() and not flock_held(path)
 
