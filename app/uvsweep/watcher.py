@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from uvsweep.cleaner import CleanReport
     from uvsweep.fswatch import FsWatch
     from uvsweep.labels import LabelIndex
-    from uvsweep.processes import ProcessInfo
+    from uvsweep.processes import ProcessInfo, ProcessTable
     from uvsweep.procwait import ProcessWaiter
     from uvsweep.settings import Settings
 
@@ -421,18 +421,19 @@ class Watcher:
             except Exception:  # a cleanup that fails must not take the watcher down
                 log.exception("automatic cleanup failed")
 
-    def _labelled(self, snapshot: Snapshot, table: object, *, rebuild: bool) -> Snapshot:
+    def _labelled(self, snapshot: Snapshot, table: ProcessTable, *, rebuild: bool) -> Snapshot:
         from uvsweep import labels  # noqa: PLC0415
 
-        now = time.monotonic()
         project_dirs = self.settings.project_dirs if self.settings else ()
-        if self._index is None or rebuild:
-            self._index, self._index_at = labels.build_index(project_dirs, table), now  # type: ignore[arg-type]
-        files = [item.with_label(self._index.label_for(item.name)) for item in snapshot.files]
+        index, now = self._index, time.monotonic()
+        if index is None or rebuild:
+            index, self._index_at = labels.build_index(project_dirs, table), now
+        files = [item.with_label(index.label_for(item.name)) for item in snapshot.files]
         if any(item.label is None for item in files) and now - self._index_at > 5.0:
             # a new environment: look again, at most every 5 s
-            self._index, self._index_at = labels.build_index(project_dirs, table), now  # type: ignore[arg-type]
-            files = [item.with_label(self._index.label_for(item.name)) for item in snapshot.files]
+            index, self._index_at = labels.build_index(project_dirs, table), now
+            files = [item.with_label(index.label_for(item.name)) for item in snapshot.files]
+        self._index = index
         return snapshot.replace(files=tuple(files))  # type: ignore[return-value]
 
     def _publish(self, snapshot: Snapshot, change: Change) -> None:

@@ -17,15 +17,15 @@ from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
 from uvsweep.processes import ProcessTable, user_name
 
-_OPEN_FLAGS = (
+OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_NOCTTY", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-_BUSY = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 
 #: (st_dev, st_ino): how a file is known to the lock and open-file tables.
 FileKey = tuple[int, int]
@@ -72,7 +72,7 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
     import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
 
     try:
-        fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+        fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
         raise  # it vanished after lstat: the caller drops it
     except OSError as err:
@@ -84,7 +84,7 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:
-            if err.errno in _BUSY:
+            if err.errno in BUSY_ERRNOS:
                 return LockProbe.HELD, ""
             return LockProbe.UNREADABLE, err.strerror or str(err)
         return LockProbe.FREE, ""
@@ -176,7 +176,7 @@ class PosixBackend(Backend):
         observed: list[Observation] = []
         for directory in dirs:
             try:
-                dir_fd = os.open(directory, _DIR_FLAGS)
+                dir_fd = os.open(directory, DIR_FLAGS)
             except OSError as err:
                 result.errors.append(ScanError(directory, dir_error_message(err)))
                 continue

@@ -19,9 +19,9 @@ from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import LockEntry, read_locks, walk_fds
 from uvsweep.probe.posix import (
-    _BUSY,
-    _DIR_FLAGS,
-    _OPEN_FLAGS,
+    BUSY_ERRNOS,
+    DIR_FLAGS,
+    OPEN_FLAGS,
     FileKey,
     holder_list,
     rw_accessible,
@@ -110,7 +110,7 @@ class PosixRemover(Remover):
 
     def listing(self, directory: str) -> tuple[int, list[str]]:
         """See `Remover`."""
-        dir_fd = os.open(directory, _DIR_FLAGS)
+        dir_fd = os.open(directory, DIR_FLAGS)
         try:
             names = sorted(name for name in os.listdir(dir_fd) if is_lock_name(name))
         except OSError:
@@ -181,7 +181,7 @@ class PosixRemover(Remover):
             result.skip(path, LockState.ORPHANED, young)
             return None
         try:
-            fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_handle)
+            fd = os.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -197,7 +197,7 @@ class PosixRemover(Remover):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
-            if err.errno in _BUSY:
+            if err.errno in BUSY_ERRNOS:
                 self._skip_observed(directory, name, st, result, LockProbe.HELD)
             else:
                 result.errors.append(_error(path, err))
@@ -270,7 +270,7 @@ class PosixRemover(Remover):
                     os.fchmod(fd, LOCK_FILE_MODE)  # what uv sets, whatever our umask
             except FileExistsError:
                 try:
-                    fd = os.open(target.name, _OPEN_FLAGS, dir_fd=dir_fd)  # a new uv made one
+                    fd = os.open(target.name, OPEN_FLAGS, dir_fd=dir_fd)  # a new uv made one
                 except FileNotFoundError:
                     continue
                 except OSError as err:
