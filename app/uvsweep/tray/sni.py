@@ -60,7 +60,7 @@ class MenuNode:
         item = self.item
         if item is None:
             return {"children-display": Variant("s", "submenu")}
-        if getattr(item, "text", None) == "- - - -" or item is _separator():
+        if item is _separator():
             return {"type": Variant("s", "separator")}
         props = {
             "label": Variant("s", str(item.text).replace("_", "__")),
