@@ -12,7 +12,7 @@ from collections.abc import Container, Iterable
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
-from uvsweep.probe.posix import FileKey, PosixBackend, holder_list, opened_key
+from uvsweep.probe.posix import SYSCALLS, FileKey, PosixBackend, Syscalls, holder_list, opened_key
 from uvsweep.processes import ProcessTable
 
 
@@ -66,11 +66,12 @@ def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEnt
     return table
 
 
-def read_locks(proc: str = "/proc", own_pid: int | None = None) -> dict[int, list[LockEntry]]:
+def read_locks(
+    proc: str = "/proc", own_pid: int | None = None, calls: Syscalls = SYSCALLS
+) -> dict[int, list[LockEntry]]:
     """`<proc>/locks`, parsed (see `parse_locks`); OSError if it cannot be read."""
     # binary, then decode: a text-mode open first imports a codec (~10 ms of a cold scan)
-    with open(f"{proc}/locks", "rb") as handle:
-        return parse_locks(handle.read().decode("latin-1"), own_pid)
+    return parse_locks(calls.read(f"{proc}/locks").decode("latin-1"), own_pid)
 
 
 class LinuxBackend(PosixBackend):
@@ -131,14 +132,18 @@ class LinuxBackend(PosixBackend):
 
 
 def walk_fds(
-    proc: str, pids: Iterable[int], names: set[str], wanted: Container[FileKey]
+    proc: str,
+    pids: Iterable[int],
+    names: set[str],
+    wanted: Container[FileKey],
+    calls: Syscalls = SYSCALLS,
 ) -> tuple[dict[FileKey, list[int]], int]:
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
     Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
     decides. Returns the pids per file and how many processes would not let us look.
     """
-    me = os.getpid()
+    me = calls.getpid()
     found: dict[FileKey, list[int]] = {}
     hidden = 0
     for pid in pids:
@@ -146,7 +151,7 @@ def walk_fds(
             continue
         fd_dir = f"{proc}/{pid}/fd"
         try:
-            fds = os.listdir(fd_dir)
+            fds = calls.list_dir(fd_dir)
         except PermissionError:
             hidden += 1
             continue
@@ -155,10 +160,10 @@ def walk_fds(
         for fd in fds:
             link = f"{fd_dir}/{fd}"
             try:
-                target = os.readlink(link)
+                target = calls.readlink(link)
             except OSError:
                 continue
-            key = opened_key(target, link, names, os.stat)
+            key = opened_key(target, link, names, calls.stat)
             if key is not None and key in wanted:
                 found.setdefault(key, []).append(pid)
     return found, hidden

@@ -24,6 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from uvsweep.model import Holder, LockState, Record, ScanError, format_age
 from uvsweep.probe.posix import dir_error_message
@@ -282,12 +283,27 @@ class Remover(ABC):
                 self.release(target)
 
 
-def backoff(start: float = 0.001, limit: float = 0.05) -> Iterator[float]:
+class Clock(Protocol):
+    """What `backoff` needs of the OS (`probe.posix.Syscalls` is one)."""
+
+    def monotonic(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class _RealClock:
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+def backoff(
+    start: float = 0.001, limit: float = 0.05, calls: Clock | None = None
+) -> Iterator[float]:
     """Sleep intervals for polling: short at first, then `limit`; yields the time waited so far."""
-    delay, began = start, time.monotonic()
+    clock = calls or _RealClock()
+    delay, began = start, clock.monotonic()
     while True:
-        yield time.monotonic() - began
-        time.sleep(delay)
+        yield clock.monotonic() - began
+        clock.sleep(delay)
         delay = min(limit, delay * 2)
 
 

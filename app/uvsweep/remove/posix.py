@@ -20,9 +20,13 @@ from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import LockEntry, read_locks, walk_fds
 from uvsweep.probe.posix import (
     BUSY_ERRNOS,
-    DIR_FLAGS,
+    LOCK_EX,
+    LOCK_NB,
+    LOCK_UN,
     OPEN_FLAGS,
+    SYSCALLS,
     FileKey,
+    Syscalls,
     holder_list,
     rw_accessible,
 )
@@ -72,15 +76,16 @@ class PosixRemover(Remover):
         processes: ProcessTable | None = None,
         lstat: Callable[[str, int], os.stat_result] | None = None,
         clock: Callable[[], float] = time.time,
+        calls: Syscalls = SYSCALLS,
     ) -> None:
         super().__init__(progress)
+        self.calls = calls  # every OS call of the protocol goes through here (see `Syscalls`)
         self.processes = processes or ProcessTable()
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
         self.clock = clock
         # the seam tests use to change the dir between our lstat and our open
-        self.lstat = lstat or (lambda name, dir_fd: os.stat(name, dir_fd=dir_fd,
-                                                             follow_symlinks=False))  # fmt: skip
+        self.lstat = lstat or calls.lstat
         # /proc/locks costs the kernel O(lines^2) to read while we hold a batch: 1024 balances
         # that against one /proc/*/fd walk per batch
         self.batch_size = max(16, min(1024, (raise_fd_limit() - 128) // 2))
@@ -110,17 +115,17 @@ class PosixRemover(Remover):
 
     def listing(self, directory: str) -> tuple[int, list[str]]:
         """See `Remover`."""
-        dir_fd = os.open(directory, DIR_FLAGS)
+        dir_fd = self.calls.open_dir(directory)
         try:
-            names = sorted(name for name in os.listdir(dir_fd) if is_lock_name(name))
+            names = sorted(name for name in self.calls.list_dir(dir_fd) if is_lock_name(name))
         except OSError:
-            os.close(dir_fd)
+            self.calls.close(dir_fd)
             raise
         return dir_fd, names
 
     def close_dir(self, dir_handle: int) -> None:
         """See `Remover`."""
-        os.close(dir_handle)
+        self.calls.close(dir_handle)
 
     def _owner(self, uid: int) -> str:
         if uid not in self._users:
@@ -156,8 +161,6 @@ class PosixRemover(Remover):
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult
     ) -> Target | None:
         """See `Remover`: every check before the lock, then `LOCK_EX|LOCK_NB`."""
-        import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
-
         path = f"{directory.rstrip('/')}/{name}"
         try:
             st = self.lstat(name, dir_handle)
@@ -181,7 +184,7 @@ class PosixRemover(Remover):
             result.skip(path, LockState.ORPHANED, young)
             return None
         try:
-            fd = os.open(name, OPEN_FLAGS, dir_fd=dir_handle)
+            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -189,14 +192,14 @@ class PosixRemover(Remover):
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
             return None
         try:
-            found = os.fstat(fd)
+            found = self.calls.fstat(fd)
             if (found.st_dev, found.st_ino) != (st.st_dev, st.st_ino):
                 result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
-                os.close(fd)
+                self.calls.close(fd)
                 return None
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.calls.flock(fd, LOCK_EX | LOCK_NB)
         except OSError as err:
-            os.close(fd)
+            self.calls.close(fd)
             if err.errno in BUSY_ERRNOS:
                 self._skip_observed(directory, name, st, result, LockProbe.HELD)
             else:
@@ -223,7 +226,7 @@ class PosixRemover(Remover):
 
     def unlink(self, target: Target) -> None:
         """See `Remover`: by name, relative to the dir, while our lock is held."""
-        os.unlink(target.name, dir_fd=target.dir_handle)
+        self.calls.unlink(target.name, dir_fd=target.dir_handle)
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
         """Hand the lock over: lock a new file at the name, then free the old one.
@@ -232,17 +235,15 @@ class PosixRemover(Remover):
         who opens the name from now on finds the new file, locked by us until that process has
         let go of the old one. So at no moment can two processes both believe they hold the lock.
         """
-        import fcntl  # noqa: PLC0415
-
         new_fd = self._next_generation(target, result)
         pids = [h.pid for h in use.holders if h.pid is not None]
         try:
-            fcntl.flock(target.handle, fcntl.LOCK_UN)  # the old generation's user proceeds
+            self.calls.flock(target.handle, LOCK_UN)  # the old generation's user proceeds
             target.locked = False
             if new_fd is None:
                 return "the lock could not be handed over (see errors); the old file was released"
             said = False
-            for waited in backoff():
+            for waited in backoff(calls=self.calls):
                 if not self.still_used(target, pids):
                     break
                 if waited > 1 and not said:
@@ -253,24 +254,24 @@ class PosixRemover(Remover):
                     said = True
         finally:
             if new_fd is not None:
-                os.close(new_fd)
+                self.calls.close(new_fd)
         return "the lock was handed over to a new file at the name, which stays"
 
     def _next_generation(self, target: Target, result: RemoveResult) -> int | None:
         """A new file at the target's name, exclusively locked by us (created if need be)."""
-        import fcntl  # noqa: PLC0415
-
         dir_fd = target.dir_handle
         create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         deadline: float | None = None
-        for waited in backoff():
+        for waited in backoff(calls=self.calls):
             try:
-                fd = os.open(target.name, create, LOCK_FILE_MODE, dir_fd=dir_fd)
+                fd = self.calls.open(target.name, create, LOCK_FILE_MODE, dir_fd=dir_fd)
                 with contextlib.suppress(OSError):
-                    os.fchmod(fd, LOCK_FILE_MODE)  # what uv sets, whatever our umask
+                    self.calls.fchmod(fd, LOCK_FILE_MODE)  # what uv sets, whatever our umask
             except FileExistsError:
                 try:
-                    fd = os.open(target.name, OPEN_FLAGS, dir_fd=dir_fd)  # a new uv made one
+                    fd = self.calls.open(
+                        target.name, OPEN_FLAGS, dir_fd=dir_fd
+                    )  # a new uv made one
                 except FileNotFoundError:
                     continue
                 except OSError as err:
@@ -284,9 +285,11 @@ class PosixRemover(Remover):
                 result.errors.append(_error(target.path, err, "lock handoff failed"))
                 return None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.calls.flock(fd, LOCK_EX | LOCK_NB)
             except OSError:
-                os.close(fd)  # a new uv holds the new file: wait for it, keeping the old lock
+                self.calls.close(
+                    fd
+                )  # a new uv holds the new file: wait for it, keeping the old lock
                 continue
             return fd
         return None  # pragma: no cover - backoff() never ends
@@ -294,7 +297,7 @@ class PosixRemover(Remover):
     def release(self, target: Target) -> None:
         """See `Remover`: closing the fd drops the lock."""
         if target.handle is not None:
-            os.close(target.handle)
+            self.calls.close(target.handle)
             target.handle = None
             target.locked = False
 
@@ -320,7 +323,7 @@ class LinuxRemover(PosixRemover):
 
     def _read_table(self, own_pid: int | None = None) -> dict[int, list[LockEntry]] | None:
         try:
-            return read_locks(self.proc, own_pid)
+            return read_locks(self.proc, own_pid, self.calls)
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
@@ -357,7 +360,7 @@ class LinuxRemover(PosixRemover):
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
         """See `PosixRemover`: every entry on our inodes except our own locks."""
         # every target is locked by us here, so our exclusive entries are exactly those locks
-        table = self._read_table(own_pid=os.getpid())
+        table = self._read_table(own_pid=self.calls.getpid())
         if table is None:
             return {}
         found: dict[Target, Use] = {}
@@ -374,8 +377,8 @@ class LinuxRemover(PosixRemover):
     ) -> dict[Target, list[int]]:
         """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
         by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
-        pids = [int(entry) for entry in os.listdir(self.proc) if entry.isdigit()]
-        found, hidden = walk_fds(self.proc, pids, {t.name for t in targets}, by_key)
+        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
+        found, hidden = walk_fds(self.proc, pids, {t.name for t in targets}, by_key, self.calls)
         result.hidden_processes = max(result.hidden_processes, hidden)
         return {by_key[key]: pids for key, pids in found.items()}
 
@@ -383,10 +386,10 @@ class LinuxRemover(PosixRemover):
         """See `PosixRemover`: any lock entry on the old inode, or one of `pids` with it open."""
         key = (target.dev, target.ino)
         table = self._read_table() or {}
-        me = os.getpid()
+        me = self.calls.getpid()
         if any(e.pid != me for e in self._entries(table, *key)):
             return True
-        found, _hidden = walk_fds(self.proc, pids, {target.name}, {key})
+        found, _hidden = walk_fds(self.proc, pids, {target.name}, {key}, self.calls)
         return bool(found)
 
 
