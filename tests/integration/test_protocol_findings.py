@@ -156,7 +156,7 @@ def test_a_waiter_and_a_preempted_opener_never_hold_two_generations(
     try:
         assert remover.unlinked.wait(20)
         time.sleep(1.5)  # W1 has had its turn on the old inode; W2 still sleeps before its flock
-        workers.start(path, pause=0.0, hold=0.5)  # W4: a new uv at the name
+        workers.start(path, pause=0.0, hold=3.0)  # W4: a new uv at the name, across W2's turn
         thread.join(30)
         assert not thread.is_alive()
         lines = workers.outputs()
