@@ -229,7 +229,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
             dry_run=args.dry_run,
             gate=not args.ignore_running_uv,
             progress=progress,
-            accept_hidden=args.accept_hidden_processes,
+            accept_hidden=args.accept_hidden_processes or None,
         )
         if not (outcome.busy and waiting and not args.dry_run):
             break
@@ -779,7 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--accept-hidden-processes", action="store_true",
         help="clean even where processes are hidden from uvsweep (a child PID namespace, /proc "
-        "with hidepid): a hidden process that has a file open cannot be seen (exit 7 without it)",
+        "with hidepid): a hidden process that has a file open cannot be seen (exit 7 without "
+        "it; UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1 does the same)",
     )  # fmt: skip
 
     watch = _command(

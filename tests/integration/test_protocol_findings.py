@@ -251,6 +251,7 @@ def _run_in_namespace(script: str, *flags: str) -> subprocess.CompletedProcess[s
     need(os.geteuid() == 0, "namespaces with mounts need root (run the suite as root)")
     need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
     env = {**os.environ, "PYTHONPATH": APP_DIR, "UV_PYTHON": sys.executable}
+    env.pop("UVSWEEP_ACCEPT_HIDDEN_PROCESSES", None)  # set when the suite itself runs in one
     return subprocess.run(
         ["unshare", *flags, "sh", "-c", script], capture_output=True, text=True, env=env,
         check=False, timeout=60,
