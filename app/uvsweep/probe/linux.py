@@ -89,10 +89,16 @@ class LockTable:
         self.others = others
         self.own = own or {}
 
-    def device_of(self, dev: int, ino: int, known: dict[int, Device]) -> tuple[Device, bool]:
-        """(the device `/proc/locks` prints for this file, whether that is certain)."""
+    def device_of(
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
+    ) -> tuple[Device, bool]:
+        """(the device `/proc/locks` prints for this file, whether that is certain).
+
+        `own=False` for a file we no longer hold (an unlinked old generation): our own locks
+        then say nothing about it.
+        """
         guess = (os.major(dev), os.minor(dev))
-        mine = self.own.get(ino)
+        mine = self.own.get(ino) if own else None
         if mine:
             if len(mine) == 1:
                 (found,) = mine
@@ -105,7 +111,7 @@ class LockTable:
         return guess, False
 
     def entries(
-        self, dev: int, ino: int, known: dict[int, Device]
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
     ) -> tuple[list[LockEntry], list[LockEntry]]:
         """(entries on this very file, entries on its inode number whose device is unsure).
 
@@ -114,7 +120,7 @@ class LockTable:
         on_inode = self.others.get(ino)
         if not on_inode:
             return [], []
-        device, certain = self.device_of(dev, ino, known)
+        device, certain = self.device_of(dev, ino, known, own)
         mine = [e for e in on_inode if (e.major, e.minor) == device]
         if certain:
             return mine, []

@@ -509,7 +509,8 @@ class LinuxRemover(PosixRemover):
         name = path.rsplit("/", 1)[-1]
         table = self._read_table()
         if table is not None:
-            mine, unsure = table.entries(dev, ino, self.known)
+            # the device was learned while we held the file (`known`); our locks now are others'
+            mine, unsure = table.entries(dev, ino, self.known, own=False)
             if mine or unsure:
                 return True
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
