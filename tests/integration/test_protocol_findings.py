@@ -618,3 +618,52 @@ def test_a_tiny_fd_limit_is_a_clear_error_not_a_traceback(lockdir: Path) -> None
         assert left == 0
     else:
         assert "open files" in done.stderr
+
+
+B = "uv-00000000000000bb.lock"
+
+
+class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
+    """A waiter on B comes while we hold the batch; a late opener on A forces a long handoff."""
+
+    def __init__(self, workers: Workers) -> None:
+        super().__init__(handoff_wait=30.0)
+        self.workers = workers
+        self.waiter: subprocess.Popen[str] | None = None
+
+    def users(self, targets, result):  # type: ignore[no-untyped-def]
+        if self.waiter is None:
+            before = Path("/proc/locks").read_text().count("->")
+            self.waiter = self.workers.start(Path(targets[0].path).with_name(B), 0.0, 0.0)
+            deadline = time.monotonic() + 10
+            while Path("/proc/locks").read_text().count("->") == before:
+                assert time.monotonic() < deadline, "the waiter on B never queued"
+                time.sleep(0.01)
+        return super().users(targets, result)
+
+    def unlink(self, target: Target) -> None:
+        if target.name == A:
+            self.workers.start(Path(target.path), pause=1.5, hold=0.0)
+        super().unlink(target)
+
+
+def test_a_long_handoff_does_not_keep_other_files_of_the_batch_locked(
+    lockdir: Path, workers: Workers
+) -> None:
+    import select
+
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    remover = _WaiterOnBThenLateOpenerOnA(workers)
+    thread = threading.Thread(target=lambda: remover.remove([str(lockdir)], Policy()))
+    thread.start()
+    try:
+        while remover.waiter is None:
+            time.sleep(0.01)
+        assert remover.waiter.stdout is not None
+        ready, _, _ = select.select([remover.waiter.stdout], [], [], 1.2)
+        assert ready, "B's waiter was kept waiting while A was handed over"
+        assert remover.waiter.stdout.readline().strip() == "locked"
+        assert thread.is_alive(), "A's handoff is still going on"
+    finally:
+        thread.join(30)

@@ -328,6 +328,10 @@ class Remover(ABC):
                 )
                 pending.append((target, use))
             if pending:
+                busy = {target for target, _use in pending}
+                for target in locked:  # nobody waits on our other locks while we hand over
+                    if target not in busy:
+                        self.release(target)
                 hows = self.undo_all(pending, result)
                 for target, use in pending:
                     how = hows[target]
