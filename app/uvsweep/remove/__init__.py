@@ -328,9 +328,9 @@ class Remover(ABC):
                 )
                 pending.append((target, use))
             if pending:
-                busy = {target for target, _use in pending}
+                handing = {target for target, _use in pending}
                 for target in locked:  # nobody waits on our other locks while we hand over
-                    if target not in busy:
+                    if target not in handing:
                         self.release(target)
                 hows = self.undo_all(pending, result)
                 for target, use in pending:
