@@ -105,8 +105,14 @@ def _component_bytes(body: bytes, seps: bytes, *, skip_cur_dir: bool) -> bytes:
 
 
 def _os_str(part: bytes) -> bytes:
-    # Windows `OsStr` hashes as its WTF-8 bytes followed by 0xFE.
-    return part + b"\xfe"
+    """What `impl Hash for OsStr` writes: `as_encoded_bytes()` hashed as a `[u8]` slice.
+
+    Rust std (`library/std/src/ffi/os_str.rs`) hashes an `OsStr` through its encoded bytes, and
+    `impl Hash for [u8]` writes the length first (`write_length_prefix`, a `usize`: eight
+    little-endian bytes on 64-bit), then the bytes. The 0xFF/0xFE terminators belong to `str`
+    and to the private WTF-8 type, never to an `OsStr` field of `Prefix`.
+    """
+    return struct.pack("<Q", len(part)) + part
 
 
 def _next_component(path: bytes, seps: bytes) -> tuple[bytes, bytes]:
@@ -137,7 +143,8 @@ def _windows_prefix(path: bytes) -> tuple[bytes, int, bool] | None:
                 share, _ = _next_component(tail, back)
                 size = 8 + len(server) + (1 + len(share) if share else 0)
                 return variant(1) + _os_str(server) + _os_str(share), size, True
-            letter = disk(rest) if len(rest) == 2 or rest[2:3] in (b"/", b"\\") else None
+            # `parse_drive_exact`: the byte after `C:` must be a verbatim separator (`\`) or absent
+            letter = disk(rest) if len(rest) == 2 or rest[2:3] == b"\\" else None
             if letter is not None:
                 return variant(2) + bytes([letter]), 6, True
             name, _ = _next_component(rest, back)
