@@ -190,3 +190,33 @@ def str_digest(key: str) -> str:
 def lock_name(digest: str, *, setuptools: bool = False) -> str:
     """The file name uv gives the lock with this digest."""
     return f"uv-setuptools-{digest}.lock" if setuptools else f"uv-{digest}.lock"
+
+
+def windows_verbatim(path: str) -> str:
+    """What Rust's `fs::canonicalize` returns on Windows for a resolved path: a `\\\\?\\` path.
+
+    `canonicalize` opens the file and asks `GetFinalPathNameByHandleW`, which answers in the
+    verbatim form: `C:\\x` comes back as `\\\\?\\C:\\x` and `\\\\server\\share\\x` as
+    `\\\\?\\UNC\\server\\share\\x`. `path` must already be absolute and resolved; paths that are
+    verbatim already are returned as they are.
+    """
+    path = path.replace("/", "\\")
+    if path.startswith("\\\\?\\"):
+        return path
+    if path.startswith("\\\\"):
+        return "\\\\?\\UNC\\" + path[2:]
+    return "\\\\?\\" + path
+
+
+def windows_absolute(path: str, cwd: str) -> str:
+    """Rust's `std::path::absolute` on Windows (`GetFullPathNameW`): `..` and `.` collapse.
+
+    Unlike Unix, where `absolute` keeps `..`, Windows resolves the path lexically: separators
+    become `\\`, `.` and `..` components are folded. Verbatim (`\\\\?\\`) paths are returned
+    unchanged, as `GetFullPathNameW` is not called for them.
+    """
+    import ntpath  # noqa: PLC0415 - pure string rules, importable on every OS
+
+    if path.startswith("\\\\?\\"):
+        return path
+    return ntpath.normpath(ntpath.join(cwd, path))

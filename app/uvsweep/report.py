@@ -34,10 +34,19 @@ def file_json(item: LockFile, now: float) -> dict[str, Any]:
         "age_seconds": round(max(0.0, now - item.mtime), 3),
         "size": item.size,
         "owner": item.owner,
-        "label": {"kind": item.label.kind.value, "path": item.label.path} if item.label else None,
+        "label": label_json(item),
         "holders": [holder_json(h) for h in item.holders],
         "waiters": [holder_json(h) for h in item.waiters],
+        "reason": item.reason,
+        "blocks_uv": item.blocks_uv if item.state is LockState.FOREIGN else None,
     }
+
+
+def label_json(item: LockFile) -> dict[str, Any] | None:
+    """`{"kind", "path"}`; `path` is null for a build lock whose source tree is gone."""
+    if item.label is None:
+        return None
+    return {"kind": item.label.kind.value, "path": item.label.path or None}
 
 
 def snapshot_json(snapshot: Snapshot, now: float) -> dict[str, Any]:
@@ -65,7 +74,9 @@ def _who(item: LockFile) -> str:
 
 
 def _label(item: LockFile) -> str:
-    return f"{item.label.kind.value} {item.label.path}" if item.label else "unknown"
+    if item.label is None:
+        return "unknown"
+    return f"{item.label.kind.value} {item.label.path or '(source tree gone)'}"
 
 
 def summary_line(snapshot: Snapshot) -> str:

@@ -31,7 +31,7 @@ def run_uv(
 
 def lockname(*args: str, cwd: Path, env: dict[str, str]) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "uvsweep", "lockname", "--name-only", *args],
+        [sys.executable, "-m", "uvsweep", "lockname", "--name-only", "--bare", *args],
         cwd=cwd, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -190,9 +190,12 @@ def test_lockname_raw_keys(tmp_path: Path) -> None:
 
 def test_lockname_explains_what_it_cannot_do(tmp_path: Path) -> None:
     done = uvsweep("lockname", "--project", str(tmp_path))
-    assert done.returncode == 1 and "no managed project" in done.stderr
+    assert done.returncode == 0 and done.stdout.startswith("uv takes no lock for this:")
+    assert "no managed project" in done.stdout
     done = uvsweep("lockname", "--python", sys.executable)
-    assert done.returncode == 1 and "virtual environment" in done.stderr
+    assert done.returncode == 0 and "virtual environment" in done.stdout
+    done = uvsweep("lockname", "--python", str(tmp_path / "no-python"))
+    assert done.returncode == 1 and "no interpreter" in done.stderr
     done = uvsweep("lockname", str(tmp_path / "nothing-here"))
     assert done.returncode == 2 and "pass --project, --script, --python or --build" in done.stderr
     assert uvsweep("lockname", "--str", "x").returncode == 2
