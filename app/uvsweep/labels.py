@@ -362,7 +362,7 @@ def interpreter_keys(
         exe: str | None = spec
     else:
         exe = shutil.which(spec, path=environ.get("PATH"))
-    if not exe or not os.path.exists(exe):
+    if not exe or (run is None and not os.path.exists(exe)):
         raise ValueError(f"no interpreter at {spec!r}")
     exe = os.path.abspath(exe)
     out = (run or _query)(exe)
@@ -448,17 +448,15 @@ def _conda_envs(environ: Mapping[str, str], home: str) -> Iterator[str]:
 
 
 def interpreter_homes(
-    environ: Mapping[str, str] = os.environ,
-    platform: str = sys.platform,
-    windows_registry: Callable[[], list[str]] | None = None,
+    environ: Mapping[str, str] = os.environ, platform: str = sys.platform
 ) -> Iterator[str]:
     """Install prefixes of interpreters that shims, managers and OS installers put in place.
 
     pyenv (`$PYENV_ROOT`, else `~/.pyenv`), asdf (`$ASDF_DATA_DIR`, else `~/.asdf`) and mise
     (`$MISE_DATA_DIR`, else `$XDG_DATA_HOME/mise`) keep one prefix per version; their shims on
     PATH exec the real interpreter, whose `sys.executable` is what uv hashes. Then conda envs,
-    python.org and Homebrew frameworks on macOS, and on Windows the PEP 514 registry entries
-    and the Microsoft Store packages uv also finds.
+    python.org and Homebrew frameworks on macOS, and on Windows the Microsoft Store packages
+    uv also finds (the PEP 514 registry gives executables: see `build_index`).
     """
     home = _home(environ)
     pyenv = environ.get("PYENV_ROOT") or os.path.join(home, ".pyenv")
@@ -480,8 +478,6 @@ def interpreter_homes(
                 f"{brew}/Cellar/python@*/*/Frameworks/Python.framework/Versions/*"
             ))  # fmt: skip
     if platform == "win32":
-        for exe in (windows_registry or _windows_registry_pythons)():
-            yield os.path.dirname(exe)
         local = environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
         apps = os.path.join(local, "Microsoft", "WindowsApps")
         yield from sorted(glob.glob(os.path.join(glob.escape(apps), "PythonSoftwareFoundation.*")))
@@ -563,13 +559,22 @@ class LabelIndex:
     """Digest -> the environment it belongs to, for `uv-*` and `uv-setuptools-*` names."""
 
     def __init__(self, style: PathStyle = PathStyle.POSIX) -> None:
+        import ntpath  # noqa: PLC0415
+        import posixpath  # noqa: PLC0415
+
         self.style = style
         self.env: dict[str, Label] = {}
         self.build: dict[str, Label] = {}
+        windows = style is PathStyle.WINDOWS
+        self.paths = ntpath if windows else posixpath  # the other OS's rules, also in tests
+        self.native = windows == (os.name == "nt")  # can this OS resolve such paths?
 
     @property
     def platform(self) -> str:
         return "win32" if self.style is PathStyle.WINDOWS else "posix"
+
+    def _real(self, path: str) -> str:
+        return os.path.realpath(path) if self.native else path
 
     def add(self, kind: LabelKind, key: str, shown: str | None = None) -> None:
         """Hash `key` as a Path; the first candidate to claim a digest keeps it."""
@@ -581,13 +586,13 @@ class LabelIndex:
 
     def add_tree(self, tree: str) -> None:
         """A source tree uv may build with setuptools: its canonical path, as uv keys it."""
-        real = os.path.realpath(tree)
+        real = self._real(tree)
         key = windows_verbatim(real) if self.style is PathStyle.WINDOWS else real
         self.build.setdefault(path_digest(key, self.style), Label(LabelKind.BUILD, real))
 
     def add_project(self, root: str) -> None:
         """A workspace root: both project keys, and the build locks of it and its members."""
-        real = os.path.realpath(root)
+        real = self._real(root)
         self.add(LabelKind.PROJECT, root)  # uv 0.5.29 to 0.13.0: lexical
         self.add(LabelKind.PROJECT, real, root)  # uv 0.13.1 and later: resolved
         if self.style is PathStyle.WINDOWS:
@@ -598,18 +603,17 @@ class LabelIndex:
 
     def add_interpreter(self, executable: str) -> None:
         """An interpreter: `sys.executable` (uv >= 0.7.12) and `sys.prefix` (older uv) keys."""
-        real = os.path.realpath(executable)
-        for spelled in (executable, real):
+        for spelled in dict.fromkeys((executable, self._real(executable))):
             self.add(LabelKind.PYTHON, spelled)
-            bin_dir = os.path.dirname(spelled)
-            prefix = bin_dir if self.style is PathStyle.WINDOWS else os.path.dirname(bin_dir)
+            bin_dir = self.paths.dirname(spelled)
+            prefix = bin_dir if self.style is PathStyle.WINDOWS else self.paths.dirname(bin_dir)
             self.add(LabelKind.PYTHON, prefix)
 
     def add_home(self, home: str) -> None:
         """An install prefix: the prefix itself and every interpreter in its bin dir."""
         self.add(LabelKind.PYTHON, home)
-        where = home if self.style is PathStyle.WINDOWS else os.path.join(home, "bin")
-        for exe in _interpreters_in(where):
+        where = home if self.style is PathStyle.WINDOWS else self.paths.join(home, "bin")
+        for exe in _interpreters_in(where, self.paths):
             self.add_interpreter(exe)
 
     def label_for(self, name: str) -> Label | None:
@@ -622,10 +626,10 @@ class LabelIndex:
         return self.env.get(digest)
 
 
-def _interpreters_in(directory: str) -> Iterable[str]:
+def _interpreters_in(directory: str, paths: Any = os.path) -> Iterable[str]:
     for name in sorted(_listdir(directory)):
         if _PYTHON_NAME_RE.fullmatch(name):
-            yield os.path.join(directory, name)
+            yield paths.join(directory, name)
 
 
 def _has_uv_shebang(path: str) -> bool:
@@ -684,7 +688,7 @@ def build_index(
     index = LabelIndex(style=_style(platform))
     for directory in environ.get("PATH", "").split(os.pathsep):
         if directory:
-            for exe in _interpreters_in(directory):
+            for exe in _interpreters_in(directory, index.paths):
                 index.add_interpreter(exe)
     if platform != "win32":
         for prefix in ("/usr/local", "/usr"):
@@ -694,8 +698,11 @@ def build_index(
     if platform == "darwin":
         for exe in _interpreters_in("/opt/homebrew/bin"):
             index.add_interpreter(exe)
-    for home in interpreter_homes(environ, platform, windows_registry):
+    for home in interpreter_homes(environ, platform):
         index.add_home(home)
+    if platform == "win32":
+        for exe in (windows_registry or _windows_registry_pythons)():
+            index.add_interpreter(exe)
     managed = python_install_dir(environ, platform)
     for install in sorted(_listdir(managed)):
         index.add_home(os.path.join(managed, install))

@@ -99,8 +99,9 @@ def default_dirs(
     """uv's temp dir for this user, `/tmp` on Unix when different, then `extra` (from settings)."""
     dirs = [uv_temp_dir(platform, environ, darwin_confstr, windows_temp_path)]
     if platform == "darwin":
-        # Rust's `temp_dir()` falls back to the per-user `confstr` dir, not `/tmp`, when TMPDIR
-        # is unset (as under sudo and launchd): that is where this user's such uv runs lock.
+        # Rust std's `env::temp_dir` (library/std/src/env.rs) on Darwin: `$TMPDIR`, else
+        # `confstr(_CS_DARWIN_USER_TEMP_DIR)`, not `/tmp`. So a uv run without TMPDIR (sudo,
+        # launchd) locks in this user's (root's, as root) per-user dir: scan it as well.
         found = darwin_confstr()
         if found:
             dirs.append(found.rstrip("/") or "/")

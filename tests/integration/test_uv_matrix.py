@@ -16,8 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -123,11 +121,11 @@ class Release:
 
     def predict(
         self, op: Op, args: list[str], label: tuple[str, str | None] | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, cwd: Path | None = None,
     ) -> None:  # fmt: skip
         """Ask `lockname --json` and keep the names this release uses, with the label due."""
         doc = _uvsweep("lockname", "--json", "--name-only", *args,
-                       env=env or self.env, cwd=self.root)  # fmt: skip
+                       env=env or self.env, cwd=cwd or self.root)  # fmt: skip
         op.no_lock = doc["no_lock"] or op.no_lock
         for lock in doc["locks"]:
             first, last = lock["first"], lock["last"]
@@ -152,6 +150,11 @@ class Release:
         via_link = projects / "link" / "p2"
         self.uv_run(op, ["sync", "--project", str(via_link)], root)
         self.predict(op, ["--project", str(via_link)], ("project", str(via_link)))
+
+        # from inside the symlinked dir: uv starts from getcwd(), which is the physical path
+        op = self.op("sync-symlink-cwd")
+        self.uv_run(op, ["sync"], via_link)
+        self.predict(op, ["--project", "."], ("project", str(via_link)), cwd=via_link)
 
         scripts = root / "scripts"
         scripts.mkdir()
@@ -263,7 +266,7 @@ def _v(text: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="module")
-def matrix() -> Iterator[dict[str, Release]]:
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Release]:
     need(shutil.which("strace") is not None, "strace is not installed (Debian: strace)")
     python = base_python()
     need(
@@ -271,23 +274,21 @@ def matrix() -> Iterator[dict[str, Release]]:
                        check=False).returncode == 0,
         f"{python} has no pip (it downloads the uv releases)",
     )  # fmt: skip
-    wheels = Path(tempfile.mkdtemp(prefix="uvsweep-matrix-"))
-    try:
-        shutil.copy(wheel(python, SETUPTOOLS), wheels)
-        make_wheel(wheels)
-        binaries = {version: uv_release(python, version) for version in RELEASES}
-        releases = {
-            version: Release(version, binaries[version], wheels / version, wheels)
-            for version in RELEASES
-        }
-        for release in releases.values():
-            release.root.mkdir()
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            for future in [pool.submit(r.run_all) for r in releases.values()]:
-                future.result()
-        yield releases
-    finally:
-        shutil.rmtree(wheels, ignore_errors=True)
+    # pytest's own tmp dirs: the last few runs' trees stay for a look, older ones go
+    wheels = tmp_path_factory.mktemp("uv-matrix")
+    shutil.copy(wheel(python, SETUPTOOLS), wheels)
+    make_wheel(wheels)
+    binaries = {version: uv_release(python, version) for version in RELEASES}
+    releases = {
+        version: Release(version, binaries[version], wheels / version, wheels)
+        for version in RELEASES
+    }
+    for release in releases.values():
+        release.root.mkdir()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [pool.submit(r.run_all) for r in releases.values()]:
+            future.result()
+    return releases
 
 
 @pytest.mark.parametrize("version", RELEASES)
