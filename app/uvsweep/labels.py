@@ -301,13 +301,13 @@ def script_keys(path: str, cwd: str | None = None, platform: str = sys.platform)
         return [LockKey(LabelKind.SCRIPT, path, ("script-url",), text=True)]
     if path == "-":
         raise NoLockError(
-            "a script on stdin: uv hashes its TOML block as a string, so its lock has no name"
-            " that can be found from a path (run lockname --raw --str with the block's text)"
+            "a script on stdin takes a lock keyed by the text of its `# /// script` block (a"
+            " string), so its name cannot be found from a path and scan cannot label it"
         )
     here = cwd or os.getcwd()
     full = os.path.join(here, path)
     if not os.path.isfile(full):
-        raise NoLockError(f"no script at {path!r}")
+        raise ValueError(f"no script at {path!r}")
     if not has_script_block(full):
         raise NoLockError(
             f"{path!r} has no `# /// script` block: uv runs it in the project or ambient"
@@ -672,7 +672,11 @@ def _process_candidates(index: LabelIndex, proc: ProcessInfo) -> None:
     # first few plain arguments that are scripts with a metadata block
     plain = [arg for arg in argv[1:8] if not arg.startswith("-")]
     for arg in plain:
-        if arg.endswith(".py") or re.match(r"https?://", arg) or os.sep in arg:
+        if (
+            arg.endswith(".py")
+            or re.match(r"https?://", arg)
+            or (os.sep in arg and _has_uv_shebang(os.path.join(cwd, arg)))
+        ):
             _script_candidate(index, arg, cwd)
 
 

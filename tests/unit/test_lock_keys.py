@@ -314,3 +314,8 @@ def test_macos_scans_the_per_user_confstr_dir_even_with_tmpdir_set() -> None:
     dirs = default_dirs(platform="darwin", environ={"TMPDIR": "/custom"},
                         darwin_confstr=lambda: "/var/folders/xy/T/")  # fmt: skip
     assert dirs[:3] == ["/custom", "/var/folders/xy/T", "/tmp"]
+
+
+def test_a_missing_script_is_an_error_not_a_lockless_script(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no script"):
+        script_keys("gone.py", str(tmp_path))
