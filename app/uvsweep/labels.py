@@ -113,7 +113,8 @@ def workspace_members(root: str) -> list[str]:
     """The member dirs of the workspace at `root` (globs of `members` minus `exclude`), sorted.
 
     uv builds each member from its own dir, so each can leave a `uv-setuptools-` lock keyed by
-    the member's canonical path (uv-workspace `Workspace::collect_members` globs the same way).
+    the member's canonical path (uv-workspace `Workspace::collect_members_only` globs the same
+    way: each pattern joined to the escaped root).
     """
     data = _read_pyproject(root) or {}
     workspace = _uv_table(data).get("workspace")
@@ -155,13 +156,14 @@ class Rule:
 
 #: Every rule, from uv's source (the functions named) and checked against real releases.
 RULES = {
-    # crates/uv/src/commands/project/mod.rs `ProjectInterpreter::lock` (0.5.29, #11226), later
+    # crates/uv/src/commands/project/mod.rs `ProjectInterpreter::lock` (0.5.29), later
     # `lock_project_environment`: `cache_digest(workspace.install_path())`; uv-workspace makes
     # the root `std::path::absolute` + `normalize_path`, so symlinks are kept. A project found
     # from the cwd starts from `getcwd()`, which is already physical.
     "project": Rule("the workspace root, absolute and normalised lexically", "0.5.29", "0.13.0"),
-    # 0.13.1 canonicalizes the workspace path before keying its environment (astral-sh/uv#20436,
-    # "Reuse centralized environments through workspace symlinks"); seen with real 0.13.1.
+    # Real 0.13.0 hashes the lexical root and real 0.13.1 the resolved one (the fidelity matrix).
+    # The change is most likely astral-sh/uv#20436, "Reuse centralized environments through
+    # workspace symlinks", which canonicalizes the workspace path before using it.
     "project-real": Rule("the workspace root with symlinks resolved", "0.13.1", None),
     # crates/uv/src/commands/project/mod.rs `ScriptInterpreter::lock` (0.5.31): `cache_digest(
     # &script.path)`, where uv-scripts `Pep723Script::read` stores `std::path::absolute(file)`
