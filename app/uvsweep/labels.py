@@ -165,6 +165,13 @@ RULES = {
     # The change is most likely astral-sh/uv#20436, "Reuse centralized environments through
     # workspace symlinks", which canonicalizes the workspace path before using it.
     "project-real": Rule("the workspace root with symlinks resolved", "0.13.1", None),
+    # On Windows `fs_err::canonicalize` answers `\\?\C:\...`; had uv used `dunce` there (as its
+    # tests do), the plain form would be the key. Not run on Windows, so both are named.
+    "project-real-plain": Rule(
+        "the workspace root with symlinks resolved, without `\\\\?\\` (one of the two on Windows)",
+        "0.13.1",
+        None,
+    ),
     # crates/uv/src/commands/project/mod.rs `ScriptInterpreter::lock` (0.5.31): `cache_digest(
     # &script.path)`, where uv-scripts `Pep723Script::read` stores `std::path::absolute(file)`
     # (`..` kept on Unix, folded on Windows). Only for a file with a `# /// script` block.
@@ -273,6 +280,8 @@ def project_keys(path: str, cwd: str | None = None, platform: str = sys.platform
         LockKey(LabelKind.PROJECT, root, ("project",)),
         LockKey(LabelKind.PROJECT, _resolved(root, platform), ("project-real",)),
     ]
+    if platform == "win32":
+        keys.append(LockKey(LabelKind.PROJECT, os.path.realpath(root), ("project-real-plain",)))
     return _merged(keys, _style(platform))
 
 

@@ -73,7 +73,8 @@ def _who(item: LockFile) -> str:
     return "-"
 
 
-def _label(item: LockFile) -> str:
+def label_text(item: LockFile) -> str:
+    """What a file guards, in words: `project /x`, `build (source tree gone)`, `unknown`."""
     if item.label is None:
         return "unknown"
     return f"{item.label.kind.value} {item.label.path or '(source tree gone)'}"
@@ -94,7 +95,7 @@ def snapshot_text(snapshot: Snapshot, now: float) -> str:
     """The table people read: state, age, what it guards, who holds it, where it is."""
     rows = [("STATE", "AGE", "GUARDS", "HOLDER", "PATH")]
     rows += [
-        (item.state.value, format_age(now - item.mtime), _label(item), _who(item), item.path)
+        (item.state.value, format_age(now - item.mtime), label_text(item), _who(item), item.path)
         for item in snapshot.files
     ]
     lines = []
@@ -225,7 +226,8 @@ def watch_lines(
         ]
     clock = time.strftime("%H:%M:%S", time.localtime(now))
     lines = [
-        f"{clock} + {item.state.value:<10} {item.path}  ({_label(item)})" for item in change.added
+        f"{clock} + {item.state.value:<10} {item.path}  ({label_text(item)})"
+        for item in change.added
     ]
     for before, after in change.changed:
         who = _who(after)
