@@ -199,3 +199,28 @@ def test_lockname_explains_what_it_cannot_do(tmp_path: Path) -> None:
     done = uvsweep("lockname", str(tmp_path / "nothing-here"))
     assert done.returncode == 2 and "pass --project, --script, --python or --build" in done.stderr
     assert uvsweep("lockname", "--str", "x").returncode == 2
+
+
+def test_a_running_shebang_script_is_labelled_without_settings(
+    uv: str, uv_env: dict[str, str], lockdir: Path, tmp_path: Path
+) -> None:
+    # `#!/usr/bin/env -S uv run --script`: the process is `uv run --script ./tool`, no `.py`
+    tool = tmp_path / "tool"
+    tool.write_text(
+        "#!/usr/bin/env -S uv run --script\n# /// script\n# dependencies = []\n# ///\n"
+        "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
+    )
+    tool.chmod(0o755)
+    env = {**uv_env, "PATH": os.path.dirname(uv) + os.pathsep + uv_env["PATH"]}
+    with subprocess.Popen(
+        ["./tool"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    ) as running:
+        try:
+            assert running.stdout is not None
+            assert running.stdout.readline().strip() == "up"
+            doc = scan(lockdir, tmp_path / "..", env)
+            assert [f["label"] for f in doc["files"]] == [
+                {"kind": "script", "path": os.path.join(str(tmp_path), "./tool")}  # as uv has it
+            ]
+        finally:
+            running.kill()
