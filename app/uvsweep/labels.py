@@ -705,6 +705,12 @@ def build_index(
         if directory:
             for exe in _interpreters_in(directory, index.paths):
                 index.add_interpreter(exe)
+            if os.path.basename(os.path.normpath(directory)) == "shims":
+                # a shim dir wherever it is: its manager keeps the installs beside it
+                manager = os.path.dirname(os.path.normpath(directory))
+                for installs in ("versions", os.path.join("installs", "python")):
+                    for version in sorted(_listdir(os.path.join(manager, installs))):
+                        index.add_home(os.path.join(manager, installs, version))
     if platform != "win32":
         for prefix in ("/usr/local", "/usr"):
             index.add(LabelKind.PYTHON, prefix)

@@ -319,3 +319,11 @@ def test_macos_scans_the_per_user_confstr_dir_even_with_tmpdir_set() -> None:
 def test_a_missing_script_is_an_error_not_a_lockless_script(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no script"):
         script_keys("gone.py", str(tmp_path))
+
+
+def test_installs_beside_a_shim_dir_on_path_are_candidates_wherever_it_is(tmp_path: Path) -> None:
+    exe = _exe(tmp_path / "tools" / "pyenv" / "versions" / "3.9.18" / "bin" / "python3.9")
+    _exe(tmp_path / "tools" / "pyenv" / "shims" / "python")
+    env = {"PATH": str(tmp_path / "tools" / "pyenv" / "shims"), "HOME": str(tmp_path / "home")}
+    index = build_index((), None, env, "linux", cwd=str(tmp_path))
+    assert index.label_for(name(str(exe))) == Label(LabelKind.PYTHON, str(exe))
