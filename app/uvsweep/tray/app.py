@@ -415,9 +415,9 @@ def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,
 
 
 def _windows_small_icon() -> int:  # pragma: no cover - Windows
-    import ctypes  # noqa: PLC0415
+    from uvsweep import win32  # noqa: PLC0415
 
-    return int(ctypes.windll.user32.GetSystemMetrics(49))  # type: ignore[attr-defined]
+    return int(win32.load("user32").GetSystemMetrics(49))
 
 
 def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
