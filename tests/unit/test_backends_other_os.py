@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Holder
+from tests.conftest import Holder, child_with_file
+from tests.darwin_model import LibprocModel
 from tests.psutil_double import FakeProcess, FakePsutil
 from tests.windows_model import WindowsModel
 from uvsweep.model import LockState
 from uvsweep.probe import for_platform
-from uvsweep.probe.darwin import DarwinBackend
+from uvsweep.probe.darwin import DarwinBackend, Libproc
 from uvsweep.probe.linux import LinuxBackend
 from uvsweep.probe.windows import FILE_ATTRIBUTE_REPARSE_POINT, WindowsBackend
 
@@ -113,33 +114,44 @@ def test_windows_missing_dir_is_an_error_not_a_crash() -> None:
 # ---- macOS: real flock on real files, open files injected ------------------------------------
 
 
-def test_darwin_backend_with_real_locks_and_injected_open_files(
-    lockdir: Path, hold: type[Holder]
-) -> None:
+def test_darwin_backend_matches_open_files_by_inode(lockdir: Path, hold: type[Holder]) -> None:
     for name in (NAME_A, NAME_B, "uv-00000000000000cc.lock"):
         (lockdir / name).touch()
-    hold(lockdir / NAME_B)
-    opened = str(lockdir / "uv-00000000000000cc.lock")
-
-    def open_files() -> list[tuple[int, list[str] | None]]:
-        return [(1, [opened]), (2, None), (os.getpid(), [str(lockdir / NAME_A)])]
-
-    result = DarwinBackend(open_files=open_files).probe([str(lockdir)])
-    states = {item.name: item.state for item in result.files}
-    assert states == {
-        NAME_A: LockState.ORPHANED,  # only we have it open: that does not count
+    held = hold(lockdir / NAME_B)
+    with (
+        child_with_file(lockdir / "uv-00000000000000cc.lock") as opener,
+        open(lockdir / NAME_A, "rb"),
+    ):  # only we have A open: that does not count
+        libproc = Libproc(LibprocModel([held.pid, opener.pid], refused=[999999]))
+        result = DarwinBackend(open_files=libproc.open_files).probe([str(lockdir)])
+    states = {item.name: item for item in result.files}
+    assert {name: item.state for name, item in states.items()} == {
+        NAME_A: LockState.ORPHANED,
         NAME_B: LockState.HELD,
         "uv-00000000000000cc.lock": LockState.OPEN,
     }
-    held = next(item for item in result.files if item.name == NAME_B)
-    assert held.holders[0].pid is None  # macOS cannot say who: unknown, never none
+    assert [h.pid for h in states["uv-00000000000000cc.lock"].openers] == [opener.pid]
+    assert states[NAME_B].holders[0].pid is None  # macOS cannot say who: unknown, never none
     assert result.hidden_processes == 1
     assert any("unknown" in note for note in result.notes)
 
 
+def test_libproc_reports_kernel_paths_and_unlinked_inodes(lockdir: Path) -> None:
+    """The model answers as macOS does: /private paths, and an unlinked file keeps its inode."""
+    path = lockdir / NAME_A
+    path.touch()
+    st = path.stat()
+    with child_with_file(path) as opener:
+        path.unlink()
+        files = dict(Libproc(LibprocModel([opener.pid])).open_files())[opener.pid]
+    assert files is not None
+    found = [(dev, ino, p) for dev, ino, p in files if ino == st.st_ino]
+    assert found == [(st.st_dev & 0xFFFFFFFF, st.st_ino, "/private" + os.path.realpath(path))]
+
+
 def test_the_chooser_picks_a_backend_per_os() -> None:
     assert isinstance(for_platform("linux"), LinuxBackend)
-    assert isinstance(for_platform("darwin"), DarwinBackend)
+    assert isinstance(for_platform("darwin"), DarwinBackend)  # psutil's fallback here
     assert isinstance(for_platform("freebsd14"), DarwinBackend)
     assert isinstance(for_platform("win32"), WindowsBackend)
 

@@ -8,20 +8,33 @@ flock, with psutil's open-file list injected.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Holder
+from tests import darwin_model
+from tests.conftest import Holder, child_with_file
+from tests.darwin_model import LibprocModel
 from tests.windows_model import ME, WindowsModel
 from uvsweep.model import LockState
+from uvsweep.probe.darwin import (
+    Libproc,
+    ProcFdInfo,
+    VinfoStat,
+    VnodeFdInfoWithPath,
+    VnodeInfo,
+    psutil_open_files,
+)
 from uvsweep.probe.windows import FILE_ATTRIBUTE_REPARSE_POINT
 from uvsweep.remove import Policy, for_platform
-from uvsweep.remove.posix import DarwinRemover, LinuxRemover
+from uvsweep.remove.darwin import DarwinRemover
+from uvsweep.remove.posix import LinuxRemover
 from uvsweep.remove.windows import WindowsRemover
 
 A = "uv-00000000000000aa.lock"
@@ -205,54 +218,126 @@ def test_windows_missing_dir() -> None:
     assert [e.path for e in result.errors] == ["C:\\gone"]
 
 
-# ---- macOS: real files and flock, psutil's open files injected --------------------------------
+# ---- macOS: real files, flock and processes; libproc and psutil as macOS answers them ---------
+
+LATE_OPENER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)  # uv's open, before the unlink
+print("opened", flush=True)
+fcntl.flock(fd, fcntl.LOCK_EX)  # blocks on our lock until it is handed over
+# uv holds the old file's lock now: whoever opens the name must find it locked
+probe = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("name free: two uv could both hold a lock", flush=True)
+except BlockingIOError:
+    print("name locked", flush=True)
+sys.stdin.readline()  # uv works until told to finish
+"""
 
 
-def test_darwin_remover_with_real_locks(lockdir: Path, hold: type[Holder]) -> None:
+def darwin_remover(pids: list[int], **seams: Any) -> DarwinRemover:
+    return DarwinRemover(open_files=Libproc(LibprocModel(pids, refused=[999999])).open_files,
+                         **seams)  # fmt: skip
+
+
+def test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    """Finding 3: psutil and libproc report /private/var/... where $TMPDIR says /var/...: a
+    match by path saw nobody and removed a file uv had open."""
     for name in (A, B, C):
         (lockdir / name).touch()
-    hold(lockdir / B)
+    held = hold(lockdir / B)
+    with child_with_file(lockdir / C) as opener:
+        remover = darwin_remover([held.pid, opener.pid])
+        result = remover.remove([str(lockdir)], Policy())
+        states = {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
+        assert result.removed == [str(lockdir / A)]
+        assert states[B][0] is LockState.HELD
+        assert states[C][0] is LockState.OPEN and f"pid {opener.pid}" in states[C][1]
+        assert result.hidden_processes == 1
+        assert (lockdir / B).exists() and (lockdir / C).exists()
 
-    def open_files() -> list[tuple[int, list[str] | None]]:
-        return [(1, [str(lockdir / C)]), (2, None), (ME, [str(lockdir / A)])]
 
-    result = DarwinRemover(open_files=open_files).remove([str(lockdir)], Policy())
-    assert result.removed == [str(lockdir / A)]
-    states = {Path(s.path).name: s.state for s in result.skipped}
-    assert states == {B: LockState.HELD, C: LockState.OPEN}
-    assert result.hidden_processes == 1
-    assert (lockdir / B).exists() and (lockdir / C).exists()
-
-
-def test_darwin_handoff_when_a_process_shows_up_after_the_unlink(lockdir: Path) -> None:
+def test_darwin_handoff_sees_a_user_of_the_unlinked_inode(lockdir: Path) -> None:
+    """Finding 3: psutil drops an unlinked file from open_files, so the handoff never fired."""
     path = lockdir / A
     path.touch()
     old_ino = path.stat().st_ino
-    calls = {"after_unlink": False, "checks": 0}
+    late: list[subprocess.Popen[str]] = []
 
     class Remover(DarwinRemover):
         def unlink(self, target: Any) -> None:
+            # uv opens the file after our check, right before the unlink
+            argv = [sys.executable, "-c", LATE_OPENER, str(path)]
+            pipe = subprocess.PIPE
+            child = subprocess.Popen(argv, stdin=pipe, stdout=pipe, text=True)
+            late.append(child)
+            assert child.stdout is not None and child.stdout.readline().strip() == "opened"
+            self.open_files = Libproc(LibprocModel([child.pid])).open_files
             super().unlink(target)
-            calls["after_unlink"] = True
 
-    def open_files() -> list[tuple[int, list[str] | None]]:
-        if not calls["after_unlink"]:
-            return []
-        calls["checks"] += 1
-        # pid 31337 had opened the old file; it lets go after a few polls
-        return [(31337, [str(path)])] if calls["checks"] < 4 else []
+        def still_used(self, target: Any, pids: Any) -> bool:
+            used = super().still_used(target, pids)
+            child = late[0]
+            if used and child.stdin is not None and not child.stdin.closed:
+                assert child.stdout is not None
+                said.append(child.stdout.readline().strip())  # once it has the old lock
+                child.stdin.close()  # uv finishes and exits
+                child.wait()
+            return used
 
-    result = Remover(open_files=open_files).remove([str(lockdir)], Policy())
+    said: list[str] = []
+    try:
+        result = Remover(open_files=Libproc(LibprocModel([])).open_files).remove(
+            [str(lockdir)], Policy()
+        )
+    finally:
+        for child in late:
+            child.kill()
+            child.wait()
+            for stream in (child.stdin, child.stdout):
+                if stream is not None:
+                    stream.close()
+    assert said == ["name locked"]
     assert result.removed == [] and result.handoffs == 1
+    assert "handed over" in result.skipped[0].reason
     assert path.exists() and path.stat().st_ino != old_ino
     assert stat.S_IMODE(path.stat().st_mode) == 0o666
-    assert "handed over" in result.skipped[0].reason
-    assert calls["checks"] >= 4
+
+
+def test_darwin_libproc_structs_are_laid_out_as_xnu_does() -> None:
+    """bsd/sys/proc_info.h: a wrong offset here would read another field as the inode."""
+    assert ctypes.sizeof(ProcFdInfo) == 8
+    assert ctypes.sizeof(VnodeFdInfoWithPath) == 1200  # PROC_PIDFDVNODEPATHINFO_SIZE
+    stat_at = VnodeFdInfoWithPath.vip_vi.offset + VnodeInfo.vi_stat.offset
+    assert stat_at == 24
+    assert stat_at + VinfoStat.vst_dev.offset == 24
+    assert stat_at + VinfoStat.vst_ino.offset == 32
+    assert ctypes.sizeof(VinfoStat) == 136 and ctypes.sizeof(VnodeInfo) == 152
+    assert VnodeFdInfoWithPath.vip_path.offset == 176
+
+
+def test_bsd_fallback_matches_psutil_paths_by_inode(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libproc, psutil's kernel paths are re-stat'ed: openers are seen by inode."""
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    with child_with_file(lockdir / B) as opener:
+        monkeypatch.setitem(sys.modules, "psutil", darwin_model.psutil_double([opener.pid], [9]))
+        remover = DarwinRemover(open_files=lambda: psutil_open_files(stat=darwin_model.view_stat))
+        result = remover.remove([str(lockdir)], Policy())
+        assert result.removed == [str(lockdir / A)]
+        assert [(Path(s.path).name, s.state) for s in result.skipped] == [(B, LockState.OPEN)]
+        assert result.hidden_processes == 1
 
 
 def test_the_chooser_picks_a_remover_per_os() -> None:
     assert isinstance(for_platform("linux"), LinuxRemover)
     assert isinstance(for_platform("darwin", open_files=list), DarwinRemover)
+    assert isinstance(for_platform("freebsd14", open_files=list), DarwinRemover)
     assert isinstance(for_platform("win32"), WindowsRemover)
 
 
@@ -273,12 +358,49 @@ def test_windows_real_remove(tmp_path: Path) -> None:  # pragma: no cover
     assert not (tmp_path / A).exists() and (tmp_path / B).exists()
 
 
+@pytest.mark.windows
+@pytest.mark.skipif(os.name != "nt", reason="runs on Windows only")
+def test_windows_real_rename_frees_the_name_at_once(tmp_path: Path) -> None:  # pragma: no cover
+    from uvsweep.remove.windows import Kernel32Remove
+
+    (tmp_path / A).touch()
+    files = Kernel32Remove()
+    handle = files.open_for_delete(str(tmp_path / A))
+    try:
+        assert files.owner(handle)[1], "the owner check must see our own file as ours"
+        assert files.lock_exclusive(handle)
+        files.rename(handle, A + ".x.uvsweep-removed")
+        files.set_delete(handle)
+        with open(tmp_path / A, "a+b"):  # uv's open of the name: a new file, not access denied
+            pass
+        assert os.getpid() in files.pids_using(handle)
+    finally:
+        files.unlock(handle)
+        files.close(handle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [A]
+
+
 @pytest.mark.macos
 @pytest.mark.skipif(sys.platform != "darwin", reason="runs on macOS only")
 def test_macos_real_remove(lockdir: Path, hold: type[Holder]) -> None:  # pragma: no cover
     (lockdir / A).touch()
     (lockdir / B).touch()
+    (lockdir / C).touch()
     hold(lockdir / B)
-    result = DarwinRemover().remove([str(lockdir)], Policy())
+    with child_with_file(lockdir / C):
+        result = DarwinRemover().remove([str(lockdir)], Policy())
     assert result.removed == [str(lockdir / A)]
-    assert (lockdir / B).exists()
+    assert (lockdir / B).exists() and (lockdir / C).exists()
+
+
+@pytest.mark.macos
+@pytest.mark.skipif(sys.platform != "darwin", reason="runs on macOS only")
+def test_macos_libproc_sees_an_unlinked_file(lockdir: Path) -> None:  # pragma: no cover
+    path = lockdir / A
+    path.touch()
+    st = path.stat()
+    with child_with_file(path) as child:
+        path.unlink()
+        files = dict(Libproc().open_files([child.pid]))[child.pid]
+    assert files is not None
+    assert any(ino == st.st_ino and dev == st.st_dev & 0xFFFFFFFF for dev, ino, _p in files)
