@@ -6,7 +6,6 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,21 +18,22 @@ from uvsweep.probe import for_platform
 from uvsweep.probe.darwin import DarwinBackend, Libproc
 from uvsweep.probe.linux import LinuxBackend
 from uvsweep.probe.windows import FILE_ATTRIBUTE_REPARSE_POINT, WindowsBackend
+from uvsweep.processes import ProcessTable
 
 NAME_A = "uv-00000000000000aa.lock"
 NAME_B = "uv-00000000000000bb.lock"
 
 
-class Table:
-    def holder(self, pid: int) -> Any:
-        from uvsweep.model import Holder as ModelHolder
-
-        return ModelHolder(pid, "uv.exe", "HOST\\me")
+@pytest.fixture(autouse=True)
+def _psutil_as_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.platform.startswith("linux"):
+        procs = [FakeProcess(pid, name="uv.exe", username="HOST\\me") for pid in (99, 4141, 4242)]
+        monkeypatch.setitem(sys.modules, "psutil", FakePsutil("win32", procs))
 
 
 def windows(fs: WindowsModel) -> WindowsBackend:
-    return WindowsBackend(files=fs, processes=Table(), lstat=fs.lstat,  # type: ignore[arg-type]
-                          listdir=fs.listdir)  # fmt: skip
+    return WindowsBackend(files=fs, processes=ProcessTable(platform="win32"),  # type: ignore[arg-type]
+                          lstat=fs.lstat, listdir=fs.listdir)  # fmt: skip
 
 
 def test_windows_held_free_foreign_and_reparse_points() -> None:

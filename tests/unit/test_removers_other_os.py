@@ -21,6 +21,7 @@ import pytest
 from tests import darwin_model
 from tests.conftest import Holder, child_with_file
 from tests.darwin_model import LibprocModel
+from tests.psutil_double import FakeProcess, FakePsutil
 from tests.windows_model import ME, WindowsModel
 from uvsweep.model import LockState
 from uvsweep.probe.darwin import (
@@ -32,6 +33,7 @@ from uvsweep.probe.darwin import (
     psutil_open_files,
 )
 from uvsweep.probe.windows import FILE_ATTRIBUTE_REPARSE_POINT
+from uvsweep.processes import ProcessTable
 from uvsweep.remove import Policy, for_platform
 from uvsweep.remove.darwin import DarwinRemover
 from uvsweep.remove.posix import LinuxRemover
@@ -42,16 +44,23 @@ B = "uv-00000000000000bb.lock"
 C = "uv-00000000000000cc.lock"
 
 
+#: the processes the Windows tests name, as psutil shows them on Windows
+WINDOWS_PIDS = (1, 99, 777, 888, 4141, 4242)
+
+
+@pytest.fixture(autouse=True)
+def _psutil_as_on_each_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off their own OS, the removers see psutil as it is on theirs (the macOS tests install
+    their own, over their real children)."""
+    if sys.platform.startswith("linux"):
+        procs = [FakeProcess(pid, name="uv.exe", username="HOST\\me") for pid in WINDOWS_PIDS]
+        monkeypatch.setitem(sys.modules, "psutil", FakePsutil("win32", procs))
+
+
 def windows_remover(fs: WindowsModel, admin: bool = False) -> WindowsRemover:
-    class Table:
-        def holder(self, pid: int) -> Any:
-            from uvsweep.model import Holder as ModelHolder
-
-            return ModelHolder(pid, "uv.exe", "HOST\\me")
-
     return WindowsRemover(
-        files=fs, processes=Table(), lstat=fs.lstat, listdir=fs.listdir,  # type: ignore[arg-type]
-        clock=lambda: 1000.0, is_admin=lambda: admin,
+        files=fs, processes=ProcessTable(platform="win32"), lstat=fs.lstat,  # type: ignore[arg-type]
+        listdir=fs.listdir, clock=lambda: 1000.0, is_admin=lambda: admin,
     )  # fmt: skip
 
 
@@ -237,8 +246,12 @@ sys.stdin.readline()  # uv works until told to finish
 
 
 def darwin_remover(pids: list[int], **seams: Any) -> DarwinRemover:
+    """The macOS remover over libproc and psutil as macOS answers them, for these processes."""
+    sys.modules["psutil"] = darwin_model.psutil_double(
+        pids, refused=[999999]
+    )  # the fixture undoes it
     return DarwinRemover(open_files=Libproc(LibprocModel(pids, refused=[999999])).open_files,
-                         **seams)  # fmt: skip
+                         processes=ProcessTable(platform="darwin"), **seams)  # fmt: skip
 
 
 def test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path(
