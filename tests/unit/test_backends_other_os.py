@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -168,3 +169,14 @@ def test_windows_real_lockfileex_probe(tmp_path: Path) -> None:  # pragma: no co
     with open(path, "r+b") as handle:
         msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         assert backend.probe([str(tmp_path)]).files[0].state is LockState.HELD
+
+
+def test_libproc_refusals_are_hidden_and_the_gone_are_nobody(lockdir: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (lockdir / NAME_A).touch()
+    with child_with_file(lockdir / NAME_A) as opener:
+        listed = dict(Libproc(LibprocModel([opener.pid, gone.pid], refused=[999999])).open_files())
+    assert listed[999999] is None  # EPERM: another user's process
+    assert listed[gone.pid] == []  # ESRCH: exited meanwhile
+    assert listed[opener.pid]

@@ -32,6 +32,7 @@ OpenFilesLister = Callable[[], Iterable[tuple[int, "list[OpenFile] | None"]]]
 PROC_PIDLISTFDS = 1
 PROC_PIDFDVNODEPATHINFO = 2
 PROX_FDTYPE_VNODE = 1
+ESRCH = 3  # no such process (the same number on macOS and Linux)
 MAXPATHLEN = 1024
 DEV_MASK = 0xFFFFFFFF  # vst_dev is a uint32_t; os.stat's st_dev is a signed dev_t on macOS
 
@@ -139,14 +140,16 @@ class Libproc:
 
     def fds(self, pid: int) -> list[int] | None:
         """The pid's vnode fds; None when it would not say (another user's), [] when gone."""
+        ctypes.set_errno(0)  # 0 fds and a refusal both return 0: errno tells them apart
         need = self.lib.proc_pidinfo(pid, PROC_PIDLISTFDS, 0, None, 0)
         if need <= 0:
-            return None if ctypes.get_errno() not in (0, 3) else []  # 3: ESRCH, gone
+            return None if ctypes.get_errno() not in (0, ESRCH) else []
         count = need // ctypes.sizeof(ProcFdInfo) + 16  # room for fds opened meanwhile
         buffer = (ProcFdInfo * count)()
+        ctypes.set_errno(0)
         got = self.lib.proc_pidinfo(pid, PROC_PIDLISTFDS, 0, buffer, ctypes.sizeof(buffer))
         if got <= 0:
-            return None if ctypes.get_errno() not in (0, 3) else []
+            return None if ctypes.get_errno() not in (0, ESRCH) else []
         entries = buffer[: got // ctypes.sizeof(ProcFdInfo)]
         return [e.proc_fd for e in entries if e.proc_fdtype == PROX_FDTYPE_VNODE]
 
