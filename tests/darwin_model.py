@@ -21,8 +21,10 @@ import stat
 from collections.abc import Iterable
 from typing import Any
 
+from tests.ctypes_strict import strict_library
 from tests.psutil_double import FakeProcess, FakePsutil
 from uvsweep.probe.darwin import (
+    LIBPROC_PROTOTYPES,
     PROC_PIDFDVNODEPATHINFO,
     PROC_PIDLISTFDS,
     PROX_FDTYPE_VNODE,
@@ -70,6 +72,10 @@ class LibprocModel:
         self.pids = list(pids)
         self.refused = set(refused)
         self.calls = 0
+
+    def library(self) -> Any:
+        """These calls behind libproc's declared prototypes, as ctypes would make them."""
+        return strict_library(self, "libproc", LIBPROC_PROTOTYPES)
 
     def _all(self) -> list[int]:
         return [os.getpid(), *self.pids, *self.refused]

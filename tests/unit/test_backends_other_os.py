@@ -123,7 +123,7 @@ def test_darwin_backend_matches_open_files_by_inode(lockdir: Path, hold: type[Ho
         child_with_file(lockdir / "uv-00000000000000cc.lock") as opener,
         open(lockdir / NAME_A, "rb"),
     ):  # only we have A open: that does not count
-        libproc = Libproc(LibprocModel([held.pid, opener.pid], refused=[999999]))
+        libproc = Libproc(LibprocModel([held.pid, opener.pid], refused=[999999]).library())
         result = DarwinBackend(open_files=libproc.open_files).probe([str(lockdir)])
     states = {item.name: item for item in result.files}
     assert {name: item.state for name, item in states.items()} == {
@@ -144,7 +144,7 @@ def test_libproc_reports_kernel_paths_and_unlinked_inodes(lockdir: Path) -> None
     st = path.stat()
     with child_with_file(path) as opener:
         path.unlink()
-        files = dict(Libproc(LibprocModel([opener.pid])).open_files())[opener.pid]
+        files = dict(Libproc(LibprocModel([opener.pid]).library()).open_files())[opener.pid]
     assert files is not None
     found = [(dev, ino, p) for dev, ino, p in files if ino == st.st_ino]
     assert found == [(st.st_dev & 0xFFFFFFFF, st.st_ino, "/private" + os.path.realpath(path))]
@@ -176,7 +176,9 @@ def test_libproc_refusals_are_hidden_and_the_gone_are_nobody(lockdir: Path) -> N
     gone.wait()
     (lockdir / NAME_A).touch()
     with child_with_file(lockdir / NAME_A) as opener:
-        listed = dict(Libproc(LibprocModel([opener.pid, gone.pid], refused=[999999])).open_files())
+        listed = dict(
+            Libproc(LibprocModel([opener.pid, gone.pid], refused=[999999]).library()).open_files()
+        )
     assert listed[999999] is None  # EPERM: another user's process
     assert listed[gone.pid] == []  # ESRCH: exited meanwhile
     assert listed[opener.pid]

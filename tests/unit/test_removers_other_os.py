@@ -247,11 +247,11 @@ sys.stdin.readline()  # uv works until told to finish
 
 def darwin_remover(pids: list[int], **seams: Any) -> DarwinRemover:
     """The macOS remover over libproc and psutil as macOS answers them, for these processes."""
-    sys.modules["psutil"] = darwin_model.psutil_double(
-        pids, refused=[999999]
-    )  # the fixture undoes it
-    return DarwinRemover(open_files=Libproc(LibprocModel(pids, refused=[999999])).open_files,
-                         processes=ProcessTable(platform="darwin"), **seams)  # fmt: skip
+    # (the autouse fixture put psutil in sys.modules through monkeypatch: it restores the real one)
+    sys.modules["psutil"] = darwin_model.psutil_double(pids, refused=[999999])
+    libproc = Libproc(LibprocModel(pids, refused=[999999]).library())
+    return DarwinRemover(open_files=libproc.open_files, processes=ProcessTable(platform="darwin"),
+                         **seams)  # fmt: skip
 
 
 def test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path(
@@ -288,7 +288,7 @@ def test_darwin_handoff_sees_a_user_of_the_unlinked_inode(lockdir: Path) -> None
             child = subprocess.Popen(argv, stdin=pipe, stdout=pipe, text=True)
             late.append(child)
             assert child.stdout is not None and child.stdout.readline().strip() == "opened"
-            self.open_files = Libproc(LibprocModel([child.pid])).open_files
+            self.open_files = Libproc(LibprocModel([child.pid]).library()).open_files
             super().unlink(target)
 
         def still_used(self, target: Any, pids: Any) -> bool:
@@ -303,7 +303,7 @@ def test_darwin_handoff_sees_a_user_of_the_unlinked_inode(lockdir: Path) -> None
 
     said: list[str] = []
     try:
-        result = Remover(open_files=Libproc(LibprocModel([])).open_files).remove(
+        result = Remover(open_files=Libproc(LibprocModel([]).library()).open_files).remove(
             [str(lockdir)], Policy()
         )
     finally:

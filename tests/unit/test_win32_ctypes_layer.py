@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.ctypes_strict import strict_library
 from tests.windows_model import ME, WindowsModel
 from uvsweep import win32
 from uvsweep.probe.windows import Kernel32Files
@@ -145,41 +146,8 @@ class Kernel:
         return 0
 
 
-class StrictFunction:
-    """A DLL function as ctypes calls it: every argument through its declared argtype."""
-
-    def __init__(self, name: str, impl: Callable[..., Any]) -> None:
-        self.name, self.impl = name, impl
-        self.argtypes: Any = None
-        self.restype: Any = None
-
-    def __call__(self, *args: Any) -> Any:
-        assert self.argtypes is not None, f"{self.name} called without argtypes"
-        assert len(args) == len(self.argtypes), f"{self.name}: {len(args)} arguments"
-        passed = []
-        for argtype, arg in zip(self.argtypes, args, strict=True):
-            argtype.from_param(arg)  # raises as ctypes would on a wrong type
-            # what the C function receives: a number for a simple value, else the pointer
-            value = arg.value if isinstance(arg, ctypes._SimpleCData) else arg
-            if isinstance(value, int) and argtype in (ctypes.c_void_p,):
-                value &= (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 1  # pointer-sized
-            passed.append(value)
-        result = self.impl(*passed)
-        if isinstance(self.restype, type) and issubclass(self.restype, ctypes._SimpleCData):
-            return self.restype(result if result is not None else 0).value  # NULL is None
-        return result
-
-
 def libraries(kernel: Kernel) -> Callable[[str], Any]:
-    def load(name: str) -> Any:
-        dll = type("Dll", (), {})()
-        for function in win32.PROTOTYPES[name]:
-            impl = getattr(kernel, function, None)
-            if impl is not None:
-                setattr(dll, function, StrictFunction(function, impl))
-        return win32.Library(dll, name, win32.PROTOTYPES[name])
-
-    return load
+    return lambda name: strict_library(kernel, name, win32.PROTOTYPES[name])
 
 
 @pytest.fixture
