@@ -293,3 +293,12 @@ def test_a_windowed_program_without_stdout_or_stderr_runs(lockdir: Path) -> None
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr  # a finished scan, not a traceback
     assert "Traceback" not in done.stderr
+
+
+def test_doctor_says_a_plain_python_on_macos_has_no_notifications() -> None:
+    from uvsweep.doctor import notification_service
+
+    plain = notification_service(platform="darwin", executable="/usr/local/bin/python3")
+    assert plain.startswith("none:") and "app bundle" in plain
+    bundled = "/Applications/uvsweep.app/Contents/MacOS/uvsweep"
+    assert "notification center" in notification_service(platform="darwin", executable=bundled)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
+
+import pytest
 
 from uvsweep.procwait import WindowsWaiter
 
@@ -125,3 +129,26 @@ def test_another_users_process_is_not_reported_as_exited_until_it_exits() -> Non
     finally:
         waiter.stop()
     assert list(k32.objects) == []  # every handle closed, the event too
+
+
+@pytest.mark.windows
+@pytest.mark.skipif(sys.platform != "win32", reason="runs on Windows only")
+def test_windows_real_waiter() -> None:  # pragma: no cover
+    exited: list[int] = []
+    reported = threading.Event()
+
+    def on_exit(pid: int) -> None:
+        exited.append(pid)
+        reported.set()
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    waiter = WindowsWaiter(on_exit)
+    waiter.start()
+    try:
+        waiter.watch([child.pid, 4])  # 4: System, not ours to open: not an exit
+        child.kill()
+        child.wait()
+        assert reported.wait(10)
+        assert exited == [child.pid]
+    finally:
+        waiter.stop()
