@@ -43,9 +43,11 @@ class Kernel32Model:
             self.cond.notify_all()
 
     def _new(self, **obj: Any) -> int:
-        self.next += 1
-        self.objects[self.next] = obj
-        return self.next
+        with self.cond:
+            self.next += 1
+            self.objects[self.next] = obj
+            self.cond.notify_all()
+            return self.next
 
     def CreateEventW(self, attrs: Any, manual: int, initial: int, name: Any) -> int:
         return self._new(kind="event", signalled=bool(initial))
