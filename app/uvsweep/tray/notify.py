@@ -197,7 +197,7 @@ class Notifier:
                 self._reader = None
         code = None
         with contextlib.suppress(subprocess.TimeoutExpired):
-            code = helper.wait(1)
+            code = helper.wait(5)  # its stdout is closed: it is exiting (the wait is off the UI)
         if code is not None and helper.stdin is not None:
             with contextlib.suppress(OSError):
                 helper.stdin.close()
