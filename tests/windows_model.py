@@ -82,6 +82,9 @@ class WindowsModel:
         self.log: list[str] = []
         self.hooks: dict[str, Callable[..., Any]] = {}  # event name -> called on that event
         self.pids_fail = False
+        #: called with the call's name before every call the code under test makes: the other
+        #: processes take their steps there
+        self.on_call: Callable[[str], None] | None = None
 
     # ---- helpers for tests --------------------------------------------------------------------
 
@@ -93,6 +96,10 @@ class WindowsModel:
         self.next_index += 1
         self.names[self.path(name)] = f
         return f
+
+    def _step(self, call: str) -> None:
+        if self.on_call is not None:
+            self.on_call(call)
 
     def _fire(self, event: str, *args: Any) -> None:
         hook = self.hooks.pop(event, None)
@@ -113,6 +120,7 @@ class WindowsModel:
     # ---- os-level seams -----------------------------------------------------------------------
 
     def lstat(self, path: str) -> Stat:
+        self._step("lstat")
         self._fire("lstat " + path)
         f = self.names.get(path)
         if f is None:
@@ -190,14 +198,17 @@ class WindowsModel:
     # ---- the Win32Files / Win32Remove protocols (the remover's pid is ours) --------------------
 
     def open(self, path: str) -> int:
+        self._step("open")
         self.log.append("open")
         return self.create_file(path, ME, GENERIC_READ, SHARE_ALL, create=False)
 
     def open_for_delete(self, path: str) -> int:
+        self._step("open_for_delete")
         self.log.append("open")
         return self.create_file(path, ME, GENERIC_READ | DELETE, SHARE_ALL, create=False)
 
     def open_generation(self, path: str) -> int:
+        self._step("open_generation")
         self.log.append("create")
         number = self.create_file(path, ME, GENERIC_READ | GENERIC_WRITE, SHARE_ALL, create=True)
         if self.handles[number].file.attrs & 0x400:
@@ -206,30 +217,36 @@ class WindowsModel:
         return number
 
     def identity(self, number: int) -> tuple[int, int]:
+        self._step("identity")
         return 7, self.handles[number].file.index
 
     def owner(self, number: int) -> tuple[str, bool]:
+        self._step("owner")
         mine = self.handles[number].file.mine
         return ("HOST\\me" if mine else "HOST\\bob"), mine
 
     def try_lock_shared(self, number: int) -> bool:
+        self._step("try_lock_shared")
         got = self.try_lock(number, exclusive=False)
         if got:
             self.handles[number].lock = None
         return got
 
     def lock_exclusive(self, number: int) -> bool:
+        self._step("lock_exclusive")
         got = self.try_lock(number)
         if got:
             self.log.append("lock")
         return got
 
     def unlock(self, number: int) -> None:
+        self._step("unlock")
         self.handles[number].lock = None
         self.log.append("unlock")
         self._fire("unlock", number)
 
     def pids_using(self, number: int) -> list[int]:
+        self._step("pids_using")
         if self.pids_fail:
             raise PermissionError(5, "Access is denied")
         self.log.append("pids")
@@ -238,6 +255,7 @@ class WindowsModel:
         return sorted({h.pid for h in self.handles.values() if h.file is f})
 
     def rename(self, number: int, new_name: str) -> None:
+        self._step("rename")
         h = self.handles[number]
         assert "\\" not in new_name and "/" not in new_name, "a rename within the same dir"
         if not h.access & DELETE:
@@ -256,6 +274,7 @@ class WindowsModel:
         self._fire("rename", number)
 
     def set_delete(self, number: int) -> None:
+        self._step("set_delete")
         h = self.handles[number]
         if not h.access & DELETE:
             raise access_denied("delete needs DELETE access")
@@ -265,5 +284,6 @@ class WindowsModel:
         self.log.append("delete")
 
     def close(self, number: int) -> None:
+        self._step("close")
         self.log.append("close")
         self.close_handle(number)
