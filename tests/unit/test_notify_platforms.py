@@ -302,3 +302,12 @@ def test_doctor_says_a_plain_python_on_macos_has_no_notifications() -> None:
     assert plain.startswith("none:") and "app bundle" in plain
     bundled = "/Applications/uvsweep.app/Contents/MacOS/uvsweep"
     assert "notification center" in notification_service(platform="darwin", executable=bundled)
+
+
+def test_a_malformed_request_is_skipped(fake_notifier: Path) -> None:
+    proc = helper(fake_notifier, "native")
+    try:
+        proc.stdin.write('not json\n{"title": "no id"}\n[1, 2]\n')
+        assert ask(proc, 7) == {"id": 7, "status": "dispatched"}
+    finally:
+        assert finish(proc) == 0

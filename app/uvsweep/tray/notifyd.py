@@ -181,7 +181,14 @@ async def serve(icon: str | None = None, platform: str = sys.platform) -> None:
             break  # nothing left to click, and idle: give the memory back
         if not raw:
             break
-        await session.answer(json.loads(raw), loop.time())
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or not {"id", "title", "message"} <= request.keys():
+            sys.stderr.write(f"uvsweep notifyd: ignored a malformed request: {raw[:80]!r}\n")
+            continue
+        await session.answer(request, loop.time())
     bus = getattr(getattr(notifier, "_backend", None), "bus", None)
     if bus is not None:
         bus.disconnect()
