@@ -919,6 +919,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    for stream in ("stdout", "stderr"):  # a windowed program (uvsweepw.exe, the macOS app) has none
+        if getattr(sys, stream) is None:
+            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["_notifyd"]:
         return run_notifyd(args_list[1:])

@@ -19,6 +19,8 @@ def _darwin_user_temp_dir() -> str | None:
     import ctypes.util  # noqa: PLC0415
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.confstr.restype = ctypes.c_size_t  # size_t confstr(int, char *, size_t)
+    libc.confstr.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
     size = libc.confstr(_CS_DARWIN_USER_TEMP_DIR, None, 0)
     if size <= 0:
         return None
@@ -31,7 +33,9 @@ def _windows_temp_path() -> str | None:
     """`GetTempPath2W` if it exists (SYSTEM: `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
     import ctypes  # noqa: PLC0415 - only on Windows
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    from uvsweep import win32  # noqa: PLC0415
+
+    kernel32 = win32.load("kernel32")
     buf = ctypes.create_unicode_buffer(32768)
     func = getattr(kernel32, "GetTempPath2W", None) or kernel32.GetTempPathW
     length = func(len(buf), buf)

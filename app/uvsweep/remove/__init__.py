@@ -388,6 +388,6 @@ def for_platform(
         from uvsweep.remove.windows import WindowsRemover  # noqa: PLC0415
 
         return WindowsRemover(progress=progress, **seams)
-    from uvsweep.remove.posix import DarwinRemover  # noqa: PLC0415
+    from uvsweep.remove.darwin import DarwinRemover  # noqa: PLC0415
 
     return DarwinRemover(progress=progress, **seams)
