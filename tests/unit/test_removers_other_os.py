@@ -291,8 +291,8 @@ def test_darwin_handoff_sees_a_user_of_the_unlinked_inode(lockdir: Path) -> None
             self.open_files = Libproc(LibprocModel([child.pid]).library()).open_files
             super().unlink(target)
 
-        def still_used(self, target: Any, pids: Any) -> bool:
-            used = super().still_used(target, pids)
+        def old_in_use(self, dev: int, ino: int, path: str) -> bool:
+            used = super().old_in_use(dev, ino, path)
             child = late[0]
             if used and child.stdin is not None and not child.stdin.closed:
                 assert child.stdout is not None

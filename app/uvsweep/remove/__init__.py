@@ -10,12 +10,15 @@ The protocol (`../shared/reference/uv-locks.md`, "Deleting one safely") is writt
 2. `users`, while holding every lock of a batch: nobody waits for, holds or has the file open (one
    pass over the OS's tables for the whole batch: the lock table *and* every process's files), and
    `changed`: the name is still that file, and the file still what we checked.
-3. `unlink` while still holding the lock, then `users` again for the batch, both tables again.
+3. `unlink` while still holding the lock (it frees the name at once: on Windows the file is
+   renamed away by handle, then deleted with POSIX semantics), then `users` again for the batch,
+   both tables again.
 4. If some process turns out to be using the old file after all (it opened it between our checks
-   and the unlink), `undo_all`: on Unix a handoff for each (`remove.handoff`: a new file at the
-   name, locked before the old lock is released, kept until *every* user of the old inode, read
-   afresh each round, has let go of it; bounded in time, then finished by a detached keeper); on
-   Windows the pending delete is cancelled. The file is then reported as kept.
+   and the unlink), `undo_all`: a handoff for each (a new file at the name, locked before the old
+   lock is released, kept until *every* user of the old file, read afresh each round, has let go
+   of it). On Unix (`remove.handoff`) it is bounded in time and then finished by a detached
+   keeper; on Windows, where a lock cannot be passed to another process, `clean` waits for it.
+   The file is then reported as kept.
 5. `release`: unlock and close.
 """
 
