@@ -1,9 +1,11 @@
 """Safe cleanup: the uv process gate, then the removal protocol (or, dry, what it would do).
 
-The gate comes first: while any uv process of any user is alive, nothing is removed, because a uv
-that is about to take a lock is invisible to every per-file check. uvsweep's own ancestors (`uv run
-uvsweep clean`, `uvx uvsweep clean`) do not count; the files they use are still protected by the
-per-file checks like any other.
+The gate comes first: while an *active* uv process of any user is alive, nothing is removed,
+because a uv that is about to take a lock is invisible to every per-file check. A *parked* uv (one
+that has spawned the command it runs and only waits for it: `uv run`, `uvx`...) takes no temp-dir
+lock again, so it is listed but never waited for (the rules and uv's source: `uvphase.py`).
+uvsweep's own ancestors (`uv run uvsweep clean`, `uvx uvsweep clean`) do not count; the files
+they use are still protected by the per-file checks like any other.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from uvsweep.model import LockState, ScanError
+from uvsweep.model import LockState, Record, ScanError
 from uvsweep.processes import ProcessInfo, ProcessTable
 from uvsweep.remove import Policy, Progress, Remover, Skipped
 
@@ -28,17 +30,84 @@ class CleanReport:
         self.removed: list[str] = []  # with dry_run: what would be removed
         self.skipped: list[Skipped] = []
         self.errors: list[ScanError] = []
-        self.uv_processes: list[ProcessInfo] = []
-        self.busy = False  # uv processes were running, so nothing was removed
+        self.uv_processes: list[ProcessInfo] = []  # every uv process, active and parked
+        self.busy = False  # active uv processes were running, so nothing was removed
+        self.gate_notes: list[str] = []  # what the gate could not see (hidden processes)
         self.hidden_processes = 0
         self.handoffs = 0
         self.notes: list[str] = []
 
+    @property
+    def active_uv(self) -> list[ProcessInfo]:
+        """The uv processes the gate waited for (`busy`)."""
+        return [proc for proc in self.uv_processes if proc.active]
+
+
+class Gate(Record):
+    """What the uv gate saw: every uv process but our ancestors, and what it could not see."""
+
+    __slots__ = ("notes", "processes")
+    processes: tuple[ProcessInfo, ...]  # active and parked, each with its phase and reason
+    notes: tuple[str, ...]  # one line each: processes hidden from us (hidepid, PID namespaces)
+
+    def __init__(self, processes: tuple[ProcessInfo, ...], notes: tuple[str, ...] = ()) -> None:
+        self._init(processes=processes, notes=notes)
+
+    @property
+    def active(self) -> list[ProcessInfo]:
+        """The ones the gate waits for."""
+        return [proc for proc in self.processes if proc.active]
+
+    @property
+    def parked(self) -> list[ProcessInfo]:
+        """The ones it lists but never waits for."""
+        return [proc for proc in self.processes if not proc.active]
+
+
+def uv_gate(processes: ProcessTable | None = None) -> Gate:
+    """Every live uv process of any user (except this process's ancestors), judged active or
+    parked, with a note for each kind of process the gate cannot see."""
+    table = processes or ProcessTable()
+    found = table.uv_processes(exclude=table.ancestors())
+    return Gate(tuple(found), hidden_notes(table))
+
 
 def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
-    """Live uv processes of any user, except this process's own ancestors."""
-    table = processes or ProcessTable()
-    return table.uv_processes(exclude=table.ancestors())
+    """What the gate waits for: the *active* uv processes of any user, except this process's
+    ancestors (parked ones: `uv_gate()`)."""
+    return uv_gate(processes).active
+
+
+def hidden_notes(
+    table: ProcessTable, platform: str | None = None, proc: str = "/proc"
+) -> tuple[str, ...]:
+    """Why the gate may miss uv processes: hidepid, a child PID namespace, or (macOS, Windows)
+    processes whose details the OS denied us."""
+    import sys  # noqa: PLC0415
+
+    if (platform or sys.platform).startswith("linux"):
+        from uvsweep import visibility  # noqa: PLC0415
+
+        seen = visibility.detect(proc)
+        notes = []
+        if not seen.sees_all_users:
+            notes.append(
+                f"other users' uv processes are hidden (/proc hidepid={seen.hidepid}): the uv"
+                " gate cannot wait for them (root can see them)"
+            )
+        if not seen.sees_all_namespaces:
+            notes.append(
+                "uv processes outside this PID namespace are hidden: the uv gate cannot wait for"
+                " them"
+            )
+        return tuple(notes)
+    if table.denied:
+        note = (
+            f"the details of {len(table.denied)} processes of other users were denied: the uv"
+            " gate cannot tell whether they are uv (an administrator can)"
+        )
+        return (note,)
+    return ()
 
 
 def clean(
@@ -59,8 +128,10 @@ def clean(
     report = CleanReport(dirs, dry_run)
     processes = processes or ProcessTable()
     if gate:
-        report.uv_processes = running_uv(processes)
-        report.busy = bool(report.uv_processes)
+        seen = uv_gate(processes)
+        report.uv_processes = list(seen.processes)
+        report.gate_notes = list(seen.notes)
+        report.busy = bool(seen.active)
     if dry_run:
         _dry_run(report, dirs, min_age, all_users, processes)
         return report

@@ -92,9 +92,13 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     dirs = scanner.resolve_dirs(args.dirs, config)
     snapshot = scanner.scan(dirs, settings=config, label=not args.no_labels)
     now = time.time()
+    notes = _gate_notes()
     _show_errors(snapshot.errors)
-    _output(args.json, lambda: report.snapshot_json(snapshot, now),
+    _output(args.json, lambda: report.snapshot_json(snapshot, now, notes=notes),
             lambda: report.snapshot_text(snapshot, now))  # fmt: skip
+    if not args.json:
+        for note in notes:
+            _err(f"note: {note}")
     if not args.json and snapshot.hidden_processes and snapshot.files:
         print(
             f"note: {snapshot.hidden_processes} processes of other users could not be inspected"
@@ -106,6 +110,15 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     if snapshot.errors:
         return ExitStatus.PARTIAL
     return ExitStatus.OK
+
+
+def _gate_notes() -> tuple[str, ...]:
+    """What the uv gate cannot see here (hidepid, a child PID namespace), without a process
+    walk."""
+    from uvsweep import cleaner  # noqa: PLC0415
+    from uvsweep.processes import ProcessTable  # noqa: PLC0415
+
+    return cleaner.hidden_notes(ProcessTable())
 
 
 # ---- clean ------------------------------------------------------------------------------------
@@ -160,7 +173,8 @@ class _Status:
 
 
 def _wait_for_idle(limit: float | None, status: _Status) -> bool:
-    """Wait until no uv process is alive; False if `limit` seconds pass first."""
+    """Wait until no *active* uv process is alive (parked ones only wait for the command they
+    run, and are never waited for); False if `limit` seconds pass first."""
     from uvsweep import cleaner  # noqa: PLC0415
     from uvsweep.report import process_line  # noqa: PLC0415
 
@@ -223,7 +237,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
     _show_errors(outcome.errors)
     _output(args.json, lambda: report.clean_json(outcome, now),
             lambda: report.clean_text(outcome, now))  # fmt: skip
-    for note in outcome.notes:
+    for note in [*outcome.gate_notes, *outcome.notes]:
         _err(f"note: {note}")
     if outcome.hidden_processes and not outcome.busy:
         _err(

@@ -3,7 +3,9 @@
 Rescans are triggered by
 - file system events on the temp dirs (created, deleted, renamed into place; on Linux also opened
   and closed-after-write, so a holder that exits or a uv that starts waiting shows at once),
-- the exit of any uv process the last scan saw (`procwait`: pidfd, kqueue or process handles),
+- the exit of any active uv process the last scan saw (`procwait`: pidfd, kqueue or process
+  handles); while one is active, a recheck every `uv_recheck` s (1 s) sees it park (spawn its
+  command) without exiting,
 - a slow safety rescan (default 60 s) for whatever events miss,
 - polling (default every 2 s) only for dirs the OS cannot watch (inotify limits reached).
 
@@ -154,6 +156,7 @@ class Watcher:
         self.poll_interval = poll_interval
         self.quiet = quiet
         self.max_delay = max_delay
+        self.uv_recheck = 1.0  # while an active uv runs: how often to look whether it parked
         self.label = label
         self.auto_clean = auto_clean
         self._fs_watch_factory = fs_watch
@@ -176,6 +179,7 @@ class Watcher:
         self._index_at = 0.0
         self.snapshot: Snapshot | None = None
         self.uv_processes: list[ProcessInfo] = []
+        self._next_uv_check = 0.0
         self.scans = 0
         self.warnings: list[str] = []
         self.on_warning = on_warning  # called on the watcher's thread with each warning
@@ -295,7 +299,11 @@ class Watcher:
                             break
                         if (self._polled or self._missing) and now >= next_poll:
                             break
+                        if self.uv_processes and now >= self._next_uv_check:
+                            break  # an active uv may have parked: the gate may open
                         deadline = next_safety
+                        if self.uv_processes:
+                            deadline = min(deadline, self._next_uv_check)
                         if self._polled or self._missing:
                             deadline = min(deadline, next_poll)
                         if self._dirty_since is not None:
@@ -405,7 +413,8 @@ class Watcher:
         if notes:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
         before = {p.pid for p in self.uv_processes}
-        self.uv_processes = cleaner.running_uv(table)
+        self.uv_processes = cleaner.running_uv(table)  # the active ones: what the gate waits for
+        self._next_uv_check = time.monotonic() + self.uv_recheck
         if self._waiter is not None:
             self._waiter.watch(p.pid for p in self.uv_processes)
         previous, self.snapshot = self.snapshot, snapshot

@@ -21,8 +21,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.linux]
 
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
-REPORT_KEYS = {"version", "dry_run", "removed", "skipped", "errors", "uv_processes"}
-PROCESS_KEYS = {"pid", "user", "name", "age_seconds", "cmdline"}
+REPORT_KEYS = {"version", "dry_run", "removed", "skipped", "errors", "uv_processes", "notes"}
+PROCESS_KEYS = {"pid", "user", "name", "age_seconds", "cmdline", "phase", "phase_reason"}
+
+
+def before_parked(stdout: str) -> list[str]:
+    """The lines of a report before its list of parked uv processes (any this machine runs)."""
+    lines = stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Not waited for: "):
+            return lines[:index]
+    return lines
 
 
 def clean_json(*args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]
@@ -74,7 +83,7 @@ def test_clean_removes_orphans_and_says_what_stayed(lockdir: Path) -> None:
     done = uvsweep("clean", "--dir", str(lockdir))
     assert done.returncode == 0, done.stderr
     assert not (lockdir / A).exists() and (lockdir / B).exists()
-    assert done.stdout.splitlines() == [
+    assert before_parked(done.stdout) == [
         "Removed 1 uv lock file:",
         f"  {lockdir / A}",
         "Kept 1:",
@@ -93,7 +102,8 @@ def test_json_report(lockdir: Path) -> None:
     assert doc["skipped"] == [
         {"path": str(lockdir / B), "state": "suspicious", "reason": "a symlink; uv never makes one"}
     ]
-    assert doc["errors"] == [] and doc["uv_processes"] == []
+    assert doc["errors"] == [] and doc["notes"] == []
+    assert [p for p in doc["uv_processes"] if p["phase"] != "parked"] == []
 
 
 def test_dry_run_removes_nothing(lockdir: Path) -> None:
@@ -123,6 +133,7 @@ def test_running_uv_blocks_everything(lockdir: Path, fake_uv: type[FakeUv]) -> N
     assert set(mine[0]) == PROCESS_KEYS
     assert mine[0]["name"] == "uv" and mine[0]["cmdline"][1] == "60"
     assert mine[0]["user"] and mine[0]["age_seconds"] >= 0
+    assert mine[0]["phase"] == "active" and mine[0]["phase_reason"] == "`uv 60` may take locks"
     text = uvsweep("clean", "--dir", str(lockdir))
     assert text.returncode == 5
     assert text.stdout.startswith("uv is running, so nothing was removed:")
