@@ -20,11 +20,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import APP_DIR, Holder, make_project, need, other_user_python
 from tests.integration.test_cli_scan import uvsweep
+from tests.integration.test_tray_app import eventually, running  # noqa: F401 - a fixture
 
 pytestmark = [
     pytest.mark.integration,
@@ -434,3 +436,55 @@ def test_doctor_says_what_the_gate_cannot_see(monkeypatch: pytest.MonkeyPatch) -
     info = doctor.report()
     assert "uv processes are hidden (/proc hidepid=invisible)" in info["uv gate"][0]
     assert "\n  other users' uv processes are hidden" in doctor.text(info)
+
+
+# ---- the tray's deferred cleanup ------------------------------------------------------------
+
+
+def test_the_tray_cleans_at_once_beside_a_parked_uv(
+    tmp_path: Path,
+    lockdir: Path,
+    uv_env: dict[str, str],
+    start: Start,
+    running: Any,  # noqa: F811
+) -> None:
+    parked = start_parked("run", _real_uv(), start, tmp_path, uv_env)
+    app, _icon, _notifier = running(safety_rescan=600)
+    (lockdir / ORPHAN).touch()
+    eventually(lambda: app.counts()[0] == 1)
+    app.dispatch("clean")
+    # on a shared machine someone else's active uv may defer it for a while; never ours
+    eventually(lambda: not (lockdir / ORPHAN).exists(), timeout=120)
+    assert parked.poll() is None
+    assert parked.pid not in [proc.pid for proc in app.watcher.uv_processes]
+
+
+def test_the_deferred_cleanup_runs_when_the_last_active_uv_parks(
+    tmp_path: Path, lockdir: Path, uv_env: dict[str, str], start: Start, running: Any,  # noqa: F811
+    hold: type[Holder],
+) -> None:  # fmt: skip
+    uv = _real_uv()
+    project = make_project(tmp_path / "proj")
+    # uv's own temp dir is not the watched one: no file event tells the watcher that uv parked
+    uv_tmp = tmp_path / "uv-tmp"
+    uv_tmp.mkdir()
+    env = {**uv_env, "TMPDIR": str(uv_tmp)}
+    first = subprocess.run([uv, "sync"], cwd=project, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    [lock] = uv_tmp.glob("uv-*.lock")
+    holder = hold(lock)
+    busy = start([uv, "run", "--", "sleep", "600"], cwd=project, env=env)
+    wait_for("uv run to wait for the project's lock", waits_for_a_lock(busy.pid))
+    app, _icon, notifier = running(safety_rescan=600)
+    (lockdir / ORPHAN).touch()
+    eventually(lambda: app.counts()[0] == 1)
+    app.dispatch("clean")
+    eventually(lambda: app.deferred, timeout=30)
+    assert busy.pid in [proc.pid for proc in app.watcher.uv_processes]
+    assert (lockdir / ORPHAN).exists()
+    holder.stop()  # uv syncs, spawns `sleep 600` and parks: it never exits
+    wait_for("`sleep 600` under uv run", has_child(busy.pid, "sleep"))
+    eventually(lambda: not (lockdir / ORPHAN).exists(), timeout=60)
+    eventually(lambda: notifier.sent[-1][0] == "uvsweep: deferred cleanup done", timeout=30)
+    assert busy.poll() is None
