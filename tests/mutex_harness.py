@@ -9,6 +9,8 @@ the lock, as a preempted process would. Inside the critical section a witness fi
 
 Sweepers run in a loop beside them:
   uvsweep  the real removal protocol (`uvsweep.remove.for_platform().remove`)
+  gated    `uvsweep.cleaner.clean`: the uv gate first (any active uv stops a pass), then the
+           protocol; run beside parked uv processes, which must not stop it
   rm       a naive `rm -f uv-*.lock`
   trylock  `LOCK_EX|LOCK_NB`, then unlink, then close (what systemd-tmpfiles does)
 
@@ -99,6 +101,14 @@ def worker(directory: str, witness_dir: str, sections: int, seed: int) -> dict[s
 
 def sweep_once(kind: str, directory: str, remover: object) -> int:
     """One pass of a sweeper; how many files it removed."""
+    if kind == "gated":
+        from uvsweep import cleaner
+
+        report = cleaner.clean([directory])
+        sweep_once.handoffs += report.handoffs  # type: ignore[attr-defined]
+        sweep_once.busy += report.busy  # type: ignore[attr-defined]
+        sweep_once.blockers.update(p.pid for p in report.active_uv)  # type: ignore[attr-defined]
+        return len(report.removed)
     if kind == "uvsweep":
         from uvsweep.remove import Policy, Remover
 
@@ -134,6 +144,8 @@ def sweep_once(kind: str, directory: str, remover: object) -> int:
 
 
 sweep_once.handoffs = 0  # type: ignore[attr-defined]
+sweep_once.busy = 0  # type: ignore[attr-defined]  # gated passes the gate stopped
+sweep_once.blockers = set()  # type: ignore[attr-defined]  # the uv pids that stopped them
 
 
 def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
@@ -148,7 +160,10 @@ def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
         removed += sweep_once(kind, directory, remover)
         passes += 1
     handoffs: int = sweep_once.handoffs  # type: ignore[attr-defined]
-    return {"passes": passes, "removed": removed, "handoffs": handoffs}
+    busy: int = sweep_once.busy  # type: ignore[attr-defined]
+    blockers = sorted(sweep_once.blockers)  # type: ignore[attr-defined]
+    return {"passes": passes, "removed": removed, "handoffs": handoffs, "busy": busy,
+            "blockers": blockers}  # fmt: skip
 
 
 def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> dict[str, object]:
@@ -191,6 +206,8 @@ def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> 
         "removed": swept["removed"],
         "passes": swept["passes"],
         "handoffs": swept["handoffs"],
+        "busy_passes": swept["busy"],
+        "blockers": swept["blockers"],
         "seconds": round(time.monotonic() - started, 2),
     }
 

@@ -80,10 +80,10 @@ def uv_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
             made[name] = str(path)
         return made[name]
 
-    return lambda name: named(_real_uv(), name)
+    return lambda name: named(real_uv(), name)
 
 
-def _real_uv() -> str:
+def real_uv() -> str:
     from tests.conftest import uv_binary
 
     found = uv_binary()
@@ -353,7 +353,7 @@ def nobody_env(shared: Path) -> dict[str, str]:
 def test_the_gate_waits_for_another_users_active_uv_and_lists_their_parked_one(
     shared_tmp: Path, lockdir: Path, start: Start, hold: type[Holder]
 ) -> None:
-    uv = _real_uv()
+    uv = real_uv()
     env = nobody_env(shared_tmp)
     parked = start(as_nobody([uv, "run", "--no-project", "--", "sleep", "600"]), env=env,
                    cwd=shared_tmp / "home")  # fmt: skip
@@ -448,7 +448,7 @@ def test_the_tray_cleans_at_once_beside_a_parked_uv(
     start: Start,
     running: Any,  # noqa: F811
 ) -> None:
-    parked = start_parked("run", _real_uv(), start, tmp_path, uv_env)
+    parked = start_parked("run", real_uv(), start, tmp_path, uv_env)
     app, _icon, _notifier = running(safety_rescan=600)
     (lockdir / ORPHAN).touch()
     eventually(lambda: app.counts()[0] == 1)
@@ -463,7 +463,7 @@ def test_the_deferred_cleanup_runs_when_the_last_active_uv_parks(
     tmp_path: Path, lockdir: Path, uv_env: dict[str, str], start: Start, running: Any,  # noqa: F811
     hold: type[Holder],
 ) -> None:  # fmt: skip
-    uv = _real_uv()
+    uv = real_uv()
     project = make_project(tmp_path / "proj")
     # uv's own temp dir is not the watched one: no file event tells the watcher that uv parked
     uv_tmp = tmp_path / "uv-tmp"
