@@ -639,16 +639,18 @@ states:
 
 exit codes:
   0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
-  or removed, 5 uv is running (clean removed nothing), 6 no graphical session for the
+  or removed, 5 active uv is running (clean removed nothing), 6 no graphical session for the
   tray app, 130 Ctrl-C
 """
 
 _CLEAN_DESCRIPTION = """\
 Remove the uv lock files nobody uses any more, without ever breaking uv's locking.
 
-First the gate: if any uv process of any user is running, nothing is removed and
-they are listed (exit 5); --wait waits for them instead. uvsweep's own parents
-(`uv run uvsweep`, `uvx uvsweep`) do not count.
+First the gate: if an active uv process of any user is running, nothing is removed
+and it is listed (exit 5); --wait waits for it instead. A parked uv (`uv run`,
+`uvx`... that has started its command and only waits for it) takes no lock again:
+it is listed, never waited for. uvsweep's own parents (`uv run uvsweep`,
+`uvx uvsweep`) do not count.
 
 Then each file is removed only if it is orphaned: exactly uv's name, a regular
 empty file with one link, yours (or anybody's with --all-users as root), with no
@@ -755,8 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     clean.add_argument(
         "--wait", nargs="?", type=parse_duration, const=float("inf"), metavar="SECONDS",
-        help="if uv is running, wait until it is done (at most SECONDS; default: no limit), "
-        "then clean",
+        help="if active uv is running, wait until it is done or parked (at most SECONDS; "
+        "default: no limit), then clean",
     )  # fmt: skip
     clean.add_argument(
         "--ignore-running-uv", action="store_true",
@@ -789,8 +791,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     watch.add_argument(
         "--clean-when-idle", nargs="?", type=parse_duration, const=0.0, metavar="MIN_AGE",
-        help="whenever no uv process runs, safely remove orphaned files at least MIN_AGE old "
-        "(default 0), as `uvsweep clean` would",
+        help="whenever no active uv process runs, safely remove orphaned files at least MIN_AGE "
+        "old (default 0), as `uvsweep clean` would",
     )  # fmt: skip
 
     tray_cmd = _command(
