@@ -324,7 +324,7 @@ class ProcessTable:
         return self._locks
 
     def cache_lock_pids(self) -> set[int]:
-        """Pids that hold or wait for a lock on a uv cache's `.lock` (any uv >= 0.8.19 holds a
+        """Pids that hold or wait for a lock on a uv cache's `.lock` (any uv >= 0.8.20 holds a
         shared one for its whole run: `Cache::init()`), whatever the executable is called."""
         table = self.locks()
         if not table:

@@ -13,9 +13,11 @@ these rules cannot classify. The rules, from uv's source (astral-sh/uv):
   takes the installed-tools lock inside `get_or_create_environment()`, which returns before the
   spawn, and ends in the same `run_to_completion`. Same shape in every release from 0.4.30 to
   0.13.9 (checked with real binaries of 16 releases; the source read is 0.12.5's).
-- While it waits, a uv >= 0.8.19 holds one *shared* flock on `<cache dir>/.lock`
-  (`Cache::init()` in `crates/uv-cache/src/lib.rs`, added in 0.8.19, astral-sh/uv#15888) and no
-  other lock. An exclusive lock or a wait for any lock therefore means the process is active.
+- While it waits, a uv >= 0.8.20 holds one *shared* flock on `<cache dir>/.lock`
+  (`Cache::init()` in `crates/uv-cache/src/lib.rs`, astral-sh/uv#15888; the code is in 0.8.19's
+  source, but a real 0.8.19 `uv run` holds no lock while it waits, 0.8.20 does) and no other
+  lock; older releases hold none. An exclusive lock or a wait for any lock therefore means the
+  process is active.
 - Before the spawn, the children uv starts are its helpers: interpreter queries
   (`InterpreterInfo::query()` in `crates/uv-python/src/interpreter.rs`: `python -I -B -c "...from
   python.get_interpreter_info import main..."`), PEP 517 build backends
