@@ -13,9 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from uvsweep.model import LockState, Record, ScanError
+from uvsweep.model import LockState, ScanError
 from uvsweep.processes import ProcessInfo, ProcessTable
 from uvsweep.remove import Policy, Progress, Remover, Skipped
+from uvsweep.uvgate import Gate, hidden_notes, running_uv, uv_gate
+
+__all__ = ["REMOVABLE", "CleanReport", "Gate", "clean", "hidden_notes", "running_uv", "uv_gate"]
 
 #: States a run may remove: orphaned always, foreign only in an all-users run.
 REMOVABLE = frozenset({LockState.ORPHANED})
@@ -41,73 +44,6 @@ class CleanReport:
     def active_uv(self) -> list[ProcessInfo]:
         """The uv processes the gate waited for (`busy`)."""
         return [proc for proc in self.uv_processes if proc.active]
-
-
-class Gate(Record):
-    """What the uv gate saw: every uv process but our ancestors, and what it could not see."""
-
-    __slots__ = ("notes", "processes")
-    processes: tuple[ProcessInfo, ...]  # active and parked, each with its phase and reason
-    notes: tuple[str, ...]  # one line each: processes hidden from us (hidepid, PID namespaces)
-
-    def __init__(self, processes: tuple[ProcessInfo, ...], notes: tuple[str, ...] = ()) -> None:
-        self._init(processes=processes, notes=notes)
-
-    @property
-    def active(self) -> list[ProcessInfo]:
-        """The ones the gate waits for."""
-        return [proc for proc in self.processes if proc.active]
-
-    @property
-    def parked(self) -> list[ProcessInfo]:
-        """The ones it lists but never waits for."""
-        return [proc for proc in self.processes if not proc.active]
-
-
-def uv_gate(processes: ProcessTable | None = None) -> Gate:
-    """Every live uv process of any user (except this process's ancestors), judged active or
-    parked, with a note for each kind of process the gate cannot see."""
-    table = processes or ProcessTable()
-    found = table.uv_processes(exclude=table.ancestors())
-    return Gate(tuple(found), hidden_notes(table))
-
-
-def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
-    """What the gate waits for: the *active* uv processes of any user, except this process's
-    ancestors (parked ones: `uv_gate()`)."""
-    return uv_gate(processes).active
-
-
-def hidden_notes(
-    table: ProcessTable, platform: str | None = None, proc: str = "/proc"
-) -> tuple[str, ...]:
-    """Why the gate may miss uv processes: hidepid, a child PID namespace, or (macOS, Windows)
-    processes whose details the OS denied us."""
-    import sys  # noqa: PLC0415
-
-    if (platform or sys.platform).startswith("linux"):
-        from uvsweep import visibility  # noqa: PLC0415
-
-        seen = visibility.detect(proc)
-        notes = []
-        if not seen.sees_all_users:
-            notes.append(
-                f"other users' uv processes are hidden (/proc hidepid={seen.hidepid}): the uv"
-                " gate cannot wait for them (root can see them)"
-            )
-        if not seen.sees_all_namespaces:
-            notes.append(
-                "uv processes outside this PID namespace are hidden: the uv gate cannot wait for"
-                " them"
-            )
-        return tuple(notes)
-    if table.denied:
-        note = (
-            f"the details of {len(table.denied)} processes of other users were denied: the uv"
-            " gate cannot tell whether they are uv (an administrator can)"
-        )
-        return (note,)
-    return ()
 
 
 def clean(

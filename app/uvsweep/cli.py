@@ -115,10 +115,10 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
 def _gate_notes() -> tuple[str, ...]:
     """What the uv gate cannot see here (hidepid, a child PID namespace), without a process
     walk."""
-    from uvsweep import cleaner  # noqa: PLC0415
+    from uvsweep import uvgate  # noqa: PLC0415 - not the cleaner: scan stays light
     from uvsweep.processes import ProcessTable  # noqa: PLC0415
 
-    return cleaner.hidden_notes(ProcessTable())
+    return uvgate.hidden_notes(ProcessTable())
 
 
 # ---- clean ------------------------------------------------------------------------------------

@@ -243,7 +243,8 @@ def test_unreadable_dir_as_another_user(shared_tmp: Path) -> None:
 def test_help_teaches() -> None:
     done = uvsweep("clean", "--help")
     assert done.returncode == 0
-    for words in ("--wait", "--dry-run", "--all-users", "--min-age", "Dockerfile", "5 uv is"):
+    taught = ("--wait", "--dry-run", "--all-users", "--min-age", "Dockerfile", "5 active uv is")
+    for words in taught:
         assert words in done.stdout
 
 
