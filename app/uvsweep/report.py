@@ -23,6 +23,7 @@ def holder_json(holder: Holder) -> dict[str, Any]:
         "name": holder.name,
         "user": holder.user,
         "cmdline": list(holder.cmdline) if holder.cmdline is not None else None,
+        "alive": holder.alive,
     }
 
 
@@ -42,15 +43,15 @@ def file_json(item: LockFile, now: float) -> dict[str, Any]:
 
 
 def snapshot_json(snapshot: Snapshot, now: float, notes: Sequence[str] = ()) -> dict[str, Any]:
-    """The whole `scan --json` document (schema version 1, documented in the README); `notes`:
-    what uvsweep could not see (hidden processes)."""
+    """The whole `scan --json` document (schema version 1, documented in the README); `notes`
+    (with the snapshot's own): what uvsweep could not see (hidden processes)."""
     return {
         "version": JSON_VERSION,
         "dirs": list(snapshot.dirs),
         "files": [file_json(item, now) for item in snapshot.files],
         "summary": snapshot.summary(),
         "errors": [{"path": err.path, "message": err.message} for err in snapshot.errors],
-        "notes": list(notes),
+        "notes": [*snapshot.notes, *(note for note in notes if note not in snapshot.notes)],
     }
 
 
@@ -132,6 +133,9 @@ def clean_json(report: CleanReport, now: float) -> dict[str, Any]:
         ],
         "errors": [{"path": err.path, "message": err.message} for err in report.errors],
         "uv_processes": [process_json(p, now) for p in report.uv_processes],
+        "handoffs": report.handoffs,
+        "keepers": list(report.keepers),
+        "hidden": report.blind or None,
         "notes": [*report.gate_notes, *report.notes],
     }
 

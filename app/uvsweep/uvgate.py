@@ -11,6 +11,10 @@ from __future__ import annotations
 from uvsweep.model import Record
 from uvsweep.processes import ProcessInfo, ProcessTable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from uvsweep.visibility import Visibility
+
 
 class Gate(Record):
     """What the uv gate saw: every uv process but our ancestors, and what it could not see."""
@@ -33,12 +37,15 @@ class Gate(Record):
         return [proc for proc in self.processes if not proc.active]
 
 
-def uv_gate(processes: ProcessTable | None = None) -> Gate:
+def uv_gate(processes: ProcessTable | None = None, seen: Visibility | None = None) -> Gate:
     """Every live uv process of any user (except this process's ancestors), judged active or
-    parked, with a note for each kind of process the gate cannot see."""
+    parked, with a note for each kind of process the gate cannot see (`seen`: what
+    `visibility.detect()` says, if the caller has it already)."""
     table = processes or ProcessTable()
-    found = table.uv_processes(exclude=table.ancestors())
-    return Gate(tuple(found), hidden_notes(table))
+    # our pid as /proc shows it: under a parent namespace's /proc, os.getpid() is not there
+    own = seen.own_pid if seen is not None else None
+    found = table.uv_processes(exclude=table.ancestors(own))
+    return Gate(tuple(found), hidden_notes(table, seen=seen))
 
 
 def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
@@ -48,7 +55,10 @@ def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
 
 
 def hidden_notes(
-    table: ProcessTable, platform: str | None = None, proc: str = "/proc"
+    table: ProcessTable,
+    platform: str | None = None,
+    proc: str = "/proc",
+    seen: Visibility | None = None,
 ) -> tuple[str, ...]:
     """Why the gate may miss uv processes: hidepid, a child PID namespace, or (macOS, Windows)
     processes whose details the OS denied us."""
@@ -57,7 +67,7 @@ def hidden_notes(
     if (platform or sys.platform).startswith("linux"):
         from uvsweep import visibility  # noqa: PLC0415
 
-        seen = visibility.detect(proc)
+        seen = seen or visibility.detect(proc)
         notes = []
         if not seen.sees_all_users:
             notes.append(

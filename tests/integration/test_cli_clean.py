@@ -21,7 +21,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.linux]
 
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
-REPORT_KEYS = {"version", "dry_run", "removed", "skipped", "errors", "uv_processes", "notes"}
+REPORT_KEYS = {
+    "version", "dry_run", "removed", "skipped", "errors", "uv_processes", "handoffs", "keepers",
+    "hidden", "notes",
+}  # fmt: skip
 PROCESS_KEYS = {"pid", "user", "name", "age_seconds", "cmdline", "phase", "phase_reason"}
 
 
@@ -32,6 +35,17 @@ def before_parked(stdout: str) -> list[str]:
         if line.startswith("Not waited for: "):
             return lines[:index]
     return lines
+
+
+@pytest.fixture(autouse=True)
+def _no_active_uv_elsewhere() -> None:
+    """On a shared machine someone else's active uv (a `uv sync`) holds every user's gate: start
+    each test once there is none (the tests' own uv processes start after this)."""
+    from uvsweep import cleaner
+
+    deadline = time.monotonic() + 300
+    while cleaner.running_uv() and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def clean_json(*args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]

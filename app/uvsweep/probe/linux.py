@@ -12,7 +12,7 @@ from collections.abc import Container, Iterable
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
-from uvsweep.probe.posix import FileKey, PosixBackend, holder_list, opened_key
+from uvsweep.probe.posix import SYSCALLS, FileKey, PosixBackend, Syscalls, holder_list, opened_key
 from uvsweep.processes import ProcessTable
 
 
@@ -66,11 +66,100 @@ def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEnt
     return table
 
 
-def read_locks(proc: str = "/proc", own_pid: int | None = None) -> dict[int, list[LockEntry]]:
+#: (major, minor) as `/proc/locks` prints a file's device (its superblock's `s_dev`).
+Device = tuple[int, int]
+
+
+class LockTable:
+    """One read of `/proc/locks`: other processes' entries by inode, our own locks' devices.
+
+    The trust rule, the one place it is written: an entry is on a file when its inode *and* its
+    device match. `/proc/locks` prints the superblock's device, which is `st_dev` on most file
+    systems but not on btrfs subvolumes or overlayfs, so the device a file is printed with is
+    learned from our own exclusive lock on it whenever we hold one (`own`), remembered per
+    `st_dev` for the run (`known`), and only otherwise taken to be `st_dev` itself. An entry on
+    the same inode number but another device is another file (fresh tmpfs mounts hand out the
+    same inode numbers), except where the device could not be learned: then the caller decides
+    with a try-lock, or, holding the file, keeps it to be safe.
+    """
+
+    def __init__(
+        self, others: dict[int, list[LockEntry]], own: dict[int, set[Device]] | None = None
+    ) -> None:
+        self.others = others
+        self.own = own or {}
+
+    def device_of(
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
+    ) -> tuple[Device, bool]:
+        """(the device `/proc/locks` prints for this file, whether that is certain).
+
+        `own=False` for a file we no longer hold (an unlinked old generation): our own locks
+        then say nothing about it.
+        """
+        guess = (os.major(dev), os.minor(dev))
+        mine = self.own.get(ino) if own else None
+        if mine:
+            if len(mine) == 1:
+                (found,) = mine
+                known[dev] = found
+                return found, True
+            if guess in mine:  # our locks on two files with one inode number: st_dev decides
+                return guess, True
+        if dev in known:
+            return known[dev], True
+        return guess, False
+
+    def entries(
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
+    ) -> tuple[list[LockEntry], list[LockEntry]]:
+        """(entries on this very file, entries on its inode number whose device is unsure).
+
+        The second list is empty when the device is certain: those entries are other files'.
+        """
+        on_inode = self.others.get(ino)
+        if not on_inode:
+            return [], []
+        device, certain = self.device_of(dev, ino, known, own)
+        mine = [e for e in on_inode if (e.major, e.minor) == device]
+        if certain:
+            return mine, []
+        return mine, [e for e in on_inode if (e.major, e.minor) != device]
+
+
+def parse_lock_table(text: str, own_pid: int) -> LockTable:
+    """`/proc/locks` text -> a `LockTable`; `own_pid`'s exclusive locks give only their devices.
+
+    A cleaner holding thousands of locks reads thousands of its own lines, so those lines are
+    split once for their `maj:min:ino` field and nothing else.
+    """
+    mark = f"WRITE {own_pid} "
+    own: dict[int, set[Device]] = {}
+    rest: list[str] = []
+    for line in text.splitlines():
+        if mark in line and "->" not in line:
+            parts = line.split()
+            try:
+                major, minor, ino = parts[parts.index(str(own_pid)) + 1].split(":")
+                own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))
+            except (IndexError, ValueError):
+                rest.append(line)
+            continue
+        rest.append(line)
+    return LockTable(parse_locks("\n".join(rest)), own)
+
+
+def read_lock_table(proc: str, own_pid: int, calls: Syscalls = SYSCALLS) -> LockTable:
+    """`<proc>/locks` as a `LockTable`; OSError if it cannot be read."""
+    return parse_lock_table(calls.read(f"{proc}/locks").decode("latin-1"), own_pid)
+
+
+def read_locks(
+    proc: str = "/proc", own_pid: int | None = None, calls: Syscalls = SYSCALLS
+) -> dict[int, list[LockEntry]]:
     """`<proc>/locks`, parsed (see `parse_locks`); OSError if it cannot be read."""
     # binary, then decode: a text-mode open first imports a codec (~10 ms of a cold scan)
-    with open(f"{proc}/locks", "rb") as handle:
-        return parse_locks(handle.read().decode("latin-1"), own_pid)
+    return parse_locks(calls.read(f"{proc}/locks").decode("latin-1"), own_pid)
 
 
 class LinuxBackend(PosixBackend):
@@ -131,14 +220,19 @@ class LinuxBackend(PosixBackend):
 
 
 def walk_fds(
-    proc: str, pids: Iterable[int], names: set[str], wanted: Container[FileKey]
+    proc: str,
+    pids: Iterable[int],
+    names: set[str],
+    wanted: Container[FileKey],
+    calls: Syscalls = SYSCALLS,
+    own_pid: int | None = None,
 ) -> tuple[dict[FileKey, list[int]], int]:
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
     Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
     decides. Returns the pids per file and how many processes would not let us look.
     """
-    me = os.getpid()
+    me = calls.getpid() if own_pid is None else own_pid
     found: dict[FileKey, list[int]] = {}
     hidden = 0
     for pid in pids:
@@ -146,7 +240,7 @@ def walk_fds(
             continue
         fd_dir = f"{proc}/{pid}/fd"
         try:
-            fds = os.listdir(fd_dir)
+            fds = calls.list_dir(fd_dir)
         except PermissionError:
             hidden += 1
             continue
@@ -155,10 +249,10 @@ def walk_fds(
         for fd in fds:
             link = f"{fd_dir}/{fd}"
             try:
-                target = os.readlink(link)
+                target = calls.readlink(link)
             except OSError:
                 continue
-            key = opened_key(target, link, names, os.stat)
+            key = opened_key(target, link, names, calls.stat)
             if key is not None and key in wanted:
                 found.setdefault(key, []).append(pid)
     return found, hidden

@@ -31,6 +31,88 @@ BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 FileKey = tuple[int, int]
 DELETED = " (deleted)"
 
+#: flock operations: the same numbers on Linux, macOS and the BSDs (`<sys/file.h>`).
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+
+class Syscalls:
+    """The OS calls the Unix remover makes, in one place: the seam a simulated kernel replaces.
+
+    The interleaving search in `tests/sim/` runs the real removal protocol against a kernel of
+    its own through this class; nothing here may do more than forward one call.
+    """
+
+    def lstat(self, name: str, dir_fd: int) -> os.stat_result:
+        """`lstat` relative to a dir fd."""
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+    def open(self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
+        """`openat`."""
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+
+    def open_dir(self, path: str) -> int:
+        """A dir fd for `path`."""
+        return os.open(path, DIR_FLAGS)
+
+    def list_dir(self, where: int | str) -> list[str]:
+        """The names in a dir (by fd or path)."""
+        return os.listdir(where)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        """`fstat`."""
+        return os.fstat(fd)
+
+    def fchmod(self, fd: int, mode: int) -> None:
+        """`fchmod`."""
+        os.fchmod(fd, mode)
+
+    def flock(self, fd: int, operation: int) -> None:
+        """`flock`; OSError (EWOULDBLOCK) when `LOCK_NB` finds it held."""
+        import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
+
+        fcntl.flock(fd, operation)
+
+    def close(self, fd: int) -> None:
+        """`close` (drops our flock with the last fd of the open file description)."""
+        os.close(fd)
+
+    def unlink(self, name: str, dir_fd: int) -> None:
+        """`unlinkat`."""
+        os.unlink(name, dir_fd=dir_fd)
+
+    def read(self, path: str) -> bytes:
+        """A whole (small) file, such as `/proc/locks`."""
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def readlink(self, path: str) -> str:
+        """`readlink`."""
+        return os.readlink(path)
+
+    def stat(self, path: str) -> os.stat_result:
+        """`stat`, following links (what `/proc/<pid>/fd/<n>` points at)."""
+        return os.stat(path)
+
+    def getpid(self) -> int:
+        """Our pid."""
+        return os.getpid()
+
+    def monotonic(self) -> float:
+        """The monotonic clock."""
+        import time  # noqa: PLC0415
+
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep."""
+        import time  # noqa: PLC0415
+
+        time.sleep(seconds)
+
+
+#: The real OS.
+SYSCALLS = Syscalls()
+
 
 def opened_key(
     shown_path: str, stat_path: str, names: set[str], stat: Callable[[str], os.stat_result]
