@@ -420,9 +420,22 @@ def test_hidepid_is_said_in_scan_clean_and_their_json(shared_tmp: Path) -> None:
     assert any(word in note for note in notes for word in hidden), scan.stdout
     text = run(f"scan --dir {tmp}")
     assert "uv processes are hidden" in text.stderr and "hidepid=" in text.stderr
-    cleaned = run(f"clean --json --dir {tmp}")
+    # nobody's orphans: one in a dir every user can enter, one in nobody's own private dir
+    private = shared_tmp / "private"
+    private.mkdir(mode=0o700)
+    for path in (tmp / ORPHAN, private / ORPHAN):
+        path.touch()
+        os.chown(path, uid, gid)
+    os.chown(private, uid, gid)
+    cleaned = run(f"clean --json --dir {tmp} --dir {private}")
     assert cleaned.returncode == 0, cleaned.stderr
-    assert any("uv processes are hidden" in note for note in json.loads(cleaned.stdout)["notes"])
+    doc = json.loads(cleaned.stdout)
+    assert any("uv processes are hidden" in note for note in doc["notes"])
+    # another user's hidden process could open the shared one: it stays, with the reason
+    assert doc["removed"] == [str(private / ORPHAN)]
+    assert (tmp / ORPHAN).exists() and not (private / ORPHAN).exists()
+    [kept] = doc["skipped"]
+    assert kept["path"] == str(tmp / ORPHAN) and "hidepid" in kept["reason"], kept
 
 
 def test_doctor_says_what_the_gate_cannot_see(monkeypatch: pytest.MonkeyPatch) -> None:
