@@ -108,12 +108,34 @@ def _linux_stat(pid: int, proc: str) -> tuple[int, int, str] | None:
         return None
 
 
+_BOOT_TIMES: dict[str, float | None] = {}
+
+
 def _boot_time(proc: str) -> float | None:
-    raw = _read(f"{proc}/stat") or b""
-    for line in raw.splitlines():
-        if line.startswith(b"btime "):
-            return float(line.split()[1])
-    return None
+    if proc not in _BOOT_TIMES:  # it never changes: read it once
+        raw = _read(f"{proc}/stat") or b""
+        found = [float(line.split()[1]) for line in raw.splitlines() if line.startswith(b"btime ")]
+        _BOOT_TIMES[proc] = found[0] if found else None
+    return _BOOT_TIMES[proc]
+
+
+#: `PF_KTHREAD` in the flags field of `/proc/<pid>/stat` (include/linux/sched.h).
+_PF_KTHREAD = 0x00200000
+
+
+def _name_and_parent(pid: int, proc: str) -> tuple[str, int, str] | None:
+    """(name, parent pid, state letter) from one read of `/proc/<pid>/stat`; the state of a
+    kernel thread is given as "K" (it is never uv, and has no command line to read)."""
+    raw = _read(f"{proc}/{pid}/stat")
+    if not raw:
+        return None
+    left, right = raw.find(b"("), raw.rfind(b")")
+    fields = raw[right + 2 :].split()
+    try:
+        state = "K" if int(fields[6]) & _PF_KTHREAD else chr(fields[0][0])
+        return raw[left + 1 : right].decode("utf-8", "replace"), int(fields[1]), state
+    except (IndexError, ValueError):
+        return None
 
 
 def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
@@ -176,6 +198,8 @@ class ProcessTable:
         self._pids: list[int] | None = None
         self._exes: dict[int, str | None] = {}
         self._parents: dict[int, list[int]] | None = None  # ppid -> children, built when needed
+        # pid -> (name, ppid, state) as the first pass of uv_processes read it (Linux)
+        self._stats: dict[int, tuple[str, int, str] | None] | None = {} if self._linux else None
         self._locks: dict[int, list[tuple[bool, bool, int]]] | None = None
         self._cache_inodes: dict[str, int | None] = {}
         self.denied: set[int] = set()  # off Linux: pids whose details the OS refused us
@@ -230,8 +254,8 @@ class ProcessTable:
         on a uv cache's `.lock`), except the pids in `exclude`, each with its phase."""
         found = []
         candidates = [pid for pid in self.pids() if pid not in exclude and self._named_uv(pid)]
-        seen = set(candidates)
-        candidates += sorted(p for p in self.cache_lock_pids() - seen if p not in exclude)
+        skip = set(candidates) | set(exclude)
+        candidates += sorted(self.cache_lock_pids(skip))
         for pid in candidates:
             info = self.info(pid)
             if info is not None and self.alive(pid):
@@ -242,10 +266,17 @@ class ProcessTable:
     def _named_uv(self, pid: int) -> bool:
         """Whether `pid` is uv by its name, argv[0], executable or `python -m uv`."""
         if self._linux:
-            comm = _read(f"{self._proc}/{pid}/comm")
-            if comm is None:
-                return False  # gone, or hidden from us
-            if is_uv_name(comm.decode("utf-8", "replace").strip()):
+            # one read of stat gives the name, the parent (for the phase: `children`) and the
+            # state; zombies and kernel threads are never uv
+            stat = _name_and_parent(pid, self._proc)
+            if self._stats is not None:
+                self._stats[pid] = stat
+            if stat is None or stat[2] in ("Z", "X", "K"):
+                return False
+            if is_uv_name(stat[0]):
+                return True
+            exe = self.exe(pid)
+            if exe is not None and is_uv_name(uvphase.basename(exe)):
                 return True
             raw = _read(f"{self._proc}/{pid}/cmdline") or b""
             argv0 = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -253,14 +284,13 @@ class ProcessTable:
                 return True
             if b"\0-m\0uv\0" in raw or raw.endswith(b"\0-m\0uv"):
                 info = self.info(pid)
-                if info is not None and info.is_uv:
-                    return True
-        else:
-            info = self.info(pid)
-            if info is None:
-                return False
-            if info.is_uv:
-                return True
+                return info is not None and info.is_uv
+            return False
+        info = self.info(pid)
+        if info is None:
+            return False
+        if info.is_uv:
+            return True
         exe = self.exe(pid)
         return exe is not None and is_uv_name(uvphase.basename(exe))
 
@@ -305,10 +335,11 @@ class ProcessTable:
             return [kid for kid in kids if self.alive(kid)]
         if self._parents is None:
             self._parents = {}
+            stats = self._stats or {}  # what the first pass of uv_processes read
             for other in self.pids():
-                found = _linux_stat(other, self._proc)
+                found = stats[other] if other in stats else _name_and_parent(other, self._proc)
                 if found is not None and found[2] not in ("Z", "X"):
-                    self._parents.setdefault(found[0], []).append(other)
+                    self._parents.setdefault(found[1], []).append(other)
         return list(self._parents.get(pid, ()))
 
     def locks(self) -> dict[int, list[tuple[bool, bool, int]]] | None:
@@ -323,16 +354,19 @@ class ProcessTable:
             self._locks = _parse_locks(raw.decode("latin-1"))
         return self._locks
 
-    def cache_lock_pids(self) -> set[int]:
-        """Pids that hold or wait for a lock on a uv cache's `.lock` (any uv >= 0.8.20 holds a
-        shared one for its whole run: `Cache::init()`), whatever the executable is called."""
+    def cache_lock_pids(self, skip: set[int] | frozenset[int] = frozenset()) -> set[int]:
+        """Pids (but those in `skip`) that hold or wait for an flock on a uv cache's `.lock` (any
+        uv >= 0.8.20 holds a shared one for its whole run: `Cache::init()`), whatever the
+        executable is called."""
         table = self.locks()
         if not table:
             return set()
         found = set()
         for pid, entries in table.items():
+            if pid <= 0 or pid in skip:
+                continue
             inodes = {inode for _exclusive, _waiting, inode in entries}
-            if pid > 0 and inodes & self._cache_lock_inodes(pid):
+            if inodes & self._cache_lock_inodes(pid):
                 found.add(pid)
         return found
 
@@ -410,6 +444,8 @@ def _parse_locks(text: str) -> dict[int, list[tuple[bool, bool, int]]]:
         waiting = len(parts) > 1 and parts[1] == "->"
         if waiting:
             del parts[1]
+        if len(parts) < 2 or parts[1] != "FLOCK":
+            continue  # uv locks with flock(); POSIX and OFD locks are other programs'
         try:
             pid = int(parts[4])
             inode = int(parts[5].rsplit(":", 1)[1])
