@@ -4,8 +4,8 @@ Rescans are triggered by
 - file system events on the temp dirs (created, deleted, renamed into place; on Linux also opened
   and closed-after-write, so a holder that exits or a uv that starts waiting shows at once),
 - the exit of any active uv process the last scan saw (`procwait`: pidfd, kqueue or process
-  handles); while one is active, a recheck every `uv_recheck` s (1 s) sees it park (spawn its
-  command) without exiting,
+  handles); while one is active, a check of the uv processes alone every `uv_recheck` s (1 s)
+  rescans when it has parked (spawned its command) without exiting,
 - a slow safety rescan (default 60 s) for whatever events miss,
 - polling (default every 2 s) only for dirs the OS cannot watch (inotify limits reached).
 
@@ -286,6 +286,7 @@ class Watcher:
             next_safety = time.monotonic() + self.safety_interval
             next_poll = time.monotonic() + self.poll_interval
             while True:
+                recheck = False
                 with self._cond:
                     while not self._stopping:
                         now = time.monotonic()
@@ -300,7 +301,8 @@ class Watcher:
                         if (self._polled or self._missing) and now >= next_poll:
                             break
                         if self.uv_processes and now >= self._next_uv_check:
-                            break  # an active uv may have parked: the gate may open
+                            recheck = True  # an active uv may have parked: the gate may open
+                            break
                         deadline = next_safety
                         if self.uv_processes:
                             deadline = min(deadline, self._next_uv_check)
@@ -315,9 +317,13 @@ class Watcher:
                         self._cond.wait(max(0.0, deadline - now))
                     if self._stopping:
                         return
-                    self._dirty_since = None
-                    full, self._full = self._full, False
-                    reattach, self._reattach = self._reattach, set()
+                    if not recheck:
+                        self._dirty_since = None
+                        full, self._full = self._full, False
+                        reattach, self._reattach = self._reattach, set()
+                if recheck:
+                    self._recheck_uv()
+                    continue
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self.poll_interval
@@ -333,6 +339,21 @@ class Watcher:
         except Exception:  # pragma: no cover - a bug outside the scan: say so
             log.exception("the watcher stopped on an unexpected error")
             raise
+
+    def _recheck_uv(self) -> None:
+        """Only the uv processes: ask for a rescan if the active ones differ from the last
+        scan's (one parked, or exited unseen)."""
+        from uvsweep import cleaner  # noqa: PLC0415
+
+        self._next_uv_check = time.monotonic() + self.uv_recheck
+        try:
+            now_active = {proc.pid for proc in cleaner.running_uv()}
+        except Exception:  # a bug: say so; the next event or safety rescan still comes
+            log.exception("checking the uv processes failed")
+            return
+        if now_active != {proc.pid for proc in self.uv_processes}:
+            with self._cond:
+                self._mark_dirty()
 
     def _start_sources(self) -> None:
         from uvsweep import procwait  # noqa: PLC0415
