@@ -4,8 +4,8 @@ Rescans are triggered by
 - file system events on the temp dirs (created, deleted, renamed into place; on Linux also opened
   and closed-after-write, so a holder that exits or a uv that starts waiting shows at once),
 - the exit of any active uv process the last scan saw (`procwait`: pidfd, kqueue or process
-  handles); while one is active, a check of the uv processes alone every `uv_recheck` s (1 s)
-  rescans when it has parked (spawned its command) without exiting,
+  handles); while one is active, a check of the uv processes alone (every second at first, up
+  to every 8 s while nothing changes) rescans when it has parked (spawned its command),
 - a slow safety rescan (default 60 s) for whatever events miss,
 - polling (default every 2 s) only for dirs the OS cannot watch (inotify limits reached).
 
@@ -156,7 +156,10 @@ class Watcher:
         self.poll_interval = poll_interval
         self.quiet = quiet
         self.max_delay = max_delay
-        self.uv_recheck = 1.0  # while an active uv runs: how often to look whether it parked
+        # while an active uv runs: how soon to look whether it parked (1 s, doubling up to 8 s
+        # while nothing changes: a uv that stays active for minutes costs little)
+        self.uv_recheck = 1.0
+        self._uv_recheck_now = self.uv_recheck
         self.label = label
         self.auto_clean = auto_clean
         self._fs_watch_factory = fs_watch
@@ -345,7 +348,8 @@ class Watcher:
         scan's (one parked, or exited unseen)."""
         from uvsweep import cleaner  # noqa: PLC0415
 
-        self._next_uv_check = time.monotonic() + self.uv_recheck
+        self._uv_recheck_now = min(self._uv_recheck_now * 2, 8 * self.uv_recheck)
+        self._next_uv_check = time.monotonic() + self._uv_recheck_now
         try:
             now_active = {proc.pid for proc in cleaner.running_uv()}
         except Exception:  # a bug: say so; the next event or safety rescan still comes
@@ -435,7 +439,9 @@ class Watcher:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
         before = {p.pid for p in self.uv_processes}
         self.uv_processes = cleaner.running_uv(table)  # the active ones: what the gate waits for
-        self._next_uv_check = time.monotonic() + self.uv_recheck
+        if before != {p.pid for p in self.uv_processes}:
+            self._uv_recheck_now = self.uv_recheck
+        self._next_uv_check = time.monotonic() + self._uv_recheck_now
         if self._waiter is not None:
             self._waiter.watch(p.pid for p in self.uv_processes)
         previous, self.snapshot = self.snapshot, snapshot
