@@ -74,8 +74,12 @@ def _kind_of(mode: int) -> str:
 
 
 def _is_keeper(holder: Holder) -> bool:
-    """Whether a holder is uvsweep's own keeper (`uvsweep _keeper ...`)."""
-    return bool(holder.cmdline) and "_keeper" in (holder.cmdline or ())
+    """Whether a holder is uvsweep's own keeper: `python -m uvsweep _keeper JOB` or, frozen,
+    `uvsweep _keeper JOB` (see `remove.handoff.Keeper`)."""
+    argv = holder.cmdline or ()
+    if len(argv) >= 4 and argv[1:4] == ("-m", "uvsweep", "_keeper"):
+        return True
+    return len(argv) >= 2 and argv[1] == "_keeper" and "uvsweep" in argv[0].rsplit("/", 1)[-1]
 
 
 def classify(obs: Observation) -> LockFile:
