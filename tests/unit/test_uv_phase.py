@@ -213,92 +213,26 @@ def test_denied_processes_are_said_off_linux() -> None:
     assert cleaner.hidden_notes(ProcessTable(platform="darwin"), platform="darwin") == ()
 
 
-# ---- macOS and Windows: psutil, with the library faked as strictly as it behaves --------------
-
-
-class FakePsutil:
-    """The part of psutil the table uses. Unknown pids raise NoSuchProcess; `denied` pids raise
-    AccessDenied for exe() and environ(), and `as_dict` gives None for what is denied, as psutil's
-    `ad_value` does."""
-
-    class Error(Exception):
-        pass
-
-    class NoSuchProcess(Error):  # noqa: N818 - psutil's names
-        pass
-
-    class ZombieProcess(NoSuchProcess):
-        pass
-
-    class AccessDenied(Error):  # noqa: N818
-        pass
-
-    STATUS_ZOMBIE = "zombie"
-
-    def __init__(self, procs: dict[int, tuple[int, tuple[str, ...], str]], denied: set[int]):
-        self.procs = procs  # pid -> (ppid, cmdline, exe)
-        self.denied = denied
-        fake = self
-
-        class Process:
-            def __init__(self, pid: int) -> None:
-                if pid not in fake.procs:
-                    raise fake.NoSuchProcess(pid)
-                self.pid = pid
-                self._ppid, self._cmdline, self._exe = fake.procs[pid]
-
-            def _guard(self) -> None:
-                if self.pid in fake.denied:
-                    raise fake.AccessDenied(self.pid)
-
-            def as_dict(self, attrs: list[str]) -> dict[str, object]:
-                hidden = self.pid in fake.denied
-                values: dict[str, object] = {
-                    "name": self._exe.rsplit("\\", 1)[-1],  # psutil: the executable's name
-                    "username": None if hidden else "me",
-                    "cmdline": None if hidden else list(self._cmdline),
-                    "cwd": None if hidden else "C:\\",
-                    "create_time": 0.0,
-                }
-                assert set(attrs) <= {*values, "uids"}
-                return {key: values.get(key) for key in attrs}
-
-            def exe(self) -> str:
-                self._guard()
-                return self._exe
-
-            def environ(self) -> dict[str, str]:
-                self._guard()
-                return {}
-
-            def children(self) -> list[Process]:
-                return [Process(p) for p, (pp, _c, _e) in fake.procs.items() if pp == self.pid]
-
-            def ppid(self) -> int:
-                return self._ppid
-
-            def status(self) -> str:
-                return "running"
-
-        self.Process = Process
-
-    def pids(self) -> list[int]:
-        return sorted(self.procs)
+# ---- macOS and Windows: psutil, through the double that exposes exactly that OS's API ---------
 
 
 def test_windows_launchers_and_denied_details(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakePsutil(
-        {
-            10: (1, ("uvx.exe", "ruff"), "C:\\bin\\uvx.exe"),  # uvx.exe spawns uv.exe
-            11: (10, ("C:\\bin\\uv.exe", "tool", "uvx", "ruff"), "C:\\bin\\uv.exe"),
-            12: (11, ("ruff.exe", "check"), "C:\\tools\\ruff.exe"),
-            20: (1, ("python.exe", "-m", "uv", "sync"), "C:\\py\\python.exe"),  # no uv.exe yet
-            30: (1, ("uv-0.13.9.exe", "sync"), "C:\\bin\\uv-0.13.9.exe"),  # no lock table here
-            40: (1, ("svc.exe",), "C:\\Windows\\svc.exe"),
-        },
-        denied={40},
-    )
-    monkeypatch.setitem(sys.modules, "psutil", fake)
+    from tests.psutil_double import FakeProcess, FakePsutil
+
+    def proc(pid: int, ppid: int, cmdline: tuple[str, ...], exe: str, **kw: object) -> FakeProcess:
+        name = exe.rsplit("\\", 1)[-1]
+        return FakeProcess(pid, name=name, cmdline=cmdline, exe=exe, ppid=ppid, **kw)  # type: ignore[arg-type]
+
+    double = FakePsutil("win32", [
+        proc(10, 1, ("uvx.exe", "ruff"), "C:\\bin\\uvx.exe"),  # uvx.exe spawns uv.exe
+        proc(11, 10, ("C:\\bin\\uv.exe", "tool", "uvx", "ruff"), "C:\\bin\\uv.exe"),
+        proc(12, 11, ("ruff.exe", "check"), "C:\\tools\\ruff.exe"),
+        proc(20, 1, ("python.exe", "-m", "uv", "sync"), "C:\\py\\python.exe"),  # no uv.exe yet
+        proc(30, 1, ("uv-0.13.9.exe", "sync"), "C:\\bin\\uv-0.13.9.exe"),  # no lock table here
+        proc(40, 1, ("svc.exe",), "C:\\Windows\\svc.exe", denied={"exe", "cmdline", "environ"}),
+        proc(50, 1, ("uv.exe", "run", "x"), "C:\\bin\\uv.exe", zombie=True),
+    ])  # fmt: skip
+    monkeypatch.setitem(sys.modules, "psutil", double)
     table = ProcessTable(platform="win32")
     found = {p.pid: p.phase for p in table.uv_processes()}
     assert found == {10: "parked", 11: "parked", 20: "active"}
