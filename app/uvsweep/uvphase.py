@@ -12,7 +12,10 @@ these rules cannot classify. The rules, from uv's source (astral-sh/uv):
   signals and waits for the child. `uv tool run` / `uvx` (`crates/uv/src/commands/tool/run.rs`)
   takes the installed-tools lock inside `get_or_create_environment()`, which returns before the
   spawn, and ends in the same `run_to_completion`. Same shape in every release from 0.4.30 to
-  0.13.9 (checked with real binaries of 16 releases; the source read is 0.12.5's).
+  0.13.9 (source read at 0.12.5; real binaries of 16 releases tried when the issue was filed,
+  and 0.4.30, 0.6.17, 0.8.19, 0.8.20, 0.8.22, 0.9.30, 0.11.0 and 0.13.9 again with these rules:
+  `uv run`, a project's `uv run`, `uv run --script` and uvx judged parked once their command
+  runs; `uv sync` and `uv run` building with a sleeping setuptools backend judged active).
 - While it waits, a uv >= 0.8.20 holds one *shared* flock on `<cache dir>/.lock`
   (`Cache::init()` in `crates/uv-cache/src/lib.rs`, astral-sh/uv#15888; the code is in 0.8.19's
   source, but a real 0.8.19 `uv run` holds no lock while it waits, 0.8.20 does) and no other
