@@ -9,6 +9,8 @@ the lock, as a preempted process would. Inside the critical section a witness fi
 
 Sweepers run in a loop beside them:
   uvsweep  the real removal protocol (`uvsweep.remove.for_platform().remove`)
+  gated    `uvsweep.cleaner.clean`: the uv gate first (any active uv stops a pass), then the
+           protocol; run beside parked uv processes, which must not stop it
   rm       a naive `rm -f uv-*.lock`
   trylock  `LOCK_EX|LOCK_NB`, then unlink, then close (what systemd-tmpfiles does)
 
@@ -184,6 +186,14 @@ def latecomers_remover(witness_dir: str) -> tuple[object, list[Latecomer]]:
 
 def sweep_once(kind: str, directory: str, remover: object) -> int:
     """One pass of a sweeper; how many files it removed."""
+    if kind == "gated":
+        from uvsweep import cleaner
+
+        report = cleaner.clean([directory])
+        sweep_once.handoffs += report.handoffs  # type: ignore[attr-defined]
+        sweep_once.busy += report.busy  # type: ignore[attr-defined]
+        sweep_once.blockers.update(p.pid for p in report.active_uv)  # type: ignore[attr-defined]
+        return len(report.removed)
     if kind in ("uvsweep", "latecomers"):
         from uvsweep.remove import Policy, Remover
 
@@ -219,9 +229,11 @@ def sweep_once(kind: str, directory: str, remover: object) -> int:
 
 
 sweep_once.handoffs = 0  # type: ignore[attr-defined]
+sweep_once.busy = 0  # type: ignore[attr-defined]  # gated passes the gate stopped
+sweep_once.blockers = set()  # type: ignore[attr-defined]  # the uv pids that stopped them
 
 
-def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
+def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, object]:
     """Sweep until `stop_file` appears."""
     remover = None
     late: list[Latecomer] = []
@@ -237,10 +249,13 @@ def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
         passes += 1
     handoffs: int = sweep_once.handoffs  # type: ignore[attr-defined]
     totals = [comer.finish() for comer in late]
+    busy: int = sweep_once.busy  # type: ignore[attr-defined]
+    blockers = sorted(sweep_once.blockers)  # type: ignore[attr-defined]
     return {
         "passes": passes, "removed": removed, "handoffs": handoffs,
         "late_sections": sum(t["sections"] for t in totals),
         "late_overlaps": sum(t["overlaps"] for t in totals),
+        "busy": busy, "blockers": blockers,
     }  # fmt: skip
 
 
@@ -285,6 +300,8 @@ def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> 
         "removed": swept["removed"],
         "passes": swept["passes"],
         "handoffs": swept["handoffs"],
+        "busy_passes": swept["busy"],
+        "blockers": swept["blockers"],
         "seconds": round(time.monotonic() - started, 2),
     }
 

@@ -129,8 +129,12 @@ class FakeProcess:
         open_paths: Callable[[], list[str]] | list[str] = (),  # type: ignore[assignment]
         denied: Iterable[str] = (),
         zombie: bool = False,
+        exe: str | None = None,
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.pid, self.name, self.username, self.cmdline = pid, name, username, cmdline
+        self.exe = exe if exe is not None else f"/usr/bin/{name}"  # psutil: "" when unknown
+        self.environ = dict(environ or {})
         self.cwd, self.uid, self.create_time, self.ppid = cwd, uid, create_time, ppid
         self.open_paths = open_paths
         self.denied = set(denied)
@@ -230,6 +234,14 @@ class FakePsutil:
                 double.STATUS_ZOMBIE if fetch(self, "status").zombie else double.STATUS_RUNNING
             ),
             "uids": lambda self: PUIDS(*(fetch(self, "uids").uid,) * 3),
+            "exe": lambda self: fetch(self, "exe").exe,
+            "environ": lambda self: dict(fetch(self, "environ").environ),
+            # psutil's children(): the direct ones by their ppid, zombies included
+            "children": lambda self, recursive=False: [
+                type(self)(pid)
+                for pid, proc in sorted(double.table.items())
+                if proc.ppid == fetch(self, "children").pid and not recursive
+            ],
             "open_files": lambda self: [
                 popenfile(path, -1 if platform == "win32" else 3 + i)
                 for i, path in enumerate(fetch(self, "open_files").paths())

@@ -1,9 +1,11 @@
 """Safe cleanup: the uv process gate, then the removal protocol (or, dry, what it would do).
 
-The gate comes first: while any uv process of any user is alive, nothing is removed, because a uv
-that is about to take a lock is invisible to every per-file check. uvsweep's own ancestors (`uv run
-uvsweep clean`, `uvx uvsweep clean`) do not count; the files they use are still protected by the
-per-file checks like any other.
+The gate comes first: while an *active* uv process of any user is alive, nothing is removed,
+because a uv that is about to take a lock is invisible to every per-file check. A *parked* uv (one
+that has spawned the command it runs and only waits for it: `uv run`, `uvx`...) takes no temp-dir
+lock again, so it is listed but never waited for (the gate: `uvgate.py`; the rules and uv's
+source: `uvphase.py`). uvsweep's own ancestors (`uv run uvsweep clean`, `uvx uvsweep clean`) do
+not count; the files they use are still protected by the per-file checks like any other.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from uvsweep import visibility
 from uvsweep.model import LockState, ScanError
 from uvsweep.processes import ProcessInfo, ProcessTable
 from uvsweep.remove import Policy, Progress, Remover, Skipped
+from uvsweep.uvgate import Gate, hidden_notes, running_uv, uv_gate
 from uvsweep.visibility import Visibility
+
+__all__ = [
+    "REMOVABLE", "CleanReport", "Gate", "accepts_hidden_processes", "clean", "hidden_notes",
+    "running_uv", "uv_gate",
+]  # fmt: skip
 
 #: States a run may remove: orphaned always, foreign only in an all-users run.
 REMOVABLE = frozenset({LockState.ORPHANED})
@@ -30,13 +38,19 @@ class CleanReport:
         self.removed: list[str] = []  # with dry_run: what would be removed
         self.skipped: list[Skipped] = []
         self.errors: list[ScanError] = []
-        self.uv_processes: list[ProcessInfo] = []
-        self.busy = False  # uv processes were running, so nothing was removed
+        self.uv_processes: list[ProcessInfo] = []  # every uv process, active and parked
+        self.busy = False  # active uv processes were running, so nothing was removed
+        self.gate_notes: list[str] = []  # what the gate could not see (hidden uv processes)
         self.hidden_processes = 0
         self.handoffs = 0
         self.keepers: list[int] = []  # keeper processes that finish this run's handoffs
         self.blind = ""  # why nothing was removed: processes that could use them are hidden
         self.notes: list[str] = []
+
+    @property
+    def active_uv(self) -> list[ProcessInfo]:
+        """The uv processes the gate waited for (`busy`)."""
+        return [proc for proc in self.uv_processes if proc.active]
 
 
 def accepts_hidden_processes() -> bool:
@@ -45,12 +59,6 @@ def accepts_hidden_processes() -> bool:
     import os  # noqa: PLC0415
 
     return os.environ.get("UVSWEEP_ACCEPT_HIDDEN_PROCESSES") == "1"
-
-
-def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
-    """Live uv processes of any user, except this process's own ancestors."""
-    table = processes or ProcessTable()
-    return table.uv_processes(exclude=table.ancestors())
 
 
 def clean(
@@ -91,8 +99,10 @@ def clean(
                 f"/proc's hidepid={seen.hidepid} hides other users' processes"
             )
     if gate:
-        report.uv_processes = running_uv(processes)
-        report.busy = bool(report.uv_processes)
+        found = uv_gate(processes, seen)
+        report.uv_processes = list(found.processes)
+        report.gate_notes = list(found.notes)
+        report.busy = bool(found.active)
     if dry_run:
         _dry_run(report, dirs, policy, processes)
         return report

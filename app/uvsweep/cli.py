@@ -100,9 +100,13 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     tmp_warning = tmpdir_warning()
     if tmp_warning:
         _err(f"warning: {tmp_warning}")
+    notes = _gate_notes()
     _show_errors(snapshot.errors)
-    _output(args.json, lambda: report.snapshot_json(snapshot, now),
+    _output(args.json, lambda: report.snapshot_json(snapshot, now, notes=notes),
             lambda: report.snapshot_text(snapshot, now))  # fmt: skip
+    if not args.json:
+        for note in notes:
+            _err(f"note: {note}")
     if not args.json and snapshot.hidden_processes and snapshot.files:
         print(
             f"note: {snapshot.hidden_processes} processes of other users could not be inspected"
@@ -114,6 +118,15 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     if snapshot.errors:
         return ExitStatus.PARTIAL
     return ExitStatus.OK
+
+
+def _gate_notes() -> tuple[str, ...]:
+    """What the uv gate cannot see here (hidepid, a child PID namespace), without a process
+    walk."""
+    from uvsweep import uvgate  # noqa: PLC0415 - not the cleaner: scan stays light
+    from uvsweep.processes import ProcessTable  # noqa: PLC0415
+
+    return uvgate.hidden_notes(ProcessTable())
 
 
 # ---- clean ------------------------------------------------------------------------------------
@@ -181,7 +194,8 @@ class _Status:
 
 
 def _wait_for_idle(limit: float | None, status: _Status) -> bool:
-    """Wait until no uv process is alive; False if `limit` seconds pass first."""
+    """Wait until no *active* uv process is alive (parked ones only wait for the command they
+    run, and are never waited for); False if `limit` seconds pass first."""
     from uvsweep import cleaner  # noqa: PLC0415
     from uvsweep.report import process_line  # noqa: PLC0415
 
@@ -245,7 +259,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
     _show_errors(outcome.errors)
     _output(args.json, lambda: report.clean_json(outcome, now),
             lambda: report.clean_text(outcome, now))  # fmt: skip
-    for note in outcome.notes:
+    for note in [*outcome.gate_notes, *outcome.notes]:
         _err(f"note: {note}")
     if outcome.hidden_processes and not outcome.busy:
         _err(
@@ -659,7 +673,7 @@ states:
 
 exit codes:
   0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
-  or removed, 5 uv is running (clean removed nothing), 6 no graphical session for the
+  or removed, 5 active uv is running (clean removed nothing), 6 no graphical session for the
   tray app, 7 processes that could use the files are hidden (clean removed nothing),
   130 Ctrl-C
 """
@@ -667,9 +681,11 @@ exit codes:
 _CLEAN_DESCRIPTION = """\
 Remove the uv lock files nobody uses any more, without ever breaking uv's locking.
 
-First the gate: if any uv process of any user is running, nothing is removed and
-they are listed (exit 5); --wait waits for them instead. uvsweep's own parents
-(`uv run uvsweep`, `uvx uvsweep`) do not count.
+First the gate: if an active uv process of any user is running, nothing is removed
+and it is listed (exit 5); --wait waits for it instead. A parked uv (`uv run`,
+`uvx`... that has started its command and only waits for it) takes no lock again:
+it is listed, never waited for. uvsweep's own parents (`uv run uvsweep`,
+`uvx uvsweep`) do not count.
 
 Then each file is removed only if it is orphaned: exactly uv's name, a regular
 empty file with one link, yours (or anybody's with --all-users as root), with no
@@ -776,8 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     clean.add_argument(
         "--wait", nargs="?", type=parse_duration, const=float("inf"), metavar="SECONDS",
-        help="if uv is running, wait until it is done (at most SECONDS; default: no limit), "
-        "then clean",
+        help="if active uv is running, wait until it is done or parked (at most SECONDS; "
+        "default: no limit), then clean",
     )  # fmt: skip
     clean.add_argument(
         "--ignore-running-uv", action="store_true",
@@ -816,8 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     watch.add_argument(
         "--clean-when-idle", nargs="?", type=parse_duration, const=0.0, metavar="MIN_AGE",
-        help="whenever no uv process runs, safely remove orphaned files at least MIN_AGE old "
-        "(default 0), as `uvsweep clean` would",
+        help="whenever no active uv process runs, safely remove orphaned files at least MIN_AGE "
+        "old (default 0), as `uvsweep clean` would",
     )  # fmt: skip
 
     tray_cmd = _command(

@@ -110,6 +110,7 @@ def report() -> dict[str, Any]:
     config = settings.load()
     dirs = scanner.resolve_dirs(None, config)
     snapshot = scanner.scan(dirs, settings=config, label=False)
+    gate = cleaner.uv_gate()
     backend, why = tray_backend(config.tray_backend)
     try:
         start = autostart.for_platform().status()
@@ -134,9 +135,11 @@ def report() -> dict[str, Any]:
         "start at login": start_text,
         "uv processes": [
             f"pid {p.pid} {p.user or '?'}: {' '.join(p.cmdline or [p.name or '?'])}"
-            for p in cleaner.running_uv()
+            f" [{p.phase}: {p.phase_reason}]"
+            for p in gate.processes
         ],
         "hidden": hidden,
+        "uv gate": list(gate.notes) or "sees every uv process",
         "notes": list(snapshot.notes),
     }
     if sys.platform.startswith("linux"):

@@ -6,6 +6,7 @@ from uvsweep.model import Holder, LockFile, LockState, Snapshot, format_age
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from uvsweep.cleaner import CleanReport
@@ -50,14 +51,16 @@ def label_json(item: LockFile) -> dict[str, Any] | None:
     return {"kind": item.label.kind.value, "path": item.label.path or None}
 
 
-def snapshot_json(snapshot: Snapshot, now: float) -> dict[str, Any]:
-    """The whole `scan --json` document (schema version 1, documented in the README)."""
+def snapshot_json(snapshot: Snapshot, now: float, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole `scan --json` document (schema version 1, documented in the README); `notes`
+    (with the snapshot's own): what uvsweep could not see (hidden processes)."""
     return {
         "version": JSON_VERSION,
         "dirs": list(snapshot.dirs),
         "files": [file_json(item, now) for item in snapshot.files],
         "summary": snapshot.summary(),
         "errors": [{"path": err.path, "message": err.message} for err in snapshot.errors],
+        "notes": [*snapshot.notes, *(note for note in notes if note not in snapshot.notes)],
     }
 
 
@@ -126,6 +129,8 @@ def process_json(proc: ProcessInfo, now: float) -> dict[str, Any]:
         "name": proc.name,
         "age_seconds": round(max(0.0, now - proc.started), 3) if proc.started else None,
         "cmdline": list(proc.cmdline) if proc.cmdline is not None else None,
+        "phase": proc.phase,
+        "phase_reason": proc.phase_reason,
     }
 
 
@@ -143,7 +148,7 @@ def clean_json(report: CleanReport, now: float) -> dict[str, Any]:
         "handoffs": report.handoffs,
         "keepers": list(report.keepers),
         "hidden": report.blind or None,
-        "notes": list(report.notes),
+        "notes": [*report.gate_notes, *report.notes],
     }
 
 
@@ -156,6 +161,25 @@ def process_line(proc: ProcessInfo, now: float) -> str:
     return f"pid {proc.pid}  {proc.user or '?'}  {age}  {command}"
 
 
+def process_lines(procs: Sequence[ProcessInfo], now: float) -> list[str]:
+    """Each uv process on a line (`process_line`), its phase and the reason on the next."""
+    lines = []
+    for proc in procs:
+        lines.append(f"  {process_line(proc, now)}")
+        lines.append(f"    {proc.phase}: {proc.phase_reason}" if proc.phase_reason else "")
+    return [line for line in lines if line]
+
+
+def parked_text(procs: Sequence[ProcessInfo], now: float) -> list[str]:
+    """The parked uv processes, which the gate lists but never waits for."""
+    parked = [proc for proc in procs if not proc.active]
+    if not parked:
+        return []
+    noun = "process" if len(parked) == 1 else "processes"
+    head = f"Not waited for: {len(parked)} parked uv {noun} (each only waits for its command):"
+    return [head, *process_lines(parked, now)]
+
+
 def _files(count: int) -> str:
     return f"{count} uv lock file" + ("" if count == 1 else "s")
 
@@ -163,16 +187,17 @@ def _files(count: int) -> str:
 def clean_text(report: CleanReport, now: float) -> str:
     """What `clean` tells people: the uv processes in the way, or what went and what stayed."""
     lines: list[str] = []
-    if report.uv_processes:
+    parked = parked_text(report.uv_processes, now)
+    if report.active_uv:
         lines.append(
             "uv is running, so nothing was removed:"
             if not report.dry_run
             else "uv is running, so a real run would remove nothing now:"
         )
-        lines += [f"  {process_line(proc, now)}" for proc in report.uv_processes]
+        lines += process_lines(report.active_uv, now)
         lines.append("Run again when it is done, or pass --wait to wait for it.")
         if not report.dry_run:
-            return "\n".join(lines)
+            return "\n".join([*lines, *parked])
         lines.append("")
     verb = "Would remove" if report.dry_run else "Removed"
     if report.removed:
@@ -184,6 +209,8 @@ def clean_text(report: CleanReport, now: float) -> str:
         lines.append(f"{'Would keep' if report.dry_run else 'Kept'} {len(report.skipped)}:")
         width = max(len(s.state.value) for s in report.skipped)
         lines += [f"  {s.state.value.ljust(width)}  {s.path}: {s.reason}" for s in report.skipped]
+    if parked:
+        lines += parked
     return "\n".join(lines)
 
 

@@ -3,7 +3,9 @@
 Rescans are triggered by
 - file system events on the temp dirs (created, deleted, renamed into place; on Linux also opened
   and closed-after-write, so a holder that exits or a uv that starts waiting shows at once),
-- the exit of any uv process the last scan saw (`procwait`: pidfd, kqueue or process handles),
+- the exit of any active uv process the last scan saw (`procwait`: pidfd, kqueue or process
+  handles); while one is active, a check of the uv processes alone (every second at first, up
+  to every 8 s while nothing changes) rescans when it has parked (spawned its command),
 - a slow safety rescan (default 60 s) for whatever events miss,
 - polling (default every 2 s) only for dirs the OS cannot watch (inotify limits reached).
 
@@ -154,6 +156,10 @@ class Watcher:
         self.poll_interval = poll_interval
         self.quiet = quiet
         self.max_delay = max_delay
+        # while an active uv runs: how soon to look whether it parked (1 s, doubling up to 8 s
+        # while nothing changes: a uv that stays active for minutes costs little)
+        self.uv_recheck = 1.0
+        self._uv_recheck_now = self.uv_recheck
         self.label = label
         self.auto_clean = auto_clean
         self._fs_watch_factory = fs_watch
@@ -176,6 +182,7 @@ class Watcher:
         self._index_at = 0.0
         self.snapshot: Snapshot | None = None
         self.uv_processes: list[ProcessInfo] = []
+        self._next_uv_check = 0.0
         self.scans = 0
         self.warnings: list[str] = []
         self.on_warning = on_warning  # called on the watcher's thread with each warning
@@ -287,6 +294,7 @@ class Watcher:
             next_safety = time.monotonic() + self.safety_interval
             next_poll = time.monotonic() + self.poll_interval
             while True:
+                recheck = False
                 with self._cond:
                     while not self._stopping:
                         now = time.monotonic()
@@ -300,7 +308,12 @@ class Watcher:
                             break
                         if (self._polled or self._missing) and now >= next_poll:
                             break
+                        if self.uv_processes and now >= self._next_uv_check:
+                            recheck = True  # an active uv may have parked: the gate may open
+                            break
                         deadline = next_safety
+                        if self.uv_processes:
+                            deadline = min(deadline, self._next_uv_check)
                         if self._polled or self._missing:
                             deadline = min(deadline, next_poll)
                         if self._dirty_since is not None:
@@ -312,9 +325,13 @@ class Watcher:
                         self._cond.wait(max(0.0, deadline - now))
                     if self._stopping:
                         return
-                    self._dirty_since = None
-                    full, self._full = self._full, False
-                    reattach, self._reattach = self._reattach, set()
+                    if not recheck:
+                        self._dirty_since = None
+                        full, self._full = self._full, False
+                        reattach, self._reattach = self._reattach, set()
+                if recheck:
+                    self._recheck_uv()
+                    continue
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self.poll_interval
@@ -330,6 +347,22 @@ class Watcher:
         except Exception:  # pragma: no cover - a bug outside the scan: say so
             log.exception("the watcher stopped on an unexpected error")
             raise
+
+    def _recheck_uv(self) -> None:
+        """Only the uv processes: ask for a rescan if the active ones differ from the last
+        scan's (one parked, or exited unseen)."""
+        from uvsweep import cleaner  # noqa: PLC0415
+
+        self._uv_recheck_now = min(self._uv_recheck_now * 2, 8 * self.uv_recheck)
+        self._next_uv_check = time.monotonic() + self._uv_recheck_now
+        try:
+            now_active = {proc.pid for proc in cleaner.running_uv()}
+        except Exception:  # a bug: say so; the next event or safety rescan still comes
+            log.exception("checking the uv processes failed")
+            return
+        if now_active != {proc.pid for proc in self.uv_processes}:
+            with self._cond:
+                self._mark_dirty()
 
     def _start_sources(self) -> None:
         from uvsweep import procwait  # noqa: PLC0415
@@ -410,7 +443,10 @@ class Watcher:
         if notes:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
         before = {p.pid for p in self.uv_processes}
-        self.uv_processes = cleaner.running_uv(table)
+        self.uv_processes = cleaner.running_uv(table)  # the active ones: what the gate waits for
+        if before != {p.pid for p in self.uv_processes}:
+            self._uv_recheck_now = self.uv_recheck
+        self._next_uv_check = time.monotonic() + self._uv_recheck_now
         if self._waiter is not None:
             self._waiter.watch(p.pid for p in self.uv_processes)
         previous, self.snapshot = self.snapshot, snapshot

@@ -59,6 +59,7 @@ def test_empty_dir_scans_clean(lockdir: Path) -> None:
             ["orphaned", "foreign", "suspicious", "held", "waiting", "open"], 0
         ),
         "errors": [],
+        "notes": [],
     }
 
 
@@ -69,7 +70,7 @@ def test_json_schema_is_exact_and_states_are_right(lockdir: Path, hold: type[Hol
     waiter = hold(lockdir / B, wait=True)
     doc, done = scan_json(lockdir)
     assert done.returncode == 0, done.stderr
-    assert set(doc) == {"version", "dirs", "files", "summary", "errors"}
+    assert set(doc) == {"version", "dirs", "files", "summary", "errors", "notes"}
     by_name = {f["name"]: f for f in doc["files"]}
     for item in doc["files"]:
         assert set(item) == FILE_KEYS

@@ -11,25 +11,29 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.integration.test_uv_gate import Start, real_uv, start, start_parked  # noqa: F401
 
 HARNESS = Path(__file__).resolve().parents[1] / "mutex_harness.py"
 
 pytestmark = [pytest.mark.integration, pytest.mark.linux, pytest.mark.slow]
 
 
-def run_harness(tmp_path: Path, sweeper: str, sections: int, workers: int = 4) -> dict[str, int]:
+def run_harness(tmp_path: Path, sweeper: str, sections: int, workers: int = 4) -> dict[str, Any]:
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); import mutex_harness as h;"
         " print(json.dumps(h.run(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))"
     )
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
         [sys.executable, "-c", code, str(HARNESS.parent), str(tmp_path), sweeper,
          str(sections), str(workers)],
         capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
-    result: dict[str, int] = json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
@@ -58,3 +62,23 @@ def test_naive_sweepers_break_it(tmp_path: Path, sweeper: str) -> None:
     result = run_harness(tmp_path, sweeper, sections=10_000)
     assert result["removed"] > 0
     assert result["overlaps"] > 0, f"the harness must catch a {sweeper} sweeper: {result}"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the harness uses renameat2")
+def test_through_the_gate_beside_parked_uv(
+    tmp_path: Path,
+    uv_env: dict[str, str],
+    start: Start,  # noqa: F811 - a fixture
+) -> None:
+    # real uv processes that run a command and only wait for it: the gate lets the sweeper work
+    uv = real_uv()
+    for how in ("run", "uvx"):
+        (tmp_path / how).mkdir()
+    parked = [start_parked(how, uv, start, tmp_path / how, uv_env) for how in ("run", "uvx")]
+    result = run_harness(tmp_path / "harness", "gated", sections=10_000)
+    assert all(proc.poll() is None for proc in parked)
+    assert result["sections"] >= 10_000
+    assert result["overlaps"] == 0, result
+    # (someone else's active uv on a shared machine may stop some passes; ours never)
+    assert not {proc.pid for proc in parked} & set(result["blockers"]), result
+    assert result["removed"] > 0, f"parked uv must not stop the sweeper: {result}"

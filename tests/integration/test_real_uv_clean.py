@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_DIR, base_python, make_project, make_wheel, need
+from tests.integration.test_uv_gate import Start, start, start_parked, wait_for  # noqa: F401
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,19 +26,27 @@ SWEEPER = textwrap.dedent(
     import json, os, sys
     from uvsweep import cleaner
     removed = passes = 0
+    gate = sys.argv[3] == "gate"
     while not os.path.exists(sys.argv[2]):
-        # gate=False: the test's own uv processes must not stop the sweeper; every per-file
-        # check of the protocol still applies
-        removed += len(cleaner.clean([sys.argv[1]], gate=False).removed)
+        # without the gate, the test's own syncs do not stop the sweeper; every per-file check
+        # of the protocol still applies. With it, only parked uv processes may be alive
+        removed += len(cleaner.clean([sys.argv[1]], gate=gate).removed)
         passes += 1
     print(json.dumps({"removed": removed, "passes": passes}))
     """
 )
 
 
+@pytest.mark.parametrize("gate", ["no-gate", "gate"])
 def test_concurrent_uv_syncs_while_sweeping(
-    tmp_path: Path, lockdir: Path, uv: str, uv_env: dict[str, str]
-) -> None:
+    tmp_path: Path, lockdir: Path, uv: str, uv_env: dict[str, str], gate: str,
+    start: Start,  # noqa: F811 - a fixture
+) -> None:  # fmt: skip
+    parked = []
+    if gate == "gate":  # parked uv processes stay alive all along: the gate must let it sweep
+        for how in ("run", "uvx"):
+            (tmp_path / how).mkdir()
+            parked.append(start_parked(how, uv, start, tmp_path / how, uv_env))
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "tinydep", "1.0")
     project = make_project(
@@ -55,7 +64,7 @@ def test_concurrent_uv_syncs_while_sweeping(
     assert first.returncode == 0, first.stderr
     stop = tmp_path / "stop"
     sweeper = subprocess.Popen(
-        [sys.executable, "-c", SWEEPER, str(lockdir), str(stop)],
+        [sys.executable, "-c", SWEEPER, str(lockdir), str(stop), gate],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": APP_DIR},
     )  # fmt: skip
 
@@ -71,9 +80,13 @@ def test_concurrent_uv_syncs_while_sweeping(
     try:
         with ThreadPoolExecutor(4) as pool:
             results = [run for runs in pool.map(sync_loop, range(4)) for run in runs]
+        if parked:  # the syncs are done; the parked ones must not keep the project's lock file
+            wait_for("the gated sweeper to remove the lock files",
+                     lambda: not list(lockdir.glob("uv-*.lock")), timeout=120)  # fmt: skip
     finally:
         stop.touch()
         out, _ = sweeper.communicate(timeout=60)
+    assert all(proc.poll() is None for proc in parked)
     swept = json.loads(out)
     assert [r.returncode for r in results] == [0] * 24, [r.stderr for r in results if r.returncode]
     assert swept["removed"] > 0, f"the sweeper must have removed the project's lock: {swept}"

@@ -82,7 +82,7 @@ def load_backend() -> str:
 def summarize(report: CleanReport) -> str:
     """`Removed 3 uv lock files; kept 1 (held)` for a notification and the menu."""
     if report.busy:
-        pids = ", ".join(str(p.pid) for p in report.uv_processes[:3])
+        pids = ", ".join(str(p.pid) for p in report.active_uv[:3])
         return f"uv is running (pid {pids}): will clean when it is idle"
     removed = len(report.removed)
     text = f"Removed {removed} uv lock file{'s' if removed != 1 else ''}"
@@ -217,6 +217,8 @@ class TrayApp:
         message = self.policy.check(orphaned, time.time())
         if message and self.settings.notifications:
             self.notifier.send("uvsweep", message, button=("Clean now", self.clean_now))
+        # watcher.uv_processes is cleaner.running_uv(): the *active* ones (a parked uv never
+        # holds a cleanup back), so this fires when the last one exits or parks
         if self.deferred and not self.watcher.uv_processes and not self.cleaning:
             self.deferred = False
             self._start_clean(deferred=True)
@@ -313,7 +315,7 @@ class TrayApp:
         self.cleaning = False
         self.last_result = summarize(report)
         if report.busy:
-            self.deferred = True  # runs when the watcher sees the last uv process exit
+            self.deferred = True  # runs when the watcher sees the last active uv exit or park
         if self.settings.notifications or report.busy:
             title = "uvsweep: deferred cleanup done" if deferred else "uvsweep"
             self.notifier.send(title, self.last_result)

@@ -1,0 +1,240 @@
+"""Who is uv and whether it is active or parked: the rules, and the table on a /proc laid out as
+the kernel lays it out (files written by the test; the real kernel runs in test_uv_gate.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from uvsweep import cleaner, uvphase
+from uvsweep.processes import ProcessTable
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("uv", True), ("uvx", True), ("uvw", True), ("uv.exe", True), ("UVX.EXE", True),
+        ("uv@0.13.9", True), ("uvx@0.13.9", True), ("uv@0.13.9.exe", True),
+        ("uv-0.13.9", False), ("myuv", False), ("uvicorn", False), ("uv@", False),
+    ],
+)  # fmt: skip
+def test_uv_names(name: str, expected: bool) -> None:
+    assert uvphase.is_uv_name(name) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("uv", "run", "x"), ("run",)),
+        (("uv", "-q", "--directory", "run", "sync"), ("sync",)),
+        (("uv", "--cache-dir=/c", "tool", "run", "ruff"), ("tool", "run")),
+        (("uv", "tool", "uvx", "--from", "x", "y"), ("tool", "uvx")),
+        (("uv", "--no-cache", "pip", "install", "x"), ("pip",)),
+        (("uv",), ()),
+    ],
+)
+def test_the_subcommand_skips_global_options(argv: tuple[str, ...], words: tuple[str, ...]) -> None:
+    assert uvphase.subcommand(argv) == words
+
+
+def test_runners_and_python_m_uv() -> None:
+    assert uvphase.is_runner(("uv", "run", "--script", "s.py"))
+    assert uvphase.is_runner(("/x/uv", "tool", "uvx", "ruff"))
+    assert not uvphase.is_runner(("uv", "sync"))
+    assert not uvphase.is_runner(("uv", "tool", "install", "ruff"))
+    assert uvphase.is_python_m_uv(("/usr/bin/python3", "-I", "-m", "uv", "sync"))
+    assert not uvphase.is_python_m_uv(("python3", "-m", "uvicorn"))
+    assert not uvphase.is_python_m_uv(("python3", "script.py", "-m", "uv"))
+
+
+QUERY_CODE = (
+    "import sys; sys.path = ['/c/.tmpX'] + sys.path; from python.get_interpreter_info import main;"
+    " main()"
+)
+QUERY = ("/usr/bin/python3", "-I", "-B", "-c", QUERY_CODE)
+BACKEND = ("/c/builds-v0/.tmpY/bin/python", "-c",
+           "import sys\nimport setuptools.build_meta as backend\nimport json")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (QUERY, "an interpreter query"),
+        (BACKEND, "a build backend"),
+        (("/v/bin/python", "/tmp/.tmpZ/pip_compileall.py"), "bytecode compilation"),
+        (("/usr/bin/git", "fetch", "origin"), "git"),
+        (("sleep", "60"), None),
+        (("/v/bin/python", "-c", "import time; time.sleep(9)"), None),
+    ],
+)
+def test_uvs_own_helpers_are_told_from_the_users_command(
+    argv: tuple[str, ...], kind: str | None
+) -> None:
+    assert uvphase.helper_kind(argv) == kind
+
+
+RUN = ("uv", "run", "--", "sleep", "60")
+
+
+def phase(
+    argv: tuple[str, ...] | None = RUN,
+    children: list[uvphase.Child] | None = None,
+    locks: tuple[bool, bool] | None = (False, False),
+    wrapper: bool = False,
+) -> str:
+    return uvphase.phase(argv, wrapper=wrapper, children=children or [], locks=locks)[0]
+
+
+def test_parked_only_once_the_users_command_runs_and_no_lock_says_otherwise() -> None:
+    sleeping = [uvphase.Child(7, ("sleep", "60"))]
+    assert phase(children=sleeping) == "parked"
+    assert phase(children=sleeping, locks=None) == "parked"  # no lock table (macOS, Windows)
+    assert phase(children=[]) == "active"  # not started yet
+    assert phase(children=[uvphase.Child(7, QUERY)]) == "active"
+    assert phase(children=[uvphase.Child(7, BACKEND)]) == "active"
+    assert phase(children=[uvphase.Child(7, RUN, forked=True)]) == "active"  # before its exec
+    assert phase(children=sleeping, locks=(True, False)) == "active"  # waits for a lock
+    assert phase(children=sleeping, locks=(False, True)) == "active"  # holds an exclusive one
+    assert phase(("uv", "sync"), children=sleeping) == "active"
+    assert phase(None, children=sleeping) == "active"  # its command line is hidden
+
+
+def test_a_launcher_is_parked_once_its_uv_runs() -> None:
+    uvx = ("uvx", "ruff")
+    assert phase(uvx, wrapper=True) == "active"
+    assert phase(uvx, wrapper=True, children=[uvphase.Child(8, ("uv",), is_uv=True)]) == "parked"
+
+
+# ---- the table on a /proc written by the test -----------------------------------------------
+
+BTIME = 1_700_000_000
+
+
+class FakeProc:
+    """A /proc tree: per-pid comm, cmdline, stat, exe, cwd and environ; /proc/locks; /proc/stat."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        (root / "stat").write_text(f"cpu 0\nbtime {BTIME}\n")
+        self.locks: list[str] = []
+        (root / "locks").write_text("")
+
+    def add(self, pid: int, argv: tuple[str, ...], *, ppid: int = 1, exe: str | None = None,
+            comm: str | None = None, env: dict[str, str] | None = None, state: str = "S",
+            cwd: str = "/") -> None:  # fmt: skip
+        base = self.root / str(pid)
+        base.mkdir()
+        (base / "comm").write_text((comm or os.path.basename(argv[0]))[:15] + "\n")
+        (base / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        name = comm or os.path.basename(argv[0])
+        (base / "stat").write_text(f"{pid} ({name}) {state} {ppid} " + "0 " * 17 + "100 0 0\n")
+        if exe:
+            (base / "exe").symlink_to(exe)
+        (base / "cwd").symlink_to(cwd)
+        if env is not None:
+            (base / "environ").write_bytes(b"".join(f"{k}={v}\0".encode() for k, v in env.items()))
+
+    def lock(self, pid: int, inode: int, mode: str = "READ", waiting: bool = False) -> None:
+        arrow = "-> " if waiting else ""
+        self.locks.append(
+            f"{len(self.locks) + 1}: {arrow}FLOCK  ADVISORY  {mode} {pid} fe:00:{inode} 0 EOF"
+        )
+        (self.root / "locks").write_text("\n".join(self.locks) + "\n")
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> FakeProc:
+    return FakeProc(tmp_path / "proc")
+
+
+def judged(proc: FakeProc) -> dict[int, tuple[str, str]]:
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    return {p.pid: (p.phase, p.phase_reason) for p in table.uv_processes()}
+
+
+def test_uv_under_any_name(proc: FakeProc, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".lock").touch()
+    proc.add(10, ("/opt/uv", "sync"))  # by its name
+    proc.add(11, ("/home/me/bin/myuv", "sync"), exe="/opt/uv")  # a symlink: by its executable
+    proc.add(12, ("./uv-0.13.9", "sync"), env={"UV_CACHE_DIR": str(cache)})  # by its cache lock
+    proc.lock(12, (cache / ".lock").stat().st_ino)
+    proc.add(13, ("./uv-0.12.0", "sync"), cwd=str(tmp_path), env={})
+    proc.lock(13, (cache / ".lock").stat().st_ino, waiting=True)  # `--cache-dir` unknown: no
+    proc.add(14, ("/usr/bin/python3", "-m", "uv", "sync"))  # python -m uv
+    proc.add(15, ("/usr/bin/python3", "-m", "uvicorn", "app"))
+    proc.add(16, ("./uv-0.11.0", "--cache-dir", "cache", "sync"), cwd=str(tmp_path))
+    proc.lock(16, (cache / ".lock").stat().st_ino)  # a relative --cache-dir, from its cwd
+    proc.add(17, ("/opt/uv", "run", "x"), state="Z")  # a zombie is not alive
+    assert sorted(judged(proc)) == [10, 11, 12, 14, 16]
+
+
+def test_phases_on_the_table(proc: FakeProc) -> None:
+    proc.add(20, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(21, ("sleep", "60"), ppid=20, exe="/usr/bin/sleep")
+    proc.add(30, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(31, QUERY, ppid=30, exe="/usr/bin/python3.11")
+    proc.add(40, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(41, ("/opt/uv", "run", "--", "sleep", "60"), ppid=40, exe="/opt/uv")  # not exec'd
+    proc.add(50, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(51, ("sleep", "60"), ppid=50)
+    proc.lock(50, 777, mode="WRITE")
+    proc.add(60, ("/opt/uv", "tool", "uvx", "ruff"), exe="/opt/uv")
+    proc.add(61, ("ruff", "check"), ppid=60)
+    proc.add(62, ("sleep", "1"), ppid=60, state="Z")  # a reaped-late child does not count
+    found = judged(proc)
+    assert found[20] == ("parked", "its command runs as pid 21 (sleep 60); uv only waits")
+    assert found[30] == ("active", "it runs an interpreter query (pid 31)")
+    assert found[40][0] == "active" and found[41][0] == "active"
+    assert found[50] == ("active", "it holds an exclusive lock (it is changing an environment)")
+    assert found[60][0] == "parked"
+
+
+def test_running_uv_is_what_the_gate_waits_for(proc: FakeProc) -> None:
+    proc.add(20, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(21, ("sleep", "60"), ppid=20)
+    proc.add(30, ("/opt/uv", "sync"))
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    gate = cleaner.uv_gate(table)
+    assert [p.pid for p in gate.active] == [30] and [p.pid for p in gate.parked] == [20]
+    assert [p.pid for p in cleaner.running_uv(ProcessTable("linux", str(proc.root)))] == [30]
+
+
+def test_denied_processes_are_said_off_linux() -> None:
+    table = ProcessTable(platform="darwin", proc="/nonexistent")
+    table.denied.update({101, 102})
+    notes = cleaner.hidden_notes(table, platform="darwin")
+    assert notes and "2 processes of other users were denied" in notes[0]
+    assert cleaner.hidden_notes(ProcessTable(platform="darwin"), platform="darwin") == ()
+
+
+# ---- macOS and Windows: psutil, through the double that exposes exactly that OS's API ---------
+
+
+def test_windows_launchers_and_denied_details(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.psutil_double import FakeProcess, FakePsutil
+
+    def proc(pid: int, ppid: int, cmdline: tuple[str, ...], exe: str, **kw: object) -> FakeProcess:
+        name = exe.rsplit("\\", 1)[-1]
+        return FakeProcess(pid, name=name, cmdline=cmdline, exe=exe, ppid=ppid, **kw)  # type: ignore[arg-type]
+
+    double = FakePsutil("win32", [
+        proc(10, 1, ("uvx.exe", "ruff"), "C:\\bin\\uvx.exe"),  # uvx.exe spawns uv.exe
+        proc(11, 10, ("C:\\bin\\uv.exe", "tool", "uvx", "ruff"), "C:\\bin\\uv.exe"),
+        proc(12, 11, ("ruff.exe", "check"), "C:\\tools\\ruff.exe"),
+        proc(20, 1, ("python.exe", "-m", "uv", "sync"), "C:\\py\\python.exe"),  # no uv.exe yet
+        proc(30, 1, ("uv-0.13.9.exe", "sync"), "C:\\bin\\uv-0.13.9.exe"),  # no lock table here
+        proc(40, 1, ("svc.exe",), "C:\\Windows\\svc.exe", denied={"exe", "cmdline", "environ"}),
+        proc(50, 1, ("uv.exe", "run", "x"), "C:\\bin\\uv.exe", zombie=True),
+    ])  # fmt: skip
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform="win32")
+    found = {p.pid: p.phase for p in table.uv_processes()}
+    assert found == {10: "parked", 11: "parked", 20: "active"}
+    assert table.denied == {40}
+    assert "1 processes of other users were denied" in cleaner.hidden_notes(table, "win32")[0]
