@@ -61,7 +61,9 @@ def test_nothing_to_clean() -> None:
     assert items[0].text == "No orphaned uv lock files"
     clean = by_text(items, "Clean now")
     assert clean.text == "Clean now (0)" and not clean.enabled
-    assert by_text(items, "Lock files").submenu == (Item("No uv lock files", enabled=False),)
+    assert by_text(items, "Lock files").submenu == (
+        Item("No uv lock files", enabled=False, key="no-files"),
+    )
     assert not by_text(items, "Start at login").enabled  # unknown state: not a toggle to trust
 
 

@@ -60,14 +60,14 @@ def sni_host_present(platform: str = sys.platform) -> bool:
         return False
     from uvsweep.tray import sni  # noqa: PLC0415
 
-    return bool(sni.watcher_present())  # type: ignore[no-untyped-call]
+    return sni.watcher_present()
 
 
 def sni_icon(app: TrayApp) -> Any:
     """A StatusNotifierItem icon for `app` (the `sni` backend, `tray/sni.py`)."""
     from uvsweep.tray import sni  # noqa: PLC0415
 
-    return pystray_icon(app, sni.icon_class())  # type: ignore[no-untyped-call]
+    return pystray_icon(app, sni.icon_class())
 
 
 def load_backend() -> str:
@@ -430,31 +430,43 @@ def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     return lambda fn: fn()
 
 
-def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
-    """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
-    `app.menu_items()` each time it opens."""
+def to_pystray(items: Sequence[Item], dispatch: Callable[[str], None]) -> tuple[Any, ...]:
+    """pystray MenuItems for `items`; choosing one calls `dispatch(action)`. Each carries the
+    item's `key` (a backend that names entries, SNI, keeps an entry's id by it)."""
     import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
 
     def convert(item: Item) -> Any:
         if item.separator:
             return pystray.Menu.SEPARATOR
         if item.submenu is not None:
-            return pystray.MenuItem(item.text, pystray.Menu(*[convert(i) for i in item.submenu]),
-                                    enabled=item.enabled)  # fmt: skip
+            entry = pystray.MenuItem(item.text, pystray.Menu(*[convert(i) for i in item.submenu]),
+                                     enabled=item.enabled)  # fmt: skip
+            entry.key = item.key
+            return entry
         action = item.action
 
         def run(_icon: Any, _item: Any) -> None:
             if action:
-                app.dispatch(action)
+                dispatch(action)
 
         checked = None
         if item.checked is not None:
             value = item.checked
             checked = lambda _item: value  # noqa: E731
-        return pystray.MenuItem(item.text, run, checked=checked, default=item.default,
-                                enabled=item.enabled)  # fmt: skip
+        entry = pystray.MenuItem(item.text, run, checked=checked, default=item.default,
+                                 enabled=item.enabled)  # fmt: skip
+        entry.key = item.key
+        return entry
 
-    menu = pystray.Menu(lambda: tuple(convert(i) for i in app.menu_items()))
+    return tuple(convert(i) for i in items)
+
+
+def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
+    """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
+    `app.menu_items()` each time it opens."""
+    import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
+
+    menu = pystray.Menu(lambda: to_pystray(app.menu_items(), app.dispatch))
     if icon_type is not None:
         icon = icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu, **options)
         icon.render_at = app.image  # backends that send several sizes draw each one

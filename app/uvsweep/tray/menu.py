@@ -6,6 +6,7 @@ Each backend turns these items into its own menu; actions are plain strings the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from uvsweep.model import LockState, Record, Snapshot, format_age
@@ -18,13 +19,14 @@ MAX_FILES = 40
 class Item(Record):
     """One menu entry; a separator has no text."""
 
-    __slots__ = ("action", "checked", "default", "enabled", "submenu", "text")
+    __slots__ = ("action", "checked", "default", "enabled", "key", "submenu", "text")
     text: str
     action: str | None  # what the app does when it is chosen
     enabled: bool
     checked: bool | None  # None: not a toggle
     default: bool  # the item a left click on the icon runs
     submenu: tuple[Item, ...] | None
+    key: str  # what the entry is, whatever it says now (a tray's stable id for it)
 
     def __init__(
         self,
@@ -35,10 +37,12 @@ class Item(Record):
         checked: bool | None = None,
         default: bool = False,
         submenu: Sequence[Item] | None = None,
+        key: str = "",
     ) -> None:
         self._init(
             text=text, action=action, enabled=enabled, checked=checked, default=default,
             submenu=tuple(submenu) if submenu is not None else None,
+            key=key or action or re.sub(r"\d+", "#", text) or "--",
         )  # fmt: skip
 
     @property
@@ -81,23 +85,25 @@ def build(snapshot: Snapshot | None, state: MenuState, now: float) -> tuple[Item
     """The whole menu, top to bottom."""
     items: list[Item] = []
     if snapshot is None:
-        items.append(Item("Scanning\u2026", enabled=False))
+        items.append(Item("Scanning\u2026", enabled=False, key="summary"))
         orphaned = 0
     else:
         orphaned = snapshot.count(LockState.ORPHANED)
         attention = snapshot.count(LockState.FOREIGN) + snapshot.count(LockState.SUSPICIOUS)
-        items.append(Item(tooltip(orphaned, attention), enabled=False))
+        items.append(Item(tooltip(orphaned, attention), enabled=False, key="summary"))
         if state.uv_running:
             noun = "process" if state.uv_running == 1 else "processes"
-            items.append(Item(f"uv is running ({state.uv_running} {noun})", enabled=False))
+            items.append(Item(f"uv is running ({state.uv_running} {noun})", enabled=False,
+                              key="uv-running"))  # fmt: skip
         if state.last_result:
-            items.append(Item(state.last_result, enabled=False))
-        items.append(Item(f"Lock files ({len(snapshot.files)})", submenu=_files(snapshot, now)))
+            items.append(Item(state.last_result, enabled=False, key="last-result"))
+        items.append(Item(f"Lock files ({len(snapshot.files)})", submenu=_files(snapshot, now),
+                          key="files"))  # fmt: skip
     items.append(SEPARATOR)
     if state.cleaning:
-        items.append(Item("Cleaning\u2026", enabled=False))
+        items.append(Item("Cleaning\u2026", enabled=False, key="clean"))
     elif state.deferred_pids:
-        items.append(Item(f"Will clean when uv is idle ({orphaned})", enabled=False))
+        items.append(Item(f"Will clean when uv is idle ({orphaned})", enabled=False, key="clean"))
     else:
         items.append(Item(f"Clean now ({orphaned})", "clean", enabled=orphaned > 0, default=True))
     items.append(Item("Clean automatically when uv is idle", "toggle-auto-clean",
@@ -105,10 +111,11 @@ def build(snapshot: Snapshot | None, state: MenuState, now: float) -> tuple[Item
     items.append(Item("Rescan now", "rescan"))
     dirs = snapshot.dirs if snapshot is not None else ()
     if len(dirs) > 1:
-        items.append(Item("Open temp folder", submenu=[Item(d, f"open:{d}") for d in dirs]))
+        items.append(Item("Open temp folder", submenu=[Item(d, f"open:{d}") for d in dirs],
+                          key="open"))  # fmt: skip
     else:
         items.append(Item("Open temp folder", f"open:{dirs[0]}" if dirs else None,
-                          enabled=bool(dirs)))  # fmt: skip
+                          enabled=bool(dirs), key="open"))  # fmt: skip
     items.append(SEPARATOR)
     items.append(Item("Notifications", "toggle-notifications", checked=state.notifications))
     items.append(Item("Start at login", "toggle-autostart", checked=bool(state.autostart),
@@ -121,7 +128,7 @@ def build(snapshot: Snapshot | None, state: MenuState, now: float) -> tuple[Item
 
 def _files(snapshot: Snapshot, now: float) -> list[Item]:
     if not snapshot.files:
-        return [Item("No uv lock files", enabled=False)]
+        return [Item("No uv lock files", enabled=False, key="no-files")]
     out = []
     for item in snapshot.files[:MAX_FILES]:
         guards = f"{item.label.kind.value} {item.label.path}" if item.label else "unknown"
@@ -129,5 +136,6 @@ def _files(snapshot: Snapshot, now: float) -> list[Item]:
         out.append(Item(line, f"reveal:{item.path}"))
     if len(snapshot.files) > MAX_FILES:
         rest = len(snapshot.files) - MAX_FILES
-        out.append(Item(f"\u2026 and {rest} more (uvsweep scan lists them all)", enabled=False))
+        out.append(Item(f"\u2026 and {rest} more (uvsweep scan lists them all)", enabled=False,
+                        key="more"))  # fmt: skip
     return out
