@@ -383,9 +383,11 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     config = settings.load(repair=True)
     for warning in config.warnings:
         _err(warning)
-    missing = tray.graphical_session()
-    if missing:
-        _err(f"{missing}: the tray app needs a desktop session. In a terminal, use"
+    from uvsweep.tray import backends  # noqa: PLC0415
+
+    choice = backends.choose(config.tray_backend)
+    if choice.name == "none":
+        _err(f"{choice.why}: the tray app needs a desktop session. In a terminal, use"
              " `uvsweep scan`, `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
         return ExitStatus.NO_DISPLAY
     instance = SingleInstance()
@@ -397,13 +399,12 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
         holder = instance.holder()
         print(f"uvsweep is already running{f' (pid {holder})' if holder else ''}.")
         return ExitStatus.OK
-    backend, _why = tray.choose_backend(config.tray_backend)
     factory: Callable[[Any], Any] = tray.pystray_icon
-    if backend == "sni" or (not backend and tray.sni_host_present()):
+    if choice.name == "sni":
         os.environ["PYSTRAY_BACKEND"] = "dummy"  # only pystray's menu classes are used
         factory = tray.sni_icon
-    elif backend:
-        os.environ["PYSTRAY_BACKEND"] = backend
+    else:
+        os.environ["PYSTRAY_BACKEND"] = choice.name
     problem = tray.load_backend()
     if problem:
         instance.release()
@@ -411,14 +412,23 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
              " `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
         return ExitStatus.NO_DISPLAY
     dirs = scanner.resolve_dirs(args.dirs, config)
+    import logging  # noqa: PLC0415 - not on the scan path
+
+    from uvsweep.tray import logfile  # noqa: PLC0415
+
+    log_path = logfile.setup() or ""
+    logging.getLogger("uvsweep.tray").info("tray started: backend %s; watching %s", choice,
+                                           ", ".join(dirs))  # fmt: skip
     app = tray.TrayApp(dirs, config, save_settings=settings.save,
-                       autostart=autostart.for_platform())  # fmt: skip
+                       autostart=autostart.for_platform(), backend=choice,
+                       log_path=log_path)  # fmt: skip
     stop_signals = _watch_signals(app.quit)
     try:
         app.run(factory)
     finally:
         stop_signals()
         instance.release()
+        logfile.close()
     return ExitStatus.OK
 
 

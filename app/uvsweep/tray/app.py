@@ -28,39 +28,15 @@ if TYPE_CHECKING:
 
     from uvsweep.autostart import Autostart
     from uvsweep.cleaner import CleanReport
+    from uvsweep.processes import ProcessInfo
+    from uvsweep.tray.backends import Choice
     from uvsweep.tray.notify import Notifier
     from uvsweep.watcher import Change, Watcher
 
 log = logging.getLogger("uvsweep.tray")
 
-
-def graphical_session(environ: dict[str, str] | None = None, platform: str = sys.platform) -> str:
-    """Why there is no graphical session, or "" when there is one (Linux and the BSDs)."""
-    env = os.environ if environ is None else environ
-    if platform in ("win32", "darwin"):
-        return ""
-    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
-        return ""
-    return "no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set)"
-
-
-def choose_backend(setting: str, environ: dict[str, str] | None = None) -> tuple[str, str]:
-    """(the pystray backend to force, or "" for pystray's own choice; why)."""
-    env = os.environ if environ is None else environ
-    if setting:
-        return setting, "the `tray_backend` setting"
-    if env.get("PYSTRAY_BACKEND"):
-        return env["PYSTRAY_BACKEND"], "PYSTRAY_BACKEND"
-    return "", "automatic: StatusNotifierItem if a host is on the session bus, else pystray's order"
-
-
-def sni_host_present(platform: str = sys.platform) -> bool:
-    """Whether a StatusNotifierItem host (a watcher) is on the session bus (Linux, BSDs)."""
-    if platform in ("win32", "darwin") or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return False
-    from uvsweep.tray import sni  # noqa: PLC0415
-
-    return sni.watcher_present()
+#: Where uvsweep lives (About > Homepage).
+HOMEPAGE = "https://pypi.org/project/uvsweep/"
 
 
 def sni_icon(app: TrayApp) -> Any:
@@ -116,12 +92,17 @@ class TrayApp:
         opener: Callable[..., None] | None = None,
         clean: Callable[[Sequence[str]], CleanReport] | None = None,
         icon_size: int = 64,
+        backend: Choice | None = None,
+        log_path: str = "",
     ) -> None:
         from uvsweep.tray.notify import Notifier, NotifyPolicy  # noqa: PLC0415
         from uvsweep.watcher import AutoClean, Watcher  # noqa: PLC0415
 
         self.dirs = list(dirs)
         self.settings = settings
+        self.backend = backend  # the tray backend chosen, and why (for About and doctor)
+        self.log_path = log_path
+        self.bus_problem = ""  # SNI: what is wrong with the session bus connection
         self._save = save_settings
         self.icon: Any = None
         self.icon_size = icon_size
@@ -156,10 +137,33 @@ class TrayApp:
         attention = snap.count(LockState.FOREIGN) + snap.count(LockState.SUSPICIOUS)
         return snap.count(LockState.ORPHANED), attention
 
+    def problems(self) -> list[str]:
+        """What is wrong now, in words for the menu: the bus, unreadable dirs, polling."""
+        out = [f"Tray: {self.bus_problem}"] if self.bus_problem else []
+        snap = self.snapshot
+        if snap is not None:
+            out += [f"{e.path}: {e.message}" for e in snap.errors if e.path in self.dirs]
+        polled = getattr(self.watcher, "polled_dirs", {})
+        failed = {e.path for e in snap.errors} if snap is not None else set()
+        out += [f"{d}: no file events ({why}); polled every 2 s"
+                for d, why in sorted(polled.items()) if d not in failed]  # fmt: skip
+        return out
+
+    def mark(self) -> str:
+        """The icon's state mark: error, cleaning, waiting (for uv), or none."""
+        if self.problems():
+            return "error"
+        if self.cleaning:
+            return "cleaning"
+        if self.deferred:
+            return "waiting"
+        return ""
+
     def image(self, size: int | None = None) -> Any:
-        """The icon with its badge, at `size` px (default: the backend's)."""
+        """The icon with its badge and state mark, at `size` px (default: the backend's)."""
         orphaned, attention = self.counts()
-        return art.render(size or self.icon_size, orphaned, attention=attention > 0)
+        return art.render(size or self.icon_size, orphaned, attention=attention > 0,
+                          mark=self.mark())  # fmt: skip
 
     def title(self) -> str:
         """The tooltip; with notifications off it also carries the last cleanup's result."""
@@ -180,6 +184,10 @@ class TrayApp:
             deferred_pids=[p.pid for p in self.watcher.uv_processes] if self.deferred else (),
             last_result=self.last_result,
             uv_running=len(self.watcher.uv_processes),
+            uv_processes=[describe_process(p) for p in self.watcher.uv_processes[:2]],
+            problems=self.problems(),
+            about=self.about_lines(),
+            log_path=self.log_path,
         )
         return build(self.snapshot, state, time.time())
 
@@ -239,8 +247,10 @@ class TrayApp:
             self._set(notifications=not self.settings.notifications)
         elif action == "toggle-autostart":
             self._toggle_autostart()
-        elif action == "about":
-            self.notifier.send("uvsweep", self.about())
+        elif action == "homepage":
+            self._opener(HOMEPAGE, reveal=False)
+        elif action == "diagnostics":
+            self._open_diagnostics()
         elif action.startswith("open:"):
             self._opener(action[5:], reveal=False)
         elif action.startswith("reveal:"):
@@ -273,15 +283,47 @@ class TrayApp:
             self.notifier.send("uvsweep", f"Start at login: {err}")
             self._autostart_state = self._read_autostart()
 
-    def about(self) -> str:
-        """A short diagnostics line for "About"."""
-        orphaned, attention = self.counts()
-        backend = type(self.icon).__module__.rsplit("._", 1)[-1] if self.icon else "none"
-        return (
-            f"uvsweep {__version__}: watching {', '.join(self.dirs)}; {orphaned} orphaned,"
-            f" {attention} needing attention; tray {backend}; notifications"
-            f" {self.notifier.backend}. `uvsweep doctor` says more."
-        )
+    def about_lines(self) -> list[str]:
+        """The About submenu's lines."""
+        backend = self.backend.name if self.backend else "unknown"
+        lines = [f"uvsweep {__version__}"]
+        lines += [f"Watching {d}" for d in self.dirs]
+        lines.append(f"Tray: {backend}; notifications: {self.notifier.backend}")
+        return lines
+
+    def _open_diagnostics(self) -> None:
+        """Write `uvsweep doctor`'s report next to the log and open it (off the UI thread:
+        doctor scans and asks the bus)."""
+
+        def work() -> None:
+            from uvsweep import doctor  # noqa: PLC0415
+
+            try:
+                report = doctor.text(doctor.report())
+                folder = os.path.dirname(self.log_path) if self.log_path else ""
+                if not folder:
+                    import tempfile  # noqa: PLC0415
+
+                    folder = tempfile.gettempdir()
+                path = os.path.join(folder, "uvsweep-doctor.txt")
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(report + "\n")
+            except Exception as err:  # noqa: BLE001 - say it, never crash the tray
+                log.warning("cannot write the diagnostics report: %s", err)
+                self.notifier.send("uvsweep", f"Cannot write the diagnostics report: {err}")
+                return
+            log.info("diagnostics report written to %s", path)
+            self._opener(path, reveal=False)
+
+        worker = threading.Thread(target=work, name="uvsweep-doctor", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+        worker.start()
+
+    def on_bus_problem(self, text: str) -> None:
+        """The SNI backend says what is wrong with the session bus ("" when all is well)."""
+        if text != self.bus_problem:
+            self.bus_problem = text
+            self.refresh()
 
     # ---- cleanup ------------------------------------------------------------------------------
 
@@ -370,6 +412,8 @@ class TrayApp:
         """Create the icon and run its loop on this (the main) thread until Quit."""
         self.icon = icon_factory(self)
         self._ui_call = ui_marshaller(self.icon)
+        if hasattr(self.icon, "on_problem"):  # SNI: the bus connection's state
+            self.icon.on_problem = self.on_bus_problem
         if self.quitting.is_set():
             return  # asked to quit (SIGTERM) before there was a loop to stop
         self.start_background()
@@ -387,6 +431,17 @@ class TrayApp:
             return
         icon.visible = True
         self.refresh()
+
+
+def describe_process(process: ProcessInfo) -> str:
+    """`pid 4013 (uv sync)` for a menu line."""
+    words = list(process.cmdline or [process.name or "?"])
+    if words:
+        words[0] = os.path.basename(words[0])
+    command = " ".join(words)
+    if len(command) > 40:
+        command = command[:39] + "\u2026"
+    return f"pid {process.pid} ({command})"
 
 
 def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,

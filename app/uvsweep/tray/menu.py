@@ -67,6 +67,10 @@ class MenuState:
         deferred_pids: Sequence[int] = (),
         last_result: str = "",
         uv_running: int = 0,
+        uv_processes: Sequence[str] = (),
+        problems: Sequence[str] = (),
+        about: Sequence[str] = (),
+        log_path: str = "",
     ) -> None:
         self.auto_clean = auto_clean
         self.notifications = notifications
@@ -75,6 +79,10 @@ class MenuState:
         self.deferred_pids = tuple(deferred_pids)  # a cleanup waits for these uv processes
         self.last_result = last_result  # "Removed 3, kept 1 (held)"
         self.uv_running = uv_running
+        self.uv_processes = tuple(uv_processes)  # "pid 4013: uv sync", one per uv process
+        self.problems = tuple(problems)  # what is wrong: the bus, a dir, polling instead of events
+        self.about = tuple(about)  # the About submenu's lines (version, what is watched)
+        self.log_path = log_path  # the log file, for "Open log"
 
 
 def _file_line(item_state: str, age: str, guards: str) -> str:
@@ -92,9 +100,10 @@ def build(snapshot: Snapshot | None, state: MenuState, now: float) -> tuple[Item
         attention = snapshot.count(LockState.FOREIGN) + snapshot.count(LockState.SUSPICIOUS)
         items.append(Item(tooltip(orphaned, attention), enabled=False, key="summary"))
         if state.uv_running:
-            noun = "process" if state.uv_running == 1 else "processes"
-            items.append(Item(f"uv is running ({state.uv_running} {noun})", enabled=False,
-                              key="uv-running"))  # fmt: skip
+            items.append(Item(_uv_line(state), enabled=False, key="uv-running"))
+    for problem in state.problems:
+        items.append(Item(f"\u26a0 {problem}", enabled=False, key=f"problem:{problem}"))
+    if snapshot is not None:
         if state.last_result:
             items.append(Item(state.last_result, enabled=False, key="last-result"))
         items.append(Item(f"Lock files ({len(snapshot.files)})", submenu=_files(snapshot, now),
@@ -120,10 +129,27 @@ def build(snapshot: Snapshot | None, state: MenuState, now: float) -> tuple[Item
     items.append(Item("Notifications", "toggle-notifications", checked=state.notifications))
     items.append(Item("Start at login", "toggle-autostart", checked=bool(state.autostart),
                       enabled=state.autostart is not None))  # fmt: skip
-    items.append(Item("About / diagnostics", "about"))
+    if state.log_path:
+        items.append(Item("Open log", f"open:{state.log_path}", key="open-log"))
+    about = [Item(line, enabled=False, key=f"about:{n}") for n, line in enumerate(state.about)]
+    about += [SEPARATOR, Item("Homepage", "homepage"),
+              Item("Diagnostics report (uvsweep doctor)", "diagnostics")]  # fmt: skip
+    items.append(Item("About uvsweep", submenu=about, key="about"))
     items.append(SEPARATOR)
     items.append(Item("Quit", "quit"))
     return tuple(items)
+
+
+def _uv_line(state: MenuState) -> str:
+    """`Waiting for uv: pid 4013 (uv sync)` while a cleanup waits, else `uv is running: ...`;
+    at most two processes by name, then how many more."""
+    head = "Waiting for uv" if state.deferred_pids else "uv is running"
+    shown = list(state.uv_processes[:2])
+    if not shown:
+        noun = "process" if state.uv_running == 1 else "processes"
+        return f"{head} ({state.uv_running} {noun})"
+    rest = state.uv_running - len(shown)
+    return f"{head}: " + "; ".join(shown) + (f"; and {rest} more" if rest > 0 else "")
 
 
 def _files(snapshot: Snapshot, now: float) -> list[Item]:
