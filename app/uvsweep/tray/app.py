@@ -118,7 +118,8 @@ class TrayApp:
         self._threads: list[threading.Thread] = []
         self._ui_call: Callable[[Callable[[], None]], None] = lambda fn: fn()
         self.policy = NotifyPolicy(settings.notify_threshold, settings.notify_interval)
-        self.notifier = notifier or Notifier(fallback=self._tray_notify)
+        self.notifier = notifier or Notifier(fallback=self._tray_notify, icon=icon_file())
+        self._held: threading.Timer | None = None  # re-checks a rise the rate limit held back
         self.watcher = watcher or Watcher(
             self.dirs, settings=settings, safety_interval=settings.safety_rescan
         )
@@ -221,14 +222,32 @@ class TrayApp:
 
     def _on_snapshot(self, snapshot: Snapshot, _change: Change) -> None:
         self.snapshot = snapshot
-        orphaned, _attention = self.counts()
-        message = self.policy.check(orphaned, time.time())
-        if message and self.settings.notifications:
-            self.notifier.send("uvsweep", message, button=("Clean now", self.clean_now))
+        self._notify_rise(snapshot)
         if self.deferred and not self.watcher.uv_processes and not self.cleaning:
             self.deferred = False
             self._start_clean(deferred=True)
         self.refresh()
+
+    def _notify_rise(self, snapshot: Snapshot | None) -> None:
+        """Tell of a rise in orphaned files, counted in `snapshot` (the one that triggered it);
+        one the rate limit holds back is told when the limit allows."""
+        if snapshot is None:
+            return
+        with self._lock:
+            text = self.policy.check(snapshot.count(LockState.ORPHANED), time.time())
+            due = self.policy.due()
+            if due is not None and self._held is None and not self.quitting.is_set():
+                self._held = threading.Timer(max(0.0, due - time.time()), self._held_back)
+                self._held.name = "uvsweep-notify-later"
+                self._held.daemon = True
+                self._held.start()
+        if text and self.settings.notifications:
+            self.notifier.send("uvsweep", text, button=("Clean now", self.clean_now))
+
+    def _held_back(self) -> None:
+        with self._lock:
+            self._held = None
+        self._notify_rise(self.snapshot)  # the snapshot of now, not the one that was held
 
     def dispatch(self, action: str) -> None:
         """Run a menu action (called on the UI thread; slow work goes to a worker)."""
@@ -403,6 +422,11 @@ class TrayApp:
     def stop_background(self, timeout: float = 1.0) -> None:
         """Stop the watcher, the notifier and any cleanup worker, within `timeout`."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            held.cancel()
+            held.join(max(0.05, deadline - time.monotonic()))
         self.watcher.stop(max(0.05, deadline - time.monotonic()))
         self.notifier.stop(max(0.05, deadline - time.monotonic()))
         for thread in self._threads:
@@ -431,6 +455,25 @@ class TrayApp:
             return
         icon.visible = True
         self.refresh()
+
+
+def icon_file(size: int = 64) -> str | None:
+    """uvsweep's icon as a PNG in the user's cache dir, for notifications (written once per
+    version); None when it cannot be written (notifications then go without it)."""
+    from platformdirs import user_cache_dir  # noqa: PLC0415
+
+    path = os.path.join(user_cache_dir("uvsweep", appauthor=False), f"icon-{__version__}.png")
+    if os.path.exists(path):
+        return path
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = f"{path}.{os.getpid()}.tmp"
+        art.render(size).save(partial, "PNG")
+        os.replace(partial, path)
+    except OSError as err:
+        log.warning("cannot write the notification icon %s: %s", path, err.strerror or err)
+        return None
+    return path
 
 
 def describe_process(process: ProcessInfo) -> str:
