@@ -171,7 +171,7 @@ def test_new_orphans_are_notified_once_coalesced(lockdir: Path, running: Any) ->
     app, _icon, notifier = running()
     (lockdir / A).touch()
     eventually(lambda: notifier.sent)
-    assert notifier.sent == [("uvsweep", "1 new orphaned uv lock file", True)]  # with "Clean now"
+    assert notifier.sent == [("uvsweep", "1 orphaned uv lock file, 1 new", True)]  # "Clean now"
     (lockdir / B).touch()
     eventually(lambda: app.counts()[0] == 2)
     time.sleep(0.2)
