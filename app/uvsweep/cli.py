@@ -397,7 +397,11 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
         raise CommandError(f"cannot take the single-instance lock {instance.path}: {err}") from err
     if not acquired:
         holder = instance.holder()
-        print(f"uvsweep is already running{f' (pid {holder})' if holder else ''}.")
+        running = f"uvsweep is already running{f' (pid {holder})' if holder else ''}"
+        if instance.ask_to_show():
+            print(f"{running}; asked it to show its icon again.")
+        else:
+            print(f"{running}.")
         return ExitStatus.OK
     factory: Callable[[Any], Any] = tray.pystray_icon
     if choice.name == "sni":
@@ -422,7 +426,8 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     app = tray.TrayApp(dirs, config, save_settings=settings.save,
                        autostart=autostart.for_platform(), backend=choice,
                        log_path=log_path)  # fmt: skip
-    stop_signals = _watch_signals(app.quit)
+    stop_signals = _watch_signals(app.quit)  # first: threads started later block the signals
+    instance.serve(app.reshow)  # a second `uvsweep` asks us to show ourselves again
     try:
         app.run(factory)
     finally:

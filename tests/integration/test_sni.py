@@ -387,3 +387,43 @@ def test_a_full_socket_buffer_waits_instead_of_disconnecting(session_bus: str,
         assert alive and still and delivered == 1000
     else:
         assert not (alive and still and delivered == 1000)
+
+
+def test_a_second_uvsweep_asks_the_first_to_show_itself_again(
+    session_bus: str, lockdir: Path, tmp_path: Path
+) -> None:
+    import signal
+    import sys
+
+    from tests.conftest import APP_DIR
+
+    host = Host(session_bus)
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus, "WAYLAND_DISPLAY": "wayland-9",
+           "XDG_RUNTIME_DIR": str(tmp_path), "PYTHONPATH": APP_DIR,
+           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "UVSWEEP_CONFIG": str(tmp_path / "s.toml")}  # fmt: skip
+    env.pop("DISPLAY", None)
+    env.pop("PYSTRAY_BACKEND", None)
+    command = [sys.executable, "-m", "uvsweep", "tray", "--dir", str(lockdir)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        eventually(lambda: host.watcher.items)
+        registrations = len(host.watcher.items)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                                check=False)  # fmt: skip
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip() == (
+            f"uvsweep is already running (pid {first.pid}); asked it to show its icon again."
+        )
+        # it registered with the panel again (a panel that dropped it shows it again)
+        eventually(lambda: len(host.watcher.items) > registrations)
+        assert set(host.watcher.items) == {host.watcher.items[0]}  # the same item
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _out, err = first.communicate(timeout=10)
+        host.stop()
+    assert first.returncode == 0, err
+    assert not (tmp_path / "uvsweep.sock").exists()  # the channel closed with it
+    log = (tmp_path / "state" / "uvsweep" / "log" / "uvsweep.log").read_text()
+    assert "a second uvsweep asked to show the icon again" in log

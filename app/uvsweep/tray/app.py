@@ -338,6 +338,24 @@ class TrayApp:
         self._threads = [t for t in self._threads if t.is_alive()] + [worker]
         worker.start()
 
+    def reshow(self) -> None:
+        """Show the icon again (a second `uvsweep` asked): SNI registers with the panel again,
+        the others hide and show (XEmbed docks again)."""
+        icon = self.icon
+        if icon is None:
+            return
+        log.info("a second uvsweep asked to show the icon again")
+
+        def again() -> None:
+            if hasattr(icon, "reshow"):
+                icon.reshow()
+            elif icon.visible:
+                icon.visible = False
+                icon.visible = True
+
+        self._ui(again)
+        self.refresh()
+
     def on_bus_problem(self, text: str) -> None:
         """The SNI backend says what is wrong with the session bus ("" when all is well)."""
         if text != self.bus_problem:
