@@ -717,8 +717,11 @@ class SniService:
             self._main.cancel()
 
     async def close(self) -> None:
-        """Disconnect for good (after `run()` ended or was cancelled)."""
+        """Disconnect for good (after `run()` ended or was cancelled), and log what was sent."""
         self._stopping = True
+        log.info("StatusNotifierItem: %d connection(s), %d update rounds, %d signals, %d bytes"
+                 " sent on the bus", self.connections, self.rounds, self.signals,
+                 self.sent)  # fmt: skip
         bus, self.bus = self.bus, None
         if bus is not None:
             bus.disconnect()
