@@ -347,6 +347,8 @@ def test_xembed_keeps_its_size_through_clicks_and_titles_and_shows_no_black_squa
         assert w >= 16 and h >= 16, first
         # on the tray's own background: no black square around the glyph
         assert dark_pixels(trayer, first, "xembed-trayer") < w * h // 20
+        trayer.run("import", "-window", "root", "-crop", f"{w + 60}x{h + 8}+{x - 30}+0",
+                   "+repage", str(SHOTS / "xembed-trayer-panel.png"))  # fmt: skip
         for round_ in range(4):
             trayer.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
             (lockdir / f"uv-00000000000000b{round_}.lock").touch()  # the title changes too
