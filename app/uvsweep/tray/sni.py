@@ -550,7 +550,9 @@ class SniService:
         for member, signature, path, body in signals:
             interface = MENU_IFACE if path == MENU_PATH else ITEM_IFACE
             message = Message.new_signal(path, interface, member, signature, body)
-            futures.append(bus.send(message))
+            future = bus.send(message)
+            future.add_done_callback(_seen)  # a bus that went away: the reconnect says so
+            futures.append(future)
             self.signals += 1
         return futures
 
@@ -727,6 +729,12 @@ class SniService:
             bus.disconnect()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(_disconnected(bus), 1.0)
+
+
+def _seen(future: "asyncio.Future[Any]") -> None:
+    """Retrieve a send's outcome, so a failed one is not reported again when collected."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _disconnected(bus: MessageBus) -> Awaitable[None]:
