@@ -23,7 +23,16 @@ KNOWN = {
     "win32": "the Windows notification area",
     "dummy": "no icon at all (tests)",
 }
+#: Linux and the BSDs: the first that works here is used; and why, when it is.
 LINUX_ORDER = ("sni", "appindicator", "gtk", "xorg")
+REASONS = {
+    "sni": "a StatusNotifierWatcher is on the session bus",
+    "appindicator": "no StatusNotifierItem host; PyGObject and an AppIndicator typelib are"
+    " installed",
+    "gtk": "no StatusNotifierItem host; PyGObject and GTK 3 are installed (no AppIndicator"
+    " typelib)",
+    "xorg": "no StatusNotifierItem host and no PyGObject (the `gtk` extra): XEmbed only, no menu",
+}
 
 
 class Choice:
@@ -120,15 +129,9 @@ def choose(
         "xorg": lambda: True,
     }
     checks.update(probes or {})
-    if checks["sni"]():  # works without X: Wayland, or no display at all
-        return Choice("sni", unknown + "a StatusNotifierWatcher is on the session bus")
-    if missing:
-        return Choice("none", unknown + missing + ", and no StatusNotifierItem host")
-    if checks["appindicator"]():
-        return Choice("appindicator", unknown + "no StatusNotifierItem host; PyGObject and an"
-                      " AppIndicator typelib are installed")  # fmt: skip
-    if checks["gtk"]():
-        return Choice("gtk", unknown + "no StatusNotifierItem host; PyGObject and GTK 3 are"
-                      " installed (no AppIndicator typelib)")  # fmt: skip
-    return Choice("xorg", unknown + "no StatusNotifierItem host and no PyGObject (the `gtk`"
-                  " extra): XEmbed only, no menu")  # fmt: skip
+    for name in LINUX_ORDER:
+        if missing and name != "sni":  # only StatusNotifierItem works without a display
+            return Choice("none", unknown + missing + ", and no StatusNotifierItem host")
+        if checks[name]():
+            return Choice(name, unknown + REASONS[name])
+    return Choice("none", unknown + "no tray backend works here")  # pragma: no cover - xorg

@@ -61,3 +61,4 @@ def close() -> None:
         ):
             logger.removeHandler(handler)
             handler.close()
+    logger.setLevel(logging.NOTSET)
