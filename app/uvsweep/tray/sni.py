@@ -275,7 +275,9 @@ class ItemInterface(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def AttentionIconPixmap(self) -> Pixmaps:
-        return self.service.pixmaps
+        # none: hosts then show IconPixmap, which carries the badge already; sending it twice
+        # doubled what a host reads after every NewIcon or NewTitle
+        return []
 
     @dbus_property(access=PropertyAccess.READ)
     def ToolTip(self) -> ToolTip:
