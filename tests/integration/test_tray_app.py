@@ -427,3 +427,19 @@ def test_about_and_diagnostics(lockdir: Path, running: Any, tmp_path: Path) -> N
     assert "tray backend:" in text and "tray log: " in text
     assert next(i for i in app.menu_items() if i.text == "Open log").action == (
         f"open:{app.log_path}")  # fmt: skip
+
+
+def test_the_single_instance_channel(tmp_path: Path) -> None:
+    first = SingleInstance(str(tmp_path / "uvsweep.lock"))
+    assert first.acquire()
+    shown = threading.Event()
+    assert first.serve(shown.set)
+    second = SingleInstance(str(tmp_path / "uvsweep.lock"))
+    assert not second.acquire()
+    assert second.ask_to_show() and shown.is_set()
+    began = time.monotonic()
+    first.release()  # the listener ends at once (it blocks in accept, no polling)
+    assert time.monotonic() - began < 1.0
+    assert not (tmp_path / "uvsweep.sock").exists()
+    assert not second.ask_to_show()  # nobody listens: said, not raised
+    assert not [t for t in threading.enumerate() if t.name == "uvsweep-instance"]

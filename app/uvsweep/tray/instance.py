@@ -84,7 +84,6 @@ class SingleInstance:
             finally:
                 os.umask(old_mask)
             server.listen(4)
-            server.settimeout(0.25)
         except OSError:
             with contextlib.suppress(UnboundLocalError, OSError):
                 server.close()
@@ -99,10 +98,8 @@ class SingleInstance:
     def _listen(self, server: socket.socket, on_show: Callable[[], None]) -> None:
         while not self._stop.is_set():
             try:
-                peer, _address = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+                peer, _address = server.accept()  # blocks: no wakeups while idle
+            except OSError:  # shut down by release()
                 return
             with peer:
                 try:
@@ -132,6 +129,9 @@ class SingleInstance:
         self._stop.set()
         server, self._server = self._server, None
         thread, self._thread = self._thread, None
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
         if thread is not None:
             thread.join(2)
         if server is not None:
