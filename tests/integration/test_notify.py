@@ -129,7 +129,7 @@ def test_the_tray_tells_dunst_with_its_icon_the_counts_and_a_held_back_rise(
 
     for key in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS"):
         monkeypatch.setenv(key, dunst.env[key])
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     app = TrayApp([str(lockdir)], Settings(notify_threshold=1, notify_interval=4.0))
     app.start_background()
     try:

@@ -400,7 +400,7 @@ def test_a_second_uvsweep_asks_the_first_to_show_itself_again(
     host = Host(session_bus)
     env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus, "WAYLAND_DISPLAY": "wayland-9",
            "XDG_RUNTIME_DIR": str(tmp_path), "PYTHONPATH": APP_DIR,
-           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_STATE_HOME": str(tmp_path / "state"),
            "UVSWEEP_CONFIG": str(tmp_path / "s.toml")}  # fmt: skip
     env.pop("DISPLAY", None)
     env.pop("PYSTRAY_BACKEND", None)

@@ -476,11 +476,11 @@ class TrayApp:
 
 
 def icon_file(size: int = 64) -> str | None:
-    """uvsweep's icon as a PNG in the user's cache dir, for notifications (written once per
-    version); None when it cannot be written (notifications then go without it)."""
-    from platformdirs import user_cache_dir  # noqa: PLC0415
+    """uvsweep's icon as a PNG in the user's state dir (beside the log), for notifications
+    (written once per version); None when it cannot be written (they then go without it)."""
+    from platformdirs import user_state_dir  # noqa: PLC0415
 
-    path = os.path.join(user_cache_dir("uvsweep", appauthor=False), f"icon-{__version__}.png")
+    path = os.path.join(user_state_dir("uvsweep", appauthor=False), f"icon-{__version__}.png")
     if os.path.exists(path):
         return path
     try:
