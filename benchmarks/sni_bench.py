@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def main() -> None:
         if monitor is not None and monitor.poll() is None:
             monitor.kill()
         session.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     load = os.getloadavg()
     cpu = 100 * (cpu1 - cpu0) / settled
     body = f"""
