@@ -47,9 +47,10 @@ def _no_leaked_threads() -> Iterator[None]:
 def _private_config(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Never read the developer's own settings file.
+    # Never read the developer's own settings file, nor write to their log dir.
     path = tmp_path_factory.mktemp("config") / "settings.toml"
     monkeypatch.setenv("UVSWEEP_CONFIG", str(path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(path.parent / "state"))
 
 
 @pytest.fixture

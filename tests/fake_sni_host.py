@@ -45,8 +45,9 @@ class Watcher(ServiceInterface):
 class Host:
     """Owns the watcher name and reads items as a panel would, from a thread of its own."""
 
-    def __init__(self, address):
+    def __init__(self, address, own_watcher=True):
         self.address = address
+        self.own_watcher = own_watcher
         self.watcher = Watcher()
         self.loop = asyncio.new_event_loop()
         self.layout_updates = []
@@ -64,8 +65,9 @@ class Host:
 
     async def _start(self):
         self.bus = await MessageBus(bus_address=self.address).connect()
-        self.bus.export("/StatusNotifierWatcher", self.watcher)
-        await self.bus.request_name("org.kde.StatusNotifierWatcher")
+        if self.own_watcher:  # else only a client of someone else's watcher (a real panel's)
+            self.bus.export("/StatusNotifierWatcher", self.watcher)
+            await self.bus.request_name("org.kde.StatusNotifierWatcher")
 
     def run(self, coroutine, timeout=10):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -153,8 +155,25 @@ class Host:
 
         self.run(call())
 
+    def cache_menu(self, service):
+        """A CachedMenu of `service`'s menu, kept as a panel keeps it."""
+        return CachedMenu(self, service)
+
+    def fresh_menu(self, service):
+        """{id: (props, [child ids])} from a fresh GetLayout of the whole menu."""
+        _revision, root = self.layout(service)
+        out = {}
+        _index(root, out)
+        return out
+
     def stop(self):
+        if self.loop.is_closed():
+            return
+
         async def close():
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
             self.bus.disconnect()
             await asyncio.wait_for(self.bus.wait_for_disconnect(), 2)
 
@@ -166,6 +185,117 @@ class Host:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
             self.loop.close()
+
+
+def _index(node, into):
+    """Put a GetLayout node and all below it into {id: (props, [child ids])}."""
+    ident, props, children = node
+    into[ident] = ({k: v.value for k, v in props.items()}, [c.value[0] for c in children])
+    for child in children:
+        _index(child.value, into)
+
+
+class CachedMenu:
+    """A strict dbusmenu client that caches the menu by id as panels do: GetLayout once, then
+    LayoutUpdated(revision, parent) -> GetLayout(parent) replaces that subtree's structure, and
+    an id it knew keeps any property the new layout leaves out (libdbusmenu's client merges, so
+    a property that went away must be announced); ItemsPropertiesUpdated -> apply the updated
+    properties and drop the removed ones. It never reads the menu otherwise, so what the item
+    forgets to announce stays wrong here.
+
+    Signals are handled one at a time in the order they came; `errors` lists what a strict
+    host would refuse (an update for an id it has never been shown).
+    """
+
+    def __init__(self, host, service):
+        self.host = host
+        self.service = service
+        self.entries = {}  # id -> (props, [child ids])
+        self.revision = 0
+        self.errors = []
+        self.signals = 0
+        self._queue = None
+        self._busy = False
+        host.run(self._start())
+
+    async def _start(self):
+        self._queue = asyncio.Queue()
+        menu = await self.host._menu(self.service)
+        menu.on_layout_updated(
+            lambda revision, parent: self._queue.put_nowait(("layout", revision, parent))
+        )
+        menu.on_items_properties_updated(
+            lambda updated, removed: self._queue.put_nowait(("props", updated, removed))
+        )
+        self._menu = menu
+        revision, root = await menu.call_get_layout(0, -1, [])
+        self.revision = revision
+        _index(root, self.entries)
+        self._task = asyncio.get_running_loop().create_task(self._consume())
+
+    async def _consume(self):
+        while True:
+            event = await self._queue.get()
+            self._busy = True
+            self.signals += 1
+            try:
+                if event[0] == "layout":
+                    await self._relayout(event[2])
+                else:
+                    self._apply(event[1], event[2])
+            except Exception as err:
+                self.errors.append(f"{event[0]}: {type(err).__name__}: {err}")
+            finally:
+                self._busy = False
+
+    def _drop(self, ident):
+        props_children = self.entries.pop(ident, None)
+        if props_children is not None:
+            for child in props_children[1]:
+                self._drop(child)
+
+    async def _relayout(self, parent):
+        if parent not in self.entries:
+            self.errors.append(f"LayoutUpdated for unknown parent {parent}")
+            parent = 0
+        revision, node = await self._menu.call_get_layout(parent, -1, [])
+        self.revision = revision
+        known = {i: props for i, (props, _children) in self.entries.items()}
+        self._drop(parent)
+        fresh = {}
+        _index(node, fresh)
+        for ident, (props, children) in fresh.items():
+            # as libdbusmenu does: an id it knew keeps the properties the layout leaves out
+            self.entries[ident] = ({**known.get(ident, {}), **props}, children)
+
+    def _apply(self, updated, removed):
+        for ident, props in updated:
+            if ident not in self.entries:
+                self.errors.append(f"ItemsPropertiesUpdated for unknown id {ident}")
+                continue
+            self.entries[ident][0].update({k: v.value for k, v in props.items()})
+        for ident, names in removed:
+            if ident not in self.entries:
+                self.errors.append(f"removed properties for unknown id {ident}")
+                continue
+            for name in names:
+                self.entries[ident][0].pop(name, None)
+
+    def settled(self):
+        """Whether every signal received so far has been handled."""
+        return self.host.run(self._idle())
+
+    async def _idle(self):
+        await asyncio.sleep(0.05)
+        return self._queue.empty() and not self._busy
+
+    def view(self):
+        """The cache now (a copy, read on the host's loop)."""
+
+        async def copy():
+            return {i: (dict(p), list(c)) for i, (p, c) in self.entries.items()}
+
+        return self.host.run(copy())
 
 
 def flatten(node):

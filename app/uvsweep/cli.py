@@ -428,9 +428,11 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     config = settings.load(repair=True)
     for warning in config.warnings:
         _err(warning)
-    missing = tray.graphical_session()
-    if missing:
-        _err(f"{missing}: the tray app needs a desktop session. In a terminal, use"
+    from uvsweep.tray import backends  # noqa: PLC0415
+
+    choice = backends.choose(config.tray_backend)
+    if choice.name == "none":
+        _err(f"{choice.why}: the tray app needs a desktop session. In a terminal, use"
              " `uvsweep scan`, `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
         return ExitStatus.NO_DISPLAY
     instance = SingleInstance()
@@ -440,15 +442,18 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
         raise CommandError(f"cannot take the single-instance lock {instance.path}: {err}") from err
     if not acquired:
         holder = instance.holder()
-        print(f"uvsweep is already running{f' (pid {holder})' if holder else ''}.")
+        running = f"uvsweep is already running{f' (pid {holder})' if holder else ''}"
+        if instance.ask_to_show():
+            print(f"{running}; asked it to show its icon again.")
+        else:
+            print(f"{running}.")
         return ExitStatus.OK
-    backend, _why = tray.choose_backend(config.tray_backend)
     factory: Callable[[Any], Any] = tray.pystray_icon
-    if backend == "sni" or (not backend and tray.sni_host_present()):
+    if choice.name == "sni":
         os.environ["PYSTRAY_BACKEND"] = "dummy"  # only pystray's menu classes are used
         factory = tray.sni_icon
-    elif backend:
-        os.environ["PYSTRAY_BACKEND"] = backend
+    else:
+        os.environ["PYSTRAY_BACKEND"] = choice.name
     problem = tray.load_backend()
     if problem:
         instance.release()
@@ -456,14 +461,24 @@ def cmd_tray(args: argparse.Namespace) -> ExitStatus:
              " `uvsweep clean` or `uvsweep watch`.")  # fmt: skip
         return ExitStatus.NO_DISPLAY
     dirs = scanner.resolve_dirs(args.dirs, config)
+    import logging  # noqa: PLC0415 - not on the scan path
+
+    from uvsweep.tray import logfile  # noqa: PLC0415
+
+    log_path = logfile.setup() or ""
+    logging.getLogger("uvsweep.tray").info("tray started: backend %s; watching %s", choice,
+                                           ", ".join(dirs))  # fmt: skip
     app = tray.TrayApp(dirs, config, save_settings=settings.save,
-                       autostart=autostart.for_platform())  # fmt: skip
-    stop_signals = _watch_signals(app.quit)
+                       autostart=autostart.for_platform(), backend=choice,
+                       log_path=log_path)  # fmt: skip
+    stop_signals = _watch_signals(app.quit)  # first: threads started later block the signals
+    instance.serve(app.reshow)  # a second `uvsweep` asks us to show ourselves again
     try:
         app.run(factory)
     finally:
         stop_signals()
         instance.release()
+        logfile.close()
     return ExitStatus.OK
 
 

@@ -1,7 +1,7 @@
 """`uvsweep doctor`: what uvsweep sees of this machine, and why it chose what it chose.
 
 Nothing here changes anything, and nothing imports pystray (which opens the display as it
-loads): the tray backend is worked out from what is installed, the way pystray would pick it.
+loads): the tray backend comes from the chooser the tray itself uses (`tray/backends.py`).
 """
 
 from __future__ import annotations
@@ -20,40 +20,11 @@ if TYPE_CHECKING:
 
 def tray_backend(setting: str, environ: dict[str, str] | None = None,
                  os_name: str = sys.platform) -> tuple[str, str]:  # fmt: skip
-    """(the backend the tray would use, why)."""
-    from uvsweep.tray.app import choose_backend, graphical_session  # noqa: PLC0415
+    """(the backend the tray would use, why): the tray's own chooser."""
+    from uvsweep.tray.backends import choose  # noqa: PLC0415
 
-    env = dict(os.environ) if environ is None else environ
-    forced, why = choose_backend(setting, env)
-    if forced:
-        return forced, f"forced by {why}"
-    if os_name == "darwin":
-        return "darwin", "macOS"
-    if os_name == "win32":
-        return "win32", "Windows"
-    missing = graphical_session(env, os_name)
-    if missing:
-        return "none", missing
-    from uvsweep.tray.app import sni_host_present  # noqa: PLC0415
-
-    if sni_host_present(os_name):
-        return "sni", "a StatusNotifierWatcher is on the session bus (StatusNotifierItem)"
-    if _gi_has("AyatanaAppIndicator3", "0.1") or _gi_has("AppIndicator3", "0.1"):
-        return "appindicator", "PyGObject and an AppIndicator typelib are installed"
-    if _gi_has("Gtk", "3.0"):
-        return "gtk", "PyGObject and GTK 3 are installed (no AppIndicator typelib)"
-    return "xorg", ("no StatusNotifierItem host and no PyGObject (the `gtk` extra): XEmbed only,"
-                    " no menu")  # fmt: skip
-
-
-def _gi_has(namespace: str, version: str) -> bool:
-    try:
-        import gi  # noqa: PLC0415
-
-        gi.require_version(namespace, version)
-    except (ImportError, ValueError):
-        return False
-    return True
+    choice = choose(setting, environ, os_name)
+    return choice.name, choice.why
 
 
 def notification_service(
@@ -131,6 +102,7 @@ def report() -> dict[str, Any]:
         "dirs": [_dir_line(d, snapshot) for d in dirs],
         "summary": snapshot.summary(),
         "tray backend": f"{backend}: {why}",
+        "tray log": _log_file(),
         "notifications": notification_service(),
         "start at login": start_text,
         "uv processes": [
@@ -150,6 +122,13 @@ def report() -> dict[str, Any]:
         readable = os.access("/proc/locks", os.R_OK)
         info["lock table"] = "/proc/locks " + ("readable" if readable else "unreadable")
     return info
+
+
+def _log_file() -> str:
+    from uvsweep.tray.logfile import log_path  # noqa: PLC0415
+
+    path = log_path()
+    return path + ("" if os.path.exists(path) else " (not written yet)")
 
 
 def _dir_line(directory: str, snapshot: Any) -> str:

@@ -5,7 +5,7 @@ filtered to uv lock names. On Linux it also listens for opens and close-after-wr
 that exits closes its file (the kernel does it for a killed process, and uv's read-write close is
 a close-after-write; other tools may hold a read-only one), and a uv that starts waiting has just
 opened it. The dir's parent is watched while the dir itself is missing, so it
-is re-attached the moment it comes back.
+is re-attached the moment it comes back. A symlinked dir is watched where it points.
 
 On Linux uvsweep gives watchdog an inotify instance of its own, so closing the watch stops every
 thread it started.
@@ -93,17 +93,27 @@ class WatchdogFsWatch(FsWatch):
         self._observer = observer
         return observer
 
-    def _handler(self, directory: str, on_event: OnEvent, *, parent: bool) -> Any:
+    def _handler(self, directory: str, on_event: OnEvent, *, parent: bool,
+                 real: str = "") -> Any:  # fmt: skip
+        """`real`: the resolved dir the watch is on; its events are told in `directory`'s terms
+        (the watcher matches its probe's own opens by path)."""
         events = self._events
         directory = _norm(directory)
+        real = _norm(real or directory)
+
+        def ours(path: str) -> str:
+            path = _norm(path)
+            if real != directory and os.path.dirname(path) == real:
+                return os.path.join(directory, os.path.basename(path))
+            return directory if path == real else path
 
         base: Any = events.FileSystemEventHandler
 
         class Handler(base):  # type: ignore[misc]
             def dispatch(self, event: Any) -> None:
-                paths = [os.fsdecode(event.src_path)]
+                paths = [ours(os.fsdecode(event.src_path))]
                 if getattr(event, "dest_path", ""):
-                    paths.append(os.fsdecode(event.dest_path))
+                    paths.append(ours(os.fsdecode(event.dest_path)))
                 if parent:
                     if event.is_directory and directory in map(_norm, paths):
                         on_event("dir-created", directory)
@@ -138,10 +148,13 @@ class WatchdogFsWatch(FsWatch):
             self._watches.setdefault(key, []).append((scheduled, watch, handler))
 
     def attach(self, directory: str, on_event: OnEvent) -> None:
-        """See `FsWatch`."""
+        """See `FsWatch`. A symlinked dir is watched where it points (watchdog's inotify
+        watches use IN_DONT_FOLLOW, which would watch the link itself and miss every file);
+        the watcher attaches again when the link changes."""
         self.detach(directory)
-        self._schedule(_norm(directory), directory, self._handler(directory, on_event,
-                       parent=False), parent=False)  # fmt: skip
+        real = os.path.realpath(directory)
+        self._schedule(_norm(directory), real, self._handler(directory, on_event, parent=False,
+                       real=real), parent=False)  # fmt: skip
 
     def attach_parent(self, directory: str, on_event: OnEvent) -> None:
         """See `FsWatch`."""

@@ -7,7 +7,10 @@ Rescans are triggered by
   handles); while one is active, a check of the uv processes alone (every second at first, up
   to every 8 s while nothing changes) rescans when it has parked (spawned its command),
 - a slow safety rescan (default 60 s) for whatever events miss,
-- polling (default every 2 s) only for dirs the OS cannot watch (inotify limits reached).
+- polling (default every 2 s) only for dirs that cannot be watched (inotify limits reached) or
+  read (permissions): a dir that becomes readable again is seen at the next poll,
+- a check of each dir's identity every second: a dir that is (or becomes) a symlink is watched
+  where it points, and watched again when it is replaced or the link changes.
 
 Events are coalesced: a rescan starts once events have been quiet for `quiet` seconds, or
 `max_delay` after the first one, so a burst of a thousand files costs a handful of scans and the
@@ -178,6 +181,9 @@ class Watcher:
         self._polled: dict[str, str] = {}  # dir -> why it is polled instead of watched
         self._missing: set[str] = set()  # dirs that do not exist (a parent watch waits)
         self._reattach: set[str] = set()  # dirs to attach again on the worker thread
+        # dir -> (where it resolves to, dev, inode) when it was attached: changes mean reattach
+        self._identity: dict[str, tuple[str, int, int]] = {}
+        self.identity_interval = min(1.0, poll_interval)
         self._index: LabelIndex | None = None
         self._index_at = 0.0
         self.snapshot: Snapshot | None = None
@@ -293,42 +299,19 @@ class Watcher:
             self._start_sources()
             next_safety = time.monotonic() + self.safety_interval
             next_poll = time.monotonic() + self.poll_interval
+            next_identity = time.monotonic() + self.identity_interval
             while True:
-                recheck = False
                 with self._cond:
-                    while not self._stopping:
-                        now = time.monotonic()
-                        if self._dirty_since is not None and (
-                            now - self._last_event >= self.quiet
-                            or now - self._dirty_since >= self.max_delay
-                        ):
-                            break
-                        if now >= next_safety:
-                            self._full = True
-                            break
-                        if (self._polled or self._missing) and now >= next_poll:
-                            break
-                        if self.uv_processes and now >= self._next_uv_check:
-                            recheck = True  # an active uv may have parked: the gate may open
-                            break
-                        deadline = next_safety
-                        if self.uv_processes:
-                            deadline = min(deadline, self._next_uv_check)
-                        if self._polled or self._missing:
-                            deadline = min(deadline, next_poll)
-                        if self._dirty_since is not None:
-                            deadline = min(
-                                deadline,
-                                self._last_event + self.quiet,
-                                self._dirty_since + self.max_delay,
-                            )
-                        self._cond.wait(max(0.0, deadline - now))
+                    recheck, next_identity = self._wait_for_work(
+                        next_safety, next_poll, next_identity
+                    )
                     if self._stopping:
                         return
                     if not recheck:
                         self._dirty_since = None
                         full, self._full = self._full, False
                         reattach, self._reattach = self._reattach, set()
+                        reattach |= self._moved_dirs()
                 if recheck:
                     self._recheck_uv()
                     continue
@@ -347,6 +330,40 @@ class Watcher:
         except Exception:  # pragma: no cover - a bug outside the scan: say so
             log.exception("the watcher stopped on an unexpected error")
             raise
+
+    def _wait_for_work(
+        self, next_safety: float, next_poll: float, next_identity: float
+    ) -> tuple[bool, float]:
+        """Wait (holding `_cond`) until there is something to do or we stop; (whether only the
+        uv processes are to be looked at, the next time the dirs' identity is checked)."""
+        while not self._stopping:
+            now = time.monotonic()
+            if self._dirty_since is not None and (
+                now - self._last_event >= self.quiet or now - self._dirty_since >= self.max_delay
+            ):
+                break
+            if now >= next_safety:
+                self._full = True
+                break
+            if (self._polled or self._missing) and now >= next_poll:
+                break
+            if self.uv_processes and now >= self._next_uv_check:
+                return True, next_identity  # an active uv may have parked: the gate may open
+            if now >= next_identity:
+                next_identity = now + self.identity_interval
+                if self._moved_dirs():
+                    break
+            deadline = min(next_safety, next_identity)
+            if self.uv_processes:
+                deadline = min(deadline, self._next_uv_check)
+            if self._polled or self._missing:
+                deadline = min(deadline, next_poll)
+            if self._dirty_since is not None:
+                deadline = min(
+                    deadline, self._last_event + self.quiet, self._dirty_since + self.max_delay
+                )
+            self._cond.wait(max(0.0, deadline - now))
+        return False, next_identity
 
     def _recheck_uv(self) -> None:
         """Only the uv processes: ask for a rescan if the active ones differ from the last
@@ -373,6 +390,18 @@ class Watcher:
         for directory in self.dirs:
             self._attach(directory)
 
+    @staticmethod
+    def _identify(directory: str) -> tuple[str, int, int] | None:
+        try:
+            info = os.stat(directory)
+        except OSError:
+            return None
+        return os.path.realpath(directory), info.st_dev, info.st_ino
+
+    def _moved_dirs(self) -> set[str]:
+        """Watched dirs that now resolve elsewhere (a symlink changed, the dir was replaced)."""
+        return {d for d, known in self._identity.items() if self._identify(d) != known}
+
     def _fs_watch(self) -> FsWatch:
         if self._fs is None:
             if self._fs_watch_factory is not None:
@@ -387,13 +416,19 @@ class Watcher:
         """Watch `directory`; if it is missing, watch for it to appear; if the OS refuses, poll."""
         if self._stopping:
             return
+        self._identity.pop(directory, None)
         try:
             fs = self._fs_watch()
             if os.path.isdir(directory):
                 if not os.access(directory, os.R_OK | os.X_OK):
+                    if directory in self._polled:
+                        return  # polled already, and said so
                     # inotify refuses it too, and watchdog would say nothing: poll
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), directory)
+                identity = self._identify(directory)
                 fs.attach(directory, self._on_fs_event)
+                if identity is not None:
+                    self._identity[directory] = identity
                 self._missing.discard(directory)
                 if self._polled.pop(directory, None):
                     self._warn(f"{directory}: watched by events again")
@@ -439,6 +474,7 @@ class Watcher:
                                 processes=table, label=False)  # fmt: skip
         if self.label and snapshot.files:
             snapshot = self._labelled(snapshot, table, rebuild=full)
+        self._poll_unreadable(snapshot)
         notes = tuple(f"{d}: polled ({why})" for d, why in sorted(self._polled.items()))
         if notes:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
@@ -461,6 +497,16 @@ class Watcher:
                 policy.run(self.dirs)
             except Exception:  # a cleanup that fails must not take the watcher down
                 log.exception("automatic cleanup failed")
+
+    def _poll_unreadable(self, snapshot: Snapshot) -> None:
+        """A watched dir the scan could not read (chmod 000) is polled until it can: its
+        watch may live on, but says nothing of the change that makes it readable again."""
+        failed = {error.path: error.message for error in snapshot.errors}
+        for directory in self.dirs:
+            if directory in failed and directory not in self._missing | set(self._polled):
+                self._polled[directory] = failed[directory]
+                self._warn(f"{directory}: cannot read it ({failed[directory]}): polling every"
+                           f" {self.poll_interval:g} s until it can be read")  # fmt: skip
 
     def _labelled(self, snapshot: Snapshot, table: ProcessTable, *, rebuild: bool) -> Snapshot:
         from uvsweep import labels  # noqa: PLC0415

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,12 +16,18 @@ from uvsweep.tray.notify import Notifier, NotifyPolicy
 def test_policy_coalesces_rate_limits_and_respects_the_threshold() -> None:
     policy = NotifyPolicy(threshold=3, interval=1800)
     assert policy.check(5, now=0) is None  # what is there at start is not news
-    assert policy.check(6, now=10) == "1 new orphaned uv lock file (6 in all)"
+    assert policy.check(6, now=10) == "6 orphaned uv lock files, 1 new"
+    assert policy.due() is None
     assert policy.check(9, now=20) is None  # rate-limited...
-    assert policy.check(12, now=1900) == "6 new orphaned uv lock files (12 in all)"  # ...coalesced
+    assert policy.due() == 1810  # ...but not forgotten
+    assert policy.check(12, now=1900) == "12 orphaned uv lock files, 6 new"  # ...coalesced
+    assert policy.due() is None
     assert policy.check(0, now=4000) is None
     assert policy.check(2, now=5000) is None  # below the threshold
-    assert policy.check(3, now=5001) == "3 new orphaned uv lock files"
+    assert policy.check(3, now=5001) == "3 orphaned uv lock files, 3 new"
+    # a held rise that went away (a cleanup) is not told later
+    assert policy.check(4, now=5002) is None and policy.due() is not None
+    assert policy.check(0, now=5003) is None and policy.due() is None
 
 
 def wait_for(predicate: object, timeout: float = 10) -> None:
@@ -109,3 +116,43 @@ def test_the_clean_now_button(desktop: Desktop, monkeypatch: pytest.MonkeyPatch)
     finally:
         notifier.stop()
         server.stop()
+
+
+@pytest.mark.gui
+def test_the_tray_tells_dunst_with_its_icon_the_counts_and_a_held_back_rise(
+    dunst: Desktop, monkeypatch: pytest.MonkeyPatch, lockdir: Path, tmp_path: Path
+) -> None:
+    """Through the tray app: its own icon, counts from the snapshot that triggered the
+    notification, and a rise the rate limit held back told once the limit allows."""
+    from uvsweep.settings import Settings
+    from uvsweep.tray.app import TrayApp
+
+    for key in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, dunst.env[key])
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    app = TrayApp([str(lockdir)], Settings(notify_threshold=1, notify_interval=4.0))
+    app.start_background()
+    try:
+        wait_for(lambda: app.snapshot is not None)
+        assert app.notifier.icon is not None and app.notifier.icon.startswith(str(tmp_path))
+        (lockdir / "uv-00000000000000a1.lock").touch()
+        (lockdir / "uv-00000000000000a2.lock").touch()
+        wait_for(lambda: dunst.run("dunstctl", "count", "displayed").stdout.strip() == "1")
+        (lockdir / "uv-00000000000000a3.lock").touch()  # within the interval: held back...
+        wait_for(lambda: app.counts()[0] == 3)
+        time.sleep(0.5)
+        assert dunst.run("dunstctl", "count", "displayed").stdout.strip() == "1"
+        # ...and told once the interval has passed, though no file changed since
+        wait_for(lambda: dunst.run("dunstctl", "count", "displayed").stdout.strip() == "2", 20)
+    finally:
+        app.stop_background()
+    dunst.run("dunstctl", "close-all")
+    history = json.loads(dunst.run("dunstctl", "history").stdout)["data"][0]
+    bodies = [n["body"]["data"] for n in reversed(history)]
+    first = "2 orphaned uv lock files, 2 new"  # both files, or one then the rest
+    assert bodies in (
+        [first, "3 orphaned uv lock files, 1 new"],
+        ["1 orphaned uv lock file, 1 new", "3 orphaned uv lock files, 2 new"],
+    )
+    icons = {n["icon_path"]["data"] for n in history}
+    assert icons == {app.notifier.icon}, icons

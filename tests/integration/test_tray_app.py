@@ -171,7 +171,7 @@ def test_new_orphans_are_notified_once_coalesced(lockdir: Path, running: Any) ->
     app, _icon, notifier = running()
     (lockdir / A).touch()
     eventually(lambda: notifier.sent)
-    assert notifier.sent == [("uvsweep", "1 new orphaned uv lock file", True)]  # with "Clean now"
+    assert notifier.sent == [("uvsweep", "1 orphaned uv lock file, 1 new", True)]  # "Clean now"
     (lockdir / B).touch()
     eventually(lambda: app.counts()[0] == 2)
     time.sleep(0.2)
@@ -240,15 +240,47 @@ def test_summaries() -> None:
 
 
 def test_session_and_backend_choice() -> None:
-    assert tray.graphical_session({}, "linux").startswith("no graphical session")
-    assert tray.graphical_session({"WAYLAND_DISPLAY": "wayland-0"}, "linux") == ""
-    assert tray.graphical_session({}, "darwin") == ""
-    assert tray.choose_backend("gtk", {"PYSTRAY_BACKEND": "xorg"}) == (
-        "gtk",
-        "the `tray_backend` setting",
+    from uvsweep.tray import backends
+    from uvsweep.tray.backends import Choice, choose
+
+    assert backends.graphical_session({}, "linux").startswith("no graphical session")
+    assert backends.graphical_session({"WAYLAND_DISPLAY": "wayland-0"}, "linux") == ""
+    assert backends.graphical_session({}, "darwin") == ""
+    x11 = {"DISPLAY": ":0"}
+    none = {"sni": lambda: False, "appindicator": lambda: False, "gtk": lambda: False}
+    # the setting wins over the environment, which wins over the list
+    assert choose("gtk", {**x11, "PYSTRAY_BACKEND": "xorg"}, "linux") == Choice(
+        "gtk", "forced by the `tray_backend` setting"
     )
-    assert tray.choose_backend("", {"PYSTRAY_BACKEND": "xorg"}) == ("xorg", "PYSTRAY_BACKEND")
-    assert tray.choose_backend("", {})[0] == ""
+    assert choose("", {**x11, "PYSTRAY_BACKEND": "xorg"}, "linux").name == "xorg"
+    # the list, in order, with why
+    assert choose("", x11, "linux", probes={**none, "sni": lambda: True}).name == "sni"
+    assert choose("", x11, "linux", probes={**none, "gtk": lambda: True}).name == "gtk"
+    got = choose("", x11, "linux", probes=none)
+    assert got.name == "xorg" and "XEmbed" in got.why
+    # SNI needs no display; nothing else works without one
+    assert choose("", {}, "linux", probes={**none, "sni": lambda: True}).name == "sni"
+    assert choose("", {}, "linux", probes=none).name == "none"
+    assert choose("", {}, "darwin").name == "darwin"
+    # a name nobody knows: said, and the list decides (never a crash in pystray's import)
+    bad = choose("qt", x11, "linux", probes=none)
+    assert bad.name == "xorg" and "names no known backend ('qt')" in bad.why
+
+
+def test_the_tray_and_doctor_choose_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uvsweep import doctor
+    from uvsweep.tray import backends
+
+    calls: list[str] = []
+    monkeypatch.setattr(backends, "sni_host_present", lambda env=None: calls.append("sni") or False)
+    monkeypatch.setattr(backends, "gi_has", lambda ns, v: ns == "Gtk")
+    env = {"DISPLAY": ":0"}
+    assert doctor.tray_backend("", env, "linux") == (
+        backends.choose("", env, "linux").name,
+        backends.choose("", env, "linux").why,
+    )
+    assert doctor.tray_backend("", env, "linux")[0] == "gtk"
+    assert calls  # doctor asked the bus as the tray does
 
 
 def test_a_second_instance_says_so_and_exits_0(tmp_path: Path) -> None:
@@ -332,3 +364,82 @@ def test_reveal_falls_back_to_opening_the_folder(
     tray.open_path(str(tmp_path), reveal=False)
     eventually(lambda: log.exists() and len(log.read_text().splitlines()) == 2)
     assert sorted(log.read_text().splitlines()) == [str(tmp_path)] * 2
+
+
+def test_states_and_errors_show_in_the_menu_and_the_icon(lockdir: Path, running: Any) -> None:
+    from uvsweep.tray import art
+
+    app, _icon, _ = running()
+    assert app.mark() == "" and not app.problems()
+    plain = app.image(32).tobytes()
+    # the SNI backend lost the bus: a menu line and the error mark until it is back
+    app.on_bus_problem("session bus lost; reconnecting")
+    assert app.mark() == "error"
+    lines = [i.text for i in app.menu_items() if not i.enabled]
+    assert "\u26a0 Tray: session bus lost; reconnecting" in lines
+    assert app.image(32).tobytes() != plain
+    assert app.image(32).tobytes() == art.render(32, 0, mark="error").tobytes()
+    app.on_bus_problem("")
+    assert app.mark() == "" and app.image(32).tobytes() == plain
+    # cleaning, then waiting for uv
+    app.cleaning = True
+    assert app.mark() == "cleaning"
+    app.cleaning, app.deferred = False, True
+    assert app.mark() == "waiting"
+
+
+def test_an_unlistable_dir_is_an_error_line(shared_tmp: Path) -> None:
+    # a "dir" the scan cannot list (also as root, whom chmod 000 does not stop): a file
+    bogus = shared_tmp / "not-a-dir"
+    bogus.write_text("")
+    app = TrayApp([str(bogus)], Settings(), notifier=FakeNotifier())  # type: ignore[arg-type]
+    app.icon = FakeIcon()
+    app.start_background()
+    try:
+        eventually(lambda: app.snapshot is not None)
+        eventually(lambda: bool(app.problems()))
+        assert app.problems()[0].startswith(f"{bogus}: ")
+        assert app.mark() == "error"
+    finally:
+        app.quit()
+        app.stop_background()
+
+
+def test_about_and_diagnostics(lockdir: Path, running: Any, tmp_path: Path) -> None:
+    from uvsweep import __version__
+    from uvsweep.tray.backends import Choice
+
+    app, _icon, _ = running()
+    app.backend = Choice("sni", "a StatusNotifierWatcher is on the session bus")
+    app.log_path = str(tmp_path / "log" / "uvsweep.log")
+    os.makedirs(tmp_path / "log")
+    about = next(i for i in app.menu_items() if i.text == "About uvsweep").submenu
+    assert about is not None
+    texts = [i.text for i in about]
+    assert f"uvsweep {__version__}" in texts and f"Watching {lockdir}" in texts
+    assert "Tray: sni; notifications: fake" in texts
+    app.dispatch("homepage")
+    assert running.opened[-1] == (tray.HOMEPAGE, False)
+    app.dispatch("diagnostics")  # doctor's report, written next to the log, then opened
+    report = tmp_path / "log" / "uvsweep-doctor.txt"
+    eventually(lambda: bool(running.opened) and running.opened[-1][0] == str(report), 60)
+    text = report.read_text()
+    assert "tray backend:" in text and "tray log: " in text
+    assert next(i for i in app.menu_items() if i.text == "Open log").action == (
+        f"open:{app.log_path}")  # fmt: skip
+
+
+def test_the_single_instance_channel(tmp_path: Path) -> None:
+    first = SingleInstance(str(tmp_path / "uvsweep.lock"))
+    assert first.acquire()
+    shown = threading.Event()
+    assert first.serve(shown.set)
+    second = SingleInstance(str(tmp_path / "uvsweep.lock"))
+    assert not second.acquire()
+    assert second.ask_to_show() and shown.is_set()
+    began = time.monotonic()
+    first.release()  # the listener ends at once (it blocks in accept, no polling)
+    assert time.monotonic() - began < 1.0
+    assert not (tmp_path / "uvsweep.sock").exists()
+    assert not second.ask_to_show()  # nobody listens: said, not raised
+    assert not [t for t in threading.enumerate() if t.name == "uvsweep-instance"]

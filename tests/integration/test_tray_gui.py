@@ -126,7 +126,7 @@ def test_docked_badge_follows_real_uv_and_notifies(
         desktop.run("dunstctl", "close-all")
         history = json.loads(desktop.run("dunstctl", "history").stdout)
         bodies = [n["body"]["data"] for n in history["data"][0]]
-        assert "1 new orphaned uv lock file" in bodies
+        assert "1 orphaned uv lock file, 1 new" in bodies
     finally:
         stopping = time.monotonic()
         app.send_signal(signal.SIGTERM)
@@ -300,4 +300,65 @@ def test_xorg_docks_when_the_tray_starts_later_and_a_left_click_cleans(
         app.send_signal(signal.SIGTERM)
         _out, err = app.communicate(timeout=10)
     assert app.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def dark_pixels(desktop: Desktop, geometry: tuple[str, int, int, int, int], name: str) -> int:
+    """Near-black pixels in a screenshot of the icon window (kept as `name`.png)."""
+    need(shutil.which("import") is not None, "ImageMagick is not installed (Debian: imagemagick)")
+    _, x, y, w, h = geometry
+    shot = SHOTS / f"{name}.png"
+    done = desktop.run("import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", "+repage",
+                       str(shot))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        data = image.convert("RGB").tobytes()
+    return sum(1 for i in range(0, len(data), 3) if max(data[i : i + 3]) < 60)
+
+
+def test_xembed_keeps_its_size_through_clicks_and_titles_and_shows_no_black_square(
+    trayer: Desktop, tmp_path: Path, lockdir: Path
+) -> None:
+    from tests.integration.test_sni_soak import alone
+
+    need(shutil.which("xdotool") is not None, "xdotool is not installed (Debian: xdotool)")
+    for n in range(3):
+        (lockdir / f"uv-00000000000000a{n}.lock").touch()
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {**trayer.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": "xorg",
+           "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
+    app = subprocess.Popen(alone([exe, "tray", "--dir", str(lockdir)]), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # fmt: skip
+    try:
+        wait_for_title(trayer, "3 orphaned uv lock files")
+        deadline = time.monotonic() + 10
+        while not docked(trayer):
+            assert time.monotonic() < deadline, "the icon never docked"
+            time.sleep(0.05)
+        time.sleep(0.5)  # let trayer settle its layout
+        first = icon_window(trayer)
+        assert first is not None
+        _, x, y, w, h = first
+        assert w >= 16 and h >= 16, first
+        # on the tray's own background: no black square around the glyph
+        assert dark_pixels(trayer, first, "xembed-trayer") < w * h // 20
+        trayer.run("import", "-window", "root", "-crop", f"{w + 60}x{h + 8}+{x - 30}+0",
+                   "+repage", str(SHOTS / "xembed-trayer-panel.png"))  # fmt: skip
+        for round_ in range(4):
+            trayer.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+            (lockdir / f"uv-00000000000000b{round_}.lock").touch()  # the title changes too
+            time.sleep(0.6)
+            now = icon_window(trayer)
+            assert now is not None and now[3:] == (w, h), f"click {round_}: {now} != {first}"
+        assert dark_pixels(trayer, icon_window(trayer) or first, "xembed-trayer-after") < (
+            w * h // 20)  # fmt: skip
+    finally:
+        os.killpg(app.pid, signal.SIGTERM)
+        _out, err = app.communicate(timeout=10)
+    assert app.returncode in (0, -signal.SIGTERM), err
     assert "Traceback" not in err

@@ -52,7 +52,7 @@ def test_menu_with_orphans() -> None:
     assert [i.text for i in items if i.action == "quit"] == ["Quit"]
     assert [i.action for i in items if i.action] == [
         "clean", "toggle-auto-clean", "rescan", "open:/tmp", "toggle-notifications",
-        "toggle-autostart", "about", "quit",
+        "toggle-autostart", "quit",
     ]  # fmt: skip
 
 
@@ -61,7 +61,9 @@ def test_nothing_to_clean() -> None:
     assert items[0].text == "No orphaned uv lock files"
     clean = by_text(items, "Clean now")
     assert clean.text == "Clean now (0)" and not clean.enabled
-    assert by_text(items, "Lock files").submenu == (Item("No uv lock files", enabled=False),)
+    assert by_text(items, "Lock files").submenu == (
+        Item("No uv lock files", enabled=False, key="no-files"),
+    )
     assert not by_text(items, "Start at login").enabled  # unknown state: not a toggle to trust
 
 
@@ -76,8 +78,33 @@ def test_cleaning_deferred_and_results() -> None:
     deferred = build(one, MenuState(deferred_pids=[42], uv_running=1,
                                     last_result="uv is running (pid 42)"), 1000.0)  # fmt: skip
     assert by_text(deferred, "Will clean when uv is idle (1)").enabled is False
-    assert by_text(deferred, "uv is running (1 process)")
+    assert by_text(deferred, "Waiting for uv (1 process)")
     assert not [i for i in deferred if i.action == "clean"]
+    named = build(one, MenuState(deferred_pids=[42, 43, 44], uv_running=3,
+                                 uv_processes=["pid 42 (uv sync)", "pid 43 (uv run x)"]),
+                  1000.0)  # fmt: skip
+    line = by_text(named, "Waiting for uv: ")
+    assert line.text == "Waiting for uv: pid 42 (uv sync); pid 43 (uv run x); and 1 more"
+    running = build(one, MenuState(uv_running=1, uv_processes=["pid 42 (uv sync)"]), 1000.0)
+    assert by_text(running, "uv is running: ").text == "uv is running: pid 42 (uv sync)"
+
+
+def test_problems_open_log_and_about() -> None:
+    one = snap(lock("uv-000000000000000a.lock", LockState.ORPHANED))
+    items = build(one, MenuState(problems=["Tray: session bus lost; reconnecting"],
+                                 about=["uvsweep 1.0", "Watching /tmp"],
+                                 log_path="/home/u/.local/state/uvsweep/log/uvsweep.log"),
+                  1000.0)  # fmt: skip
+    problem = by_text(items, "\u26a0 Tray: session bus lost")
+    assert problem.enabled is False
+    assert by_text(items, "Open log").action == "open:/home/u/.local/state/uvsweep/log/uvsweep.log"
+    about = by_text(items, "About uvsweep").submenu
+    assert about is not None
+    texts = [i.text for i in about]
+    assert texts[:2] == ["uvsweep 1.0", "Watching /tmp"]
+    assert [i.action for i in about if i.action] == ["homepage", "diagnostics"]
+    # no log file (it could not be written): no item that would open nothing
+    assert not [i for i in build(one, MenuState(), 1000.0) if i.text == "Open log"]
     busy = build(one, MenuState(cleaning=True), 1000.0)
     assert by_text(busy, "Cleaning").enabled is False
 

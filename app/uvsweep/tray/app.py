@@ -28,46 +28,22 @@ if TYPE_CHECKING:
 
     from uvsweep.autostart import Autostart
     from uvsweep.cleaner import CleanReport
+    from uvsweep.processes import ProcessInfo
+    from uvsweep.tray.backends import Choice
     from uvsweep.tray.notify import Notifier
     from uvsweep.watcher import Change, Watcher
 
 log = logging.getLogger("uvsweep.tray")
 
-
-def graphical_session(environ: dict[str, str] | None = None, platform: str = sys.platform) -> str:
-    """Why there is no graphical session, or "" when there is one (Linux and the BSDs)."""
-    env = os.environ if environ is None else environ
-    if platform in ("win32", "darwin"):
-        return ""
-    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
-        return ""
-    return "no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set)"
-
-
-def choose_backend(setting: str, environ: dict[str, str] | None = None) -> tuple[str, str]:
-    """(the pystray backend to force, or "" for pystray's own choice; why)."""
-    env = os.environ if environ is None else environ
-    if setting:
-        return setting, "the `tray_backend` setting"
-    if env.get("PYSTRAY_BACKEND"):
-        return env["PYSTRAY_BACKEND"], "PYSTRAY_BACKEND"
-    return "", "automatic: StatusNotifierItem if a host is on the session bus, else pystray's order"
-
-
-def sni_host_present(platform: str = sys.platform) -> bool:
-    """Whether a StatusNotifierItem host (a watcher) is on the session bus (Linux, BSDs)."""
-    if platform in ("win32", "darwin") or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return False
-    from uvsweep.tray import sni  # noqa: PLC0415
-
-    return bool(sni.watcher_present())  # type: ignore[no-untyped-call]
+#: Where uvsweep lives (About > Homepage).
+HOMEPAGE = "https://pypi.org/project/uvsweep/"
 
 
 def sni_icon(app: TrayApp) -> Any:
     """A StatusNotifierItem icon for `app` (the `sni` backend, `tray/sni.py`)."""
     from uvsweep.tray import sni  # noqa: PLC0415
 
-    return pystray_icon(app, sni.icon_class())  # type: ignore[no-untyped-call]
+    return pystray_icon(app, sni.icon_class())
 
 
 def load_backend() -> str:
@@ -116,12 +92,17 @@ class TrayApp:
         opener: Callable[..., None] | None = None,
         clean: Callable[[Sequence[str]], CleanReport] | None = None,
         icon_size: int = 64,
+        backend: Choice | None = None,
+        log_path: str = "",
     ) -> None:
         from uvsweep.tray.notify import Notifier, NotifyPolicy  # noqa: PLC0415
         from uvsweep.watcher import AutoClean, Watcher  # noqa: PLC0415
 
         self.dirs = list(dirs)
         self.settings = settings
+        self.backend = backend  # the tray backend chosen, and why (for About and doctor)
+        self.log_path = log_path
+        self.bus_problem = ""  # SNI: what is wrong with the session bus connection
         self._save = save_settings
         self.icon: Any = None
         self.icon_size = icon_size
@@ -137,7 +118,8 @@ class TrayApp:
         self._threads: list[threading.Thread] = []
         self._ui_call: Callable[[Callable[[], None]], None] = lambda fn: fn()
         self.policy = NotifyPolicy(settings.notify_threshold, settings.notify_interval)
-        self.notifier = notifier or Notifier(fallback=self._tray_notify)
+        self.notifier = notifier or Notifier(fallback=self._tray_notify, icon=icon_file())
+        self._held: threading.Timer | None = None  # re-checks a rise the rate limit held back
         self.watcher = watcher or Watcher(
             self.dirs, settings=settings, safety_interval=settings.safety_rescan
         )
@@ -156,10 +138,33 @@ class TrayApp:
         attention = snap.count(LockState.FOREIGN) + snap.count(LockState.SUSPICIOUS)
         return snap.count(LockState.ORPHANED), attention
 
+    def problems(self) -> list[str]:
+        """What is wrong now, in words for the menu: the bus, unreadable dirs, polling."""
+        out = [f"Tray: {self.bus_problem}"] if self.bus_problem else []
+        snap = self.snapshot
+        if snap is not None:
+            out += [f"{e.path}: {e.message}" for e in snap.errors if e.path in self.dirs]
+        polled = getattr(self.watcher, "polled_dirs", {})
+        failed = {e.path for e in snap.errors} if snap is not None else set()
+        out += [f"{d}: no file events ({why}); polled every 2 s"
+                for d, why in sorted(polled.items()) if d not in failed]  # fmt: skip
+        return out
+
+    def mark(self) -> str:
+        """The icon's state mark: error, cleaning, waiting (for uv), or none."""
+        if self.problems():
+            return "error"
+        if self.cleaning:
+            return "cleaning"
+        if self.deferred:
+            return "waiting"
+        return ""
+
     def image(self, size: int | None = None) -> Any:
-        """The icon with its badge, at `size` px (default: the backend's)."""
+        """The icon with its badge and state mark, at `size` px (default: the backend's)."""
         orphaned, attention = self.counts()
-        return art.render(size or self.icon_size, orphaned, attention=attention > 0)
+        return art.render(size or self.icon_size, orphaned, attention=attention > 0,
+                          mark=self.mark())  # fmt: skip
 
     def title(self) -> str:
         """The tooltip; with notifications off it also carries the last cleanup's result."""
@@ -180,6 +185,10 @@ class TrayApp:
             deferred_pids=[p.pid for p in self.watcher.uv_processes] if self.deferred else (),
             last_result=self.last_result,
             uv_running=len(self.watcher.uv_processes),
+            uv_processes=[describe_process(p) for p in self.watcher.uv_processes[:2]],
+            problems=self.problems(),
+            about=self.about_lines(),
+            log_path=self.log_path,
         )
         return build(self.snapshot, state, time.time())
 
@@ -213,16 +222,34 @@ class TrayApp:
 
     def _on_snapshot(self, snapshot: Snapshot, _change: Change) -> None:
         self.snapshot = snapshot
-        orphaned, _attention = self.counts()
-        message = self.policy.check(orphaned, time.time())
-        if message and self.settings.notifications:
-            self.notifier.send("uvsweep", message, button=("Clean now", self.clean_now))
+        self._notify_rise(snapshot)
         # watcher.uv_processes is cleaner.running_uv(): the *active* ones (a parked uv never
         # holds a cleanup back), so this fires when the last one exits or parks
         if self.deferred and not self.watcher.uv_processes and not self.cleaning:
             self.deferred = False
             self._start_clean(deferred=True)
         self.refresh()
+
+    def _notify_rise(self, snapshot: Snapshot | None) -> None:
+        """Tell of a rise in orphaned files, counted in `snapshot` (the one that triggered it);
+        one the rate limit holds back is told when the limit allows."""
+        if snapshot is None:
+            return
+        with self._lock:
+            text = self.policy.check(snapshot.count(LockState.ORPHANED), time.time())
+            due = self.policy.due()
+            if due is not None and self._held is None and not self.quitting.is_set():
+                self._held = threading.Timer(max(0.0, due - time.time()), self._held_back)
+                self._held.name = "uvsweep-notify-later"
+                self._held.daemon = True
+                self._held.start()
+        if text and self.settings.notifications:
+            self.notifier.send("uvsweep", text, button=("Clean now", self.clean_now))
+
+    def _held_back(self) -> None:
+        with self._lock:
+            self._held = None
+        self._notify_rise(self.snapshot)  # the snapshot of now, not the one that was held
 
     def dispatch(self, action: str) -> None:
         """Run a menu action (called on the UI thread; slow work goes to a worker)."""
@@ -241,8 +268,10 @@ class TrayApp:
             self._set(notifications=not self.settings.notifications)
         elif action == "toggle-autostart":
             self._toggle_autostart()
-        elif action == "about":
-            self.notifier.send("uvsweep", self.about())
+        elif action == "homepage":
+            self._opener(HOMEPAGE, reveal=False)
+        elif action == "diagnostics":
+            self._open_diagnostics()
         elif action.startswith("open:"):
             self._opener(action[5:], reveal=False)
         elif action.startswith("reveal:"):
@@ -275,15 +304,65 @@ class TrayApp:
             self.notifier.send("uvsweep", f"Start at login: {err}")
             self._autostart_state = self._read_autostart()
 
-    def about(self) -> str:
-        """A short diagnostics line for "About"."""
-        orphaned, attention = self.counts()
-        backend = type(self.icon).__module__.rsplit("._", 1)[-1] if self.icon else "none"
-        return (
-            f"uvsweep {__version__}: watching {', '.join(self.dirs)}; {orphaned} orphaned,"
-            f" {attention} needing attention; tray {backend}; notifications"
-            f" {self.notifier.backend}. `uvsweep doctor` says more."
-        )
+    def about_lines(self) -> list[str]:
+        """The About submenu's lines."""
+        backend = self.backend.name if self.backend else "unknown"
+        lines = [f"uvsweep {__version__}"]
+        lines += [f"Watching {d}" for d in self.dirs]
+        lines.append(f"Tray: {backend}; notifications: {self.notifier.backend}")
+        return lines
+
+    def _open_diagnostics(self) -> None:
+        """Write `uvsweep doctor`'s report next to the log and open it (off the UI thread:
+        doctor scans and asks the bus)."""
+
+        def work() -> None:
+            from uvsweep import doctor  # noqa: PLC0415
+
+            try:
+                report = doctor.text(doctor.report())
+                folder = os.path.dirname(self.log_path) if self.log_path else ""
+                if not folder:
+                    import tempfile  # noqa: PLC0415
+
+                    folder = tempfile.gettempdir()
+                path = os.path.join(folder, "uvsweep-doctor.txt")
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(report + "\n")
+            except Exception as err:  # noqa: BLE001 - say it, never crash the tray
+                log.warning("cannot write the diagnostics report: %s", err)
+                self.notifier.send("uvsweep", f"Cannot write the diagnostics report: {err}")
+                return
+            log.info("diagnostics report written to %s", path)
+            self._opener(path, reveal=False)
+
+        worker = threading.Thread(target=work, name="uvsweep-doctor", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+        worker.start()
+
+    def reshow(self) -> None:
+        """Show the icon again (a second `uvsweep` asked): SNI registers with the panel again,
+        the others hide and show (XEmbed docks again)."""
+        icon = self.icon
+        if icon is None:
+            return
+        log.info("a second uvsweep asked to show the icon again")
+
+        def again() -> None:
+            if hasattr(icon, "reshow"):
+                icon.reshow()
+            elif icon.visible:
+                icon.visible = False
+                icon.visible = True
+
+        self._ui(again)
+        self.refresh()
+
+    def on_bus_problem(self, text: str) -> None:
+        """The SNI backend says what is wrong with the session bus ("" when all is well)."""
+        if text != self.bus_problem:
+            self.bus_problem = text
+            self.refresh()
 
     # ---- cleanup ------------------------------------------------------------------------------
 
@@ -363,6 +442,11 @@ class TrayApp:
     def stop_background(self, timeout: float = 1.0) -> None:
         """Stop the watcher, the notifier and any cleanup worker, within `timeout`."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            held.cancel()
+            held.join(max(0.05, deadline - time.monotonic()))
         self.watcher.stop(max(0.05, deadline - time.monotonic()))
         self.notifier.stop(max(0.05, deadline - time.monotonic()))
         for thread in self._threads:
@@ -372,6 +456,8 @@ class TrayApp:
         """Create the icon and run its loop on this (the main) thread until Quit."""
         self.icon = icon_factory(self)
         self._ui_call = ui_marshaller(self.icon)
+        if hasattr(self.icon, "on_problem"):  # SNI: the bus connection's state
+            self.icon.on_problem = self.on_bus_problem
         if self.quitting.is_set():
             return  # asked to quit (SIGTERM) before there was a loop to stop
         self.start_background()
@@ -390,6 +476,36 @@ class TrayApp:
         # pystray calls setup on a thread of its own; AppKit wants the main thread (others: as is)
         self._ui(lambda: setattr(icon, "visible", True))
         self.refresh()
+
+
+def icon_file(size: int = 64) -> str | None:
+    """uvsweep's icon as a PNG in the user's state dir (beside the log), for notifications
+    (written once per version); None when it cannot be written (they then go without it)."""
+    from platformdirs import user_state_dir  # noqa: PLC0415
+
+    path = os.path.join(user_state_dir("uvsweep", appauthor=False), f"icon-{__version__}.png")
+    if os.path.exists(path):
+        return path
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = f"{path}.{os.getpid()}.tmp"
+        art.render(size).save(partial, "PNG")
+        os.replace(partial, path)
+    except OSError as err:
+        log.warning("cannot write the notification icon %s: %s", path, err.strerror or err)
+        return None
+    return path
+
+
+def describe_process(process: ProcessInfo) -> str:
+    """`pid 4013 (uv sync)` for a menu line."""
+    words = list(process.cmdline or [process.name or "?"])
+    if words:
+        words[0] = os.path.basename(words[0])
+    command = " ".join(words)
+    if len(command) > 40:
+        command = command[:39] + "\u2026"
+    return f"pid {process.pid} ({command})"
 
 
 def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,
@@ -433,31 +549,43 @@ def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     return lambda fn: fn()
 
 
-def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
-    """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
-    `app.menu_items()` each time it opens."""
+def to_pystray(items: Sequence[Item], dispatch: Callable[[str], None]) -> tuple[Any, ...]:
+    """pystray MenuItems for `items`; choosing one calls `dispatch(action)`. Each carries the
+    item's `key` (a backend that names entries, SNI, keeps an entry's id by it)."""
     import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
 
     def convert(item: Item) -> Any:
         if item.separator:
             return pystray.Menu.SEPARATOR
         if item.submenu is not None:
-            return pystray.MenuItem(item.text, pystray.Menu(*[convert(i) for i in item.submenu]),
-                                    enabled=item.enabled)  # fmt: skip
+            entry = pystray.MenuItem(item.text, pystray.Menu(*[convert(i) for i in item.submenu]),
+                                     enabled=item.enabled)  # fmt: skip
+            entry.key = item.key
+            return entry
         action = item.action
 
         def run(_icon: Any, _item: Any) -> None:
             if action:
-                app.dispatch(action)
+                dispatch(action)
 
         checked = None
         if item.checked is not None:
             value = item.checked
             checked = lambda _item: value  # noqa: E731
-        return pystray.MenuItem(item.text, run, checked=checked, default=item.default,
-                                enabled=item.enabled)  # fmt: skip
+        entry = pystray.MenuItem(item.text, run, checked=checked, default=item.default,
+                                 enabled=item.enabled)  # fmt: skip
+        entry.key = item.key
+        return entry
 
-    menu = pystray.Menu(lambda: tuple(convert(i) for i in app.menu_items()))
+    return tuple(convert(i) for i in items)
+
+
+def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
+    """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
+    `app.menu_items()` each time it opens."""
+    import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
+
+    menu = pystray.Menu(lambda: to_pystray(app.menu_items(), app.dispatch))
     if icon_type is not None:
         icon = icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu, **options)
         icon.render_at = app.image  # backends that send several sizes draw each one

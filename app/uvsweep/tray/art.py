@@ -95,13 +95,41 @@ def _attention(image: Image.Image) -> None:
     draw.ellipse(box, fill=ATTENTION, outline=OUTLINE, width=max(1, size // 32))
 
 
-def render(size: int, orphaned: int = 0, *, attention: bool = False) -> Image.Image:
-    """The tray icon at `size` px: the glyph, the badge for `orphaned`, the attention mark."""
+#: The state marks, bottom-left: waiting for uv (blue), cleaning (green), something is wrong
+#: (dark red, with a white bar).
+MARKS = {"waiting": (37, 99, 235, 255), "cleaning": (22, 163, 74, 255), "error": (153, 27, 27, 255)}
+
+
+def _mark(image: Image.Image, mark: str) -> None:
+    size = image.width
+    draw = ImageDraw.Draw(image)
+    diameter = max(5, round(size * 0.4))
+    box = (0, size - diameter, diameter - 1, size - 1)
+    draw.ellipse(box, fill=MARKS[mark], outline=OUTLINE, width=max(1, size // 32))
+    cx, cy, r = diameter / 2, size - diameter / 2, diameter / 2
+    width = max(1, round(diameter / 6))
+    if mark == "error":  # an exclamation mark
+        draw.line((cx, cy - r * 0.5, cx, cy + r * 0.1), fill=OUTLINE, width=width)
+        draw.point((round(cx), round(cy + r * 0.4)), fill=OUTLINE)
+    elif mark == "waiting":  # clock hands
+        draw.line((cx, cy, cx, cy - r * 0.55), fill=OUTLINE, width=width)
+        draw.line((cx, cy, cx + r * 0.45, cy), fill=OUTLINE, width=width)
+    else:  # cleaning: a sweep
+        draw.line((cx - r * 0.5, cy + r * 0.3, cx + r * 0.5, cy - r * 0.3), fill=OUTLINE,
+                  width=width)  # fmt: skip
+
+
+def render(size: int, orphaned: int = 0, *, attention: bool = False,
+           mark: str = "") -> Image.Image:  # fmt: skip
+    """The tray icon at `size` px: the glyph, the badge for `orphaned`, the attention mark,
+    and a state `mark` ("waiting", "cleaning", "error" or "")."""
     if size < 8:
         raise ValueError(f"icon size {size} is too small (8 px at least)")
     image = glyph(size)
     if attention:
         _attention(image)
+    if mark:
+        _mark(image, mark)
     text = badge_text(orphaned)
     if text:
         _badge(image, text)

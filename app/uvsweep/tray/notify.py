@@ -28,8 +28,9 @@ class NotifyPolicy:
     """When a rise in orphaned files is worth a notification: rare, coalesced, past a threshold.
 
     A notification goes out when the count has risen since the last one, is at least `threshold`,
-    and `interval` seconds have passed since the last one. Everything in between is coalesced
-    into that one message ("5 new orphaned uv lock files").
+    and `interval` seconds have passed since the last one. A rise the interval holds back is not
+    lost: `due()` says when it may go out, and the message then counts from the snapshot of that
+    moment ("5 orphaned uv lock files, 3 new"), never from an older one.
     """
 
     def __init__(self, threshold: int = 1, interval: float = 1800.0) -> None:
@@ -37,24 +38,35 @@ class NotifyPolicy:
         self.interval = interval
         self.baseline: int | None = None  # the count when we last notified (or first looked)
         self.last_sent: float | None = None
+        self.held = False  # a rise waits for the interval to pass
 
     def check(self, count: int, now: float) -> str | None:
-        """The message to send now, or None."""
+        """The message to send now for a snapshot with `count` orphaned files, or None."""
         if self.baseline is None:
             self.baseline = count  # what was there at start-up is not news
             return None
-        if count < self.baseline:
-            self.baseline = count  # files went away: rises are measured from here
-            return None
+        self.baseline = min(self.baseline, count)  # files went away: rises are measured from here
         new = count - self.baseline
         if new <= 0 or count < self.threshold:
+            self.held = False
             return None
         if self.last_sent is not None and now - self.last_sent < self.interval:
+            self.held = True  # said when the interval allows (`due()`)
             return None
-        self.baseline, self.last_sent = count, now
-        noun = "file" if new == 1 else "files"
-        total = "" if new == count else f" ({count} in all)"
-        return f"{new} new orphaned uv lock {noun}{total}"
+        self.baseline, self.last_sent, self.held = count, now, False
+        return message(count, new)
+
+    def due(self) -> float | None:
+        """When a held-back rise may be sent (then `check()` again), or None."""
+        if not self.held or self.last_sent is None:
+            return None
+        return self.last_sent + self.interval
+
+
+def message(count: int, new: int) -> str:
+    """`3 orphaned uv lock files, 2 new`."""
+    noun = "file" if count == 1 else "files"
+    return f"{count} orphaned uv lock {noun}, {new} new"
 
 
 def no_window_flags(platform: str = sys.platform) -> int:

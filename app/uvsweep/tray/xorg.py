@@ -5,6 +5,10 @@ into a tray that starts after it.
   runs the menu's default item (Clean now), as on the other backends.
 - Without a tray host at start it never docked: it now listens for the MANAGER message a tray
   host broadcasts when it takes the selection, and docks then (also after a host restarts).
+- It asked to be docked again with every icon update, and trayer then laid the icon out anew
+  (seen collapsing it to 1x22 px after a click): it asks only when it is not docked.
+- XEmbed windows have no alpha, and pystray pasted the icon on black: the window's background is
+  now the tray's (ParentRelative), and the icon is composited over it.
 
 pystray runs an update asked for by another thread by sending a client message to its own window
 over its one X connection, while the main loop uses that same connection to wait for replies.
@@ -23,6 +27,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+log = logging.getLogger("uvsweep.tray.xorg")
+
+#: Behind the icon where the tray's background cannot be read back.
+FALLBACK_BACKGROUND = (221, 221, 221)
 
 #: The methods pystray's xorg backend runs on its main loop when called from another thread.
 MARSHALLED = ("_show", "_hide", "_update_icon", "_update_title", "_stop")
@@ -51,6 +60,8 @@ def icon_class() -> type:
         pystray_log.addFilter(_NotDockedYet())
 
     class ThreadSafeXorgIcon(_xorg.Icon):  # type: ignore[misc]
+        _icon_data: Any  # pystray's cache of the image drawn, at the window's size
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._sender: Any = None
@@ -91,9 +102,61 @@ def icon_class() -> type:
             window = super()._create_window()
             window.change_attributes(
                 event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask
-                | Xlib.X.ButtonPressMask
+                | Xlib.X.ButtonPressMask,
+                # the tray's own background shows through where the icon is transparent
+                background_pixmap=Xlib.X.ParentRelative,
             )  # fmt: skip
             return window
+
+        def _show(self) -> None:
+            # pystray asks to be docked on every show and icon update; a tray that is asked
+            # again re-embeds the window, and trayer then lays it out anew (seen collapsing it
+            # to 1x22 px after a click): dock only when not docked
+            if self._systray_manager is None:
+                super()._show()
+            else:
+                self._draw()
+
+        def _update_icon(self) -> None:
+            if self._systray_manager is None:
+                super()._update_icon()
+                return
+            self._icon_data = None  # redrawn from the new image, at the window's size
+            self._draw()
+            self._icon_valid = True
+
+        def _assert_icon_data(self, width: int, height: int) -> None:
+            """The icon composited over what the tray shows behind it: XEmbed windows have no
+            alpha, and pystray pasted the RGBA image on black."""
+            if self._icon_data and self._icon_data.size == (width, height):
+                return
+            from PIL import Image  # noqa: PLC0415
+
+            render = getattr(self, "render_at", None)
+            if render is not None and width == height:
+                image = render(width).convert("RGBA")
+            else:
+                image = self._icon.convert("RGBA").resize((width, height),
+                                                           Image.Resampling.LANCZOS)  # fmt: skip
+            back = self._background(width, height)
+            back.paste(image, (0, 0), image)
+            back.tostring = back.tobytes
+            self._icon_data = back
+
+        def _background(self, width: int, height: int) -> Any:
+            """What the tray draws behind the window (its ParentRelative background), read
+            back from the server; a light grey where it cannot be read."""
+            from PIL import Image  # noqa: PLC0415
+
+            try:
+                self._window.clear_area(0, 0, width, height)
+                raw = self._window.get_image(0, 0, width, height, Xlib.X.ZPixmap, 0xFFFFFFFF)
+                if len(raw.data) >= width * height * 4:
+                    return Image.frombytes("RGB", (width, height), bytes(raw.data), "raw",
+                                           "BGRX")  # fmt: skip
+            except Exception:
+                log.debug("cannot read the tray's background", exc_info=True)
+            return Image.new("RGB", (width, height), FALLBACK_BACKGROUND)
 
         def _listen_for_tray_hosts(self) -> None:
             """Hear a tray host that starts (or restarts) later: it says MANAGER on the root."""
