@@ -122,6 +122,8 @@ def parse_value(field: Field, value: object) -> Any:
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             if any(not item.strip() for item in value):
                 raise ValueError("must not hold an empty path (it would mean the current dir)")
+            if any("\0" in item for item in value):
+                raise ValueError("must not hold a NUL character")
             return tuple(os.path.expanduser(item) for item in value)
         raise ValueError("must be a list of strings")
     if kind == "seconds":

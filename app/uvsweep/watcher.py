@@ -233,7 +233,11 @@ class Watcher:
                 return
             self._stopping = True
             self._cond.notify_all()
+        from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
+
         deadline = time.monotonic() + timeout
+        if remove.request_stop():  # an automatic cleanup mid-handoff hands over to a keeper
+            deadline += 20.0
         thread.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
         if self._waiter is not None:

@@ -104,7 +104,9 @@ def test_rw_access_follows_the_mode_bits(
 
 
 def test_a_file_held_by_uvsweeps_keeper_says_so() -> None:
-    keeper = Holder(7, "python3", "root", ("python3", "-m", "uvsweep", "_keeper", "{}"))
+    from uvsweep.remove.handoff import keeper_argv
+
+    keeper = Holder(7, "python3", "root", tuple(keeper_argv(5, 6)))
     item = classify(obs(holders=[keeper]))
     assert item.state is LockState.HELD
     assert item.reason.startswith("held by a uvsweep keeper")

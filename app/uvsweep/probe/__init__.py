@@ -74,11 +74,11 @@ def _kind_of(mode: int) -> str:
 
 
 def _is_keeper(holder: Holder) -> bool:
-    """Whether a holder is uvsweep's own keeper: `python -m uvsweep _keeper JOB` or, frozen,
-    `uvsweep _keeper JOB` (see `remove.handoff.Keeper`)."""
+    """Whether a holder is uvsweep's own keeper: `python -I -c CODE DIR _keeper ...` or, frozen,
+    `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`)."""
     argv = holder.cmdline or ()
-    if len(argv) >= 4 and argv[1:4] == ("-m", "uvsweep", "_keeper"):
-        return True
+    if len(argv) >= 6 and argv[1:3] == ("-I", "-c") and argv[5] == "_keeper":
+        return "uvsweep.remove.handoff" in argv[3]
     return len(argv) >= 2 and argv[1] == "_keeper" and "uvsweep" in argv[0].rsplit("/", 1)[-1]
 
 

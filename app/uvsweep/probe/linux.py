@@ -166,9 +166,13 @@ def parse_lock_table(text: str, own_pid: int) -> LockTable:
     return LockTable(parse_locks("\n".join(rest)), own, own_pid)
 
 
-def read_lock_table(proc: str, own_pid: int, calls: Syscalls = SYSCALLS) -> LockTable:
-    """`<proc>/locks` as a `LockTable`; OSError if it cannot be read."""
-    return parse_lock_table(calls.read(f"{proc}/locks").decode("latin-1"), own_pid)
+def read_lock_table(
+    proc: str, own_pid: int, calls: Syscalls = SYSCALLS, reads: int = 1
+) -> LockTable:
+    """`<proc>/locks` as a `LockTable` (the lines of `reads` reads, taken together); OSError if
+    it cannot be read."""
+    text = "".join(calls.read(f"{proc}/locks").decode("latin-1") for _ in range(reads))
+    return parse_lock_table(text, own_pid)
 
 
 def read_locks(
@@ -243,6 +247,7 @@ def walk_fds(
     wanted: Container[FileKey],
     calls: Syscalls = SYSCALLS,
     own_pid: int | None = None,
+    hidden_pids: set[int] | None = None,
 ) -> tuple[dict[FileKey, list[int]], int]:
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
@@ -260,6 +265,8 @@ def walk_fds(
             fds = calls.list_dir(fd_dir)
         except PermissionError:
             hidden += 1
+            if hidden_pids is not None:
+                hidden_pids.add(pid)
             continue
         except OSError:
             continue  # exited meanwhile

@@ -125,7 +125,10 @@ def opened_key(
     base = shown_path.rsplit("/", 1)[-1]
     if base.endswith(DELETED) and base not in names:
         base = base[: -len(DELETED)]  # Linux shows an unlinked file as "<path> (deleted)"
-    if base not in names:
+    # uv creates a lock file as a `.tmpXXXXXX` file it then renames into place, or, where the
+    # file system refuses RENAME_NOREPLACE, links into place and unlinks: its fd then still
+    # shows the temp name, so those are looked at too (by inode, like the rest)
+    if base not in names and not base.startswith(".tmp"):
         return None
     try:
         st = stat(stat_path)

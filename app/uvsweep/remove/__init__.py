@@ -27,6 +27,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -164,10 +165,12 @@ _USE_REASON = {
 
 @contextmanager
 def deferred_interrupts(caught: list[int]) -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) while locks are held, and deliver it once they are released.
+    """Hold back Ctrl-C (SIGINT) and SIGTERM while locks are held, and act on them once the
+    locks are released or handed to a keeper (KeyboardInterrupt, or exit status 143).
 
-    A caught SIGINT is appended to `caught` at once, so long waits inside can cut themselves
-    short. Only the main thread can install a handler; elsewhere this does nothing.
+    A caught signal is appended to `caught` at once, so long waits inside can cut themselves
+    short. Only the main thread can install a handler; elsewhere this does nothing (see
+    `request_stop` for threads).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -176,17 +179,42 @@ def deferred_interrupts(caught: list[int]) -> Iterator[None]:
     def _remember(signum: int, _frame: object) -> None:
         caught.append(signum)
 
+    wanted: list[int] = [signal.SIGINT]
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        wanted.append(signal.SIGTERM)  # a default SIGTERM would drop the locks unhanded
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGINT, _remember)
+        for signum in wanted:
+            previous[signum] = signal.signal(signum, _remember)
     except ValueError:  # not the main interpreter
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+    if signal.SIGINT in caught:
         raise KeyboardInterrupt
+    if caught:
+        raise SystemExit(128 + signal.SIGTERM)
+
+
+#: Removals under way in this process (for `request_stop`).
+_RUNNING: weakref.WeakSet[Remover] = weakref.WeakSet()
+
+
+def request_stop() -> int:
+    """Ask every removal under way in this process (on any thread) to stop waiting: a handoff
+    in progress goes to a keeper at once, and the removal returns. How many were asked.
+
+    The tray and `watch` call it when they quit, so a cleanup thread never dies holding a lock
+    that a handoff still needs.
+    """
+    running = list(_RUNNING)
+    for remover in running:
+        remover.stop_requests.append(1)
+    return len(running)
 
 
 class Remover(ABC):
@@ -198,7 +226,8 @@ class Remover(ABC):
     def __init__(self, progress: Progress | None = None) -> None:
         self.progress = progress or (lambda _message: None)
         self.notes: list[str] = []  # said once per run, whatever the number of files
-        self.interrupts: list[int] = []  # SIGINTs caught while a batch held its locks
+        self.interrupts: list[int] = []  # SIGINT/SIGTERM caught while a batch held its locks
+        self.stop_requests: list[int] = []  # `request_stop` from another thread
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -257,8 +286,20 @@ class Remover(ABC):
 
     # ---- the protocol -------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a signal or `request_stop` asked this removal to stop waiting."""
+        return bool(self.interrupts or self.stop_requests)
+
     def remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
         """Remove every removable uv lock file directly inside `dirs`."""
+        _RUNNING.add(self)
+        try:
+            return self._remove(dirs, policy)
+        finally:
+            _RUNNING.discard(self)
+
+    def _remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
         result = RemoveResult()
         for directory in dirs:
             try:
@@ -295,61 +336,84 @@ class Remover(ABC):
                     locked.append(target)
             if not locked:
                 return
-            busy = self.users(locked, result)
-            unlinked: list[Target] = []
-            for target in locked:
-                use = busy.get(target)
-                if use is not None:
-                    reason = _USE_REASON[use.state].format(who=use.describe())
-                    result.skip(target.path, use.state, reason)
-                elif (why := self.changed(target)) is not None:
-                    result.skip(target.path, LockState.SUSPICIOUS, why)
-                else:
-                    try:
-                        self.unlink(target)
-                    except FileNotFoundError:
-                        continue  # someone else removed it first
-                    except OSError as err:
-                        message = err.strerror or str(err)
-                        result.errors.append(ScanError(target.path, message))
-                        result.skip(
-                            target.path, LockState.ORPHANED,
-                            f"the OS refused to remove it ({message})",
-                        )  # fmt: skip
-                        continue
-                    unlinked.append(target)
-            after = self.users(unlinked, result) if unlinked else {}
-            pending: list[tuple[Target, Use]] = []
-            for target in unlinked:
-                use = after.get(target)
-                if use is None:
-                    result.removed.append(target.path)
-                    continue
-                self.progress(
-                    f"{target.path}: {use.describe()} opened it while it was being removed;"
-                    " handing the lock over"
-                )
-                pending.append((target, use))
-            if pending:
-                handing = {target for target, _use in pending}
-                for target in locked:  # nobody waits on our other locks while we hand over
-                    if target not in handing:
-                        self.release(target)
-                hows = self.undo_all(pending, result)
-                for target, use in pending:
-                    how = hows[target]
-                    if how is None:  # nobody needed the old file after all: it is gone
-                        result.removed.append(target.path)
-                        continue
-                    result.handoffs += 1
-                    result.skip(
-                        target.path,
-                        LockState.HELD,
-                        f"{use.describe()} opened it while it was being removed: {how}",
-                    )
+            unlinked = self._unlink_unused(locked, result)
+            if unlinked:
+                self._after_unlink(directory, locked, unlinked, result)
         finally:
             for target in locked:
                 self.release(target)
+
+    def _unlink_unused(self, locked: Sequence[Target], result: RemoveResult) -> list[Target]:
+        """Steps 2 and 3: the files nobody uses, unlinked while we hold them."""
+        busy = self.users(locked, result)
+        unlinked: list[Target] = []
+        for target in locked:
+            use = busy.get(target)
+            if use is not None:
+                reason = _USE_REASON[use.state].format(who=use.describe())
+                result.skip(target.path, use.state, reason)
+            elif (why := self.changed(target)) is not None:
+                result.skip(target.path, LockState.SUSPICIOUS, why)
+            else:
+                try:
+                    self.unlink(target)
+                except FileNotFoundError:
+                    continue  # someone else removed it first
+                except OSError as err:
+                    message = err.strerror or str(err)
+                    result.errors.append(ScanError(target.path, message))
+                    result.skip(
+                        target.path, LockState.ORPHANED, f"the OS refused to remove it ({message})"
+                    )
+                    continue
+                unlinked.append(target)
+        return unlinked
+
+    def _after_unlink(
+        self,
+        directory: str,
+        locked: Sequence[Target],
+        unlinked: Sequence[Target],
+        result: RemoveResult,
+    ) -> None:
+        """Step 4: whoever got hold of an unlinked file meanwhile gets a handoff."""
+        try:
+            after = self.users(unlinked, result)
+        except Exception as err:  # noqa: BLE001 - never drop an unlinked file's lock unchecked
+            result.errors.append(
+                ScanError(directory, f"the removed files could not be checked again: {err}")
+            )
+            unknown = Use(LockState.OPEN, [Holder(pid=None)])
+            after = dict.fromkeys(unlinked, unknown)  # the safe side: hand every one over
+        pending: list[tuple[Target, Use]] = []
+        for target in unlinked:
+            use = after.get(target)
+            if use is None:
+                result.removed.append(target.path)
+                continue
+            self.progress(
+                f"{target.path}: {use.describe()} opened it while it was being removed;"
+                " handing the lock over"
+            )
+            pending.append((target, use))
+        if not pending:
+            return
+        handing = {target for target, _use in pending}
+        for target in locked:  # nobody waits on our other locks while we hand over
+            if target not in handing:
+                self.release(target)
+        hows = self.undo_all(pending, result)
+        for target, use in pending:
+            how = hows[target]
+            if how is None:  # nobody needed the old file after all: it is gone
+                result.removed.append(target.path)
+                continue
+            result.handoffs += 1
+            result.skip(
+                target.path,
+                LockState.HELD,
+                f"{use.describe()} opened it while it was being removed: {how}",
+            )
 
 
 class Clock(Protocol):

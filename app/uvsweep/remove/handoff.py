@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 
@@ -70,16 +71,27 @@ class Handoff:
         self.in_use = in_use  # whether any other process uses the old inode now (read afresh)
         self.state = OLD
         self.released_unused = False  # ended in OLD: nobody needed the old file after all
+        # pids seen using the old file whose fds we cannot read (another user's, as non-root):
+        # followed until they exit, since a woken waiter is in no table until it runs again
+        self.followed: set[int] = set()
 
     @property
     def path(self) -> str:
         """The file's path."""
         return f"{self.directory.rstrip('/')}/{self.name}"
 
-    def step(self) -> bool:
-        """One non-blocking round; True once the handoff is over."""
+    def step(self, used: bool | None = None) -> bool:
+        """One non-blocking round; True once the handoff is over.
+
+        `used`: whether the old file is in use now, if the caller read that for many handoffs
+        at once; else `in_use` is asked. Never concluded from a read made right after our own
+        unlock (a woken waiter leaves the lock table until it runs): a state change ends the
+        round, and the next round reads afresh.
+        """
+        if used is None:
+            used = self.in_use(self)
         if self.state == OLD:
-            if not self.in_use(self):
+            if not used:
                 self._drop_old()
                 self.released_unused = True
                 self.state = DONE
@@ -90,7 +102,8 @@ class Handoff:
             self.new_fd = fd
             self._drop_old()  # the old file's users proceed, one at a time, on the old inode
             self.state = NEW
-        if self.state == NEW and not self.in_use(self):
+            return False
+        if self.state == NEW and not used:
             self.close()
             self.state = DONE
         return self.state == DONE
@@ -116,6 +129,10 @@ class Handoff:
         except OSError:
             return None  # the dir refuses a new file right now: keep the old lock meanwhile
         try:
+            found = self.calls.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
+                self.calls.close(fd)  # a dir or FIFO planted at the name is no lock file
+                return None
             self.calls.flock(fd, LOCK_EX | LOCK_NB)
         except OSError:
             self.calls.close(fd)
@@ -139,7 +156,7 @@ class Handoff:
         return {
             "directory": self.directory, "name": self.name, "dir_fd": self.dir_fd,
             "old_fd": self.old_fd, "new_fd": self.new_fd, "old_key": list(self.old_key),
-            "state": self.state,
+            "state": self.state, "followed": sorted(self.followed),
         }  # fmt: skip
 
 
@@ -149,16 +166,54 @@ def run(
     wait: float | None,
     stop: Callable[[], bool] = lambda: False,
     limit: float = 0.05,
+    check: Callable[[Sequence[Handoff]], set[Handoff]] | None = None,
 ) -> list[Handoff]:
-    """Step every handoff until all are over, `wait` seconds pass or `stop()`; the unfinished."""
+    """Step every handoff until all are over, `wait` seconds pass or `stop()`; the unfinished.
+
+    `check`, if given, says in one pass over the OS's tables which handoffs' old files are in
+    use (one `/proc` walk a round, however many handoffs).
+    """
     from uvsweep.remove import backoff  # noqa: PLC0415 - the package imports this module
 
     pending = list(handoffs)
     for waited in backoff(limit=limit, calls=calls):
-        pending = [handoff for handoff in pending if not handoff.step()]
+        if stop():
+            break
+        try:
+            used = check(pending) if check is not None else None
+        except Exception:  # noqa: BLE001 - unknown is not "unused": keep every lock this round
+            used = set(pending)
+        pending = [
+            handoff for handoff in pending
+            if not handoff.step(None if used is None else handoff in used)
+        ]  # fmt: skip
         if not pending or (wait is not None and waited >= wait) or stop():
             break
     return pending
+
+
+#: What a keeper runs: isolated (`-I`: neither the working dir nor PYTHON* variables reach its
+#: `sys.path`), with uvsweep's own package dir put first explicitly.
+KEEPER_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); del sys.argv[1];"
+    " from uvsweep.remove.handoff import keeper_main; sys.exit(keeper_main(sys.argv[2:]))"
+)
+
+
+def keeper_argv(job_fd: int, ready_fd: int) -> list[str]:
+    """The keeper's command line (`uvsweep _keeper --job-fd N --ready-fd M` in a bundle)."""
+    fds = ["--job-fd", str(job_fd), "--ready-fd", str(ready_fd)]
+    if getattr(sys, "frozen", False):
+        return [sys.executable, KEEPER_COMMAND, *fds]
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return [sys.executable, "-I", "-c", KEEPER_CODE, package_parent, KEEPER_COMMAND, *fds]
+
+
+def _high_fd(fd: int) -> int:
+    """A copy of `fd` numbered 3 or more (0-2 are the keeper's stdio, replaced at its start)."""
+    import fcntl  # noqa: PLC0415 - Unix only
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
 
 
 class Keeper:
@@ -176,30 +231,49 @@ class Keeper:
         import signal  # noqa: PLC0415
         import subprocess  # noqa: PLC0415
 
-        ready_r, ready_w = os.pipe()
+        opened: list[int] = []
         try:
-            job = json.dumps({
-                "view": view, "ready_fd": ready_w, "handoffs": [h.to_json() for h in handoffs],
-            })  # fmt: skip
-            fds = sorted({ready_w, *(fd for handoff in handoffs for fd in handoff.fds())})
-            if getattr(sys, "frozen", False):
-                argv = [sys.executable, KEEPER_COMMAND, job]
-            else:
-                argv = [sys.executable, "-m", "uvsweep", KEEPER_COMMAND, job]
+            mapping: dict[int, int] = {}
+            for handoff in handoffs:
+                for fd in handoff.fds():
+                    if fd not in mapping:
+                        mapping[fd] = _high_fd(fd)
+                        opened.append(mapping[fd])
+            job_r, job_w = os.pipe()
+            opened += [job_r, job_w]
+            ready_r, ready_w = os.pipe()
+            opened += [ready_r, ready_w]
+            job_r, ready_w = _high_fd(job_r), _high_fd(ready_w)
+            opened += [job_r, ready_w]
+            items = []
+            for handoff in handoffs:
+                item = handoff.to_json()
+                for key in ("dir_fd", "old_fd", "new_fd"):
+                    if item[key] is not None:
+                        item[key] = mapping[item[key]]
+                items.append(item)
+            job = json.dumps({"view": view, "handoffs": items}).encode()
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
             launcher = '"$@" </dev/null >/dev/null 2>&1 & echo $!'
             out = subprocess.run(
-                ["/bin/sh", "-c", launcher, "uvsweep-keeper", *argv], pass_fds=fds,
+                ["/bin/sh", "-c", launcher, "uvsweep-keeper", *keeper_argv(job_r, ready_w)],
+                pass_fds=sorted({*mapping.values(), job_r, ready_w}), cwd="/",
                 start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, check=False, timeout=30,
             )  # fmt: skip
-            os.close(ready_w)
-            ready_w = -1
             try:
                 pid = int(out.stdout.split()[0])
             except (IndexError, ValueError):
                 raise OSError(f"the keeper did not start (status {out.returncode})") from None
+            for fd in (job_r, ready_w):  # the keeper's now; EOF tells us if it dies
+                os.close(fd)
+                opened.remove(fd)
+            try:
+                with os.fdopen(os.dup(job_w), "wb") as stream:
+                    stream.write(job)  # any size: the keeper reads it while we write
+            except OSError:
+                pass  # it died reading: no "ready" comes, handled below
             readable, _, _ = select.select([ready_r], [], [], KEEPER_START_TIMEOUT)
             if not readable or os.read(ready_r, 16) != b"ready\n":
                 with contextlib.suppress(OSError):
@@ -207,9 +281,9 @@ class Keeper:
                 raise OSError("the keeper did not take over the locks in time")
             return pid
         finally:
-            os.close(ready_r)
-            if ready_w >= 0:
-                os.close(ready_w)
+            for fd in opened:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def keeper_log_path() -> str | None:
@@ -223,17 +297,26 @@ def keeper_log_path() -> str | None:
 
 
 def _log(message: str) -> None:
+    """One line in the keeper's log; never through a symlink or into another user's dir."""
     import time  # noqa: PLC0415
 
     path = keeper_log_path()
     if path is None:
         return
+    directory = os.path.dirname(path)
     with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if os.path.exists(path) and os.path.getsize(path) > 256 * 1024:
-            os.replace(path, path + ".1")  # one old generation: the log stays small
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with open(path, "a", encoding="utf-8") as handle:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return  # e.g. root with another user's XDG_STATE_HOME
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            if os.fstat(fd).st_uid != os.geteuid() or os.fstat(fd).st_nlink != 1:
+                return
+            if os.fstat(fd).st_size > 256 * 1024:
+                os.replace(path, path + ".1")  # one old generation: the log stays small
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
             handle.write(f"{stamp} keeper {os.getpid()}: {message}\n")
 
 
@@ -248,22 +331,26 @@ def _resume(job: dict[str, Any]) -> tuple[PosixRemover, list[Handoff]]:
 
 
 def keeper_main(argv: Sequence[str]) -> int:
-    """`uvsweep _keeper JOB`: finish the handoffs in JOB (JSON), holding the inherited locks."""
+    """`uvsweep _keeper --job-fd N --ready-fd M`: finish the handoffs the job (JSON, read from
+    fd N) describes, holding the inherited locks; say "ready" on fd M once they are ours."""
     import signal  # noqa: PLC0415
 
     for name in ("SIGINT", "SIGHUP", "SIGPIPE"):  # only the handoffs' end stops a keeper
         with contextlib.suppress(AttributeError, ValueError, OSError):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     try:
-        job = json.loads(argv[0])
+        args = dict(zip(argv[::2], argv[1::2], strict=True))
+        job_fd, ready_fd = int(args["--job-fd"]), int(args["--ready-fd"])
+        with os.fdopen(job_fd, "rb") as stream:
+            job = json.loads(stream.read())
         remover, handoffs = _resume(job)
-        os.write(job["ready_fd"], b"ready\n")  # the cleaner may close its copies now
-        os.close(job["ready_fd"])
+        os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
+        os.close(ready_fd)
     except (IndexError, KeyError, TypeError, ValueError, OSError) as err:
         _log(f"cannot start: {err}")
         return 2
     paths = ", ".join(h.path for h in handoffs)
     _log(f"keeping the lock on {paths} until the old files' last users are done")
-    run(handoffs, remover.calls, wait=None, limit=0.1)
+    run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
     _log(f"done with {paths}")
     return 0

@@ -106,6 +106,14 @@ class PosixRemover(Remover):
         """Targets other processes have open, with their pids (one pass for all)."""
         return {}
 
+    def busy_use(self, dev: int, ino: int) -> Use | None:
+        """Who holds a file our try-lock found held, if the lock table says (None: unknown)."""
+        return None
+
+    def blind_spot(self, directory: str) -> str | None:
+        """Why a file in `directory` stays because what could use it cannot be seen, or None."""
+        return None
+
     def old_in_use(self, dev: int, ino: int, path: str) -> bool:
         """Whether any other process holds, waits for or has open the unlinked file (dev, ino).
 
@@ -225,7 +233,7 @@ class PosixRemover(Remover):
         if young:
             result.skip(path, LockState.ORPHANED, young)
             return None
-        why = policy.kept_by_visibility(directory, st)
+        why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)
         if why:
             result.skip(path, LockState.ORPHANED, why)
             return None
@@ -266,7 +274,10 @@ class PosixRemover(Remover):
         except OSError as err:
             self.calls.close(fd)
             if err.errno in BUSY_ERRNOS:
-                self._skip_observed(directory, name, st, result, LockProbe.HELD)
+                # held: name the holder where the lock table shows one, even on a device we
+                # could not match (the failed try-lock says the entry is this file's)
+                use = self.busy_use(st.st_dev, st.st_ino)
+                self._skip_observed(directory, name, st, result, LockProbe.HELD, use=use)
             else:
                 result.errors.append(_error(path, err))
             return None
@@ -331,7 +342,12 @@ class PosixRemover(Remover):
         handoff.old_fd = None if item["old_fd"] is None else int(item["old_fd"])
         handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])
         handoff.state = str(item["state"])
+        handoff.followed = {int(pid) for pid in item.get("followed", ())}
         return handoff
+
+    def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
+        """Which handoffs' old files some other process uses now (see `old_in_use`)."""
+        return {h for h in handoffs if self._handoff_in_use(h)}
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
         """See `Remover`: one handoff (see `undo_all`)."""
@@ -342,20 +358,20 @@ class PosixRemover(Remover):
         self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
     ) -> dict[Target, str | None]:
         """See `Remover` and `remove.handoff`: bounded here, then finished by a keeper."""
-        handoffs = {target: self._handoff(target) for target, _use in pending}
+        handoffs: dict[Target, Handoff] = {}
+        for target, use in pending:
+            handoff = handoffs[target] = self._handoff(target)
+            handoff.followed = {h.pid for h in use.holders if h.pid is not None and h.alive}
         left = run_handoffs(
-            list(handoffs.values()), self.calls, self.handoff_wait, lambda: bool(self.interrupts)
-        )
+            list(handoffs.values()), self.calls, self.handoff_wait, lambda: self.stopping,
+            check=self.handoffs_in_use,
+        )  # fmt: skip
         keeper_pid: int | None = None
         if left:
             try:
                 keeper_pid = self.keeper.take(left, self.view())
             except OSError as err:
-                self.progress(
-                    f"could not start a keeper ({err}): waiting here until the old files'"
-                    " users are done (Ctrl-C is held back meanwhile)"
-                )
-                run_handoffs(left, self.calls, None)
+                self._wait_without_keeper(left, err)
             else:
                 result.keepers.append(keeper_pid)
                 for handoff in left:
@@ -372,6 +388,23 @@ class PosixRemover(Remover):
             else:
                 hows[target] = "the lock was handed over to a new file at the name, which stays"
         return hows
+
+    def _wait_without_keeper(self, left: Sequence[Handoff], err: OSError) -> None:
+        """No keeper could be started: wait here. The first Ctrl-C (or SIGTERM) says why; a
+        second one gives up the wait, and with it mutual exclusion for these files, loudly."""
+        self.progress(
+            f"could not start a keeper ({err}): waiting here until the old files' users are"
+            " done; Ctrl-C again gives up (two uv processes could then hold one lock)"
+        )
+        seen = len(self.interrupts)
+        run_handoffs(
+            left, self.calls, None, lambda: len(self.interrupts) > seen + 1,
+            check=self.handoffs_in_use,
+        )  # fmt: skip
+        for handoff in left:
+            if handoff.state != "done":
+                self.progress(f"{handoff.path}: gave up the handoff on request")
+                handoff.close()
 
     def release(self, target: Target) -> None:
         """See `Remover`: closing the fd drops the lock."""
@@ -426,6 +459,7 @@ class LinuxRemover(PosixRemover):
             for dev, device in (known_devices or {}).items()
         }
         self._table: LockTable | None = None
+        self._table_readable = True
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
@@ -444,8 +478,18 @@ class LinuxRemover(PosixRemover):
         self._table = None
 
     def _read_table(self) -> LockTable | None:
+        table = self._read_table_once()
+        self._table_readable = table is not None
+        return table
+
+    def _read_table_once(self) -> LockTable | None:
         try:
-            return read_lock_table(self.proc, self.own_pid, self.calls)
+            if self.euid == 0:
+                return read_lock_table(self.proc, self.own_pid, self.calls)
+            # /proc/locks is read in pages, and a lock released meanwhile can make the kernel
+            # skip others' lines; a non-root cleaner cannot see other users' fds to make up for
+            # it, so it reads twice and takes both (a line missed twice running is much rarer)
+            return read_lock_table(self.proc, self.own_pid, self.calls, reads=2)
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
@@ -465,6 +509,27 @@ class LinuxRemover(PosixRemover):
             self._table = self._read_table() or LockTable({})
         mine, _unsure = self._table.entries(dev, ino, self.known)
         return self._use_of(mine) if mine else None
+
+    def busy_use(self, dev: int, ino: int) -> Use | None:
+        """See `PosixRemover`: entries on the inode, whatever device they were printed with."""
+        if self._table is None:
+            return None
+        mine, unsure = self._table.entries(dev, ino, self.known)
+        return self._use_of(mine + unsure)
+
+    def blind_spot(self, directory: str) -> str | None:
+        """See `PosixRemover`: without `/proc/locks`, a non-root cleaner cannot see another
+        user's waiter at all (its fds are hidden too), so only private dirs are cleaned."""
+        if self.euid == 0 or self._table_readable:
+            return None
+        from uvsweep.remove import dir_is_private  # noqa: PLC0415
+
+        if dir_is_private(directory):
+            return None
+        return (
+            f"{self.proc}/locks cannot be read, so another user's process waiting for it would"
+            " be invisible (only files in a dir no other user can enter are removed)"
+        )
 
     def _use_of(self, entries: Iterable[LockEntry]) -> Use | None:
         waiting = [e.pid for e in entries if e.waiting]
@@ -503,6 +568,32 @@ class LinuxRemover(PosixRemover):
         )
         result.hidden_processes = max(result.hidden_processes, hidden)
         return {by_key[key]: pids for key, pids in found.items()}
+
+    def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
+        """See `PosixRemover`: one read of the lock table and one fd walk for all of them.
+
+        A process seen on an old file's lock entry whose fds we cannot read (another user's,
+        when we are not root) is followed until it exits: once our lock goes, a woken waiter
+        is in no table until it runs again, and its open fd is hidden from us.
+        """
+        table = self._read_table()
+        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
+        hidden: set[int] = set()
+        found, _count = walk_fds(
+            self.proc, pids, {h.name for h in handoffs}, {h.old_key for h in handoffs},
+            self.calls, self.own_pid, hidden,
+        )  # fmt: skip
+        used: set[Handoff] = set()
+        for handoff in handoffs:
+            entries: list[LockEntry] = []
+            if table is not None:
+                mine, unsure = table.entries(*handoff.old_key, self.known, own=False)
+                entries = mine + unsure
+            handoff.followed |= {e.pid for e in entries if e.pid > 0}
+            handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
+            if entries or found.get(handoff.old_key) or handoff.followed:
+                used.add(handoff)
+        return used
 
     def old_in_use(self, dev: int, ino: int, path: str) -> bool:
         """See `PosixRemover`: any entry on the old inode, or any process with it open."""

@@ -22,6 +22,9 @@ from uvsweep.settings import Settings
 from uvsweep.tray import art
 from uvsweep.tray.menu import Item, MenuState, build
 
+#: Extra seconds Quit waits for a cleanup that is handing its locks to a keeper.
+HANDOFF_GRACE = 20.0
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -441,7 +444,11 @@ class TrayApp:
 
     def stop_background(self, timeout: float = 1.0) -> None:
         """Stop the watcher, the notifier and any cleanup worker, within `timeout`."""
+        from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
+
         deadline = time.monotonic() + timeout
+        if remove.request_stop():  # a cleanup mid-handoff passes its locks to a keeper first
+            deadline += HANDOFF_GRACE
         with self._lock:
             held, self._held = self._held, None
         if held is not None:
