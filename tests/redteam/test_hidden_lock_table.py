@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_DIR, Holder, need, other_user_python
-from tests.redteam.support import CLEANER_WITH_PAUSE, A, stop
+from tests.redteam.support import CLEANER_WITH_PAUSE, A, keeper_pids, kill_keepers, stop
 
 pytestmark = [
     pytest.mark.linux,
@@ -54,6 +54,7 @@ def _another_users_waiter_in_the_unlink_window(shared_tmp: Path, mount: str) -> 
         start_new_session=True,
     )  # fmt: skip
     waiter: Holder | None = None
+    before = set(keeper_pids())
     try:
         assert cleaner.stdout is not None and cleaner.stdin is not None
         line = cleaner.stdout.readline()
@@ -81,6 +82,7 @@ def _another_users_waiter_in_the_unlink_window(shared_tmp: Path, mount: str) -> 
         if waiter is not None:
             waiter.stop()
         stop(cleaner)
+        kill_keepers(before)
 
 
 @pytest.mark.xfail(
