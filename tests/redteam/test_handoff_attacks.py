@@ -374,9 +374,9 @@ _HOLD_ALL = (
 
 @pytest.mark.xfail(
     strict=True,
-    reason="R6: every handoff re-reads /proc/locks and walks every process's fds on its own, and"
-    " the wait and Ctrl-C are checked only after a whole round: with N latecomers one round"
-    " costs N walks (0.12 s each with 150 processes here: 1,000 latecomers, 2 minutes)",
+    reason="R6: every handoff re-reads /proc/locks and walks every process's fds on its own (twice"
+    " in its first step), and the wait and Ctrl-C are checked only after a whole round: 200"
+    " latecomers cost 401 walks after Ctrl-C (0.12 s each with 150 processes: 1,000, 4 minutes)",
 )
 def test_ctrl_c_is_honoured_after_one_pass_however_many_handoffs(lockdir: Path) -> None:
     count = 200
