@@ -89,7 +89,10 @@ def _another_users_waiter_in_the_unlink_window(
          "-c", driver, "clean", "--dir", str(shared_tmp), "--ignore-running-uv"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR,
-             "UVSWEEP_CONFIG": "/nonexistent/s.toml"},
+             "UVSWEEP_CONFIG": "/nonexistent/s.toml",
+             # the suite itself may run in a PID namespace of its own (see conftest)
+             "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": os.environ.get(
+                 "UVSWEEP_ACCEPT_HIDDEN_PROCESSES", "")},
         start_new_session=True,
     )  # fmt: skip
     waiter: Holder | None = None
