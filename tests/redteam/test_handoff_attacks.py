@@ -172,7 +172,8 @@ def test_a_cleaner_started_with_closed_stdio_still_hands_its_locks_to_the_keeper
             env={**cleaner_env(), "REDTEAM_LATECOMERS": str(latecomers),
                  "REDTEAM_CLOSED_STDIO": str(report)},
         )  # fmt: skip
-        assert report.read_text().startswith("1 ["), f"one handoff to a keeper: {report.read_text()}"
+        text = report.read_text()
+        assert text.startswith("1 ["), f"one handoff, passed to a keeper: {text}"
         (latecomer,) = read_pids(latecomers)
         assert out.returncode == 0
         assert set(keeper_pids()) - before, "a keeper finishes the handoff"
