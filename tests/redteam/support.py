@@ -1,0 +1,193 @@
+"""Shared pieces of the red-team tests: uv-like processes, a cleaner process with a latecomer.
+
+A *latecomer* is what the handoff exists for: a uv process that opened a lock file between the
+cleaner's last check and its unlink, and was preempted before its `flock`. It keeps the old,
+unlinked inode open; whenever it resumes, it locks that inode. Mutual exclusion then holds only
+while the name's next generation stays locked until the latecomer is done with the old inode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.conftest import APP_DIR
+
+A = "uv-00000000000000aa.lock"
+
+#: A latecomer: opens the file (read-only is enough to lock it), says so, then sleeps until
+#: killed. The test decides when it "resumes" by locking the same inode itself (`lock_old`).
+LATECOMER = (
+    "import os, sys, time\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "print('opened', os.fstat(fd).st_ino, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def start_latecomer(path: str | Path, argv_prefix: list[str] | None = None) -> (
+    subprocess.Popen[str]
+):  # fmt: skip
+    """A process that has `path` open and has not locked it (killed by `stop`)."""
+    child = subprocess.Popen(
+        [*(argv_prefix or []), sys.executable, "-c", LATECOMER, str(path)],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    assert child.stdout.readline().startswith("opened")
+    return child
+
+
+def stop(child: subprocess.Popen[str] | None) -> None:
+    """Kill a child's whole process group and reap it."""
+    if child is None:
+        return
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def keeper_pids() -> list[int]:
+    """Live `uvsweep _keeper` processes."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"_keeper" in argv:
+            found.append(int(entry))
+    return found
+
+
+def kill_keepers(before: set[int]) -> None:
+    """Kill the keepers a test started (those not in `before`)."""
+    for pid in set(keeper_pids()) - before:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(predicate: object, timeout: float = 20.0, what: str = "") -> None:
+    """Poll `predicate()` until it is true (generous: the machine is shared and loaded)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def two_holders(old_fd: int, path: Path) -> bool:
+    """Whether the old inode (through `old_fd`, the latecomer's file) and the file now at the
+    name can both be locked exclusively at once: two uv processes in the critical section."""
+    try:
+        fcntl.flock(old_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # a new uv at the name
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+#: A cleaner process whose unlink of `A` waits for the test (which starts a latecomer then):
+#: the unluckiest schedule, made deterministic. argv: the uvsweep command line.
+CLEANER_WITH_PAUSE = textwrap.dedent(
+    """
+    import sys
+    from uvsweep import cleaner, cli
+    from uvsweep.remove.posix import LinuxRemover
+
+    # the latecomer is a uv that starts after the gate looked (the gate is not under test)
+    cleaner.running_uv = lambda processes=None: []
+    real_unlink = LinuxRemover.unlink
+
+    def unlink(self, target):
+        print("unlinking", target.path, flush=True)
+        sys.stdin.readline()  # the test has started its latecomer
+        real_unlink(self, target)
+
+    LinuxRemover.unlink = unlink
+    sys.exit(cli.main(sys.argv[1:]))
+    """
+)
+
+
+def cleaner_env() -> dict[str, str]:
+    """The environment for a cleaner process: this checkout's uvsweep."""
+    return {**os.environ, "PYTHONPATH": APP_DIR}
+
+
+#: A cleaner process whose unlink of each file first starts a latecomer on it (its pid is
+#: appended to the file named by $REDTEAM_LATECOMERS), then unlinks. argv: the uvsweep command.
+CLEANER_WITH_LATECOMER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from uvsweep import cleaner, cli
+    from uvsweep.remove.posix import LinuxRemover
+
+    cleaner.running_uv = lambda processes=None: []  # the latecomer started after the gate
+    real_unlink = LinuxRemover.unlink
+    LATECOMER = {latecomer!r}
+
+    def unlink(self, target):
+        child = subprocess.Popen(
+            [sys.executable, "-c", LATECOMER, target.path], stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        child.stdout.readline()
+        with open(os.environ["REDTEAM_LATECOMERS"], "a") as handle:
+            handle.write(f"{{child.pid}}\\n")
+        real_unlink(self, target)
+
+    LinuxRemover.unlink = unlink
+    if os.environ.get("REDTEAM_CLOSED_STDIO"):
+        # a process started with stdin, stdout and stderr closed (a daemon, a session's
+        # autostart) that cleans through the library, as the tray does: argv is the dirs
+        report = cleaner.clean(sys.argv[1:], gate=False)
+        with open(os.environ["REDTEAM_CLOSED_STDIO"], "w") as handle:
+            handle.write(f"{{report.handoffs}} {{report.keepers}}\\n")
+        sys.exit(0)
+    sys.exit(cli.main(sys.argv[1:]))
+    """
+).format(latecomer=LATECOMER)
+
+
+def old_inode_fd(pid: int, name: str) -> int:
+    """A new open of the unlinked file process `pid` has open (through its /proc fd link)."""
+    fd_dir = f"/proc/{pid}/fd"
+    for entry in os.listdir(fd_dir):
+        try:
+            target = os.readlink(f"{fd_dir}/{entry}")
+        except OSError:
+            continue
+        if target.endswith(f"/{name} (deleted)"):
+            return os.open(f"{fd_dir}/{entry}", os.O_RDONLY)
+    raise AssertionError(f"pid {pid} has no unlinked {name} open")
+
+
+def read_pids(path: Path) -> list[int]:
+    """The pids a cleaner process wrote, one a line."""
+    if not path.exists():
+        return []
+    return [int(line) for line in path.read_text().split()]

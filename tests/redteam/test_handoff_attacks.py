@@ -1,0 +1,436 @@
+"""Red team: the handoff after an unlink, and the keeper that finishes it, on real processes.
+
+Every test here is a reproduction of a way mutual exclusion (or a promise of the README) still
+breaks on the current code. Each is `xfail(strict=True)`: it must fail today, and it turns into
+an unexpected pass, failing the suite, the day the bug is fixed (then drop the mark).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import flock_held, need, other_user_python
+from tests.redteam.support import (
+    CLEANER_WITH_LATECOMER,
+    CLEANER_WITH_PAUSE,
+    A,
+    cleaner_env,
+    keeper_pids,
+    kill_keepers,
+    old_inode_fd,
+    read_pids,
+    start_latecomer,
+    stop,
+    two_holders,
+    wait_for,
+)
+from uvsweep.model import LockState
+from uvsweep.probe.posix import SYSCALLS, Syscalls
+from uvsweep.remove import Policy, RemoveResult, Target
+from uvsweep.remove.handoff import NEW, Handoff, Keeper
+from uvsweep.remove.posix import LinuxRemover
+
+pytestmark = [
+    pytest.mark.linux,
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
+]
+
+
+def _next_generation_locked(path: Path, old_ino: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return st.st_ino != old_ino and flock_held(path)
+
+
+# ---- R1: a signal that ends the process drops the next generation's lock ---------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R1: SIGTERM (timeout, systemd, docker stop; SIGINT/SIGTERM for watch and the tray,"
+    " whose cleanup runs on a daemon thread) ends the process during the handoff wait, closing"
+    " the next generation's locked fd before a keeper has it: two holders",
+)
+@pytest.mark.parametrize("command", ["clean", "watch"])
+def test_a_terminated_cleaner_never_leaves_two_holders(lockdir: Path, command: str) -> None:
+    path = lockdir / A
+    path.touch()
+    args = {
+        "clean": ["clean", "--dir", str(lockdir), "--ignore-running-uv"],
+        "watch": ["watch", "--dir", str(lockdir), "--clean-when-idle", "0"],
+    }[command]
+    before = set(keeper_pids())
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", CLEANER_WITH_PAUSE, *args], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cleaner_env(),
+        start_new_session=True,
+    )  # fmt: skip
+    old_fd = -1
+    try:
+        assert cleaner.stdout is not None and cleaner.stdin is not None
+        while not cleaner.stdout.readline().startswith("unlinking"):
+            assert cleaner.poll() is None, "the cleaner ended before it removed anything"
+        # the latecomer (this process): opened the file, not locked yet
+        old_fd = os.open(path, os.O_RDONLY)
+        old_ino = os.fstat(old_fd).st_ino
+        cleaner.stdin.write("\n")
+        cleaner.stdin.flush()
+        wait_for(lambda: _next_generation_locked(path, old_ino), what="the handoff")
+        cleaner.send_signal(signal.SIGTERM)
+        cleaner.wait(30)
+        # the latecomer resumes and locks the old inode; a new uv locks the name
+        assert not two_holders(old_fd, path), "two processes hold the lock at once"
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(cleaner)
+        kill_keepers(before)
+
+
+# ---- R2: the keeper is imported from the cleaner's working directory -------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R2: the keeper is started as `python -m uvsweep`, which puts the cleaner's cwd first"
+    " on sys.path: a `uvsweep` package in the cwd (e.g. planted in /tmp) runs as the cleaner's"
+    " user (root), and can say 'ready' and exit, dropping the handed-over locks",
+)
+def test_the_keeper_never_runs_code_from_the_cleaners_working_directory(tmp_path: Path) -> None:
+    lockdir = tmp_path / "locks"
+    lockdir.mkdir()
+    (lockdir / A).touch()
+    hostile = tmp_path / "cwd"  # think /tmp, where anybody may create `uvsweep/`
+    (hostile / "uvsweep").mkdir(parents=True)
+    marker = tmp_path / "ran-from-cwd"
+    (hostile / "uvsweep" / "__init__.py").write_text("")
+    (hostile / "uvsweep" / "__main__.py").write_text(
+        "import json, os, sys\n"
+        f"open({str(marker)!r}, 'w').write(str(os.getuid()))\n"
+        "os.write(json.loads(sys.argv[2])['ready_fd'], b'ready\\n')  # and drop the locks\n"
+    )
+    # the cleaner as an installed `uvsweep` script runs: sys.path[0] is the script's dir
+    script = tmp_path / "bin" / "uvsweep-clean.py"
+    script.parent.mkdir()
+    script.write_text(CLEANER_WITH_LATECOMER)
+    latecomers = tmp_path / "latecomers"
+    before = set(keeper_pids())
+    try:
+        out = subprocess.run(
+            [sys.executable, str(script), "clean", "--dir", str(lockdir), "--ignore-running-uv",
+             "--json"],
+            cwd=hostile, capture_output=True, text=True, check=False, timeout=120,
+            env={**cleaner_env(), "REDTEAM_LATECOMERS": str(latecomers)},
+        )  # fmt: skip
+        assert json.loads(out.stdout)["handoffs"] == 1, out.stdout + out.stderr
+        assert not marker.exists(), "code from the cleaner's cwd ran as the keeper"
+        assert flock_held(lockdir / A), "the latecomer still has the old inode: name unlocked"
+    finally:
+        for pid in read_pids(latecomers):
+            os.kill(pid, signal.SIGKILL)
+        kill_keepers(before)
+
+
+# ---- R3: stdio closed at start: the keeper's inherited fds 0-2 are replaced by /dev/null -----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R3: started with fds 0-2 closed (a daemon or autostart cleaning as the tray does), the"
+    " next generation's locked fd is 0, 1 or 2; the keeper launcher's stdio redirections replace it"
+    " with /dev/null, the cleaner closes its copy, and the lock is gone while the keeper lives",
+)
+def test_a_cleaner_started_with_closed_stdio_still_hands_its_locks_to_the_keeper(
+    tmp_path: Path,
+) -> None:
+    lockdir = tmp_path / "locks"
+    lockdir.mkdir()
+    path = lockdir / A
+    path.touch()
+    latecomers = tmp_path / "latecomers"
+    before = set(keeper_pids())
+    try:
+        report = tmp_path / "report"
+        out = subprocess.run(
+            ["/bin/sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", sys.executable, "-c",
+             CLEANER_WITH_LATECOMER, str(lockdir)],
+            capture_output=True, text=True, check=False, timeout=120,
+            env={**cleaner_env(), "REDTEAM_LATECOMERS": str(latecomers),
+                 "REDTEAM_CLOSED_STDIO": str(report)},
+        )  # fmt: skip
+        text = report.read_text()
+        assert text.startswith("1 ["), f"one handoff, passed to a keeper: {text}"
+        (latecomer,) = read_pids(latecomers)
+        assert out.returncode == 0
+        assert set(keeper_pids()) - before, "a keeper finishes the handoff"
+        old_fd = old_inode_fd(latecomer, A)
+        try:
+            assert not two_holders(old_fd, path), "two processes hold the lock at once"
+        finally:
+            os.close(old_fd)
+    finally:
+        for pid in read_pids(latecomers):
+            os.kill(pid, signal.SIGKILL)
+        kill_keepers(before)
+
+
+# ---- R4: a directory (or FIFO, or anybody's file) at the name becomes "the next generation" --
+
+
+class _PlantAfterUnlink(LinuxRemover):
+    """During the unlink of A: a latecomer opens it; right after, an attacker plants a dir."""
+
+    def __init__(self, plant: list[str], **seams: object) -> None:
+        super().__init__(**seams)  # type: ignore[arg-type]
+        self.plant = plant
+        self.latecomer: subprocess.Popen[str] | None = None
+
+    def unlink(self, target: Target) -> None:
+        self.latecomer = start_latecomer(target.path)
+        super().unlink(target)
+        subprocess.run([*self.plant, "mkdir", target.path], check=True)  # inotify saw IN_DELETE
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R4: Handoff._next_generation opens and flocks whatever is at the name (a directory,"
+    " a FIFO, another user's file) as the next generation; its owner removes it and a new uv"
+    " creates the real file at the name while the latecomer locks the old inode",
+)
+def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
+    shared_tmp: Path,
+) -> None:
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, _python = found
+    nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
+    path = shared_tmp / A
+    path.touch()
+    remover = _PlantAfterUnlink(nobody, handoff_wait=30.0)
+    done: list[RemoveResult] = []
+    thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
+                                                                          Policy())))  # fmt: skip
+    thread.start()
+    old_fd = -1
+    try:
+        # today the handoff locks the dir as its next generation within a few steps; a fixed
+        # one never does, so give it a while and go on either way
+        deadline = time.monotonic() + 5.0
+        while not (path.is_dir() and flock_held(path)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        subprocess.run([*nobody, "rmdir", str(path)], check=True)  # the attacker's own dir
+        assert remover.latecomer is not None
+        old_fd = old_inode_fd(remover.latecomer.pid, A)
+        assert not two_holders(old_fd, path), "two processes hold the lock at once"
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(remover.latecomer)
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+# ---- R5: many handoffs: the keeper cannot be started, and the wait is not bounded -------------
+
+
+def _locked_handoffs(lockdir: Path, count: int) -> tuple[int, list[Handoff]]:
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    handoffs = []
+    for index in range(count):
+        name = f"uv-{index:016x}.lock"
+        fd = os.open(lockdir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        handoff = Handoff(SYSCALLS, dir_fd, str(lockdir), name, -1, (0, 0), lambda _h: False)
+        handoff.old_fd, handoff.new_fd, handoff.state = None, fd, NEW
+        handoffs.append(handoff)
+    return dir_fd, handoffs
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R5: the whole job goes into one argv string; past 128 KiB (MAX_ARG_STRLEN: about 700"
+    " handoffs with a short dir path, fewer with a long one) exec fails with E2BIG, and"
+    " `undo_all` falls back to waiting in-process without bound, Ctrl-C held back",
+)
+def test_a_keeper_takes_over_a_thousand_handoffs(lockdir: Path) -> None:
+    dir_fd, handoffs = _locked_handoffs(lockdir, 1000)
+    before = set(keeper_pids())
+    try:
+        view = LinuxRemover().view()
+        try:
+            pid = Keeper().take(handoffs, view)
+        except OSError as err:
+            pytest.fail(f"no keeper: {err}")
+        assert pid in keeper_pids()
+    finally:
+        for handoff in handoffs:
+            handoff.close()
+        os.close(dir_fd)
+        kill_keepers(before)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R5: when the keeper cannot start (here: too few fds for its pipes; also E2BIG above,"
+    " no /bin/sh in a distroless image, a keeper that cannot import uvsweep), `undo_all` waits"
+    " in-process for the old file's users without bound and holds Ctrl-C back: issue 12's"
+    " finding 2 again",
+)
+def test_ctrl_c_stops_clean_even_when_no_keeper_can_start(lockdir: Path) -> None:
+    need(shutil.which("prlimit") is not None, "prlimit (Debian package util-linux)")
+    for index in range(4):
+        (lockdir / f"uv-{index:016x}.lock").touch()
+    path = lockdir / A
+    path.touch()
+    cleaner = subprocess.Popen(
+        ["prlimit", "--nofile=10", sys.executable, "-c", CLEANER_WITH_PAUSE, "clean", "--dir",
+         str(lockdir), "--ignore-running-uv"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cleaner_env(), start_new_session=True,
+    )  # fmt: skip
+    old_fd = -1
+    before = set(keeper_pids())
+    try:
+        assert cleaner.stdout is not None and cleaner.stdin is not None
+        while True:
+            line = cleaner.stdout.readline()
+            assert line, "the cleaner ended before it reached the file"
+            if line.startswith("unlinking") and line.split()[1] == str(path):
+                old_fd = os.open(path, os.O_RDONLY)  # the latecomer: this process
+            if line.startswith("unlinking"):
+                cleaner.stdin.write("\n")
+                cleaner.stdin.flush()
+            if old_fd >= 0:
+                break
+        time.sleep(4)  # the handoff's own 2 s, and then some
+        cleaner.send_signal(signal.SIGINT)
+        try:
+            cleaner.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("clean ignored Ctrl-C while the old file's user kept it open")
+        # stopping must not cost mutual exclusion: the name stays locked meanwhile
+        assert not two_holders(old_fd, path), "two processes hold the lock at once"
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(cleaner)
+        kill_keepers(before)
+
+
+class _CountingCalls(Syscalls):
+    """The real OS calls; counts the walks of /proc (each costs a pass over every process)."""
+
+    def __init__(self) -> None:
+        self.walks = 0
+
+    def list_dir(self, where: int | str) -> list[str]:
+        if where == "/proc":
+            self.walks += 1
+        return super().list_dir(where)
+
+
+class _ManyLatecomers(LinuxRemover):
+    """Every unlink has a latecomer (one process keeps them all open); Ctrl-C after the last."""
+
+    def __init__(self, helper: subprocess.Popen[str], last: str, **seams: object) -> None:
+        super().__init__(**seams)  # type: ignore[arg-type]
+        self.helper, self.last = helper, last
+        self.walks_at_sigint = -1
+
+    def unlink(self, target: Target) -> None:
+        assert self.helper.stdin is not None and self.helper.stdout is not None
+        self.helper.stdin.write(target.path + "\n")
+        self.helper.stdin.flush()
+        assert self.helper.stdout.readline().strip() == "ok"
+        super().unlink(target)
+        if target.name == self.last:
+            assert isinstance(self.calls, _CountingCalls)
+            self.walks_at_sigint = self.calls.walks
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the last removal
+
+
+_HOLD_ALL = (
+    "import os, sys\nfds = []\n"
+    "for line in sys.stdin:\n"
+    "    fds.append(os.open(line.strip(), os.O_RDONLY))\n"
+    "    print('ok', flush=True)\n"
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R6: every handoff re-reads /proc/locks and walks every process's fds on its own (twice"
+    " in its first step), and the wait and Ctrl-C are checked only after a whole round: 200"
+    " latecomers cost 401 walks after Ctrl-C (0.12 s each with 150 processes: 1,000, 4 minutes)",
+)
+def test_ctrl_c_is_honoured_after_one_pass_however_many_handoffs(lockdir: Path) -> None:
+    count = 200
+    for index in range(count):
+        (lockdir / f"uv-{index:016x}.lock").touch()
+    helper = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_ALL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    calls = _CountingCalls()
+    remover = _ManyLatecomers(helper, f"uv-{count - 1:016x}.lock", calls=calls)
+    before = set(keeper_pids())
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            remover.remove([str(lockdir)], Policy())
+        took = time.monotonic() - began
+        walks = calls.walks - remover.walks_at_sigint
+        assert walks <= 10, f"{walks} walks of /proc after Ctrl-C ({took:.1f}s in all)"
+    finally:
+        stop(helper)
+        kill_keepers(before)
+
+
+# ---- R7: scan names the exited cleaner, not the keeper, as the holder ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R7: /proc/locks names the process that *took* a flock; the cleaner took the next"
+    " generation's lock and exited, so scan shows 'locked by a running process' with the dead"
+    " cleaner's pid, never the README's 'held by a uvsweep keeper'",
+)
+def test_scan_names_the_keeper_that_holds_a_handed_over_file(tmp_path: Path) -> None:
+    from uvsweep import scanner
+
+    lockdir = tmp_path / "locks"
+    lockdir.mkdir()
+    (lockdir / A).touch()
+    latecomers = tmp_path / "latecomers"
+    before = set(keeper_pids())
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", CLEANER_WITH_LATECOMER, "clean", "--dir", str(lockdir),
+             "--ignore-running-uv", "--json"],
+            capture_output=True, text=True, check=False, timeout=120,
+            env={**cleaner_env(), "REDTEAM_LATECOMERS": str(latecomers)},
+        )  # fmt: skip
+        assert json.loads(out.stdout)["keepers"], out.stdout + out.stderr
+        (item,) = scanner.scan([str(lockdir)], label=False).files
+        assert item.state is LockState.HELD
+        assert "keeper" in item.reason, f"{item.reason}: {[h.describe() for h in item.holders]}"
+    finally:
+        for pid in read_pids(latecomers):
+            os.kill(pid, signal.SIGKILL)
+        kill_keepers(before)
