@@ -1,0 +1,351 @@
+"""The scheduler: runs a world step by step and searches its interleavings.
+
+A *step* lets one actor carry out the call it is parked before and run on to its next call. At
+each step the scheduler picks among the runnable actors (blocked flock waiters are not runnable;
+a sleeping, polling actor is runnable only once something changed since it went to sleep, or
+when nobody else can run: then time passes). A *schedule* is the list of actors picked.
+
+Strategies, all over the same `run` loop:
+- `dfs`: every schedule within a bound on preemptions (a switch away from an actor that could
+  have gone on), depth first and stateless: each branch is re-run from the start. States are
+  remembered (kernel state, each actor's status and observation hash, who ran last) with the
+  preemption budget they were explored with, so a state reached again by commuting steps is not
+  explored again. That is exact, not a heuristic: actors are deterministic functions of what they
+  observed, so equal fingerprints have equal futures.
+- `random_runs`: seeded random schedules (switch with a given probability at each step).
+- `scripted`: a scenario written as directives ("run R until it is about to unlink, then W1 until
+  it blocks..."), which still means the same thing when the remover's code changes.
+- `replay`: an exact schedule (as printed by a failing search), for this commit's code.
+
+Checks on every run: never two uv actors in their critical sections at once; no actor crashed;
+nobody is left blocked forever when nothing can run; the run ends within `max_steps`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.sim.world import Actor, Scenario, World
+
+#: What a chooser returns: the actor to run next, or None to stop the run here (pruned).
+Chooser = Callable[["Step"], "Actor | None"]
+
+
+@dataclass
+class Step:
+    """What a chooser sees at one scheduling point."""
+
+    world: World
+    index: int  # steps taken so far
+    runnable: list[Actor]
+    current: Actor | None  # who ran last
+    preemptions: int  # used so far
+
+    def costs(self, actor: Actor) -> int:
+        """1 if running `actor` now is a preemption."""
+        return int(self.current in self.runnable and actor is not self.current)
+
+    def default(self) -> Actor:
+        """Go on with the current actor while it can run, else the first runnable one."""
+        return self.current if self.current in self.runnable else self.runnable[0]
+
+
+@dataclass
+class Outcome:
+    """How one run ended."""
+
+    schedule: list[str] = field(default_factory=list)  # actor names, one per step
+    trace: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)  # (actor, call)
+    points: list[tuple[tuple[str, ...], str | None, int]] = field(default_factory=list)
+    violation: str | None = None
+    crash: str | None = None
+    deadlock: str | None = None
+    endless: str | None = None
+    pruned: bool = False
+    results: dict[str, Any] = field(default_factory=dict)
+    critical_sections: int = 0
+
+    @property
+    def failure(self) -> str | None:
+        return self.violation or self.crash or self.deadlock or self.endless
+
+    def describe(self) -> str:
+        lines = [f"  {i:4d} {name:3s} {_call(call)}" for i, (name, call) in enumerate(self.trace)]
+        return "\n".join(lines)
+
+
+def _call(call: tuple[Any, ...]) -> str:
+    name, *args = call
+    return f"{name}({', '.join(repr(a) for a in args)})"
+
+
+def encode(schedule: Sequence[str]) -> str:
+    """`R*23 W1*3 ...`: a schedule, run-length encoded."""
+    out: list[str] = []
+    for name in schedule:
+        if out and out[-1].split("*")[0] == name:
+            head, _, count = out[-1].partition("*")
+            out[-1] = f"{head}*{int(count or 1) + 1}"
+        else:
+            out.append(name)
+    return " ".join(out)
+
+
+def decode(text: str) -> list[str]:
+    """The inverse of `encode`."""
+    schedule: list[str] = []
+    for part in text.split():
+        name, _, count = part.partition("*")
+        schedule.extend([name] * int(count or 1))
+    return schedule
+
+
+def run(scenario: Scenario, choose: Chooser, max_steps: int = 2000) -> Outcome:
+    """One run of `scenario`, every step picked by `choose`."""
+    world = World(scenario)
+    out = Outcome()
+    current: Actor | None = None
+    preemptions = 0
+    try:
+        while True:
+            runnable = [a for a in world.actors if a.runnable()]
+            if not runnable:
+                runnable = [a for a in world.actors if a.status == "sleeping"]  # time passes
+                if not runnable:
+                    break
+            if len(out.schedule) >= max_steps:
+                busy = [a.name for a in world.actors if a.status != "done"]
+                out.endless = f"not done after {max_steps} steps: {', '.join(busy)}"
+                break
+            step = Step(world, len(out.schedule), runnable, current, preemptions)
+            actor = choose(step)
+            if actor is None:
+                out.pruned = True
+                break
+            out.points.append(
+                (tuple(a.name for a in runnable), step.current and step.current.name, preemptions)
+            )
+            preemptions += step.costs(actor)
+            out.schedule.append(actor.name)
+            out.trace.append((actor.name, actor.pending))
+            actor.resume()
+            current = actor
+            if world.violation:
+                out.violation = world.violation
+                break
+            crashed = [a for a in world.actors if a.error]
+            if crashed:
+                out.crash = f"{crashed[0].name} crashed:\n{crashed[0].error}"
+                break
+        if not (out.failure or out.pruned):
+            stuck = [a.name for a in world.actors if a.status != "done"]
+            if stuck:
+                out.deadlock = f"blocked for ever with nothing left to run: {', '.join(stuck)}"
+    finally:
+        world.finish()
+    out.results = {a.name: a.result for a in world.actors}
+    out.critical_sections = sum(a.critical_sections for a in world.actors)
+    return out
+
+
+# ---- strategies --------------------------------------------------------------------------------
+
+
+class DivergenceError(AssertionError):
+    """A replayed schedule names an actor that cannot run at that point."""
+
+
+def follow(schedule: Sequence[str], then: Chooser | None = None) -> Chooser:
+    """Run `schedule` exactly, then `then` (the default: go on with the current actor)."""
+
+    def choose(step: Step) -> Actor | None:
+        if step.index < len(schedule):
+            name = schedule[step.index]
+            for actor in step.runnable:
+                if actor.name == name:
+                    return actor
+            names = [a.name for a in step.runnable]
+            raise DivergenceError(f"step {step.index}: {name} cannot run (runnable: {names})")
+        return then(step) if then else step.default()
+
+    return choose
+
+
+#: A directive: run this actor until the condition holds (or it cannot run any more).
+Directive = tuple[str, Callable[[Actor], bool]]
+
+
+def before(call: str) -> Callable[[Actor], bool]:
+    """Until the actor is parked before `call` (`unlink`, `flock`...)."""
+    return lambda actor: actor.pending[0] == call
+
+
+def in_critical(actor: Actor) -> bool:
+    return actor.in_cs
+
+
+def done(actor: Actor) -> bool:
+    return actor.status == "done"
+
+
+def blocked(actor: Actor) -> bool:
+    return actor.status == "blocked" and not actor.runnable()
+
+
+def scripted(directives: Sequence[Directive]) -> Chooser:
+    """Follow `directives` in turn, then go on with the default choice."""
+    state = {"next": 0}
+
+    def choose(step: Step) -> Actor | None:
+        while state["next"] < len(directives):
+            name, until = directives[state["next"]]
+            actor = step.world.by_name(name)
+            if until(actor) or actor not in step.runnable:
+                state["next"] += 1
+                continue
+            return actor
+        return step.default()
+
+    return choose
+
+
+@dataclass
+class SearchReport:
+    """What a search did."""
+
+    runs: int = 0
+    steps: int = 0
+    states: int = 0
+    seconds: float = 0.0
+    failure: Outcome | None = None
+    bound: int | None = None
+    complete: bool = True  # False when stopped by `max_runs`/`deadline` before the end
+    critical_sections: int = 0
+    random: bool = False
+    seed_run: int | None = None  # which random run failed
+
+    def summary(self) -> str:
+        how = "random" if self.random else "exhaustive"
+        how = how if self.complete else f"{how}, stopped by the deadline"
+        bound = "" if self.bound is None else f", preemption bound {self.bound}"
+        found = "no counterexample" if self.failure is None else "COUNTEREXAMPLE"
+        return (
+            f"{how}{bound}: {self.runs} runs, {self.steps} steps, {self.states} distinct states,"
+            f" {self.critical_sections} critical sections, {self.seconds:.1f} s: {found}"
+        )
+
+
+def dfs(
+    scenario: Scenario,
+    bound: int | None = 2,
+    max_steps: int = 2000,
+    max_runs: int | None = None,
+    deadline: float | None = None,
+) -> SearchReport:
+    """Every schedule with at most `bound` preemptions (None: no bound), depth first."""
+    report = SearchReport(bound=bound)
+    began = time.monotonic()
+    limit = float("inf") if bound is None else bound
+    seen: dict[tuple[int, str | None], float] = {}
+    fresh: set[int] = set()
+    stack: list[list[str]] = [[]]
+    while stack:
+        if (max_runs is not None and report.runs >= max_runs) or (
+            deadline is not None and time.monotonic() - began > deadline
+        ):
+            report.complete = False
+            break
+        prefix = stack.pop()
+        expanded: list[int] = []
+
+        def choose(
+            step: Step, prefix: list[str] = prefix, expanded: list[int] = expanded
+        ) -> Actor | None:
+            if step.index < len(prefix):
+                return follow(prefix)(step)
+            key = (step.world.fingerprint(), step.current and step.current.name)
+            left = limit - step.preemptions
+            if seen.get(key, -1.0) >= left:
+                return None  # explored from here already, with at least this budget
+            seen[key] = left
+            fresh.add(key[0])
+            expanded.append(step.index)
+            return step.default()
+
+        out = run(scenario, choose, max_steps)
+        report.runs += 1
+        report.steps += len(out.schedule)
+        report.critical_sections += out.critical_sections
+        if out.failure:
+            report.failure = out
+            break
+        for index in reversed(expanded):
+            runnable, current, used = out.points[index]
+            chosen = out.schedule[index]
+            for name in reversed(runnable):
+                if name == chosen:
+                    continue
+                cost = int(current in runnable and name != current)
+                if used + cost <= limit:
+                    stack.append([*out.schedule[:index], name])
+    report.states = len(fresh)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def random_runs(
+    scenario: Scenario,
+    seed: int,
+    runs: int,
+    switch: float = 0.3,
+    max_steps: int = 2000,
+    deadline: float | None = None,
+    pause: int = 60,
+) -> SearchReport:
+    """`runs` random schedules from `seed`.
+
+    At each step the current actor is switched away from with probability `switch`; the actor
+    switched away from is then *paused* for a random number of steps (up to `pause`), picked
+    only if nothing else can run. Long pauses are what real preemption looks like ("uv was
+    descheduled for 3 s between its open and its flock"), and plain random switching almost
+    never produces them.
+    """
+    report = SearchReport(random=True)
+    began = time.monotonic()
+    states: set[int] = set()
+    for number in range(runs):
+        if deadline is not None and time.monotonic() - began > deadline:
+            report.complete = False
+            break
+        rng = random.Random(seed * 1_000_003 + number)
+        paused: dict[str, int] = {}
+
+        def choose(
+            step: Step, rng: random.Random = rng, paused: dict[str, int] = paused
+        ) -> Actor | None:
+            states.add(step.world.fingerprint())
+            awake = [a for a in step.runnable if paused.get(a.name, 0) <= step.index]
+            pool = awake or step.runnable
+            current = step.current
+            if current in pool and rng.random() >= switch:
+                return current
+            if current is not None and current in pool and pause:
+                paused[current.name] = step.index + rng.randint(1, pause)
+                pool = [a for a in pool if a is not current] or pool
+            return rng.choice(pool)
+
+        out = run(scenario, choose, max_steps)
+        report.runs += 1
+        report.steps += len(out.schedule)
+        report.critical_sections += out.critical_sections
+        if out.failure:
+            report.failure = out
+            report.seed_run = number
+            break
+    report.states = len(states)
+    report.seconds = time.monotonic() - began
+    return report
