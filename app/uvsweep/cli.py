@@ -873,6 +873,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["_notifyd"]:
         return run_notifyd(args_list[1:])
+    if args_list[:1] == ["_keeper"]:
+        from uvsweep.remove.handoff import keeper_main  # noqa: PLC0415
+
+        return keeper_main(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command is None:

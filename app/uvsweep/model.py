@@ -109,11 +109,12 @@ class Label(Record):
 class Holder(Record):
     """A process that holds, waits for or has open a lock file. None means the OS hid it."""
 
-    __slots__ = ("cmdline", "name", "pid", "user")
+    __slots__ = ("alive", "cmdline", "name", "pid", "user")
     pid: int | None
     name: str | None
     user: str | None
     cmdline: tuple[str, ...] | None
+    alive: bool  # False: the pid has exited (a lock it took may now be held by a child of it)
 
     def __init__(
         self,
@@ -121,11 +122,14 @@ class Holder(Record):
         name: str | None = None,
         user: str | None = None,
         cmdline: tuple[str, ...] | None = None,
+        alive: bool = True,
     ) -> None:
-        self._init(pid=pid, name=name, user=user, cmdline=cmdline)
+        self._init(pid=pid, name=name, user=user, cmdline=cmdline, alive=alive)
 
     def describe(self) -> str:
         """`1234 uv (alice)`, with `unknown` for whatever the OS hides."""
+        if not self.alive:
+            return f"{self.pid} (exited; a child of it may hold the file now)"
         pid = "unknown" if self.pid is None else str(self.pid)
         name = self.name or "unknown"
         user = self.user or "unknown"

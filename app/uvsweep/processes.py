@@ -204,11 +204,11 @@ class ProcessTable:
         return frozenset(found)
 
     def holder(self, pid: int | None) -> Holder:
-        """`pid` as a Holder; a pid we cannot see (0, another PID namespace) stays unknown."""
-        if not pid:
+        """`pid` as a Holder; a pid we cannot see (0, -1) stays unknown, an exited one says so."""
+        if not pid or pid < 0:  # 0: another PID namespace; -1: an OFD lock, which has no pid
             return Holder(pid=None)
         found = self.info(pid)
-        return found.holder() if found else Holder(pid=pid)
+        return found.holder() if found else Holder(pid=pid, alive=False)
 
     def uv_processes(self, exclude: frozenset[int] = frozenset()) -> list[ProcessInfo]:
         """Live uv processes of any user, except the pids in `exclude`."""

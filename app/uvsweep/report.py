@@ -22,6 +22,7 @@ def holder_json(holder: Holder) -> dict[str, Any]:
         "name": holder.name,
         "user": holder.user,
         "cmdline": list(holder.cmdline) if holder.cmdline is not None else None,
+        "alive": holder.alive,
     }
 
 

@@ -66,6 +66,88 @@ def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEnt
     return table
 
 
+#: (major, minor) as `/proc/locks` prints a file's device (its superblock's `s_dev`).
+Device = tuple[int, int]
+
+
+class LockTable:
+    """One read of `/proc/locks`: other processes' entries by inode, our own locks' devices.
+
+    The trust rule, the one place it is written: an entry is on a file when its inode *and* its
+    device match. `/proc/locks` prints the superblock's device, which is `st_dev` on most file
+    systems but not on btrfs subvolumes or overlayfs, so the device a file is printed with is
+    learned from our own exclusive lock on it whenever we hold one (`own`), remembered per
+    `st_dev` for the run (`known`), and only otherwise taken to be `st_dev` itself. An entry on
+    the same inode number but another device is another file (fresh tmpfs mounts hand out the
+    same inode numbers), except where the device could not be learned: then the caller decides
+    with a try-lock, or, holding the file, keeps it to be safe.
+    """
+
+    def __init__(
+        self, others: dict[int, list[LockEntry]], own: dict[int, set[Device]] | None = None
+    ) -> None:
+        self.others = others
+        self.own = own or {}
+
+    def device_of(self, dev: int, ino: int, known: dict[int, Device]) -> tuple[Device, bool]:
+        """(the device `/proc/locks` prints for this file, whether that is certain)."""
+        guess = (os.major(dev), os.minor(dev))
+        mine = self.own.get(ino)
+        if mine:
+            if len(mine) == 1:
+                (found,) = mine
+                known[dev] = found
+                return found, True
+            if guess in mine:  # our locks on two files with one inode number: st_dev decides
+                return guess, True
+        if dev in known:
+            return known[dev], True
+        return guess, False
+
+    def entries(
+        self, dev: int, ino: int, known: dict[int, Device]
+    ) -> tuple[list[LockEntry], list[LockEntry]]:
+        """(entries on this very file, entries on its inode number whose device is unsure).
+
+        The second list is empty when the device is certain: those entries are other files'.
+        """
+        on_inode = self.others.get(ino)
+        if not on_inode:
+            return [], []
+        device, certain = self.device_of(dev, ino, known)
+        mine = [e for e in on_inode if (e.major, e.minor) == device]
+        if certain:
+            return mine, []
+        return mine, [e for e in on_inode if (e.major, e.minor) != device]
+
+
+def parse_lock_table(text: str, own_pid: int) -> LockTable:
+    """`/proc/locks` text -> a `LockTable`; `own_pid`'s exclusive locks give only their devices.
+
+    A cleaner holding thousands of locks reads thousands of its own lines, so those lines are
+    split once for their `maj:min:ino` field and nothing else.
+    """
+    mark = f"WRITE {own_pid} "
+    own: dict[int, set[Device]] = {}
+    rest: list[str] = []
+    for line in text.splitlines():
+        if mark in line and "->" not in line:
+            parts = line.split()
+            try:
+                major, minor, ino = parts[parts.index(str(own_pid)) + 1].split(":")
+                own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))
+            except (IndexError, ValueError):
+                rest.append(line)
+            continue
+        rest.append(line)
+    return LockTable(parse_locks("\n".join(rest)), own)
+
+
+def read_lock_table(proc: str, own_pid: int, calls: Syscalls = SYSCALLS) -> LockTable:
+    """`<proc>/locks` as a `LockTable`; OSError if it cannot be read."""
+    return parse_lock_table(calls.read(f"{proc}/locks").decode("latin-1"), own_pid)
+
+
 def read_locks(
     proc: str = "/proc", own_pid: int | None = None, calls: Syscalls = SYSCALLS
 ) -> dict[int, list[LockEntry]]:
@@ -137,13 +219,14 @@ def walk_fds(
     names: set[str],
     wanted: Container[FileKey],
     calls: Syscalls = SYSCALLS,
+    own_pid: int | None = None,
 ) -> tuple[dict[FileKey, list[int]], int]:
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
     Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
     decides. Returns the pids per file and how many processes would not let us look.
     """
-    me = calls.getpid()
+    me = calls.getpid() if own_pid is None else own_pid
     found: dict[FileKey, list[int]] = {}
     hidden = 0
     for pid in pids:

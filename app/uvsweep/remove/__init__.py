@@ -4,15 +4,18 @@ The protocol (`../shared/reference/uv-locks.md`, "Deleting one safely") is writt
 `Remover.remove`; each OS supplies the few primitives it is made of:
 
 1. `acquire`: exact name, lstat (regular, owned, one link, empty, old enough), no holder or waiter
-   in the lock table, an `O_NOFOLLOW` open relative to the dir, the same file as lstat saw, and an
+   in the lock table, an `O_NOFOLLOW` open relative to the dir, the opened file itself checked
+   again (the same file as lstat saw, still regular, empty, one link, same owner), and an
    exclusive try-lock. Anything else is skipped with its state and reason.
 2. `users`, while holding every lock of a batch: nobody waits for, holds or has the file open (one
-   pass over the OS's tables for the whole batch), and `still_named`: the name is still that file.
-3. `unlink` while still holding the lock, then `users` again for the batch.
+   pass over the OS's tables for the whole batch: the lock table *and* every process's files), and
+   `changed`: the name is still that file, and the file still what we checked.
+3. `unlink` while still holding the lock, then `users` again for the batch, both tables again.
 4. If some process turns out to be using the old file after all (it opened it between our checks
-   and the unlink), `undo`: on Unix a handoff (a new file at the name, locked before the old lock
-   is released, and kept until that process has let go of the old one); on Windows the pending
-   delete is cancelled. The file is then reported as kept.
+   and the unlink), `undo_all`: on Unix a handoff for each (`remove.handoff`: a new file at the
+   name, locked before the old lock is released, kept until *every* user of the old inode, read
+   afresh each round, has let go of it; bounded in time, then finished by a detached keeper); on
+   Windows the pending delete is cancelled. The file is then reported as kept.
 5. `release`: unlock and close.
 """
 
@@ -40,15 +43,45 @@ Progress = Callable[[str], None]
 class Policy:
     """Which files a run may remove, beyond what the protocol itself demands."""
 
-    def __init__(self, min_age: float = 0.0, all_users: bool = False) -> None:
+    def __init__(
+        self, min_age: float = 0.0, all_users: bool = False, private_dirs_only: str = ""
+    ) -> None:
         self.min_age = min_age  # seconds since the file was created (uv never writes to it)
         self.all_users = all_users  # also other users' files (only honoured for root)
+        # non-empty: processes of other users are hidden from us (the reason why), so only
+        # files in a dir that no other user can enter may go
+        self.private_dirs_only = private_dirs_only
+        self._private: dict[str, bool] = {}
+
+    def kept_by_visibility(self, directory: str, st: object) -> str | None:
+        """Why a file stays because a hidden process could have it open, or None."""
+        if not self.private_dirs_only:
+            return None
+        if directory not in self._private:
+            self._private[directory] = dir_is_private(directory)
+        if self._private[directory]:
+            return None
+        return (
+            f"another user's process could have it open, and {self.private_dirs_only}"
+            " (only files in a dir no other user can enter are removed)"
+        )
 
     def too_young(self, age: float) -> str | None:
         """Why a file of this age stays, or None if it is old enough."""
         if age >= self.min_age:
             return None
         return f"younger than the minimum age ({format_age(age)} < {format_age(self.min_age)})"
+
+
+def dir_is_private(directory: str) -> bool:
+    """Whether no other user can reach files in `directory` (ours, no group or other access)."""
+    import os  # noqa: PLC0415
+
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
 
 
 class Skipped(Record):
@@ -72,6 +105,7 @@ class RemoveResult:
         self.errors: list[ScanError] = []
         self.hidden_processes = 0  # processes whose open files we could not see
         self.handoffs = 0  # files a process grabbed during removal: lock handed over, file kept
+        self.keepers: list[int] = []  # pids of the keepers that finish this run's handoffs
         self.notes: list[str] = []
 
     def skip(self, path: str, state: LockState, reason: str) -> None:
@@ -82,7 +116,9 @@ class RemoveResult:
 class Target:
     """One file this pass has opened and exclusively locked (mutable, internal)."""
 
-    __slots__ = ("dev", "dir_handle", "directory", "handle", "ino", "locked", "name", "path")
+    __slots__ = (
+        "dev", "dir_handle", "directory", "handle", "ino", "locked", "name", "path", "uid",
+    )  # fmt: skip
 
     def __init__(
         self, directory: str, name: str, path: str, dev: int, ino: int, handle: Any,
@@ -92,6 +128,7 @@ class Target:
         self.dev, self.ino, self.handle = dev, ino, handle
         self.dir_handle = dir_handle  # what `listing` returned (Unix: the dir fd)
         self.locked = True
+        self.uid = -1  # the owner the checks saw (Unix)
 
 
 class Use(Record):
@@ -123,15 +160,15 @@ _USE_REASON = {
 
 
 @contextmanager
-def deferred_interrupts() -> Iterator[None]:
+def deferred_interrupts(caught: list[int]) -> Iterator[None]:
     """Hold back Ctrl-C (SIGINT) while locks are held, and deliver it once they are released.
 
-    Only the main thread can install a handler; elsewhere this does nothing.
+    A caught SIGINT is appended to `caught` at once, so long waits inside can cut themselves
+    short. Only the main thread can install a handler; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
 
     def _remember(signum: int, _frame: object) -> None:
         caught.append(signum)
@@ -158,6 +195,7 @@ class Remover(ABC):
     def __init__(self, progress: Progress | None = None) -> None:
         self.progress = progress or (lambda _message: None)
         self.notes: list[str] = []  # said once per run, whatever the number of files
+        self.interrupts: list[int] = []  # SIGINTs caught while a batch held its locks
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -186,16 +224,29 @@ class Remover(ABC):
     def still_named(self, target: Target) -> bool:
         """Whether the name still refers to the very file we hold."""
 
+    def changed(self, target: Target) -> str | None:
+        """Why the file may not go after all (renamed, replaced, written to), or None."""
+        return None if self.still_named(target) else "replaced while it was being removed"
+
     @abstractmethod
     def unlink(self, target: Target) -> None:
         """Remove the name while the lock is held; OSError if the OS refuses."""
 
     @abstractmethod
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
-        """Some process used the file after all: keep mutual exclusion intact (may block).
+        """Some process used the file after all: keep mutual exclusion intact.
 
         Returns how, for the report: `the lock was handed over`.
         """
+
+    def undo_all(
+        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+    ) -> dict[Target, str | None]:
+        """`undo` for every file of a batch that some process used after all; how, per file.
+
+        None for a file that nobody needed after all (it stays removed).
+        """
+        return {target: self.undo(target, use, result) for target, use in pending}
 
     @abstractmethod
     def release(self, target: Target) -> None:
@@ -214,7 +265,7 @@ class Remover(ABC):
                 continue
             try:
                 for start in range(0, len(names), self.batch_size):
-                    with deferred_interrupts():
+                    with deferred_interrupts(self.interrupts):
                         self._batch(
                             dir_handle, directory, names[start : start + self.batch_size],
                             policy, result,
@@ -248,20 +299,24 @@ class Remover(ABC):
                 if use is not None:
                     reason = _USE_REASON[use.state].format(who=use.describe())
                     result.skip(target.path, use.state, reason)
-                elif not self.still_named(target):
-                    result.skip(
-                        target.path, LockState.SUSPICIOUS, "replaced while it was being removed"
-                    )
+                elif (why := self.changed(target)) is not None:
+                    result.skip(target.path, LockState.SUSPICIOUS, why)
                 else:
                     try:
                         self.unlink(target)
                     except FileNotFoundError:
                         continue  # someone else removed it first
                     except OSError as err:
-                        result.errors.append(ScanError(target.path, err.strerror or str(err)))
+                        message = err.strerror or str(err)
+                        result.errors.append(ScanError(target.path, message))
+                        result.skip(
+                            target.path, LockState.ORPHANED,
+                            f"the OS refused to remove it ({message})",
+                        )  # fmt: skip
                         continue
                     unlinked.append(target)
             after = self.users(unlinked, result) if unlinked else {}
+            pending: list[tuple[Target, Use]] = []
             for target in unlinked:
                 use = after.get(target)
                 if use is None:
@@ -271,13 +326,20 @@ class Remover(ABC):
                     f"{target.path}: {use.describe()} opened it while it was being removed;"
                     " handing the lock over"
                 )
-                how = self.undo(target, use, result)
-                result.handoffs += 1
-                result.skip(
-                    target.path,
-                    LockState.HELD,
-                    f"{use.describe()} opened it while it was being removed: {how}",
-                )
+                pending.append((target, use))
+            if pending:
+                hows = self.undo_all(pending, result)
+                for target, use in pending:
+                    how = hows[target]
+                    if how is None:  # nobody needed the old file after all: it is gone
+                        result.removed.append(target.path)
+                        continue
+                    result.handoffs += 1
+                    result.skip(
+                        target.path,
+                        LockState.HELD,
+                        f"{use.describe()} opened it while it was being removed: {how}",
+                    )
         finally:
             for target in locked:
                 self.release(target)

@@ -7,22 +7,21 @@ matched by path, so a process that has any file open at the name counts as a use
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from uvsweep.model import LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
-from uvsweep.probe.linux import LockEntry, read_locks, walk_fds
+from uvsweep.probe.linux import Device, LockEntry, LockTable, read_lock_table, walk_fds
 from uvsweep.probe.posix import (
     BUSY_ERRNOS,
     LOCK_EX,
     LOCK_NB,
-    LOCK_UN,
+    LOCK_SH,
     OPEN_FLAGS,
     SYSCALLS,
     FileKey,
@@ -38,16 +37,14 @@ from uvsweep.remove import (
     RemoveResult,
     Target,
     Use,
-    backoff,
     describe_holders,
 )
+from uvsweep.remove.handoff import HANDOFF_WAIT, Handoff, Keeper
+from uvsweep.remove.handoff import run as run_handoffs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-#: Mode of a file uv creates (>= 0.9.15): anybody may lock it.
-LOCK_FILE_MODE = 0o666
 
 
 def raise_fd_limit(wanted: int = 8192) -> int:
@@ -77,6 +74,8 @@ class PosixRemover(Remover):
         lstat: Callable[[str, int], os.stat_result] | None = None,
         clock: Callable[[], float] = time.time,
         calls: Syscalls = SYSCALLS,
+        keeper: Keeper | None = None,
+        handoff_wait: float = HANDOFF_WAIT,
     ) -> None:
         super().__init__(progress)
         self.calls = calls  # every OS call of the protocol goes through here (see `Syscalls`)
@@ -86,9 +85,9 @@ class PosixRemover(Remover):
         self.clock = clock
         # the seam tests use to change the dir between our lstat and our open
         self.lstat = lstat or calls.lstat
-        # /proc/locks costs the kernel O(lines^2) to read while we hold a batch: 1024 balances
-        # that against one /proc/*/fd walk per batch
-        self.batch_size = max(16, min(1024, (raise_fd_limit() - 128) // 2))
+        self.keeper = keeper or Keeper()  # finishes the handoffs that outlast `handoff_wait`
+        self.handoff_wait = handoff_wait
+        self.batch_size = batch_size_for(raise_fd_limit())
         self._users: dict[int, str] = {}
 
     # ---- what subclasses provide --------------------------------------------------------------
@@ -107,9 +106,16 @@ class PosixRemover(Remover):
         """Targets other processes have open, with their pids (one pass for all)."""
         return {}
 
-    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
-        """Whether any of `pids` (or a hidden process) still uses the old, unlinked file."""
+    def old_in_use(self, dev: int, ino: int, path: str) -> bool:
+        """Whether any other process holds, waits for or has open the unlinked file (dev, ino).
+
+        Read afresh at every call, over every process: never the pids an earlier look saw.
+        """
         return False
+
+    def view(self) -> dict[str, Any]:
+        """What a keeper needs to build the same remover (`for_platform(**view)`)."""
+        return {"platform": "posix"}
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -148,6 +154,8 @@ class PosixRemover(Remover):
         if use is not None:
             if use.state is LockState.WAITING:
                 obs.waiters = list(use.holders)
+            elif use.state is LockState.OPEN:
+                obs.openers = list(use.holders)
             else:
                 obs.holders = list(use.holders)
         item = classify(obs)
@@ -156,6 +164,38 @@ class PosixRemover(Remover):
         if who and any(h.pid is not None for h in who):
             reason = f"{reason}: {describe_holders(who)}"
         result.skip(item.path, item.state, reason)
+
+    def _skip_odd(
+        self, dir_fd: int, directory: str, name: str, st: os.stat_result, result: RemoveResult
+    ) -> None:
+        """An odd file (linked, not empty, not regular) is skipped as the scanner would see it:
+        a lock on it wins over its oddity, as the README says."""
+        use = self.pre_lock_use(st.st_dev, st.st_ino)
+        lock = LockProbe.FREE
+        if use is None and stat.S_ISREG(st.st_mode):
+            lock = self._probe_shared(dir_fd, name, st)
+        self._skip_observed(directory, name, st, result, lock=lock, use=use)
+
+    def _probe_shared(self, dir_fd: int, name: str, st: os.stat_result) -> LockProbe:
+        """A shared try-lock on the file lstat saw, released at once (as the scanner's probe)."""
+        try:
+            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return LockProbe.UNREADABLE
+        try:
+            found = self.calls.fstat(fd)
+            if (found.st_dev, found.st_ino) != (st.st_dev, st.st_ino):
+                return LockProbe.UNREADABLE
+            self.calls.flock(fd, LOCK_SH | LOCK_NB)
+        except OSError as err:
+            return LockProbe.HELD if err.errno in BUSY_ERRNOS else LockProbe.UNREADABLE
+        finally:
+            self.calls.close(fd)
+        return LockProbe.FREE
+
+    def _may_take(self, st: os.stat_result, policy: Policy) -> bool:
+        """Whether this run may remove a file of this owner at all."""
+        return st.st_uid == self.euid or (policy.all_users and self.euid == 0)
 
     def acquire(
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult
@@ -169,10 +209,12 @@ class PosixRemover(Remover):
         except OSError as err:
             result.errors.append(_error(path, err))
             return None
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+            return None  # unlinked under our eyes (another cleaner): gone
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != 0:
-            self._skip_observed(directory, name, st, result)
+            self._skip_odd(dir_handle, directory, name, st, result)
             return None
-        if st.st_uid != self.euid and not (policy.all_users and self.euid == 0):
+        if not self._may_take(st, policy):
             self._skip_observed(directory, name, st, result)  # foreign
             return None
         use = self.pre_lock_use(st.st_dev, st.st_ino)
@@ -183,18 +225,41 @@ class PosixRemover(Remover):
         if young:
             result.skip(path, LockState.ORPHANED, young)
             return None
+        why = policy.kept_by_visibility(directory, st)
+        if why:
+            result.skip(path, LockState.ORPHANED, why)
+            return None
+        return self._open_and_lock(dir_handle, directory, name, st, result)
+
+    def _open_and_lock(
+        self, dir_handle: int, directory: str, name: str, st: os.stat_result, result: RemoveResult
+    ) -> Target | None:
+        """Open the file lstat saw, check the opened file itself, and try-lock it exclusively."""
+        path = f"{directory.rstrip('/')}/{name}"
         try:
             fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
             return None
         except OSError as err:
             why = "replaced by a symlink" if err.errno == errno.ELOOP else (err.strerror or "")
+            if err.errno == errno.EMFILE:
+                raise  # out of fds: the run stops with one clear message (see `clean`)
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
             return None
         try:
             found = self.calls.fstat(fd)
             if (found.st_dev, found.st_ino) != (st.st_dev, st.st_ino):
                 result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
+                self.calls.close(fd)
+                return None
+            if found.st_nlink == 0:
+                self.calls.close(fd)
+                return None  # unlinked between our open and now (another cleaner): gone
+            odd = _oddity(found, st.st_uid)
+            if odd:
+                result.skip(
+                    path, LockState.SUSPICIOUS, f"changed while it was being checked: {odd}"
+                )
                 self.calls.close(fd)
                 return None
             self.calls.flock(fd, LOCK_EX | LOCK_NB)
@@ -205,14 +270,19 @@ class PosixRemover(Remover):
             else:
                 result.errors.append(_error(path, err))
             return None
-        return Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
+        target = Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
+        target.uid = st.st_uid
+        return target
 
     def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
-        """See `Remover`: the lock table first, then one pass over open files."""
+        """See `Remover`: the lock table, and one pass over open files, for *every* target.
+
+        A lock-table entry decides the state shown; the open-file pass is never skipped for a
+        target that has one (a late opener beside a waiter must be seen too).
+        """
         found = self.lock_users(targets)
-        rest = [target for target in targets if target not in found]
-        if rest:
-            for target, pids in self.open_users(rest, result).items():
+        for target, pids in self.open_users(targets, result).items():
+            if target not in found:
                 found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
         return found
 
@@ -224,75 +294,84 @@ class PosixRemover(Remover):
             return False
         return (st.st_dev, st.st_ino) == (target.dev, target.ino) and stat.S_ISREG(st.st_mode)
 
+    def changed(self, target: Target) -> str | None:
+        """See `Remover`: the name still that file, and the file itself as it was checked."""
+        if not self.still_named(target):
+            return "replaced while it was being removed"
+        try:
+            found = self.calls.fstat(target.handle)
+        except OSError as err:
+            return f"cannot be checked again: {err.strerror or err}"
+        odd = _oddity(found, target.uid)
+        return f"changed while it was being removed: {odd}" if odd else None
+
     def unlink(self, target: Target) -> None:
         """See `Remover`: by name, relative to the dir, while our lock is held."""
         self.calls.unlink(target.name, dir_fd=target.dir_handle)
 
+    def _handoff(self, target: Target) -> Handoff:
+        handoff = Handoff(
+            self.calls, target.dir_handle, target.directory, target.name, target.handle,
+            (target.dev, target.ino), self._handoff_in_use,
+        )  # fmt: skip
+        target.handle = None  # the handoff owns the old file's fd (and lock) from now on
+        target.locked = False
+        return handoff
+
+    def _handoff_in_use(self, handoff: Handoff) -> bool:
+        return self.old_in_use(*handoff.old_key, handoff.path)
+
+    def resume_handoff(self, item: dict[str, Any]) -> Handoff:
+        """A handoff a cleaner passed on (`Handoff.to_json`), for the keeper to finish."""
+        handoff = Handoff(
+            self.calls, int(item["dir_fd"]), str(item["directory"]), str(item["name"]),
+            int(item["old_fd"]) if item["old_fd"] is not None else -1,
+            (int(item["old_key"][0]), int(item["old_key"][1])), self._handoff_in_use,
+        )  # fmt: skip
+        handoff.old_fd = None if item["old_fd"] is None else int(item["old_fd"])
+        handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])
+        handoff.state = str(item["state"])
+        return handoff
+
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
-        """Hand the lock over: lock a new file at the name, then free the old one.
+        """See `Remover`: one handoff (see `undo_all`)."""
+        how = self.undo_all([(target, use)], result)[target]
+        return how or "nobody used the old file after all"
 
-        The process that got hold of the old file takes its lock once we let go of it; anyone
-        who opens the name from now on finds the new file, locked by us until that process has
-        let go of the old one. So at no moment can two processes both believe they hold the lock.
-        """
-        new_fd = self._next_generation(target, result)
-        pids = [h.pid for h in use.holders if h.pid is not None]
-        try:
-            self.calls.flock(target.handle, LOCK_UN)  # the old generation's user proceeds
-            target.locked = False
-            if new_fd is None:
-                return "the lock could not be handed over (see errors); the old file was released"
-            said = False
-            for waited in backoff(calls=self.calls):
-                if not self.still_used(target, pids):
-                    break
-                if waited > 1 and not said:
-                    self.progress(
-                        f"{target.path}: keeping the new lock until {use.describe()} is done"
-                        " with the old file"
-                    )
-                    said = True
-        finally:
-            if new_fd is not None:
-                self.calls.close(new_fd)
-        return "the lock was handed over to a new file at the name, which stays"
-
-    def _next_generation(self, target: Target, result: RemoveResult) -> int | None:
-        """A new file at the target's name, exclusively locked by us (created if need be)."""
-        dir_fd = target.dir_handle
-        create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        deadline: float | None = None
-        for waited in backoff(calls=self.calls):
+    def undo_all(
+        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+    ) -> dict[Target, str | None]:
+        """See `Remover` and `remove.handoff`: bounded here, then finished by a keeper."""
+        handoffs = {target: self._handoff(target) for target, _use in pending}
+        left = run_handoffs(
+            list(handoffs.values()), self.calls, self.handoff_wait, lambda: bool(self.interrupts)
+        )
+        keeper_pid: int | None = None
+        if left:
             try:
-                fd = self.calls.open(target.name, create, LOCK_FILE_MODE, dir_fd=dir_fd)
-                with contextlib.suppress(OSError):
-                    self.calls.fchmod(fd, LOCK_FILE_MODE)  # what uv sets, whatever our umask
-            except FileExistsError:
-                try:
-                    fd = self.calls.open(
-                        target.name, OPEN_FLAGS, dir_fd=dir_fd
-                    )  # a new uv made one
-                except FileNotFoundError:
-                    continue
-                except OSError as err:
-                    # not a file we may lock (say, a symlink planted at the name): retry briefly
-                    deadline = deadline or waited + 5.0
-                    if waited > deadline:
-                        result.errors.append(_error(target.path, err, "lock handoff failed"))
-                        return None
-                    continue
+                keeper_pid = self.keeper.take(left, self.view())
             except OSError as err:
-                result.errors.append(_error(target.path, err, "lock handoff failed"))
-                return None
-            try:
-                self.calls.flock(fd, LOCK_EX | LOCK_NB)
-            except OSError:
-                self.calls.close(
-                    fd
-                )  # a new uv holds the new file: wait for it, keeping the old lock
-                continue
-            return fd
-        return None  # pragma: no cover - backoff() never ends
+                self.progress(
+                    f"could not start a keeper ({err}): waiting here until the old files'"
+                    " users are done (Ctrl-C is held back meanwhile)"
+                )
+                run_handoffs(left, self.calls, None)
+            else:
+                result.keepers.append(keeper_pid)
+                for handoff in left:
+                    handoff.close()  # the keeper shares these file descriptions: locks stay
+        hows: dict[Target, str | None] = {}
+        for target, handoff in handoffs.items():
+            if handoff.released_unused:
+                hows[target] = None
+            elif keeper_pid is not None and handoff in left:
+                hows[target] = (
+                    "the lock was handed over to a new file at the name, which stays; a uvsweep"
+                    f" keeper (pid {keeper_pid}) holds it until the old file is let go"
+                )
+            else:
+                hows[target] = "the lock was handed over to a new file at the name, which stays"
+        return hows
 
     def release(self, target: Target) -> None:
         """See `Remover`: closing the fd drops the lock."""
@@ -300,6 +379,26 @@ class PosixRemover(Remover):
             self.calls.close(target.handle)
             target.handle = None
             target.locked = False
+
+
+def _oddity(st: os.stat_result, uid: int) -> str:
+    """What is wrong with an opened file uv could not have left, or ''."""
+    if not stat.S_ISREG(st.st_mode):
+        return "no longer a regular file"
+    if st.st_size != 0:
+        return f"not empty ({st.st_size} bytes)"
+    if st.st_nlink != 1:
+        return f"a hard link ({st.st_nlink} links)"
+    if st.st_uid != uid:
+        return "its owner changed"
+    return ""
+
+
+def batch_size_for(fd_limit: int, in_use: int = 0) -> int:
+    """How many files one batch may hold open, leaving room for dirs, /proc and the CLI."""
+    # /proc/locks costs the kernel O(lines^2) to read while we hold a batch: 1024 balances
+    # that against one /proc/*/fd walk per batch
+    return max(1, min(1024, (fd_limit - in_use - 24) // 2))
 
 
 def _error(path: str, err: OSError, what: str = "") -> ScanError:
@@ -310,20 +409,43 @@ def _error(path: str, err: OSError, what: str = "") -> ScanError:
 class LinuxRemover(PosixRemover):
     """Linux: `/proc/locks` for holders and waiters, one `/proc/*/fd` walk per batch."""
 
-    def __init__(self, proc: str = "/proc", **seams: Any) -> None:
+    def __init__(
+        self,
+        proc: str = "/proc",
+        known_devices: Mapping[Any, Sequence[int]] | None = None,
+        **seams: Any,
+    ) -> None:
         """`seams` are `PosixRemover`'s."""
         seams.setdefault("processes", ProcessTable(proc=proc))
         super().__init__(**seams)
         self.proc = proc
-        self._table: dict[int, list[LockEntry]] | None = None
+        self.own_pid = self._own_pid()
+        # st_dev -> the device /proc/locks prints (keys are strings when a keeper passes them)
+        self.known: dict[int, Device] = {
+            int(dev): (int(device[0]), int(device[1]))
+            for dev, device in (known_devices or {}).items()
+        }
+        self._table: LockTable | None = None
+
+    def _own_pid(self) -> int:
+        """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
+        try:
+            return int(self.calls.readlink(f"{self.proc}/self"))
+        except (OSError, ValueError):
+            return self.calls.getpid()
+
+    def view(self) -> dict[str, Any]:
+        """See `PosixRemover`."""
+        known = {str(dev): list(device) for dev, device in self.known.items()}
+        return {"platform": "linux", "proc": self.proc, "known_devices": known}
 
     def begin_batch(self) -> None:
         """See `Remover`: the lock table is read afresh for each batch."""
         self._table = None
 
-    def _read_table(self, own_pid: int | None = None) -> dict[int, list[LockEntry]] | None:
+    def _read_table(self) -> LockTable | None:
         try:
-            return read_locks(self.proc, own_pid, self.calls)
+            return read_lock_table(self.proc, self.own_pid, self.calls)
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
@@ -333,20 +455,16 @@ class LinuxRemover(PosixRemover):
                 self.notes.append(note)
             return None
 
-    def _entries(self, table: dict[int, list[LockEntry]], dev: int, ino: int) -> list[LockEntry]:
-        entries = table.get(ino, [])
-        same_dev = [e for e in entries if (e.major, e.minor) == (os.major(dev), os.minor(dev))]
-        # /proc/locks may print another device on btrfs/overlayfs: then any entry on the inode
-        return same_dev or entries
-
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
-        """See `PosixRemover`: read the table once per batch (before the first lock)."""
+        """See `PosixRemover`: read the table once per batch (before the first lock).
+
+        Only entries certainly on this file count here; where the device is unsure, our own
+        try-lock decides (and, once we hold the file, `lock_users` does).
+        """
         if self._table is None:
-            self._table = self._read_table() or {}
-        if ino not in self._table:
-            return None
-        entries = self._entries(self._table, dev, ino)
-        return self._use_of(entries) if entries else None
+            self._table = self._read_table() or LockTable({})
+        mine, _unsure = self._table.entries(dev, ino, self.known)
+        return self._use_of(mine) if mine else None
 
     def _use_of(self, entries: Iterable[LockEntry]) -> Use | None:
         waiting = [e.pid for e in entries if e.waiting]
@@ -358,16 +476,18 @@ class LinuxRemover(PosixRemover):
         return None
 
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
-        """See `PosixRemover`: every entry on our inodes except our own locks."""
-        # every target is locked by us here, so our exclusive entries are exactly those locks
-        table = self._read_table(own_pid=self.calls.getpid())
+        """See `PosixRemover`: every entry on our files except our own locks.
+
+        We hold every target here, so our own entries tell which device `/proc/locks` prints
+        for each; an entry whose device still cannot be told apart counts (the safe side).
+        """
+        table = self._read_table()
         if table is None:
             return {}
         found: dict[Target, Use] = {}
         for target in targets:
-            if target.ino not in table:
-                continue
-            use = self._use_of(self._entries(table, target.dev, target.ino))
+            mine, unsure = table.entries(target.dev, target.ino, self.known)
+            use = self._use_of(mine + unsure)
             if use is not None:
                 found[target] = use
         return found
@@ -378,18 +498,22 @@ class LinuxRemover(PosixRemover):
         """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
         by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
-        found, hidden = walk_fds(self.proc, pids, {t.name for t in targets}, by_key, self.calls)
+        found, hidden = walk_fds(
+            self.proc, pids, {t.name for t in targets}, by_key, self.calls, self.own_pid
+        )
         result.hidden_processes = max(result.hidden_processes, hidden)
         return {by_key[key]: pids for key, pids in found.items()}
 
-    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
-        """See `PosixRemover`: any lock entry on the old inode, or one of `pids` with it open."""
-        key = (target.dev, target.ino)
-        table = self._read_table() or {}
-        me = self.calls.getpid()
-        if any(e.pid != me for e in self._entries(table, *key)):
-            return True
-        found, _hidden = walk_fds(self.proc, pids, {target.name}, {key}, self.calls)
+    def old_in_use(self, dev: int, ino: int, path: str) -> bool:
+        """See `PosixRemover`: any entry on the old inode, or any process with it open."""
+        name = path.rsplit("/", 1)[-1]
+        table = self._read_table()
+        if table is not None:
+            mine, unsure = table.entries(dev, ino, self.known)
+            if mine or unsure:
+                return True
+        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
+        found, _hidden = walk_fds(self.proc, pids, {name}, {(dev, ino)}, self.calls, self.own_pid)
         return bool(found)
 
 
@@ -434,10 +558,13 @@ class DarwinRemover(PosixRemover):
         result.hidden_processes = max(result.hidden_processes, hidden)
         return found
 
-    def still_used(self, target: Target, pids: Sequence[int]) -> bool:
-        """See `PosixRemover`: one of `pids` still lists the path among its open files."""
-        wanted = set(pids)
-        for pid, paths in self.open_files():
-            if pid in wanted and paths and target.path in paths:
-                return True
-        return False
+    def view(self) -> dict[str, Any]:
+        """See `PosixRemover`."""
+        return {"platform": "darwin"}
+
+    def old_in_use(self, dev: int, ino: int, path: str) -> bool:
+        """See `PosixRemover`: any other process lists the path among its open files."""
+        me = self.calls.getpid()
+        return any(
+            pid != me and paths is not None and path in paths for pid, paths in self.open_files()
+        )
