@@ -41,17 +41,22 @@ class Step:
 
     world: World
     index: int  # steps taken so far
-    runnable: list[Actor]
+    runnable: list[Actor]  # who may run now (sleepers that may time out last)
     current: Actor | None  # who ran last
     preemptions: int  # used so far
+    timeouts: list[Actor]  # sleepers nothing woke, resumed only if a long time passes
 
     def costs(self, actor: Actor) -> int:
-        """1 if running `actor` now is a preemption."""
+        """1 if running `actor` now is a preemption (a timeout always is one)."""
+        if actor in self.timeouts:
+            return 1
         return int(self.current in self.runnable and actor is not self.current)
 
     def default(self) -> Actor:
         """Go on with the current actor while it can run, else the first runnable one."""
-        return self.current if self.current in self.runnable else self.runnable[0]
+        if self.current in self.runnable and self.current not in self.timeouts:
+            return self.current
+        return self.runnable[0]
 
 
 @dataclass
@@ -60,7 +65,8 @@ class Outcome:
 
     schedule: list[str] = field(default_factory=list)  # actor names, one per step
     trace: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)  # (actor, call)
-    points: list[tuple[tuple[str, ...], str | None, int]] = field(default_factory=list)
+    # at each step: the actors that could run, what running each would cost, preemptions used
+    points: list[tuple[tuple[str, ...], tuple[int, ...], int]] = field(default_factory=list)
     violation: str | None = None
     crash: str | None = None
     deadlock: str | None = None
@@ -104,8 +110,21 @@ def decode(text: str) -> list[str]:
     return schedule
 
 
-def run(scenario: Scenario, choose: Chooser, max_steps: int = 2000) -> Outcome:
-    """One run of `scenario`, every step picked by `choose`."""
+#: How long "a long time passes" is when a sleeper nothing woke is resumed anyway: long enough
+#: for any bounded wait in the code under test (`clean` waits 2 s for handoffs) to run out.
+LONG_PAUSE = 5.0
+
+
+def run(
+    scenario: Scenario, choose: Chooser, max_steps: int = 2000, timeouts: bool = True
+) -> Outcome:
+    """One run of `scenario`, every step picked by `choose`.
+
+    With `timeouts`, a sleeping actor that nothing woke may also be picked while others can run
+    (at the cost of a preemption): it then finds `LONG_PAUSE` seconds gone, as when every other
+    process was descheduled meanwhile. Without a choice like that a bounded wait could never
+    run out while some process is merely slow.
+    """
     world = World(scenario)
     out = Outcome()
     current: Actor | None = None
@@ -113,23 +132,28 @@ def run(scenario: Scenario, choose: Chooser, max_steps: int = 2000) -> Outcome:
     try:
         while True:
             runnable = [a for a in world.actors if a.runnable()]
+            late: list[Actor] = []
             if not runnable:
-                runnable = [a for a in world.actors if a.status == "sleeping"]  # time passes
+                runnable = [a for a in world.actors if a.may_time_out()]  # time passes
                 if not runnable:
                     break
+            elif timeouts:
+                late = [a for a in world.actors if a.may_time_out()]
+                runnable += late
             if len(out.schedule) >= max_steps:
                 busy = [a.name for a in world.actors if a.status != "done"]
                 out.endless = f"not done after {max_steps} steps: {', '.join(busy)}"
                 break
-            step = Step(world, len(out.schedule), runnable, current, preemptions)
+            step = Step(world, len(out.schedule), runnable, current, preemptions, late)
             actor = choose(step)
             if actor is None:
                 out.pruned = True
                 break
-            out.points.append(
-                (tuple(a.name for a in runnable), step.current and step.current.name, preemptions)
-            )
+            names = tuple(a.name for a in runnable)
+            out.points.append((names, tuple(step.costs(a) for a in runnable), preemptions))
             preemptions += step.costs(actor)
+            if actor in late:
+                actor.jump = LONG_PAUSE
             out.schedule.append(actor.name)
             out.trace.append((actor.name, actor.pending))
             actor.resume()
@@ -284,13 +308,10 @@ def dfs(
             report.failure = out
             break
         for index in reversed(expanded):
-            runnable, current, used = out.points[index]
+            runnable, costs, used = out.points[index]
             chosen = out.schedule[index]
-            for name in reversed(runnable):
-                if name == chosen:
-                    continue
-                cost = int(current in runnable and name != current)
-                if used + cost <= limit:
+            for name, cost in reversed(list(zip(runnable, costs, strict=True))):
+                if name != chosen and used + cost <= limit:
                     stack.append([*out.schedule[:index], name])
     report.states = len(fresh)
     report.seconds = time.monotonic() - began

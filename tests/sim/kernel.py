@@ -74,8 +74,9 @@ class OpenFile:
 
     inode: Inode | None  # None for the directory
     flags: int
-    pid: int  # the process whose fd table holds it (no dup/fork in the model)
+    pid: int  # the process that opened it, and its fd there: the OFD's name in fingerprints
     fd: int
+    refs: int = 1  # fds referring to it, in any process (a keeper inherits the cleaner's)
 
 
 @dataclass
@@ -254,7 +255,17 @@ class Kernel:
     def close(self, pid: int, fd: int) -> None:
         ofd = self._ofd(pid, fd)
         del self._proc(pid).fds[fd]
-        self._drop_lock(ofd)  # the last (only) fd of the OFD: its flock goes with it
+        ofd.refs -= 1
+        if ofd.refs == 0:
+            self._drop_lock(ofd)  # the last fd of the OFD: its flock goes with it
+        self._changed()
+
+    def inherit(self, parent: int, child: int, fds: list[int]) -> None:
+        """`child` gets `parent`'s `fds`, same numbers, same OFDs (fork + exec with pass_fds)."""
+        for fd in fds:
+            ofd = self._ofd(parent, fd)
+            ofd.refs += 1
+            self._proc(child).fds[fd] = ofd
         self._changed()
 
     def exit(self, pid: int) -> None:
@@ -373,7 +384,9 @@ class Kernel:
             raise _err(errno.ENOENT, path)
         return ofd
 
-    def readlink(self, path: str) -> str:
+    def readlink(self, pid: int, path: str) -> str:
+        if path == f"{PROC}/self":
+            return str(pid)
         ofd = self._fd_link(path)
         if ofd.inode is None:
             return TMP

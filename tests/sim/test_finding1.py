@@ -24,7 +24,7 @@ from tests.sim.explore import (
     run,
     scripted,
 )
-from tests.sim.world import Actor, Scenario
+from tests.sim.world import LOCK_PATH, Actor, Scenario
 
 
 def _until_it_cannot_run(_actor: Actor) -> bool:
@@ -43,8 +43,18 @@ FINDING_1: list[Directive] = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 finding 1: the handoff follows only W1")
-def test_finding_1_no_two_holders_after_a_handoff() -> None:
-    out = run(Scenario(uv=3), scripted(FINDING_1))
-    assert out.critical_sections >= 2, out.describe()
+@pytest.mark.parametrize(
+    "slow_uv",
+    [True, False],
+    ids=["W2-paused-long-enough-for-a-keeper", "W2-resumes-while-clean-waits"],
+)
+def test_finding_1_no_two_holders_after_a_handoff(slow_uv: bool) -> None:
+    # slow_uv: while W2 is paused, time passes (`clean` gives up waiting after 2 s and a keeper
+    # takes the handoff over); otherwise the remover waits in-process for everybody
+    out = run(Scenario(uv=3), scripted(FINDING_1), timeouts=slow_uv)
+    assert out.critical_sections == 3, out.describe()
     assert out.failure is None, f"{out.failure}\nschedule: {encode(out.schedule)}\n{out.describe()}"
+    kept = out.results["R"].skipped
+    assert [skip.path for skip in kept] == [LOCK_PATH]  # handed over, not removed
+    keepers = [actor for actor in out.schedule if actor.startswith("K")]
+    assert bool(keepers) == slow_uv

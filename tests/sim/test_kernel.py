@@ -161,7 +161,7 @@ def test_unlinked_file_lives_on_while_open_and_proc_shows_it_deleted(tmp_path: P
     fd = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
     kernel.unlink(10, NAME, dir_fd)
     link = f"{PROC}/11/fd/{fd}"
-    assert kernel.readlink(link) == f"{TMP}/{NAME} (deleted)"
+    assert kernel.readlink(10, link) == f"{TMP}/{NAME} (deleted)"
     assert (kernel.stat(link).st_ino, kernel.stat(link).st_nlink) == (ino, 0)
     assert str(fd) in kernel.proc_list_dir(f"{PROC}/11/fd")
     kernel.exit(11)
@@ -169,4 +169,20 @@ def test_unlinked_file_lives_on_while_open_and_proc_shows_it_deleted(tmp_path: P
     with pytest.raises(FileNotFoundError):
         kernel.proc_list_dir(f"{PROC}/11/fd")
     with pytest.raises(FileNotFoundError):
-        kernel.readlink(link)
+        kernel.readlink(10, link)
+
+
+def test_an_inherited_open_file_description_keeps_its_lock_after_the_parent_closes() -> None:
+    kernel, _ino = _kernel()
+    fd = kernel.open(10, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)
+    other = kernel.open(12, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    kernel.flock(10, fd, LOCK_EX | LOCK_NB)
+    kernel.inherit(10, 11, [fd])  # a keeper started with pass_fds
+    kernel.close(10, fd)
+    kernel.exit(10)
+    with pytest.raises(BlockingIOError):
+        kernel.flock(12, other, LOCK_EX | LOCK_NB)
+    assert b"WRITE 10 " in kernel.proc_locks()  # the pid that took it, as Linux prints
+    assert kernel.readlink(11, f"{PROC}/self") == "11"
+    kernel.close(11, fd)
+    kernel.flock(12, other, LOCK_EX | LOCK_NB)

@@ -14,9 +14,10 @@ runs that reach the same kernel state with the same observation hashes have the 
 
 from __future__ import annotations
 
+import json
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from tests.sim.kernel import BLOCKED, EPOCH, LOCK_EX, LOCK_NB, LOCK_UN, PROC, TM
 from uvsweep.model import Holder
 from uvsweep.probe.posix import Syscalls
 from uvsweep.processes import ProcessTable
+from uvsweep.remove.handoff import Handoff, Keeper
 
 if TYPE_CHECKING:
     import os
@@ -54,8 +56,11 @@ class Actor:
         self.critical_sections = 0
         self.error: str | None = None  # a traceback if its code crashed
         self.result: Any = None
-        self._go = threading.Lock()
+        self.jump = 0.0  # extra time that passes when it is resumed (a "timeout" choice)
+        self._go = threading.Lock()  # released by the scheduler: run
         self._go.acquire()
+        self._back = threading.Lock()  # released by this actor's thread: parked (or ended)
+        self._back.acquire()
         self.thread = threading.Thread(target=self._main, name=f"sim-{name}", daemon=True)
 
     # ---- the thread side -----------------------------------------------------------------------
@@ -72,12 +77,12 @@ class Actor:
                 self.world.kernel.exit(self.pid)  # the process ends: its fds close
             self.status = "done"
             self.pending = ("exit",)
-            self.world.back.release()
+            self._back.release()
 
     def park(self, op: tuple[Any, ...]) -> None:
         """Give control back to the scheduler, before `op`; return when picked again."""
         self.pending = op
-        self.world.back.release()
+        self._back.release()
         self._go.acquire()
         if self.world.aborting:
             raise SimAbort
@@ -91,7 +96,12 @@ class Actor:
     def resume(self) -> None:
         """Let this actor run until it parks again or ends (called by the scheduler)."""
         self._go.release()
-        self.world.back.acquire()
+        self._back.acquire()
+
+    def start(self) -> None:
+        """Start the thread; it runs its local code up to its first system call."""
+        self.thread.start()
+        self._back.acquire()
 
     def runnable(self) -> bool:
         if self.status == "ready":
@@ -101,6 +111,10 @@ class Actor:
         if self.status == "sleeping":
             return self.world.kernel.version != self.sleep_version  # something changed
         return False
+
+    def may_time_out(self) -> bool:
+        """Asleep, and nothing changed: it may still be resumed when a long time passes."""
+        return self.status == "sleeping" and not self.runnable()
 
     def state(self) -> tuple[object, ...]:
         changed = self.status == "sleeping" and self.runnable()
@@ -192,7 +206,7 @@ class SimCalls(Syscalls):
         return self._do(("read", path), lambda: self.kernel.read(path))
 
     def readlink(self, path: str) -> str:
-        return self._do(("readlink", path), lambda: self.kernel.readlink(path))
+        return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))
 
     def stat(self, path: str) -> os.stat_result:
         return self._do(("stat", path), lambda: self.kernel.stat(path))
@@ -215,7 +229,8 @@ class SimCalls(Syscalls):
         actor.wake = self.kernel.now + seconds
         actor.park(("sleep",))
         actor.status = "ready"
-        self.kernel.now = max(self.kernel.now, actor.wake)
+        self.kernel.now = max(self.kernel.now, actor.wake) + actor.jump
+        actor.jump = 0.0
 
     # ---- what uv needs beyond the remover's seam -----------------------------------------------
 
@@ -308,8 +323,60 @@ def remover_run() -> Body:
             calls=actor.calls,
             processes=SimProcesses(kernel),
             clock=lambda: EPOCH + kernel.now,
+            keeper=SimKeeper(actor),
         )
         return remover.remove([TMP], Policy())
+
+    return body
+
+
+class SimKeeper(Keeper):
+    """`Keeper` on the simulated kernel: the keeper is one more actor, running the handoff code.
+
+    As `Keeper.take` does, the new process inherits the handoffs' fds (the same open file
+    descriptions, so the locks never lapse) and gets the job as JSON; it then builds a
+    `LinuxRemover` from the job's view and runs `remove.handoff.run` until every handoff is
+    over, as `keeper_main` does. Starting it is one scheduling point; `take` returns at once
+    (the real one waits for the keeper's "ready", a subset of these interleavings).
+    """
+
+    def __init__(self, parent: Actor) -> None:
+        self.parent = parent
+
+    def take(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:
+        world = self.parent.world
+        self.parent.park(("spawn_keeper",))
+        job = json.dumps({"view": view, "handoffs": [h.to_json() for h in handoffs]})
+        number = sum(1 for a in world.actors if a.kind == "keeper") + 1
+        keeper = world.add(f"K{number}", "keeper", keeper_run(job))
+        fds = sorted({fd for handoff in handoffs for fd in handoff.fds()})
+        world.kernel.inherit(self.parent.pid, keeper.pid, fds)
+        keeper.start()
+        self.parent.observe(("spawn_keeper",), keeper.pid)
+        return keeper.pid
+
+
+def keeper_run(job_text: str) -> Body:
+    """What `uvsweep _keeper JOB` does, on the simulated kernel."""
+
+    def body(actor: Actor) -> None:
+        from uvsweep.remove.handoff import run as run_handoffs
+        from uvsweep.remove.posix import LinuxRemover
+
+        job = json.loads(job_text)
+        view = job["view"]
+        assert view["platform"] == "linux", view
+        kernel = actor.world.kernel
+        remover = LinuxRemover(
+            proc=view["proc"],
+            known_devices=view["known_devices"],
+            calls=actor.calls,
+            processes=SimProcesses(kernel),
+            clock=lambda: EPOCH + kernel.now,
+            keeper=SimKeeper(actor),
+        )
+        handoffs = [remover.resume_handoff(item) for item in job["handoffs"]]
+        run_handoffs(handoffs, remover.calls, wait=None, limit=0.1)
 
     return body
 
@@ -348,18 +415,21 @@ class World:
         self.kernel = Kernel()
         if scenario.existing:
             self.kernel.make_file(LOCK_NAME)
-        self.back = threading.Lock()  # released by an actor when it gives control back
-        self.back.acquire()
         self.aborting = False
         self.violation: str | None = None
         self.actors: list[Actor] = []
-        for index, (name, kind, body) in enumerate(scenario.actor_specs()):
-            pid = 100 + index
-            self.kernel.spawn(pid, "uvsweep" if kind == "remover" else "uv")
-            self.actors.append(Actor(self, name, kind, pid, body))
+        for name, kind, body in scenario.actor_specs():
+            self.add(name, kind, body)
         for actor in self.actors:
-            actor.thread.start()
-            self.back.acquire()  # it runs its local code up to its first system call
+            actor.start()
+
+    def add(self, name: str, kind: str, body: Body) -> Actor:
+        """A new process (not started yet)."""
+        pid = 100 + len(self.actors)
+        self.kernel.spawn(pid, "uv" if kind == "uv" else "uvsweep")
+        actor = Actor(self, name, kind, pid, body)
+        self.actors.append(actor)
+        return actor
 
     def by_name(self, name: str) -> Actor:
         for actor in self.actors:
