@@ -143,3 +143,54 @@ def test_power_a_crash_in_the_code_under_test_is_reported() -> None:
     out = run(Scenario(uv=1, remover=lambda: body), lambda step: step.default())
     assert out.crash is not None
     assert "Bad file descriptor" in out.crash
+
+
+def test_power_a_handoff_that_follows_nobody_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the remover's own code, with the check of the old inode's users cut out: the search must
+    # see the overlap that would follow (a uv on the old inode, another on a new file)
+    from uvsweep.remove.posix import LinuxRemover
+
+    monkeypatch.setattr(LinuxRemover, "old_in_use", lambda *_args: False)
+    report = dfs(Scenario(uv=2), bound=2)
+    assert report.failure is not None, report.summary()
+    assert report.failure.violation
+
+
+def test_power_a_users_pass_that_skips_open_files_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as at 63d3071: a target with a lock-table entry is not looked for among open files, and
+    # the handoff follows only the pids that pass saw
+    from uvsweep.model import LockState
+    from uvsweep.probe.linux import walk_fds
+    from uvsweep.probe.posix import holder_list
+    from uvsweep.remove import Use
+    from uvsweep.remove.posix import LinuxRemover, PosixRemover
+
+    followed: dict[tuple[int, int], list[int]] = {}
+
+    def users(self: PosixRemover, targets, result):  # type: ignore[no-untyped-def]
+        found = self.lock_users(targets)
+        rest = [t for t in targets if t not in found]
+        for target, pids in self.open_users(rest, result).items():
+            found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
+        for target, use in found.items():
+            followed[(target.dev, target.ino)] = [h.pid for h in use.holders if h.pid]
+        return found
+
+    def old_in_use(self: LinuxRemover, dev: int, ino: int, path: str) -> bool:
+        table = self._read_table()
+        if table is not None and any(table.entries(dev, ino, self.known)):
+            return True
+        pids = followed.get((dev, ino), [])
+        name = path.rsplit("/", 1)[-1]
+        found, _ = walk_fds(self.proc, pids, {name}, {(dev, ino)}, self.calls, self.own_pid)
+        return bool(found)
+
+    monkeypatch.setattr(PosixRemover, "users", users)
+    monkeypatch.setattr(LinuxRemover, "old_in_use", old_in_use)
+    from tests.sim.explore import scripted
+    from tests.sim.test_finding1 import FINDING_1
+
+    out = run(Scenario(uv=3), scripted(FINDING_1), timeouts=False)
+    assert out.violation is not None, out.describe()
