@@ -74,6 +74,8 @@ class Outcome:
     pruned: bool = False
     results: dict[str, Any] = field(default_factory=dict)
     critical_sections: int = 0
+    handoffs: int = 0  # locks the removers handed over to a new file
+    keepers: int = 0  # keeper processes started
 
     @property
     def failure(self) -> str | None:
@@ -173,6 +175,8 @@ def run(
         world.finish()
     out.results = {a.name: a.result for a in world.actors}
     out.critical_sections = sum(a.critical_sections for a in world.actors)
+    out.handoffs = sum(getattr(r, "handoffs", 0) for r in out.results.values())
+    out.keepers = sum(1 for a in world.actors if a.kind == "keeper")
     return out
 
 
@@ -250,6 +254,8 @@ class SearchReport:
     complete: bool = True  # False when stopped by `max_runs`/`deadline` before the end
     critical_sections: int = 0
     random: bool = False
+    handoffs: int = 0  # runs in which a remover handed a lock over
+    keepers: int = 0  # runs in which a keeper took a handoff over
     seed_run: int | None = None  # which random run failed
 
     def summary(self) -> str:
@@ -259,7 +265,8 @@ class SearchReport:
         found = "no counterexample" if self.failure is None else "COUNTEREXAMPLE"
         return (
             f"{how}{bound}: {self.runs} runs, {self.steps} steps, {self.states} distinct states,"
-            f" {self.critical_sections} critical sections, {self.seconds:.1f} s: {found}"
+            f" {self.critical_sections} critical sections, {self.handoffs} runs with a handoff,"
+            f" {self.keepers} with a keeper, {self.seconds:.1f} s: {found}"
         )
 
 
@@ -304,6 +311,8 @@ def dfs(
         report.runs += 1
         report.steps += len(out.schedule)
         report.critical_sections += out.critical_sections
+        report.handoffs += bool(out.handoffs)
+        report.keepers += bool(out.keepers)
         if out.failure:
             report.failure = out
             break
@@ -363,6 +372,8 @@ def random_runs(
         report.runs += 1
         report.steps += len(out.schedule)
         report.critical_sections += out.critical_sections
+        report.handoffs += bool(out.handoffs)
+        report.keepers += bool(out.keepers)
         if out.failure:
             report.failure = out
             report.seed_run = number
