@@ -50,7 +50,8 @@ class Step:
         """1 if running `actor` now is a preemption (a timeout always is one)."""
         if actor in self.timeouts:
             return 1
-        return int(self.current in self.runnable and actor is not self.current)
+        current_can_go_on = self.current in self.runnable and self.current not in self.timeouts
+        return int(current_can_go_on and actor is not self.current)
 
     def default(self) -> Actor:
         """Go on with the current actor while it can run, else the first runnable one."""
@@ -72,6 +73,7 @@ class Outcome:
     deadlock: str | None = None
     endless: str | None = None
     pruned: bool = False
+    final: int | None = None  # the fingerprint of the state the run ended in
     results: dict[str, Any] = field(default_factory=dict)
     critical_sections: int = 0
     handoffs: int = 0  # locks the removers handed over to a new file
@@ -167,6 +169,8 @@ def run(
             if crashed:
                 out.crash = f"{crashed[0].name} crashed:\n{crashed[0].error}"
                 break
+        if not out.pruned:
+            out.final = world.fingerprint()
         if not (out.failure or out.pruned):
             stuck = [a.name for a in world.actors if a.status != "done"]
             if stuck:
@@ -257,6 +261,7 @@ class SearchReport:
     handoffs: int = 0  # runs in which a remover handed a lock over
     keepers: int = 0  # runs in which a keeper took a handoff over
     seed_run: int | None = None  # which random run failed
+    finals: set[int] = field(default_factory=set)  # the states runs ended in
 
     def summary(self) -> str:
         how = "random" if self.random else "exhaustive"
@@ -276,8 +281,13 @@ def dfs(
     max_steps: int = 2000,
     max_runs: int | None = None,
     deadline: float | None = None,
+    cache: bool = True,
 ) -> SearchReport:
-    """Every schedule with at most `bound` preemptions (None: no bound), depth first."""
+    """Every schedule with at most `bound` preemptions (None: no bound), depth first.
+
+    `cache=False` turns the pruning of states seen before off (every schedule is run to its end:
+    a check that the pruning loses nothing, on small cases).
+    """
     report = SearchReport(bound=bound)
     began = time.monotonic()
     limit = float("inf") if bound is None else bound
@@ -300,7 +310,7 @@ def dfs(
                 return follow(prefix)(step)
             key = (step.world.fingerprint(), step.current and step.current.name)
             left = limit - step.preemptions
-            if seen.get(key, -1.0) >= left:
+            if cache and seen.get(key, -1.0) >= left:
                 return None  # explored from here already, with at least this budget
             seen[key] = left
             fresh.add(key[0])
@@ -313,6 +323,8 @@ def dfs(
         report.critical_sections += out.critical_sections
         report.handoffs += bool(out.handoffs)
         report.keepers += bool(out.keepers)
+        if out.final is not None:
+            report.finals.add(out.final)
         if out.failure:
             report.failure = out
             break

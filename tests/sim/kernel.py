@@ -186,7 +186,7 @@ class Kernel:
             ofd = self._ofd(pid, where)
             if ofd.inode is not None:
                 raise _err(errno.ENOTDIR)
-            return list(self.names)
+            return sorted(self.names)  # one fixed order (tmpfs has its own; the remover sorts)
         return self.proc_list_dir(where)
 
     def lstat(self, pid: int, name: str, dir_fd: int) -> os.stat_result:
@@ -367,7 +367,7 @@ class Kernel:
             pids = [str(pid) for pid, proc in self.procs.items() if proc.alive]
             return ["self", "locks", *pids]
         if len(parts) == 2 and parts[1] == "fd":
-            return [str(fd) for fd in self._live(parts[0], path).fds]
+            return [str(fd) for fd in sorted(self._live(parts[0], path).fds)]  # as Linux does
         raise _err(errno.ENOENT, path)
 
     def read(self, path: str) -> bytes:

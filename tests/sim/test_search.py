@@ -194,3 +194,16 @@ def test_power_a_users_pass_that_skips_open_files_is_caught(
 
     out = run(Scenario(uv=3), scripted(FINDING_1), timeouts=False)
     assert out.violation is not None, out.describe()
+
+
+@pytest.mark.parametrize("bound", [1, 2])
+def test_pruning_seen_states_loses_no_end_state(bound: int) -> None:
+    # every schedule run to its end, against the search that skips states it has seen: the
+    # same set of end states (kernel state, each actor's observations and result)
+    scenario = Scenario(uv=1, rounds=2)
+    full = dfs(scenario, bound=bound, cache=False)
+    pruned = dfs(scenario, bound=bound)
+    assert full.failure is None and pruned.failure is None
+    assert pruned.finals == full.finals
+    assert pruned.steps < full.steps
+    print(f"bound {bound}: {full.runs} schedules, {pruned.runs} runs with pruning")

@@ -118,7 +118,8 @@ class Actor:
 
     def state(self) -> tuple[object, ...]:
         changed = self.status == "sleeping" and self.runnable()
-        return (self.status, changed, self.pending, self.history, self.in_cs)
+        wake = self.wake if self.status == "sleeping" else None  # the time it resumes at
+        return (self.status, changed, wake, self.pending, self.history, self.in_cs)
 
     # ---- the critical section of a uv actor ----------------------------------------------------
 
