@@ -229,14 +229,20 @@ def blocked(actor: Actor) -> bool:
 
 
 def scripted(directives: Sequence[Directive]) -> Chooser:
-    """Follow `directives` in turn, then go on with the default choice."""
+    """Follow `directives` in turn, then go on with the default choice.
+
+    A directive ends when its condition holds or its actor cannot run. An actor asleep that
+    nothing woke counts as unable to run, except under `done` ("to the end, however long it
+    takes"), where it may time out if the run allows timeouts.
+    """
     state = {"next": 0}
 
     def choose(step: Step) -> Actor | None:
         while state["next"] < len(directives):
             name, until = directives[state["next"]]
             actor = step.world.by_name(name)
-            if until(actor) or actor not in step.runnable:
+            waits = actor in step.timeouts and until is not done
+            if until(actor) or actor not in step.runnable or waits:
                 state["next"] += 1
                 continue
             return actor

@@ -25,7 +25,14 @@ from tests.sim.kernel import BLOCKED, EPOCH, LOCK_EX, LOCK_NB, LOCK_UN, PROC, TM
 from uvsweep.model import Holder
 from uvsweep.probe.posix import Syscalls
 from uvsweep.processes import ProcessTable
-from uvsweep.remove.handoff import Handoff, Keeper
+
+try:
+    from uvsweep.remove.handoff import Handoff, Keeper
+except ImportError:  # the code before the keeper seam (63d3071): the search still runs on it
+    Keeper = object  # type: ignore[assignment,misc]
+    HAS_KEEPER = False
+else:
+    HAS_KEEPER = True
 
 if TYPE_CHECKING:
     import os
@@ -324,7 +331,7 @@ def remover_run() -> Body:
             calls=actor.calls,
             processes=SimProcesses(kernel),
             clock=lambda: EPOCH + kernel.now,
-            keeper=SimKeeper(actor),
+            **({"keeper": SimKeeper(actor)} if HAS_KEEPER else {}),
         )
         return remover.remove([TMP], Policy())
 
@@ -344,7 +351,7 @@ class SimKeeper(Keeper):
     def __init__(self, parent: Actor) -> None:
         self.parent = parent
 
-    def take(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:
+    def take(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:  # type: ignore[valid-type]
         world = self.parent.world
         self.parent.park(("spawn_keeper",))
         job = json.dumps({"view": view, "handoffs": [h.to_json() for h in handoffs]})
