@@ -288,6 +288,7 @@ def dfs(
     max_runs: int | None = None,
     deadline: float | None = None,
     cache: bool = True,
+    timeouts: bool = True,
 ) -> SearchReport:
     """Every schedule with at most `bound` preemptions (None: no bound), depth first.
 
@@ -323,7 +324,7 @@ def dfs(
             expanded.append(step.index)
             return step.default()
 
-        out = run(scenario, choose, max_steps)
+        out = run(scenario, choose, max_steps, timeouts)
         report.runs += 1
         report.steps += len(out.schedule)
         report.critical_sections += out.critical_sections
@@ -353,6 +354,7 @@ def random_runs(
     max_steps: int = 2000,
     deadline: float | None = None,
     pause: int = 60,
+    timeouts: bool = True,
 ) -> SearchReport:
     """`runs` random schedules from `seed`.
 
@@ -386,7 +388,7 @@ def random_runs(
                 pool = [a for a in pool if a is not current] or pool
             return rng.choice(pool)
 
-        out = run(scenario, choose, max_steps)
+        out = run(scenario, choose, max_steps, timeouts)
         report.runs += 1
         report.steps += len(out.schedule)
         report.critical_sections += out.critical_sections

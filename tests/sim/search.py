@@ -45,27 +45,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switch", type=float, default=0.3, help="random switch probability")
     parser.add_argument("--deadline", type=float, help="stop after this many seconds")
     parser.add_argument("--max-steps", type=int, default=2000, help="steps before 'not done'")
+    parser.add_argument(
+        "--no-timeouts", action="store_true", help="sleepers resume only when woken or alone"
+    )
     parser.add_argument("--replay", help="run one schedule (as printed) and show its trace")
     args = parser.parse_args(argv)
     scenario = Scenario(
         uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file
     )
     if args.replay:
-        out = run(scenario, follow(decode(args.replay)), args.max_steps)
+        out = run(scenario, follow(decode(args.replay)), args.max_steps, not args.no_timeouts)
         print(out.describe())
         print(f"{len(out.schedule)} steps: {out.failure or 'no failure'}")
         return 1 if out.failure else 0
     if args.seed is not None:
         report = random_runs(
-            scenario, args.seed, args.runs, args.switch, args.max_steps, args.deadline
-        )
+            scenario, args.seed, args.runs, args.switch, args.max_steps, args.deadline,
+            timeouts=not args.no_timeouts,
+        )  # fmt: skip
         _show(report, scenario)
         return 1 if report.failure else 0
     bounds = [None] if args.unbounded else (
         list(range(args.bound + 1)) if args.iterate else [args.bound]
     )  # fmt: skip
     for bound in bounds:
-        report = dfs(scenario, bound, args.max_steps, deadline=args.deadline)
+        report = dfs(
+            scenario, bound, args.max_steps, deadline=args.deadline, timeouts=not args.no_timeouts
+        )
         _show(report, scenario)
         sys.stdout.flush()
         if report.failure:
