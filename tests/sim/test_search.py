@@ -207,3 +207,17 @@ def test_pruning_seen_states_loses_no_end_state(bound: int) -> None:
     assert pruned.finals == full.finals
     assert pruned.steps < full.steps
     print(f"bound {bound}: {full.runs} schedules, {pruned.runs} runs with pruning")
+
+
+def test_the_command_line_searches_and_replays(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.sim.search import main
+
+    assert main(["--actors", "1", "--bound", "1", "--iterate"]) == 0
+    printed = capsys.readouterr().out
+    assert "preemption bound 0" in printed and "preemption bound 1" in printed
+    assert "no counterexample" in printed
+    assert main(["--actors", "1", "--seed", "3", "--runs", "20"]) == 0
+    assert "random: 20 runs" in capsys.readouterr().out
+    assert main(["--actors", "1", "--replay", "R*3 W1*4"]) == 0
+    printed = capsys.readouterr().out
+    assert "W1  flock(" in printed and "no failure" in printed
