@@ -27,6 +27,7 @@ class ExitStatus(IntEnum):
     PARTIAL = 4  # some dirs or files could not be scanned or removed (listed in `errors`)
     BUSY = 5  # `clean`: uv processes are running, so nothing was removed
     NO_DISPLAY = 6  # the tray app: no graphical session, or the display cannot be opened
+    HIDDEN = 7  # `clean`: processes that could use the files are hidden from us; nothing removed
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -64,6 +65,8 @@ def _output(as_json: bool, document: Callable[[], object], text: Callable[[], st
 def _parse_states(values: Sequence[str]) -> frozenset[LockState]:
     states = set()
     for value in values:
+        if not value.strip(" ,"):
+            raise UsageError("--fail-on: name at least one state (e.g. --fail-on orphaned)")
         for raw in value.split(","):
             word = raw.strip().lower()
             if not word:
@@ -129,7 +132,20 @@ def parse_duration(text: str) -> float:
 
     if value < 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r}: a duration must be a finite number >= 0")
+    if value * factor > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be at most 100 years")
     return value * factor
+
+
+#: The longest duration any option takes (100 years): longer ones overflow timers and dates.
+MAX_DURATION = 100 * 365 * 86400.0
+
+
+def parse_dir(text: str) -> str:
+    """A `--dir` value: any path but the empty string (which would silently mean `.`)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty dir name would mean the current dir: give one")
+    return text
 
 
 class _Status:
@@ -213,6 +229,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
             dry_run=args.dry_run,
             gate=not args.ignore_running_uv,
             progress=progress,
+            accept_hidden=args.accept_hidden_processes,
         )
         if not (outcome.busy and waiting and not args.dry_run):
             break
@@ -230,8 +247,17 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
             f"note: the open files of {outcome.hidden_processes} processes of other users could"
             " not be inspected (root can); every user's locks, waits and uv processes were"
         )
+    if outcome.keepers:
+        pids = ", ".join(str(pid) for pid in outcome.keepers)
+        _err(
+            f"note: a uvsweep keeper (pid {pids}) holds the lock at the names of files a process"
+            " opened during removal, until that process is done with the old file"
+        )
     if outcome.busy:
         return ExitStatus.BUSY
+    if outcome.blind:
+        _err(f"nothing removed: {outcome.blind} (--accept-hidden-processes to clean anyway)")
+        return ExitStatus.HIDDEN
     if outcome.errors:
         return ExitStatus.PARTIAL
     return ExitStatus.OK
@@ -626,7 +652,8 @@ states:
 exit codes:
   0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
   or removed, 5 uv is running (clean removed nothing), 6 no graphical session for the
-  tray app, 130 Ctrl-C
+  tray app, 7 processes that could use the files are hidden (clean removed nothing),
+  130 Ctrl-C
 """
 
 _CLEAN_DESCRIPTION = """\
@@ -668,7 +695,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def _dir_and_json(parser: argparse.ArgumentParser, verb: str, document: str) -> None:
     parser.add_argument(
-        "--dir", dest="dirs", action="append", metavar="DIR",
+        "--dir", dest="dirs", action="append", metavar="DIR", type=parse_dir,
         help=f"{verb} DIR instead of the defaults (uv's temp dir, /tmp, and `dirs` from "
         "settings); repeatable",
     )  # fmt: skip
@@ -749,6 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the gate and clean while uv runs; every per-file check still applies, but a "
         "uv process that is just about to open a file cannot be seen (use with care)",
     )  # fmt: skip
+    clean.add_argument(
+        "--accept-hidden-processes", action="store_true",
+        help="clean even where processes are hidden from uvsweep (a child PID namespace, /proc "
+        "with hidepid): a hidden process that has a file open cannot be seen (exit 7 without it)",
+    )  # fmt: skip
 
     watch = _command(
         sub,
@@ -789,7 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
         "start says so and exits 0. Without a graphical session it exits 6.",
     )
     tray_cmd.add_argument(
-        "--dir", dest="dirs", action="append", metavar="DIR",
+        "--dir", dest="dirs", action="append", metavar="DIR", type=parse_dir,
         help="watch DIR instead of the defaults; repeatable",
     )  # fmt: skip
 

@@ -128,6 +128,10 @@ def clean_json(report: CleanReport, now: float) -> dict[str, Any]:
         ],
         "errors": [{"path": err.path, "message": err.message} for err in report.errors],
         "uv_processes": [process_json(p, now) for p in report.uv_processes],
+        "handoffs": report.handoffs,
+        "keepers": list(report.keepers),
+        "hidden": report.blind or None,
+        "notes": list(report.notes),
     }
 
 

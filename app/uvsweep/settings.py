@@ -120,6 +120,8 @@ def parse_value(field: Field, value: object) -> Any:
     kind = field.kind
     if kind == "paths":
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            if any(not item.strip() for item in value):
+                raise ValueError("must not hold an empty path (it would mean the current dir)")
             return tuple(os.path.expanduser(item) for item in value)
         raise ValueError("must be a list of strings")
     if kind == "seconds":

@@ -48,7 +48,7 @@ class Visibility(Record):
     pid_namespace: str  # "initial", "child" or "unknown"
     hidepid: str | None  # the `/proc` mount's hidepid option, None without one
     sees_all_users: bool  # False when hidepid hides other users' processes or their fds from us
-    sees_all_namespaces: bool  # False in a child PID namespace
+    sees_all_namespaces: bool  # False with the /proc of a child PID namespace
     notes: tuple[str, ...]  # one line each, for scan, clean, doctor and the JSON notes
 
     def __init__(
@@ -78,13 +78,38 @@ def _own_pid(proc: str) -> int:
         return os.getpid()
 
 
+def _ns_inode(link_path: str) -> int | None:
+    try:
+        link = os.readlink(link_path)  # "pid:[4026531836]"
+        return int(link[link.index("[") + 1 : link.index("]")])
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_shows_everything(proc: str, ours: str) -> bool:
+    """Whether `proc` belongs to the initial PID namespace (so it lists every process).
+
+    A child namespace may use its parent's `/proc` (`unshare --pid` without `--mount-proc`):
+    then it still sees everything. The `/proc`'s namespace is its pid 1's, where we may read it.
+    """
+    if ours == "initial":
+        return True
+    inode = _ns_inode(f"{proc}/1/ns/pid")
+    if inode is not None:
+        return inode == INITIAL_PID_NS_INODE
+    # pid 1's namespace is not ours to read (another namespace's): the kernel's own kthreadd,
+    # pid 2 with parent 0, is listed only by the initial namespace's /proc
+    try:
+        with open(f"{proc}/2/stat", "rb") as handle:
+            fields = handle.read().split()
+    except OSError:
+        return False
+    return len(fields) > 3 and fields[1] == b"(kthreadd)" and fields[3] == b"0"
+
+
 def _pid_namespace(proc: str) -> str:
     """`initial`, `child` or `unknown`."""
-    try:
-        link = os.readlink(f"{proc}/self/ns/pid")  # "pid:[4026531836]"
-        inode = int(link[link.index("[") + 1 : link.index("]")])
-    except (OSError, ValueError):
-        inode = None
+    inode = _ns_inode(f"{proc}/self/ns/pid")
     if inode is not None:
         return "initial" if inode == INITIAL_PID_NS_INODE else "child"
     try:
@@ -143,8 +168,9 @@ def detect(
         exempt = exempt or int(gid) in {os.getegid(), *os.getgroups()}
     hides = hidepid in _HIDES_PROCESSES or hidepid in _HIDES_DETAILS
     sees_all_users = exempt or not hides
+    sees_all_namespaces = _proc_shows_everything(proc, namespace)
     notes: list[str] = []
-    if namespace == "child":
+    if not sees_all_namespaces:
         notes.append(
             "uvsweep runs in a child PID namespace (a container?): processes outside it, their"
             " open files and their locks cannot be seen"
@@ -156,5 +182,5 @@ def detect(
         notes.append(f"{proc} is mounted with hidepid={hidepid}: {what} cannot be seen")
     return Visibility(
         own_pid, namespace, hidepid, sees_all_users=sees_all_users,
-        sees_all_namespaces=namespace != "child", notes=tuple(notes),
+        sees_all_namespaces=sees_all_namespaces, notes=tuple(notes),
     )  # fmt: skip

@@ -77,7 +77,7 @@ def test_json_schema_is_exact_and_states_are_right(lockdir: Path, hold: type[Hol
     assert held["state"] == "held"
     assert [h["pid"] for h in held["holders"]] == [holder.pid]
     assert [w["pid"] for w in held["waiters"]] == [waiter.pid]
-    assert set(held["holders"][0]) == {"pid", "name", "user", "cmdline"}
+    assert set(held["holders"][0]) == {"pid", "name", "user", "cmdline", "alive"}
     assert held["holders"][0]["cmdline"][0] == sys.executable
     assert doc["summary"]["held"] == 1 and doc["summary"]["orphaned"] == 1
 

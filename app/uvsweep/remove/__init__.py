@@ -62,7 +62,7 @@ class Policy:
         if self._private[directory]:
             return None
         return (
-            f"another user's process could have it open, and {self.private_dirs_only}"
+            f"another user's process could have it open unseen: {self.private_dirs_only}"
             " (only files in a dir no other user can enter are removed)"
         )
 
