@@ -353,8 +353,9 @@ def random_runs(
     switch: float = 0.3,
     max_steps: int = 2000,
     deadline: float | None = None,
-    pause: int = 60,
+    pause: int = 150,
     timeouts: bool = True,
+    arrivals: int = 100,
 ) -> SearchReport:
     """`runs` random schedules from `seed`.
 
@@ -362,8 +363,10 @@ def random_runs(
     switched away from is then *paused* for a random number of steps (up to `pause`), picked
     only if nothing else can run. Long pauses are what real preemption looks like ("uv was
     descheduled for 3 s between its open and its flock"), and plain random switching almost
-    never produces them.
+    never produces them. Likewise each actor starts at a random step up to `arrivals`: uv
+    processes do not all start at once.
     """
+    specs = scenario.actor_specs()
     report = SearchReport(random=True)
     began = time.monotonic()
     states: set[int] = set()
@@ -372,7 +375,8 @@ def random_runs(
             report.complete = False
             break
         rng = random.Random(seed * 1_000_003 + number)
-        paused: dict[str, int] = {}
+        # every actor arrives at a random step (runs earlier only if nothing else can run)
+        paused = {name: rng.randint(0, arrivals) for name, _kind, _body in specs}
 
         def choose(
             step: Step, rng: random.Random = rng, paused: dict[str, int] = paused

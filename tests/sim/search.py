@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="random schedules from this seed")
     parser.add_argument("--runs", type=int, default=10_000, help="random runs (default 10000)")
     parser.add_argument("--switch", type=float, default=0.3, help="random switch probability")
+    parser.add_argument(
+        "--pause", type=int, default=150, help="random: longest pause of a preempted actor"
+    )
+    parser.add_argument(
+        "--arrivals", type=int, default=100, help="random: latest step an actor starts at"
+    )
     parser.add_argument("--deadline", type=float, help="stop after this many seconds")
     parser.add_argument("--max-steps", type=int, default=2000, help="steps before 'not done'")
     parser.add_argument(
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         report = random_runs(
             scenario, args.seed, args.runs, args.switch, args.max_steps, args.deadline,
-            timeouts=not args.no_timeouts,
+            pause=args.pause, timeouts=not args.no_timeouts, arrivals=args.arrivals,
         )  # fmt: skip
         _show(report, scenario)
         return 1 if report.failure else 0
