@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.sim.explore import dfs, encode, random_runs, run
+from tests.sim.explore import before, dfs, done, encode, in_critical, random_runs, run, scripted
 from tests.sim.kernel import LOCK_EX, LOCK_NB, TMP
 from tests.sim.world import LOCK_NAME, LOCK_PATH, Actor, Body, Scenario
 
@@ -221,3 +221,29 @@ def test_the_command_line_searches_and_replays(capsys: pytest.CaptureFixture[str
     assert main(["--actors", "1", "--replay", "R*3 W1*4"]) == 0
     printed = capsys.readouterr().out
     assert "W1  flock(" in printed and "no failure" in printed
+
+
+# ---- the keeper path, scripted ----------------------------------------------------------------
+
+KEEPER_PATH = [
+    ("R", before("unlink")),  # every check passed, the lock is held
+    ("W1", before("flock")),  # opens the old file, paused before its flock
+    ("R", done),  # unlink, handoff; W1 stays paused: `clean` stops waiting, a keeper takes over
+    ("W1", in_critical),  # flock on the old inode
+    ("W2", in_critical),  # a newcomer: the new file, which the keeper must still hold
+]
+
+
+def test_a_keeper_holds_the_new_file_until_the_old_one_is_let_go() -> None:
+    out = run(Scenario(uv=2), scripted(KEEPER_PATH))
+    assert out.failure is None, out.describe()
+    assert out.keepers == 1 and out.critical_sections == 2
+    assert out.results["R"].keepers  # `clean` returned, reporting its keeper
+
+
+def test_power_a_keeper_that_inherits_no_lock_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uvsweep.remove.handoff import Handoff
+
+    monkeypatch.setattr(Handoff, "fds", lambda self: [self.dir_fd])
+    out = run(Scenario(uv=2), scripted(KEEPER_PATH))
+    assert out.violation is not None, out.describe()
