@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-file", action="store_true", help="start with no file at the name (uv creates it)"
     )
+    parser.add_argument(
+        "--uv-exact",
+        action="store_true",
+        help="uv's real EEXIST path: one reopen, and on without the lock if that fails",
+    )
     parser.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     parser.add_argument("--unbounded", action="store_true", help="no preemption bound")
     parser.add_argument("--iterate", action="store_true", help="bounds 0..--bound in turn")
@@ -57,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay", help="run one schedule (as printed) and show its trace")
     args = parser.parse_args(argv)
     scenario = Scenario(
-        uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file
-    )
+        uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
+        uv_exact=args.uv_exact,
+    )  # fmt: skip
     if args.replay:
         out = run(scenario, follow(decode(args.replay)), args.max_steps, not args.no_timeouts)
         print(out.describe())

@@ -14,6 +14,7 @@ runs that reach the same kernel state with the same observation hashes have the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import traceback
@@ -242,6 +243,10 @@ class SimCalls(Syscalls):
 
     # ---- what uv needs beyond the remover's seam -----------------------------------------------
 
+    def work(self) -> None:
+        """A step of work that touches nothing shared (a scheduling point, nothing more)."""
+        self._do(("work",), lambda: None)
+
     def rename_noreplace(self, old: str, new: str) -> None:
         self._do(
             ("rename_noreplace", old, new),
@@ -273,13 +278,17 @@ class SimProcesses(ProcessTable):
 # ---- actor programs ----------------------------------------------------------------------------
 
 
-def uv_worker(rounds: int = 1) -> Body:
+def uv_worker(rounds: int = 1, exact: bool = False) -> Body:
     """What uv does around its temp-dir lock (`LockedFile::acquire`, uv >= 0.9.15), `rounds` times.
 
     Open the name read-write without creating it; if it is missing, create a temp file in the same
     dir, `fchmod` it 0666 and rename it into place without replacing (on EEXIST somebody else
-    was first: drop ours and open theirs). Then a non-blocking exclusive flock, else a blocking
-    one; the critical section; unlock; close. Every call is a point where uv may be paused.
+    was first: drop ours and open theirs, retrying from the top if theirs is gone too). Then a
+    non-blocking exclusive flock, else a blocking one; the critical section; unlock; close. Every
+    call is a point where uv may be paused.
+
+    `exact`: as uv's code really is after EEXIST: it opens the name once, and if that fails,
+    uv >= 0.7.19 warns and goes on *without the lock* (its critical section then has no lock).
     """
     import os
 
@@ -302,10 +311,24 @@ def uv_worker(rounds: int = 1) -> Body:
                 try:
                     calls.rename_noreplace(tmp, LOCK_PATH)
                 except FileExistsError:
+                    if not exact:
+                        calls.unlink(tmp, None)
+                        calls.close(tmp_fd)
+                        continue
+                    # uv opens the name once more; the temp file (inside the error) is only
+                    # dropped, unlinked and closed, after that
+                    # if this fails ("failed to acquire lock"), uv warns and goes on without it
+                    with contextlib.suppress(FileNotFoundError):
+                        fd = calls.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)
                     calls.unlink(tmp, None)
                     calls.close(tmp_fd)
-                    continue
+                    break
                 fd = tmp_fd
+            if fd is None:
+                actor.enter_critical()
+                calls.work()  # a point inside the unlocked section
+                actor.leave_critical()
+                continue
             try:
                 calls.flock(fd, LOCK_EX | LOCK_NB)
             except BlockingIOError:
@@ -400,6 +423,7 @@ class Scenario:
     removers: int = 1  # remover runs
     rounds: int = 1  # critical sections per uv actor
     existing: bool = True  # an orphaned lock file is at the name when everything starts
+    uv_exact: bool = False  # uv's real EEXIST path: one reopen, else on without the lock
     remover: Callable[[], Body] = field(default=remover_run)  # what a remover runs
 
     def describe(self) -> str:
@@ -412,7 +436,7 @@ class Scenario:
         for i in range(self.removers):
             specs.append((f"R{i + 1}" if self.removers > 1 else "R", "remover", self.remover()))
         for i in range(self.uv):
-            specs.append((f"W{i + 1}", "uv", uv_worker(self.rounds)))
+            specs.append((f"W{i + 1}", "uv", uv_worker(self.rounds, self.uv_exact)))
         return specs
 
 
