@@ -8,12 +8,15 @@ open cannot fail. With one: W1 loses the rename race to W2's file, W2 finishes, 
 deletes that now-orphaned file (nobody has it open: W1 has only its `.tmpXXXXXX` sibling open),
 W1's reopen fails and W1 runs without the lock, while W3 creates a fresh file and locks it.
 
-The remover could see it coming: while W1 is in that window it has a `.tmp*` file open in the
-same dir (the remover even reads that fd link, step 22 below, and passes over it). Treating such
-a process as a user of the name (keep the file before the unlink, hand over after it) would close
-the window. The model of uv here follows uv's source as read (`LockedFile::create`); that uv
-really goes on without the lock on this path should be confirmed against a real uv before
-relying on it.
+The remover could narrow the window: while W1 is in it, W1 has a `.tmp*` file open in the same
+dir (the remover even reads that fd link and passes over it), so a process with a `.tmp*` file
+open in the dir could count as a user of the name (keep the file before the unlink, hand over
+after it). It cannot close it: W1 may create its temp file, fail its rename and fail its reopen
+all between the remover's last check and its unlink (random search, `--uv-exact --seed 1`, finds
+`W1 W3*7 R*12 W1 R*2 W1*2 R W2 W1 W2*2 W1*2 W2*2`, where W1's reopen follows the unlink at
+once). The real fix is in uv (retry the create when the reopen finds nothing). The model of uv
+here follows uv's source as read (`LockedFile::create`); that uv really goes on without the lock
+on this path must be confirmed against a real uv before relying on it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ CREATE_RACE: list[Directive] = [
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the remover does not see a uv between its failed rename and its reopen",
+    reason="a removal between uv's failed rename and its reopen leaves uv without the lock",
 )
 def test_a_uv_that_lost_the_rename_race_never_runs_without_the_lock() -> None:
     out = run(Scenario(uv=3, existing=False, uv_exact=True), scripted(CREATE_RACE))
