@@ -97,9 +97,94 @@ def worker(directory: str, witness_dir: str, sections: int, seed: int) -> dict[s
     return {"sections": sections, "overlaps": overlaps}
 
 
+_LATECOMER = """
+import fcntl, json, os, random, sys, time
+witness_dir, seed = sys.argv[1], int(sys.argv[2])
+rng = random.Random(seed)
+sections = overlaps = 0
+for line in sys.stdin:
+    path, pause = line.split()
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        print("gone", flush=True)
+        continue
+    print("opened", flush=True)
+    time.sleep(float(pause))
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    witness = os.path.join(witness_dir, os.path.basename(path))
+    try:
+        os.close(os.open(witness, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        mine = True
+    except FileExistsError:
+        overlaps += 1
+        mine = False
+    sections += 1
+    time.sleep(rng.random() * 0.001)
+    if mine:
+        os.unlink(witness)
+    os.close(fd)
+    print("done", flush=True)
+print(json.dumps({"sections": sections, "overlaps": overlaps}), flush=True)
+"""
+
+
+class Latecomer:
+    """A uv-like process that opens a file on request, just before the sweeper's unlink."""
+
+    def __init__(self, witness_dir: str, seed: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LATECOMER, witness_dir, str(seed)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.busy = False
+
+    def poll(self) -> None:
+        import select
+
+        assert self.proc.stdout is not None
+        while self.busy and select.select([self.proc.stdout], [], [], 0)[0]:
+            if self.proc.stdout.readline().strip() == "done":
+                self.busy = False
+
+    def open_now(self, path: str, pause: float) -> None:
+        """Open `path` (if it is there) and return; the lock is taken after `pause`."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{path} {pause}\n")
+        self.proc.stdin.flush()
+        self.busy = self.proc.stdout.readline().strip() == "opened"
+
+    def finish(self) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        lines = self.proc.stdout.read().splitlines()
+        self.proc.wait()
+        result: dict[str, int] = json.loads(lines[-1])
+        return result
+
+
+def latecomers_remover(witness_dir: str) -> tuple[object, list[Latecomer]]:
+    """uvsweep's remover, with two latecomers at every unlink they are free for: one takes its
+    lock at once (a waiter), one after a pause (uv preempted between its open and its lock)."""
+    from uvsweep.remove.posix import LinuxRemover
+
+    late = [Latecomer(witness_dir, 1), Latecomer(witness_dir, 2)]
+    rng = random.Random(7)
+
+    class WithLatecomers(LinuxRemover):
+        def unlink(self, target) -> None:  # type: ignore[no-untyped-def]
+            for index, comer in enumerate(late):
+                comer.poll()
+                if not comer.busy:
+                    comer.open_now(target.path, 0.0 if index == 0 else rng.random() * 0.02)
+            super().unlink(target)
+
+    return WithLatecomers(), late
+
+
 def sweep_once(kind: str, directory: str, remover: object) -> int:
     """One pass of a sweeper; how many files it removed."""
-    if kind == "uvsweep":
+    if kind in ("uvsweep", "latecomers"):
         from uvsweep.remove import Policy, Remover
 
         assert isinstance(remover, Remover)
@@ -139,16 +224,24 @@ sweep_once.handoffs = 0  # type: ignore[attr-defined]
 def sweeper(kind: str, directory: str, stop_file: str) -> dict[str, int]:
     """Sweep until `stop_file` appears."""
     remover = None
+    late: list[Latecomer] = []
     if kind == "uvsweep":
         from uvsweep.remove import for_platform
 
         remover = for_platform()
+    elif kind == "latecomers":
+        remover, late = latecomers_remover(os.path.join(os.path.dirname(directory), "witness"))
     passes = removed = 0
     while not os.path.exists(stop_file):
         removed += sweep_once(kind, directory, remover)
         passes += 1
     handoffs: int = sweep_once.handoffs  # type: ignore[attr-defined]
-    return {"passes": passes, "removed": removed, "handoffs": handoffs}
+    totals = [comer.finish() for comer in late]
+    return {
+        "passes": passes, "removed": removed, "handoffs": handoffs,
+        "late_sections": sum(t["sections"] for t in totals),
+        "late_overlaps": sum(t["overlaps"] for t in totals),
+    }  # fmt: skip
 
 
 def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> dict[str, object]:
@@ -187,7 +280,8 @@ def run(directory: str, kind: str, sections: int = 10_000, workers: int = 4) -> 
     return {
         "sweeper": kind,
         "sections": sum(r["sections"] for r in results),
-        "overlaps": sum(r["overlaps"] for r in results),
+        "overlaps": sum(r["overlaps"] for r in results) + swept["late_overlaps"],
+        "late_sections": swept["late_sections"],
         "removed": swept["removed"],
         "passes": swept["passes"],
         "handoffs": swept["handoffs"],

@@ -45,18 +45,30 @@ def installed_command(
     ValueError when this uvsweep runs from one (`uvx uvsweep`: uv's cache, which `uv cache clean`
     empties).
     """
+    if "/AppTranslocation/" in executable:
+        raise ValueError(
+            "uvsweep runs from a temporary copy macOS made of a downloaded app; move"
+            " uvsweep.app to /Applications, open it from there, then enable autostart"
+        )
     if "archive-v" in executable.replace("\\", "/") and not frozen:
         raise ValueError(
             "this uvsweep runs from uvx's temporary environment; install it for good first"
             " (`uv tool install uvsweep`), then run `uvsweep autostart enable`"
         )
+    directory = os.path.dirname(executable)
+    if platform == "win32":
+        # the windowed twin (`uvsweepw.exe`: the frozen build's, or the wheel's gui-script), so
+        # no console window opens at login; closing one would end the tray
+        windowed = os.path.join(directory, "uvsweepw.exe")
+        if os.path.isfile(windowed):
+            return [os.path.abspath(windowed), "tray"]
     if frozen:
         return [executable]
     script = "uvsweep.exe" if platform == "win32" else "uvsweep"
-    beside = os.path.join(os.path.dirname(executable), script)
+    beside = os.path.join(directory, script)
     if os.path.isfile(beside):
         return [os.path.abspath(beside), "tray"]
-    found = which("uvsweep")
+    found = (which("uvsweepw") if platform == "win32" else None) or which("uvsweep")
     if found:
         return [os.path.abspath(found), "tray"]
     return [os.path.abspath(executable), "-m", "uvsweep", "tray"]
@@ -160,23 +172,48 @@ class XdgAutostart(Autostart):
 
 # ---- macOS: a LaunchAgent ----------------------------------------------------------------------
 
-Runner = Callable[[Sequence[str]], int]
+#: argv -> (exit status, stdout)
+Runner = Callable[[Sequence[str]], "tuple[int, str]"]
 
 
-def _run(argv: Sequence[str]) -> int:
+def _run(argv: Sequence[str]) -> tuple[int, str]:
     import subprocess  # noqa: PLC0415
 
-    return subprocess.run(list(argv), capture_output=True, check=False).returncode
+    try:
+        done = subprocess.run(list(argv), capture_output=True, check=False, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return 127, str(err)
+    return done.returncode, done.stdout
 
 
 class LaunchAgent(Autostart):
-    """`~/Library/LaunchAgents/dev.uvsweep.tray.plist`, loaded with `launchctl bootstrap`."""
+    """`~/Library/LaunchAgents/dev.uvsweep.tray.plist`, with launchd's own switch respected.
+
+    Never `launchctl bootout`: when launchd started the running tray, that would kill it.
+    Enabling clears launchd's disabled override (the System Settings > Login Items switch on
+    macOS 13+) and loads the agent only if it is not loaded; disabling sets that override and
+    removes the plist, leaving a running tray alone. The tray is restarted only if it crashed,
+    never after an exit of its own (exit 6, no window server yet, would loop every 10 s).
+    """
 
     def __init__(self, home: str | None = None, uid: int | None = None, run: Runner = _run) -> None:
         home = home or os.path.expanduser("~")
         self.path = os.path.join(home, "Library", "LaunchAgents", f"{APP_ID}.plist")
         self.uid = os.getuid() if uid is None and hasattr(os, "getuid") else (uid or 0)
         self.run = run
+        self.domain = f"gui/{self.uid}"
+        self.service = f"{self.domain}/{APP_ID}"
+
+    def _switched_off(self) -> bool:
+        """Whether launchd's override says disabled (`launchctl print-disabled`)."""
+        code, out = self.run(["launchctl", "print-disabled", self.domain])
+        if code != 0:
+            return False
+        for line in out.splitlines():
+            label, _, value = line.strip().partition("=>")
+            if label.strip().strip('"') == APP_ID:
+                return value.strip() in ("disabled", "true")  # macOS 13+ / older spelling
+        return False
 
     def status(self) -> Status:
         """See `Autostart`."""
@@ -189,13 +226,22 @@ class LaunchAgent(Autostart):
             return Status(enabled=False, where=self.path, detail="no LaunchAgent")
         except (OSError, ValueError) as err:
             return Status(enabled=False, where=self.path, detail=f"unreadable: {err}")
+        if not isinstance(plist, dict):
+            return Status(enabled=False, where=self.path, detail="unreadable: not a dictionary")
         if plist.get("Disabled") is True or plist.get("RunAtLoad") is not True:
             return Status(enabled=False, where=self.path, detail="the LaunchAgent is disabled")
-        arguments = " ".join(plist.get("ProgramArguments", []))
+        if self._switched_off():
+            return Status(enabled=False, where=self.path,
+                          detail="turned off in System Settings (Login Items)")  # fmt: skip
+        arguments = " ".join(str(arg) for arg in plist.get("ProgramArguments", []))
         return Status(enabled=True, where=self.path, detail=arguments)
 
     def enable(self, command: Sequence[str]) -> Status:
-        """See `Autostart`: write the plist, then (re)load it for this login session too."""
+        """See `Autostart`: write the plist, switch launchd's override on, load it if need be.
+
+        (`installed_command` refuses an app run from a translocated copy, whose path is gone
+        after the next login.)
+        """
         import plistlib  # noqa: PLC0415
 
         plist = {
@@ -203,17 +249,19 @@ class LaunchAgent(Autostart):
             "ProgramArguments": list(command),
             "RunAtLoad": True,
             "ProcessType": "Interactive",
-            "KeepAlive": {"SuccessfulExit": False},
+            "KeepAlive": {"Crashed": True},
             "LimitLoadToSessionType": "Aqua",
         }
         _write_atomically(self.path, plistlib.dumps(plist))
-        self.run(["launchctl", "bootout", f"gui/{self.uid}/{APP_ID}"])  # if loaded: reload
-        self.run(["launchctl", "bootstrap", f"gui/{self.uid}", self.path])
+        self.run(["launchctl", "enable", self.service])  # asked for explicitly: back on
+        loaded, _out = self.run(["launchctl", "print", self.service])
+        if loaded != 0:  # not loaded: load it (a running tray started by hand stays alone)
+            self.run(["launchctl", "bootstrap", self.domain, self.path])
         return self.status()
 
     def disable(self) -> Status:
-        """See `Autostart`: unload and remove the LaunchAgent."""
-        self.run(["launchctl", "bootout", f"gui/{self.uid}/{APP_ID}"])
+        """See `Autostart`: switch it off and remove the LaunchAgent; a running tray stays."""
+        self.run(["launchctl", "disable", self.service])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         return self.status()
@@ -280,6 +328,12 @@ def windows_command_line(command: Sequence[str]) -> str:
     return subprocess.list2cmdline(list(command))
 
 
+def _switched_off(approved: Any) -> bool:
+    """Task Manager's StartupApproved value: bit 0 of the first byte set means disabled
+    (02 and 06 are on, 03 and 07 off)."""
+    return isinstance(approved, (bytes, bytearray)) and bool(approved[:1]) and approved[0] & 1 == 1
+
+
 class WindowsRun(Autostart):
     """`HKCU\\...\\Run\\uvsweep`, with Task Manager's StartupApproved switch respected."""
 
@@ -292,8 +346,7 @@ class WindowsRun(Autostart):
         command = self.registry.get(RUN_KEY, RUN_VALUE)
         if not command:
             return Status(enabled=False, where=self.where, detail="no Run entry")
-        approved = self.registry.get(APPROVED_KEY, RUN_VALUE)
-        if isinstance(approved, (bytes, bytearray)) and approved[:1] == b"\x03":
+        if _switched_off(self.registry.get(APPROVED_KEY, RUN_VALUE)):
             return Status(enabled=False, where=self.where,
                           detail="turned off in Task Manager (Startup apps)")  # fmt: skip
         return Status(enabled=True, where=self.where, detail=str(command))
@@ -301,8 +354,7 @@ class WindowsRun(Autostart):
     def enable(self, command: Sequence[str]) -> Status:
         """See `Autostart`. Asked for explicitly, it also turns Task Manager's switch back on."""
         self.registry.set(RUN_KEY, RUN_VALUE, windows_command_line(command))
-        approved = self.registry.get(APPROVED_KEY, RUN_VALUE)
-        if isinstance(approved, (bytes, bytearray)) and approved[:1] == b"\x03":
+        if _switched_off(self.registry.get(APPROVED_KEY, RUN_VALUE)):
             self.registry.set(APPROVED_KEY, RUN_VALUE, b"\x02" + bytes(11))
         return self.status()
 

@@ -39,6 +39,14 @@ class CleanReport:
         self.notes: list[str] = []
 
 
+def accepts_hidden_processes() -> bool:
+    """`UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1`: the user accepts that hidden processes go unseen
+    (as `clean --accept-hidden-processes`; for containers, where it is set once in the image)."""
+    import os  # noqa: PLC0415
+
+    return os.environ.get("UVSWEEP_ACCEPT_HIDDEN_PROCESSES") == "1"
+
+
 def running_uv(processes: ProcessTable | None = None) -> list[ProcessInfo]:
     """Live uv processes of any user, except this process's own ancestors."""
     table = processes or ProcessTable()
@@ -55,7 +63,7 @@ def clean(
     processes: ProcessTable | None = None,
     remover: Remover | None = None,
     progress: Progress | None = None,
-    accept_hidden: bool = False,
+    accept_hidden: bool | None = None,
     seen: Visibility | None = None,
 ) -> CleanReport:
     """Remove the orphaned uv lock files in `dirs` that `min_age`/`all_users` allow.
@@ -67,6 +75,8 @@ def clean(
     """
     report = CleanReport(dirs, dry_run)
     processes = processes or ProcessTable()
+    if accept_hidden is None:
+        accept_hidden = accepts_hidden_processes()
     seen = seen or visibility.detect()
     report.notes.extend(seen.notes)
     policy = Policy(min_age=min_age, all_users=all_users)

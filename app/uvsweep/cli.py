@@ -95,6 +95,11 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     dirs = scanner.resolve_dirs(args.dirs, config)
     snapshot = scanner.scan(dirs, settings=config, label=not args.no_labels)
     now = time.time()
+    from uvsweep.locations import tmpdir_warning  # noqa: PLC0415
+
+    tmp_warning = tmpdir_warning()
+    if tmp_warning:
+        _err(f"warning: {tmp_warning}")
     _show_errors(snapshot.errors)
     _output(args.json, lambda: report.snapshot_json(snapshot, now),
             lambda: report.snapshot_text(snapshot, now))  # fmt: skip
@@ -229,7 +234,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
             dry_run=args.dry_run,
             gate=not args.ignore_running_uv,
             progress=progress,
-            accept_hidden=args.accept_hidden_processes,
+            accept_hidden=args.accept_hidden_processes or None,
         )
         if not (outcome.busy and waiting and not args.dry_run):
             break
@@ -549,45 +554,28 @@ def cmd_config(args: argparse.Namespace) -> ExitStatus:
 
 # ---- lockname ---------------------------------------------------------------------------------
 
-_QUERY = "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix)"
 
-
-def _interpreter_keys(spec: str) -> list[str]:
-    """`sys.executable` (uv >= 0.7.12) and `sys.prefix` (older uv), asked of the interpreter."""
-    import shutil  # noqa: PLC0415 - only lockname needs these
-    import subprocess  # noqa: PLC0415
-
-    exe = spec if os.sep in spec or (os.altsep and os.altsep in spec) else shutil.which(spec)
-    if not exe or not os.path.exists(exe):
-        raise CommandError(f"--python: no interpreter at {spec!r}")
-    exe = os.path.abspath(exe)
-    try:
-        out = subprocess.run(
-            [exe, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError) as err:
-        raise CommandError(f"--python: could not run {exe}: {err}") from err
-    if len(out) < 3:
-        raise CommandError(f"--python: {exe} did not report sys.executable and sys.prefix")
-    executable, prefix, base_prefix = out[:3]
-    if prefix != base_prefix:
-        raise CommandError(
-            f"--python: {exe} is a virtual environment; uv locks {os.path.join(prefix, '.lock')}"
-            " there, not a file in the temp dir"
-        )
-    return [executable, prefix]
-
-
-def _lock_keys(args: argparse.Namespace) -> tuple[list[str], bool]:
-    """The Path keys uv hashes for the requested environment, and whether it is a build lock."""
+def _lock_keys(args: argparse.Namespace) -> list[Any]:
+    """The keys uv's releases hash for the requested environment (labels.LockKey)."""
     from uvsweep import labels  # noqa: PLC0415
 
-    target: str = args.target
+    target: str | None = args.target
     kind = args.kind
+    if kind == "system":
+        if target is not None:
+            raise UsageError("--system takes no PATH: it finds the interpreter on PATH as uv does")
+        found = labels.system_interpreter()
+        if found is None:
+            raise CommandError("--system: no `python` or `python3` on PATH")
+        target, kind = found, "python"
+    if target is None:
+        raise UsageError("PATH is required (except with --system)")
     if kind is None:
         if os.path.isdir(target):
             kind = "project"
-        elif target.endswith(".py"):
+        elif (
+            target.endswith(".py") or target in ("-",) or target.startswith(("http://", "https://"))
+        ):
             kind = "script"
         elif os.path.isfile(target) and os.access(target, os.X_OK):
             kind = "python"
@@ -595,46 +583,66 @@ def _lock_keys(args: argparse.Namespace) -> tuple[list[str], bool]:
             raise UsageError(
                 f"cannot tell what {target!r} is: pass --project, --script, --python or --build"
             )
-    if kind == "python":
-        return _interpreter_keys(target), False
-    if kind == "script":
-        return [os.path.join(os.getcwd(), target)], False  # std::path::absolute: no normalising
-    if kind == "build":
-        if not os.path.isdir(target):
-            raise CommandError(f"--build: {target!r} is not a directory")
-        return [os.path.realpath(target)], True
-    root = labels.project_root(target)
-    if root is None:
-        raise CommandError(
-            f"--project: no managed project at or above {target!r} (no pyproject.toml with a"
-            " [project] table, or tool.uv.managed = false)"
-        )
-    return [root], False
+    try:
+        if kind == "python":
+            return labels.interpreter_keys(target)
+        if kind == "script":
+            return labels.script_keys(target)
+        if kind == "build":
+            if not os.path.isdir(target):
+                raise CommandError(f"--build: {target!r} is not a directory")
+            return labels.build_keys(target)
+        return labels.project_keys(target)
+    except ValueError as err:
+        raise CommandError(f"--{kind}: {err}") from err
 
 
 def cmd_lockname(args: argparse.Namespace) -> ExitStatus:
-    """Print the temp-dir lock file uv would use for an environment."""
+    """Print the temp-dir lock file(s) uv would use for an environment, and which releases."""
     from uvsweep.locations import uv_temp_dir  # noqa: PLC0415
     from uvsweep.naming import PathStyle, lock_name, path_digest, str_digest  # noqa: PLC0415
 
+    base = None if args.name_only else uv_temp_dir()
     if args.raw:
+        if args.target is None:
+            raise UsageError("--raw needs a KEY")
         if args.as_str:
-            names = [lock_name(str_digest(args.target))]
+            name = lock_name(str_digest(args.target))
         else:
             style = (
                 PathStyle(args.style)
                 if args.style
                 else (PathStyle.WINDOWS if sys.platform == "win32" else PathStyle.POSIX)
             )
-            names = [lock_name(path_digest(args.target, style))]
-    else:
-        if args.as_str or args.style:
-            raise UsageError("--str and --style go with --raw")
-        keys, build = _lock_keys(args)
-        names = list(dict.fromkeys(lock_name(path_digest(key), setuptools=build) for key in keys))
-    base = None if args.name_only else uv_temp_dir()
-    for name in names:
+            name = lock_name(path_digest(args.target, style))
         print(name if base is None else os.path.join(base, name))
+        return ExitStatus.OK
+    if args.as_str or args.style:
+        raise UsageError("--str and --style go with --raw")
+    from uvsweep.labels import NoLockError  # noqa: PLC0415
+
+    try:
+        keys = _lock_keys(args)
+    except NoLockError as err:
+        reason = str(err)
+        if args.json:
+            _output(as_json=True, document=lambda: {"version": 1, "locks": [], "no_lock": reason},
+                    text=str)  # fmt: skip
+        else:
+            print(f"uv takes no lock for this: {reason}")
+        return ExitStatus.OK
+    if args.json:
+        _output(as_json=True, document=lambda: {"version": 1, "no_lock": None, "locks": [
+            {"path": os.path.join(base or "", key.name()), "name": key.name(),
+             "kind": key.kind.value, "key": key.key, "hashed_as": "str" if key.text else "path",
+             "first": key.first(), "last": key.last(), "uv": key.releases()}
+            for key in keys
+        ]}, text=str)  # fmt: skip
+        return ExitStatus.OK
+    for key in keys:
+        name = key.name()
+        shown = name if base is None else os.path.join(base, name)
+        print(shown if args.bare else f"{shown}\t{key.releases()}")
     return ExitStatus.OK
 
 
@@ -779,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--accept-hidden-processes", action="store_true",
         help="clean even where processes are hidden from uvsweep (a child PID namespace, /proc "
-        "with hidepid): a hidden process that has a file open cannot be seen (exit 7 without it)",
+        "with hidepid): a hidden process that has a file open cannot be seen (exit 7 without "
+        "it; UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1 does the same)",
     )  # fmt: skip
 
     watch = _command(
@@ -869,20 +878,24 @@ def build_parser() -> argparse.ArgumentParser:
         "lockname",
         cmd_lockname,
         help="print the temp lock file uv uses for a project, script or interpreter",
-        description="Print the path of the temp-dir lock file uv would take for an environment,\n"
-        "one per line. Without a kind flag, a directory is a project, a .py file a script\n"
-        "and an executable an interpreter.",
+        description="Print the path of each temp-dir lock file uv would take for an environment,\n"
+        "one per line, then a tab and the uv releases that use that name. Where uv takes no\n"
+        "temp-dir lock, say so. Without a kind flag, a directory is a project, a .py file\n"
+        "(or a URL, or - for stdin) a script and an executable an interpreter.",
         epilog="examples:\n"
-        "  uvsweep lockname .                          # the project around the cwd\n"
-        "  uvsweep lockname --python /usr/bin/python3  # uv >= 0.7.12 name, then the older one\n"
-        "  uvsweep lockname --raw /usr/local           # hash a Path key exactly as given\n"
+        "  uvsweep lockname .                         # the project around the cwd\n"
+        "  uvsweep lockname --system                  # `uv pip install --system`: the first\n"
+        "                                             #  `python`, else `python3`, on PATH\n"
+        "  uvsweep lockname --python python           # an interpreter by name or path\n"
+        "  uvsweep lockname --raw /usr/local          # hash a Path key exactly as given\n"
         "  uvsweep lockname --raw --str 'https://example.com/s.py'\n",
     )
     kinds = lockname.add_mutually_exclusive_group()
     for flag, help_text in (
         ("project", "a project dir (uv's workspace discovery finds the root it locks)"),
         ("script", "a PEP 723 script (uv hashes its absolute path)"),
-        ("python", "a non-venv interpreter (runs it to read sys.executable and sys.prefix)"),
+        ("python", "a non-venv interpreter or shim (runs it: sys.executable and sys.prefix)"),
+        ("system", "the interpreter --system finds: `python`, then `python3`, on PATH"),
         ("build", "a source tree built by uv's setuptools frontend (uv-setuptools-*.lock)"),
     ):
         kinds.add_argument(
@@ -896,12 +909,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --raw: whose Path rules (default: this OS)",
     )
     lockname.add_argument("--name-only", action="store_true", help="print names, not full paths")
-    lockname.add_argument("target", metavar="PATH|KEY")
+    lockname.add_argument(
+        "--bare", action="store_true", help="print only the paths (or names), without releases"
+    )
+    lockname.add_argument("--json", action="store_true", help="print JSON (see the README)")
+    lockname.add_argument("target", metavar="PATH|KEY", nargs="?")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    for stream in ("stdout", "stderr"):  # a windowed program (uvsweepw.exe, the macOS app) has none
+        if getattr(sys, stream) is None:
+            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["_notifyd"]:
         return run_notifyd(args_list[1:])

@@ -56,9 +56,14 @@ def _gi_has(namespace: str, version: str) -> bool:
     return True
 
 
-def notification_service(timeout: float = 2.0) -> str:
+def notification_service(
+    timeout: float = 2.0, platform: str = sys.platform, executable: str = sys.executable
+) -> str:
     """Who answers on the session bus for notifications, or why nobody does."""
-    if sys.platform != "linux":
+    if platform == "darwin" and ".app/Contents/MacOS/" not in executable:
+        # desktop-notifier needs an app bundle there; a plain Python gets its dummy backend
+        return "none: macOS shows notifications only for an app bundle; the tray's own, or the log"
+    if platform != "linux":
         return "the OS notification center (through desktop-notifier)"
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return "none: no session bus (DBUS_SESSION_BUS_ADDRESS is not set); the log instead"

@@ -19,6 +19,8 @@ def _darwin_user_temp_dir() -> str | None:
     import ctypes.util  # noqa: PLC0415
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.confstr.restype = ctypes.c_size_t  # size_t confstr(int, char *, size_t)
+    libc.confstr.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
     size = libc.confstr(_CS_DARWIN_USER_TEMP_DIR, None, 0)
     if size <= 0:
         return None
@@ -31,7 +33,9 @@ def _windows_temp_path() -> str | None:
     """`GetTempPath2W` if it exists (SYSTEM: `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
     import ctypes  # noqa: PLC0415 - only on Windows
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    from uvsweep import win32  # noqa: PLC0415
+
+    kernel32 = win32.load("kernel32")
     buf = ctypes.create_unicode_buffer(32768)
     func = getattr(kernel32, "GetTempPath2W", None) or kernel32.GetTempPathW
     length = func(len(buf), buf)
@@ -63,6 +67,32 @@ def uv_temp_dir(
     return "/tmp"  # noqa: S108 - this is exactly where uv puts them
 
 
+def tmpdir_warning(
+    platform: str = sys.platform, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """A warning when `TMPDIR` is set but empty or relative, else None.
+
+    Rust's `temp_dir()` returns `$TMPDIR` as it is, so with `TMPDIR=""` uv's lock path is the
+    bare file name and with `TMPDIR=tmp` it is relative: either way uv writes its locks into
+    (a dir under) its own working dir, which no default scan looks at. Windows takes
+    `GetTempPath2W`, which always answers with an absolute path.
+    """
+    if platform == "win32" or "TMPDIR" not in environ:
+        return None
+    value = environ["TMPDIR"]
+    if value == "":
+        return (
+            "TMPDIR is set but empty: uv then writes its lock files into its own working dir"
+            " (not scanned; pass that dir with --dir)"
+        )
+    if not os.path.isabs(value):
+        return (
+            f"TMPDIR={value!r} is relative: uv then writes its lock files into {value!r} under"
+            " its own working dir (not scanned; pass that dir with --dir)"
+        )
+    return None
+
+
 def default_dirs(
     extra: Iterable[str] = (),
     platform: str = sys.platform,
@@ -72,6 +102,13 @@ def default_dirs(
 ) -> list[str]:
     """uv's temp dir for this user, `/tmp` on Unix when different, then `extra` (from settings)."""
     dirs = [uv_temp_dir(platform, environ, darwin_confstr, windows_temp_path)]
+    if platform == "darwin":
+        # Rust std's `env::temp_dir` (library/std/src/env.rs) on Darwin: `$TMPDIR`, else
+        # `confstr(_CS_DARWIN_USER_TEMP_DIR)`, not `/tmp`. So a uv run without TMPDIR (sudo,
+        # launchd) locks in this user's (root's, as root) per-user dir: scan it as well.
+        found = darwin_confstr()
+        if found:
+            dirs.append(found.rstrip("/") or "/")
     if platform != "win32":
         dirs.append("/tmp")  # noqa: S108 - sudo, launchd jobs and Docker RUN steps use /tmp
     dirs.extend(extra)

@@ -105,8 +105,14 @@ def _component_bytes(body: bytes, seps: bytes, *, skip_cur_dir: bool) -> bytes:
 
 
 def _os_str(part: bytes) -> bytes:
-    # Windows `OsStr` hashes as its WTF-8 bytes followed by 0xFE.
-    return part + b"\xfe"
+    """What `impl Hash for OsStr` writes: `as_encoded_bytes()` hashed as a `[u8]` slice.
+
+    Rust std (`library/std/src/ffi/os_str.rs`) hashes an `OsStr` through its encoded bytes, and
+    `impl Hash for [u8]` writes the length first (`write_length_prefix`, a `usize`: eight
+    little-endian bytes on 64-bit), then the bytes. The 0xFF/0xFE terminators belong to `str`
+    and to the private WTF-8 type, never to an `OsStr` field of `Prefix`.
+    """
+    return struct.pack("<Q", len(part)) + part
 
 
 def _next_component(path: bytes, seps: bytes) -> tuple[bytes, bytes]:
@@ -137,7 +143,8 @@ def _windows_prefix(path: bytes) -> tuple[bytes, int, bool] | None:
                 share, _ = _next_component(tail, back)
                 size = 8 + len(server) + (1 + len(share) if share else 0)
                 return variant(1) + _os_str(server) + _os_str(share), size, True
-            letter = disk(rest) if len(rest) == 2 or rest[2:3] in (b"/", b"\\") else None
+            # `parse_drive_exact`: the byte after `C:` must be a verbatim separator (`\`) or absent
+            letter = disk(rest) if len(rest) == 2 or rest[2:3] == b"\\" else None
             if letter is not None:
                 return variant(2) + bytes([letter]), 6, True
             name, _ = _next_component(rest, back)
@@ -183,3 +190,33 @@ def str_digest(key: str) -> str:
 def lock_name(digest: str, *, setuptools: bool = False) -> str:
     """The file name uv gives the lock with this digest."""
     return f"uv-setuptools-{digest}.lock" if setuptools else f"uv-{digest}.lock"
+
+
+def windows_verbatim(path: str) -> str:
+    """What Rust's `fs::canonicalize` returns on Windows for a resolved path: a `\\\\?\\` path.
+
+    `canonicalize` opens the file and asks `GetFinalPathNameByHandleW`, which answers in the
+    verbatim form: `C:\\x` comes back as `\\\\?\\C:\\x` and `\\\\server\\share\\x` as
+    `\\\\?\\UNC\\server\\share\\x`. `path` must already be absolute and resolved; paths that are
+    verbatim already are returned as they are.
+    """
+    path = path.replace("/", "\\")
+    if path.startswith("\\\\?\\"):
+        return path
+    if path.startswith("\\\\"):
+        return "\\\\?\\UNC\\" + path[2:]
+    return "\\\\?\\" + path
+
+
+def windows_absolute(path: str, cwd: str) -> str:
+    """Rust's `std::path::absolute` on Windows (`GetFullPathNameW`): `..` and `.` collapse.
+
+    Unlike Unix, where `absolute` keeps `..`, Windows resolves the path lexically: separators
+    become `\\`, `.` and `..` components are folded. Verbatim (`\\\\?\\`) paths are returned
+    unchanged, as `GetFullPathNameW` is not called for them.
+    """
+    import ntpath  # noqa: PLC0415 - pure string rules, importable on every OS
+
+    if path.startswith("\\\\?\\"):
+        return path
+    return ntpath.normpath(ntpath.join(cwd, path))

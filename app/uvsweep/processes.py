@@ -134,11 +134,12 @@ def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
 def _psutil_info(pid: int) -> ProcessInfo | None:
     import psutil  # noqa: PLC0415 - only off Linux, where /proc is not there
 
+    wanted = ["name", "username", "cmdline", "cwd", "create_time"]
+    if hasattr(psutil.Process, "uids"):  # POSIX only: as_dict rejects the name elsewhere
+        wanted.append("uids")
     try:
         proc = psutil.Process(pid)
-        values: dict[str, Any] = proc.as_dict(
-            ["name", "username", "cmdline", "cwd", "uids", "create_time"]
-        )
+        values: dict[str, Any] = proc.as_dict(wanted)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:

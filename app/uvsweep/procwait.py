@@ -208,15 +208,35 @@ def _exists(pid: int) -> bool:
 
 
 class WindowsWaiter(ProcessWaiter):
-    """Windows: `OpenProcess(SYNCHRONIZE)` handles and an event, in `WaitForMultipleObjects`."""
+    """Windows: `OpenProcess(SYNCHRONIZE)` handles and an event, in `WaitForMultipleObjects`.
+
+    A process we may not open (another user's uv: `ERROR_ACCESS_DENIED`) has not exited: it is
+    checked once a second instead, and only `ERROR_INVALID_PARAMETER` (no such process) counts
+    as an exit. `kernel32` and `last_error` are the seams tests replace.
+    """
 
     MAXIMUM_WAIT_OBJECTS = 64
+    interval = 1.0
+
+    def __init__(
+        self,
+        on_exit: OnExit,
+        kernel32: Any = None,
+        last_error: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__(on_exit)
+        self._k32: Any = kernel32
+        self._last_error = last_error
 
     def _open(self) -> None:
-        import ctypes  # noqa: PLC0415 - Windows only
+        if self._k32 is None:
+            from uvsweep import win32  # noqa: PLC0415 - Windows only
 
-        self._k32: Any = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-        self._ctypes = ctypes
+            self._k32 = win32.load("kernel32")
+        if self._last_error is None:
+            import ctypes  # noqa: PLC0415
+
+            self._last_error = ctypes.get_last_error  # type: ignore[attr-defined]
         self._event = self._k32.CreateEventW(None, 0, 0, None)  # auto-reset, unsignalled
 
     def _close(self) -> None:
@@ -226,29 +246,47 @@ class WindowsWaiter(ProcessWaiter):
         if self._thread is not None:
             self._k32.SetEvent(self._event)
 
+    def _open_process(self, pid: int) -> int | None:
+        """A handle to wait on; None if the process is not ours to wait on. ProcessLookupError
+        if there is no such process."""
+        synchronize = 0x00100000
+        handle = self._k32.OpenProcess(synchronize, 0, pid)
+        if handle:
+            return int(handle)
+        assert self._last_error is not None
+        if self._last_error() == ERROR_INVALID_PARAMETER:
+            raise ProcessLookupError(pid)
+        return None  # ERROR_ACCESS_DENIED and the like: it exists
+
     def _run(self) -> None:
-        synchronize, infinite, wait_object_0 = 0x00100000, 0xFFFFFFFF, 0
+        infinite, wait_object_0, wait_timeout = 0xFFFFFFFF, 0, 0x102
         handles: dict[int, int] = {}
         try:
             while not self._stopping:
                 wanted = self.wanted()
+                unwaitable: set[int] = set()
                 for pid in [p for p in handles if p not in wanted]:
                     self._k32.CloseHandle(handles.pop(pid))
                 for pid in wanted - set(handles):
                     if len(handles) >= self.MAXIMUM_WAIT_OBJECTS - 1:
                         break  # the rest are seen at the next rescan
-                    handle = self._k32.OpenProcess(synchronize, 0, pid)
-                    if not handle:
-                        self._report(pid)  # gone (or not ours to open: then it is not uv's)
+                    try:
+                        handle = self._open_process(pid)
+                    except ProcessLookupError:
+                        self._report(pid)
                         continue
-                    handles[pid] = handle
+                    if handle is None:
+                        unwaitable.add(pid)
+                    else:
+                        handles[pid] = handle
                 order = list(handles)
-                array = (self._ctypes.c_void_p * (len(order) + 1))(
+                array = (ctypes_handle_array(len(order) + 1))(
                     self._event, *[handles[p] for p in order]
                 )
-                index = self._k32.WaitForMultipleObjects(len(order) + 1, array, 0, infinite)
-                if index == wait_object_0:
-                    continue
+                timeout = int(self.interval * 1000) if unwaitable else infinite
+                index = self._k32.WaitForMultipleObjects(len(order) + 1, array, 0, timeout)
+                if index in (wait_object_0, wait_timeout):
+                    continue  # woken, or time to look at the unwaitable ones again
                 position = index - wait_object_0 - 1
                 if 0 <= position < len(order):
                     pid = order[position]
@@ -257,6 +295,16 @@ class WindowsWaiter(ProcessWaiter):
         finally:
             for handle in handles.values():
                 self._k32.CloseHandle(handle)
+
+
+ERROR_INVALID_PARAMETER = 87
+
+
+def ctypes_handle_array(length: int) -> Any:
+    """A C array of `length` HANDLEs."""
+    import ctypes  # noqa: PLC0415
+
+    return ctypes.c_void_p * length
 
 
 def for_platform(on_exit: OnExit, platform: str = sys.platform) -> ProcessWaiter:

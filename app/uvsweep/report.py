@@ -35,10 +35,19 @@ def file_json(item: LockFile, now: float) -> dict[str, Any]:
         "age_seconds": round(max(0.0, now - item.mtime), 3),
         "size": item.size,
         "owner": item.owner,
-        "label": {"kind": item.label.kind.value, "path": item.label.path} if item.label else None,
+        "label": label_json(item),
         "holders": [holder_json(h) for h in item.holders],
         "waiters": [holder_json(h) for h in item.waiters],
+        "reason": item.reason,
+        "blocks_uv": item.blocks_uv if item.state is LockState.FOREIGN else None,
     }
+
+
+def label_json(item: LockFile) -> dict[str, Any] | None:
+    """`{"kind", "path"}`; `path` is null for a build lock whose source tree is gone."""
+    if item.label is None:
+        return None
+    return {"kind": item.label.kind.value, "path": item.label.path or None}
 
 
 def snapshot_json(snapshot: Snapshot, now: float) -> dict[str, Any]:
@@ -65,8 +74,11 @@ def _who(item: LockFile) -> str:
     return "-"
 
 
-def _label(item: LockFile) -> str:
-    return f"{item.label.kind.value} {item.label.path}" if item.label else "unknown"
+def label_text(item: LockFile) -> str:
+    """What a file guards, in words: `project /x`, `build (source tree gone)`, `unknown`."""
+    if item.label is None:
+        return "unknown"
+    return f"{item.label.kind.value} {item.label.path or '(source tree gone)'}"
 
 
 def summary_line(snapshot: Snapshot) -> str:
@@ -84,7 +96,7 @@ def snapshot_text(snapshot: Snapshot, now: float) -> str:
     """The table people read: state, age, what it guards, who holds it, where it is."""
     rows = [("STATE", "AGE", "GUARDS", "HOLDER", "PATH")]
     rows += [
-        (item.state.value, format_age(now - item.mtime), _label(item), _who(item), item.path)
+        (item.state.value, format_age(now - item.mtime), label_text(item), _who(item), item.path)
         for item in snapshot.files
     ]
     lines = []
@@ -219,7 +231,8 @@ def watch_lines(
         ]
     clock = time.strftime("%H:%M:%S", time.localtime(now))
     lines = [
-        f"{clock} + {item.state.value:<10} {item.path}  ({_label(item)})" for item in change.added
+        f"{clock} + {item.state.value:<10} {item.path}  ({label_text(item)})"
+        for item in change.added
     ]
     for before, after in change.changed:
         who = _who(after)

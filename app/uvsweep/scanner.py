@@ -40,11 +40,15 @@ def scan(
         index = labels.build_index(settings.project_dirs, processes)
         files = [item.with_label(index.label_for(item.name)) for item in files]
     files.sort(key=lambda item: (_RANK[item.state], item.path))
+    notes = tuple(result.notes)
+    warning = locations.tmpdir_warning()
+    if warning:
+        notes += (warning,)
     return Snapshot(
         dirs=tuple(dirs),
         files=tuple(files),
         errors=tuple(result.errors),
         taken_at=time.time(),
         hidden_processes=result.hidden_processes,
-        notes=tuple(result.notes),
+        notes=notes,
     )

@@ -205,6 +205,11 @@ class Watcher:
             self._dirty_since = time.monotonic()
             self._full = True
             self._thread = threading.Thread(target=self._run, name="uvsweep-watcher", daemon=True)
+        from uvsweep.locations import tmpdir_warning  # noqa: PLC0415
+
+        warning = tmpdir_warning()
+        if warning:  # the tray and `watch` read warnings here (TMPDIR empty or relative)
+            self._warn(warning)
         self._thread.start()
 
     def stop(self, timeout: float = 1.0) -> None:

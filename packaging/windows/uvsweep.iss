@@ -27,13 +27,15 @@ Source: "..\..\dist\uvsweep\*"; DestDir: "{app}"; Flags: recursesubdirs ignoreve
 Name: "startatlogin"; Description: "Start uvsweep when I log in"; Flags: unchecked
 
 [Icons]
-; The AppUserModelID lets Windows show uvsweep's toast notifications under its own name.
-Name: "{group}\uvsweep"; Filename: "{app}\uvsweep.exe"; Parameters: "tray"; AppUserModelID: "dev.uvsweep.tray"
+; The AppUserModelID is the one desktop-notifier registers for the toasts (its app name,
+; `uvsweep`), so Windows shows them under the shortcut's name and icon. uvsweepw.exe is the
+; windowed build: no console window.
+Name: "{group}\uvsweep"; Filename: "{app}\uvsweepw.exe"; Parameters: "tray"; AppUserModelID: "uvsweep"
 Name: "{group}\Uninstall uvsweep"; Filename: "{uninstallexe}"
 
 [Registry]
 ; The same value `uvsweep autostart enable` writes, so the two agree.
-Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: string; ValueName: "uvsweep"; ValueData: """{app}\uvsweep.exe"" tray"; Tasks: startatlogin; Flags: uninsdeletevalue
+Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: string; ValueName: "uvsweep"; ValueData: """{app}\uvsweepw.exe"" tray"; Tasks: startatlogin; Flags: uninsdeletevalue
 
 [UninstallDelete]
 Type: filesandordirs; Name: "{app}"
@@ -50,4 +52,4 @@ begin
 end;
 
 [Run]
-Filename: "{app}\uvsweep.exe"; Parameters: "tray"; Description: "Start uvsweep now"; Flags: nowait postinstall skipifsilent
+Filename: "{app}\uvsweepw.exe"; Parameters: "tray"; Description: "Start uvsweep now"; Flags: nowait postinstall skipifsilent

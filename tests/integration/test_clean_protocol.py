@@ -137,8 +137,10 @@ def test_min_age(lockdir: Path) -> None:
     assert state is LockState.ORPHANED and "younger than the minimum age" in reason
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown a file to another user")
 def test_other_users_files_only_with_all_users(lockdir: Path) -> None:
+    from tests.conftest import need
+
+    need(os.geteuid() == 0, "root, to chown a file to another user (run the suite as root)")
     foreign = touch(lockdir, A)
     os.chown(foreign, 65534, 65534)
     result = clean(lockdir)

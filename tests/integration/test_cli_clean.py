@@ -21,7 +21,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.linux]
 
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
-REPORT_KEYS = {"version", "dry_run", "removed", "skipped", "errors", "uv_processes"}
+REPORT_KEYS = {
+    "version",
+    "dry_run",
+    "removed",
+    "skipped",
+    "errors",
+    "uv_processes",
+    "handoffs",
+    "keepers",
+    "hidden",
+    "notes",
+}
 PROCESS_KEYS = {"pid", "user", "name", "age_seconds", "cmdline"}
 
 

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.integration
 
 A = "uv-00000000000000aa.lock"
 B = "uv-00000000000000bb.lock"
-FILE_KEYS = {"path", "name", "state", "age_seconds", "size", "owner", "label", "holders", "waiters"}
+FILE_KEYS = {
+    "path", "name", "state", "age_seconds", "size", "owner", "label", "holders", "waiters",
+    "reason", "blocks_uv",
+}  # fmt: skip
 AS_NOBODY = "running uvsweep as `nobody` needs root, setpriv (util-linux) and /usr/bin/python3"
 STATES = {"orphaned", "foreign", "suspicious", "held", "waiting", "open"}
 
@@ -71,6 +74,8 @@ def test_json_schema_is_exact_and_states_are_right(lockdir: Path, hold: type[Hol
     for item in doc["files"]:
         assert set(item) == FILE_KEYS
         assert item["state"] in STATES
+        assert item["reason"]  # every file says why it is in its state
+        assert item["blocks_uv"] is None  # only foreign files say whether they block uv
     assert by_name[A]["state"] == "orphaned"
     assert by_name[A]["size"] == 0 and by_name[A]["age_seconds"] >= 0
     held = by_name[B]
@@ -151,6 +156,15 @@ def test_foreign_file_that_blocks_your_uv_says_so(shared_tmp: Path) -> None:
     path.chmod(0o666)
     done = run_cli_as_nobody(["scan", "--dir", str(lockdir)], cwd="/")
     assert "your uv can still lock it" in done.stdout
+    (item,) = json.loads(run_cli_as_nobody(["scan", "--json", "--dir", str(lockdir)], "/").stdout)[
+        "files"
+    ]
+    assert item["blocks_uv"] is False and "can still lock it" in item["reason"]
+    path.chmod(0o644)
+    (item,) = json.loads(run_cli_as_nobody(["scan", "--json", "--dir", str(lockdir)], "/").stdout)[
+        "files"
+    ]
+    assert item["blocks_uv"] is True and "runs without this lock" in item["reason"]
 
 
 def test_unreadable_dir_is_reported_and_the_rest_still_scanned(shared_tmp: Path) -> None:

@@ -42,6 +42,17 @@ def test_uvsweep_sweeper_never_breaks_mutual_exclusion(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the harness uses renameat2")
+def test_two_latecomers_at_every_unlink_never_break_mutual_exclusion(tmp_path: Path) -> None:
+    result = run_harness(tmp_path, "latecomers", sections=10_000)
+    assert result["sections"] >= 10_000
+    assert result["overlaps"] == 0, result
+    assert result["removed"] > 100, f"the sweeper must really remove files: {result}"
+    assert result["handoffs"] > 10 and result["late_sections"] > 10, (
+        f"the latecomers must really race the unlinks: {result}"
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the harness uses renameat2")
 @pytest.mark.parametrize("sweeper", ["rm", "trylock"])
 def test_naive_sweepers_break_it(tmp_path: Path, sweeper: str) -> None:
     result = run_harness(tmp_path, sweeper, sections=10_000)

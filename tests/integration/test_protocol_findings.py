@@ -112,13 +112,23 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         found.kill()
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (an exited keeper may linger as a zombie of a PID namespace's pid 1)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
 def wait_gone(pids: list[int], timeout: float = 15.0) -> None:
     """Keepers are detached: wait until they have exited (they must, once their users are)."""
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if os.path.exists(f"/proc/{pid}"):
+        if _running(pid):
             os.kill(pid, signal.SIGKILL)
             pytest.fail(f"keeper {pid} outlived the users of its old file")
 
@@ -156,7 +166,7 @@ def test_a_waiter_and_a_preempted_opener_never_hold_two_generations(
     try:
         assert remover.unlinked.wait(20)
         time.sleep(1.5)  # W1 has had its turn on the old inode; W2 still sleeps before its flock
-        workers.start(path, pause=0.0, hold=0.5)  # W4: a new uv at the name
+        workers.start(path, pause=0.0, hold=3.0)  # W4: a new uv at the name, across W2's turn
         thread.join(30)
         assert not thread.is_alive()
         lines = workers.outputs()
@@ -218,8 +228,12 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         with pytest.raises(KeyboardInterrupt):
             remover.remove([str(shared_tmp)], Policy())  # main thread: SIGINT is deferred
         stopped = time.monotonic() - remover.unlinked_at
-        assert stopped < 3.0, f"clean took {stopped:.1f}s to stop after Ctrl-C"
-        keepers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_keeper(int(p))]
+        # bounded (the old protocol never returned); ~0.2 s on an idle machine, 1 s is the goal
+        assert stopped < 5.0, f"clean took {stopped:.1f}s to stop after Ctrl-C"
+        keepers = [
+            int(p) for p in os.listdir("/proc")
+            if p.isdigit() and _is_keeper(int(p)) and _running(int(p))
+        ]  # fmt: skip
         assert len(keepers) == 1, "a keeper holds the new file meanwhile"
         assert path.exists() and flock_held(path), "the name's new generation stays locked"
         assert remover.child is not None
@@ -234,7 +248,7 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         if remover.child is not None and remover.child.stdout:
             remover.child.stdout.close()
         for pid in keepers:
-            if os.path.exists(f"/proc/{pid}"):
+            if _running(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -247,10 +261,16 @@ def _is_keeper(pid: int) -> bool:
     return b"_keeper" in argv
 
 
-def _run_in_namespace(script: str, *flags: str) -> subprocess.CompletedProcess[str]:
+def _run_in_namespace(
+    script: str, *flags: str, accept_hidden: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`script` under `unshare FLAGS`; `accept_hidden=False` drops the hidden-process consent the
+    suite gives itself when it runs in a PID namespace (see conftest)."""
     need(os.geteuid() == 0, "namespaces with mounts need root (run the suite as root)")
     need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
     env = {**os.environ, "PYTHONPATH": APP_DIR, "UV_PYTHON": sys.executable}
+    if not accept_hidden:
+        env.pop("UVSWEEP_ACCEPT_HIDDEN_PROCESSES", None)
     return subprocess.run(
         ["unshare", *flags, "sh", "-c", script], capture_output=True, text=True, env=env,
         check=False, timeout=60,
@@ -287,7 +307,7 @@ def test_a_child_pid_namespace_removes_nothing_unless_told(lockdir: Path) -> Non
         out = _run_in_namespace(
             f"{sys.executable} -m uvsweep clean --dir {lockdir} --json --ignore-running-uv;"
             " echo rc=$?",
-            "--pid", "--fork", "--mount-proc",
+            "--pid", "--fork", "--mount-proc", accept_hidden=False,
         )  # fmt: skip
         assert "rc=7" in out.stdout, out.stdout + out.stderr
         document = json.loads(out.stdout[: out.stdout.index("\nrc=")])
@@ -298,7 +318,7 @@ def test_a_child_pid_namespace_removes_nothing_unless_told(lockdir: Path) -> Non
     out = _run_in_namespace(
         f"{sys.executable} -m uvsweep clean --dir {lockdir} --ignore-running-uv"
         " --accept-hidden-processes; echo rc=$?",
-        "--pid", "--fork", "--mount-proc",
+        "--pid", "--fork", "--mount-proc", accept_hidden=False,
     )  # fmt: skip
     assert "rc=0" in out.stdout and not path.exists(), out.stdout + out.stderr
 
@@ -537,8 +557,8 @@ def test_lock_lines_of_another_device_with_our_inode_are_not_ours(
             # our own lock line, as the real /proc/locks would show it now
             real = Path("/proc/locks").read_text()
             (fake / "locks").write_text(
-                real + f"90: FLOCK  ADVISORY  WRITE 1 {other}:{st.st_ino} 0 EOF\n"
-                f"90: -> FLOCK  ADVISORY  WRITE 1 {other}:{st.st_ino} 0 EOF\n"
+                real + f"90: FLOCK  ADVISORY  WRITE 999999 {other}:{st.st_ino} 0 EOF\n"
+                f"90: -> FLOCK  ADVISORY  WRITE 999999 {other}:{st.st_ino} 0 EOF\n"
             )
             return super()._read_table()
 
@@ -598,3 +618,52 @@ def test_a_tiny_fd_limit_is_a_clear_error_not_a_traceback(lockdir: Path) -> None
         assert left == 0
     else:
         assert "open files" in done.stderr
+
+
+B = "uv-00000000000000bb.lock"
+
+
+class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
+    """A waiter on B comes while we hold the batch; a late opener on A forces a long handoff."""
+
+    def __init__(self, workers: Workers) -> None:
+        super().__init__(handoff_wait=30.0)
+        self.workers = workers
+        self.waiter: subprocess.Popen[str] | None = None
+
+    def users(self, targets, result):  # type: ignore[no-untyped-def]
+        if self.waiter is None:
+            before = Path("/proc/locks").read_text().count("->")
+            self.waiter = self.workers.start(Path(targets[0].path).with_name(B), 0.0, 0.0)
+            deadline = time.monotonic() + 10
+            while Path("/proc/locks").read_text().count("->") == before:
+                assert time.monotonic() < deadline, "the waiter on B never queued"
+                time.sleep(0.01)
+        return super().users(targets, result)
+
+    def unlink(self, target: Target) -> None:
+        if target.name == A:
+            self.workers.start(Path(target.path), pause=1.5, hold=0.0)
+        super().unlink(target)
+
+
+def test_a_long_handoff_does_not_keep_other_files_of_the_batch_locked(
+    lockdir: Path, workers: Workers
+) -> None:
+    import select
+
+    (lockdir / A).touch()
+    (lockdir / B).touch()
+    remover = _WaiterOnBThenLateOpenerOnA(workers)
+    thread = threading.Thread(target=lambda: remover.remove([str(lockdir)], Policy()))
+    thread.start()
+    try:
+        while remover.waiter is None:
+            time.sleep(0.01)
+        assert remover.waiter.stdout is not None
+        ready, _, _ = select.select([remover.waiter.stdout], [], [], 1.2)
+        assert ready, "B's waiter was kept waiting while A was handed over"
+        assert remover.waiter.stdout.readline().strip() == "locked"
+        assert thread.is_alive(), "A's handoff is still going on"
+    finally:
+        thread.join(30)

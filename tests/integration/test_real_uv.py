@@ -31,7 +31,7 @@ def run_uv(
 
 def lockname(*args: str, cwd: Path, env: dict[str, str]) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "uvsweep", "lockname", "--name-only", *args],
+        [sys.executable, "-m", "uvsweep", "lockname", "--name-only", "--bare", *args],
         cwd=cwd, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -190,9 +190,37 @@ def test_lockname_raw_keys(tmp_path: Path) -> None:
 
 def test_lockname_explains_what_it_cannot_do(tmp_path: Path) -> None:
     done = uvsweep("lockname", "--project", str(tmp_path))
-    assert done.returncode == 1 and "no managed project" in done.stderr
+    assert done.returncode == 0 and done.stdout.startswith("uv takes no lock for this:")
+    assert "no managed project" in done.stdout
     done = uvsweep("lockname", "--python", sys.executable)
-    assert done.returncode == 1 and "virtual environment" in done.stderr
+    assert done.returncode == 0 and "virtual environment" in done.stdout
+    done = uvsweep("lockname", "--python", str(tmp_path / "no-python"))
+    assert done.returncode == 1 and "no interpreter" in done.stderr
     done = uvsweep("lockname", str(tmp_path / "nothing-here"))
     assert done.returncode == 2 and "pass --project, --script, --python or --build" in done.stderr
     assert uvsweep("lockname", "--str", "x").returncode == 2
+
+
+def test_a_running_shebang_script_is_labelled_without_settings(
+    uv: str, uv_env: dict[str, str], lockdir: Path, tmp_path: Path
+) -> None:
+    # `#!/usr/bin/env -S uv run --script`: the process is `uv run --script ./tool`, no `.py`
+    tool = tmp_path / "tool"
+    tool.write_text(
+        "#!/usr/bin/env -S uv run --script\n# /// script\n# dependencies = []\n# ///\n"
+        "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
+    )
+    tool.chmod(0o755)
+    env = {**uv_env, "PATH": os.path.dirname(uv) + os.pathsep + uv_env["PATH"]}
+    with subprocess.Popen(
+        ["./tool"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    ) as running:
+        try:
+            assert running.stdout is not None
+            assert running.stdout.readline().strip() == "up"
+            doc = scan(lockdir, tmp_path / "..", env)
+            assert [f["label"] for f in doc["files"]] == [
+                {"kind": "script", "path": os.path.join(str(tmp_path), "./tool")}  # as uv has it
+            ]
+        finally:
+            running.kill()

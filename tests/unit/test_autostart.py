@@ -73,9 +73,57 @@ def test_installed_command(tmp_path: Path) -> None:
         autostart.installed_command("/home/me/.cache/uv/archive-v0/abc/bin/python", frozen=False)
 
 
+class Launchctl:
+    """launchctl as macOS 13+ answers it, for one user's gui domain.
+
+    `bootout` of a loaded service kills the process launchd started for it; `bootstrap` of a
+    loaded one fails (5: Input/output error); `enable`/`disable` set a persistent override,
+    which `print-disabled` lists and the Login Items switch in System Settings also sets.
+    """
+
+    def __init__(self, uid: int = 501) -> None:
+        self.domain = f"gui/{uid}"
+        self.loaded: dict[str, str] = {}  # label -> plist path
+        self.running: set[str] = set()
+        self.overrides: dict[str, bool] = {}  # label -> disabled
+        self.killed: list[str] = []
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Any) -> tuple[int, str]:
+        argv = list(argv)
+        self.calls.append(argv)
+        assert argv[0] == "launchctl"
+        verb, target = argv[1], argv[2]
+        label = target.rsplit("/", 1)[-1]
+        if verb == "print-disabled":
+            lines = [f'\t"{name}" => {"disabled" if off else "enabled"}'
+                     for name, off in self.overrides.items()]  # fmt: skip
+            return 0, "disabled services = {\n" + "\n".join(lines) + "\n}\n"
+        if verb == "print":
+            return (0, f"{target} = {{ ... }}") if label in self.loaded else (113, "")
+        if verb == "bootstrap":
+            plist = plistlib.loads(Path(argv[3]).read_bytes())
+            if plist["Label"] in self.loaded:
+                return 5, ""
+            if self.overrides.get(plist["Label"]):
+                return 5, ""  # a disabled service cannot be bootstrapped
+            self.loaded[plist["Label"]] = argv[3]
+            self.running.add(plist["Label"])  # RunAtLoad
+            return 0, ""
+        if verb == "bootout":
+            if label in self.running:
+                self.killed.append(label)  # the running tray dies
+                self.running.discard(label)
+            return (0, "") if self.loaded.pop(label, None) else (3, "")
+        if verb in ("enable", "disable"):
+            self.overrides[label] = verb == "disable"
+            return 0, ""
+        raise AssertionError(f"unmodelled launchctl call: {argv}")
+
+
 def test_launch_agent(tmp_path: Path) -> None:
-    calls: list[list[str]] = []
-    agent = LaunchAgent(home=str(tmp_path), uid=501, run=lambda argv: calls.append(list(argv)) or 0)
+    launchctl = Launchctl()
+    agent = LaunchAgent(home=str(tmp_path), uid=501, run=launchctl)
     assert not agent.status().enabled
     state = agent.enable(["/Applications/uvsweep.app/Contents/MacOS/uvsweep"])
     assert state.enabled
@@ -83,13 +131,43 @@ def test_launch_agent(tmp_path: Path) -> None:
     plist = plistlib.loads(path.read_bytes())
     assert plist["Label"] == "dev.uvsweep.tray" and plist["RunAtLoad"] is True
     assert plist["ProcessType"] == "Interactive"
-    assert plist["KeepAlive"] == {"SuccessfulExit": False}
-    assert calls == [
-        ["launchctl", "bootout", "gui/501/dev.uvsweep.tray"],
-        ["launchctl", "bootstrap", "gui/501", str(path)],
-    ]
+    # restarted after a crash only: an exit of its own (6: no window server) must not loop
+    assert plist["KeepAlive"] == {"Crashed": True}
+    assert launchctl.running == {"dev.uvsweep.tray"}
+    assert agent.enable(["/Applications/uvsweep.app/Contents/MacOS/uvsweep"]).enabled
     assert not agent.disable().enabled and not path.exists()
-    assert calls[-1] == ["launchctl", "bootout", "gui/501/dev.uvsweep.tray"]
+    assert launchctl.killed == [], "enable and disable must never kill the running tray"
+    assert launchctl.running == {"dev.uvsweep.tray"}
+
+
+def test_launch_agent_reads_the_login_items_switch(tmp_path: Path) -> None:
+    """macOS 13+: turning uvsweep off in System Settings > Login Items leaves the plist as it
+    was and records a launchd override, which is what counts."""
+    launchctl = Launchctl()
+    agent = LaunchAgent(home=str(tmp_path), uid=501, run=launchctl)
+    assert agent.enable(["/Applications/uvsweep.app/Contents/MacOS/uvsweep"]).enabled
+    launchctl.overrides["dev.uvsweep.tray"] = True  # the user's switch
+    state = agent.status()
+    assert not state.enabled and "Login Items" in state.detail
+    assert agent.enable(["/Applications/uvsweep.app/Contents/MacOS/uvsweep"]).enabled
+    assert launchctl.overrides["dev.uvsweep.tray"] is False  # asked for explicitly: back on
+
+
+def test_launch_agent_older_print_disabled_spelling(tmp_path: Path) -> None:
+    out = 'disabled services = {\n\t"dev.uvsweep.tray" => true\n}\n'
+    agent = LaunchAgent(home=str(tmp_path), uid=501, run=lambda argv: (0, out))
+    path = tmp_path / "Library" / "LaunchAgents" / "dev.uvsweep.tray.plist"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(plistlib.dumps({"Label": "dev.uvsweep.tray", "RunAtLoad": True}))
+    assert not agent.status().enabled
+
+
+def test_a_translocated_app_is_refused() -> None:
+    translocated = (
+        "/private/var/folders/xy/T/AppTranslocation/1234-ABCD/d/uvsweep.app/Contents/MacOS/uvsweep"
+    )
+    with pytest.raises(ValueError, match="/Applications"):
+        autostart.installed_command(translocated, frozen=True)
 
 
 class FakeRegistry(Registry):
@@ -120,6 +198,19 @@ def test_windows_run_key_and_task_manager_switch() -> None:
     assert registry.values[(APPROVED_KEY, "uvsweep")][:1] == b"\x02"
     assert not run.disable().enabled
     assert registry.values == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [(b"\x02", True), (b"\x06", True), (b"\x03", False), (b"\x07", False), (b"", True)],
+)
+def test_startup_approved_bit_0_means_disabled(value: bytes, enabled: bool) -> None:
+    registry = FakeRegistry()
+    run = WindowsRun(registry)
+    run.enable([r"C:\uvsweep.exe"])
+    registry.set(APPROVED_KEY, "uvsweep", value + bytes(11) if value else value)
+    assert run.status().enabled is enabled
+    assert run.enable([r"C:\uvsweep.exe"]).enabled
 
 
 def test_the_chooser() -> None:

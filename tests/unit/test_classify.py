@@ -101,3 +101,14 @@ def test_rw_access_follows_the_mode_bits(
     mode: int, uid: int, gid: int, euid: int, groups: set[int], expected: bool
 ) -> None:
     assert rw_accessible(_st(mode, uid, gid), euid, frozenset(groups)) is expected
+
+
+def test_a_file_held_by_uvsweeps_keeper_says_so() -> None:
+    keeper = Holder(7, "python3", "root", ("python3", "-m", "uvsweep", "_keeper", "{}"))
+    item = classify(obs(holders=[keeper]))
+    assert item.state is LockState.HELD
+    assert item.reason.startswith("held by a uvsweep keeper")
+    other = classify(obs(holders=[Holder(7, "uv", "root", ("uv", "sync", "_keeper"))]))
+    assert other.reason == "locked by a running process"
+    frozen = Holder(7, "uvsweep", "root", ("/opt/uvsweep/uvsweep", "_keeper", "{}"))
+    assert classify(obs(holders=[frozen])).reason.startswith("held by a uvsweep keeper")

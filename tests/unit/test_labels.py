@@ -68,7 +68,9 @@ def test_setuptools_locks_are_labelled_as_builds_of_the_source_tree(tmp_path: Pa
     canonical = os.path.realpath(project)
     name = lock_name(path_digest(canonical), setuptools=True)
     assert index.label_for(name) == Label(LabelKind.BUILD, canonical)
-    assert index.label_for("uv-setuptools-0000000000000000.lock") is None
+    # the name says build even when no candidate matches: its tree is gone (or unknown)
+    assert index.label_for("uv-setuptools-0000000000000000.lock") == Label(LabelKind.BUILD, "")
+    assert index.label_for("uv-0000000000000000.lock") is None
     assert index.label_for("not-a-lock") is None
 
 
@@ -83,7 +85,7 @@ def test_build_index_finds_path_interpreters_managed_pythons_and_project_dirs(
     (managed / "cpython-3.13.1-linux-x86_64-gnu" / "bin" / "python3.13").touch()
     code = tmp_path / "code"
     make_project(code / "app")
-    (code / "tool.py").write_text("print(1)\n")
+    (code / "tool.py").write_text("# /// script\n# dependencies = []\n# ///\nprint(1)\n")
     environ = {"PATH": str(bin_dir), "UV_PYTHON_INSTALL_DIR": str(managed)}
     index = build_index([str(code)], None, environ, "linux", cwd=str(tmp_path))
     expect = {

@@ -167,3 +167,40 @@ def test_windows_disk_prefix_bytes_are_the_discriminant_then_the_letter() -> Non
 
 def test_posix_rules_do_not_know_drive_letters() -> None:
     assert path_digest("C:/x") != path_digest("C:/x", W)
+
+
+# Bytes Rust's derived `impl Hash for Prefix` writes, recorded with rustc 1.95 on Linux: a Hasher
+# that keeps every `write` was fed `Prefix::X(..)` values built directly (the enum is public, so
+# no Windows is needed). Discriminant as an isize, each `OsStr` as `[u8]`: length, then bytes.
+RUST_PREFIX_BYTES = {
+    "\\\\?\\Volume{x}\\a": "00000000000000000900000000000000566f6c756d657b787d",
+    "\\\\?\\UNC\\srv\\shr\\a": "010000000000000003000000000000007372760300000000000000736872",
+    "\\\\?\\UNC\\srv": "010000000000000003000000000000007372760000000000000000",
+    "\\\\?\\C:\\a": "020000000000000043",
+    "\\\\.\\pipe\\a": "0300000000000000040000000000000070697065",
+    "\\\\server\\share\\a": "04000000000000000600000000000000736572766572050000000000000073"
+    "68617265",
+    "c:\\a": "050000000000000043",
+}
+
+
+@pytest.mark.parametrize(("path", "prefix_hex"), RUST_PREFIX_BYTES.items())
+def test_windows_prefixes_hash_as_rust_std_does(path: str, prefix_hex: str) -> None:
+    prefix = bytes.fromhex(prefix_hex)
+    data = path_hash_bytes(path, W)
+    assert data.startswith(prefix)
+    # what follows the prefix is the ordinary component walk over the rest of the path
+    tail = "\\a" if path.endswith("\\a") else ""
+    assert data[len(prefix) :] == path_hash_bytes(tail, W)
+
+
+def test_unc_and_verbatim_unc_keys_use_length_prefixed_os_str_fields() -> None:
+    # a server/share split that keeps the same bytes must still change the hash
+    assert path_digest("\\\\ab\\c\\x", W) != path_digest("\\\\a\\bc\\x", W)
+    assert path_digest("\\\\?\\UNC\\ab\\c\\x", W) != path_digest("\\\\?\\UNC\\a\\bc\\x", W)
+
+
+def test_a_verbatim_disk_needs_a_backslash_after_the_colon() -> None:
+    # `parse_drive_exact`: `\\?\C:/x` is `Verbatim("C:/x")`, not `VerbatimDisk(C)`
+    data = path_hash_bytes("\\\\?\\C:/x", W)
+    assert data.startswith((0).to_bytes(8, "little") + (4).to_bytes(8, "little") + b"C:/x")

@@ -70,3 +70,39 @@ def test_quiet_probe_only_where_the_lock_table_cannot_decide() -> None:
     assert backend.probe_needed(St(100, other))  # same inode, other device: ask the file
     backend.table = None
     assert backend.probe_needed(St(555, same))  # no table at all: ask the file
+
+
+def test_the_device_of_a_file_is_learned_from_our_own_lock_on_it() -> None:
+    import os
+
+    from uvsweep.probe.linux import parse_lock_table
+
+    # we (pid 50) hold inode 100; /proc/locks prints its device as 00:30, though st_dev says
+    # 00:2d (as on btrfs); a waiter on our file and a holder of inode 100 on another tmpfs
+    text = (
+        "1: FLOCK  ADVISORY  WRITE 50 00:30:100 0 EOF\n"
+        "1: -> FLOCK  ADVISORY  WRITE 77 00:30:100 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 88 00:41:100 0 EOF\n"
+    )
+    table = parse_lock_table(text, own_pid=50)
+    known: dict[int, tuple[int, int]] = {}
+    st_dev = os.makedev(0, 0x2D)
+    mine, unsure = table.entries(st_dev, 100, known)
+    assert [(e.pid, e.waiting) for e in mine] == [(77, True)]
+    assert unsure == [], "the device is certain: the other tmpfs's lock is another file"
+    assert known == {st_dev: (0, 0x30)}, "remembered for the run"
+    # later, not holding it any more (an unlinked old generation): the remembered device decides
+    later = parse_lock_table("2: FLOCK  ADVISORY  WRITE 88 00:41:100 0 EOF\n", own_pid=50)
+    assert later.entries(st_dev, 100, known, own=False) == ([], [])
+
+
+def test_an_entry_whose_device_cannot_be_told_is_unsure_never_ours_by_inode_alone() -> None:
+    import os
+
+    from uvsweep.probe.linux import parse_lock_table
+
+    table = parse_lock_table("2: FLOCK  ADVISORY  WRITE 88 00:41:100 0 EOF\n", own_pid=50)
+    mine, unsure = table.entries(os.makedev(0, 0x2D), 100, {})
+    assert mine == [] and [e.pid for e in unsure] == [88]
+    same = table.entries(os.makedev(0, 0x41), 100, {})
+    assert [e.pid for e in same[0]] == [88] and same[1] == []

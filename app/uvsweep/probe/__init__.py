@@ -73,6 +73,15 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
+def _is_keeper(holder: Holder) -> bool:
+    """Whether a holder is uvsweep's own keeper: `python -m uvsweep _keeper JOB` or, frozen,
+    `uvsweep _keeper JOB` (see `remove.handoff.Keeper`)."""
+    argv = holder.cmdline or ()
+    if len(argv) >= 4 and argv[1:4] == ("-m", "uvsweep", "_keeper"):
+        return True
+    return len(argv) >= 2 and argv[1] == "_keeper" and "uvsweep" in argv[0].rsplit("/", 1)[-1]
+
+
 def classify(obs: Observation) -> LockFile:
     """Give an observed entry exactly one state, with a short reason people can read."""
     holders = tuple(obs.holders)
@@ -82,6 +91,14 @@ def classify(obs: Observation) -> LockFile:
         state, reason = LockState.SUSPICIOUS, "a symlink; uv never makes one"
     elif not stat.S_ISREG(obs.mode):
         state, reason = LockState.SUSPICIOUS, _kind_of(obs.mode)
+    elif holders and any(_is_keeper(h) for h in holders):
+        state, reason = (
+            LockState.HELD,
+            (
+                "held by a uvsweep keeper: a process opened it while it was being removed, and the"
+                " lock at the name is kept until that process is done with the old file"
+            ),
+        )
     elif holders:
         state, reason = LockState.HELD, "locked by a running process"
     elif waiters:

@@ -8,7 +8,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
@@ -84,15 +84,43 @@ class LockTable:
     """
 
     def __init__(
-        self, others: dict[int, list[LockEntry]], own: dict[int, set[Device]] | None = None
+        self, others: dict[int, list[LockEntry]], own_lines: Sequence[str] = (), own_pid: int = 0
     ) -> None:
         self.others = others
-        self.own = own or {}
+        self._own_lines, self._own_pid = own_lines, own_pid
+        self._own: dict[int, set[Device]] | None = None
 
-    def device_of(self, dev: int, ino: int, known: dict[int, Device]) -> tuple[Device, bool]:
-        """(the device `/proc/locks` prints for this file, whether that is certain)."""
+    @property
+    def own(self) -> dict[int, set[Device]]:
+        """The devices of our own exclusive locks, by inode (split only when first asked)."""
+        if self._own is None:
+            self._own = {}
+            pid = str(self._own_pid)
+            for line in self._own_lines:
+                parts = line.split()
+                try:
+                    major, minor, ino = parts[parts.index(pid) + 1].split(":")
+                    self._own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))
+                except (IndexError, ValueError):
+                    continue
+        return self._own
+
+    def device_of(
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
+    ) -> tuple[Device, bool]:
+        """(the device `/proc/locks` prints for this file, whether that is certain).
+
+        `own=False` for a file we no longer hold (an unlinked old generation): our own locks
+        then say nothing about it.
+        """
         guess = (os.major(dev), os.minor(dev))
-        mine = self.own.get(ino)
+        if known.get(dev, guess) == guess and all(
+            (e.major, e.minor) == guess for e in self.others.get(ino, ())
+        ):
+            # every entry is on the device st_dev names: device numbers of mounted file
+            # systems are unique, so they are on this file system, and on this inode
+            return guess, True
+        mine = self.own.get(ino) if own else None
         if mine:
             if len(mine) == 1:
                 (found,) = mine
@@ -105,7 +133,7 @@ class LockTable:
         return guess, False
 
     def entries(
-        self, dev: int, ino: int, known: dict[int, Device]
+        self, dev: int, ino: int, known: dict[int, Device], own: bool = True
     ) -> tuple[list[LockEntry], list[LockEntry]]:
         """(entries on this very file, entries on its inode number whose device is unsure).
 
@@ -114,7 +142,7 @@ class LockTable:
         on_inode = self.others.get(ino)
         if not on_inode:
             return [], []
-        device, certain = self.device_of(dev, ino, known)
+        device, certain = self.device_of(dev, ino, known, own)
         mine = [e for e in on_inode if (e.major, e.minor) == device]
         if certain:
             return mine, []
@@ -124,23 +152,18 @@ class LockTable:
 def parse_lock_table(text: str, own_pid: int) -> LockTable:
     """`/proc/locks` text -> a `LockTable`; `own_pid`'s exclusive locks give only their devices.
 
-    A cleaner holding thousands of locks reads thousands of its own lines, so those lines are
-    split once for their `maj:min:ino` field and nothing else.
+    A cleaner holding thousands of locks reads thousands of its own lines: they are set aside
+    unparsed, and split only if a device must be told apart (`LockTable.own`).
     """
     mark = f"WRITE {own_pid} "
-    own: dict[int, set[Device]] = {}
+    own: list[str] = []
     rest: list[str] = []
     for line in text.splitlines():
         if mark in line and "->" not in line:
-            parts = line.split()
-            try:
-                major, minor, ino = parts[parts.index(str(own_pid)) + 1].split(":")
-                own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))
-            except (IndexError, ValueError):
-                rest.append(line)
-            continue
-        rest.append(line)
-    return LockTable(parse_locks("\n".join(rest)), own)
+            own.append(line)
+        else:
+            rest.append(line)
+    return LockTable(parse_locks("\n".join(rest)), own, own_pid)
 
 
 def read_lock_table(proc: str, own_pid: int, calls: Syscalls = SYSCALLS) -> LockTable:

@@ -1,4 +1,4 @@
-"""Windows: a `LockFileEx` probe through one shared-everything handle, plus psutil's open files.
+"""Windows: a `LockFileEx` probe and a who-has-it-open query through one shared-everything handle.
 
 The Win32 calls live in `Kernel32Files` (ctypes, imported inside its methods) so this module
 imports on every OS and `WindowsBackend`'s logic is tested anywhere with a fake `Win32Files`.
@@ -6,20 +6,25 @@ imports on every OS and `WindowsBackend`'s logic is tested anywhere with a fake 
 
 from __future__ import annotations
 
+import ntpath
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from uvsweep.model import ScanError
+from uvsweep import win32
+from uvsweep.model import Holder, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
-from uvsweep.probe.darwin import OpenFilesLister, psutil_open_files
 from uvsweep.processes import ProcessTable
 
 FILE_ATTRIBUTE_REPARSE_POINT = 0x400
 ERROR_LOCK_VIOLATION = 33
 ERROR_SHARING_VIOLATION = 32
+GENERIC_READ, GENERIC_WRITE, DELETE, READ_CONTROL = 0x80000000, 0x40000000, 0x00010000, 0x00020000
+OPEN_EXISTING, OPEN_ALWAYS = 3, 4
+STATUS_INFO_LENGTH_MISMATCH = 0xC0000004
+FILE_PROCESS_IDS_USING_FILE_INFORMATION = 47
 
 
 class Win32Files(Protocol):
@@ -37,22 +42,28 @@ class Win32Files(Protocol):
     def owner(self, handle: Any) -> tuple[str, bool]:
         """(owner's account name, whether it is the current user)."""
 
+    def pids_using(self, handle: Any) -> list[int]:
+        """Every process with a handle on the file, ours included (waiters have one too)."""
+
     def close(self, handle: Any) -> None:
         """`CloseHandle`."""
 
 
 class Kernel32Files:
-    """`Win32Files` through ctypes; only ever called on Windows."""
+    """`Win32Files` through ctypes (every prototype declared, see `uvsweep.win32`); Windows only.
 
-    def __init__(self) -> None:
-        import ctypes  # noqa: PLC0415 - Windows only
+    `libraries` loads a DLL by name: the seam tests use to run this class against a fake.
+    """
+
+    def __init__(self, libraries: Callable[[str], Any] = win32.load) -> None:
+        import ctypes  # noqa: PLC0415
         from ctypes import wintypes  # noqa: PLC0415
 
         self.ctypes = ctypes
         self.wintypes = wintypes
-        self.kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-        self.advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined]
-        self.kernel32.CreateFileW.restype = wintypes.HANDLE
+        self.kernel32 = libraries("kernel32")
+        self.advapi32 = libraries("advapi32")
+        self.ntdll = libraries("ntdll")
         self._me: Any = None
         dword = wintypes.DWORD
         times = [(f"time{i}", dword) for i in range(6)]
@@ -68,25 +79,21 @@ class Kernel32Files:
         )
 
     def _error(self) -> OSError:
-        return self.ctypes.WinError(self.ctypes.get_last_error())  # type: ignore[attr-defined,no-any-return]
+        return win32.last_error()
+
+    def _create(self, path: str, access: int, disposition: int) -> Any:
+        share_all = 0x1 | 0x2 | 0x4  # read, write, delete: what uv's own handles share
+        open_reparse_point = 0x00200000  # never follow a symlink or junction
+        handle = self.kernel32.CreateFileW(
+            path, access, share_all, None, disposition, open_reparse_point, None
+        )
+        if handle in (None, self.ctypes.c_void_p(-1).value):  # INVALID_HANDLE_VALUE
+            raise self._error()
+        return handle
 
     def open(self, path: str) -> Any:
         """See `Win32Files`."""
-        generic_read, read_control = 0x80000000, 0x00020000
-        share_all = 0x1 | 0x2 | 0x4
-        open_existing, open_reparse_point = 3, 0x00200000
-        handle = self.kernel32.CreateFileW(
-            path,
-            generic_read | read_control,
-            share_all,
-            None,
-            open_existing,
-            open_reparse_point,
-            None,
-        )
-        if handle in (None, self.wintypes.HANDLE(-1).value):
-            raise self._error()
-        return handle
+        return self._create(path, GENERIC_READ | READ_CONTROL, OPEN_EXISTING)
 
     def identity(self, handle: Any) -> tuple[int, int]:
         """See `Win32Files`."""
@@ -110,6 +117,27 @@ class Kernel32Files:
         if code == ERROR_LOCK_VIOLATION:
             return False
         raise self.ctypes.WinError(code)  # type: ignore[attr-defined]
+
+    def pids_using(self, handle: Any) -> list[int]:
+        """See `Win32Files`: `NtQueryInformationFile(FileProcessIdsUsingFileInformation)`."""
+        ctypes = self.ctypes
+        status_block = (ctypes.c_void_p * 2)()
+        size = 4096
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            status = self.ntdll.NtQueryInformationFile(
+                handle, ctypes.byref(status_block), buffer, size,
+                FILE_PROCESS_IDS_USING_FILE_INFORMATION,
+            ) & 0xFFFFFFFF  # fmt: skip
+            if status == STATUS_INFO_LENGTH_MISMATCH and size < 1 << 22:
+                size *= 4
+                continue
+            if status:
+                raise OSError(f"NtQueryInformationFile failed (NTSTATUS {status:#010x})")
+            count = ctypes.c_ulong.from_buffer(buffer, 0).value
+            offset = ctypes.sizeof(ctypes.c_void_p)  # the ULONG_PTR array is pointer-aligned
+            ids = (ctypes.c_size_t * count).from_buffer(buffer, offset)
+            return [int(pid) for pid in ids]
 
     def _current_sid(self) -> Any:
         if self._me is None:
@@ -160,18 +188,21 @@ class Kernel32Files:
 
 
 class WindowsBackend(Backend):
-    """The Windows backend. Holders and waiters are never visible on Windows: they are unknown."""
+    """The Windows backend. Holders and waiters are never told apart from openers on Windows.
+
+    Who uses a file comes from that file's own handle (`FileProcessIdsUsingFileInformation`):
+    one query per free lock file, exact, and blind to path spellings (8.3 names, long-path
+    prefixes), instead of a walk over every process's open files.
+    """
 
     def __init__(
         self,
         files: Win32Files | None = None,
-        open_files: OpenFilesLister = psutil_open_files,
         processes: ProcessTable | None = None,
         lstat: Any = os.lstat,
         listdir: Any = os.listdir,
     ) -> None:
         self.files = files
-        self.open_files = open_files
         self.processes = processes
         self.lstat = lstat
         self.listdir = listdir
@@ -181,9 +212,16 @@ class WindowsBackend(Backend):
             self.files = Kernel32Files()
         return self.files
 
+    def _holder(self, pid: int) -> Holder:
+        self.processes = self.processes or ProcessTable(platform="win32")
+        return self.processes.holder(pid)
+
     def observe(self, directory: str, name: str) -> Observation | None:
-        """lstat one entry and probe its lock through one handle. None if it vanished."""
-        path = os.path.join(directory, name)
+        """lstat one entry, probe its lock and ask who has it open, through one handle.
+
+        None if it vanished.
+        """
+        path = ntpath.join(directory, name)
         try:
             st = self.lstat(path)
         except FileNotFoundError:
@@ -212,18 +250,28 @@ class WindowsBackend(Backend):
                 return obs
             obs.owner, obs.mine = files.owner(handle)
             obs.lock = LockProbe.FREE if files.try_lock_shared(handle) else LockProbe.HELD
+            if obs.lock is LockProbe.FREE:
+                self._openers(files, handle, obs)
         except OSError as err:
             obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, err.strerror or str(err)
         finally:
             files.close(handle)
         return obs
 
+    def _openers(self, files: Win32Files, handle: Any, obs: Observation) -> None:
+        try:
+            pids = files.pids_using(handle)
+        except OSError:
+            obs.openers.append(Holder(pid=None))  # unknown is not "nobody"
+            return
+        me = os.getpid()
+        obs.openers.extend(self._holder(pid) for pid in sorted(set(pids)) if pid != me)
+
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
         """See `Backend`."""
         result = ProbeResult(
             notes=["Windows does not show lock holders or waiters: they are unknown"]
         )
-        observed: list[Observation] = []
         for directory in dirs:
             try:
                 names = [n for n in self.listdir(directory) if is_lock_name(n)]
@@ -234,26 +282,8 @@ class WindowsBackend(Backend):
                 try:
                     obs = self.observe(directory, name)
                 except OSError as err:
-                    result.errors.append(ScanError(os.path.join(directory, name), str(err)))
+                    result.errors.append(ScanError(ntpath.join(directory, name), str(err)))
                     continue
                 if obs is not None:
-                    observed.append(obs)
-        wanted = {
-            os.path.normcase(obs.path): obs
-            for obs in observed
-            if stat.S_ISREG(obs.mode) and obs.lock is LockProbe.FREE
-        }
-        if wanted:
-            table = self.processes = self.processes or ProcessTable(platform="win32")
-            for pid, paths in self.open_files():
-                if pid == os.getpid():
-                    continue
-                if paths is None:
-                    result.hidden_processes += 1
-                    continue
-                for path in paths:
-                    hit = wanted.get(os.path.normcase(path))
-                    if hit is not None:
-                        hit.openers.append(table.holder(pid))
-        result.files = [classify(obs) for obs in observed]
+                    result.files.append(classify(obs))
         return result

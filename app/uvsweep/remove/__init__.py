@@ -328,6 +328,10 @@ class Remover(ABC):
                 )
                 pending.append((target, use))
             if pending:
+                handing = {target for target, _use in pending}
+                for target in locked:  # nobody waits on our other locks while we hand over
+                    if target not in handing:
+                        self.release(target)
                 hows = self.undo_all(pending, result)
                 for target, use in pending:
                     how = hows[target]
@@ -384,6 +388,6 @@ def for_platform(
         from uvsweep.remove.windows import WindowsRemover  # noqa: PLC0415
 
         return WindowsRemover(progress=progress, **seams)
-    from uvsweep.remove.posix import DarwinRemover  # noqa: PLC0415
+    from uvsweep.remove.darwin import DarwinRemover  # noqa: PLC0415
 
     return DarwinRemover(progress=progress, **seams)

@@ -509,62 +509,10 @@ class LinuxRemover(PosixRemover):
         name = path.rsplit("/", 1)[-1]
         table = self._read_table()
         if table is not None:
-            mine, unsure = table.entries(dev, ino, self.known)
+            # the device was learned while we held the file (`known`); our locks now are others'
+            mine, unsure = table.entries(dev, ino, self.known, own=False)
             if mine or unsure:
                 return True
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         found, _hidden = walk_fds(self.proc, pids, {name}, {(dev, ino)}, self.calls, self.own_pid)
         return bool(found)
-
-
-#: (pid, open paths or None when access was denied) for every process.
-OpenFilesLister = Callable[[], Iterable[tuple[int, list[str] | None]]]
-
-
-class DarwinRemover(PosixRemover):
-    """macOS and the BSDs: no lock table; psutil's open files, matched by path."""
-
-    def __init__(self, open_files: OpenFilesLister | None = None, **seams: Any) -> None:
-        """`seams` are `PosixRemover`'s; `open_files` lists every process's open files."""
-        super().__init__(**seams)
-        if open_files is None:
-            from uvsweep.probe.darwin import psutil_open_files  # noqa: PLC0415
-
-            open_files = psutil_open_files
-        self.open_files = open_files
-
-    def open_users(
-        self, targets: Sequence[Target], result: RemoveResult
-    ) -> dict[Target, list[int]]:
-        """See `PosixRemover`.
-
-        A path is all psutil gives, and after the unlink it may name a newer file, so any open
-        file at a target's path counts: the safe side.
-        """
-        by_path = {target.path: target for target in targets}
-        found: dict[Target, list[int]] = {}
-        hidden = 0
-        me = os.getpid()
-        for pid, paths in self.open_files():
-            if pid == me:
-                continue
-            if paths is None:
-                hidden += 1
-                continue
-            for path in paths:
-                target = by_path.get(path)
-                if target is not None:
-                    found.setdefault(target, []).append(pid)
-        result.hidden_processes = max(result.hidden_processes, hidden)
-        return found
-
-    def view(self) -> dict[str, Any]:
-        """See `PosixRemover`."""
-        return {"platform": "darwin"}
-
-    def old_in_use(self, dev: int, ino: int, path: str) -> bool:
-        """See `PosixRemover`: any other process lists the path among its open files."""
-        me = self.calls.getpid()
-        return any(
-            pid != me and paths is not None and path in paths for pid, paths in self.open_files()
-        )

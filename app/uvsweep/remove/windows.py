@@ -1,22 +1,30 @@
-"""The removal primitives on Windows: one handle, `LockFileEx`, and a POSIX-semantics delete.
+"""The removal primitives on Windows: one handle, `LockFileEx`, a rename and a POSIX delete.
 
 Each file is opened once, sharing read, write and delete as uv's own handles do, with `DELETE`
 access and without following reparse points. An exclusive `LockFileEx` that fails immediately
 says whether anyone holds it; `NtQueryInformationFile(FileProcessIdsUsingFileInformation)` lists
-every process with a handle on it (waiters included); the delete is a disposition set through
-the same handle (`FileDispositionInfoEx`, `DELETE | POSIX_SEMANTICS`) while the lock is held.
+every process with a handle on it (waiters included).
 
-Once a delete is pending, Windows refuses new opens of the file, so the set of processes using it
-can only shrink: if the check after the delete finds one, the delete is simply cancelled.
+The name is freed at once, as an unlink does on Unix: the file is renamed through our handle, with
+POSIX semantics, to a unique name in the same dir that is not a uv lock name, and only then marked
+for deletion (`FileDispositionInfoEx`, `DELETE | POSIX_SEMANTICS`). A delete-pending file refuses
+every open with `ERROR_ACCESS_DENIED`, on which uv >= 0.7.19 warns and runs *without* its lock;
+so no name is ever left delete-pending, not even while the rest of a batch is checked. A uv that
+opens the name afterwards creates a new file there, as on Unix.
+
+A process that opened the old file between the check and the rename is handed the lock as on
+Unix: a new file at the name is locked first, the old lock released, and the new one kept until
+nobody but us has a handle on the old file.
 
 The Win32 calls sit behind `Win32Remove` (ctypes in `Kernel32Remove`, imported only when used),
-so the logic is tested on any OS with a fake.
+so the logic is tested on any OS with a model of the Windows file calls.
 """
 
 from __future__ import annotations
 
 import ntpath
 import os
+import secrets
 import stat
 import time
 from collections.abc import Callable, Sequence
@@ -26,19 +34,28 @@ from uvsweep.model import Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.windows import (
+    DELETE,
     ERROR_LOCK_VIOLATION,
     FILE_ATTRIBUTE_REPARSE_POINT,
+    GENERIC_READ,
+    GENERIC_WRITE,
+    OPEN_ALWAYS,
+    OPEN_EXISTING,
+    READ_CONTROL,
     Kernel32Files,
 )
 from uvsweep.processes import ProcessTable
-from uvsweep.remove import Policy, Progress, Remover, RemoveResult, Target, Use
+from uvsweep.remove import Policy, Progress, Remover, RemoveResult, Target, Use, backoff
 
-STATUS_INFO_LENGTH_MISMATCH = 0xC0000004
-FILE_PROCESS_IDS_USING_FILE_INFORMATION = 47
-FILE_DISPOSITION_INFO_EX = 21
+FILE_RENAME_INFO = 3
 FILE_DISPOSITION_INFO = 4
+FILE_DISPOSITION_INFO_EX = 21
+FILE_RENAME_INFO_EX = 22
 FILE_DISPOSITION_FLAG_DELETE = 0x1
 FILE_DISPOSITION_FLAG_POSIX_SEMANTICS = 0x2
+FILE_RENAME_FLAG_POSIX_SEMANTICS = 0x2
+#: what a removed file is renamed to before it goes: never a uv lock name
+GONE_SUFFIX = ".uvsweep-removed"
 
 
 class Win32Remove(Protocol):
@@ -46,6 +63,10 @@ class Win32Remove(Protocol):
 
     def open_for_delete(self, path: str) -> Any:
         """A handle with read, delete and read-control access, sharing everything."""
+
+    def open_generation(self, path: str) -> Any:
+        """Open or create (`OPEN_ALWAYS`) as uv does, read-write, sharing everything; OSError
+        if what is at the name is a reparse point."""
 
     def identity(self, handle: Any) -> tuple[int, int]:
         """(volume serial, file index)."""
@@ -62,8 +83,11 @@ class Win32Remove(Protocol):
     def pids_using(self, handle: Any) -> list[int]:
         """Every process with a handle on the file (ours included)."""
 
-    def set_delete(self, handle: Any, delete: bool) -> None:
-        """Mark the file for POSIX-style deletion through `handle`, or cancel that."""
+    def rename(self, handle: Any, new_name: str) -> None:
+        """Rename the file through `handle` to `new_name` in the same dir (never replacing)."""
+
+    def set_delete(self, handle: Any) -> None:
+        """Mark the file for deletion through `handle` (POSIX semantics where available)."""
 
     def close(self, handle: Any) -> None:
         """`CloseHandle`."""
@@ -72,22 +96,21 @@ class Win32Remove(Protocol):
 class Kernel32Remove(Kernel32Files):
     """`Win32Remove` through ctypes; only ever called on Windows."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ntdll = self.ctypes.WinDLL("ntdll")
-        self.kernel32.CreateFileW.restype = self.wintypes.HANDLE
-
     def open_for_delete(self, path: str) -> Any:
         """See `Win32Remove`."""
-        generic_read, delete, read_control = 0x80000000, 0x00010000, 0x00020000
-        share_all = 0x1 | 0x2 | 0x4
-        open_existing, open_reparse_point = 3, 0x00200000
-        handle = self.kernel32.CreateFileW(
-            path, generic_read | delete | read_control, share_all, None, open_existing,
-            open_reparse_point, None,
-        )  # fmt: skip
-        if handle in (None, self.wintypes.HANDLE(-1).value):
-            raise self._error()
+        return self._create(path, GENERIC_READ | DELETE | READ_CONTROL, OPEN_EXISTING)
+
+    def open_generation(self, path: str) -> Any:
+        """See `Win32Remove`."""
+        handle = self._create(path, GENERIC_READ | GENERIC_WRITE, OPEN_ALWAYS)
+        info = self.info_type()
+        if not self.kernel32.GetFileInformationByHandle(handle, self.ctypes.byref(info)):
+            error = self._error()
+            self.close(handle)
+            raise error
+        if info.attributes & FILE_ATTRIBUTE_REPARSE_POINT:
+            self.close(handle)
+            raise OSError(0, "a symlink or junction is at the name", path)
         return handle
 
     def lock_exclusive(self, handle: Any) -> bool:
@@ -109,38 +132,40 @@ class Kernel32Remove(Kernel32Files):
         overlapped = self.overlapped_type()
         self.kernel32.UnlockFileEx(handle, 0, 0xFFFFFFFF, 0xFFFFFFFF, self.ctypes.byref(overlapped))
 
-    def pids_using(self, handle: Any) -> list[int]:
-        """See `Win32Remove`."""
-        ctypes = self.ctypes
-        status_block = (ctypes.c_void_p * 2)()
-        size = 4096
-        while True:
-            buffer = ctypes.create_string_buffer(size)
-            status = self.ntdll.NtQueryInformationFile(
-                handle, ctypes.byref(status_block), buffer, size,
-                FILE_PROCESS_IDS_USING_FILE_INFORMATION,
-            ) & 0xFFFFFFFF  # fmt: skip
-            if status == STATUS_INFO_LENGTH_MISMATCH and size < 1 << 22:
-                size *= 4
-                continue
-            if status:
-                raise OSError(f"NtQueryInformationFile failed (NTSTATUS {status:#010x})")
-            count = ctypes.c_ulong.from_buffer(buffer, 0).value
-            offset = ctypes.sizeof(ctypes.c_void_p)  # the ULONG_PTR array is pointer-aligned
-            ids = (ctypes.c_size_t * count).from_buffer(buffer, offset)
-            return [int(pid) for pid in ids]
+    def rename(self, handle: Any, new_name: str) -> None:
+        """See `Win32Remove`: a bare name renames within the same dir."""
+        ctypes, wintypes = self.ctypes, self.wintypes
+        name_type = ctypes.c_wchar * (len(new_name) + 1)
+        fields = [("flags", wintypes.DWORD), ("root", wintypes.HANDLE),
+                  ("length", wintypes.DWORD), ("name", name_type)]  # fmt: skip
+        info: Any = type("RenameInfo", (ctypes.Structure,), {"_fields_": fields})()
+        info.root, info.length, info.name = None, len(new_name) * 2, new_name
+        info.flags = FILE_RENAME_FLAG_POSIX_SEMANTICS  # no REPLACE_IF_EXISTS: never replace
+        size = ctypes.sizeof(info)
+        if self.kernel32.SetFileInformationByHandle(
+            handle, FILE_RENAME_INFO_EX, ctypes.byref(info), size
+        ):
+            return
+        # Windows before 10 1709 and file systems without it: the classic rename, just as
+        # immediate (flags 0 is ReplaceIfExists = FALSE)
+        info.flags = 0
+        if not self.kernel32.SetFileInformationByHandle(
+            handle, FILE_RENAME_INFO, ctypes.byref(info), size
+        ):
+            raise self._error()
 
-    def set_delete(self, handle: Any, delete: bool) -> None:
+    def set_delete(self, handle: Any) -> None:
         """See `Win32Remove`: POSIX semantics where the file system has them."""
         ctypes = self.ctypes
         flags = FILE_DISPOSITION_FLAG_DELETE | FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
-        info = ctypes.c_ulong(flags if delete else 0)
+        info = ctypes.c_ulong(flags)
         if self.kernel32.SetFileInformationByHandle(
             handle, FILE_DISPOSITION_INFO_EX, ctypes.byref(info), ctypes.sizeof(info)
         ):
             return
-        # FAT and Windows before 10 1607: the classic disposition (the name goes at last close)
-        classic = ctypes.c_ubyte(1 if delete else 0)
+        # FAT and Windows before 10 1607: the classic disposition (the renamed file goes at the
+        # last close; its unique name is nobody's lock)
+        classic = ctypes.c_ubyte(1)
         if not self.kernel32.SetFileInformationByHandle(
             handle, FILE_DISPOSITION_INFO, ctypes.byref(classic), ctypes.sizeof(classic)
         ):
@@ -278,13 +303,94 @@ class WindowsRemover(Remover):
         )
 
     def unlink(self, target: Target) -> None:
-        """See `Remover`: a POSIX-semantics delete through our handle, lock still held."""
-        self._files().set_delete(target.handle, delete=True)
+        """See `Remover`: free the name at once (a rename away), then delete by handle.
+
+        OSError (the file stays at its name) only if the rename fails; once it is renamed, a
+        failed delete leaves a file nobody locks under a name that is not uv's, and is noted.
+        """
+        files = self._files()
+        for _attempt in range(3):
+            gone = f"{target.name}.{secrets.token_hex(8)}{GONE_SUFFIX}"
+            try:
+                files.rename(target.handle, gone)
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise FileExistsError(0, "no free name to rename it to", target.path)
+        try:
+            files.set_delete(target.handle)
+        except OSError as err:
+            note = (
+                f"{ntpath.join(target.directory, gone)}: renamed away but not deleted"
+                f" ({err.strerror or err}); it is no lock file and may be deleted by hand"
+            )
+            self.notes.append(note)
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
-        """See `Remover`: nobody can open a file with a delete pending, so just cancel it."""
-        self._files().set_delete(target.handle, delete=False)
-        return "the delete was cancelled and the file kept"
+        """See `Remover`: hand the lock over, as on Unix.
+
+        A new file at the name is locked before the old lock is released; the process that got a
+        handle on the old file then takes its lock, and anyone who opens the name from now on
+        finds the new file, locked by us until nobody but us has a handle on the old one.
+        """
+        files = self._files()
+        new = self._next_generation(target, result)
+        try:
+            files.unlock(target.handle)  # the old file's user proceeds
+            target.locked = False
+            if new is None:
+                return "the lock could not be handed over (see errors); the old file was released"
+            said = False
+            for waited in backoff():
+                if not self._still_used(target):
+                    break
+                if waited > 1 and not said:
+                    self.progress(
+                        f"{target.path}: keeping the new lock until {use.describe()} is done"
+                        " with the old file"
+                    )
+                    said = True
+        finally:
+            if new is not None:
+                files.unlock(new)
+                files.close(new)
+        return "the lock was handed over to a new file at the name, which stays"
+
+    def _still_used(self, target: Target) -> bool:
+        """Whether any process but us still has a handle on the old (renamed) file."""
+        try:
+            pids = self._files().pids_using(target.handle)
+        except OSError:
+            return True  # unknown is not "nobody"
+        me = os.getpid()
+        return any(pid != me for pid in pids)
+
+    def _next_generation(self, target: Target, result: RemoveResult) -> Any:
+        """A file at the target's name, exclusively locked by us (created if need be)."""
+        files = self._files()
+        deadline: float | None = None
+        for waited in backoff():
+            try:
+                handle = files.open_generation(target.path)
+            except OSError as err:
+                # a delete-pending file or a reparse point at the name: retry briefly
+                deadline = deadline or waited + 5.0
+                if waited > deadline:
+                    why = err.strerror or str(err)
+                    result.errors.append(ScanError(target.path, f"lock handoff failed: {why}"))
+                    return None
+                continue
+            try:
+                if files.lock_exclusive(handle):
+                    return handle
+            except OSError as err:
+                files.close(handle)
+                why = err.strerror or str(err)
+                result.errors.append(ScanError(target.path, f"lock handoff failed: {why}"))
+                return None
+            files.close(handle)  # a new uv holds the new file: wait for it, keeping the old lock
+        return None  # pragma: no cover - backoff() never ends
 
     def release(self, target: Target) -> None:
         """See `Remover`: unlock, then close (the delete, if any, completes at close)."""
@@ -302,8 +408,8 @@ class WindowsRemover(Remover):
 
 def _is_admin() -> bool:
     try:
-        import ctypes  # noqa: PLC0415
+        from uvsweep import win32  # noqa: PLC0415
 
-        return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
+        return bool(win32.load("shell32").IsUserAnAdmin())
     except (AttributeError, OSError):
         return False

@@ -385,7 +385,8 @@ class TrayApp:
         if self.quitting.is_set():  # a quit that came while the loop was starting
             icon.stop()
             return
-        icon.visible = True
+        # pystray calls setup on a thread of its own; AppKit wants the main thread (others: as is)
+        self._ui(lambda: setattr(icon, "visible", True))
         self.refresh()
 
 
@@ -415,9 +416,9 @@ def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,
 
 
 def _windows_small_icon() -> int:  # pragma: no cover - Windows
-    import ctypes  # noqa: PLC0415
+    from uvsweep import win32  # noqa: PLC0415
 
-    return int(ctypes.windll.user32.GetSystemMetrics(49))  # type: ignore[attr-defined]
+    return int(win32.load("user32").GetSystemMetrics(49))
 
 
 def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
@@ -469,6 +470,10 @@ def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
         from uvsweep.tray import gtk  # noqa: PLC0415
 
         icon_type = gtk.icon_class(icon_type)
+    elif icon_type.__module__ == "pystray._darwin":  # pragma: no cover - macOS
+        from uvsweep.tray import macos  # noqa: PLC0415
+
+        icon_type = macos.icon_class(icon_type)
     return icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu)
 
 

@@ -57,6 +57,12 @@ class NotifyPolicy:
         return f"{new} new orphaned uv lock {noun}{total}"
 
 
+def no_window_flags(platform: str = sys.platform) -> int:
+    """`creationflags` for a helper: on Windows `CREATE_NO_WINDOW`, so a console program started
+    by the windowed tray opens no console window."""
+    return 0x08000000 if platform == "win32" else 0
+
+
 def helper_command() -> list[str]:
     """How to start the notification helper (`uvsweep _notifyd`), frozen or not."""
     if getattr(sys, "frozen", False):
@@ -87,6 +93,7 @@ class Notifier:
         self._reader: threading.Thread | None = None
         self._next = 0
         self._requests: dict[int, tuple[str, str, Callable[[], None] | None]] = {}
+        self._asked: dict[subprocess.Popen[str], set[int]] = {}  # each helper's requests
         self._running = False
         self.backend = "desktop-notifier"  # what works, as far as we know
         self.failure = ""  # why desktop-notifier is not used
@@ -140,6 +147,7 @@ class Notifier:
             self._next += 1
             ident = self._next
             self._requests[ident] = (title, message, button[1] if button else None)
+            self._asked.setdefault(helper, set()).add(ident)
             line = {"id": ident, "title": title, "message": message,
                     "button": button[0] if button else None}  # fmt: skip
             assert helper.stdin is not None
@@ -150,7 +158,7 @@ class Notifier:
         command = self.command + (["--icon", self.icon] if self.icon else [])
         helper = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1,
+            text=True, bufsize=1, creationflags=no_window_flags(),
         )  # fmt: skip
         reader = threading.Thread(target=self._read, args=(helper,), name="uvsweep-notify",
                                   daemon=True)  # fmt: skip
@@ -160,6 +168,7 @@ class Notifier:
 
     def _read(self, helper: subprocess.Popen[str]) -> None:
         assert helper.stdout is not None
+        answered: set[object] = set()
         for raw in helper.stdout:
             try:
                 reply = json.loads(raw)
@@ -177,13 +186,26 @@ class Notifier:
             elif reply.get("status") == "failed":
                 self._give_up(str(reply.get("reason", "")))
                 self._fallback(title, message)
+            answered.add(ident)
         helper.stdout.close()
+        # a helper that died (or could not read its requests) before answering: those requests
+        # would be lost without a word, so they go to the fallback
         with self._lock:
+            asked = self._asked.pop(helper, set())
             if self._helper is helper:  # it exited by itself (idle): the next send restarts it
                 self._helper = None
                 self._reader = None
+        code = None
         with contextlib.suppress(subprocess.TimeoutExpired):
-            helper.wait(1)
+            code = helper.wait(5)  # its stdout is closed: it is exiting (the wait is off the UI)
+        if code is not None and helper.stdin is not None:
+            with contextlib.suppress(OSError):
+                helper.stdin.close()
+        for ident in sorted(asked - answered) if self._running else ():
+            title, message, _action = self._requests.get(ident, ("", "", None))
+            if code:  # it failed, not just went idle: it will fail again
+                self._give_up(f"the notification helper exited ({code}) without answering")
+            self._fallback(title, message)
 
     def _give_up(self, reason: str) -> None:
         if self.backend != "desktop-notifier":

@@ -9,14 +9,22 @@ Protocol, one JSON object per line. In (stdin): `{"id": 1, "title": ..., "messag
 "button": "Clean now" | null}`. Out (stdout): `{"id": 1, "status": "dispatched"}`,
 `{"id": 1, "status": "failed", "reason": ...}`, and later `{"id": 1, "event": "button"}` when
 the button is pressed. EOF on stdin: finish and exit.
+
+Per OS: stdin is read by a thread, not `loop.connect_read_pipe` (Windows' Proactor loop cannot
+read a console or anonymous pipe that way: CPython gh-87694). On macOS the loop is rubicon's
+CFRunLoop-based one (desktop-notifier's callbacks, the button included, are delivered on the
+main run loop), the permission prompt is waited for without a deadline, and desktop-notifier's
+dummy backend (a Python that is not an app bundle) is reported as a failure, not as "dispatched".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 
 TYPE_CHECKING = False
@@ -27,6 +35,9 @@ if TYPE_CHECKING:
 IDLE_EXIT = 60.0
 #: How long a notification with a button keeps the helper alive at most.
 BUTTON_LIFETIME = 1800.0
+#: desktop-notifier's app name: on Windows also the AppUserModelID it registers for the toasts,
+#: which the installer's Start-menu shortcut carries (packaging/windows/uvsweep.iss).
+APP_NAME = "uvsweep"
 
 
 class _Capture(logging.Handler):
@@ -63,9 +74,86 @@ def _closer(pending: dict[int, float], ident: int) -> Callable[[], None]:
     return closed
 
 
-async def serve(icon: str | None = None) -> None:
+def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[bytes]) -> None:
+    """Feed stdin's lines to the loop from a thread (b"" at EOF); works with every loop."""
+
+    def put(raw: bytes) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the helper is exiting
+            loop.call_soon_threadsafe(lines.put_nowait, raw)
+
+    def pump() -> None:
+        stream = sys.stdin.buffer
+        try:
+            for raw in iter(stream.readline, b""):
+                put(raw)
+        except (OSError, ValueError):
+            pass
+        put(b"")
+
+    threading.Thread(target=pump, name="uvsweep-notifyd-stdin", daemon=True).start()
+
+
+def _dummy(notifier: Any) -> bool:
+    """Whether desktop-notifier fell back to its dummy backend (it shows nothing)."""
+    return type(getattr(notifier, "_backend", None)).__module__.endswith(".dummy")
+
+
+class _Session:
+    """One helper's notifier, and what it learned about it."""
+
+    def __init__(self, notifier: Any, capture: _Capture, platform: str) -> None:
+        self.notifier, self.capture = notifier, capture
+        self.pending: dict[int, float] = {}  # request id -> until when its button may be pressed
+        self.unusable = ""
+        if _dummy(notifier):
+            self.unusable = "; ".join(capture.reasons) or "no notification service here"
+        self.authorised = platform != "darwin"  # macOS asks the user once, in a prompt
+
+    async def _authorise(self) -> bool:
+        if self.authorised or self.unusable:
+            return self.authorised
+        try:  # no deadline: the user may take a while to answer the prompt
+            self.authorised = bool(await self.notifier.request_authorisation())
+        except Exception as err:  # noqa: BLE001 - reported, never fatal
+            self.unusable = f"{type(err).__name__}: {err}"
+        if not self.authorised and not self.unusable:
+            self.unusable = "notifications are not allowed for uvsweep (System Settings)"
+        return self.authorised
+
+    async def answer(self, request: dict[str, Any], now: float) -> None:
+        """Show one request and report what happened."""
+        from desktop_notifier import Button  # noqa: PLC0415
+
+        ident = request["id"]
+        if not await self._authorise():
+            _write({"id": ident, "status": "failed", "reason": self.unusable})
+            return
+        dispatched = asyncio.Event()
+        buttons: tuple[Any, ...] = ()
+        if request.get("button"):
+            buttons = (Button(title=request["button"], on_pressed=_pressed(ident)),)
+        self.capture.reasons.clear()
+        done = _closer(self.pending, ident)
+        try:
+            await asyncio.wait_for(self.notifier.send(
+                title=request["title"], message=request["message"], buttons=buttons,
+                on_dispatched=dispatched.set, on_dismissed=done, on_clicked=done,
+            ), timeout=5)  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - every failure is reported, none is fatal
+            _write({"id": ident, "status": "failed", "reason": f"{type(err).__name__}: {err}"})
+            return
+        if dispatched.is_set():
+            _write({"id": ident, "status": "dispatched"})
+            if buttons:
+                self.pending[ident] = now + BUTTON_LIFETIME
+        else:
+            reason = self.capture.reasons[-1] if self.capture.reasons else "not dispatched"
+            _write({"id": ident, "status": "failed", "reason": reason})
+
+
+async def serve(icon: str | None = None, platform: str = sys.platform) -> None:
     """Read requests until EOF (or idleness), show each, report what happened."""
-    from desktop_notifier import Button, DesktopNotifier, Icon  # noqa: PLC0415
+    from desktop_notifier import DesktopNotifier, Icon  # noqa: PLC0415
 
     capture = _Capture()
     library_log = logging.getLogger("desktop_notifier")
@@ -74,54 +162,56 @@ async def serve(icon: str | None = None) -> None:
     if icon:
         from pathlib import Path  # noqa: PLC0415
 
-        notifier = DesktopNotifier(app_name="uvsweep", app_icon=Icon(path=Path(icon)))
+        notifier = DesktopNotifier(app_name=APP_NAME, app_icon=Icon(path=Path(icon)))
     else:
-        notifier = DesktopNotifier(app_name="uvsweep")
+        notifier = DesktopNotifier(app_name=APP_NAME)
+    session = _Session(notifier, capture, platform)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    pending: dict[int, float] = {}  # request id -> until when its button may be pressed
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+    _read_stdin(loop, lines)
+    pending = session.pending
     while True:
         now = loop.time()
         for ident, until in list(pending.items()):
             if until < now:
                 del pending[ident]
         try:
-            raw = await asyncio.wait_for(reader.readline(), None if pending else IDLE_EXIT)
+            raw = await asyncio.wait_for(lines.get(), None if pending else IDLE_EXIT)
         except asyncio.TimeoutError:
             break  # nothing left to click, and idle: give the memory back
         if not raw:
             break
-        request = json.loads(raw)
-        ident = request["id"]
-        dispatched = asyncio.Event()
-        buttons: tuple[Any, ...] = ()
-        if request.get("button"):
-            buttons = (Button(title=request["button"], on_pressed=_pressed(ident)),)
-        capture.reasons.clear()
-        done = _closer(pending, ident)
         try:
-            await asyncio.wait_for(notifier.send(
-                title=request["title"], message=request["message"], buttons=buttons,
-                on_dispatched=dispatched.set, on_dismissed=done, on_clicked=done,
-            ), timeout=5)  # fmt: skip
-        except Exception as err:  # noqa: BLE001 - every failure is reported, none is fatal
-            _write({"id": ident, "status": "failed", "reason": f"{type(err).__name__}: {err}"})
+            request = json.loads(raw)
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or not {"id", "title", "message"} <= request.keys():
+            sys.stderr.write(f"uvsweep notifyd: ignored a malformed request: {raw[:80]!r}\n")
             continue
-        if dispatched.is_set():
-            _write({"id": ident, "status": "dispatched"})
-            if buttons:
-                pending[ident] = loop.time() + BUTTON_LIFETIME
-        else:
-            reason = capture.reasons[-1] if capture.reasons else "not dispatched"
-            _write({"id": ident, "status": "failed", "reason": reason})
+        await session.answer(request, loop.time())
     bus = getattr(getattr(notifier, "_backend", None), "bus", None)
     if bus is not None:
         bus.disconnect()
 
 
+def _loop_policy(platform: str = sys.platform) -> Any:
+    """macOS: rubicon's CFRunLoop-based loop, so AppKit delivers desktop-notifier's callbacks."""
+    if platform != "darwin":
+        return None
+    try:
+        from rubicon.objc.eventloop import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+            EventLoopPolicy,
+        )
+    except ImportError:
+        return None
+    return EventLoopPolicy()
+
+
 def main(icon: str | None = None) -> int:
     """Run the helper (the hidden `uvsweep _notifyd` command)."""
+    policy = _loop_policy()
+    if policy is not None:
+        asyncio.set_event_loop_policy(policy)
     try:
         asyncio.run(serve(icon))
     except KeyboardInterrupt:
