@@ -1,0 +1,419 @@
+"""A small simulated Unix kernel: one temp dir, inodes, open file descriptions, flock, /proc.
+
+Only what the removal protocol and uv touch is modelled, but that part as strictly as Linux does
+it (`fs/locks.c`, `fs/namei.c`, `fs/proc/`):
+
+- a directory of names -> inodes (dev, ino, mode, uid, size, nlink, mtime); an unlinked inode
+  lives on while some open file description refers to it;
+- per-process fd tables of open file descriptions (OFDs); `open` with `O_CREAT`, `O_EXCL`,
+  `O_NOFOLLOW`, `O_DIRECTORY`; `renameat2(RENAME_NOREPLACE)`; `unlink`; `close`;
+- `flock` locks belong to the OFD: exclusive/shared, non-blocking (`EWOULDBLOCK`) or blocking. A
+  blocked request is a *waiter* listed under the lock that blocks it; when that lock goes (unlock,
+  close of the OFD, a conversion), every waiter on it is woken and **leaves the table** until it
+  retries, exactly as `locks_wake_up_blocks` does, so anybody may take the lock first;
+- `/proc/locks` text in the kernel's format, `/proc` (pids), `/proc/<pid>/fd` (fd numbers),
+  `readlink` of an fd link (the path, with ` (deleted)` once unlinked) and `stat` through it.
+
+Every method is called by exactly one actor at a time (the scheduler guarantees it), with the
+pid of the calling process. A blocking `flock` returns `BLOCKED` instead of sleeping: the caller
+(`actors.SimCalls`) parks its actor until the kernel wakes it, then retries.
+
+The OS-specific views live in one place (`proc_*` methods) so a macOS or Windows flavour (no
+/proc; `LockFileEx` and delete-on-close semantics) can be added beside them later.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+
+#: flock operations (the same numbers on Linux, macOS and the BSDs).
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+#: The simulated file system's device: tmpfs-like, major 0, as on most /tmp mounts.
+SIM_DEV = os.makedev(0, 0x2A)
+#: Where the simulated temp dir and /proc are (paths the remover is given).
+TMP = "/sim/tmp"
+PROC = "/sim/proc"
+#: mtime of the files that exist before the run (old enough for any policy).
+EPOCH = 1_700_000_000.0
+
+BLOCKED = object()  # what a blocking flock returns when the caller has to wait
+
+
+def _err(code: int, name: str | None = None) -> OSError:
+    """An OSError of the right subclass (FileNotFoundError, BlockingIOError, ...)."""
+    if name is None:
+        return OSError(code, os.strerror(code))
+    return OSError(code, os.strerror(code), name)
+
+
+@dataclass
+class Inode:
+    ino: int
+    mode: int
+    uid: int
+    mtime: float
+    size: int = 0
+    nlink: int = 1
+    path: str = ""  # the last path it had (what /proc/<pid>/fd shows)
+
+    def stat(self) -> os.stat_result:
+        gid = os.getegid()
+        return os.stat_result(
+            (self.mode, self.ino, SIM_DEV, self.nlink, self.uid, gid, self.size,
+             self.mtime, self.mtime, self.mtime)
+        )  # fmt: skip
+
+
+@dataclass
+class OpenFile:
+    """An open file description (what `open` creates, `close` of its last fd drops)."""
+
+    inode: Inode | None  # None for the directory
+    flags: int
+    pid: int  # the process that opened it, and its fd there: the OFD's name in fingerprints
+    fd: int
+    refs: int = 1  # fds referring to it, in any process (a keeper inherits the cleaner's)
+
+
+@dataclass
+class Lock:
+    ofd: OpenFile
+    exclusive: bool
+    pid: int  # the process that took it (what /proc/locks prints)
+
+
+@dataclass
+class Waiter:
+    ofd: OpenFile
+    exclusive: bool
+    pid: int
+    blocker: OpenFile  # the OFD whose lock it is queued behind
+
+
+@dataclass
+class Process:
+    pid: int
+    name: str
+    fds: dict[int, OpenFile] = field(default_factory=dict)
+    alive: bool = True
+
+
+class Kernel:
+    """The shared state every actor's system calls act on."""
+
+    def __init__(self, umask: int = 0o022) -> None:
+        self.umask = umask
+        self.euid = os.geteuid()
+        self.names: dict[str, Inode] = {}
+        self.dir_inode = Inode(ino=2, mode=stat.S_IFDIR | 0o1777, uid=0, mtime=EPOCH, path=TMP)
+        self.next_ino = 100
+        self.locks: list[Lock] = []  # in the order they were taken (the /proc/locks order)
+        self.waiters: list[Waiter] = []
+        self.procs: dict[int, Process] = {}
+        self.now = 0.0  # virtual monotonic time
+        self.version = 0  # bumped by every change another process could see
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def spawn(self, pid: int, name: str) -> Process:
+        proc = Process(pid, name)
+        self.procs[pid] = proc
+        return proc
+
+    def make_file(self, name: str, mode: int = 0o666, size: int = 0) -> Inode:
+        """A file that is there before anything runs (an orphaned lock file, say)."""
+        inode = self._new_inode(stat.S_IFREG | mode, EPOCH - 3600)
+        inode.size = size
+        inode.path = f"{TMP}/{name}"
+        self.names[name] = inode
+        return inode
+
+    def _new_inode(self, mode: int, mtime: float) -> Inode:
+        self.next_ino += 1
+        return Inode(ino=self.next_ino, mode=mode, uid=self.euid, mtime=mtime)
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # ---- path and fd resolution ----------------------------------------------------------------
+
+    def _proc(self, pid: int) -> Process:
+        return self.procs[pid]
+
+    def _ofd(self, pid: int, fd: int) -> OpenFile:
+        found = self._proc(pid).fds.get(fd)
+        if found is None:
+            raise _err(errno.EBADF)
+        return found
+
+    def _in_dir(self, pid: int, name: str, dir_fd: int | None) -> str:
+        """The entry name in the temp dir for `name` (relative to `dir_fd`, or absolute)."""
+        if dir_fd is not None and not name.startswith("/"):
+            ofd = self._ofd(pid, dir_fd)
+            if ofd.inode is not None:
+                raise _err(errno.ENOTDIR, name)
+            base = name
+        else:
+            head, _, base = name.rpartition("/")
+            if head != TMP:
+                raise _err(errno.ENOENT, name)
+        if not base or "/" in base or base in (".", ".."):
+            raise _err(errno.EINVAL, name)
+        return base
+
+    def _install(self, pid: int, inode: Inode | None, flags: int) -> int:
+        proc = self._proc(pid)
+        fd = 3
+        while fd in proc.fds:
+            fd += 1
+        proc.fds[fd] = OpenFile(inode, flags, pid, fd)
+        self._changed()  # a new /proc/<pid>/fd entry
+        return fd
+
+    # ---- file system calls ---------------------------------------------------------------------
+
+    def open_dir(self, pid: int, path: str) -> int:
+        if path.rstrip("/") != TMP:
+            raise _err(errno.ENOENT, path)
+        return self._install(pid, None, os.O_RDONLY | os.O_DIRECTORY)
+
+    def list_dir(self, pid: int, where: int | str) -> list[str]:
+        if isinstance(where, int):
+            ofd = self._ofd(pid, where)
+            if ofd.inode is not None:
+                raise _err(errno.ENOTDIR)
+            return sorted(self.names)  # one fixed order (tmpfs has its own; the remover sorts)
+        return self.proc_list_dir(where)
+
+    def lstat(self, pid: int, name: str, dir_fd: int) -> os.stat_result:
+        base = self._in_dir(pid, name, dir_fd)
+        inode = self.names.get(base)
+        if inode is None:
+            raise _err(errno.ENOENT, name)
+        return inode.stat()
+
+    def open(self, pid: int, name: str, flags: int, mode: int, dir_fd: int | None) -> int:
+        base = self._in_dir(pid, name, dir_fd)
+        inode = self.names.get(base)
+        if inode is not None:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise _err(errno.EEXIST, name)
+            if stat.S_ISLNK(inode.mode) and flags & os.O_NOFOLLOW:
+                raise _err(errno.ELOOP, name)
+            if stat.S_ISDIR(inode.mode) and flags & os.O_ACCMODE != os.O_RDONLY:
+                raise _err(errno.EISDIR, name)
+            if flags & os.O_DIRECTORY and not stat.S_ISDIR(inode.mode):
+                raise _err(errno.ENOTDIR, name)
+            return self._install(pid, inode, flags)
+        if not flags & os.O_CREAT:
+            raise _err(errno.ENOENT, name)
+        inode = self._new_inode(stat.S_IFREG | (mode & 0o7777 & ~self.umask), EPOCH + self.now)
+        inode.path = f"{TMP}/{base}"
+        self.names[base] = inode
+        return self._install(pid, inode, flags)
+
+    def fstat(self, pid: int, fd: int) -> os.stat_result:
+        ofd = self._ofd(pid, fd)
+        return ofd.inode.stat() if ofd.inode is not None else self.dir_inode.stat()
+
+    def fchmod(self, pid: int, fd: int, mode: int) -> None:
+        ofd = self._ofd(pid, fd)
+        if ofd.inode is None:
+            raise _err(errno.EPERM)
+        ofd.inode.mode = stat.S_IFMT(ofd.inode.mode) | (mode & 0o7777)
+        self._changed()
+
+    def rename_noreplace(self, pid: int, old: str, new: str, dir_fd: int | None) -> None:
+        """`renameat2(..., RENAME_NOREPLACE)`: EEXIST if `new` is there."""
+        old_base = self._in_dir(pid, old, dir_fd)
+        new_base = self._in_dir(pid, new, dir_fd)
+        inode = self.names.get(old_base)
+        if inode is None:
+            raise _err(errno.ENOENT, old)
+        if new_base in self.names:
+            raise _err(errno.EEXIST, new)
+        del self.names[old_base]
+        self.names[new_base] = inode
+        inode.path = f"{TMP}/{new_base}"
+        self._changed()
+
+    def unlink(self, pid: int, name: str, dir_fd: int | None) -> None:
+        base = self._in_dir(pid, name, dir_fd)
+        inode = self.names.get(base)
+        if inode is None:
+            raise _err(errno.ENOENT, name)
+        if stat.S_ISDIR(inode.mode):
+            raise _err(errno.EISDIR, name)
+        del self.names[base]
+        inode.nlink -= 1
+        self._changed()
+
+    def close(self, pid: int, fd: int) -> None:
+        ofd = self._ofd(pid, fd)
+        del self._proc(pid).fds[fd]
+        ofd.refs -= 1
+        if ofd.refs == 0:
+            self._drop_lock(ofd)  # the last fd of the OFD: its flock goes with it
+        self._changed()
+
+    def inherit(self, parent: int, child: int, fds: list[int]) -> None:
+        """`child` gets `parent`'s `fds`, same numbers, same OFDs (fork + exec with pass_fds)."""
+        for fd in fds:
+            ofd = self._ofd(parent, fd)
+            ofd.refs += 1
+            self._proc(child).fds[fd] = ofd
+        self._changed()
+
+    def exit(self, pid: int) -> None:
+        """The process ends: every fd is closed, /proc/<pid> disappears."""
+        proc = self._proc(pid)
+        for fd in sorted(proc.fds):
+            self.close(pid, fd)
+        proc.alive = False
+        self.waiters = [w for w in self.waiters if w.pid != pid]
+        self._changed()
+
+    # ---- flock ---------------------------------------------------------------------------------
+
+    def flock(self, pid: int, fd: int, operation: int) -> object:
+        """None when done, `BLOCKED` when a blocking request has to wait (it is then queued)."""
+        ofd = self._ofd(pid, fd)
+        if ofd.inode is None:
+            raise _err(errno.EBADF)  # flock on our dir fd is legal in Linux, but never done here
+        if operation & LOCK_UN:
+            self._drop_lock(ofd)
+            return None
+        if operation & (LOCK_EX | LOCK_SH) == 0:
+            raise _err(errno.EINVAL)
+        exclusive = bool(operation & LOCK_EX)
+        mine = self._lock_of(ofd)
+        if mine is not None:
+            if mine.exclusive == exclusive:
+                return None
+            self._drop_lock(ofd)  # flock converts by dropping first (not atomic), as Linux does
+        blocker = self._conflict(ofd, exclusive)
+        if blocker is None:
+            self.waiters = [w for w in self.waiters if w.ofd is not ofd]
+            self.locks.append(Lock(ofd, exclusive, pid))
+            self._changed()
+            return None
+        if operation & LOCK_NB:
+            raise _err(errno.EWOULDBLOCK)
+        self.waiters.append(Waiter(ofd, exclusive, pid, blocker.ofd))
+        self._changed()  # a "->" line in /proc/locks
+        return BLOCKED
+
+    def _lock_of(self, ofd: OpenFile) -> Lock | None:
+        for lock in self.locks:
+            if lock.ofd is ofd:
+                return lock
+        return None
+
+    def _conflict(self, ofd: OpenFile, exclusive: bool) -> Lock | None:
+        for lock in self.locks:
+            same_file = lock.ofd.inode is ofd.inode and lock.ofd is not ofd
+            if same_file and (exclusive or lock.exclusive):
+                return lock
+        return None
+
+    def _drop_lock(self, ofd: OpenFile) -> None:
+        lock = self._lock_of(ofd)
+        if lock is None:
+            return
+        self.locks.remove(lock)
+        # every waiter behind it is woken and leaves the table until it retries
+        self.waiters = [w for w in self.waiters if w.blocker is not ofd]
+        self._changed()
+
+    def blocked(self, pid: int) -> bool:
+        """Whether `pid` is queued on a lock (not runnable until woken)."""
+        return any(w.pid == pid for w in self.waiters)
+
+    # ---- the /proc views (Linux) ---------------------------------------------------------------
+
+    def proc_locks(self) -> bytes:
+        """`/proc/locks`: each lock, then the waiters queued behind it, `N: -> ...`."""
+        lines = []
+        major, minor = os.major(SIM_DEV), os.minor(SIM_DEV)
+        for number, lock in enumerate(self.locks, 1):
+            assert lock.ofd.inode is not None
+            dev = f"{major:02x}:{minor:02x}:{lock.ofd.inode.ino}"
+            mode = "WRITE" if lock.exclusive else "READ"
+            lines.append(f"{number}: FLOCK  ADVISORY  {mode} {lock.pid} {dev} 0 EOF")
+            for waiter in self.waiters:
+                if waiter.blocker is lock.ofd:
+                    mode = "WRITE" if waiter.exclusive else "READ"
+                    lines.append(f"{number}: -> FLOCK  ADVISORY  {mode} {waiter.pid} {dev} 0 EOF")
+        return "".join(line + "\n" for line in lines).encode()
+
+    def _proc_parts(self, path: str) -> list[str]:
+        if not path.startswith(PROC + "/") and path != PROC:
+            raise _err(errno.ENOENT, path)
+        return [part for part in path[len(PROC) :].split("/") if part]
+
+    def _live(self, pid_text: str, path: str) -> Process:
+        proc = self.procs.get(int(pid_text)) if pid_text.isdigit() else None
+        if proc is None or not proc.alive:
+            raise _err(errno.ENOENT, path)
+        return proc
+
+    def proc_list_dir(self, path: str) -> list[str]:
+        parts = self._proc_parts(path)
+        if not parts:
+            pids = [str(pid) for pid, proc in self.procs.items() if proc.alive]
+            return ["self", "locks", *pids]
+        if len(parts) == 2 and parts[1] == "fd":
+            return [str(fd) for fd in sorted(self._live(parts[0], path).fds)]  # as Linux does
+        raise _err(errno.ENOENT, path)
+
+    def read(self, path: str) -> bytes:
+        if path == f"{PROC}/locks":
+            return self.proc_locks()
+        raise _err(errno.ENOENT, path)
+
+    def _fd_link(self, path: str) -> OpenFile:
+        parts = self._proc_parts(path)
+        if len(parts) != 3 or parts[1] != "fd" or not parts[2].isdigit():
+            raise _err(errno.ENOENT, path)
+        ofd = self._live(parts[0], path).fds.get(int(parts[2]))
+        if ofd is None:
+            raise _err(errno.ENOENT, path)
+        return ofd
+
+    def readlink(self, pid: int, path: str) -> str:
+        if path == f"{PROC}/self":
+            return str(pid)
+        ofd = self._fd_link(path)
+        if ofd.inode is None:
+            return TMP
+        return ofd.inode.path + (" (deleted)" if ofd.inode.nlink == 0 else "")
+
+    def stat(self, path: str) -> os.stat_result:
+        ofd = self._fd_link(path)
+        return (ofd.inode or self.dir_inode).stat()
+
+    # ---- for the scheduler ---------------------------------------------------------------------
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything observable, with OFDs named by (pid, fd) so equal states compare equal."""
+        names = tuple(sorted((name, inode.ino) for name, inode in self.names.items()))
+        inodes: dict[int, Inode] = {i.ino: i for i in self.names.values()}
+        fds = []
+        for pid, proc in sorted(self.procs.items()):
+            for fd, ofd in sorted(proc.fds.items()):
+                if ofd.inode is not None:
+                    inodes[ofd.inode.ino] = ofd.inode
+                fds.append((pid, fd, ofd.inode.ino if ofd.inode else 0, ofd.flags))
+            fds.append((pid, proc.alive))
+        shape = tuple(
+            (i.ino, i.mode, i.nlink, i.size, i.mtime, i.path) for _, i in sorted(inodes.items())
+        )
+        locks = tuple((lk.ofd.pid, lk.ofd.fd, lk.exclusive) for lk in self.locks)
+        waiters = tuple(
+            (w.ofd.pid, w.ofd.fd, w.exclusive, w.blocker.pid, w.blocker.fd) for w in self.waiters
+        )
+        return (names, shape, tuple(fds), locks, waiters, self.next_ino, self.now)

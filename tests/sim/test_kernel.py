@@ -1,0 +1,188 @@
+"""The simulated kernel behaves as Linux does where the remover and uv look.
+
+Where it can, each test does the same thing on the real OS and compares.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sim.kernel import (
+    BLOCKED,
+    LOCK_EX,
+    LOCK_NB,
+    LOCK_SH,
+    LOCK_UN,
+    PROC,
+    SIM_DEV,
+    TMP,
+    Kernel,
+)
+from uvsweep.probe.linux import parse_locks
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
+
+NAME = "uv-0123456789abcdef.lock"
+
+
+def _kernel() -> tuple[Kernel, int]:
+    kernel = Kernel()
+    kernel.make_file(NAME)
+    for pid in (10, 11, 12):
+        kernel.spawn(pid, "uv")
+    return kernel, kernel.names[NAME].ino
+
+
+def _shape(line: str) -> list[str]:
+    """A /proc/locks line with its id, pid and device:inode blanked out."""
+    parts = line.split()
+    pid_at = 5 if parts[1] == "->" else 4
+    parts[0] = "N:"
+    parts[pid_at] = "PID"
+    parts[pid_at + 1] = "DEV:INO"
+    return parts
+
+
+def _real_lines(ino: int) -> list[str]:
+    text = Path("/proc/locks").read_text()
+    return [line for line in text.splitlines() if line.split()[-3].endswith(f":{ino}")]
+
+
+def test_holder_and_waiter_lines_match_the_real_proc_locks(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    path.touch()
+    holder = os.open(path, os.O_RDWR)
+    waiter = os.open(path, os.O_RDWR)  # another open file description: flock conflicts
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    got: list[str] = []
+    thread = threading.Thread(target=lambda: (fcntl.flock(waiter, fcntl.LOCK_EX), got.append("x")))
+    thread.start()
+    try:
+        ino = os.fstat(holder).st_ino
+        for _ in range(500):
+            real = _real_lines(ino)
+            if len(real) == 2:
+                break
+            time.sleep(0.01)
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        thread.join(10)
+        os.close(holder)
+        os.close(waiter)
+    assert got == ["x"]
+
+    kernel, sim_ino = _kernel()
+    a = kernel.open(10, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    b = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    assert kernel.flock(10, a, LOCK_EX) is None
+    assert kernel.flock(11, b, LOCK_EX) is BLOCKED
+    sim = kernel.proc_locks().decode().splitlines()
+    assert [_shape(line) for line in sim] == [_shape(line) for line in real]
+    table = parse_locks("\n".join(sim))
+    entries = table[sim_ino]
+    assert [(e.pid, e.waiting, e.major, e.minor) for e in entries] == [
+        (10, False, os.major(SIM_DEV), os.minor(SIM_DEV)),
+        (11, True, os.major(SIM_DEV), os.minor(SIM_DEV)),
+    ]
+
+
+def test_a_release_wakes_the_waiter_which_leaves_the_table_until_it_retries() -> None:
+    kernel, _ino = _kernel()
+    a = kernel.open(10, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    b = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    c = kernel.open(12, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    kernel.flock(10, a, LOCK_EX)
+    assert kernel.flock(11, b, LOCK_EX) is BLOCKED
+    assert kernel.blocked(11)
+    kernel.close(10, a)  # closing the last fd of the OFD drops its lock
+    assert not kernel.blocked(11)
+    assert kernel.proc_locks() == b""  # woken, not yet retried: in no line at all
+    kernel.flock(12, c, LOCK_EX | LOCK_NB)  # a third process gets there first
+    assert kernel.flock(11, b, LOCK_EX) is BLOCKED  # the retry queues again
+    assert b"-> FLOCK" in kernel.proc_locks()
+
+
+def test_nonblocking_conflicts_and_shared_locks() -> None:
+    kernel, _ino = _kernel()
+    a = kernel.open(10, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)
+    b = kernel.open(11, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)
+    kernel.flock(10, a, LOCK_SH)
+    kernel.flock(11, b, LOCK_SH | LOCK_NB)  # shared with shared: fine
+    with pytest.raises(BlockingIOError):
+        kernel.flock(11, b, LOCK_EX | LOCK_NB)  # conversion drops the shared one first
+    assert b"READ 10" in kernel.proc_locks()
+    assert b"READ 11" not in kernel.proc_locks()
+    kernel.flock(10, a, LOCK_UN)
+    kernel.flock(11, b, LOCK_EX | LOCK_NB)
+
+
+def test_open_create_exclusive_nofollow_and_rename_without_replace(tmp_path: Path) -> None:
+    kernel, _ino = _kernel()
+    dir_fd = kernel.open_dir(10, TMP)
+    excl = os.O_RDWR | os.O_CREAT | os.O_EXCL
+    with pytest.raises(FileExistsError):
+        kernel.open(10, NAME, excl, 0o666, dir_fd)
+    with pytest.raises(FileNotFoundError):
+        kernel.open(10, "uv-ffffffffffffffff.lock", os.O_RDWR, 0, dir_fd)
+    tmp = kernel.open(10, f"{TMP}/.tmpabc", excl, 0o666, None)
+    assert kernel.fstat(10, tmp).st_mode & 0o777 == 0o644  # the umask applies
+    kernel.fchmod(10, tmp, 0o666)
+    assert kernel.fstat(10, tmp).st_mode & 0o777 == 0o666
+    with pytest.raises(FileExistsError):
+        kernel.rename_noreplace(10, f"{TMP}/.tmpabc", f"{TMP}/{NAME}", None)
+    kernel.unlink(10, NAME, dir_fd)
+    kernel.rename_noreplace(10, f"{TMP}/.tmpabc", f"{TMP}/{NAME}", None)
+    assert kernel.lstat(10, NAME, dir_fd).st_ino == kernel.fstat(10, tmp).st_ino
+    assert sorted(kernel.list_dir(10, dir_fd)) == [NAME]
+
+
+def test_unlinked_file_lives_on_while_open_and_proc_shows_it_deleted(tmp_path: Path) -> None:
+    # the real OS first: the format the remover parses
+    real = tmp_path / NAME
+    real.touch()
+    fd = os.open(real, os.O_RDONLY)
+    try:
+        real.unlink()
+        shown = os.readlink(f"/proc/self/fd/{fd}")
+        assert shown == f"{real} (deleted)"
+        assert os.stat(f"/proc/self/fd/{fd}").st_nlink == 0
+    finally:
+        os.close(fd)
+
+    kernel, ino = _kernel()
+    dir_fd = kernel.open_dir(10, TMP)
+    fd = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    kernel.unlink(10, NAME, dir_fd)
+    link = f"{PROC}/11/fd/{fd}"
+    assert kernel.readlink(10, link) == f"{TMP}/{NAME} (deleted)"
+    assert (kernel.stat(link).st_ino, kernel.stat(link).st_nlink) == (ino, 0)
+    assert str(fd) in kernel.proc_list_dir(f"{PROC}/11/fd")
+    kernel.exit(11)
+    assert "11" not in kernel.proc_list_dir(PROC)
+    with pytest.raises(FileNotFoundError):
+        kernel.proc_list_dir(f"{PROC}/11/fd")
+    with pytest.raises(FileNotFoundError):
+        kernel.readlink(10, link)
+
+
+def test_an_inherited_open_file_description_keeps_its_lock_after_the_parent_closes() -> None:
+    kernel, _ino = _kernel()
+    fd = kernel.open(10, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)
+    other = kernel.open(12, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    kernel.flock(10, fd, LOCK_EX | LOCK_NB)
+    kernel.inherit(10, 11, [fd])  # a keeper started with pass_fds
+    kernel.close(10, fd)
+    kernel.exit(10)
+    with pytest.raises(BlockingIOError):
+        kernel.flock(12, other, LOCK_EX | LOCK_NB)
+    assert b"WRITE 10 " in kernel.proc_locks()  # the pid that took it, as Linux prints
+    assert kernel.readlink(11, f"{PROC}/self") == "11"
+    kernel.close(11, fd)
+    kernel.flock(12, other, LOCK_EX | LOCK_NB)
