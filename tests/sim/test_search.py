@@ -142,8 +142,10 @@ def test_power_a_crash_in_the_code_under_test_is_reported() -> None:
 def test_power_a_handoff_that_follows_nobody_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     # the remover's own code, with the check of the old inode's users cut out: the search must
     # see the overlap that would follow (a uv on the old inode, another on a new file)
-    from uvsweep.remove.posix import LinuxRemover
+    from uvsweep.remove.posix import LinuxRemover, PosixRemover
 
+    # one handoff at a time through `old_in_use` (as the base class does), which is cut out
+    monkeypatch.setattr(LinuxRemover, "handoffs_in_use", PosixRemover.handoffs_in_use)
     monkeypatch.setattr(LinuxRemover, "old_in_use", lambda *_args: False)
     report = dfs(Scenario(uv=2), bound=2)
     assert report.failure is not None, report.summary()
@@ -182,6 +184,7 @@ def test_power_a_users_pass_that_skips_open_files_is_caught(
         return bool(found)
 
     monkeypatch.setattr(PosixRemover, "users", users)
+    monkeypatch.setattr(LinuxRemover, "handoffs_in_use", PosixRemover.handoffs_in_use)
     monkeypatch.setattr(LinuxRemover, "old_in_use", old_in_use)
     from tests.sim.explore import scripted
     from tests.sim.test_finding1 import FINDING_1
