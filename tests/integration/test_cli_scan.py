@@ -49,8 +49,13 @@ def test_version_prints_the_package_version() -> None:
 
 
 def test_empty_dir_scans_clean(lockdir: Path) -> None:
+    from uvsweep import visibility
+
     doc, done = scan_json(lockdir)
     assert done.returncode == 0
+    if not visibility.detect().complete:  # the suite runs in a PID namespace: it says so
+        assert doc.pop("notes") and True
+        doc["notes"] = []
     assert doc == {
         "version": 1,
         "dirs": [str(lockdir)],

@@ -269,8 +269,9 @@ class Keeper:
             for fd in (job_r, ready_w):  # the keeper's now; EOF tells us if it dies
                 os.close(fd)
                 opened.remove(fd)
+            opened.remove(job_w)  # the stream below closes it: the keeper then reads EOF
             try:
-                with os.fdopen(os.dup(job_w), "wb") as stream:
+                with os.fdopen(job_w, "wb") as stream:
                     stream.write(job)  # any size: the keeper reads it while we write
             except OSError:
                 pass  # it died reading: no "ready" comes, handled below
