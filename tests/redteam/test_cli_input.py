@@ -22,11 +22,8 @@ def _run(args: list[str], config: Path, **kwargs: object) -> subprocess.Complete
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R9: a settings path with a NUL (TOML's \\u0000 escape) passes parse_value; os calls"
-    " then raise ValueError ('embedded null byte'), which nothing catches: a traceback",
-)
+# Fixed; it was R9: a settings path with a NUL (TOML's \u0000 escape) passes parse_value; os calls
+# then raise ValueError ('embedded null byte'), which nothing catches: a traceback
 @pytest.mark.parametrize("key", ["project_dirs", "dirs"])
 def test_a_nul_in_a_settings_path_is_a_warning_not_a_traceback(
     tmp_path: Path, lockdir: Path, key: str
@@ -41,11 +38,8 @@ def test_a_nul_in_a_settings_path_is_a_warning_not_a_traceback(
     assert key in out.stderr, "the warning names the setting"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R10: with stderr closed (sys.stderr is None), `clean` dies in _Status() with"
-    " AttributeError ('NoneType' object has no attribute 'isatty') before doing anything",
-)
+# Fixed; it was R10: with stderr closed (sys.stderr is None), `clean` dies in _Status() with
+# AttributeError ('NoneType' object has no attribute 'isatty') before doing anything
 def test_clean_with_stderr_closed_still_cleans(lockdir: Path, tmp_path: Path) -> None:
     (lockdir / "uv-00000000000000aa.lock").touch()
     env = {**os.environ, "PYTHONPATH": APP_DIR, "UVSWEEP_CONFIG": str(tmp_path / "none.toml")}

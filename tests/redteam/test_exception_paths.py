@@ -55,12 +55,9 @@ class _LatecomerAtUnlink(LinuxRemover):
         super().unlink(target)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R18: an OSError in the users() pass after the unlink leaves _batch through its"
-    " finally, which closes the unlinked files' locked fds without a handoff: the latecomer and"
-    " the next uv both hold",
-)
+# Fixed; it was R18: an OSError in the users() pass after the unlink leaves _batch through its
+# finally, which closes the unlinked files' locked fds without a handoff: the latecomer and the
+# next uv both hold
 def test_an_error_after_the_unlink_never_drops_the_lock_unchecked(lockdir: Path) -> None:
     path = lockdir / A
     path.touch()

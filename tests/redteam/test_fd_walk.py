@@ -42,12 +42,9 @@ _CREATE_BY_LINK = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R8: walk_fds stats only fd links whose basename is the lock name; a creator that"
-    " used the link-then-unlink fallback shows `.tmpXXXXXX (deleted)`, is never seen, and the"
-    " file it is about to lock is removed: it locks the unlinked inode, the next uv a new file",
-)
+# Fixed; it was R8: walk_fds stats only fd links whose basename is the lock name; a creator that
+# used the link-then-unlink fallback shows `.tmpXXXXXX (deleted)`, is never seen, and the file it
+# is about to lock is removed: it locks the unlinked inode, the next uv a new file
 def test_a_creator_that_linked_its_temp_file_into_place_is_seen(lockdir: Path) -> None:
     creator = subprocess.Popen(
         [sys.executable, "-c", _CREATE_BY_LINK, str(lockdir), A], stdout=subprocess.PIPE,

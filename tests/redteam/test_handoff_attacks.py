@@ -59,12 +59,9 @@ def _next_generation_locked(path: Path, old_ino: int) -> bool:
 # ---- R1: a signal that ends the process drops the next generation's lock ---------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R1: SIGTERM (timeout, systemd, docker stop; SIGINT/SIGTERM for watch and the tray,"
-    " whose cleanup runs on a daemon thread) ends the process during the handoff wait, closing"
-    " the next generation's locked fd before a keeper has it: two holders",
-)
+# Fixed; it was R1: SIGTERM (timeout, systemd, docker stop; SIGINT/SIGTERM for watch and the tray,
+# whose cleanup runs on a daemon thread) ends the process during the handoff wait, closing the next
+# generation's locked fd before a keeper has it: two holders
 @pytest.mark.parametrize("command", ["clean", "watch"])
 def test_a_terminated_cleaner_never_leaves_two_holders(lockdir: Path, command: str) -> None:
     path = lockdir / A
@@ -104,12 +101,9 @@ def test_a_terminated_cleaner_never_leaves_two_holders(lockdir: Path, command: s
 # ---- R2: the keeper is imported from the cleaner's working directory -------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R2: the keeper is started as `python -m uvsweep`, which puts the cleaner's cwd first"
-    " on sys.path: a `uvsweep` package in the cwd (e.g. planted in /tmp) runs as the cleaner's"
-    " user (root), and can say 'ready' and exit, dropping the handed-over locks",
-)
+# Fixed; it was R2: the keeper is started as `python -m uvsweep`, which puts the cleaner's cwd
+# first on sys.path: a `uvsweep` package in the cwd (e.g. planted in /tmp) runs as the cleaner's
+# user (root), and can say 'ready' and exit, dropping the handed-over locks
 def test_the_keeper_never_runs_code_from_the_cleaners_working_directory(tmp_path: Path) -> None:
     lockdir = tmp_path / "locks"
     lockdir.mkdir()
@@ -148,12 +142,9 @@ def test_the_keeper_never_runs_code_from_the_cleaners_working_directory(tmp_path
 # ---- R3: stdio closed at start: the keeper's inherited fds 0-2 are replaced by /dev/null -----
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R3: started with fds 0-2 closed (a daemon or autostart cleaning as the tray does), the"
-    " next generation's locked fd is 0, 1 or 2; the keeper launcher's stdio redirections replace it"
-    " with /dev/null, the cleaner closes its copy, and the lock is gone while the keeper lives",
-)
+# Fixed; it was R3: started with fds 0-2 closed (a daemon or autostart cleaning as the tray does),
+# the next generation's locked fd is 0, 1 or 2; the keeper launcher's stdio redirections replace it
+# with /dev/null, the cleaner closes its copy, and the lock is gone while the keeper lives
 def test_a_cleaner_started_with_closed_stdio_still_hands_its_locks_to_the_keeper(
     tmp_path: Path,
 ) -> None:
@@ -205,12 +196,9 @@ class _PlantAfterUnlink(LinuxRemover):
         subprocess.run([*self.plant, "mkdir", target.path], check=True)  # inotify saw IN_DELETE
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R4: Handoff._next_generation opens and flocks whatever is at the name (a directory,"
-    " a FIFO, another user's file) as the next generation; its owner removes it and a new uv"
-    " creates the real file at the name while the latecomer locks the old inode",
-)
+# Fixed; it was R4: Handoff._next_generation opens and flocks whatever is at the name (a directory,
+# a FIFO, another user's file) as the next generation; its owner removes it and a new uv creates
+# the real file at the name while the latecomer locks the old inode
 def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
     shared_tmp: Path,
 ) -> None:
@@ -263,7 +251,7 @@ def _locked_handoffs(lockdir: Path, count: int) -> tuple[int, list[Handoff]]:
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R5: the whole job goes into one argv string; past 128 KiB (MAX_ARG_STRLEN: about 700"
     " handoffs with a short dir path, fewer with a long one) exec fails with E2BIG, and"
     " `undo_all` falls back to waiting in-process without bound, Ctrl-C held back",
@@ -286,7 +274,7 @@ def test_a_keeper_takes_over_a_thousand_handoffs(lockdir: Path) -> None:
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R5: when the keeper cannot start (here: too few fds for its pipes; also E2BIG above,"
     " no /bin/sh in a distroless image, a keeper that cannot import uvsweep), `undo_all` waits"
     " in-process for the old file's users without bound and holds Ctrl-C back: issue 12's"
@@ -373,12 +361,9 @@ _HOLD_ALL = (
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R6: every handoff re-reads /proc/locks and walks every process's fds on its own (twice"
-    " in its first step), and the wait and Ctrl-C are checked only after a whole round: 200"
-    " latecomers cost 401 walks after Ctrl-C (0.12 s each with 150 processes: 1,000, 4 minutes)",
-)
+# Fixed; it was R6: every handoff re-reads /proc/locks and walks every process's fds on its own
+# (twice in its first step), and the wait and Ctrl-C are checked only after a whole round: 200
+# latecomers cost 401 walks after Ctrl-C (0.12 s each with 150 processes: 1,000, 4 minutes)
 def test_ctrl_c_is_honoured_after_one_pass_however_many_handoffs(lockdir: Path) -> None:
     count = 200
     for index in range(count):
@@ -406,7 +391,7 @@ def test_ctrl_c_is_honoured_after_one_pass_however_many_handoffs(lockdir: Path) 
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R7: /proc/locks names the process that *took* a flock; the cleaner took the next"
     " generation's lock and exited, so scan shows 'locked by a running process' with the dead"
     " cleaner's pid, never the README's 'held by a uvsweep keeper'",

@@ -136,19 +136,16 @@ def _another_users_waiter_in_the_unlink_window(
         kill_keepers(before)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R14: the handoff drops the old lock and then asks who uses the old inode; a woken"
-    " waiter not yet back on the CPU (here: stopped at that moment) is in neither the wait list"
-    " nor the lock list, and a non-root cleaner cannot see another user's fds, so the new file"
-    " is released and two uv processes hold (unstalled: 6 of 7 runs here)",
-)
+# Fixed; it was R14: the handoff drops the old lock and then asks who uses the old inode; a woken
+# waiter not yet back on the CPU (here: stopped at that moment) is in neither the wait list nor the
+# lock list, and a non-root cleaner cannot see another user's fds, so the new file is released and
+# two uv processes hold (unstalled: 6 of 7 runs here)
 def test_another_users_waiter_keeps_the_next_generation_locked(shared_tmp: Path) -> None:
     _another_users_waiter_in_the_unlink_window(shared_tmp, "true; ", stall=True)
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R13: with /proc/locks missing (subset=pid) a non-root clean sees neither the lock"
     " table nor other users' fds, yet removes files in a shared dir (only a note says so): no"
     " handoff at all for another user's uv that waited on the old inode",

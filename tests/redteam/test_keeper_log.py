@@ -32,12 +32,9 @@ pytestmark = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R12: keeper._log appends with open(path, 'a'), following a symlink at keeper.log in"
-    " a state dir another user owns (root with that user's XDG_STATE_HOME): root appends to"
-    " any file the user points it at",
-)
+# Fixed; it was R12: keeper._log appends with open(path, 'a'), following a symlink at keeper.log in
+# a state dir another user owns (root with that user's XDG_STATE_HOME): root appends to any file
+# the user points it at
 def test_root_keeper_never_follows_a_symlink_planted_as_its_log(
     shared_tmp: Path, tmp_path: Path
 ) -> None:

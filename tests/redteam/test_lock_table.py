@@ -53,7 +53,7 @@ _CHURN = textwrap.dedent(
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R16: read_lock_table reads /proc/locks in several read() calls; a lock released"
     " elsewhere between two calls makes the kernel skip records, so held locks (and their"
     " waiters) are missing from the table (seen in 78 of 200 reads with one churning process)",

@@ -27,12 +27,9 @@ pytestmark = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="R17: on overlayfs (layers on different file systems) pre_lock_use ignores the"
-    " holder's entry (device unsure) and the try-lock's skip says 'locked by a process the OS"
-    " does not show', while scan names the holder: the same file, two stories",
-)
+# Fixed; it was R17: on overlayfs (layers on different file systems) pre_lock_use ignores the
+# holder's entry (device unsure) and the try-lock's skip says 'locked by a process the OS does not
+# show', while scan names the holder: the same file, two stories
 def test_clean_names_the_holder_of_a_file_on_overlayfs_as_scan_does(tmp_path: Path) -> None:
     need(os.geteuid() == 0, "namespaces with mounts need root (run the suite as root)")
     need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")

@@ -63,7 +63,7 @@ class _RacedUnlink(LinuxRemover):
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason="R11: between changed()'s checks and unlink(name), another deleter removes our file"
     " and a new uv creates and locks a fresh one; unlinkat removes the new uv's locked file,"
     " unchecked, reports it removed, and the next uv locks a third file beside it",
