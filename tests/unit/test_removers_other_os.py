@@ -294,7 +294,8 @@ def test_darwin_handoff_sees_a_user_of_the_unlinked_inode(lockdir: Path) -> None
         def old_in_use(self, dev: int, ino: int, path: str) -> bool:
             used = super().old_in_use(dev, ino, path)
             child = late[0]
-            if used and child.stdin is not None and not child.stdin.closed:
+            handed_over = os.path.exists(path) and os.stat(path).st_ino != old_ino
+            if used and handed_over and child.stdin is not None and not child.stdin.closed:
                 assert child.stdout is not None
                 said.append(child.stdout.readline().strip())  # once it has the old lock
                 child.stdin.close()  # uv finishes and exits
