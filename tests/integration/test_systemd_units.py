@@ -68,9 +68,15 @@ def test_the_services_command_cleans_every_users_old_orphans_in_a_private_tmp() 
     need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
     argv = [uvsweep_executable(), *exec_start()[1:]]
     old = time.time() - 2 * 3600
+    # the checkout and its venv may live under /tmp themselves: bound back in after the tmpfs
+    here = {str(Path(APP_DIR).parent), str(Path(sys.executable).parent.parent)}
+    back = " ".join(shlex.quote(d) for d in sorted(here) if d.startswith("/tmp/"))
     script = f"""
         set -e
+        keep=$(mktemp -d /dev/shm/uvsweep-test-keep.XXXXXX)
+        mount --bind /tmp "$keep"
         mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /var/tmp
+        for dir in {back}; do mkdir -p "$dir" && mount --bind "$keep/${{dir#/tmp/}}" "$dir"; done
         touch -d @{old:.0f} /tmp/uv-00000000000000aa.lock
         touch -d @{old:.0f} /tmp/uv-00000000000000cc.lock
         chown 65534 /tmp/uv-00000000000000cc.lock
@@ -78,6 +84,7 @@ def test_the_services_command_cleans_every_users_old_orphans_in_a_private_tmp() 
         set +e
         {shlex.join(argv)}; echo rc=$?
         ls /tmp /var/tmp
+        umount "$keep" && rmdir "$keep"
     """
     env = {**os.environ, "PYTHONPATH": APP_DIR, "XDG_STATE_HOME": "/var/tmp/state",
            "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": "1"}  # fmt: skip

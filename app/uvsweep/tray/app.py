@@ -63,6 +63,8 @@ def summarize(report: CleanReport) -> str:
     if report.busy:
         pids = ", ".join(str(p.pid) for p in report.active_uv[:3])
         return f"uv is running (pid {pids}): will clean when it is idle"
+    if report.blind:
+        return f"Removed nothing: {report.blind}"
     removed = len(report.removed)
     text = f"Removed {removed} uv lock file{'s' if removed != 1 else ''}"
     if report.skipped:
