@@ -204,7 +204,8 @@ def test_toggles_are_saved_and_autostart_reads_the_os(lockdir: Path, running: An
     old = time.time() - 7200
     os.utime(lockdir / A, (old, old))
     eventually(lambda: not (lockdir / A).exists())  # auto-clean is on and uv is idle
-    assert app.last_result.startswith("Automatically: Removed 1")
+    # the result is set once the clean returns (after the unlink and the check that follows it)
+    eventually(lambda: app.last_result.startswith("Automatically: Removed 1"))
 
 
 def test_open_and_reveal(lockdir: Path, running: Any) -> None:
