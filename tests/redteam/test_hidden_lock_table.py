@@ -46,11 +46,11 @@ _CLEANER_PAUSING_AT_THE_DROP = CLEANER_WITH_PAUSE.replace(
     "LinuxRemover.unlink = unlink\n"
     "from uvsweep.remove import handoff as _handoff\n"
     "real_drop = _handoff.Handoff._drop_old\n"
-    "def _drop_old(self):\n"
-    "    if self.old_fd is not None:\n"
+    "def _drop_old(self, close=True):\n"
+    "    if self.old_fd is not None and not close:\n"
     "        print('dropping', flush=True)\n"
     "        sys.stdin.readline()\n"
-    "    real_drop(self)\n"
+    "    real_drop(self, close)\n"
     "_handoff.Handoff._drop_old = _drop_old\n",
 )
 

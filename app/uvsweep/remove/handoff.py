@@ -11,8 +11,11 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    exclusively try-locked. Only once we hold that do we release the old lock.
 2. `NEW`: we hold the new file; the old file's users take their turns on the old inode. Each
    step re-reads who uses the old inode (every lock-table entry and every process's fds, read
-   afresh: never the pids an earlier step saw), and once nobody does, the new file is released.
-   From then on nobody can lock the old inode again: it has no name and no open fd.
+   afresh: never the pids an earlier step saw). Once nobody seems to, our own try-lock on the
+   old file (still open, unlocked) confirms it: it fails while anyone holds the old lock, and
+   while we hold it every waiter queues behind *our* record, which the lock table must show.
+   Then the old file is closed and the new one released. From then on nobody can lock the old
+   inode again: it has no name and no open fd but those of processes seen to have exited.
 
 `clean` waits for handoffs a bounded time (`HANDOFF_WAIT`, cut short by Ctrl-C), then passes the
 rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the very locked file
@@ -65,7 +68,7 @@ class Handoff:
     ) -> None:
         self.calls = calls
         self.dir_fd, self.directory, self.name = dir_fd, directory, name
-        self.old_fd: int | None = old_fd  # locked by us while in OLD
+        self.old_fd: int | None = old_fd  # locked by us while in OLD, open while in NEW
         self.new_fd: int | None = None  # locked by us while in NEW
         self.old_key = old_key  # (st_dev, st_ino) of the unlinked file
         self.in_use = in_use  # whether any other process uses the old inode now (read afresh)
@@ -100,7 +103,9 @@ class Handoff:
             if fd is None:
                 return False  # a new uv holds the new file: keep the old lock and try again
             self.new_fd = fd
-            self._drop_old()  # the old file's users proceed, one at a time, on the old inode
+            # the old file's users proceed, one at a time, on the old inode; its fd stays open
+            # so that our own try-lock can confirm nobody holds it before the handoff ends
+            self._drop_old(close=False)
             self.state = NEW
             return False
         if self.state == NEW and not used:
@@ -108,11 +113,12 @@ class Handoff:
             self.state = DONE
         return self.state == DONE
 
-    def _drop_old(self) -> None:
+    def _drop_old(self, close: bool = True) -> None:
         if self.old_fd is not None:
             self.calls.flock(self.old_fd, LOCK_UN)
-            self.calls.close(self.old_fd)
-            self.old_fd = None
+            if close:
+                self.calls.close(self.old_fd)
+                self.old_fd = None
 
     def _next_generation(self) -> int | None:
         """A file at the name, exclusively locked by us; None if that cannot be had right now."""
