@@ -50,6 +50,9 @@ KEEPER_START_TIMEOUT = 20.0
 #: The keeper's hidden subcommand.
 KEEPER_COMMAND = "_keeper"
 
+#: The process name (Linux `comm`) of a keeper forked from a cleaner (see `Keeper.fork`).
+FORKED_KEEPER_NAME = "uvsweep-keeper"
+
 OLD, NEW, DONE = "old", "new", "done"
 
 
@@ -281,7 +284,9 @@ class Keeper:
                     stream.write(job)  # any size: the keeper reads it while we write
             except OSError:
                 pass  # it died reading: no "ready" comes, handled below
-            readable, _, _ = select.select([ready_r], [], [], KEEPER_START_TIMEOUT)
+            poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
+            poll.register(ready_r, select.POLLIN)
+            readable = poll.poll(KEEPER_START_TIMEOUT * 1000)
             if not readable or os.read(ready_r, 16) != b"ready\n":
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
@@ -291,6 +296,99 @@ class Keeper:
             for fd in opened:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def fork(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:
+        """A keeper that is a copy of this process (`os.fork`); its pid. OSError if it fails.
+
+        The fallback when `take` cannot start a program: a copy needs no shell, no exec, no
+        pipe and no import, and it already has the locked files open. It drops every other fd
+        (a tray's display and bus connections stay the tray's), leaves our session, builds a
+        remover of its own from `view` (its pid is not ours) and runs the handoffs to the end.
+        """
+        import warnings  # noqa: PLC0415
+
+        _reap_forked()
+        keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
+            pid = os.fork()
+        if pid:
+            _FORKED.append(pid)
+            return pid
+        status = 0
+        try:  # the child: never returns into the caller's code
+            _become_keeper(keep)
+            remover = _remover_for(view)
+            paths = ", ".join(h.path for h in handoffs)
+            _log(f"(forked) keeping the lock on {paths} until the old files' users are done")
+            run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
+            _log(f"(forked) done with {paths}")
+        except BaseException as err:  # noqa: BLE001 - a forked child must end here
+            status = 2
+            with contextlib.suppress(BaseException):
+                _log(f"(forked) failed: {err!r}")
+        finally:
+            os._exit(status)
+
+
+#: Forked keepers not yet reaped (a long-lived tray would otherwise keep them as zombies).
+_FORKED: list[int] = []
+
+
+def _reap_forked() -> None:
+    for pid in list(_FORKED):
+        with contextlib.suppress(ChildProcessError, OSError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        _FORKED.remove(pid)
+
+
+def _become_keeper(keep: Sequence[int]) -> None:
+    """In a forked keeper: a session of its own, only the handoffs' fds, stdio on /dev/null."""
+    import signal  # noqa: PLC0415
+
+    os.setsid()
+    for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP"):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    start = 0
+    for fd in (*keep, _max_fd()):
+        if fd > start:
+            os.closerange(start, fd)
+        start = fd + 1
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            if fd != null and fd not in keep:
+                os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+    with contextlib.suppress(OSError):
+        os.chdir("/")
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(FORKED_KEEPER_NAME)  # how `scan` tells it (its argv is the cleaner's)
+
+
+def _max_fd() -> int:
+    try:
+        import resource  # noqa: PLC0415
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        return 1024
+    return soft if 0 < soft < 1 << 20 else 1 << 20
+
+
+def _remover_for(view: dict[str, Any]) -> PosixRemover:
+    from uvsweep.remove import for_platform  # noqa: PLC0415
+    from uvsweep.remove.posix import PosixRemover  # noqa: PLC0415
+
+    remover = for_platform(**view)
+    if not isinstance(remover, PosixRemover):
+        raise TypeError("a keeper runs only Unix handoffs")
+    return remover
 
 
 def keeper_log_path() -> str | None:
@@ -328,12 +426,7 @@ def _log(message: str) -> None:
 
 
 def _resume(job: dict[str, Any]) -> tuple[PosixRemover, list[Handoff]]:
-    from uvsweep.remove import for_platform  # noqa: PLC0415
-    from uvsweep.remove.posix import PosixRemover  # noqa: PLC0415
-
-    remover = for_platform(**job["view"])
-    if not isinstance(remover, PosixRemover):
-        raise TypeError("a keeper runs only Unix handoffs")
+    remover = _remover_for(job["view"])
     return remover, [remover.resume_handoff(item) for item in job["handoffs"]]
 
 

@@ -333,7 +333,7 @@ class PosixRemover(Remover):
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
-        return self.old_in_use(*handoff.old_key, handoff.path)
+        return handoff in self.handoffs_in_use([handoff])
 
     def resume_handoff(self, item: dict[str, Any]) -> Handoff:
         """A handoff a cleaner passed on (`Handoff.to_json`), for the keeper to finish."""
@@ -350,7 +350,7 @@ class PosixRemover(Remover):
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
         """Which handoffs' old files some other process uses now (see `old_in_use`)."""
-        used = {h for h in handoffs if self._handoff_in_use(h)}
+        used = {h for h in handoffs if self.old_in_use(*h.old_key, h.path)}
         return used | self.confirm_in_use([h for h in handoffs if h not in used])
 
     def confirm_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
@@ -412,8 +412,15 @@ class PosixRemover(Remover):
             try:
                 keeper_pid = self.keeper.take(left, self.view())
             except OSError as err:
-                self._wait_without_keeper(left, err)
-            else:
+                try:
+                    # no new program could start (no /bin/sh, no fds for its pipes, ...): a
+                    # copy of this process needs neither
+                    keeper_pid = self.keeper.fork(left, self.view())
+                except OSError as second:
+                    self._wait_without_keeper(left, OSError(f"{err}; {second}"))
+                else:
+                    self.progress(f"no keeper could start ({err}): a copy of uvsweep keeps it")
+            if keeper_pid is not None:
                 result.keepers.append(keeper_pid)
                 for handoff in left:
                     handoff.close()  # the keeper shares these file descriptions: locks stay
