@@ -201,7 +201,7 @@ def desktop_entry(command: Sequence[str], icon: str | None, *extra: str) -> str:
             "Exec=" + " ".join(desktop_quote(part) for part in command),
             f"Icon={icon or 'uvsweep'}",
             "Terminal=false",
-            "Categories=Development;Utility;",
+            "Categories=Development;",
             *extra,
             "",
         ]
