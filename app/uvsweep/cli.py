@@ -837,8 +837,10 @@ examples:
   uvsweep clean --min-age 1d --json  # only files older than a day; a report for scripts
   uvsweep clean --wait=600           # wait up to 10 minutes for running uv to finish
 
-in a Dockerfile (as root), so no lock file is baked into the layer:
-  RUN uv pip install --system -r requirements.txt && uvx uvsweep clean --all-users
+in a Dockerfile (as root), so no lock file is baked into the layer (a RUN step's own
+PID namespace hides the processes outside it; its /tmp is its own, so accept that):
+  RUN uv pip install --system -r requirements.txt \\
+      && uvx uvsweep clean --all-users --accept-hidden-processes
 
 """
     + _SEE_STATES
