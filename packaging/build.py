@@ -1,7 +1,9 @@
-"""Build the uvsweep bundle for the OS this runs on: `uv run packaging/build.py`.
+"""Build the uvsweep bundle for the OS this runs on:
+`uv run --group packaging python packaging/build.py` (PyInstaller is in that dependency group;
+run without it, the script asks uv for the group itself).
 
 - Linux: `dist/uvsweep/uvsweep` plus `dist/uvsweep-<version>-linux-<arch>.tar.gz`, with the
-  .desktop file and the hicolor icons.
+  .desktop file, the hicolor icons and the man page (packaging/manpage.py).
 - macOS: `dist/uvsweep.app`.
 - Windows: `dist/uvsweep/uvsweep.exe`, then the Inno Setup installer if `iscc` is on PATH.
 
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -33,14 +36,36 @@ def record_size(bundle: Path, tarball: Path) -> None:
     record(
         "Bundle",
         f"""
-`uv run packaging/build.py` on Linux ({platform.machine()}): the onedir bundle `dist/uvsweep` is
-**{size / 1e6:.1f} MB** (goal < 80 MB without GTK: {verdict}); the tarball is
-{tarball.stat().st_size / 1e6:.1f} MB.
+`uv run --group packaging python packaging/build.py` on Linux ({platform.machine()}): the onedir
+bundle `dist/uvsweep` is **{size / 1e6:.1f} MB** (goal < 80 MB without GTK: {verdict}); the
+tarball is {tarball.stat().st_size / 1e6:.1f} MB.
 """,
     )
 
 
+def ask_for_the_group() -> int | None:
+    """PyInstaller lives in the `packaging` dependency group, outside the default environment:
+    without it, run this script again through `uv run --group packaging` (once)."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("PyInstaller") is not None:
+        return None
+    uv = shutil.which("uv")
+    if uv is None or os.environ.get("UVSWEEP_BUILD_REEXEC") == "1":
+        print("PyInstaller is missing: run `uv run --group packaging python packaging/build.py`",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("PyInstaller is in the `packaging` group: running again with `uv run --group packaging`")
+    command = [uv, "run", "--group", "packaging", "python", str(Path(__file__).resolve()),
+               *sys.argv[1:]]  # fmt: skip
+    return subprocess.run(command, cwd=ROOT, check=False,
+                          env={**os.environ, "UVSWEEP_BUILD_REEXEC": "1"}).returncode  # fmt: skip
+
+
 def main() -> int:
+    again = ask_for_the_group()
+    if again is not None:
+        return again
     dist, work = ROOT / "dist", ROOT / "build"
     subprocess.run([sys.executable, str(ROOT / "assets" / "render.py")], check=True)
     subprocess.run(
@@ -56,6 +81,9 @@ def main() -> int:
         )
         (share / "applications").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "packaging" / "linux" / "uvsweep.desktop", share / "applications")
+        # uvsweep(1), generated from the parser (`man -l share/man/man1/uvsweep.1`)
+        subprocess.run([sys.executable, str(ROOT / "packaging" / "manpage.py"),
+                        str(share / "man" / "man1" / "uvsweep.1")], check=True)  # fmt: skip
         tarball = dist / f"uvsweep-{__version__}-linux-{platform.machine()}.tar.gz"
         with tarfile.open(tarball, "w:gz") as archive:
             archive.add(bundle, arcname=f"uvsweep-{__version__}")

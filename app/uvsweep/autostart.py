@@ -102,34 +102,124 @@ def desktop_quote(argument: str) -> str:
     return '"' + escaped.replace("%", "%%") + '"'
 
 
-class XdgAutostart(Autostart):
-    """`$XDG_CONFIG_HOME/autostart/uvsweep.desktop`."""
+def _xdg_home(env: Any, variable: str, fallback: str) -> str:
+    """`$XDG_CONFIG_HOME`/`$XDG_DATA_HOME` if set to an absolute path (the spec ignores relative
+    ones), else `~/<fallback>`."""
+    value: str = env.get(variable, "").strip()
+    if value and os.path.isabs(value):
+        return value
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+
+#: The sizes of the hicolor icons uvsweep ships (`assets/hicolor`, the wheel, the Linux bundle).
+ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
+ICON_NAME = "uvsweep.png"
+
+
+def shipped_icons(
+    executable: str = sys.executable, frozen: bool = bool(getattr(sys, "frozen", False))
+) -> str | None:
+    """The hicolor tree this uvsweep ships: the wheel's `uvsweep/icons/hicolor`, the Linux
+    bundle's `share/icons/hicolor` beside its executable, or a checkout's `assets/hicolor`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, "icons", "hicolor")]
+    if frozen:
+        candidates.append(os.path.join(os.path.dirname(executable), "share", "icons", "hicolor"))
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(here)), "assets", "hicolor"))
+    for tree in candidates:
+        if os.path.isfile(os.path.join(tree, "256x256", "apps", ICON_NAME)):
+            return tree
+    return None
+
+
+class UserIcons:
+    """uvsweep's icon in the user's hicolor theme, `$XDG_DATA_HOME/icons/hicolor`, where menus
+    and autostart entries find it by name, and by the absolute path the entries carry."""
+
+    def __init__(self, environ: Any = None, source: str | None = None) -> None:
         env = os.environ if environ is None else environ
-        base = env.get("XDG_CONFIG_HOME", "").strip() or os.path.join(
-            env.get("HOME") or os.path.expanduser("~"), ".config"
+        self.root = os.path.join(
+            _xdg_home(env, "XDG_DATA_HOME", ".local/share"), "icons", "hicolor"
         )
+        self.source = source
+
+    def path(self, size: int = 256) -> str:
+        return os.path.join(self.root, f"{size}x{size}", "apps", ICON_NAME)
+
+    def install(self) -> str | None:
+        """Copy every shipped size in; the 256 px icon's absolute path, or None when this
+        uvsweep ships no icon (the entry then names `uvsweep`, for a theme that has it)."""
+        source = self.source or shipped_icons()
+        if source is None:
+            return None
+        for size in ICON_SIZES:
+            shipped = os.path.join(source, f"{size}x{size}", "apps", ICON_NAME)
+            if os.path.isfile(shipped):
+                with open(shipped, "rb") as handle:
+                    data = handle.read()
+                os.makedirs(os.path.dirname(self.path(size)), exist_ok=True)
+                _write_atomically(self.path(size), data)
+        return self.path() if os.path.isfile(self.path()) else None
+
+    def remove(self) -> None:
+        """Take uvsweep's icons out of the theme again."""
+        for size in ICON_SIZES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(size))
+
+
+def _read_entry(path: str) -> dict[str, str] | None:
+    """A .desktop file's `[Desktop Entry]` keys; None if it does not exist, {} if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return {}
+    found: dict[str, str] = {}
+    section = ""
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[Desktop Entry]" and "=" in stripped:
+            key, value = stripped.split("=", 1)
+            found[key.strip()] = value.strip()
+    return found
+
+
+def desktop_entry(command: Sequence[str], icon: str | None, *extra: str) -> str:
+    """A `.desktop` file that starts `command`, with `icon` (an absolute path) or `uvsweep`."""
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            "Name=uvsweep",
+            "GenericName=uv lock file cleaner",
+            "Comment=Find and safely remove stale uv lock files",
+            "Exec=" + " ".join(desktop_quote(part) for part in command),
+            f"Icon={icon or 'uvsweep'}",
+            "Terminal=false",
+            "Categories=Development;",
+            *extra,
+            "",
+        ]
+    )
+
+
+class XdgAutostart(Autostart):
+    """`$XDG_CONFIG_HOME/autostart/uvsweep.desktop`, its icon in the user's hicolor theme."""
+
+    def __init__(self, environ: Any = None, icons: str | None = None) -> None:
+        env = os.environ if environ is None else environ
+        base = _xdg_home(env, "XDG_CONFIG_HOME", ".config")
         self.path = os.path.join(base, "autostart", "uvsweep.desktop")
+        self.environ = env
+        self.icons = UserIcons(env, icons)
 
     def _entries(self) -> dict[str, str] | None:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError):
-            return {}
-        found: dict[str, str] = {}
-        section = ""
-        for line in lines:
-            stripped = line.strip()
-            if stripped.startswith("["):
-                section = stripped
-            elif section == "[Desktop Entry]" and "=" in stripped:
-                key, value = stripped.split("=", 1)
-                found[key.strip()] = value.strip()
-        return found
+        return _read_entry(self.path)
 
     def status(self) -> Status:
         """See `Autostart`."""
@@ -144,29 +234,55 @@ class XdgAutostart(Autostart):
 
     def enable(self, command: Sequence[str]) -> Status:
         """See `Autostart`."""
-        text = "\n".join(
-            [
-                "[Desktop Entry]",
-                "Type=Application",
-                "Name=uvsweep",
-                "Comment=Find and safely remove stale uv lock files",
-                "Exec=" + " ".join(desktop_quote(part) for part in command),
-                "Icon=uvsweep",
-                "Terminal=false",
-                "Categories=Development;Utility;",
-                "X-GNOME-Autostart-enabled=true",
-                "X-GNOME-Autostart-Delay=2",
-                "X-KDE-autostart-after=panel",
-                "",
-            ]
-        )
+        icon = self.icons.install()
+        text = desktop_entry(
+            command, icon, "X-GNOME-Autostart-enabled=true", "X-GNOME-Autostart-Delay=2",
+            "X-KDE-autostart-after=panel",
+        )  # fmt: skip
         _write_atomically(self.path, text.encode())
         return self.status()
 
     def disable(self) -> Status:
-        """See `Autostart`: the entry is removed."""
+        """See `Autostart`: the entry is removed (and the icon, unless the menu entry uses it)."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        if not os.path.exists(MenuEntry(self.environ).path):
+            self.icons.remove()
+        return self.status()
+
+
+class MenuEntry:
+    """uvsweep in the application menu: `$XDG_DATA_HOME/applications/uvsweep.desktop`, its icon
+    in the user's hicolor theme, so the tray can be started again after Quit."""
+
+    def __init__(self, environ: Any = None, icons: str | None = None) -> None:
+        env = os.environ if environ is None else environ
+        base = _xdg_home(env, "XDG_DATA_HOME", ".local/share")
+        self.path = os.path.join(base, "applications", "uvsweep.desktop")
+        self.environ = env
+        self.icons = UserIcons(env, icons)
+
+    def status(self) -> Status:
+        """Installed or not, and what it starts."""
+        entries = _read_entry(self.path)
+        if entries is None:
+            return Status(enabled=False, where=self.path, detail="no menu entry")
+        return Status(enabled=True, where=self.path, detail=entries.get("Exec", ""))
+
+    def install(self, command: Sequence[str]) -> Status:
+        """Write the entry (replacing an older one) that starts `command`."""
+        icon = self.icons.install()
+        text = desktop_entry(command, icon, "Keywords=uv;python;lock;tmp;cleanup;",
+                             "StartupNotify=false")  # fmt: skip
+        _write_atomically(self.path, text.encode())
+        return self.status()
+
+    def remove(self) -> Status:
+        """Take the entry out (and the icon, unless the autostart entry uses it)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        if not os.path.exists(XdgAutostart(self.environ).path):
+            self.icons.remove()
         return self.status()
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from uvsweep import __version__
-from uvsweep.model import LockState, ScanError
+from uvsweep.model import LockState, ScanError, plural
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,8 +39,21 @@ class CommandError(Exception):
     """The command could not do what was asked; the message says why (exit 1)."""
 
 
+#: `--quiet`: no report on stdout (except --json), no notes, warnings or progress on stderr.
+_quiet = False
+
+
 def _err(message: str) -> None:
-    print(f"uvsweep: {message}", file=sys.stderr)
+    """An error: always shown, `--quiet` or not."""
+    from uvsweep import colour  # noqa: PLC0415
+
+    print(f"{colour.paint('uvsweep:', 'error', sys.stderr)} {message}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+    """A note, warning or progress line on stderr: `--quiet` leaves it out."""
+    if not _quiet:
+        _err(message)
 
 
 def _show_errors(errors: Sequence[ScanError], most: int = 20) -> None:
@@ -48,7 +61,7 @@ def _show_errors(errors: Sequence[ScanError], most: int = 20) -> None:
     for error in errors[:most]:
         _err(f"{error.path}: {error.message}")
     if len(errors) > most:
-        _err(f"... and {len(errors) - most} more errors (see --json)")
+        _err(f"... and {plural(len(errors) - most, 'more error')} (see --json)")
 
 
 def _output(as_json: bool, document: Callable[[], object], text: Callable[[], str]) -> None:
@@ -58,8 +71,10 @@ def _output(as_json: bool, document: Callable[[], object], text: Callable[[], st
 
         json.dump(document(), sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
-        print(text())
+    elif not _quiet:
+        output = text()
+        if output:
+            print(output)
 
 
 def _parse_states(values: Sequence[str]) -> frozenset[LockState]:
@@ -91,7 +106,7 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
     fail_on = _parse_states(args.fail_on or ())
     config = settings.load()
     for warning in config.warnings:
-        _err(warning)
+        _note(warning)
     dirs = scanner.resolve_dirs(args.dirs, config)
     snapshot = scanner.scan(dirs, settings=config, label=not args.no_labels)
     now = time.time()
@@ -99,25 +114,32 @@ def cmd_scan(args: argparse.Namespace) -> ExitStatus:
 
     tmp_warning = tmpdir_warning()
     if tmp_warning:
-        _err(f"warning: {tmp_warning}")
+        _note(f"warning: {tmp_warning}")
     notes = _gate_notes()
     _show_errors(snapshot.errors)
+    colours = _colours(sys.stdout)
     _output(args.json, lambda: report.snapshot_json(snapshot, now, notes=notes),
-            lambda: report.snapshot_text(snapshot, now))  # fmt: skip
+            lambda: report.snapshot_text(snapshot, now, paint=colours))  # fmt: skip
     if not args.json:
         for note in notes:
-            _err(f"note: {note}")
+            _note(f"note: {note}")
     if not args.json and snapshot.hidden_processes and snapshot.files:
-        print(
-            f"note: {snapshot.hidden_processes} processes of other users could not be inspected"
-            " for open files (run as root to see them).",
-            file=sys.stderr,
+        _note(
+            f"note: {plural(snapshot.hidden_processes, 'process', 'processes')} of other users"
+            " could not be inspected for open files (run as root to see them)."
         )
     if fail_on and snapshot.in_states(fail_on):
         return ExitStatus.FOUND
     if snapshot.errors:
         return ExitStatus.PARTIAL
     return ExitStatus.OK
+
+
+def _colours(stream: Any) -> Callable[[str, str], str] | None:
+    """How to colour a word for `stream` (by state or role name), or None for plain text."""
+    from uvsweep import colour  # noqa: PLC0415
+
+    return colour.painter(stream)
 
 
 def _gate_notes() -> tuple[str, ...]:
@@ -131,32 +153,15 @@ def _gate_notes() -> tuple[str, ...]:
 
 # ---- clean ------------------------------------------------------------------------------------
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def parse_duration(text: str) -> float:
-    """`90`, `90s`, `10m`, `1.5h`, `2d`, `1w` -> seconds."""
-    raw = text.strip().lower()
-    factor = 1
-    if raw and raw[-1] in _UNITS:
-        factor, raw = _UNITS[raw[-1]], raw[:-1]
+    """`90`, `90s`, `10m`, `1.5h`, `2d`, `1w` -> seconds (the syntax `config set` takes too)."""
+    from uvsweep.settings import parse_duration as parse  # noqa: PLC0415
+
     try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (try 30, 30s, 10m, 2h, 1d)"
-        ) from None
-    import math  # noqa: PLC0415
-
-    if value < 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be a finite number >= 0")
-    if value * factor > MAX_DURATION:
-        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be at most 100 years")
-    return value * factor
-
-
-#: The longest duration any option takes (100 years): longer ones overflow timers and dates.
-MAX_DURATION = 100 * 365 * 86400.0
+        return parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_dir(text: str) -> str:
@@ -177,6 +182,8 @@ class _Status:
 
     def show(self, message: str, key: object) -> None:
         """Show `message`; off a terminal, only when `key` changes or every 30 s."""
+        if _quiet:
+            return
         if self.tty:
             sys.stderr.write("\r\x1b[K" + message)
             sys.stderr.flush()
@@ -230,7 +237,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
         )
     config = settings.load()
     for warning in config.warnings:
-        _err(warning)
+        _note(warning)
     dirs = scanner.resolve_dirs(args.dirs, config)
     status = _Status()
     waiting = args.wait is not None
@@ -238,7 +245,7 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
     began = time.monotonic()
 
     def progress(message: str) -> None:
-        print(f"uvsweep: {message}", file=sys.stderr)
+        _note(message)
 
     while True:
         outcome = cleaner.clean(
@@ -257,18 +264,20 @@ def cmd_clean(args: argparse.Namespace) -> ExitStatus:
             break  # still busy after --wait's limit: report it below
     now = time.time()
     _show_errors(outcome.errors)
+    colours = _colours(sys.stdout)
     _output(args.json, lambda: report.clean_json(outcome, now),
-            lambda: report.clean_text(outcome, now))  # fmt: skip
+            lambda: report.clean_text(outcome, now, paint=colours))  # fmt: skip
     for note in [*outcome.gate_notes, *outcome.notes]:
-        _err(f"note: {note}")
+        _note(f"note: {note}")
     if outcome.hidden_processes and not outcome.busy:
-        _err(
-            f"note: the open files of {outcome.hidden_processes} processes of other users could"
-            " not be inspected (root can); every user's locks, waits and uv processes were"
+        _note(
+            f"note: the open files of {plural(outcome.hidden_processes, 'process', 'processes')}"
+            " of other users could not be inspected (root can); every user's locks, waits and"
+            " uv processes were"
         )
     if outcome.keepers:
         pids = ", ".join(str(pid) for pid in outcome.keepers)
-        _err(
+        _note(
             f"note: a uvsweep keeper (pid {pids}) holds the lock at the names of files a process"
             " opened during removal, until that process is done with the old file"
         )
@@ -325,7 +334,7 @@ class _WatchOutput:
         if self.as_json:
             self.event("warning", message=message)
         else:
-            _err(f"warning: {message}")
+            _note(f"warning: {message}")
 
     def run_clean(self, where: Sequence[str]) -> Any:
         from uvsweep import cleaner, report  # noqa: PLC0415
@@ -349,7 +358,7 @@ def cmd_watch(args: argparse.Namespace) -> ExitStatus:
 
     config = settings.load()
     for warning in config.warnings:
-        _err(warning)
+        _note(warning)
     dirs = scanner.resolve_dirs(args.dirs, config)
     done = threading.Event()
     output = _WatchOutput(args.json, done, args.clean_when_idle)
@@ -524,10 +533,11 @@ def cmd_autostart(args: argparse.Namespace) -> ExitStatus:
             state = writer.status()
     except OSError as err:
         raise CommandError(f"autostart {args.action}: {err.strerror or err}") from err
-    print("enabled" if state.enabled else "disabled")
-    print(f"entry: {state.where}")
-    if state.detail:
-        print(f"{'runs' if state.enabled else 'why'}: {state.detail}")
+    if args.action == "status" or not _quiet:
+        print("enabled" if state.enabled else "disabled")
+        print(f"entry: {state.where}")
+        if state.detail:
+            print(f"{'runs' if state.enabled else 'why'}: {state.detail}")
     if args.action == "enable" and not state.enabled:
         raise CommandError(f"the entry was written but the system reports it off: {state.detail}")
     return ExitStatus.OK
@@ -536,11 +546,37 @@ def cmd_autostart(args: argparse.Namespace) -> ExitStatus:
 # ---- config -----------------------------------------------------------------------------------
 
 
+def _setting(key: str | None, action: str) -> Any:
+    """The settings.Field named `key`; a usage error that lists them when there is none."""
+    from uvsweep import settings  # noqa: PLC0415
+
+    keys = [f.key for f in settings.FIELDS]
+    if key is None:
+        example = (
+            " VALUE` (e.g. `uvsweep config set notifications off`)" if action == "set" else "`"
+        )
+        raise UsageError(f"config {action}: name a setting: `uvsweep config {action} KEY{example}"
+                         f" (settings: {', '.join(keys)})")  # fmt: skip
+    field = next((f for f in settings.FIELDS if f.key == key), None)
+    if field is None:
+        raise UsageError(f"unknown setting {key!r}{did_you_mean(key, keys)} (settings:"
+                         f" {', '.join(keys)})")  # fmt: skip
+    return field
+
+
 def cmd_config(args: argparse.Namespace) -> ExitStatus:
     """Show, set or reset the settings in the settings file."""
     from uvsweep import settings  # noqa: PLC0415
 
     path = settings.config_path()
+    if args.action in ("path", "show", "unset") and args.value is not None:
+        raise UsageError(f"config {args.action}: unexpected {args.value!r}")
+    if args.action == "path" and args.key is not None:
+        raise UsageError(f"config path takes no KEY (got {args.key!r})")
+    if args.json and args.action != "show":
+        raise UsageError("--json goes with `config show`")
+    listing = args.action == "path" or (args.action == "show" and args.key is None)
+    field = None if listing else _setting(args.key, args.action)
     if args.action == "path":
         print(path)
         if not os.path.exists(path):
@@ -551,19 +587,21 @@ def cmd_config(args: argparse.Namespace) -> ExitStatus:
     for warning in config.warnings:
         _err(warning)
     if args.action == "show":
+        shown = config.values()
+        if field is not None:
+            shown = {field.key: shown[field.key]}
         if args.json:
             import json  # noqa: PLC0415
 
-            values = {k: list(v) if isinstance(v, tuple) else v for k, v in config.values().items()}
+            values = {k: list(v) if isinstance(v, tuple) else v for k, v in shown.items()}
             print(json.dumps({"path": path, "settings": values}, indent=2))
+        elif field is not None:
+            print(f"{field.key} = {settings.toml_value(shown[field.key])}")
         else:
             print(f"# {path}" + ("" if os.path.exists(path) else " (not created yet: defaults)"))
             print(settings.dumps(config).split("\n", 1)[1], end="")
         return ExitStatus.OK
-    field = next((f for f in settings.FIELDS if f.key == args.key), None)
-    if field is None:
-        keys = ", ".join(f.key for f in settings.FIELDS)
-        raise UsageError(f"unknown setting {args.key!r} (settings: {keys})")
+    assert field is not None  # set and unset named one (_setting)
     if args.action == "set":
         if args.value is None:
             raise UsageError(f"config set {args.key}: give a value")
@@ -577,7 +615,67 @@ def cmd_config(args: argparse.Namespace) -> ExitStatus:
         settings.save(config.replace(**{field.key: value}), path)
     except OSError as err:
         raise CommandError(f"cannot write {path}: {err.strerror or err}") from err
-    print(f"{field.key} = {settings.toml_value(value)}")
+    if not _quiet:
+        print(f"{field.key} = {settings.toml_value(value)}")
+    return ExitStatus.OK
+
+
+# ---- desktop-entry, completion, help -----------------------------------------------------------
+
+
+def cmd_desktop_entry(args: argparse.Namespace) -> ExitStatus:
+    """Put uvsweep in the Linux application menu, take it out, or say whether it is there."""
+    from uvsweep import autostart  # noqa: PLC0415
+
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        raise CommandError("desktop-entry is for Linux and the BSDs: the macOS app and the Windows"
+                           " installer add their own launchers")  # fmt: skip
+    menu = autostart.MenuEntry()
+    try:
+        if args.action == "install":
+            try:
+                command = autostart.installed_command()
+            except ValueError as err:
+                raise CommandError(str(err)) from None
+            state = menu.install(command)
+        elif args.action == "remove":
+            state = menu.remove()
+        else:
+            state = menu.status()
+    except OSError as err:
+        raise CommandError(f"desktop-entry {args.action}: {err.strerror or err}") from err
+    if args.action == "status" or not _quiet:
+        print("installed" if state.enabled else "not installed")
+        print(f"entry: {state.where}")
+        if state.detail:
+            print(f"{'runs' if state.enabled else 'why'}: {state.detail}")
+    return ExitStatus.OK
+
+
+def cmd_completion(args: argparse.Namespace) -> ExitStatus:
+    """Print the completion script for a shell, generated from the parser by shtab."""
+    import shtab  # noqa: PLC0415 - only here: it costs start-up time every other command skips
+
+    print(shtab.complete(args.parser, shell=args.shell), end="")
+    return ExitStatus.OK
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by name."""
+    for action in parser._actions:  # argparse keeps its subparsers only there
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def cmd_help(args: argparse.Namespace) -> ExitStatus:
+    """`help`, `help COMMAND` or `help states`."""
+    if args.topic == "states":
+        print(STATES_TEXT, end="")
+    elif args.topic is None:
+        args.parser.print_help()
+    else:
+        _commands(args.parser)[args.topic].print_help()
     return ExitStatus.OK
 
 
@@ -677,8 +775,10 @@ def cmd_lockname(args: argparse.Namespace) -> ExitStatus:
 
 # ---- parser -----------------------------------------------------------------------------------
 
-_EPILOG = """\
-states:
+#: The states and exit codes, in one place: `uvsweep help states` prints it, the README has the
+#: same lines (a test checks), and every other help text points here.
+STATES_TEXT = """\
+states (each uv lock file is in exactly one):
   orphaned    nobody holds, waits for or has it open, and it is yours: safe to remove
   foreign     like orphaned, but another user's (it may stop your uv from locking)
   held        a running process holds the lock
@@ -687,11 +787,31 @@ states:
   suspicious  a symlink, hard link, non-regular, non-empty or unreadable file: never touched
 
 exit codes:
-  0 ok, 1 error, 2 usage, 3 --fail-on matched, 4 some dirs or files could not be scanned
-  or removed, 5 active uv is running (clean removed nothing), 6 no graphical session for the
-  tray app, 7 processes that could use the files are hidden (clean removed nothing),
-  130 Ctrl-C
+  0    ok
+  1    error: the command could not do what was asked (the message says why)
+  2    usage: bad arguments
+  3    scan --fail-on matched at least one file (wins over 4)
+  4    some dirs or files could not be scanned or removed; the rest were done
+  5    clean: active uv is running, so nothing was removed (--wait waits for it)
+  6    tray: no graphical session, or the display cannot be opened
+  7    clean: processes that could use the files are hidden, so nothing was removed
+  130  interrupted (Ctrl-C)
 """
+
+_SEE_STATES = "states and exit codes: `uvsweep help states`\n"
+
+_EPILOG = (
+    """\
+commands have their own help: `uvsweep COMMAND --help` (or `uvsweep help COMMAND`)
+"""
+    + _SEE_STATES
+    + """
+--quiet prints only errors: no report on stdout (unless --json), no notes, warnings or
+progress on stderr, and no confirmation from `config set`, `autostart enable` and the like;
+the exit code says how it went. Queries (`config show`, `doctor`, `lockname`...) still print.
+NO_COLOR=1 turns colour off; FORCE_COLOR=1 turns it on when output is not a terminal.
+"""
+)
 
 _CLEAN_DESCRIPTION = """\
 Remove the uv lock files nobody uses any more, without ever breaking uv's locking.
@@ -709,16 +829,22 @@ holds its lock. The name is unlinked while the lock is held; if a process got
 hold of the file meanwhile, the lock is handed over to a new file and the file is
 kept. Everything that stays is listed with the reason."""
 
-_CLEAN_EPILOG = """\
+_CLEAN_EPILOG = (
+    """\
 examples:
   uvsweep clean                      # your orphaned files in the temp dirs
   uvsweep clean --dry-run            # what would go, and why the rest stays
   uvsweep clean --min-age 1d --json  # only files older than a day; a report for scripts
   uvsweep clean --wait=600           # wait up to 10 minutes for running uv to finish
 
-in a Dockerfile (as root), so no lock file is baked into the layer:
-  RUN uv pip install --system -r requirements.txt && uvx uvsweep clean --all-users
+in a Dockerfile (as root), so no lock file is baked into the layer (a RUN step's own
+PID namespace hides the processes outside it; its /tmp is its own, so accept that):
+  RUN uv pip install --system -r requirements.txt \\
+      && uvx uvsweep clean --all-users --accept-hidden-processes
+
 """
+    + _SEE_STATES
+)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -730,6 +856,27 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         except (OSError, ValueError):
             width = 80
         super().__init__(prog, width=max(40, width - 2))
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`; did you mean 'scan'?` for the closest choice, or nothing when none is close."""
+    import difflib  # noqa: PLC0415 - only on a typo
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose unknown-choice errors suggest the closest choice."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own check (a private method, the same from 3.10 to 3.13), with a hint
+        if action.choices is not None and value not in action.choices:
+            names = [str(choice) for choice in action.choices]
+            hint = did_you_mean(str(value), names) if isinstance(value, str) else ""
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {', '.join(names)})"
+            )
 
 
 def _dir_and_json(parser: argparse.ArgumentParser, verb: str, document: str) -> None:
@@ -749,19 +896,27 @@ def _command(
     """A subcommand that runs `func`, formatted without importing shutil (start-up time)."""
     parser: argparse.ArgumentParser = sub.add_parser(name, formatter_class=_Formatter, **options)
     parser.set_defaults(func=func)
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+        help="print only errors (what it leaves out: `uvsweep --help`)",
+    )  # fmt: skip
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="uvsweep",
         description="Find the lock files uv leaves in the temp dir, see what each one guards,\n"
         "and whether anything still uses it.",
         epilog=_EPILOG,
         formatter_class=_Formatter,
     )
-    parser.add_argument("--version", action="version", version=f"uvsweep {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"uvsweep {__version__}")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="print only errors; the exit code says how it went (details below)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     scan = _command(
@@ -771,8 +926,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list uv lock files in the temp dirs with their state",
         description="List every uv lock file (uv-<16 hex>.lock) directly inside the temp dirs:\n"
         "its state, age, the environment it guards and who holds it. Nothing is changed.",
-        epilog=_EPILOG + "\nexamples:\n  uvsweep scan\n  uvsweep scan --dir /tmp --json\n"
-        "  uvsweep scan --fail-on orphaned,foreign     # in CI or a Dockerfile\n",
+        epilog="examples:\n  uvsweep scan\n  uvsweep scan --dir /tmp --json\n"
+        "  uvsweep scan --fail-on orphaned,foreign     # in CI or a Dockerfile\n"
+        "  uvsweep scan -q --fail-on orphaned          # only the exit code: 3 if any\n\n"
+        + _SEE_STATES,
     )
     _dir_and_json(scan, "scan", "document")
     scan.add_argument(
@@ -790,7 +947,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_clean,
         help="safely remove orphaned uv lock files",
         description=_CLEAN_DESCRIPTION,
-        epilog=_EPILOG + "\n" + _CLEAN_EPILOG,
+        epilog=_CLEAN_EPILOG,
     )
     _dir_and_json(clean, "clean", "report")
     clean.add_argument(
@@ -856,6 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tray",
         cmd_tray,
         help="run the tray app (what `uvsweep` with no command does)",
+        epilog="The app menu entry (`uvsweep desktop-entry install`) starts it again after Quit.",
         description="Run the tray app: a badge with the number of orphaned uv lock files, a menu\n"
         "that lists them, one-click safe cleanup and notifications. One per user: a second\n"
         "start says so and exits 0. Without a graphical session it exits 6.",
@@ -896,12 +1054,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show or change the settings file (TOML). Writes are atomic; a file that is\n"
         "not valid TOML is moved aside, never overwritten.",
         epilog="examples:\n  uvsweep config path\n  uvsweep config show\n"
-        "  uvsweep config set notifications false\n  uvsweep config set dirs /scratch/tmp"
+        "  uvsweep config show notifications\n"
+        "  uvsweep config set notifications false\n  uvsweep config set auto_clean_min_age 2h\n"
+        "  uvsweep config set dirs /scratch/tmp"
         f"{os.pathsep}/data/tmp\n  uvsweep config unset auto_clean_min_age\n",
     )
     config.add_argument("action", choices=("path", "show", "set", "unset"))
-    config.add_argument("key", nargs="?", metavar="KEY", help="with set/unset: the setting")
-    config.add_argument("value", nargs="?", metavar="VALUE", help="with set: its new value")
+    config.add_argument(
+        "key", nargs="?", metavar="KEY",
+        help="with set/unset: the setting; with show: show only this one",
+    )  # fmt: skip
+    config.add_argument(
+        "value", nargs="?", metavar="VALUE",
+        help="with set: its new value (durations as for `clean --min-age`: 90, 10m, 2h, 1d)",
+    )  # fmt: skip
     config.add_argument("--json", action="store_true", help="with show: print JSON")
 
     lockname = _command(
@@ -945,6 +1111,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lockname.add_argument("--json", action="store_true", help="print JSON (see the README)")
     lockname.add_argument("target", metavar="PATH|KEY", nargs="?")
+
+    entry = _command(
+        sub,
+        "desktop-entry",
+        cmd_desktop_entry,
+        help="add uvsweep to the Linux application menu, or take it out (install, remove, status)",
+        description="Put uvsweep in the application menu, so the tray can be started again after\n"
+        "Quit: `install` writes uvsweep.desktop into $XDG_DATA_HOME/applications (default\n"
+        "~/.local/share/applications), starting this installed uvsweep's tray, and copies\n"
+        "the icon into your hicolor icon theme there. `remove` takes both out again (the\n"
+        "icon stays while the autostart entry uses it). The macOS app and the Windows\n"
+        "installer have their launchers already.",
+    )
+    entry.add_argument("action", choices=("install", "remove", "status"))
+
+    completion = _command(
+        sub,
+        "completion",
+        cmd_completion,
+        help="print a shell completion script (bash, zsh, fish)",
+        description="Print the completion script for SHELL, generated from these very options.",
+        epilog="install it:\n"
+        "  bash: uvsweep completion bash > ~/.local/share/bash-completion/completions/uvsweep\n"
+        "  zsh:  uvsweep completion zsh > ~/.zfunc/_uvsweep   # with ~/.zfunc on $fpath\n"
+        "  fish: uvsweep completion fish > ~/.config/fish/completions/uvsweep.fish\n",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+
+    helper = _command(
+        sub,
+        "help",
+        cmd_help,
+        help="show the help of a command, or the states and exit codes (`help states`)",
+        description="`uvsweep help COMMAND` is `uvsweep COMMAND --help`; `uvsweep help states`\n"
+        "says what each state of a lock file means, and every exit code.",
+    )
+    helper.add_argument(
+        "topic", nargs="?", metavar="TOPIC", choices=(*sub.choices, "states"),
+        help="a command, or `states`",
+    )  # fmt: skip
     return parser
 
 
@@ -963,7 +1169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command is None:
-        args = parser.parse_args(["tray"])
+        args = parser.parse_args([*args_list, "tray"])
+    global _quiet  # noqa: PLW0603 - one setting for this run's messages
+    _quiet = bool(getattr(args, "quiet", False))
+    args.parser = parser
     try:
         return int(args.func(args))
     except UsageError as err:

@@ -12,6 +12,7 @@ import platform
 import sys
 
 from uvsweep import __version__
+from uvsweep.model import plural
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ def report() -> dict[str, Any]:
     created = "" if os.path.exists(settings.config_path()) else " (not created: defaults)"
     hidden = "nothing"
     if snapshot.hidden_processes:
-        hidden = f"{snapshot.hidden_processes} processes of other users: their open files"
+        hidden = f"{plural(snapshot.hidden_processes, 'process', 'processes')} of other users:"
+        hidden += " their open files"
         hidden += " cannot be seen (root can)"
     info: dict[str, Any] = {
         "uvsweep": __version__,
@@ -136,7 +138,7 @@ def _dir_line(directory: str, snapshot: Any) -> str:
         if error.path == directory:
             return f"{directory}: {error.message}"
     count = sum(1 for f in snapshot.files if os.path.dirname(f.path) == directory)
-    return f"{directory}: {count} uv lock files"
+    return f"{directory}: {plural(count, 'uv lock file')}"
 
 
 def text(info: dict[str, Any]) -> str:

@@ -43,6 +43,11 @@ class LabelKind(str, Enum):
         return self.value
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 uv lock file`, `2 uv lock files`, `0 processes` (give `many` where `s` is wrong)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
 def format_age(seconds: float) -> str:
     """A short age: `42s`, `5m`, `3h`, `12d`."""
     seconds = max(0, int(seconds))

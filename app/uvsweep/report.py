@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from uvsweep.model import Holder, LockFile, LockState, Snapshot, format_age
+from uvsweep.model import Holder, LockFile, LockState, Snapshot, format_age, plural
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
+
+    #: colours a word by its role (a state's name, `error`...): `colour.painter`'s result
+    Paint = Callable[[str, str], str]
 
     from uvsweep.cleaner import CleanReport
     from uvsweep.processes import ProcessInfo
@@ -84,19 +87,35 @@ def label_text(item: LockFile) -> str:
     return f"{item.label.kind.value} {item.label.path or '(source tree gone)'}"
 
 
+def _names(items: Sequence[str]) -> str:
+    """`/a`, `/a and /b`, `/a, /b and /c`."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def summary_line(snapshot: Snapshot) -> str:
-    """`5 uv lock files in 2 dirs: 3 orphaned, 1 held, 1 foreign`."""
-    where = snapshot.dirs[0] if len(snapshot.dirs) == 1 else f"{len(snapshot.dirs)} dirs"
+    """`5 uv lock files in /tmp and /var/tmp: 3 orphaned, 1 held, 1 foreign`, naming the dirs
+    that were scanned (not those that could not be: their errors say so); empty when none was."""
+    failed = {err.path for err in snapshot.errors}
+    scanned = [d for d in snapshot.dirs if d not in failed]
+    if not scanned:
+        return ""
+    where = _names(scanned)
     total = len(snapshot.files)
     if not total:
         return f"No uv lock files in {where}."
     counts = ", ".join(f"{count} {state}" for state, count in snapshot.summary().items() if count)
-    noun = "file" if total == 1 else "files"
-    return f"{total} uv lock {noun} in {where}: {counts}."
+    return f"{plural(total, 'uv lock file')} in {where}: {counts}."
 
 
-def snapshot_text(snapshot: Snapshot, now: float) -> str:
-    """The table people read: state, age, what it guards, who holds it, where it is."""
+def _painted(paint: Paint | None, text: str, role: str) -> str:
+    return paint(text, role) if paint else text
+
+
+def snapshot_text(snapshot: Snapshot, now: float, paint: Paint | None = None) -> str:
+    """The table people read: state, age, what it guards, who holds it, where it is; `paint`
+    colours the states (a terminal's)."""
     rows = [("STATE", "AGE", "GUARDS", "HOLDER", "PATH")]
     rows += [
         (item.state.value, format_age(now - item.mtime), label_text(item), _who(item), item.path)
@@ -107,15 +126,23 @@ def snapshot_text(snapshot: Snapshot, now: float) -> str:
         widths = [max(len(row[col]) for row in rows) for col in range(4)]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
                  for row in rows]  # fmt: skip
+        if paint:  # after the padding: the escape codes take no columns
+            lines = [lines[0]] + [
+                paint(row[0], row[0]) + line[len(row[0]) :]
+                for row, line in zip(rows[1:], lines[1:], strict=True)
+            ]
         explained = [
             f for f in snapshot.files if f.state in (LockState.FOREIGN, LockState.SUSPICIOUS)
         ]
         if explained:
             lines.append("")
-            lines += [f"{item.state.value}: {item.path}: {item.reason}" for item in explained]
+            lines += [f"{_painted(paint, item.state.value, item.state.value)}: {item.path}:"
+                      f" {item.reason}" for item in explained]  # fmt: skip
         lines.append("")
-    lines.append(summary_line(snapshot))
-    return "\n".join(lines)
+    summary = summary_line(snapshot)
+    if summary:
+        lines.append(summary)
+    return "\n".join(lines).rstrip("\n")
 
 
 # ---- clean ------------------------------------------------------------------------------------
@@ -184,7 +211,7 @@ def _files(count: int) -> str:
     return f"{count} uv lock file" + ("" if count == 1 else "s")
 
 
-def clean_text(report: CleanReport, now: float) -> str:
+def clean_text(report: CleanReport, now: float, paint: Paint | None = None) -> str:
     """What `clean` tells people: the uv processes in the way, or what went and what stayed."""
     lines: list[str] = []
     parked = parked_text(report.uv_processes, now)
@@ -208,7 +235,11 @@ def clean_text(report: CleanReport, now: float) -> str:
     if report.skipped:
         lines.append(f"{'Would keep' if report.dry_run else 'Kept'} {len(report.skipped)}:")
         width = max(len(s.state.value) for s in report.skipped)
-        lines += [f"  {s.state.value.ljust(width)}  {s.path}: {s.reason}" for s in report.skipped]
+        lines += [
+            f"  {_painted(paint, s.state.value, s.state.value)}{' ' * (width - len(s.state.value))}"
+            f"  {s.path}: {s.reason}"
+            for s in report.skipped
+        ]
     if parked:
         lines += parked
     return "\n".join(lines)
@@ -253,7 +284,8 @@ def watch_lines(
     import time  # noqa: PLC0415
 
     if previous is None:
-        return [summary_line(snapshot)] + [
+        summary = summary_line(snapshot)
+        return ([summary] if summary else []) + [
             f"error: {err.path}: {err.message}" for err in snapshot.errors
         ]
     clock = time.strftime("%H:%M:%S", time.localtime(now))

@@ -28,7 +28,8 @@ class Field:
 
 
 #: Every setting, in the order `uvsweep config show` prints them. Kinds: paths (a list of
-#: strings, `~` expanded), seconds (a number > 0), count (an integer >= 1), bool, text.
+#: strings, `~` expanded), seconds (a number > 0; `config set` also takes a duration: 90, 10m,
+#: 2h, 1d), count (an integer >= 1), bool, text.
 FIELDS: tuple[Field, ...] = (
     Field("dirs", "paths", (), "more temp dirs to scan besides uv's own and /tmp"),
     Field("project_dirs", "paths", (), "projects, or folders of them, to label lock files with"),
@@ -115,6 +116,34 @@ def config_path() -> str:
     return os.environ.get(CONFIG_ENV) or os.path.join(config_dir(), "settings.toml")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+#: The longest duration any option or setting takes (100 years): longer ones overflow timers.
+MAX_DURATION = 100 * 365 * 86400.0
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `10m`, `1.5h`, `2d`, `1w` -> seconds; ValueError with a readable reason.
+
+    The one duration syntax: `clean --min-age`, `--wait`, `watch` options and `config set`.
+    """
+    raw = text.strip().lower()
+    factor = 1
+    if raw and raw[-1] in _UNITS:
+        factor, raw = _UNITS[raw[-1]], raw[:-1]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (try 30, 30s, 10m, 2h, 1d)") from None
+    import math  # noqa: PLC0415
+
+    if value < 0 or not math.isfinite(value):
+        raise ValueError(f"{text!r}: a duration must be a finite number >= 0")
+    if value * factor > MAX_DURATION:
+        raise ValueError(f"{text!r}: a duration must be at most 100 years")
+    return value * factor
+
+
 def parse_value(field: Field, value: object) -> Any:
     """`value` as this setting's kind; ValueError with a readable reason if it is not one."""
     kind = field.kind
@@ -129,7 +158,7 @@ def parse_value(field: Field, value: object) -> Any:
     if kind == "seconds":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9:
             return float(value)
-        raise ValueError("must be a number of seconds > 0")
+        raise ValueError("must be a number of seconds > 0 and under 31 years")
     if kind == "count":
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
@@ -154,11 +183,13 @@ def parse_text(field: Field, text: str) -> Any:
         if lowered in ("false", "no", "off", "0"):
             return False
         raise ValueError("must be true or false")
-    if field.kind in ("seconds", "count"):
+    if field.kind == "seconds":  # the duration syntax of `clean --min-age`: 90, 10m, 2h, 1d
+        return parse_value(field, parse_duration(text))
+    if field.kind == "count":
         try:
-            number: object = int(text) if field.kind == "count" else float(text)
+            number = int(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
+            raise ValueError(f"{text!r} is not a whole number") from None
         return parse_value(field, number)
     return text
 

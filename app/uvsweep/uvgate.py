@@ -8,7 +8,7 @@ say what the gate cannot see without importing the removal code.
 
 from __future__ import annotations
 
-from uvsweep.model import Record
+from uvsweep.model import Record, plural
 from uvsweep.processes import ProcessInfo, ProcessTable
 
 TYPE_CHECKING = False
@@ -81,9 +81,11 @@ def hidden_notes(
             )
         return tuple(notes)
     if table.denied:
+        count = len(table.denied)
         note = (
-            f"the details of {len(table.denied)} processes of other users were denied: the uv"
-            " gate cannot tell whether they are uv (an administrator can)"
+            f"the details of {plural(count, 'process', 'processes')} of other users"
+            f" {'was' if count == 1 else 'were'} denied: the uv gate cannot tell whether"
+            f" {'it is' if count == 1 else 'they are'} uv (an administrator can)"
         )
         return (note,)
     return ()

@@ -262,9 +262,11 @@ def test_unreadable_dir_as_another_user(shared_tmp: Path) -> None:
 def test_help_teaches() -> None:
     done = uvsweep("clean", "--help")
     assert done.returncode == 0
-    taught = ("--wait", "--dry-run", "--all-users", "--min-age", "Dockerfile", "5 active uv is")
+    taught = ("--wait", "--dry-run", "--all-users", "--min-age", "Dockerfile", "(exit 5)",
+              "states and exit codes: `uvsweep help states`")  # fmt: skip
     for words in taught:
         assert words in done.stdout
+    assert "5    clean: active uv is running" in uvsweep("help", "states").stdout
 
 
 def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: type[FakeUv]) -> None:

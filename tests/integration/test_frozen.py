@@ -1,5 +1,5 @@
-"""The frozen Linux bundle (`uv run packaging/build.py`) works without the venv: CI builds it
-first, then these smoke tests run it as a user would."""
+"""The frozen Linux bundle (`uv run --group packaging python packaging/build.py`) works without
+the venv: CI builds it first, then these smoke tests run it as a user would."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ pytestmark = [
 ]
 
 BUNDLE = Path(__file__).resolve().parents[2] / "dist" / "uvsweep" / "uvsweep"
-BUILD = "the frozen bundle is not built (run `uv run packaging/build.py`; .ci/run does)"
+BUILD = (
+    "the frozen bundle is not built (run `uv run --group packaging python packaging/build.py`;"
+    " .ci/run does)"
+)
 
 
 def frozen_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -59,6 +62,29 @@ def test_version_scan_and_clean(tmp_path: Path, lockdir: Path) -> None:
     )
     done = run(env, "clean", "--json", "--dir", str(lockdir))
     assert json.loads(done.stdout)["removed"] == [str(lockdir / "uv-00000000000000aa.lock")]
+
+
+def test_the_bundle_has_the_man_page_the_desktop_file_and_the_icons() -> None:
+    need(BUNDLE.exists(), BUILD)
+    share = BUNDLE.parent / "share"
+    page = (share / "man" / "man1" / "uvsweep.1").read_text()
+    from uvsweep import cli
+
+    for name in cli._commands(cli.build_parser()):
+        assert f'.SS "uvsweep {name}"' in page, name
+    assert (share / "applications" / "uvsweep.desktop").is_file()
+    assert (share / "icons" / "hicolor" / "256x256" / "apps" / "uvsweep.png").is_file()
+
+
+def test_the_frozen_desktop_entry_icon_resolves(tmp_path: Path) -> None:
+    need(BUNDLE.exists(), BUILD)
+    env = frozen_env(tmp_path, XDG_DATA_HOME=str(tmp_path / "data"))
+    done = run(env, "desktop-entry", "install")
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "data" / "applications" / "uvsweep.desktop").read_text()
+    keys = dict(line.split("=", 1) for line in text.splitlines()[1:] if "=" in line)
+    assert keys["Exec"] == str(BUNDLE)
+    assert Path(keys["Icon"]).is_file() and keys["Icon"].startswith(str(tmp_path / "data"))
 
 
 def test_the_frozen_tray_docks(trayer: Desktop, tmp_path: Path, lockdir: Path) -> None:

@@ -15,7 +15,7 @@ from uvsweep.autostart import APPROVED_KEY, RUN_KEY, LaunchAgent, Registry, Wind
 
 
 def test_xdg_enable_status_disable(tmp_path: Path) -> None:
-    writer = XdgAutostart({"XDG_CONFIG_HOME": str(tmp_path)})
+    writer = XdgAutostart({"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path / "home")})
     assert not writer.status().enabled
     command = ["/opt/my apps/uvsweep", "tray"]
     state = writer.enable(command)
@@ -23,6 +23,10 @@ def test_xdg_enable_status_disable(tmp_path: Path) -> None:
     text = (tmp_path / "autostart" / "uvsweep.desktop").read_text()
     exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
     assert shlex.split(exec_line[5:]) == command
+    # the icon: an absolute path into the user's hicolor theme (no XDG_DATA_HOME: under HOME)
+    icon = next(line[5:] for line in text.splitlines() if line.startswith("Icon="))
+    themed = tmp_path / "home" / ".local" / "share" / "icons" / "hicolor"
+    assert icon == str(themed / "256x256" / "apps" / "uvsweep.png") and Path(icon).is_file()
     assert "X-GNOME-Autostart-enabled=true" in text and "Type=Application" in text
     # the session's own switch is respected
     (tmp_path / "autostart" / "uvsweep.desktop").write_text(
@@ -33,7 +37,25 @@ def test_xdg_enable_status_disable(tmp_path: Path) -> None:
     assert writer.status().detail == "the entry is hidden"
     assert not writer.disable().enabled
     assert not (tmp_path / "autostart" / "uvsweep.desktop").exists()
+    assert not Path(icon).exists()
     assert not writer.disable().enabled  # idempotent
+
+
+def test_an_entry_names_the_icon_when_none_is_shipped(tmp_path: Path) -> None:
+    icons = autostart.UserIcons({"XDG_DATA_HOME": str(tmp_path)}, source=str(tmp_path / "none"))
+    assert icons.install() is None
+    assert "Icon=uvsweep\n" in autostart.desktop_entry(["uvsweep", "tray"], None)
+
+
+def test_shipped_icons_are_found_in_a_checkout_and_beside_a_frozen_bundle(tmp_path: Path) -> None:
+    found = autostart.shipped_icons(frozen=False)
+    assert found is not None and Path(found, "256x256", "apps", "uvsweep.png").is_file()
+    bundle = tmp_path / "bundle"
+    (bundle / "share" / "icons" / "hicolor" / "256x256" / "apps").mkdir(parents=True)
+    (bundle / "share" / "icons" / "hicolor" / "256x256" / "apps" / "uvsweep.png").touch()
+    # the package's own tree wins when it has one (the wheel); a frozen build has none
+    assert autostart.shipped_icons(str(bundle / "uvsweep"), frozen=True) in (
+        found, str(bundle / "share" / "icons" / "hicolor"))  # fmt: skip
 
 
 def test_xdg_defaults_to_home_config(tmp_path: Path) -> None:
@@ -223,7 +245,7 @@ def test_the_chooser() -> None:
 def test_cli_autostart(tmp_path: Path) -> None:
     from tests.integration.test_cli_scan import uvsweep
 
-    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
     assert uvsweep("autostart", "status", env=env).stdout.splitlines()[0] == "disabled"
     done = uvsweep("autostart", "enable", env=env)
     assert done.returncode == 0

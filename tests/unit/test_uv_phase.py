@@ -237,4 +237,4 @@ def test_windows_launchers_and_denied_details(monkeypatch: pytest.MonkeyPatch) -
     found = {p.pid: p.phase for p in table.uv_processes()}
     assert found == {10: "parked", 11: "parked", 20: "active"}
     assert table.denied == {40}
-    assert "1 processes of other users were denied" in cleaner.hidden_notes(table, "win32")[0]
+    assert "1 process of other users was denied" in cleaner.hidden_notes(table, "win32")[0]
