@@ -90,7 +90,8 @@ def classify(obs: Observation) -> LockFile:
     waiters = tuple(obs.waiters)
     blocks_uv = False
     # a keeper holds what the cleaner that started it took (the lock table names the cleaner)
-    keepers = [h for h in (*holders, *obs.openers) if _is_keeper(h)] if holders else []
+    held = bool(holders) or obs.lock is LockProbe.HELD
+    keepers = [h for h in (*holders, *obs.openers) if _is_keeper(h)] if held else []
     if stat.S_ISLNK(obs.mode):
         state, reason = LockState.SUSPICIOUS, "a symlink; uv never makes one"
     elif not stat.S_ISREG(obs.mode):
