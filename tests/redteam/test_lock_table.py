@@ -200,3 +200,88 @@ def test_a_handoff_never_ends_while_someone_the_tables_miss_holds_the_old_file(
         else:
             os.close(old_fd)
         os.close(dir_fd)
+
+
+class _FdsHidden(Syscalls):
+    """A process whose fds the cleaner cannot read (another user's, for a cleaner that is not
+    root), though its lock-table lines show; and a hook on our own try-lock of the old file."""
+
+    def __init__(self, hidden: int, old_fd: int, on_confirm: object) -> None:
+        self.hidden, self.old_fd, self.on_confirm, self.confirms = hidden, old_fd, on_confirm, 0
+
+    def list_dir(self, path: str) -> list[str]:
+        return [entry for entry in super().list_dir(path) if entry != str(self.hidden)]
+
+    def flock(self, fd: int, operation: int) -> None:
+        super().flock(fd, operation)
+        if fd == self.old_fd and operation == LOCK_EX | LOCK_NB and self.confirms == 0:
+            self.confirms += 1
+            self.on_confirm()  # type: ignore[operator]
+
+
+_WAIT_WHEN_TOLD = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    print("opened", flush=True)
+    sys.stdin.readline()
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_waiter_that_queues_behind_our_confirming_lock_keeps_the_handoff_going(
+    tmp_path: Path,
+) -> None:
+    """The handoff's last round takes the old file's lock itself; a latecomer whose fds are
+    hidden queues behind it right then. Only the lock table shows it, behind our own record:
+    the handoff must see it, follow it, and let it have the old file before it ends."""
+    path = tmp_path / "uv-00000000000000aa.lock"
+    path.touch()
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(old_fd, fcntl.LOCK_EX)
+    st = os.fstat(old_fd)
+    late = subprocess.Popen(
+        [sys.executable, "-c", _WAIT_WHEN_TOLD, str(path)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert late.stdin is not None and late.stdout is not None
+    assert late.stdout.readline() == "opened\n"
+    handoff: Handoff | None = None
+
+    def queue_behind_us() -> None:
+        assert late.stdin is not None
+        late.stdin.write("go\n")
+        late.stdin.flush()
+        deadline = time.monotonic() + 20
+        while _waiters_of(late.pid) == 0:
+            assert time.monotonic() < deadline, "the latecomer never queued"
+            time.sleep(0.01)
+
+    try:
+        os.unlink(path)
+        remover = LinuxRemover(calls=_FdsHidden(late.pid, old_fd, queue_behind_us))
+        handoff = Handoff(
+            remover.calls, dir_fd, str(tmp_path), path.name, old_fd, (st.st_dev, st.st_ino),
+            lambda h: remover.old_in_use(*h.old_key, h.path),
+        )  # fmt: skip
+        assert handoff.step(used=True) is False and handoff.state == NEW
+        # nothing uses the old file as far as the tables tell: the confirming lock decides
+        assert remover.handoffs_in_use([handoff]) == {handoff}
+        assert late.pid in handoff.followed
+        assert late.stdout.readline() == "locked\n"  # it got the old file once we let go
+        assert run_handoffs([handoff], remover.calls, wait=0.5, check=remover.handoffs_in_use)
+        assert handoff.state == NEW, "the name was freed while the latecomer held the old file"
+        stop(late)
+        assert not run_handoffs([handoff], remover.calls, wait=5, check=remover.handoffs_in_use)
+        assert handoff.state == DONE
+    finally:
+        stop(late)
+        if handoff is not None:
+            handoff.close()
+        else:
+            os.close(old_fd)
+        os.close(dir_fd)
