@@ -1,29 +1,33 @@
 """What the idle tray keeps out of its memory (issue 14: idle RSS with SNI under 35 MB), each in a
-fresh interpreter: OpenSSL (asyncio's `ssl`, hashlib's `_hashlib`) and Pillow's format plugins."""
+fresh interpreter: OpenSSL (asyncio's `ssl`, hashlib's `_hashlib`), Pillow's format plugins,
+`logging.handlers`; and glibc's per-thread malloc arenas."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 
-from tests.conftest import APP_DIR
+from tests.conftest import APP_DIR, need
 from uvsweep.tray import art
 
 
-def fresh(code: str, tmp_path: Path) -> dict[str, object]:
+def fresh(code: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     """Run `code` in a new interpreter importing this tree; the JSON it prints last."""
     env = {**os.environ, "PYTHONPATH": APP_DIR, "XDG_STATE_HOME": str(tmp_path / "state")}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
 
 
@@ -94,3 +98,56 @@ def test_png_holds_the_exact_pixels(tmp_path: Path) -> None:
             back.load()
             assert back.format == "PNG" and back.mode == "RGBA" and back.size == (size, size)
             assert back.tobytes() == image.tobytes()
+
+
+def test_the_log_file_needs_no_logging_handlers(tmp_path: Path) -> None:
+    seen = fresh(
+        f"""
+        import json, logging, sys
+        from uvsweep.tray import logfile
+        logfile.setup({str(tmp_path / "log" / "uvsweep.log")!r})
+        logging.getLogger("uvsweep.tray").info("started")
+        logfile.close()
+        print(json.dumps({{"handlers": "logging.handlers" in sys.modules,
+                           "pickle": "pickle" in sys.modules}}))
+        """,
+        tmp_path,
+    )
+    assert seen == {"handlers": False, "pickle": False}
+    assert "started" in (tmp_path / "log" / "uvsweep.log").read_text()
+
+
+ARENAS = """
+    import ctypes, json, os, sys, threading
+    from uvsweep.tray import lean
+    told = lean.one_malloc_arena() if sys.argv[-1] == "one" else None
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    held = []
+    def allocate():
+        held.extend(libc.malloc(4000) for _ in range(100))  # below the mmap threshold
+    threads = [threading.Thread(target=allocate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out = os.environ["XDG_STATE_HOME"] + ".xml"
+    handle = libc.fopen(out.encode(), b"w")
+    libc.malloc_info(0, handle)
+    libc.fclose(handle)
+    print(json.dumps({"told": told, "heaps": open(out).read().count("<heap nr=")}))
+"""
+
+
+@pytest.mark.linux
+def test_one_malloc_arena_keeps_every_thread_in_the_main_arena(tmp_path: Path) -> None:
+    need(sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver()),
+         "glibc (malloc_info)")  # fmt: skip
+    default = fresh(ARENAS + "\n", tmp_path, "default")
+    assert default["heaps"] > 1  # the threads made arenas of their own
+    one = fresh(ARENAS + "\n", tmp_path, "one")
+    assert one == {"told": True, "heaps": 1}

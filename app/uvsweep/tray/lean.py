@@ -46,3 +46,31 @@ def without_openssl() -> Iterator[list[str]]:
         for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
+
+
+#: glibc's mallopt() parameter for the most malloc arenas (malloc.h).
+M_ARENA_MAX = -8
+
+
+def one_malloc_arena() -> bool:
+    """glibc: every thread allocates from the one main arena; whether that was set.
+
+    By default glibc gives each thread that allocates an arena of its own (up to 8 per core),
+    and what a thread freed stays in its arena: after a burst of lock files the watcher's and
+    the bus loop's arenas held about 2 MB the tray no longer used. With one arena the freed
+    memory is found again and the top of the heap goes back to the system. The tray's threads
+    are idle nearly all the time and allocate under the GIL besides, so they hardly ever wait
+    for each other's malloc. Call it before threads start (arenas already made stay). Does
+    nothing elsewhere (musl's mallopt accepts nothing and says so).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # noqa: PLC0415 - watchdog loads it in the tray anyway
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, 1))
