@@ -10,7 +10,8 @@ import, so asyncio records that it has no TLS (as it does on a Python built with
 hashlib uses CPython's own SHA-2 code, which gives the same digests. Afterwards the three can be
 imported again as usual, by anything that does need TLS. It changes nothing for a module
 already imported (the process has paid for OpenSSL then), and leaves `_hashlib` alone when this
-Python has no SHA-256 of its own (some distributions build it so).
+Python has no SHA-256 of its own (some distributions build it so). Use it before other threads
+start: one importing `ssl` meanwhile would be told there is none.
 """
 
 from __future__ import annotations
