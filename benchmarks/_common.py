@@ -8,7 +8,6 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,7 +41,7 @@ def machine() -> str:
     """One line about where this ran."""
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()} ({sys.executable})"
+        f"{platform.python_implementation()} {platform.python_version()}"
     )
 
 

@@ -430,6 +430,9 @@ def _watch_signals(on_signal: Callable[[], None]) -> Callable[[], None]:
 
 def cmd_tray(args: argparse.Namespace) -> ExitStatus:
     """Run the tray app until Quit, SIGTERM or the end of the session."""
+    from uvsweep.tray import lean  # noqa: PLC0415
+
+    lean.one_malloc_arena()  # first: before any thread has an arena of its own
     from uvsweep import autostart, scanner, settings  # noqa: PLC0415
     from uvsweep.tray import app as tray  # noqa: PLC0415
     from uvsweep.tray.instance import SingleInstance  # noqa: PLC0415

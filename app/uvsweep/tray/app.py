@@ -498,7 +498,8 @@ def icon_file(size: int = 64) -> str | None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         partial = f"{path}.{os.getpid()}.tmp"
-        art.render(size).save(partial, "PNG")
+        with open(partial, "wb") as handle:
+            handle.write(art.png(art.render(size)))
         os.replace(partial, path)
     except OSError as err:
         log.warning("cannot write the notification icon %s: %s", path, err.strerror or err)

@@ -11,6 +11,9 @@ attention that cleanup cannot fix (foreign or suspicious files).
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 from PIL import Image, ImageDraw, ImageFont
 
 INK = (124, 58, 237, 255)  # the glyph: violet
@@ -145,3 +148,26 @@ def tooltip(orphaned: int, attention: int = 0) -> str:
     if attention:
         text += f" ({attention} need{'s' if attention == 1 else ''} attention)"
     return text
+
+
+def png(image: Image.Image) -> bytes:
+    """`image` as a PNG file (8-bit RGBA, not interlaced).
+
+    Written here rather than with `image.save(..., "PNG")`: Pillow's save first loads its common
+    format plugins (BMP, GIF, JPEG, PPM, PNG, and with them `fractions` and `decimal`), about
+    2 MB that would then stay in the long-running tray for one small file.
+    """
+    rgba = image.convert("RGBA")
+    width, height = rgba.size
+    raw = rgba.tobytes()
+    stride = width * 4
+    # filter type 0 (none) before each row
+    rows = b"".join(b"\0" + raw[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))  # fmt: skip
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))  # fmt: skip

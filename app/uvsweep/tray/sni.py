@@ -22,20 +22,23 @@ the loop (`call_soon_threadsafe`), and one pump there sends it, at most every `M
 seconds, and never before the previous round has left the socket.
 """
 
-import asyncio
-import contextlib
-import logging
-import os
-import re
-import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Annotated, Any
+from uvsweep.tray.lean import without_openssl
 
-from dbus_fast import BusType, Message, MessageType, PropertyAccess, Variant
-from dbus_fast.aio import MessageBus
-from dbus_fast.annotations import DBusSignature
-from dbus_fast.service import ServiceInterface, dbus_property, method, signal
+with without_openssl():  # the tray never uses TLS: asyncio and dbus-fast come without OpenSSL
+    import asyncio
+    import contextlib
+    import logging
+    import os
+    import re
+    import socket
+    import threading
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from typing import Annotated, Any
+
+    from dbus_fast import BusType, Message, MessageType, PropertyAccess, Variant
+    from dbus_fast.aio import MessageBus
+    from dbus_fast.annotations import DBusSignature
+    from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 log = logging.getLogger("uvsweep.tray.sni")
 
