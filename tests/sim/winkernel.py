@@ -103,6 +103,31 @@ _TEXT = {
 }
 
 
+ERROR_NAMES = {code: name for name, code in list(globals().items()) if name.startswith("ERROR_")}
+_ACCESS_NAMES = [
+    (GENERIC_READ, "GENERIC_READ"), (GENERIC_WRITE, "GENERIC_WRITE"), (DELETE, "DELETE"),
+    (READ_CONTROL, "READ_CONTROL"), (FILE_READ_ATTRIBUTES, "FILE_READ_ATTRIBUTES"),
+]  # fmt: skip
+
+
+def access_text(access: int) -> str:
+    """`GENERIC_READ|DELETE`: an access mask as the trace shows it."""
+    return "|".join(name for bit, name in _ACCESS_NAMES if access & bit) or "0"
+
+
+def share_text(share: int) -> str:
+    if share == SHARE_ALL:
+        return "SHARE_ALL"
+    names = [(FILE_SHARE_READ, "READ"), (FILE_SHARE_WRITE, "WRITE"), (FILE_SHARE_DELETE, "DELETE")]
+    return "SHARE_" + ("|".join(name for bit, name in names if share & bit) or "NONE")
+
+
+def disposition_text(disposition: int) -> str:
+    return {OPEN_EXISTING: "OPEN_EXISTING", OPEN_ALWAYS: "OPEN_ALWAYS"}.get(
+        disposition, str(disposition)
+    )
+
+
 def win_error(code: int, name: str | None = None) -> OSError:
     """The OSError CPython raises for Win32 error `code` (subclass by its errno; `winerror`)."""
     err = (

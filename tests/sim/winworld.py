@@ -28,6 +28,7 @@ from typing import Any
 from tests.sim.kernel import BLOCKED, EPOCH
 from tests.sim.winkernel import (
     DELETE,
+    ERROR_NAMES,
     GENERIC_READ,
     GENERIC_WRITE,
     OPEN_ALWAYS,
@@ -36,11 +37,19 @@ from tests.sim.winkernel import (
     SHARE_ALL,
     WIN_TMP,
     WinKernel,
+    access_text,
+    disposition_text,
+    share_text,
 )
 from tests.sim.world import LOCK_NAME, Actor, Body, Scenario, SimProcesses
 
 #: The lock file's path as the remover and uv name it.
 WIN_LOCK_PATH = ntpath.join(WIN_TMP, LOCK_NAME)
+
+
+def _error_seen(err: OSError) -> tuple[str, str]:
+    code = getattr(err, "winerror", None)
+    return "error", ERROR_NAMES.get(code, f"errno {err.errno}") if code else f"errno {err.errno}"
 
 
 class WinCalls:
@@ -60,7 +69,7 @@ class WinCalls:
         try:
             result = call()
         except OSError as err:
-            self.actor.observe(what, ("error", getattr(err, "winerror", err.errno)))
+            self.actor.observe(what, _error_seen(err))
             raise
         self.actor.observe(what, result)
         return result
@@ -96,7 +105,13 @@ class WinCalls:
 
     def create_file(self, path: str, access: int, share: int, disposition: int) -> int:
         return self._do(  # type: ignore[no-any-return]
-            ("CreateFileW", path, access, share, disposition),
+            (
+                "CreateFileW",
+                ntpath.basename(path),
+                access_text(access),
+                share_text(share),
+                disposition_text(disposition),
+            ),
             lambda: self.kernel.create_file(self.pid, path, access, share, disposition),
         )
 
@@ -109,7 +124,7 @@ class WinCalls:
         try:
             outcome = self.kernel.lock(self.pid, handle, exclusive, fail_immediately)
         except OSError as err:
-            self.actor.observe(what, ("error", getattr(err, "winerror", err.errno)))
+            self.actor.observe(what, _error_seen(err))
             raise
         if outcome is BLOCKED:
             self.actor.status = "blocked"
@@ -126,7 +141,7 @@ class WinCalls:
         try:
             self.kernel.unlock(self.pid, handle)
         except OSError as err:
-            self.actor.observe(what, ("error", getattr(err, "winerror", err.errno)))
+            self.actor.observe(what, _error_seen(err))
             raise
         self.actor.observe(what, None)
 
@@ -221,10 +236,12 @@ class _SimSecrets:
 _SIM_SECRETS = _SimSecrets()
 
 
-def _deterministic_names(cls: Callable[..., Any]) -> None:
-    module = sys.modules[getattr(cls, "__module__", "")]
-    if getattr(module, "secrets", None) is secrets:
-        module.secrets = _SIM_SECRETS  # type: ignore[attr-defined]
+def _deterministic_names(cls: type) -> None:
+    """Give the modules `cls` and its bases come from the deterministic `secrets`."""
+    for base in cls.__mro__:
+        module = sys.modules.get(base.__module__)
+        if module is not None and getattr(module, "secrets", None) is secrets:
+            module.secrets = _SIM_SECRETS  # type: ignore[attr-defined]
 
 
 # ---- actor programs ----------------------------------------------------------------------------
@@ -276,9 +293,7 @@ def uv_windows(modern: bool = True) -> Callable[[int, bool], Body]:
     return worker
 
 
-def windows_remover_run(
-    remover_type: Callable[..., Any] | None = None, posix: bool = True
-) -> Callable[[], Body]:
+def windows_remover_run(remover_type: type | None = None, posix: bool = True) -> Callable[[], Body]:
     """One run of the real `WindowsRemover` (or `remover_type`) over the simulated temp dir."""
 
     def make() -> Body:
@@ -320,7 +335,7 @@ def windows_scenario(
     rounds: int = 1,
     existing: bool = True,
     modern_uv: bool = True,
-    remover_type: Callable[..., Any] | None = None,
+    remover_type: type | None = None,
     posix: bool = True,
 ) -> Scenario:
     """A `Scenario` on the Windows kernel with uv's Windows lock and the Windows remover."""

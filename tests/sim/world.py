@@ -65,6 +65,7 @@ class Actor:
         self.error: str | None = None  # a traceback if its code crashed
         self.result: Any = None
         self.jump = 0.0  # extra time that passes when it is resumed (a "timeout" choice)
+        self.last: object = None  # the result of its latest call
         self._go = threading.Lock()  # released by the scheduler: run
         self._go.acquire()
         self._back = threading.Lock()  # released by this actor's thread: parked (or ended)
@@ -98,6 +99,7 @@ class Actor:
 
     def observe(self, what: tuple[Any, ...], result: object) -> None:
         self.history = hash((self.history, what, repr(result)))
+        self.last = result  # what the trace shows after the call
 
     # ---- the scheduler side --------------------------------------------------------------------
 
