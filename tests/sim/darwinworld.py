@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.sim.kernel import EPOCH, SIM_DEV, TMP, Kernel, _err
-from tests.sim.world import Actor, Body, Scenario, SimKeeper, SimProcesses, uv_worker
+from tests.sim.world import LOCK_NAME, Actor, Body, Scenario, SimKeeper, SimProcesses, uv_worker
 
 #: `$TMPDIR` as uv, `confstr` and the remover name it, and the path the kernel reports.
 DARWIN_TMP = "/var/folders/zz/sim0000000000000000000000/T"
@@ -122,8 +122,8 @@ def darwin_remover_run(remover_type: Callable[..., Any] | None = None) -> Callab
     return make
 
 
-def _uv_on_macos(rounds: int, exact: bool) -> Body:
-    return uv_worker(rounds, exact, directory=DARWIN_TMP)
+def _uv_on_macos(rounds: int, exact: bool, name: str = LOCK_NAME) -> Body:
+    return uv_worker(rounds, exact, directory=DARWIN_TMP, name=name)
 
 
 def darwin_scenario(
@@ -131,12 +131,14 @@ def darwin_scenario(
     removers: int = 1,
     rounds: int = 1,
     existing: bool = True,
+    files: int = 1,
     uv_exact: bool = False,
     remover_type: Callable[..., Any] | None = None,
 ) -> Scenario:
     """A `Scenario` on the macOS kernel with uv (through `/var/...`) and the macOS remover."""
     return Scenario(
-        uv=uv, removers=removers, rounds=rounds, existing=existing, uv_exact=uv_exact,
+        uv=uv, removers=removers, rounds=rounds, existing=existing, files=files,
+        uv_exact=uv_exact,
         remover=darwin_remover_run(remover_type), kernel=DarwinKernel, worker=_uv_on_macos,
         os_name="macOS",
     )  # fmt: skip

@@ -37,18 +37,18 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
         return windows_scenario(
             uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
-            modern_uv=not args.old_uv, posix=not args.no_posix,
+            files=args.files, modern_uv=not args.old_uv, posix=not args.no_posix,
         )  # fmt: skip
     if args.os == "macos":
         from tests.sim.darwinworld import darwin_scenario
 
         return darwin_scenario(
             uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
-            uv_exact=args.uv_exact,
+            files=args.files, uv_exact=args.uv_exact,
         )  # fmt: skip
     return Scenario(
         uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
-        uv_exact=args.uv_exact,
+        files=args.files, uv_exact=args.uv_exact,
     )  # fmt: skip
 
 
@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actors", type=int, default=3, help="uv-like actors (default 3)")
     parser.add_argument("--removers", type=int, default=1, help="remover runs (default 1)")
     parser.add_argument("--rounds", type=int, default=1, help="critical sections per uv actor")
+    parser.add_argument(
+        "--files", type=int, default=1, choices=(1, 2, 3),
+        help="lock names in the dir (one batch); uv actors take them in turn",
+    )  # fmt: skip
     parser.add_argument(
         "--no-file", action="store_true", help="start with no file at the name (uv creates it)"
     )

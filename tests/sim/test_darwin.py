@@ -80,6 +80,12 @@ def test_every_schedule_of_uv_creating_the_file_and_a_remover_within_one_preempt
     _check(dfs(darwin_scenario(uv=2, existing=False), bound=1))
 
 
+def test_every_schedule_of_a_batch_of_two_files_within_one_preemption() -> None:
+    report = dfs(darwin_scenario(uv=3, files=2), bound=1)
+    _check(report)
+    assert report.handoffs > 0
+
+
 def test_random_schedules_of_three_uv_and_a_remover() -> None:
     report = random_runs(darwin_scenario(uv=3), seed=15, runs=200)
     _check(report)
@@ -90,6 +96,11 @@ def test_random_schedules_of_three_uv_and_a_remover() -> None:
 @pytest.mark.parametrize(("uv", "bound"), [(2, 3), (3, 2)], ids=["2uv-b3", "3uv-b2"])
 def test_deep(uv: int, bound: int) -> None:
     _check(dfs(darwin_scenario(uv=uv), bound=bound))
+
+
+@DEEP
+def test_deep_batch_of_two_files() -> None:
+    _check(dfs(darwin_scenario(uv=3, files=2), bound=2))
 
 
 class PathMatchingRemover(DarwinRemover):

@@ -217,6 +217,13 @@ def test_every_schedule_of_two_removers_and_a_uv_within_one_preemption() -> None
     _check(dfs(windows_scenario(uv=1, removers=2), bound=1))
 
 
+def test_every_schedule_of_a_batch_of_two_files_within_one_preemption() -> None:
+    # W1 and W3 on one name, W2 on the other: one remover batch holds both
+    report = dfs(windows_scenario(uv=3, files=2), bound=1)
+    _check(report)
+    assert report.handoffs > 0
+
+
 def test_every_schedule_without_posix_semantics_within_one_preemption() -> None:
     _check(dfs(windows_scenario(uv=2, posix=False), bound=1))
 
@@ -235,6 +242,11 @@ def test_random_schedules_of_three_uv_and_a_remover() -> None:
 )
 def test_deep(uv: int, removers: int, bound: int) -> None:
     _check(dfs(windows_scenario(uv=uv, removers=removers), bound=bound))
+
+
+@DEEP
+def test_deep_batch_of_two_files() -> None:
+    _check(dfs(windows_scenario(uv=3, files=2), bound=2))
 
 
 # ---- power: the delete-pending design is caught ------------------------------------------------

@@ -247,7 +247,7 @@ def _deterministic_names(cls: type) -> None:
 # ---- actor programs ----------------------------------------------------------------------------
 
 
-def uv_windows(modern: bool = True) -> Callable[[int, bool], Body]:
+def uv_windows(modern: bool = True) -> Callable[..., Body]:
     """uv's lock on Windows (`LockedFile::acquire`): a `worker` for `Scenario`.
 
     Rust's `OpenOptions` read, write, create: `CreateFileW(GENERIC_READ | GENERIC_WRITE,
@@ -258,13 +258,16 @@ def uv_windows(modern: bool = True) -> Callable[[int, bool], Body]:
     make a uv fail).
     """
 
-    def worker(rounds: int, _exact: bool) -> Body:
+    def worker(rounds: int, _exact: bool, name: str = LOCK_NAME) -> Body:
+        path = ntpath.join(WIN_TMP, name)
+
         def body(actor: Actor) -> int:
+            actor.resource = name
             calls: WinCalls = actor.calls
             for _round in range(rounds):
                 try:
                     handle = calls.create_file(
-                        WIN_LOCK_PATH, GENERIC_READ | GENERIC_WRITE, SHARE_ALL, OPEN_ALWAYS
+                        path, GENERIC_READ | GENERIC_WRITE, SHARE_ALL, OPEN_ALWAYS
                     )
                 except OSError as err:
                     if not modern:
@@ -334,6 +337,7 @@ def windows_scenario(
     removers: int = 1,
     rounds: int = 1,
     existing: bool = True,
+    files: int = 1,
     modern_uv: bool = True,
     remover_type: type | None = None,
     posix: bool = True,
@@ -341,7 +345,7 @@ def windows_scenario(
     """A `Scenario` on the Windows kernel with uv's Windows lock and the Windows remover."""
     version = "uv >= 0.7.19" if modern_uv else "uv < 0.7.19"
     return Scenario(
-        uv=uv, removers=removers, rounds=rounds, existing=existing,
+        uv=uv, removers=removers, rounds=rounds, existing=existing, files=files,
         remover=windows_remover_run(remover_type, posix),
         kernel=WinKernel, calls=WinCalls, worker=uv_windows(modern_uv),
         os_name=f"Windows ({version}{'' if posix else ', no POSIX semantics'})",

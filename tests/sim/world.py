@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 #: The one lock name every actor works on.
 LOCK_NAME = "uv-0123456789abcdef.lock"
 LOCK_PATH = f"{TMP}/{LOCK_NAME}"
+#: The names when a scenario has several lock files (`Scenario.files`): one batch of the remover.
+LOCK_NAMES = (LOCK_NAME, "uv-fedcba9876543210.lock", "uv-00000000000000aa.lock")
 
 
 class SimAbort(BaseException):
@@ -61,6 +63,7 @@ class Actor:
         self.sleep_version = -1
         self.wake = 0.0
         self.in_cs = False
+        self.resource = LOCK_NAME  # the lock file a uv actor works on
         self.critical_sections = 0
         self.error: str | None = None  # a traceback if its code crashed
         self.result: Any = None
@@ -134,7 +137,10 @@ class Actor:
     # ---- the critical section of a uv actor ----------------------------------------------------
 
     def enter_critical(self) -> None:
-        others = [a.name for a in self.world.actors if a.in_cs and a is not self]
+        others = [
+            a.name for a in self.world.actors
+            if a.in_cs and a is not self and a.resource == self.resource
+        ]  # fmt: skip
         self.in_cs = True
         self.critical_sections += 1
         if others and self.world.violation is None:
@@ -280,7 +286,9 @@ class SimProcesses(ProcessTable):
 # ---- actor programs ----------------------------------------------------------------------------
 
 
-def uv_worker(rounds: int = 1, exact: bool = False, directory: str = TMP) -> Body:
+def uv_worker(
+    rounds: int = 1, exact: bool = False, directory: str = TMP, name: str = LOCK_NAME
+) -> Body:
     """What uv does around its temp-dir lock (`LockedFile::acquire`, uv >= 0.9.15), `rounds` times.
 
     Open the name read-write without creating it; if it is missing, create a temp file in the same
@@ -291,13 +299,14 @@ def uv_worker(rounds: int = 1, exact: bool = False, directory: str = TMP) -> Bod
 
     `exact`: as uv's code really is after EEXIST: it opens the name once, and if that fails,
     uv >= 0.7.19 warns and goes on *without the lock* (its critical section then has no lock).
-    `directory`: the temp dir as uv names it (`$TMPDIR`).
+    `directory`: the temp dir as uv names it (`$TMPDIR`); `name`: the lock file's name.
     """
     import os
 
-    lock_path = f"{directory}/{LOCK_NAME}"
+    lock_path = f"{directory}/{name}"
 
     def body(actor: Actor) -> int:
+        actor.resource = name
         calls = actor.calls
         for round_ in range(rounds):
             fd = None
@@ -435,16 +444,20 @@ class Scenario:
     rounds: int = 1  # critical sections per uv actor
     existing: bool = True  # an orphaned lock file is at the name when everything starts
     uv_exact: bool = False  # uv's real EEXIST path: one reopen, else on without the lock
+    files: int = 1  # lock names (one batch); uv actors take them in turn: W1 the first, W2 the next
     remover: Callable[[], Body] = field(default=remover_run)  # what a remover runs
     # the OS: its kernel, the calls an actor makes on it, what a uv actor runs
     kernel: Callable[[], Any] = field(default=Kernel)
     calls: Callable[[Actor], Any] = field(default=SimCalls)
-    worker: Callable[[int, bool], Body] = field(default=uv_worker)
+    worker: Callable[..., Body] = field(default=uv_worker)  # (rounds, exact, name=...)
     os_name: str = "Linux"
 
     def describe(self) -> str:
         rounds = f" x{self.rounds} rounds" if self.rounds > 1 else ""
         start = "an orphaned file at the name" if self.existing else "no file at the name"
+        if self.files > 1:
+            start = f"{self.files} names, " + ("an orphaned file at each" if self.existing else
+                                              "no file at first")  # fmt: skip
         return (
             f"{self.os_name}: {self.uv} uv actors{rounds}, {self.removers} remover run(s), {start}"
         )
@@ -454,7 +467,8 @@ class Scenario:
         for i in range(self.removers):
             specs.append((f"R{i + 1}" if self.removers > 1 else "R", "remover", self.remover()))
         for i in range(self.uv):
-            specs.append((f"W{i + 1}", "uv", self.worker(self.rounds, self.uv_exact)))
+            name = LOCK_NAMES[i % self.files]
+            specs.append((f"W{i + 1}", "uv", self.worker(self.rounds, self.uv_exact, name=name)))
         return specs
 
 
@@ -465,7 +479,8 @@ class World:
         self.scenario = scenario
         self.kernel = scenario.kernel()
         if scenario.existing:
-            self.kernel.make_file(LOCK_NAME)
+            for name in LOCK_NAMES[: scenario.files]:
+                self.kernel.make_file(name)
         self.aborting = False
         self.violation: str | None = None
         self.actors: list[Actor] = []
