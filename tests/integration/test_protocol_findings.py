@@ -553,14 +553,14 @@ def test_lock_lines_of_another_device_with_our_inode_are_not_ours(
             (fake / entry).symlink_to(f"/proc/{entry}")
 
     class Fresh(LinuxRemover):
-        def _read_table(self):  # type: ignore[no-untyped-def]
+        def _read_table(self, holding=()):  # type: ignore[no-untyped-def]
             # our own lock line, as the real /proc/locks would show it now
             real = Path("/proc/locks").read_text()
             (fake / "locks").write_text(
                 real + f"90: FLOCK  ADVISORY  WRITE 999999 {other}:{st.st_ino} 0 EOF\n"
                 f"90: -> FLOCK  ADVISORY  WRITE 999999 {other}:{st.st_ino} 0 EOF\n"
             )
-            return super()._read_table()
+            return super()._read_table(holding)
 
     result = Fresh(proc=str(fake)).remove([str(lockdir)], Policy())
     assert result.removed == [str(path)], result.skipped

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.conftest import APP_DIR, base_python, make_project, make_wheel, need
 from tests.integration.test_uv_gate import Start, start, start_parked, wait_for  # noqa: F401
+from tests.overlap import OverlapSampler, holders_by_name
 
 pytestmark = [
     pytest.mark.integration,
@@ -78,7 +80,7 @@ def test_concurrent_uv_syncs_while_sweeping(
         return runs
 
     try:
-        with ThreadPoolExecutor(4) as pool:
+        with OverlapSampler(lockdir) as sampler, ThreadPoolExecutor(4) as pool:
             results = [run for runs in pool.map(sync_loop, range(4)) for run in runs]
         if parked:  # the syncs are done; the parked ones must not keep the project's lock file
             wait_for("the gated sweeper to remove the lock files",
@@ -87,6 +89,8 @@ def test_concurrent_uv_syncs_while_sweeping(
         stop.touch()
         out, _ = sweeper.communicate(timeout=60)
     assert all(proc.poll() is None for proc in parked)
+    # mutual exclusion seen from outside: never two inodes held under one name at once
+    assert sampler.samples > 100 and not sampler.overlaps, sampler.overlaps[:3]
     swept = json.loads(out)
     assert [r.returncode for r in results] == [0] * 24, [r.stderr for r in results if r.returncode]
     assert swept["removed"] > 0, f"the sweeper must have removed the project's lock: {swept}"
@@ -102,6 +106,43 @@ def test_concurrent_uv_syncs_while_sweeping(
     again = subprocess.run([uv, "sync", "--locked", "--check"], cwd=project, env=uv_env,
                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+def test_the_sampler_sees_two_holders_of_one_name(tmp_path: Path) -> None:
+    """What the test above relies on: an overlap, made by hand (the first holder's file is
+    unlinked and a second process locks a fresh file at the name), is seen."""
+    path = tmp_path / "uv-00000000000000aa.lock"
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    first = second = None
+    try:
+        with OverlapSampler(tmp_path) as sampler:
+            first = subprocess.Popen([sys.executable, "-c", code, str(path)],
+                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert first.stdout is not None and first.stdout.readline() == "locked\n"
+            assert len(holders_by_name(tmp_path)[path.name]) == 1
+            path.unlink()  # what a careless cleaner does
+            second = subprocess.Popen([sys.executable, "-c", code, str(path)],
+                                      stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert second.stdout is not None and second.stdout.readline() == "locked\n"
+            assert len(holders_by_name(tmp_path)[path.name]) == 2
+            deadline = time.monotonic() + 10
+            while not sampler.overlaps:
+                assert time.monotonic() < deadline, "the sampler missed the overlap"
+                time.sleep(0.01)
+        assert sampler.overlaps[0][0] == path.name
+    finally:
+        for child in (first, second):
+            if child is not None:
+                child.kill()
+                child.wait()
+                assert child.stdout is not None
+                child.stdout.close()
 
 
 DOCKER_RUN = """\

@@ -59,8 +59,8 @@ def stop(child: subprocess.Popen[str] | None) -> None:
             stream.close()
 
 
-def keeper_pids() -> list[int]:
-    """Live `uvsweep _keeper` processes."""
+def keeper_pids(forked: bool = True) -> list[int]:
+    """Live `uvsweep _keeper` processes (and, with `forked`, keepers forked from a cleaner)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -68,11 +68,18 @@ def keeper_pids() -> list[int]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/comm", "rb") as handle:
+                comm = handle.read().strip()
         except OSError:
             continue
-        if b"_keeper" in argv:
+        if b"_keeper" in argv or (forked and comm == b"uvsweep-keeper"):
             found.append(int(entry))
     return found
+
+
+def forked_keeper_pids() -> list[int]:
+    """Live keepers forked from a cleaner (`Keeper.fork`)."""
+    return sorted(set(keeper_pids()) - set(keeper_pids(forked=False)))
 
 
 def kill_keepers(before: set[int]) -> None:

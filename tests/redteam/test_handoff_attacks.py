@@ -26,6 +26,7 @@ from tests.redteam.support import (
     CLEANER_WITH_PAUSE,
     A,
     cleaner_env,
+    forked_keeper_pids,
     keeper_pids,
     kill_keepers,
     old_inode_fd,
@@ -250,12 +251,9 @@ def _locked_handoffs(lockdir: Path, count: int) -> tuple[int, list[Handoff]]:
     return dir_fd, handoffs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R5: the whole job goes into one argv string; past 128 KiB (MAX_ARG_STRLEN: about 700"
-    " handoffs with a short dir path, fewer with a long one) exec fails with E2BIG, and"
-    " `undo_all` falls back to waiting in-process without bound, Ctrl-C held back",
-)
+# Fixed; it was R5: a keeper for 1,000 handoffs could not be started (first the job in one argv
+# string, E2BIG; then select() on a pipe numbered past 1024), and `undo_all` fell back to waiting
+# in-process without bound
 def test_a_keeper_takes_over_a_thousand_handoffs(lockdir: Path) -> None:
     dir_fd, handoffs = _locked_handoffs(lockdir, 1000)
     before = set(keeper_pids())
@@ -273,13 +271,9 @@ def test_a_keeper_takes_over_a_thousand_handoffs(lockdir: Path) -> None:
         kill_keepers(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R5: when the keeper cannot start (here: too few fds for its pipes; also E2BIG above,"
-    " no /bin/sh in a distroless image, a keeper that cannot import uvsweep), `undo_all` waits"
-    " in-process for the old file's users without bound and holds Ctrl-C back: issue 12's"
-    " finding 2 again",
-)
+# Fixed; it was R5: when no keeper program could start (here: too few fds for its pipes; also no
+# /bin/sh in a distroless image, a keeper that cannot import uvsweep), `undo_all` waited in-process
+# for the old file's users without bound and held Ctrl-C back. A forked copy keeps it now.
 def test_ctrl_c_stops_clean_even_when_no_keeper_can_start(lockdir: Path) -> None:
     need(shutil.which("prlimit") is not None, "prlimit (Debian package util-linux)")
     for index in range(4):
@@ -312,8 +306,9 @@ def test_ctrl_c_stops_clean_even_when_no_keeper_can_start(lockdir: Path) -> None
             cleaner.wait(10)
         except subprocess.TimeoutExpired:
             pytest.fail("clean ignored Ctrl-C while the old file's user kept it open")
-        # stopping must not cost mutual exclusion: the name stays locked meanwhile
+        # stopping must not cost mutual exclusion: the name stays locked meanwhile, by a copy
         assert not two_holders(old_fd, path), "two processes hold the lock at once"
+        assert set(forked_keeper_pids()) - before, "no forked keeper holds the name"
     finally:
         if old_fd >= 0:
             os.close(old_fd)
@@ -390,12 +385,9 @@ def test_ctrl_c_is_honoured_after_one_pass_however_many_handoffs(lockdir: Path) 
 # ---- R7: scan names the exited cleaner, not the keeper, as the holder ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R7: /proc/locks names the process that *took* a flock; the cleaner took the next"
-    " generation's lock and exited, so scan shows 'locked by a running process' with the dead"
-    " cleaner's pid, never the README's 'held by a uvsweep keeper'",
-)
+# Fixed; it was R7: /proc/locks names the process that *took* a flock; the cleaner took the next
+# generation's lock and exited, so scan showed 'locked by a running process' with the dead
+# cleaner's pid, never the README's 'held by a uvsweep keeper'
 def test_scan_names_the_keeper_that_holds_a_handed_over_file(tmp_path: Path) -> None:
     from uvsweep import scanner
 
@@ -418,4 +410,56 @@ def test_scan_names_the_keeper_that_holds_a_handed_over_file(tmp_path: Path) -> 
     finally:
         for pid in read_pids(latecomers):
             os.kill(pid, signal.SIGKILL)
+        kill_keepers(before)
+
+
+def test_a_forked_keeper_holds_the_names_and_nothing_else(lockdir: Path) -> None:
+    """`Keeper.fork`, the fallback: the copy holds the handed-over locks after we close ours
+    while the old files are in use, keeps none of our other fds (a tray's display or bus
+    connection), says who it is, and ends once the old files are let go."""
+    from uvsweep import scanner
+
+    users = []  # this process plays the old files' users: it has each old inode open
+    for index in range(3):
+        old = lockdir / f"uv-{index:016x}.lock"
+        old.touch()
+        users.append(os.open(old, os.O_RDONLY))
+        old.unlink()  # the cleaner's unlink; the next generation is made below
+    dir_fd, handoffs = _locked_handoffs(lockdir, 3)
+    for handoff, fd in zip(handoffs, users, strict=True):
+        handoff.old_fd = os.dup(fd)
+        st = os.fstat(fd)
+        handoff.old_key = (st.st_dev, st.st_ino)
+    read_end, write_end = os.pipe()  # any other fd of ours: the copy must not keep it
+    before = set(keeper_pids())
+    try:
+        pid = Keeper().fork(handoffs, LinuxRemover().view())
+        for handoff in handoffs:
+            handoff.close()
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"", "the forked keeper kept our other fds"
+        wait_for(lambda: pid in forked_keeper_pids(), what="the copy to name itself")
+        for index in range(3):  # a new uv at each name still waits: the copy holds them
+            fd = os.open(lockdir / f"uv-{index:016x}.lock", os.O_RDONLY)
+            try:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(fd)
+        item = next(f for f in scanner.scan([str(lockdir)], label=False).files)
+        assert item.reason.startswith("held by a uvsweep keeper"), item.reason
+        for fd in users:
+            os.close(fd)
+        users.clear()
+        os.waitpid(pid, 0)  # ours to reap: it ends once nobody uses the old files
+        fd = os.open(lockdir / "uv-0000000000000000.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+        finally:
+            os.close(fd)
+    finally:
+        for fd in users:
+            os.close(fd)
+        os.close(read_end)
+        os.close(dir_fd)
         kill_keepers(before)

@@ -13,6 +13,7 @@ A non-root cleaner cannot see other users' fds; it sees their waits and locks on
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -46,11 +47,11 @@ _CLEANER_PAUSING_AT_THE_DROP = CLEANER_WITH_PAUSE.replace(
     "LinuxRemover.unlink = unlink\n"
     "from uvsweep.remove import handoff as _handoff\n"
     "real_drop = _handoff.Handoff._drop_old\n"
-    "def _drop_old(self):\n"
-    "    if self.old_fd is not None:\n"
+    "def _drop_old(self, close=True):\n"
+    "    if self.old_fd is not None and not close:\n"
     "        print('dropping', flush=True)\n"
     "        sys.stdin.readline()\n"
-    "    real_drop(self)\n"
+    "    real_drop(self, close)\n"
     "_handoff.Handoff._drop_old = _drop_old\n",
 )
 
@@ -144,15 +145,36 @@ def test_another_users_waiter_keeps_the_next_generation_locked(shared_tmp: Path)
     _another_users_waiter_in_the_unlink_window(shared_tmp, "true; ", stall=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R13: with /proc/locks missing (subset=pid) a non-root clean sees neither the lock"
-    " table nor other users' fds, yet removes files in a shared dir (only a note says so): no"
-    " handoff at all for another user's uv that waited on the old inode",
-)
-def test_a_cleaner_without_the_lock_table_never_removes_a_file_another_user_waits_on(
-    shared_tmp: Path,
-) -> None:
-    _another_users_waiter_in_the_unlink_window(
-        shared_tmp, "mount -t proc -o subset=pid proc /proc || exit 99; "
+# Fixed; it was R13: with /proc/locks missing (subset=pid) a non-root clean saw neither the lock
+# table nor other users' fds, yet removed files in a shared dir (only a note said so), with no
+# handoff at all for another user's uv that waited on the old inode
+def test_a_cleaner_without_the_lock_table_keeps_files_in_a_shared_dir(shared_tmp: Path) -> None:
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
+    assert found is not None
+    uid, gid, python = found
+    shared_tmp.chmod(0o1777)
+    path = shared_tmp / A
+    path.touch()
+    path.chmod(0o666)
+    os.chown(path, uid, gid)  # the cleaner's own file, in a dir every user may enter
+    script = (
+        "mount -t proc -o subset=pid proc /proc || exit 99; "
+        f'exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"'
     )
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", python,
+         "-m", "uvsweep", "clean", "--dir", str(shared_tmp), "--ignore-running-uv", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR,
+             "UVSWEEP_CONFIG": "/nonexistent/s.toml",
+             "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": os.environ.get(
+                 "UVSWEEP_ACCEPT_HIDDEN_PROCESSES", "")},
+    )  # fmt: skip
+    if out.returncode == 99:
+        need(False, "a proc mount with subset=pid (Linux >= 5.8)")
+    report = json.loads(out.stdout)
+    assert report["removed"] == [] and path.exists(), out.stdout
+    (kept,) = report["skipped"]
+    assert "/proc/locks cannot be read" in kept["reason"], kept

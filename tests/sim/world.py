@@ -427,7 +427,7 @@ def keeper_run(job_text: str) -> Body:
                 keeper=SimKeeper(actor),
             )
         handoffs = [remover.resume_handoff(item) for item in job["handoffs"]]
-        run_handoffs(handoffs, remover.calls, wait=None, limit=0.1)
+        run_handoffs(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
 
     return body
 

@@ -114,3 +114,25 @@ def test_a_file_held_by_uvsweeps_keeper_says_so() -> None:
     assert other.reason == "locked by a running process"
     frozen = Holder(7, "uvsweep", "root", ("/opt/uvsweep/uvsweep", "_keeper", "{}"))
     assert classify(obs(holders=[frozen])).reason.startswith("held by a uvsweep keeper")
+
+
+def test_a_lock_whose_taker_exited_names_who_inherited_it() -> None:
+    """/proc/locks names the process that took a flock; after it exits, the processes that
+    share the file description hold it: a keeper, or a child (it was R7)."""
+    from uvsweep.remove.handoff import keeper_argv
+
+    gone = Holder(7, alive=False)
+    keeper = Holder(9, "python3", "root", tuple(keeper_argv(5, 6)))
+    item = classify(obs(holders=[gone], openers=[keeper]))
+    assert item.state is LockState.HELD and item.reason.startswith("held by a uvsweep keeper")
+    assert [h.pid for h in item.holders] == [9]
+    child = Holder(11, "uv", "root", ("uv", "run", "x"))
+    item = classify(obs(holders=[gone], openers=[child]))
+    assert item.reason == "locked by a process that inherited the lock"
+    assert [h.pid for h in item.holders] == [11]
+    tray = Holder(7, "uvsweep", "me", ("uvsweep",))  # took it, passed it on, runs on
+    item = classify(obs(holders=[tray], openers=[keeper]))
+    assert item.reason.startswith("held by a uvsweep keeper") and item.holders == (keeper,)
+    alive = Holder(7, "uv", "root", ("uv", "sync"))
+    item = classify(obs(holders=[alive], openers=[child]))  # a live taker holds it itself
+    assert item.reason == "locked by a running process" and [h.pid for h in item.holders] == [7]

@@ -106,3 +106,50 @@ def test_an_entry_whose_device_cannot_be_told_is_unsure_never_ours_by_inode_alon
     assert mine == [] and [e.pid for e in unsure] == [88]
     same = table.entries(os.makedev(0, 0x41), 100, {})
     assert [e.pid for e in same[0]] == [88] and same[1] == []
+
+
+class _Reads:
+    """`Syscalls.read` of a `/proc/locks` that shows these texts, one per read, then the last."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts, self.count = list(texts), 0
+
+    def read(self, path: str) -> bytes:
+        self.count += 1
+        return self.texts[min(self.count, len(self.texts)) - 1].encode()
+
+
+def _ours(table: object) -> bool:
+    return 7 in table.own  # type: ignore[attr-defined]
+
+
+def test_a_table_is_read_again_until_our_own_record_shows_with_its_waiters() -> None:
+    from uvsweep.probe.linux import read_lock_table
+
+    skipped = "1: FLOCK  ADVISORY  WRITE 50 00:2d:8 0 EOF\n"  # our record (ino 7) skipped
+    whole = (
+        "1: FLOCK  ADVISORY  WRITE 10 00:2d:7 0 EOF\n"
+        "1: -> FLOCK  ADVISORY  WRITE 60 00:2d:7 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 50 00:2d:8 0 EOF\n"
+    )
+    reads = _Reads(skipped, whole)
+    table = read_lock_table("/proc", 10, reads, anchored=_ours)  # type: ignore[arg-type]
+    assert reads.count == 2 and table.complete
+    assert [(e.pid, e.waiting) for e in table.others[7]] == [(60, True)]
+    assert [e.pid for e in table.others[8]] == [50]  # seen in both reads: listed once
+
+
+def test_a_table_that_never_shows_our_record_says_it_is_incomplete() -> None:
+    from uvsweep.probe.linux import ANCHORED_READS, read_lock_table
+
+    reads = _Reads("1: FLOCK  ADVISORY  WRITE 50 00:2d:8 0 EOF\n")
+    table = read_lock_table("/proc", 10, reads, anchored=_ours)  # type: ignore[arg-type]
+    assert reads.count == ANCHORED_READS and not table.complete
+
+
+def test_without_anchors_a_table_is_read_as_often_as_asked() -> None:
+    from uvsweep.probe.linux import read_lock_table
+
+    reads = _Reads("1: FLOCK  ADVISORY  WRITE 50 00:2d:8 0 EOF\n", "")
+    table = read_lock_table("/proc", 10, reads, reads=2)  # type: ignore[arg-type]
+    assert reads.count == 2 and table.complete and [e.pid for e in table.others[8]] == [50]

@@ -139,6 +139,40 @@ def test_windows_hands_the_lock_over_to_a_late_opener() -> None:
     assert list(fs.names) == [fs.path(A)] and fs.handles == {}  # the new file stays, unlocked
 
 
+def test_windows_handoff_waits_through_one_ctrl_c_and_gives_up_on_the_second() -> None:
+    """Windows cannot pass a lock to another process (a lock dies with the process that took
+    it), so `clean` itself waits for the old file's user: the first Ctrl-C only says how to
+    give up, the second gives up, loudly."""
+    fs = WindowsModel()
+    fs.add(A)
+    late: dict[str, int] = {}
+    said: list[str] = []
+
+    def uv_opens() -> None:  # the still_named lstat, right before the rename
+        late["handle"] = fs.uv_open(A, pid=777)  # ... and keeps the old file for ever
+
+    fs.hooks["lstat " + fs.path(A)] = lambda: fs.hooks.__setitem__("lstat " + fs.path(A), uv_opens)
+    remover = windows_remover(fs)
+    remover.progress = said.append
+    polls = 0
+
+    def pids(_number: int) -> None:
+        nonlocal polls
+        polls += 1
+        if polls in (4, 7):
+            remover.interrupts.append(2)  # Ctrl-C, as deferred_interrupts records it
+        fs.hooks["pids"] = pids
+
+    fs.hooks["pids"] = pids
+    with pytest.raises(KeyboardInterrupt):  # acted on once the batch let go of its locks
+        remover.remove([fs.DIR], Policy())
+    assert 7 <= polls <= 8, polls  # it went on after the first Ctrl-C, stopped at the second
+    assert any("Ctrl-C twice gives up" in line for line in said), said
+    assert any("gave up the handoff on request" in line for line in said), said
+    assert [h.pid for h in fs.handles.values()] == [777]  # ours are closed, uv's stays
+    assert list(fs.names) == [fs.path(A)]  # the new file stays at the name, unlocked
+
+
 def test_windows_rename_refused_keeps_the_file() -> None:
     fs = WindowsModel()
     fs.add(A)

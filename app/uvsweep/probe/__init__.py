@@ -75,7 +75,9 @@ def _kind_of(mode: int) -> str:
 
 def _is_keeper(holder: Holder) -> bool:
     """Whether a holder is uvsweep's own keeper: `python -I -c CODE DIR _keeper ...` or, frozen,
-    `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`)."""
+    `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`), or one forked from a cleaner."""
+    if holder.name == "uvsweep-keeper":  # forked from a cleaner (`Keeper.fork`)
+        return True
     argv = holder.cmdline or ()
     if len(argv) >= 6 and argv[1:3] == ("-I", "-c") and argv[5] == "_keeper":
         return "uvsweep.remove.handoff" in argv[3]
@@ -87,11 +89,15 @@ def classify(obs: Observation) -> LockFile:
     holders = tuple(obs.holders)
     waiters = tuple(obs.waiters)
     blocks_uv = False
+    # a keeper holds what the cleaner that started it took (the lock table names the cleaner)
+    held = bool(holders) or obs.lock is LockProbe.HELD
+    keepers = [h for h in (*holders, *obs.openers) if _is_keeper(h)] if held else []
     if stat.S_ISLNK(obs.mode):
         state, reason = LockState.SUSPICIOUS, "a symlink; uv never makes one"
     elif not stat.S_ISREG(obs.mode):
         state, reason = LockState.SUSPICIOUS, _kind_of(obs.mode)
-    elif holders and any(_is_keeper(h) for h in holders):
+    elif keepers:
+        holders = tuple(keepers)
         state, reason = (
             LockState.HELD,
             (
@@ -99,6 +105,9 @@ def classify(obs: Observation) -> LockFile:
                 " lock at the name is kept until that process is done with the old file"
             ),
         )
+    elif holders and not any(h.alive for h in holders) and obs.openers:
+        holders = tuple(obs.openers)  # the taker exited; one of these inherited its lock
+        state, reason = LockState.HELD, "locked by a process that inherited the lock"
     elif holders:
         state, reason = LockState.HELD, "locked by a running process"
     elif waiters:

@@ -8,7 +8,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
@@ -89,6 +89,8 @@ class LockTable:
         self.others = others
         self._own_lines, self._own_pid = own_lines, own_pid
         self._own: dict[int, set[Device]] | None = None
+        #: False when the reads never showed every anchor asked for (see `read_lock_table`)
+        self.complete = True
 
     @property
     def own(self) -> dict[int, set[Device]]:
@@ -166,13 +168,53 @@ def parse_lock_table(text: str, own_pid: int) -> LockTable:
     return LockTable(parse_locks("\n".join(rest)), own, own_pid)
 
 
+#: How many reads of `/proc/locks` may be spent to see every anchor (see `read_lock_table`).
+ANCHORED_READS = 25
+
+
 def read_lock_table(
-    proc: str, own_pid: int, calls: Syscalls = SYSCALLS, reads: int = 1
+    proc: str,
+    own_pid: int,
+    calls: Syscalls = SYSCALLS,
+    reads: int = 1,
+    anchored: Callable[[LockTable], bool] | None = None,
 ) -> LockTable:
-    """`<proc>/locks` as a `LockTable` (the lines of `reads` reads, taken together); OSError if
-    it cannot be read."""
-    text = "".join(calls.read(f"{proc}/locks").decode("latin-1") for _ in range(reads))
-    return parse_lock_table(text, own_pid)
+    """`<proc>/locks` as a `LockTable`: the lines of `reads` reads or more, taken together.
+
+    One read is not one snapshot: `/proc/locks` is a seq_file that the kernel fills a page per
+    read() call, finding its place again by *position*, so a lock released anywhere between two
+    calls shifts the records not yet printed and one of them is skipped, with its whole tree of
+    waiters. What a read does show is whole: a lock and every process waiting behind it come
+    from one call. So a caller that knows which records must be there (`anchored`: our own
+    exclusive locks on the files we hold, or a holder our try-lock met) reads again, up to
+    `ANCHORED_READS` times, until the union of the reads satisfies it; each anchor's record,
+    once in, brings its waiters as they were at that moment. `LockTable.complete` says whether
+    it did (if not, the union is still returned: the callers count a missing anchor as in use).
+    OSError if the file cannot be read.
+    """
+    texts: list[str] = []
+    table = LockTable({})
+    for done in range(max(reads, ANCHORED_READS if anchored is not None else 1)):
+        texts.append(calls.read(f"{proc}/locks").decode("latin-1"))
+        if done + 1 < reads:
+            continue
+        table = parse_lock_table(_union(texts), own_pid)
+        if anchored is None or anchored(table):
+            return table
+    table.complete = False
+    return table
+
+
+def _union(texts: Sequence[str]) -> str:
+    """The lines of several reads of `/proc/locks`, each once (the leading position dropped)."""
+    if len(texts) == 1:
+        return texts[0]
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in text.splitlines():
+            # "12: FLOCK ..." / "12: -> FLOCK ...": the number is a position, not an identity
+            seen.setdefault(line.partition(":")[2] if ":" in line else line, None)
+    return "\n".join(f"0:{line}" for line in seen)
 
 
 def read_locks(

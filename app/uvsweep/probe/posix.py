@@ -285,8 +285,10 @@ class PosixBackend(Backend):
         for obs in observed:
             if stat.S_ISREG(obs.mode):
                 self.lock_entries(obs, obs.lock)
-                if not obs.holders and not obs.waiters and obs.lock is not LockProbe.HELD:
-                    wanted[(obs.dev, obs.ino)] = obs
+                # openers of every file: of a free one, who is about to lock it; of a held one,
+                # who holds it when the lock table names a process that took the lock and has
+                # exited or is hidden (a uvsweep keeper it passed the lock to, or a child)
+                wanted[(obs.dev, obs.ino)] = obs
         if wanted:
             for key, pids in self.find_openers(wanted, result).items():
                 wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]

@@ -11,8 +11,11 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    exclusively try-locked. Only once we hold that do we release the old lock.
 2. `NEW`: we hold the new file; the old file's users take their turns on the old inode. Each
    step re-reads who uses the old inode (every lock-table entry and every process's fds, read
-   afresh: never the pids an earlier step saw), and once nobody does, the new file is released.
-   From then on nobody can lock the old inode again: it has no name and no open fd.
+   afresh: never the pids an earlier step saw). Once nobody seems to, our own try-lock on the
+   old file (still open, unlocked) confirms it: it fails while anyone holds the old lock, and
+   while we hold it every waiter queues behind *our* record, which the lock table must show.
+   Then the old file is closed and the new one released. From then on nobody can lock the old
+   inode again: it has no name and no open fd but those of processes seen to have exited.
 
 `clean` waits for handoffs a bounded time (`HANDOFF_WAIT`, cut short by Ctrl-C), then passes the
 rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the very locked file
@@ -47,6 +50,9 @@ KEEPER_START_TIMEOUT = 20.0
 #: The keeper's hidden subcommand.
 KEEPER_COMMAND = "_keeper"
 
+#: The process name (Linux `comm`) of a keeper forked from a cleaner (see `Keeper.fork`).
+FORKED_KEEPER_NAME = "uvsweep-keeper"
+
 OLD, NEW, DONE = "old", "new", "done"
 
 
@@ -65,7 +71,7 @@ class Handoff:
     ) -> None:
         self.calls = calls
         self.dir_fd, self.directory, self.name = dir_fd, directory, name
-        self.old_fd: int | None = old_fd  # locked by us while in OLD
+        self.old_fd: int | None = old_fd  # locked by us while in OLD, open while in NEW
         self.new_fd: int | None = None  # locked by us while in NEW
         self.old_key = old_key  # (st_dev, st_ino) of the unlinked file
         self.in_use = in_use  # whether any other process uses the old inode now (read afresh)
@@ -100,7 +106,9 @@ class Handoff:
             if fd is None:
                 return False  # a new uv holds the new file: keep the old lock and try again
             self.new_fd = fd
-            self._drop_old()  # the old file's users proceed, one at a time, on the old inode
+            # the old file's users proceed, one at a time, on the old inode; its fd stays open
+            # so that our own try-lock can confirm nobody holds it before the handoff ends
+            self._drop_old(close=False)
             self.state = NEW
             return False
         if self.state == NEW and not used:
@@ -108,11 +116,12 @@ class Handoff:
             self.state = DONE
         return self.state == DONE
 
-    def _drop_old(self) -> None:
+    def _drop_old(self, close: bool = True) -> None:
         if self.old_fd is not None:
             self.calls.flock(self.old_fd, LOCK_UN)
-            self.calls.close(self.old_fd)
-            self.old_fd = None
+            if close:
+                self.calls.close(self.old_fd)
+                self.old_fd = None
 
     def _next_generation(self) -> int | None:
         """A file at the name, exclusively locked by us; None if that cannot be had right now."""
@@ -275,7 +284,9 @@ class Keeper:
                     stream.write(job)  # any size: the keeper reads it while we write
             except OSError:
                 pass  # it died reading: no "ready" comes, handled below
-            readable, _, _ = select.select([ready_r], [], [], KEEPER_START_TIMEOUT)
+            poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
+            poll.register(ready_r, select.POLLIN)
+            readable = poll.poll(KEEPER_START_TIMEOUT * 1000)
             if not readable or os.read(ready_r, 16) != b"ready\n":
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
@@ -285,6 +296,99 @@ class Keeper:
             for fd in opened:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def fork(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:
+        """A keeper that is a copy of this process (`os.fork`); its pid. OSError if it fails.
+
+        The fallback when `take` cannot start a program: a copy needs no shell, no exec, no
+        pipe and no import, and it already has the locked files open. It drops every other fd
+        (a tray's display and bus connections stay the tray's), leaves our session, builds a
+        remover of its own from `view` (its pid is not ours) and runs the handoffs to the end.
+        """
+        import warnings  # noqa: PLC0415
+
+        _reap_forked()
+        keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
+            pid = os.fork()
+        if pid:
+            _FORKED.append(pid)
+            return pid
+        status = 0
+        try:  # the child: never returns into the caller's code
+            _become_keeper(keep)
+            remover = _remover_for(view)
+            paths = ", ".join(h.path for h in handoffs)
+            _log(f"(forked) keeping the lock on {paths} until the old files' users are done")
+            run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
+            _log(f"(forked) done with {paths}")
+        except BaseException as err:  # noqa: BLE001 - a forked child must end here
+            status = 2
+            with contextlib.suppress(BaseException):
+                _log(f"(forked) failed: {err!r}")
+        finally:
+            os._exit(status)
+
+
+#: Forked keepers not yet reaped (a long-lived tray would otherwise keep them as zombies).
+_FORKED: list[int] = []
+
+
+def _reap_forked() -> None:
+    for pid in list(_FORKED):
+        with contextlib.suppress(ChildProcessError, OSError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        _FORKED.remove(pid)
+
+
+def _become_keeper(keep: Sequence[int]) -> None:
+    """In a forked keeper: a session of its own, only the handoffs' fds, stdio on /dev/null."""
+    import signal  # noqa: PLC0415
+
+    os.setsid()
+    for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP"):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    start = 0
+    for fd in (*keep, _max_fd()):
+        if fd > start:
+            os.closerange(start, fd)
+        start = fd + 1
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            if fd != null and fd not in keep:
+                os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+    with contextlib.suppress(OSError):
+        os.chdir("/")
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(FORKED_KEEPER_NAME)  # how `scan` tells it (its argv is the cleaner's)
+
+
+def _max_fd() -> int:
+    try:
+        import resource  # noqa: PLC0415
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        return 1024
+    return soft if 0 < soft < 1 << 20 else 1 << 20
+
+
+def _remover_for(view: dict[str, Any]) -> PosixRemover:
+    from uvsweep.remove import for_platform  # noqa: PLC0415
+    from uvsweep.remove.posix import PosixRemover  # noqa: PLC0415
+
+    remover = for_platform(**view)
+    if not isinstance(remover, PosixRemover):
+        raise TypeError("a keeper runs only Unix handoffs")
+    return remover
 
 
 def keeper_log_path() -> str | None:
@@ -322,12 +426,7 @@ def _log(message: str) -> None:
 
 
 def _resume(job: dict[str, Any]) -> tuple[PosixRemover, list[Handoff]]:
-    from uvsweep.remove import for_platform  # noqa: PLC0415
-    from uvsweep.remove.posix import PosixRemover  # noqa: PLC0415
-
-    remover = for_platform(**job["view"])
-    if not isinstance(remover, PosixRemover):
-        raise TypeError("a keeper runs only Unix handoffs")
+    remover = _remover_for(job["view"])
     return remover, [remover.resume_handoff(item) for item in job["handoffs"]]
 
 

@@ -7,13 +7,15 @@ matched by path, so a process that has any file open at the name counts as a use
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from uvsweep.model import LockState, ScanError
+from uvsweep.model import Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import Device, LockEntry, LockTable, read_lock_table, walk_fds
@@ -22,6 +24,7 @@ from uvsweep.probe.posix import (
     LOCK_EX,
     LOCK_NB,
     LOCK_SH,
+    LOCK_UN,
     OPEN_FLAGS,
     SYSCALLS,
     FileKey,
@@ -39,7 +42,7 @@ from uvsweep.remove import (
     Use,
     describe_holders,
 )
-from uvsweep.remove.handoff import HANDOFF_WAIT, Handoff, Keeper
+from uvsweep.remove.handoff import HANDOFF_WAIT, NEW, OLD, Handoff, Keeper
 from uvsweep.remove.handoff import run as run_handoffs
 
 TYPE_CHECKING = False
@@ -330,7 +333,7 @@ class PosixRemover(Remover):
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
-        return self.old_in_use(*handoff.old_key, handoff.path)
+        return handoff in self.handoffs_in_use([handoff])
 
     def resume_handoff(self, item: dict[str, Any]) -> Handoff:
         """A handoff a cleaner passed on (`Handoff.to_json`), for the keeper to finish."""
@@ -347,7 +350,45 @@ class PosixRemover(Remover):
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
         """Which handoffs' old files some other process uses now (see `old_in_use`)."""
-        return {h for h in handoffs if self._handoff_in_use(h)}
+        used = {h for h in handoffs if self.old_in_use(*h.old_key, h.path)}
+        return used | self.confirm_in_use([h for h in handoffs if h not in used])
+
+    def confirm_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
+        """Of the handoffs whose old file looked unused, those it is not after all.
+
+        A handoff in `NEW` ends only on our own try-lock of the old file: it fails while any
+        process holds the old lock (whatever a table or a walk missed), and once it is ours,
+        whoever is waiting waits behind us, where `waiting_behind_us` finds them. A file found
+        in use is unlocked again at once; one found free stays locked until the handoff closes
+        it (`Handoff.step`), so nobody can take it in between.
+        """
+        used: set[Handoff] = set()
+        locked: list[Handoff] = []
+        for handoff in handoffs:
+            if handoff.state != NEW or handoff.old_fd is None:
+                continue
+            try:
+                self.calls.flock(handoff.old_fd, LOCK_EX | LOCK_NB)
+            except OSError:
+                used.add(handoff)  # held by someone (or refused: the safe side)
+                continue
+            locked.append(handoff)
+        try:
+            used |= self.waiting_behind_us(locked)
+        except BaseException:
+            used |= set(locked)
+            raise
+        finally:
+            for handoff in locked:
+                if handoff in used and handoff.old_fd is not None:
+                    with contextlib.suppress(OSError):
+                        self.calls.flock(handoff.old_fd, LOCK_UN)
+        return used
+
+    def waiting_behind_us(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
+        """Of handoffs whose old file we have just locked, those some process waits for; their
+        pids are followed (`Handoff.followed`). None where there is no lock table."""
+        return set()
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
         """See `Remover`: one handoff (see `undo_all`)."""
@@ -371,8 +412,15 @@ class PosixRemover(Remover):
             try:
                 keeper_pid = self.keeper.take(left, self.view())
             except OSError as err:
-                self._wait_without_keeper(left, err)
-            else:
+                try:
+                    # no new program could start (no /bin/sh, no fds for its pipes, ...): a
+                    # copy of this process needs neither
+                    keeper_pid = self.keeper.fork(left, self.view())
+                except OSError as second:
+                    self._wait_without_keeper(left, OSError(f"{err}; {second}"))
+                else:
+                    self.progress(f"no keeper could start ({err}): a copy of uvsweep keeps it")
+            if keeper_pid is not None:
                 result.keepers.append(keeper_pid)
                 for handoff in left:
                     handoff.close()  # the keeper shares these file descriptions: locks stay
@@ -477,19 +525,27 @@ class LinuxRemover(PosixRemover):
         """See `Remover`: the lock table is read afresh for each batch."""
         self._table = None
 
-    def _read_table(self) -> LockTable | None:
-        table = self._read_table_once()
+    def _read_table(self, holding: Iterable[int] = ()) -> LockTable | None:
+        """The lock table; `holding`: the inodes of files we hold exclusively now, whose own
+        records (each with its waiters) must be in it (see `read_lock_table`)."""
+        table = self._read_table_once(holding)
         self._table_readable = table is not None
         return table
 
-    def _read_table_once(self) -> LockTable | None:
+    def _read_table_once(self, holding: Iterable[int]) -> LockTable | None:
+        needed = Counter(holding)
+
+        def anchored(table: LockTable) -> bool:
+            own = table.own
+            return all(len(own.get(ino, ())) >= count for ino, count in needed.items())
+
         try:
-            if self.euid == 0:
-                return read_lock_table(self.proc, self.own_pid, self.calls)
-            # /proc/locks is read in pages, and a lock released meanwhile can make the kernel
-            # skip others' lines; a non-root cleaner cannot see other users' fds to make up for
-            # it, so it reads twice and takes both (a line missed twice running is much rarer)
-            return read_lock_table(self.proc, self.own_pid, self.calls, reads=2)
+            # a non-root cleaner cannot see other users' fds to make up for a record the
+            # kernel skipped on some other lock (not one of ours), so it always reads twice
+            return read_lock_table(
+                self.proc, self.own_pid, self.calls, reads=1 if self.euid == 0 else 2,
+                anchored=anchored if needed else None,
+            )  # fmt: skip
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
@@ -543,16 +599,21 @@ class LinuxRemover(PosixRemover):
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
         """See `PosixRemover`: every entry on our files except our own locks.
 
-        We hold every target here, so our own entries tell which device `/proc/locks` prints
-        for each; an entry whose device still cannot be told apart counts (the safe side).
+        We hold every target here, so our own record for each must be in the table (a waiter
+        is printed with the lock it waits for): the table is read until all are. Our own
+        entries also tell which device `/proc/locks` prints for each file; an entry whose
+        device still cannot be told apart counts (the safe side), and so does a target whose
+        own record never showed (an unknown waiter).
         """
-        table = self._read_table()
+        table = self._read_table(t.ino for t in targets)
         if table is None:
             return {}
         found: dict[Target, Use] = {}
         for target in targets:
             mine, unsure = table.entries(target.dev, target.ino, self.known)
             use = self._use_of(mine + unsure)
+            if use is None and not table.complete and target.ino not in table.own:
+                use = Use(LockState.WAITING, [Holder(pid=None)])  # its waiters went unseen
             if use is not None:
                 found[target] = use
         return found
@@ -576,7 +637,8 @@ class LinuxRemover(PosixRemover):
         when we are not root) is followed until it exits: once our lock goes, a woken waiter
         is in no table until it runs again, and its open fd is hidden from us.
         """
-        table = self._read_table()
+        # the old files we still hold (OLD) are anchors: their waiters queue behind us
+        table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         hidden: set[int] = set()
         found, _count = walk_fds(
@@ -587,11 +649,29 @@ class LinuxRemover(PosixRemover):
         for handoff in handoffs:
             entries: list[LockEntry] = []
             if table is not None:
-                mine, unsure = table.entries(*handoff.old_key, self.known, own=False)
+                holding = handoff.state == OLD
+                mine, unsure = table.entries(*handoff.old_key, self.known, own=holding)
                 entries = mine + unsure
+                if holding and not table.complete and handoff.old_key[1] not in table.own:
+                    used.add(handoff)  # our own record never showed: its waiters are unknown
             handoff.followed |= {e.pid for e in entries if e.pid > 0}
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
             if entries or found.get(handoff.old_key) or handoff.followed:
+                used.add(handoff)
+        return used | self.confirm_in_use([h for h in handoffs if h not in used])
+
+    def waiting_behind_us(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
+        """See `PosixRemover`: the table, read until our record on each old file is in it."""
+        if not handoffs:
+            return set()
+        table = self._read_table(h.old_key[1] for h in handoffs)
+        if table is None:
+            return set()  # as before the try-lock: the fd walk and the followed pids decide
+        used: set[Handoff] = set()
+        for handoff in handoffs:
+            mine, unsure = table.entries(*handoff.old_key, self.known)
+            handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}
+            if mine or unsure or (not table.complete and handoff.old_key[1] not in table.own):
                 used.add(handoff)
         return used
 

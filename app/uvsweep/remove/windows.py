@@ -355,15 +355,25 @@ class WindowsRemover(Remover):
             if new is None:
                 return "the lock could not be handed over (see errors); the old file was released"
             said = False
+            asked = len(self.interrupts) + len(self.stop_requests)
             for waited in backoff(calls=self.calls):
                 if not self._still_used(target):
                     break
-                if waited > 1 and not said:
+                asked_now = len(self.interrupts) + len(self.stop_requests) - asked
+                if (waited > 1 or asked_now) and not said:
                     self.progress(
                         f"{target.path}: keeping the new lock until {use.describe()} is done"
-                        " with the old file"
+                        " with the old file (Windows cannot pass a lock to another process;"
+                        " Ctrl-C twice gives up)"
                     )
                     said = True
+                if asked_now > 1:
+                    # asked twice: the user chose to stop over mutual exclusion for this file
+                    self.progress(f"{target.path}: gave up the handoff on request")
+                    return (
+                        "the lock was handed over to a new file at the name, and released on"
+                        " request before the old file's user was done"
+                    )
         finally:
             if new is not None:
                 files.unlock(new)
