@@ -66,6 +66,7 @@ class Outcome:
 
     schedule: list[str] = field(default_factory=list)  # actor names, one per step
     trace: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)  # (actor, call)
+    seen: list[object] = field(default_factory=list)  # what each step's call returned
     # at each step: the actors that could run, what running each would cost, preemptions used
     points: list[tuple[tuple[str, ...], tuple[int, ...], int]] = field(default_factory=list)
     violation: str | None = None
@@ -84,8 +85,24 @@ class Outcome:
         return self.violation or self.crash or self.deadlock or self.endless
 
     def describe(self) -> str:
-        lines = [f"  {i:4d} {name:3s} {_call(call)}" for i, (name, call) in enumerate(self.trace)]
+        lines = []
+        for i, (name, call) in enumerate(self.trace):
+            seen = self.seen[i] if i < len(self.seen) else _UNSEEN
+            lines.append(f"  {i:4d} {name:3s} {_call(call)}{_result(seen)}")
         return "\n".join(lines)
+
+
+_UNSEEN = object()
+
+
+def _result(seen: object) -> str:
+    """` -> what it returned`, for errors and short results only."""
+    if seen is _UNSEEN or seen is None:
+        return ""
+    if isinstance(seen, tuple) and len(seen) == 2 and seen[0] == "error":
+        return f" -> error {seen[1]}"
+    text = repr(seen)
+    return f" -> {text}" if len(text) <= 40 else ""
 
 
 def _call(call: tuple[Any, ...]) -> str:
@@ -160,7 +177,9 @@ def run(
                 actor.jump = LONG_PAUSE
             out.schedule.append(actor.name)
             out.trace.append((actor.name, actor.pending))
+            actor.last = _UNSEEN
             actor.resume()
+            out.seen.append(actor.last)
             current = actor
             if world.violation:
                 out.violation = world.violation

@@ -3,6 +3,8 @@
     uv run python -m tests.sim.search --actors 3 --removers 1 --bound 3
     uv run python -m tests.sim.search --actors 3 --seed 7 --runs 20000
     uv run python -m tests.sim.search --actors 3 --replay "R*13 W1*3 W2 R*10 ..."
+    uv run python -m tests.sim.search --os windows --actors 2 --bound 3 [--old-uv] [--no-posix]
+    uv run python -m tests.sim.search --os macos --actors 2 --bound 3
 
 Without `--seed` the search is exhaustive up to `--bound` preemptions (`--iterate` tries bounds
 0, 1, ... up to it, so the smallest counterexample comes first); with `--seed` it runs random
@@ -29,11 +31,36 @@ def _show(report: SearchReport, scenario: Scenario) -> None:
     print(out.describe())
 
 
+def _scenario(args: argparse.Namespace) -> Scenario:
+    if args.os == "windows":
+        from tests.sim.winworld import windows_scenario
+
+        return windows_scenario(
+            uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
+            files=args.files, modern_uv=not args.old_uv, posix=not args.no_posix,
+        )  # fmt: skip
+    if args.os == "macos":
+        from tests.sim.darwinworld import darwin_scenario
+
+        return darwin_scenario(
+            uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
+            files=args.files, uv_exact=args.uv_exact,
+        )  # fmt: skip
+    return Scenario(
+        uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
+        files=args.files, uv_exact=args.uv_exact,
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sim.search", description=__doc__)
     parser.add_argument("--actors", type=int, default=3, help="uv-like actors (default 3)")
     parser.add_argument("--removers", type=int, default=1, help="remover runs (default 1)")
     parser.add_argument("--rounds", type=int, default=1, help="critical sections per uv actor")
+    parser.add_argument(
+        "--files", type=int, default=1, choices=(1, 2, 3),
+        help="lock names in the dir (one batch); uv actors take them in turn",
+    )  # fmt: skip
     parser.add_argument(
         "--no-file", action="store_true", help="start with no file at the name (uv creates it)"
     )
@@ -41,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         "--uv-exact",
         action="store_true",
         help="uv's real EEXIST path: one reopen, and on without the lock if that fails",
+    )
+    parser.add_argument(
+        "--os", choices=("linux", "windows", "macos"), default="linux",
+        help="which kernel and remover (default linux)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--old-uv", action="store_true", help="windows: uv < 0.7.19 (fails when its open fails)"
+    )
+    parser.add_argument(
+        "--no-posix",
+        action="store_true",
+        help="windows: no POSIX-semantics rename and delete (FAT, Windows before 10 1709)",
     )
     parser.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     parser.add_argument("--unbounded", action="store_true", help="no preemption bound")
@@ -61,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--replay", help="run one schedule (as printed) and show its trace")
     args = parser.parse_args(argv)
-    scenario = Scenario(
-        uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
-        uv_exact=args.uv_exact,
-    )  # fmt: skip
+    scenario = _scenario(args)
     if args.replay:
         out = run(scenario, follow(decode(args.replay)), args.max_steps, not args.no_timeouts)
         print(out.describe())

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 #: The one lock name every actor works on.
 LOCK_NAME = "uv-0123456789abcdef.lock"
 LOCK_PATH = f"{TMP}/{LOCK_NAME}"
+#: The names when a scenario has several lock files (`Scenario.files`): one batch of the remover.
+LOCK_NAMES = (LOCK_NAME, "uv-fedcba9876543210.lock", "uv-00000000000000aa.lock")
 
 
 class SimAbort(BaseException):
@@ -53,7 +55,7 @@ class Actor:
     def __init__(self, world: World, name: str, kind: str, pid: int, body: Body) -> None:
         self.world, self.name, self.kind, self.pid = world, name, kind, pid
         self.body = body
-        self.calls = SimCalls(self)
+        self.calls: Any = world.scenario.calls(self)
         self.status = "ready"  # ready | blocked | sleeping | done
         self.pending: tuple[Any, ...] = ("start",)
         self.history = 0  # hash of every observation so far
@@ -61,10 +63,12 @@ class Actor:
         self.sleep_version = -1
         self.wake = 0.0
         self.in_cs = False
+        self.resource = LOCK_NAME  # the lock file a uv actor works on
         self.critical_sections = 0
         self.error: str | None = None  # a traceback if its code crashed
         self.result: Any = None
         self.jump = 0.0  # extra time that passes when it is resumed (a "timeout" choice)
+        self.last: object = None  # the result of its latest call
         self._go = threading.Lock()  # released by the scheduler: run
         self._go.acquire()
         self._back = threading.Lock()  # released by this actor's thread: parked (or ended)
@@ -98,6 +102,7 @@ class Actor:
 
     def observe(self, what: tuple[Any, ...], result: object) -> None:
         self.history = hash((self.history, what, repr(result)))
+        self.last = result  # what the trace shows after the call
 
     # ---- the scheduler side --------------------------------------------------------------------
 
@@ -132,7 +137,10 @@ class Actor:
     # ---- the critical section of a uv actor ----------------------------------------------------
 
     def enter_critical(self) -> None:
-        others = [a.name for a in self.world.actors if a.in_cs and a is not self]
+        others = [
+            a.name for a in self.world.actors
+            if a.in_cs and a is not self and a.resource == self.resource
+        ]  # fmt: skip
         self.in_cs = True
         self.critical_sections += 1
         if others and self.world.violation is None:
@@ -278,7 +286,9 @@ class SimProcesses(ProcessTable):
 # ---- actor programs ----------------------------------------------------------------------------
 
 
-def uv_worker(rounds: int = 1, exact: bool = False) -> Body:
+def uv_worker(
+    rounds: int = 1, exact: bool = False, directory: str = TMP, name: str = LOCK_NAME
+) -> Body:
     """What uv does around its temp-dir lock (`LockedFile::acquire`, uv >= 0.9.15), `rounds` times.
 
     Open the name read-write without creating it; if it is missing, create a temp file in the same
@@ -289,27 +299,31 @@ def uv_worker(rounds: int = 1, exact: bool = False) -> Body:
 
     `exact`: as uv's code really is after EEXIST: it opens the name once, and if that fails,
     uv >= 0.7.19 warns and goes on *without the lock* (its critical section then has no lock).
+    `directory`: the temp dir as uv names it (`$TMPDIR`); `name`: the lock file's name.
     """
     import os
 
+    lock_path = f"{directory}/{name}"
+
     def body(actor: Actor) -> int:
+        actor.resource = name
         calls = actor.calls
         for round_ in range(rounds):
             fd = None
             attempt = 0
             while fd is None:
                 try:
-                    fd = calls.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)
+                    fd = calls.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
                     break
                 except FileNotFoundError:
                     pass
                 attempt += 1
-                tmp = f"{TMP}/.tmp{actor.pid}{round_}{attempt}"
+                tmp = f"{directory}/.tmp{actor.pid}{round_}{attempt}"
                 flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
                 tmp_fd = calls.open(tmp, flags, 0o600)
                 calls.fchmod(tmp_fd, 0o666)
                 try:
-                    calls.rename_noreplace(tmp, LOCK_PATH)
+                    calls.rename_noreplace(tmp, lock_path)
                 except FileExistsError:
                     if not exact:
                         calls.unlink(tmp, None)
@@ -319,7 +333,7 @@ def uv_worker(rounds: int = 1, exact: bool = False) -> Body:
                     # dropped, unlinked and closed, after that
                     # if this fails ("failed to acquire lock"), uv warns and goes on without it
                     with contextlib.suppress(FileNotFoundError):
-                        fd = calls.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)
+                        fd = calls.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
                     calls.unlink(tmp, None)
                     calls.close(tmp_fd)
                     break
@@ -396,16 +410,22 @@ def keeper_run(job_text: str) -> Body:
 
         job = json.loads(job_text)
         view = job["view"]
-        assert view["platform"] == "linux", view
         kernel = actor.world.kernel
-        remover = LinuxRemover(
-            proc=view["proc"],
-            known_devices=view["known_devices"],
-            calls=actor.calls,
-            processes=SimProcesses(kernel),
-            clock=lambda: EPOCH + kernel.now,
-            keeper=SimKeeper(actor),
-        )
+        remover: Any
+        if view["platform"] == "darwin":
+            from tests.sim.darwinworld import darwin_remover
+
+            remover = darwin_remover(actor)
+        else:
+            assert view["platform"] == "linux", view
+            remover = LinuxRemover(
+                proc=view["proc"],
+                known_devices=view["known_devices"],
+                calls=actor.calls,
+                processes=SimProcesses(kernel),
+                clock=lambda: EPOCH + kernel.now,
+                keeper=SimKeeper(actor),
+            )
         handoffs = [remover.resume_handoff(item) for item in job["handoffs"]]
         run_handoffs(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
 
@@ -424,19 +444,31 @@ class Scenario:
     rounds: int = 1  # critical sections per uv actor
     existing: bool = True  # an orphaned lock file is at the name when everything starts
     uv_exact: bool = False  # uv's real EEXIST path: one reopen, else on without the lock
+    files: int = 1  # lock names (one batch); uv actors take them in turn: W1 the first, W2 the next
     remover: Callable[[], Body] = field(default=remover_run)  # what a remover runs
+    # the OS: its kernel, the calls an actor makes on it, what a uv actor runs
+    kernel: Callable[[], Any] = field(default=Kernel)
+    calls: Callable[[Actor], Any] = field(default=SimCalls)
+    worker: Callable[..., Body] = field(default=uv_worker)  # (rounds, exact, name=...)
+    os_name: str = "Linux"
 
     def describe(self) -> str:
         rounds = f" x{self.rounds} rounds" if self.rounds > 1 else ""
         start = "an orphaned file at the name" if self.existing else "no file at the name"
-        return f"{self.uv} uv actors{rounds}, {self.removers} remover run(s), {start}"
+        if self.files > 1:
+            start = f"{self.files} names, " + ("an orphaned file at each" if self.existing else
+                                              "no file at first")  # fmt: skip
+        return (
+            f"{self.os_name}: {self.uv} uv actors{rounds}, {self.removers} remover run(s), {start}"
+        )
 
     def actor_specs(self) -> list[tuple[str, str, Body]]:
         specs: list[tuple[str, str, Body]] = []
         for i in range(self.removers):
             specs.append((f"R{i + 1}" if self.removers > 1 else "R", "remover", self.remover()))
         for i in range(self.uv):
-            specs.append((f"W{i + 1}", "uv", uv_worker(self.rounds, self.uv_exact)))
+            name = LOCK_NAMES[i % self.files]
+            specs.append((f"W{i + 1}", "uv", self.worker(self.rounds, self.uv_exact, name=name)))
         return specs
 
 
@@ -444,9 +476,11 @@ class World:
     """One run's kernel and actors; the scheduler in `explore` drives it."""
 
     def __init__(self, scenario: Scenario) -> None:
-        self.kernel = Kernel()
+        self.scenario = scenario
+        self.kernel = scenario.kernel()
         if scenario.existing:
-            self.kernel.make_file(LOCK_NAME)
+            for name in LOCK_NAMES[: scenario.files]:
+                self.kernel.make_file(name)
         self.aborting = False
         self.violation: str | None = None
         self.actors: list[Actor] = []

@@ -8,7 +8,6 @@ sees every process that still uses it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from uvsweep.probe.darwin import OpenFilesLister, default_open_files, users_of
@@ -37,7 +36,7 @@ class DarwinRemover(PosixRemover):
     ) -> dict[Target, list[int]]:
         """See `PosixRemover`: one pass over every process's open files for the whole batch."""
         by_key = {(t.dev, t.ino): t for t in targets}
-        found, hidden = users_of(self.open_files, by_key, exclude=os.getpid())
+        found, hidden = users_of(self.open_files, by_key, exclude=self.calls.getpid())
         result.hidden_processes = max(result.hidden_processes, hidden)
         return {by_key[key]: pids for key, pids in found.items()}
 
@@ -47,5 +46,5 @@ class DarwinRemover(PosixRemover):
 
     def old_in_use(self, dev: int, ino: int, path: str) -> bool:
         """See `PosixRemover`: any process but us still has the old inode open (read afresh)."""
-        found, _hidden = users_of(self.open_files, [(dev, ino)], exclude=os.getpid())
+        found, _hidden = users_of(self.open_files, [(dev, ino)], exclude=self.calls.getpid())
         return bool(found)

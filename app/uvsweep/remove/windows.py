@@ -45,7 +45,16 @@ from uvsweep.probe.windows import (
     Kernel32Files,
 )
 from uvsweep.processes import ProcessTable
-from uvsweep.remove import Policy, Progress, Remover, RemoveResult, Target, Use, backoff
+from uvsweep.remove import (
+    Clock,
+    Policy,
+    Progress,
+    Remover,
+    RemoveResult,
+    Target,
+    Use,
+    backoff,
+)
 
 FILE_RENAME_INFO = 3
 FILE_DISPOSITION_INFO = 4
@@ -184,8 +193,12 @@ class WindowsRemover(Remover):
         listdir: Callable[[str], list[str]] = os.listdir,
         clock: Callable[[], float] = time.time,
         is_admin: Callable[[], bool] | None = None,
+        calls: Clock | None = None,
+        getpid: Callable[[], int] = os.getpid,
     ) -> None:
         super().__init__(progress)
+        self.calls = calls  # the waits' monotonic clock and sleep (the real ones by default)
+        self.getpid = getpid  # our own pid, to tell our handles from other processes'
         self.files = files
         self.processes = processes
         self.lstat = lstat
@@ -279,7 +292,7 @@ class WindowsRemover(Remover):
     def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
         """See `Remover`: every other process with a handle on the file (waiters have one)."""
         files = self._files()
-        me = os.getpid()
+        me = self.getpid()
         found: dict[Target, Use] = {}
         for target in targets:
             try:
@@ -343,7 +356,7 @@ class WindowsRemover(Remover):
                 return "the lock could not be handed over (see errors); the old file was released"
             said = False
             asked = len(self.interrupts) + len(self.stop_requests)
-            for waited in backoff():
+            for waited in backoff(calls=self.calls):
                 if not self._still_used(target):
                     break
                 asked_now = len(self.interrupts) + len(self.stop_requests) - asked
@@ -373,14 +386,14 @@ class WindowsRemover(Remover):
             pids = self._files().pids_using(target.handle)
         except OSError:
             return True  # unknown is not "nobody"
-        me = os.getpid()
+        me = self.getpid()
         return any(pid != me for pid in pids)
 
     def _next_generation(self, target: Target, result: RemoveResult) -> Any:
         """A file at the target's name, exclusively locked by us (created if need be)."""
         files = self._files()
         deadline: float | None = None
-        for waited in backoff():
+        for waited in backoff(calls=self.calls):
             try:
                 handle = files.open_generation(target.path)
             except OSError as err:
