@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from uvsweep.model import Holder, ScanError
 from uvsweep.naming import is_lock_name
@@ -255,7 +255,8 @@ class PosixBackend(Backend):
         return obs
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
-        """See the class docstring."""
+        """See the class docstring. Each dir is read as a stream (`scandir`), so a dir of a
+        million entries costs memory for its uv lock files only."""
         result = ProbeResult()
         self.load_lock_table(result)
         observed: list[Observation] = []
@@ -266,21 +267,58 @@ class PosixBackend(Backend):
                 result.errors.append(ScanError(directory, dir_error_message(err)))
                 continue
             try:
-                names = [entry for entry in os.listdir(dir_fd) if entry.startswith("uv-")]
-                for name in names:
-                    if not is_lock_name(name):
-                        continue
-                    try:
-                        obs = self.observe(directory, dir_fd, name)
-                    except OSError as err:
-                        result.errors.append(ScanError(f"{directory}/{name}", str(err)))
-                        continue
-                    if obs is not None:
-                        observed.append(obs)
+                with os.scandir(dir_fd) as entries:
+                    names = (e.name for e in entries if e.name.startswith("uv-"))
+                    self._observe_names(directory, dir_fd, names, observed, result)
             except OSError as err:
                 result.errors.append(ScanError(directory, dir_error_message(err)))
             finally:
                 os.close(dir_fd)
+        self._finish(observed, result)
+        return result
+
+    def probe_files(self, files: Sequence[tuple[str, str]]) -> ProbeResult:
+        """See `Backend.probe_files`: only the named entries are looked at (no dir listing)."""
+        result = ProbeResult()
+        self.load_lock_table(result)
+        observed: list[Observation] = []
+        by_dir: dict[str, list[str]] = {}
+        for directory, name in files:
+            by_dir.setdefault(directory, []).append(name)
+        for directory, names in by_dir.items():
+            try:
+                dir_fd = os.open(directory, DIR_FLAGS)
+            except OSError as err:
+                result.errors.append(ScanError(directory, dir_error_message(err)))
+                continue
+            try:
+                self._observe_names(directory, dir_fd, names, observed, result)
+            finally:
+                os.close(dir_fd)
+        self._finish(observed, result)
+        return result
+
+    def _observe_names(
+        self,
+        directory: str,
+        dir_fd: int,
+        names: Iterable[str],
+        observed: list[Observation],
+        result: ProbeResult,
+    ) -> None:
+        for name in names:
+            if not is_lock_name(name):
+                continue
+            try:
+                obs = self.observe(directory, dir_fd, name)
+            except OSError as err:
+                result.errors.append(ScanError(f"{directory}/{name}", str(err)))
+                continue
+            if obs is not None:
+                observed.append(obs)
+
+    def _finish(self, observed: list[Observation], result: ProbeResult) -> None:
+        """The lock table and one open-file walk for everything observed, then classify."""
         wanted: dict[FileKey, Observation] = {}
         for obs in observed:
             if stat.S_ISREG(obs.mode):
@@ -291,7 +329,6 @@ class PosixBackend(Backend):
             for key, pids in self.find_openers(wanted, result).items():
                 wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
         result.files = [classify(obs) for obs in observed]
-        return result
 
 
 def holder_list(processes: ProcessTable, pids: Sequence[int]) -> list[Holder]:
