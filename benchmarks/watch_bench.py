@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, record
+from _common import record
 from scan_bench import compile_bytecode
 
 HOLDER = (
@@ -252,8 +252,10 @@ def main() -> None:
         verdict = "met" if p95 <= GOAL_MS else "NOT met"
         print(f"{label}: p95 {p95:.1f} ms, floor p95 {floor95:.2f} ms, "
               f"ratio {p95 / floor95:.1f}x")  # fmt: skip
-        return (f"| {label} | {p50:.1f} ms | **{p95:.1f} ms** | {floor50:.2f} ms | "
-                f"{floor95:.2f} ms | {p95 / floor95:.1f}x | <= {GOAL_MS:.0f} ms: {verdict} |")  # fmt: skip
+        return (
+            f"| {label} | {p50:.1f} ms | **{p95:.1f} ms** | {floor50:.2f} ms | {floor95:.2f} ms"
+            f" | {p95 / floor95:.1f}x | <= {GOAL_MS:.0f} ms: {verdict} |"
+        )
 
     create_row = row("lock file created -> `added` line", "create")
     kill_row = row("holder SIGKILLed -> `orphaned` line", "kill")
