@@ -19,6 +19,7 @@ import glob
 import itertools
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -574,13 +575,29 @@ def cached_source_trees(cache: str, limit: int = 5000) -> Iterator[str]:
         stack = [(bucket, 0)]
         while stack and seen < limit:
             directory, depth = stack.pop()
-            for entry in sorted(_listdir(directory)):
-                path = os.path.join(directory, entry)
-                if entry == "src":
+            for name, is_dir in _subdirs(directory):
+                path = os.path.join(directory, name)
+                if name == "src":
                     yield path
-                elif depth < 5 and os.path.isdir(path) and not os.path.islink(path):
+                elif depth < 5 and is_dir:
                     seen += 1
                     stack.append((path, depth + 1))
+
+
+def _subdirs(directory: str) -> list[tuple[str, bool]]:
+    """(name, whether it is a dir and not a symlink) for each entry, sorted; the file system's
+    listing says which are dirs, so this costs no stat per entry where it can."""
+    try:
+        with os.scandir(directory) as entries:
+            found = []
+            for entry in entries:
+                try:
+                    found.append((entry.name, entry.is_dir(follow_symlinks=False)))
+                except OSError:
+                    found.append((entry.name, False))
+    except OSError:
+        return []
+    return sorted(found)
 
 
 # ---- the index ---------------------------------------------------------------------------------
@@ -600,6 +617,7 @@ class LabelIndex:
         # interpreter in a bin dir adds the same prefix) changes nothing and costs no hash
         self._hashed: set[str] = set()
         self._hashed_trees: set[str] = set()
+        self._resolved: dict[str, str] = {}  # dir -> its realpath
         windows = style is PathStyle.WINDOWS
         self.paths = ntpath if windows else posixpath  # the other OS's rules, also in tests
         self.native = windows == (os.name == "nt")  # can this OS resolve such paths?
@@ -609,7 +627,23 @@ class LabelIndex:
         return "win32" if self.style is PathStyle.WINDOWS else "posix"
 
     def _real(self, path: str) -> str:
-        return os.path.realpath(path) if self.native else path
+        """`os.path.realpath`, with each parent dir resolved once per index: every interpreter
+        in a bin dir would otherwise cost an lstat of each component of the same parents."""
+        if not self.native:
+            return path
+        head, tail = os.path.split(path)
+        if not head or tail in ("", ".", ".."):
+            return os.path.realpath(path)
+        parent = self._resolved.get(head)
+        if parent is None:
+            parent = self._resolved[head] = os.path.realpath(head)
+        full = os.path.join(parent, tail)
+        try:
+            if not stat.S_ISLNK(os.lstat(full).st_mode):
+                return full
+        except OSError:
+            return full  # missing: realpath keeps the name as it is, after its resolved parent
+        return os.path.realpath(full)
 
     def add(self, kind: LabelKind, key: str, shown: str | None = None) -> None:
         """Hash `key` as a Path; the first candidate to claim a digest keeps it."""
