@@ -201,7 +201,7 @@ def proc_totals(pid: int) -> tuple[float, int, int]:
     return cpu, switches, rss
 
 
-def idle(seconds: float) -> dict[str, dict[str, float]]:
+def idle(seconds: float, settle: float = 3.0) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     env = {**os.environ}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -215,7 +215,7 @@ def idle(seconds: float) -> dict[str, dict[str, float]]:
         }
         for name, argv in commands.items():
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
-            time.sleep(3)  # start-up and the first scan are not idle
+            time.sleep(settle)  # start-up and the first scan are not idle
             cpu0, sw0, _ = proc_totals(proc.pid)
             time.sleep(seconds)
             cpu1, sw1, rss = proc_totals(proc.pid)
@@ -240,10 +240,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI: tiny sizes, nothing written")
     args = parser.parse_args()
     if args.quick:
-        args.events, args.idle = 5, 1.0
+        args.events, args.idle = 3, 0.5
     compile_bytecode()
     lat = latency(args.events)
-    quiet = idle(args.idle)
+    quiet = idle(args.idle, settle=0.5 if args.quick else 3.0)
     ms = {k: [v * 1000 for v in values] for k, values in lat.items()}
 
     def row(label: str, key: str) -> str:
