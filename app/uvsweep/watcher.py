@@ -20,8 +20,10 @@ handful of snapshots and the last one is exact (the full rescan always follows a
 The probe's own opens are told apart from other processes' (it announces each one through
 `before_open`), so scanning never triggers another scan.
 
-One worker thread does the scanning and calls the subscribers; `stop()` joins it, the watchdog
-threads and the process waiter's thread.
+One worker thread does the scanning and calls the subscribers, except that a leading probe runs
+on the thread that delivered its event when nothing else is scanning; one scan or probe runs at a
+time, so subscribers are never called at once. `stop()` joins the worker, the watchdog threads
+and the process waiter's thread.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def diff(before: Snapshot | None, after: Snapshot) -> Change:
     )
 
 
-#: Called on the watcher's thread with each new snapshot and what changed since the last one.
+#: Called with each new snapshot and what changed since the last one, one call at a time.
 Subscriber = Callable[[Snapshot, Change], None]
 #: Runs a cleanup; given the dirs, returns its report (the tray's "clean when uv is idle").
 Cleaner = Callable[[Sequence[str]], "CleanReport"]
@@ -177,6 +179,9 @@ class Watcher:
         self._waiter_factory = process_waiter
         self._subscribers: list[Subscriber] = []
         self._cond = threading.Condition()
+        # held while a scan or a leading probe runs (the worker's or an event thread's): one at a
+        # time, so snapshots are published in the order they were taken
+        self._work_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._dirty_since: float | None = None  # first event not yet scanned
@@ -209,8 +214,9 @@ class Watcher:
     # ---- public API ---------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call `subscriber(snapshot, change)` after the first scan, and after every scan that
-        changed a file, the dir errors or the set of running uv processes (`uv_processes`).
+        """Call `subscriber(snapshot, change)` after the first scan, and after every scan or
+        leading probe that changed a file, the dir errors or the set of running uv processes
+        (`uv_processes`), one call at a time (from the worker or an event thread).
         Returns a function that unsubscribes."""
         with self._cond:
             self._subscribers.append(subscriber)
@@ -287,6 +293,7 @@ class Watcher:
                 self._own_events.setdefault((kind, path), []).append(now)
 
     def _on_fs_event(self, kind: str, path: str) -> None:
+        here: set[str] = set()
         with self._cond:
             if kind in _OWN_EVENTS:
                 stamps = self._own_events.get((kind, path))
@@ -305,10 +312,20 @@ class Watcher:
                 self._reattach.add(path)
             elif self.leading_edge and len(self._leading) < _LEADING_MOST:
                 if self._leading or self._after_quiet_spell():
-                    # the first event(s) after a quiet spell: the worker probes this file at once
+                    # the first event(s) after a quiet spell: this file is probed at once, here
+                    # on the event's thread when nothing else is scanning (a hand-over to the
+                    # worker can cost a loaded machine more than the probe), else by the worker
                     self._leading.add(path)
+                    if not self._stopping and self._work_lock.acquire(blocking=False):
+                        here, self._leading = self._leading, set()
+                        self._probed = True
                 self._last_file_event = time.monotonic()
             self._mark_dirty()
+        if here:
+            try:
+                self._lead(here)
+            finally:
+                self._work_lock.release()
 
     def _after_quiet_spell(self) -> bool:
         """Whether no file event came for `quiet` seconds and no leading probe was taken since
@@ -346,10 +363,8 @@ class Watcher:
                     self._recheck_uv()
                     continue
                 if work == "leading":
-                    try:
-                        self._probe_leading(leading)
-                    except Exception:  # a bug: say so; the full rescan that follows still comes
-                        log.exception("probing %s failed", sorted(leading))
+                    with self._work_lock:
+                        self._lead(leading)
                     continue
                 now = time.monotonic()
                 if now >= next_poll:
@@ -360,7 +375,8 @@ class Watcher:
                 for directory in sorted(reattach):
                     self._attach(directory)
                 try:
-                    self._scan(full)
+                    with self._work_lock:
+                        self._scan(full)
                 except Exception:  # a bug: say so, and keep watching
                     log.exception("a rescan failed; the next event or the safety rescan retries")
         except Exception:  # pragma: no cover - a bug outside the scan: say so
@@ -508,6 +524,13 @@ class Watcher:
         if hasattr(backend, "quiet"):
             backend.quiet = True  # no opens of our own where /proc/locks decides
         return backend
+
+    def _lead(self, paths: set[str]) -> None:
+        """Probe `paths` (holding `_work_lock`); a failure is logged: the full rescan follows."""
+        try:
+            self._probe_leading(paths)
+        except Exception:  # a bug: say so; the full rescan that follows still comes
+            log.exception("probing %s failed", sorted(paths))
 
     def _probe_leading(self, paths: set[str]) -> None:
         """Probe the files the first events named, alone, and publish the last snapshot with
