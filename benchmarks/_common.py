@@ -8,7 +8,6 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +61,7 @@ def machine() -> str:
     """One line about where this ran."""
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()} ({sys.executable})"
+        f"Python {platform.python_version()} (the project's venv)"
     )
 
 

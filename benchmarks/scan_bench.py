@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI: tiny sizes, nothing written")
     args = parser.parse_args()
     big, huge, many = (100_000, 10), (1_000_000, 1_000), 10_000
-    rounds, huge_rounds = args.rounds, max(3, args.rounds // 3)
+    rounds, huge_rounds = args.rounds, max(3, args.rounds // 2)
     if args.quick:
         big, huge, many, rounds, huge_rounds = (2_000, 10), (5_000, 50), 200, 1, 1
 
