@@ -8,6 +8,7 @@ import platform
 import re
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,25 @@ def time_command(argv: Sequence[str], env: dict[str, str] | None = None) -> floa
     if done.returncode not in (0, 4):
         raise SystemExit(f"{argv} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
     return elapsed
+
+
+def run_measured(
+    argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> tuple[float, int]:
+    """(wall seconds, peak RSS in bytes) of one run of `argv`, output discarded; fails loudly if
+    the command fails. The peak is read by GNU time (`/usr/bin/time`, Debian package `time`):
+    a child forked from this (big) process would count this process's pages in its own peak."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *argv],
+            env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - start
+        if done.returncode not in (0, 4):
+            raise SystemExit(f"{argv} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+        peak_kb = int(report.read().split()[-1])
+    return elapsed, peak_kb * 1024
 
 
 def interleaved_medians(commands: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:

@@ -69,8 +69,8 @@ def _output(as_json: bool, document: Callable[[], object], text: Callable[[], st
     if as_json:
         import json  # noqa: PLC0415
 
-        json.dump(document(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        # one write: `json.dump` writes each token, a syscall each where stdout is unbuffered
+        sys.stdout.write(json.dumps(document(), indent=2) + "\n")
     elif not _quiet:
         output = text()
         if output:

@@ -19,6 +19,7 @@ import glob
 import itertools
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -43,11 +44,31 @@ if TYPE_CHECKING:
 _PYTHON_NAME_RE = re.compile(r"python(?:\d+(?:\.\d+)?t?)?(?:\.exe)?", re.IGNORECASE)
 
 
+#: path -> ((inode, size, mtime), what it parsed to): one index build looks at a workspace's
+#: `pyproject.toml` from each uv process in it and again for its members, and the watcher builds
+#: the index again and again; a stat decides whether the file must be parsed again.
+_PYPROJECTS: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+
+
 def _read_pyproject(directory: str) -> dict[str, Any] | None:
+    """A `pyproject.toml`, parsed (read-only: shared between callers); None if unreadable."""
+    path = os.path.join(directory, "pyproject.toml")
     try:
-        return read_toml(os.path.join(directory, "pyproject.toml"))
-    except (OSError, ValueError):
+        info = os.stat(path)
+    except OSError:
         return None
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    known = _PYPROJECTS.get(path)
+    if known is not None and known[0] == key:
+        return known[1]
+    try:
+        data: dict[str, Any] | None = read_toml(path)
+    except (OSError, ValueError):
+        data = None
+    if len(_PYPROJECTS) >= 256:
+        _PYPROJECTS.clear()
+    _PYPROJECTS[path] = (key, data)
+    return data
 
 
 def _uv_table(data: dict[str, Any]) -> dict[str, Any]:
@@ -554,13 +575,29 @@ def cached_source_trees(cache: str, limit: int = 5000) -> Iterator[str]:
         stack = [(bucket, 0)]
         while stack and seen < limit:
             directory, depth = stack.pop()
-            for entry in sorted(_listdir(directory)):
-                path = os.path.join(directory, entry)
-                if entry == "src":
+            for name, is_dir in _subdirs(directory):
+                path = os.path.join(directory, name)
+                if name == "src":
                     yield path
-                elif depth < 5 and os.path.isdir(path) and not os.path.islink(path):
+                elif depth < 5 and is_dir:
                     seen += 1
                     stack.append((path, depth + 1))
+
+
+def _subdirs(directory: str) -> list[tuple[str, bool]]:
+    """(name, whether it is a dir and not a symlink) for each entry, sorted; the file system's
+    listing says which are dirs, so this costs no stat per entry where it can."""
+    try:
+        with os.scandir(directory) as entries:
+            found = []
+            for entry in entries:
+                try:
+                    found.append((entry.name, entry.is_dir(follow_symlinks=False)))
+                except OSError:
+                    found.append((entry.name, False))
+    except OSError:
+        return []
+    return sorted(found)
 
 
 # ---- the index ---------------------------------------------------------------------------------
@@ -576,6 +613,11 @@ class LabelIndex:
         self.style = style
         self.env: dict[str, Label] = {}
         self.build: dict[str, Label] = {}
+        # keys hashed already: the first claim of a digest wins, so a key seen again (every
+        # interpreter in a bin dir adds the same prefix) changes nothing and costs no hash
+        self._hashed: set[str] = set()
+        self._hashed_trees: set[str] = set()
+        self._resolved: dict[str, str] = {}  # dir -> its realpath
         windows = style is PathStyle.WINDOWS
         self.paths = ntpath if windows else posixpath  # the other OS's rules, also in tests
         self.native = windows == (os.name == "nt")  # can this OS resolve such paths?
@@ -585,11 +627,29 @@ class LabelIndex:
         return "win32" if self.style is PathStyle.WINDOWS else "posix"
 
     def _real(self, path: str) -> str:
-        return os.path.realpath(path) if self.native else path
+        """`os.path.realpath`, with each parent dir resolved once per index: every interpreter
+        in a bin dir would otherwise cost an lstat of each component of the same parents."""
+        if not self.native:
+            return path
+        head, tail = os.path.split(path)
+        if not head or tail in ("", ".", ".."):
+            return os.path.realpath(path)
+        parent = self._resolved.get(head)
+        if parent is None:
+            parent = self._resolved[head] = os.path.realpath(head)
+        full = os.path.join(parent, tail)
+        try:
+            if not stat.S_ISLNK(os.lstat(full).st_mode):
+                return full
+        except OSError:
+            return full  # missing: realpath keeps the name as it is, after its resolved parent
+        return os.path.realpath(full)
 
     def add(self, kind: LabelKind, key: str, shown: str | None = None) -> None:
         """Hash `key` as a Path; the first candidate to claim a digest keeps it."""
-        self.env.setdefault(path_digest(key, self.style), Label(kind, shown or key))
+        if key not in self._hashed:
+            self._hashed.add(key)
+            self.env.setdefault(path_digest(key, self.style), Label(kind, shown or key))
 
     def add_str(self, kind: LabelKind, key: str) -> None:
         """Hash `key` as a str (a script's URL)."""
@@ -599,7 +659,9 @@ class LabelIndex:
         """A source tree uv may build with setuptools: its canonical path, as uv keys it."""
         real = self._real(tree)
         key = windows_verbatim(real) if self.style is PathStyle.WINDOWS else real
-        self.build.setdefault(path_digest(key, self.style), Label(LabelKind.BUILD, real))
+        if key not in self._hashed_trees:
+            self._hashed_trees.add(key)
+            self.build.setdefault(path_digest(key, self.style), Label(LabelKind.BUILD, real))
 
     def add_project(self, root: str) -> None:
         """A workspace root: both project keys, and the build locks of it and its members."""

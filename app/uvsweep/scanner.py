@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from uvsweep import locations, probe
-from uvsweep.model import STATE_ORDER, Snapshot
+from uvsweep.model import STATE_ORDER, LockFile, Snapshot
 from uvsweep.processes import ProcessTable
 from uvsweep.settings import Settings
 
@@ -18,6 +18,11 @@ def resolve_dirs(explicit: Sequence[str] | None, settings: Settings) -> list[str
     if explicit:
         return locations.unique_dirs(explicit)
     return locations.default_dirs(settings.dirs)
+
+
+def ordered(files: Iterable[LockFile]) -> list[LockFile]:
+    """Files in display order: by state (what needs attention first), then by path."""
+    return sorted(files, key=lambda item: (_RANK[item.state], item.path))
 
 
 def scan(
@@ -39,7 +44,7 @@ def scan(
 
         index = labels.build_index(settings.project_dirs, processes)
         files = [item.with_label(index.label_for(item.name)) for item in files]
-    files.sort(key=lambda item: (_RANK[item.state], item.path))
+    files = ordered(files)
     notes = tuple(result.notes)
     warning = locations.tmpdir_warning()
     if warning:

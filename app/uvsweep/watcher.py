@@ -12,13 +12,18 @@ Rescans are triggered by
 - a check of each dir's identity every second: a dir that is (or becomes) a symlink is watched
   where it points, and watched again when it is replaced or the link changes.
 
-Events are coalesced: a rescan starts once events have been quiet for `quiet` seconds, or
-`max_delay` after the first one, so a burst of a thousand files costs a handful of scans and the
-last one is exact. The probe's own opens are told apart from other processes' (it announces each
-one through `before_open`), so scanning never triggers another scan.
+The first file event after a quiet spell is acted on at once (leading edge): the file it names is
+probed alone and a snapshot with it is published, so a new lock or a holder that dies shows within
+milliseconds. What follows is coalesced: a full rescan starts once events have been quiet for
+`quiet` seconds, or `max_delay` after the first one, so a burst of a thousand files costs a
+handful of snapshots and the last one is exact (the full rescan always follows a leading probe).
+The probe's own opens are told apart from other processes' (it announces each one through
+`before_open`), so scanning never triggers another scan.
 
-One worker thread does the scanning and calls the subscribers; `stop()` joins it, the watchdog
-threads and the process waiter's thread.
+One worker thread does the scanning and calls the subscribers, except that a leading probe runs
+on the thread that delivered its event when nothing else is scanning; one scan or probe runs at a
+time, so subscribers are never called at once. `stop()` joins the worker, the watchdog threads
+and the process waiter's thread.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from uvsweep.cleaner import CleanReport
     from uvsweep.fswatch import FsWatch
     from uvsweep.labels import LabelIndex
+    from uvsweep.probe import Backend
     from uvsweep.processes import ProcessInfo, ProcessTable
     from uvsweep.procwait import ProcessWaiter
     from uvsweep.settings import Settings
@@ -95,13 +101,15 @@ def diff(before: Snapshot | None, after: Snapshot) -> Change:
     )
 
 
-#: Called on the watcher's thread with each new snapshot and what changed since the last one.
+#: Called with each new snapshot and what changed since the last one, one call at a time.
 Subscriber = Callable[[Snapshot, Change], None]
 #: Runs a cleanup; given the dirs, returns its report (the tray's "clean when uv is idle").
 Cleaner = Callable[[Sequence[str]], "CleanReport"]
 
 #: The events the probe's own read-only open and close of a file cause.
 _OWN_EVENTS = ("opened", "closed_no_write")
+#: At most this many files are probed on the leading edge; later ones wait for the full rescan.
+_LEADING_MOST = 8
 _LIMIT_ERRNOS = {errno.ENOSPC: "inotify watch limit", errno.EMFILE: "inotify instance limit"}
 
 
@@ -148,6 +156,7 @@ class Watcher:
         quiet: float = 0.02,
         max_delay: float = 0.25,
         label: bool = True,
+        leading_edge: bool = True,
         auto_clean: AutoClean | None = None,
         fs_watch: Callable[[], FsWatch] | None = None,
         process_waiter: Callable[[Callable[[int], None]], ProcessWaiter] | None = None,
@@ -164,16 +173,24 @@ class Watcher:
         self.uv_recheck = 1.0
         self._uv_recheck_now = self.uv_recheck
         self.label = label
+        self.leading_edge = leading_edge
         self.auto_clean = auto_clean
         self._fs_watch_factory = fs_watch
         self._waiter_factory = process_waiter
         self._subscribers: list[Subscriber] = []
         self._cond = threading.Condition()
+        # held while a scan or a leading probe runs (the worker's or an event thread's): one at a
+        # time, so snapshots are published in the order they were taken
+        self._work_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._dirty_since: float | None = None  # first event not yet scanned
         self._last_event = 0.0
         self._full = False  # the next scan also rebuilds the label index
+        # files named by the first events after a quiet spell, to probe at once (leading edge)
+        self._leading: set[str] = set()
+        self._probed = False  # a leading probe was taken since the last full rescan began
+        self._last_file_event = 0.0
         self._fs: FsWatch | None = None
         self._waiter: ProcessWaiter | None = None
         # (event kind, path) -> when our probe caused such an event: an open, then a close
@@ -189,15 +206,17 @@ class Watcher:
         self.snapshot: Snapshot | None = None
         self.uv_processes: list[ProcessInfo] = []
         self._next_uv_check = 0.0
-        self.scans = 0
+        self.scans = 0  # full rescans
+        self.probes = 0  # leading-edge probes of single files
         self.warnings: list[str] = []
         self.on_warning = on_warning  # called on the watcher's thread with each warning
 
     # ---- public API ---------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call `subscriber(snapshot, change)` after the first scan, and after every scan that
-        changed a file, the dir errors or the set of running uv processes (`uv_processes`).
+        """Call `subscriber(snapshot, change)` after the first scan, and after every scan or
+        leading probe that changed a file, the dir errors or the set of running uv processes
+        (`uv_processes`), one call at a time (from the worker or an event thread).
         Returns a function that unsubscribes."""
         with self._cond:
             self._subscribers.append(subscriber)
@@ -274,6 +293,7 @@ class Watcher:
                 self._own_events.setdefault((kind, path), []).append(now)
 
     def _on_fs_event(self, kind: str, path: str) -> None:
+        here: set[str] = set()
         with self._cond:
             if kind in _OWN_EVENTS:
                 stamps = self._own_events.get((kind, path))
@@ -290,7 +310,27 @@ class Watcher:
                 self._missing.discard(path)
                 self._polled.pop(path, None)
                 self._reattach.add(path)
+            elif self.leading_edge and len(self._leading) < _LEADING_MOST:
+                if self._leading or self._after_quiet_spell():
+                    # the first event(s) after a quiet spell: this file is probed at once, here
+                    # on the event's thread when nothing else is scanning (a hand-over to the
+                    # worker can cost a loaded machine more than the probe), else by the worker
+                    self._leading.add(path)
+                    if not self._stopping and self._work_lock.acquire(blocking=False):
+                        here, self._leading = self._leading, set()
+                        self._probed = True
+                self._last_file_event = time.monotonic()
             self._mark_dirty()
+        if here:
+            try:
+                self._lead(here)
+            finally:
+                self._work_lock.release()
+
+    def _after_quiet_spell(self) -> bool:
+        """Whether no file event came for `quiet` seconds and no leading probe was taken since
+        the last full rescan began (holding `_cond`): at most one probe between rescans."""
+        return not self._probed and time.monotonic() - self._last_file_event >= self.quiet
 
     def _on_process_exit(self, _pid: int) -> None:
         with self._cond:
@@ -306,18 +346,25 @@ class Watcher:
             next_identity = time.monotonic() + self.identity_interval
             while True:
                 with self._cond:
-                    recheck, next_identity = self._wait_for_work(
-                        next_safety, next_poll, next_identity
-                    )
+                    work, next_identity = self._wait_for_work(next_safety, next_poll, next_identity)
                     if self._stopping:
                         return
-                    if not recheck:
+                    if work == "leading":
+                        leading, self._leading = self._leading, set()
+                        self._probed = True
+                    elif work == "scan":
                         self._dirty_since = None
+                        self._leading.clear()  # the full scan sees those files too
+                        self._probed = False
                         full, self._full = self._full, False
                         reattach, self._reattach = self._reattach, set()
                         reattach |= self._moved_dirs()
-                if recheck:
+                if work == "uv":
                     self._recheck_uv()
+                    continue
+                if work == "leading":
+                    with self._work_lock:
+                        self._lead(leading)
                     continue
                 now = time.monotonic()
                 if now >= next_poll:
@@ -328,7 +375,8 @@ class Watcher:
                 for directory in sorted(reattach):
                     self._attach(directory)
                 try:
-                    self._scan(full)
+                    with self._work_lock:
+                        self._scan(full)
                 except Exception:  # a bug: say so, and keep watching
                     log.exception("a rescan failed; the next event or the safety rescan retries")
         except Exception:  # pragma: no cover - a bug outside the scan: say so
@@ -337,10 +385,13 @@ class Watcher:
 
     def _wait_for_work(
         self, next_safety: float, next_poll: float, next_identity: float
-    ) -> tuple[bool, float]:
-        """Wait (holding `_cond`) until there is something to do or we stop; (whether only the
-        uv processes are to be looked at, the next time the dirs' identity is checked)."""
+    ) -> tuple[str, float]:
+        """Wait (holding `_cond`) until there is something to do or we stop; (what to do:
+        "leading" to probe the files `_leading` names, "uv" to look at the uv processes only,
+        "scan" to rescan; the next time the dirs' identity is checked)."""
         while not self._stopping:
+            if self._leading:
+                return "leading", next_identity
             now = time.monotonic()
             if self._dirty_since is not None and (
                 now - self._last_event >= self.quiet or now - self._dirty_since >= self.max_delay
@@ -352,7 +403,7 @@ class Watcher:
             if (self._polled or self._missing) and now >= next_poll:
                 break
             if self.uv_processes and now >= self._next_uv_check:
-                return True, next_identity  # an active uv may have parked: the gate may open
+                return "uv", next_identity  # an active uv may have parked: the gate may open
             if now >= next_identity:
                 next_identity = now + self.identity_interval
                 if self._moved_dirs():
@@ -367,7 +418,7 @@ class Watcher:
                     deadline, self._last_event + self.quiet, self._dirty_since + self.max_delay
                 )
             self._cond.wait(max(0.0, deadline - now))
-        return False, next_identity
+        return "scan", next_identity
 
     def _recheck_uv(self) -> None:
         """Only the uv processes: ask for a rescan if the active ones differ from the last
@@ -464,16 +515,71 @@ class Watcher:
         if self.on_warning is not None:
             self.on_warning(message)
 
-    def _scan(self, full: bool) -> None:
-        from uvsweep import cleaner, probe, scanner  # noqa: PLC0415
-        from uvsweep.processes import ProcessTable  # noqa: PLC0415
+    def _backend(self, table: ProcessTable) -> Backend:
+        from uvsweep import probe  # noqa: PLC0415
 
-        table = ProcessTable()
         backend = probe.for_platform(processes=table)
         if hasattr(backend, "before_open"):
             backend.before_open = self._before_open
         if hasattr(backend, "quiet"):
             backend.quiet = True  # no opens of our own where /proc/locks decides
+        return backend
+
+    def _lead(self, paths: set[str]) -> None:
+        """Probe `paths` (holding `_work_lock`); a failure is logged: the full rescan follows."""
+        try:
+            self._probe_leading(paths)
+        except Exception:  # a bug: say so; the full rescan that follows still comes
+            log.exception("probing %s failed", sorted(paths))
+
+    def _probe_leading(self, paths: set[str]) -> None:
+        """Probe the files the first events named, alone, and publish the last snapshot with
+        them as they are now (added, changed or gone); the full rescan follows regardless."""
+        previous = self.snapshot
+        if previous is None:
+            return  # the first full scan is still due: it sees them
+        from uvsweep import scanner  # noqa: PLC0415
+        from uvsweep.probe import entry_path  # noqa: PLC0415
+        from uvsweep.processes import ProcessTable  # noqa: PLC0415
+
+        files = [(os.path.dirname(p), os.path.basename(p)) for p in sorted(paths)]
+        files = [(d, name) for d, name in files if d in self.dirs]
+        if not files:
+            return
+        table = ProcessTable()
+        result = self._backend(table).probe_files(files)
+        self.probes += 1
+        found = result.files
+        if self.label and found:
+            if self._index is None:  # the first file ever: the full rescan would build it
+                from uvsweep import labels  # noqa: PLC0415
+
+                project_dirs = self.settings.project_dirs if self.settings else ()
+                self._index = labels.build_index(project_dirs, table)
+                self._index_at = time.monotonic()
+            found = [item.with_label(self._index.label_for(item.name)) for item in found]
+        probed = {entry_path(d, name) for d, name in files}
+        kept = [item for item in previous.files if item.path not in probed]
+        errors = [error for error in previous.errors if error.path not in probed]
+        errors += [error for error in result.errors if error.path in probed]
+        snapshot = previous.replace(
+            files=tuple(scanner.ordered([*kept, *found])),
+            errors=tuple(errors),
+            taken_at=time.time(),
+        )
+        assert isinstance(snapshot, Snapshot)
+        change = diff(previous, snapshot)
+        if not change and previous.errors == snapshot.errors:
+            return
+        self.snapshot = snapshot
+        self._publish(snapshot, change)
+
+    def _scan(self, full: bool) -> None:
+        from uvsweep import cleaner, scanner  # noqa: PLC0415
+        from uvsweep.processes import ProcessTable  # noqa: PLC0415
+
+        table = ProcessTable()
+        backend = self._backend(table)
         snapshot = scanner.scan(self.dirs, settings=self.settings, backend=backend,
                                 processes=table, label=False)  # fmt: skip
         if self.label and snapshot.files:

@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import APP_DIR, Holder, child_with_file, make_project, need, other_user_python
 from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
 from tests.integration.test_cli_scan import AS_NOBODY
+from uvsweep import scanner
 from uvsweep.fswatch import FsWatch, OnEvent
 from uvsweep.model import LockState, Snapshot
 from uvsweep.settings import Settings
@@ -127,8 +128,11 @@ def test_a_waiter_takes_over_when_the_holder_dies(
     second = hold(path, wait=True)
     rec.wait(lambda s: bool(s.files) and len(s.files[0].waiters) == 1)
     first.stop()
-    snapshot = rec.wait(lambda s: bool(s.files) and not s.files[0].waiters)
-    assert snapshot.files[0].state is LockState.HELD
+    # a snapshot may land in the hand-over itself (the first's lock gone, the second's not yet
+    # granted: the file only open): wait for where it settles
+    snapshot = rec.wait(
+        lambda s: bool(s.files) and not s.files[0].waiters and s.files[0].state is LockState.HELD
+    )
     assert snapshot.files[0].holders[0].pid == second.pid
 
 
@@ -141,6 +145,7 @@ def test_the_probe_never_triggers_itself(
     assert len(rec.last.files) == 50
     time.sleep(1.5)
     assert watcher.scans == 1, "opening the files to probe them must not cause rescans"
+    assert watcher.probes == 0, "nor probes of single files"
 
 
 def test_real_uv_creates_a_labelled_lock(
@@ -225,12 +230,59 @@ def test_burst_of_a_thousand_files(
     rec.wait(lambda s: len(s.files) == 1000)
     time.sleep(0.5)
     published = len(rec.calls) - before
-    # coalesced: one scan per chunk (the 0.1 s gaps are longer than `quiet`), at most one more
-    # per `max_delay` of the burst as it really took (longer on a loaded machine), and the
-    # first and the final exact one; never one per file
-    limit = 10 + math.ceil(duration / watcher.max_delay) + 2
+    # coalesced: per chunk (the 0.1 s gaps are longer than `quiet`) a leading-edge probe and one
+    # scan, at most one more per `max_delay` of the burst as it really took (longer on a loaded
+    # machine), and the first and the final exact one; never one per file
+    limit = 2 * 10 + math.ceil(duration / watcher.max_delay) + 2
     assert published <= limit, f"a burst must be coalesced, got {published} (limit {limit})"
     assert rec.last.count(LockState.ORPHANED) == 1000
+
+
+def test_a_burst_at_once_gives_a_handful_of_snapshots_the_last_exact(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    watcher, rec = watch(safety_interval=3600)
+    before, scans, probes = len(rec.calls), watcher.scans, watcher.probes
+    began = time.monotonic()
+    for index in range(1000):
+        (lockdir / f"uv-{index:016x}.lock").touch()
+    rec.wait(lambda s: len(s.files) == 1000)
+    duration = time.monotonic() - began
+    time.sleep(0.5)  # anything still to come
+    published = len(rec.calls) - before
+    scans, probes = watcher.scans - scans, watcher.probes - probes
+    # a leading-edge probe only after a quiet spell, and a full rescan after each: between two
+    # rescans (at most `max_delay` apart while events keep coming, as the burst really took on
+    # this machine) at most one probe and one rescan publish; never one per file
+    assert 1 <= probes <= scans
+    limit = 2 * (math.ceil(duration / watcher.max_delay) + 1)
+    assert published <= limit, f"a burst must be coalesced, got {published} (limit {limit})"
+    fresh = scanner.scan([str(lockdir)], label=False)
+    assert [(f.path, f.state) for f in rec.last.files] == [(f.path, f.state) for f in fresh.files]
+    assert rec.last.count(LockState.ORPHANED) == 1000
+
+
+def test_the_first_event_after_a_quiet_spell_is_acted_on_at_once(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    # a `quiet` far longer than the waits below: only the leading edge can meet them (other
+    # users' uv processes starting and exiting may add full rescans, never take probes away)
+    watcher, rec = watch(safety_interval=3600, quiet=4.0, max_delay=8.0)
+    scans = watcher.scans
+    (lockdir / A).touch()
+    snapshot = rec.wait(lambda s: states(s) == {A: LockState.ORPHANED}, timeout=2.0)
+    assert watcher.probes == 1
+    assert [Path(f.path).name for f in rec.calls[-1][1].added] == [A]
+    assert snapshot.files[0].label is None  # labelled like a scan's (none matches this name)
+    # what follows is coalesced into the full rescan, `quiet` after the last event
+    deadline = time.monotonic() + 15
+    while watcher.scans == scans:
+        assert time.monotonic() < deadline, "a full rescan must follow a leading probe"
+        time.sleep(0.05)
+    (lockdir / A).unlink()  # quiet again: acted on at once
+    rec.wait(lambda s: s.files == (), timeout=2.0)
+    assert [Path(f.path).name for f in rec.calls[-1][1].removed] == [A]
+    assert watcher.probes == 2
 
 
 def test_uv_exit_triggers_a_rescan(

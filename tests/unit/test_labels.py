@@ -105,3 +105,31 @@ def test_python_install_dir_follows_uvs_rules() -> None:
     assert python_install_dir({"UV_PYTHON_INSTALL_DIR": "/x"}, "linux") == "/x"
     assert python_install_dir({"XDG_DATA_HOME": "/d"}, "linux") == "/d/uv/python"
     assert python_install_dir({"APPDATA": "C:\\A"}, "win32").endswith(os.path.join("uv", "python"))
+
+
+def test_realpath_with_parents_resolved_once_matches_the_os(tmp_path: Path) -> None:
+    (tmp_path / "real" / "bin").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "bin" / "python3.11").touch()
+    (tmp_path / "real" / "bin" / "python3").symlink_to("python3.11")
+    (tmp_path / "abs").symlink_to(tmp_path / "link" / "bin" / "python3")
+    (tmp_path / "file").touch()
+    index = LabelIndex()
+    for path in [
+        "link/bin/python3", "link/bin/python3.11", "abs", "missing/x", "link/bin/../bin/python3",
+        "link/", "link/.", "link/..", "real/bin/nope", "file/x", "link/bin/python3",
+    ]:  # fmt: skip
+        full = f"{tmp_path}/{path}"
+        assert index._real(full) == os.path.realpath(full), path
+    assert index._real("/") == "/"
+
+
+def test_a_changed_pyproject_is_read_again(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "a"\n[tool.uv]\nmanaged = false\n')
+    assert project_root(str(tmp_path)) is None
+    assert project_root(str(tmp_path)) is None  # parsed once, and still right
+    before = pyproject.stat().st_mtime_ns
+    pyproject.write_text('[project]\nname = "a"\n[tool.uv]\nmanaged = true\n\n')
+    os.utime(pyproject, ns=(before + 10**9, before + 10**9))
+    assert project_root(str(tmp_path)) == str(tmp_path)

@@ -57,8 +57,13 @@ class Observation:
     @property
     def path(self) -> str:
         """The entry's full path."""
-        sep = "\\" if "\\" in self.directory and "/" not in self.directory else "/"
-        return self.directory.rstrip("/\\") + sep + self.name
+        return entry_path(self.directory, self.name)
+
+
+def entry_path(directory: str, name: str) -> str:
+    """An entry's full path, in its dir's own spelling (`\\` for a Windows dir)."""
+    sep = "\\" if "\\" in directory and "/" not in directory else "/"
+    return directory.rstrip("/\\") + sep + name
 
 
 def _kind_of(mode: int) -> str:
@@ -168,6 +173,15 @@ class Backend(ABC):
     @abstractmethod
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
         """Observe and classify every uv lock file directly inside `dirs`."""
+
+    def probe_files(self, files: Sequence[tuple[str, str]]) -> ProbeResult:
+        """Observe and classify only the named entries, each given as (dir, name); a name that
+        is gone or not a uv lock name is left out. This default probes the whole dirs and
+        keeps the named files; a backend that can look at one file alone does so."""
+        result = self.probe(list(dict.fromkeys(directory for directory, _ in files)))
+        paths = {entry_path(directory, name) for directory, name in files}
+        result.files = [item for item in result.files if item.path in paths]
+        return result
 
 
 def for_platform(platform: str = sys.platform, processes: ProcessTable | None = None) -> Backend:
