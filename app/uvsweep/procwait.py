@@ -63,6 +63,8 @@ class ProcessWaiter(ABC):
 
     def _report(self, pid: int) -> None:
         with self._lock:
+            if pid not in self._wanted:
+                return  # `watch` dropped it meanwhile: the caller no longer asks
             self._wanted.discard(pid)
         self.on_exit(pid)
 
