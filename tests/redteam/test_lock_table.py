@@ -122,6 +122,17 @@ def test_every_waiter_behind_our_locks_is_seen_while_other_locks_churn(tmp_path:
         remover.close_dir(dir_fd)
 
 
+def _tear_down(
+    late: subprocess.Popen[str], handoff: Handoff | None, old_fd: int, dir_fd: int
+) -> None:
+    stop(late)
+    if handoff is not None:
+        handoff.close()  # the old file's fd with it
+    else:
+        os.close(old_fd)
+    os.close(dir_fd)
+
+
 class _Blindfold(Syscalls):
     """The OS as a cleaner sees it when one process is invisible to it (another user's uv,
     for a cleaner that is not root): neither its fds nor its lock-table lines."""
@@ -194,12 +205,7 @@ def test_a_handoff_never_ends_while_someone_the_tables_miss_holds_the_old_file(
         left = run_handoffs([handoff], remover.calls, wait=5.0, check=remover.handoffs_in_use)
         assert left == [] and handoff.state == DONE
     finally:
-        stop(late)
-        if handoff is not None:
-            handoff.close()
-        else:
-            os.close(old_fd)
-        os.close(dir_fd)
+        _tear_down(late, handoff, old_fd, dir_fd)
 
 
 class _FdsHidden(Syscalls):
@@ -279,9 +285,4 @@ def test_a_waiter_that_queues_behind_our_confirming_lock_keeps_the_handoff_going
         assert not run_handoffs([handoff], remover.calls, wait=5, check=remover.handoffs_in_use)
         assert handoff.state == DONE
     finally:
-        stop(late)
-        if handoff is not None:
-            handoff.close()
-        else:
-            os.close(old_fd)
-        os.close(dir_fd)
+        _tear_down(late, handoff, old_fd, dir_fd)
