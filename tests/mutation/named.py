@@ -1,0 +1,143 @@
+"""The mutants issue 12 names, applied by hand: each must make its tests fail (not hang).
+
+    python tests/mutation/named.py [SCRATCH]
+
+Works on a copy of the tree (never the work tree), runs each mutant's tests with a timeout in a
+private PID namespace (as `run.sh`), and prints one line per mutant: KILLED (a test failed),
+HUNG (the timeout ended it: a test that hangs is not a kill) or SURVIVED. Needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FINDINGS = "tests/integration/test_protocol_findings.py"
+KILLS = "tests/integration/test_mutation_kills.py"
+POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+ROOT_WAITER_TEST = (
+    "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
+)
+
+#: (name, file, the text, its mutant, the tests that must fail)
+MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
+    (
+        "waiters re-checked while holding ignored (users() skips the lock table)",
+        POSIX_REMOVER,
+        "found = self.lock_users(targets)\n",
+        "found: dict[Target, Use] = {}\n",
+        [f"{FINDINGS}::{ROOT_WAITER_TEST}"],
+    ),
+    (
+        "old_in_use ignores lock-table entries",
+        POSIX_REMOVER,
+        "            if mine or unsure:\n                return True\n",
+        "            if False:\n                return True\n",
+        [f"{KILLS}::test_a_root_waiter_only_the_lock_table_shows_gets_a_handoff"],
+    ),
+    (
+        "lock_users drops entries whose device is unsure (the fallback)",
+        POSIX_REMOVER,
+        "use = self._use_of(mine + unsure)",
+        "use = self._use_of(mine)",
+        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+    ),
+    (
+        "old_in_use drops entries whose device is unsure (the fallback)",
+        POSIX_REMOVER,
+        "            if mine or unsure:\n",
+        "            if mine:\n",
+        [f"{KILLS}::test_after_the_unlink_an_entry_on_an_unsure_device_still_counts"],
+    ),
+    (
+        "LockTable.entries never returns unsure entries",
+        "app/uvsweep/probe/linux.py",
+        "return mine, [e for e in on_inode if (e.major, e.minor) != device]",
+        "return mine, []",
+        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+    ),
+    (
+        "still_named always true",
+        POSIX_REMOVER,
+        "return (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        "return True or (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        [f"{FINDINGS}::test_a_file_renamed_into_place_while_held_is_not_removed"],
+    ),
+    (
+        "O_NOFOLLOW removed",
+        "app/uvsweep/probe/posix.py",
+        '    | getattr(os, "O_NOFOLLOW", 0)\n',
+        "",
+        [f"{FINDINGS}::test_a_symlink_swapped_in_after_lstat_is_named_as_such"],
+    ),
+    (
+        "O_NONBLOCK removed",
+        "app/uvsweep/probe/posix.py",
+        '    | getattr(os, "O_NONBLOCK", 0)\n',
+        "",
+        [f"{FINDINGS}::test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover"],
+    ),
+]
+
+
+def _copy(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    for name in filter(None, files):
+        target = scratch / os.fsdecode(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / os.fsdecode(name), target)
+    scratch.chmod(0o755)
+
+
+def _run(scratch: Path, tests: list[str], timeout: float = 120.0) -> str:
+    env = {
+        **os.environ, "PYTHONPATH": str(scratch / "app"), "PYTHONDONTWRITEBYTECODE": "1",
+        "UVSWEEP_REQUIRE_SYSTEM": "1", "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": "1",
+    }  # fmt: skip
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "pytest", "-q",
+            "-p", "no:cacheprovider", *tests]  # fmt: skip
+    try:
+        done = subprocess.run(
+            argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout,
+            check=False, start_new_session=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "HUNG"
+    return "SURVIVED" if done.returncode == 0 else "KILLED"
+
+
+def main() -> int:
+    scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/uvsweep-mutation-named")
+    _copy(scratch)
+    every = sorted({test for *_, tests in MUTANTS for test in tests})
+    if _run(scratch, every) != "SURVIVED":
+        print("the unmutated tree fails these tests: no verdict")
+        return 1
+    worst = 0
+    for name, path, text, mutant, tests in MUTANTS:
+        source = scratch / path
+        original = source.read_text()
+        assert original.count(text) == 1, f"{name}: the text to mutate is not there once"
+        source.write_text(original.replace(text, mutant))
+        try:
+            began = time.monotonic()
+            verdict = _run(scratch, tests)
+        finally:
+            source.write_text(original)
+        worst = max(worst, verdict != "KILLED")
+        print(f"{verdict:8} {time.monotonic() - began:5.1f}s  {name}", flush=True)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
