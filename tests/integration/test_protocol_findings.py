@@ -113,13 +113,24 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         found.kill()
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` exists and has not exited: in a PID namespace whose init is this pytest,
+    an exited keeper stays a zombie (nobody reaps it), holding neither fds nor locks."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
 def wait_gone(pids: list[int], timeout: float = 15.0) -> None:
     """Keepers are detached: wait until they have exited (they must, once their users are)."""
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if os.path.exists(f"/proc/{pid}"):
+        if _running(pid):
             os.kill(pid, signal.SIGKILL)
             pytest.fail(f"keeper {pid} outlived the users of its old file")
 
@@ -543,9 +554,10 @@ def test_lock_lines_of_another_device_with_our_inode_are_not_ours(
         def _read_table(self):  # type: ignore[no-untyped-def]
             # our own lock line, as the real /proc/locks would show it now
             real = Path("/proc/locks").read_text()
+            pid = 2 if os.getpid() == 1 else 1  # another process (the suite may be pid 1)
             (fake / "locks").write_text(
-                real + f"90: FLOCK  ADVISORY  WRITE 1 {other}:{st.st_ino} 0 EOF\n"
-                f"90: -> FLOCK  ADVISORY  WRITE 1 {other}:{st.st_ino} 0 EOF\n"
+                real + f"90: FLOCK  ADVISORY  WRITE {pid} {other}:{st.st_ino} 0 EOF\n"
+                f"90: -> FLOCK  ADVISORY  WRITE {pid} {other}:{st.st_ino} 0 EOF\n"
             )
             return super()._read_table()
 
