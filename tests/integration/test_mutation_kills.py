@@ -256,3 +256,83 @@ def test_our_own_lock_teaches_the_device_and_a_second_lock_of_ours_does_not_conf
     neither = LockTable({}, {5: {(9, 1), (0, 38)}})
     assert neither.device_of(dev, 5, {}) == ((8, 1), False)
     assert LockTable({}, {}).device_of(dev, 5, {}) == ((8, 1), False)
+
+
+# ---- the scanner's reading of lock lines (probe/linux.py) ---------------------------------------
+
+
+def _scan(proc: Path, directory: Path) -> tuple[list[tuple[str, LockState]], list[str]]:
+    from uvsweep.probe.linux import LinuxBackend
+
+    found = LinuxBackend(proc=str(proc)).probe([str(directory)])
+    return [(f.name, f.state) for f in found.files], found.notes
+
+
+def _line(path: Path, major_shift: int, waiting: bool) -> str:
+    st = os.stat(path)
+    device = f"{os.major(st.st_dev) + major_shift:02x}:{os.minor(st.st_dev):02x}"
+    arrow = "-> " if waiting else ""
+    pid = 2 if os.getpid() == 1 else 1
+    return f"7: {arrow}FLOCK  ADVISORY  WRITE {pid} {device}:{st.st_ino} 0 EOF\n"
+
+
+def test_scan_a_lock_on_another_device_with_our_inode_number_is_not_ours(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `same_dev` matching every *other* device (`==` -> `!=` in `lock_entries`)."""
+    path = lockdir / A
+    path.touch()
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").write_text(_line(path, 1, waiting=False) + _line(path, 1, waiting=True))
+    assert _scan(fake, lockdir)[0] == [(A, LockState.ORPHANED)]
+
+
+def test_scan_a_waiter_on_our_device_counts_even_when_the_probe_finds_it_free(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `same_dev or ...` -> `same_dev and ...`: an entry on this very file is trusted
+    without the try-lock's word (its holder may have let go between the two looks)."""
+    path = lockdir / A
+    path.touch()
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").write_text(_line(path, 0, waiting=True))
+    assert _scan(fake, lockdir)[0] == [(A, LockState.WAITING)]
+
+
+def test_scan_with_an_unreadable_lock_table_says_so_and_still_probes(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills the scanner's `except OSError` around reading /proc/locks narrowed away."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    path.touch()
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").unlink()
+    (fake / "locks").mkdir()  # reading it fails with EISDIR
+    with child_with_file(path, lock=True):
+        files, notes = _scan(fake, lockdir)
+    assert files == [(A, LockState.HELD)]
+    assert any("locks unreadable" in note for note in notes)
+
+
+# ---- odd files are probed as the scanner would (remove/posix.py) ---------------------------------
+
+
+def test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `_probe_shared`'s same-file check inverted: a non-empty file whose holder only the
+    try-lock can see (the lock table unreadable) is `held`, as in `scan` (held wins)."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    path.write_text("x")
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").unlink()
+    (fake / "locks").mkdir()
+    with child_with_file(path, lock=True):
+        result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.HELD, "locked by a process the OS does not show")
+    ]

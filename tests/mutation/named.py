@@ -82,6 +82,49 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "",
         [f"{FINDINGS}::test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover"],
     ),
+    # survivors of the first cosmic-ray run, killed by new tests
+    (
+        "scanner: lock lines of every other device taken for this file's",
+        "app/uvsweep/probe/linux.py",
+        "e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))",
+        "e for e in entries if (e.major, e.minor) != (os.major(obs.dev), os.minor(obs.dev))",
+        [f"{KILLS}::test_scan_a_lock_on_another_device_with_our_inode_number_is_not_ours"],
+    ),
+    (
+        "scanner: a same-device entry trusted only with the try-lock's word",
+        "app/uvsweep/probe/linux.py",
+        "trusted = same_dev or (",
+        "trusted = same_dev and (",
+        [f"{KILLS}::test_scan_a_waiter_on_our_device_counts_even_when_the_probe_finds_it_free"],
+    ),
+    (
+        "scanner: an unreadable /proc/locks not caught",
+        "app/uvsweep/probe/linux.py",
+        "            self.table = read_locks(self.proc)\n        except OSError as err:",
+        "            self.table = read_locks(self.proc)\n        except ZeroDivisionError as err:",
+        [f"{KILLS}::test_scan_with_an_unreadable_lock_table_says_so_and_still_probes"],
+    ),
+    (
+        "own lock lines: the minor read in base 17",
+        "app/uvsweep/probe/linux.py",
+        "own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))",
+        "own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 17)))",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "odd files: the shared probe's same-file check inverted",
+        POSIX_REMOVER,
+        "!= (st.st_dev, st.st_ino):\n                return LockProbe.UNREADABLE",
+        "== (st.st_dev, st.st_ino):\n                return LockProbe.UNREADABLE",
+        [f"{KILLS}::test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd"],
+    ),
+    (
+        "batch size: the cap of 1024 files",
+        POSIX_REMOVER,
+        "return max(1, min(1024, ",
+        "return max(1, min(1025, ",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
 ]
 
 
