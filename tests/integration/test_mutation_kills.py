@@ -336,3 +336,70 @@ def test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd(
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.HELD, "locked by a process the OS does not show")
     ]
+
+
+def test_scan_describes_holders_from_the_proc_it_was_given(lockdir: Path, tmp_path: Path) -> None:
+    """Kills `processes or ProcessTable(proc=proc)` -> `and`: the holder is looked up in the
+    /proc the backend reads (a parent namespace's, say), not in ours."""
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    fake = _fake_proc(tmp_path)
+    pid = 4_000_000  # beyond any pid_max: only the given /proc has it
+    (fake / str(pid)).mkdir()
+    (fake / str(pid) / "comm").write_text("uv\n")
+    (fake / str(pid) / "cmdline").write_bytes(b"uv\0sync\0")
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    (fake / "locks").write_text(f"1: FLOCK  ADVISORY  WRITE {pid} {device}:{st.st_ino} 0 EOF\n")
+    from uvsweep.probe.linux import LinuxBackend
+
+    (found,) = LinuxBackend(proc=str(fake)).probe([str(lockdir)]).files
+    assert found.state is LockState.HELD
+    assert [(h.pid, h.name, h.cmdline) for h in found.holders] == [(pid, "uv", ("uv", "sync"))]
+
+
+class _NoKeeper:
+    """A keeper that cannot be started (no fork, no interpreter...)."""
+
+    def take(self, handoffs: object, view: object) -> int:
+        raise OSError("cannot start")
+
+
+def test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper(
+    lockdir: Path,
+) -> None:
+    """Kills `keeper_pid is not None and handoff in left` -> `or`: a handoff this run finished
+    itself is reported without a keeper (there is none: `pid None`)."""
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+    said: list[str] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child).startswith("opened")
+            super().unlink(target)
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if "could not start a keeper" in line:  # now the old file's user may be done
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("\n")
+                child.stdin.flush()
+
+    remover = OpenedDuringUnlink(keeper=_NoKeeper(), handoff_wait=0.0, progress=progress)
+    try:
+        result = remover.remove([str(lockdir)], Policy())
+    finally:
+        _stop(*children)
+    assert result.keepers == [] and result.handoffs == 1
+    assert any("could not start a keeper" in line for line in said)
+    ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
+    assert state is LockState.HELD and "keeper" not in reason, reason
+    assert reason.endswith("the lock was handed over to a new file at the name, which stays")

@@ -125,6 +125,34 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "return max(1, min(1025, ",
         ["tests/unit/test_protocol_parts.py"],
     ),
+    (
+        "lock lines: reading stops at the first line it cannot read",
+        "app/uvsweep/probe/linux.py",
+        "        except (IndexError, ValueError):\n            continue\n        table.setdefault",
+        "        except (IndexError, ValueError):\n            break\n        table.setdefault",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "scanner: holders looked up in our /proc, not the one given",
+        "app/uvsweep/probe/linux.py",
+        "super().__init__(processes or ProcessTable(proc=proc))",
+        "super().__init__(processes and ProcessTable(proc=proc))",
+        [f"{KILLS}::test_scan_describes_holders_from_the_proc_it_was_given"],
+    ),
+    (
+        "a handoff finished in-process reported as a keeper's",
+        POSIX_REMOVER,
+        "elif keeper_pid is not None and handoff in left:",
+        "elif keeper_pid is not None or handoff in left:",
+        [f"{KILLS}::test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper"],
+    ),
+    (
+        "macOS open files: the walk stops at our own pid",
+        POSIX_REMOVER,
+        "            if pid == me:\n                continue\n",
+        "            if pid == me:\n                break\n",
+        ["tests/unit/test_removers_other_os.py::test_darwin_remover_with_real_locks"],
+    ),
 ]
 
 

@@ -161,7 +161,8 @@ def test_darwin_backend_with_real_locks_and_injected_open_files(
     opened = str(lockdir / "uv-00000000000000cc.lock")
 
     def open_files() -> list[tuple[int, list[str] | None]]:
-        return [(1, [opened]), (2, None), (os.getpid(), [str(lockdir / NAME_A)])]
+        me = os.getpid()  # the others are not us (the suite may be pid 1 of a PID namespace)
+        return [(me + 1, [opened]), (me + 2, None), (me, [str(lockdir / NAME_A)])]
 
     result = DarwinBackend(open_files=open_files).probe([str(lockdir)])
     states = {item.name: item.state for item in result.files}

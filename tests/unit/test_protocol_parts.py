@@ -29,3 +29,15 @@ def test_a_batch_leaves_room_and_is_capped() -> None:
     assert batch_size_for(2072) == 1024
     assert batch_size_for(1_000_000) == 1024  # /proc/locks costs O(lines^2) to read
     assert batch_size_for(25) == 1 and batch_size_for(0) == 1
+
+
+def test_a_line_that_cannot_be_read_is_skipped_and_the_rest_read() -> None:
+    from uvsweep.probe.linux import parse_locks
+
+    text = (
+        "1: FLOCK  ADVISORY  WRITE notapid 00:2d:1 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 5 00:2d:2 0 EOF\n"
+        "3: FLOCK  ADVISORY  WRITE 6 00:2d 0 EOF\n"
+        "4: -> FLOCK  ADVISORY  WRITE 7 00:2d:2 0 EOF\n"
+    )
+    assert [(e.pid, e.waiting) for e in parse_locks(text)[2]] == [(5, False), (7, True)]

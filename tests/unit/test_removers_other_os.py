@@ -225,7 +225,8 @@ def test_darwin_remover_with_real_locks(lockdir: Path, hold: type[Holder]) -> No
     hold(lockdir / B)
 
     def open_files() -> list[tuple[int, list[str] | None]]:
-        return [(1, [str(lockdir / C)]), (2, None), (ME, [str(lockdir / A)])]
+        # other pids than ours (the suite may be pid 1 of a PID namespace)
+        return [(ME + 1, [str(lockdir / C)]), (ME + 2, None), (ME, [str(lockdir / A)])]
 
     result = DarwinRemover(open_files=open_files).remove([str(lockdir)], Policy())
     assert result.removed == [str(lockdir / A)]
