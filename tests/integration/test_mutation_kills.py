@@ -403,3 +403,78 @@ def test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper(
     ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
     assert state is LockState.HELD and "keeper" not in reason, reason
     assert reason.endswith("the lock was handed over to a new file at the name, which stays")
+
+
+# ---- a finding: a waiter that is not running is in neither table --------------------------------
+
+#: `nobody`'s cleaner: stops before its unlink and again before its handoffs, until told.
+_NOBODY_CLEANER_TWO_PAUSES = _NOBODY_CLEANER.replace(
+    "\nresult = PausedAtUnlink(",
+    """    def undo_all(self, pending, result):
+        print("handing over", flush=True)
+        sys.stdin.readline()
+        return super().undo_all(pending, result)
+
+result = PausedAtUnlink(""",
+)
+assert "handing over" in _NOBODY_CLEANER_TWO_PAUSES
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 follow-up (tests/MUTATION.md, 'A finding'): a waiter that is not running"
+    " (stopped, or just woken by our unlock and not yet scheduled) is in neither /proc/locks"
+    " nor, for a cleaner that is not root, the fds it can see",
+)
+def test_a_stopped_root_waiter_is_not_left_to_lock_the_old_inode_of_a_free_name(
+    sticky_dir: Path, nobody: tuple[int, int, str]
+) -> None:
+    """`nobody` cleans its file; root opens it in the unlink window and waits in flock, then is
+    stopped (SIGSTOP ends its flock call, to be restarted on SIGCONT). While it is stopped it is
+    in no table `nobody` can read, so the handoff finds the old inode unused, drops its lock and
+    leaves the name free; once root runs again it locks the unlinked inode, and a new uv at the
+    name would hold "the" lock at the same time."""
+    uid, gid, python = nobody
+    path = sticky_dir / A
+    path.touch()
+    os.chown(path, uid, gid)
+    path.chmod(0o666)
+    old_ino = path.stat().st_ino
+    code = _NOBODY_CLEANER_TWO_PAUSES.format(app=APP_DIR, directory=str(sticky_dir))
+    cleaner = subprocess.Popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c", code],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    waiter: subprocess.Popen[str] | None = None
+    try:
+        assert cleaner.stdin is not None
+        assert _readline(cleaner) == "unlinking"
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", _ROOT_WAITER, str(path)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        assert waiter.stdin is not None
+        assert _readline(waiter) == f"opened {old_ino}"
+        deadline = time.monotonic() + 20
+        while not _waiting_on(old_ino) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cleaner.stdin.write("\n")
+        cleaner.stdin.flush()
+        assert _readline(cleaner) == "handing over"  # it saw root waiting after the unlink
+        os.kill(waiter.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 20
+        while _waiting_on(old_ino) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not _waiting_on(old_ino), "a stopped waiter stays in /proc/locks after all"
+        cleaner.stdin.write("\n")
+        cleaner.stdin.flush()
+        report = json.loads(_readline(cleaner))
+        os.kill(waiter.pid, signal.SIGCONT)
+        assert _readline(waiter) == "locked"  # root holds the old, unlinked inode
+        assert path.exists() and flock_held(path), (
+            f"the name is free while root holds its old inode: {report}"
+        )
+    finally:
+        if waiter is not None and waiter.poll() is None:
+            os.kill(waiter.pid, signal.SIGCONT)
+        _stop(cleaner, waiter)
