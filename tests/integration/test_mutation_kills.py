@@ -48,7 +48,8 @@ def _stop(*children: subprocess.Popen[str] | None) -> None:
             continue
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
+        if child.stdout is None or not child.stdout.closed:  # not stopped already
+            child.communicate()
 
 
 def _waiting_on(ino: int) -> bool:
@@ -478,3 +479,114 @@ def test_a_stopped_root_waiter_is_not_left_to_lock_the_old_inode_of_a_free_name(
         if waiter is not None and waiter.poll() is None:
             os.kill(waiter.pid, signal.SIGCONT)
         _stop(cleaner, waiter)
+
+
+def test_an_lstat_error_is_reported_with_the_os_message_alone(lockdir: Path) -> None:
+    """Kills `_error`'s `if what` inverted: the message is the OS's, with no stray prefix."""
+    (lockdir / A).touch()
+
+    def refusing(name: str, dir_fd: int) -> os.stat_result:
+        raise PermissionError(13, "Permission denied")
+
+    result = LinuxRemover(lstat=refusing).remove([str(lockdir)], Policy())
+    assert [(e.path, e.message) for e in result.errors] == [(str(lockdir / A), "Permission denied")]
+
+
+def test_root_sees_every_process(lockdir: Path) -> None:
+    """Kills `hidden = 0` -> `1` in `walk_fds`: nothing is hidden from root (a note would
+    otherwise say some processes could not be looked at)."""
+    need(os.geteuid() == 0, "root, to see every process's fds")
+    (lockdir / A).touch()
+    result = LinuxRemover().remove([str(lockdir)], Policy())
+    assert result.removed == [str(lockdir / A)] and result.hidden_processes == 0
+
+
+def test_a_use_gone_by_the_handoff_leaves_the_file_removed(lockdir: Path) -> None:
+    """Kills `released_unused = True` -> `False`, and `continue` -> `break` after such a file in
+    `Remover._batch`: when the process seen after the unlink is already done with the old file
+    at the handoff's first round, nothing is handed over and the file counts as removed (every
+    such file of the batch)."""
+    from uvsweep.remove import Use
+
+    path = lockdir / A
+    path.touch()
+    other = lockdir / "uv-00000000000000bb.lock"
+    other.touch()
+
+    class SeenOnceAfterTheUnlink(LinuxRemover):
+        rounds = 0
+
+        def users(self, targets, result):  # type: ignore[no-untyped-def]
+            self.rounds += 1
+            found = super().users(targets, result)
+            if self.rounds == 2:  # after the unlink: a process that has let go again since
+                found = {t: Use(LockState.OPEN, []) for t in targets}
+            return found
+
+    result = SeenOnceAfterTheUnlink().remove([str(lockdir)], Policy())
+    assert result.removed == [str(path), str(other)] and result.handoffs == 0
+    assert result.skipped == [] and not path.exists() and not other.exists()
+
+
+_OPENER = (
+    "import os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY);"
+    " print('opened', flush=True); time.sleep(120)"
+)
+
+
+def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(lockdir: Path) -> None:
+    """Kills the keeper's loop ending after one round (`run`'s `stop` default `lambda: True`):
+    the keeper goes on holding the name's new file for as long as the old file is open."""
+    from tests.integration.test_protocol_findings import _running, wait_gone
+
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    keepers: list[int] = []
+    try:
+        result = OpenedDuringUnlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
+        keepers = result.keepers
+        assert len(keepers) == 1 and result.handoffs == 1
+        deadline = time.monotonic() + 3  # many of its rounds (one each 0.1 s)
+        while _running(keepers[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _running(keepers[0]), "the keeper left while the old file is still open"
+        assert flock_held(path), "the name's new file is not locked while the old one is open"
+        _stop(*children)  # the old file's last user goes...
+        wait_gone(keepers)  # ...and so does the keeper
+        assert not flock_held(path)
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch(lockdir: Path) -> None:
+    """Kills `continue` -> `break` after a refused unlink in `Remover._batch`: the files after it
+    in the batch are still removed."""
+    refused = lockdir / A
+    refused.touch()
+    later = lockdir / "uv-00000000000000bb.lock"
+    later.touch()
+
+    class RefusingOne(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            if target.name == A:
+                raise PermissionError(1, "Operation not permitted")
+            super().unlink(target)
+
+    result = RefusingOne().remove([str(lockdir)], Policy())
+    assert result.removed == [str(later)] and refused.exists() and not later.exists()
+    assert [(s.path, s.state) for s in result.skipped] == [(str(refused), LockState.ORPHANED)]

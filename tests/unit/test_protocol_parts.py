@@ -3,6 +3,8 @@ our own lock lines (the device a file is printed with) and the batch size."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from uvsweep.probe.linux import parse_lock_table
 from uvsweep.remove.posix import batch_size_for
 
@@ -38,6 +40,66 @@ def test_a_line_that_cannot_be_read_is_skipped_and_the_rest_read() -> None:
         "1: FLOCK  ADVISORY  WRITE notapid 00:2d:1 0 EOF\n"
         "2: FLOCK  ADVISORY  WRITE 5 00:2d:2 0 EOF\n"
         "3: FLOCK  ADVISORY  WRITE 6 00:2d 0 EOF\n"
+        "garbage\n"
         "4: -> FLOCK  ADVISORY  WRITE 7 00:2d:2 0 EOF\n"
     )
     assert [(e.pid, e.waiting) for e in parse_locks(text)[2]] == [(5, False), (7, True)]
+
+
+def _fd_limit_raised_to(soft: int, hard: int) -> tuple[int, int]:
+    """(what raise_fd_limit returns, the soft limit after it) in a child started at soft/hard."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from tests.conftest import APP_DIR
+
+    code = (
+        "import resource; from uvsweep.remove.posix import raise_fd_limit;"
+        " print(raise_fd_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": APP_DIR},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+    )  # fmt: skip
+    got, now = done.stdout.split()
+    return int(got), int(now)
+
+
+def test_the_fd_limit_is_raised_towards_8192_never_past_the_hard_limit_never_lowered() -> None:
+    import resource
+
+    from tests.conftest import need
+
+    need(
+        resource.getrlimit(resource.RLIMIT_NOFILE)[1] >= 9000,
+        "a hard open-file limit of 9000 or more (`ulimit -Hn`) to start children below it",
+    )
+    assert _fd_limit_raised_to(1024, 4096) == (4096, 4096)
+    assert _fd_limit_raised_to(1024, 9000) == (8192, 8192)
+    assert _fd_limit_raised_to(9000, 9000) == (9000, 9000)
+
+
+def test_where_processes_are_hidden_only_private_dirs_are_cleaned(tmp_path: Path) -> None:
+    """`Policy.kept_by_visibility` (hidepid): a dir only we can enter is fine, any other is not;
+    the answer is worked out once per dir."""
+    from uvsweep.remove import Policy, dir_is_private
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    assert dir_is_private(str(private)) and not dir_is_private(str(shared))
+    assert not dir_is_private(str(tmp_path / "missing"))
+    policy = Policy(private_dirs_only="hidepid=2 hides other users' processes")
+    for _twice in range(2):
+        assert policy.kept_by_visibility(str(private), None) is None
+        why = policy.kept_by_visibility(str(shared), None)
+        assert why is not None and why.startswith("another user's process could have it open")
+    shared.chmod(0o700)  # asked once per dir and run: the first answer stands
+    assert policy.kept_by_visibility(str(shared), None) is not None
+    assert Policy().kept_by_visibility(str(shared), None) is None

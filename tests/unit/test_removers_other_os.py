@@ -225,8 +225,8 @@ def test_darwin_remover_with_real_locks(lockdir: Path, hold: type[Holder]) -> No
     hold(lockdir / B)
 
     def open_files() -> list[tuple[int, list[str] | None]]:
-        # other pids than ours (the suite may be pid 1 of a PID namespace)
-        return [(ME + 1, [str(lockdir / C)]), (ME + 2, None), (ME, [str(lockdir / A)])]
+        # ours first, then others (the suite may be pid 1 of a PID namespace)
+        return [(ME, [str(lockdir / A)]), (ME + 1, [str(lockdir / C)]), (ME + 2, None)]
 
     result = DarwinRemover(open_files=open_files).remove([str(lockdir)], Policy())
     assert result.removed == [str(lockdir / A)]
