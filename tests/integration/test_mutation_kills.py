@@ -534,9 +534,19 @@ _OPENER = (
 )
 
 
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(lockdir: Path) -> None:
-    """Kills the keeper's loop ending after one round (`run`'s `stop` default `lambda: True`):
-    the keeper goes on holding the name's new file for as long as the old file is open."""
+    """Kills the keeper's loop ending after one round (`run`'s `stop` default `lambda: True`, a
+    negative poll interval), the new file's mode other than 0666, and `Keeper.take` closing an
+    fd that is not its own (`ready_w = -1` -> `0`): the keeper goes on holding the name's new
+    file for as long as the old file is open."""
     from tests.integration.test_protocol_findings import _running, wait_gone
 
     path = lockdir / A
@@ -554,10 +564,13 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(lockdir: P
             super().unlink(target)
 
     keepers: list[int] = []
+    stdin_open = _fd_open(0)
     try:
         result = OpenedDuringUnlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
         keepers = result.keepers
         assert len(keepers) == 1 and result.handoffs == 1
+        assert _fd_open(0) == stdin_open, "starting the keeper closed our fd 0"
+        assert (path.stat().st_mode & 0o7777) == 0o666, "the new file is not uv's 0666"
         deadline = time.monotonic() + 3  # many of its rounds (one each 0.1 s)
         while _running(keepers[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -590,3 +603,37 @@ def test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch(lockdir: Path) 
     result = RefusingOne().remove([str(lockdir)], Policy())
     assert result.removed == [str(later)] and refused.exists() and not later.exists()
     assert [(s.path, s.state) for s in result.skipped] == [(str(refused), LockState.ORPHANED)]
+
+
+def test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash(lockdir: Path) -> None:
+    """Kills `still_named` letting the lstat error through (`except OSError` narrowed): the name
+    gone between our lock and our re-check (another cleaner) is a skip, never a traceback."""
+    path = lockdir / A
+    path.touch()
+
+    class RemovedDuringHold(LinuxRemover):
+        def users(self, targets, result):  # type: ignore[no-untyped-def]
+            found = super().users(targets, result)
+            if path.exists():
+                path.unlink()
+            return found
+
+    result = RemovedDuringHold().remove([str(lockdir)], Policy())
+    assert result.removed == [] and result.errors == []
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "replaced while it was being removed")
+    ]
+
+
+def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Path) -> None:
+    """Kills the keeper's `except (..., OSError)` narrowed and its exit status changed: a job it
+    cannot take (here: its ready fd is not open) is logged, and the keeper exits 2."""
+    job = json.dumps({"view": {"platform": "linux"}, "ready_fd": 987, "handoffs": []})
+    env = {**os.environ, "PYTHONPATH": APP_DIR, "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = subprocess.run(
+        [sys.executable, "-m", "uvsweep", "_keeper", job], capture_output=True, text=True,
+        env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (log,) = (tmp_path / "state").rglob("keeper.log")
+    assert "cannot start" in log.read_text() and "Traceback" not in done.stderr

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
 ROOT_WAITER_TEST = (
     "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
 )
@@ -207,7 +208,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/remove/handoff.py",
         "    stop: Callable[[], bool] = lambda: False,",
         "    stop: Callable[[], bool] = lambda: True,",
-        [f"{KILLS}::test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"],
+        [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
         "batch: the files after one nobody needed are not reported",
@@ -243,6 +244,55 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ")  # fmt: skip\n                        continue\n                    unlinked",
         ")  # fmt: skip\n                        break\n                    unlinked",
         [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
+    ),
+    (
+        "still_named lets an lstat error through",
+        POSIX_REMOVER,
+        "            st = self.lstat(target.name, target.dir_handle)\n        except OSError:",
+        "            st = self.lstat(target.name, target.dir_handle)\n        except KeyError:",
+        [f"{KILLS}::test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash"],
+    ),
+    (
+        "keeper: a job it cannot take is a traceback, not a log line",
+        "app/uvsweep/remove/handoff.py",
+        "except (IndexError, KeyError, TypeError, ValueError, OSError) as err:",
+        "except (IndexError, KeyError, TypeError, ValueError) as err:",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "keeper: exit status 3 for a job it cannot take",
+        "app/uvsweep/remove/handoff.py",
+        '        _log(f"cannot start: {err}")\n        return 2',
+        '        _log(f"cannot start: {err}")\n        return 3',
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "handoff: the new file made 0667",
+        "app/uvsweep/remove/handoff.py",
+        "LOCK_FILE_MODE = 0o666",
+        "LOCK_FILE_MODE = 0o667",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper start: fd 0 closed after the ready pipe",
+        "app/uvsweep/remove/handoff.py",
+        "            ready_w = -1\n",
+        "            ready_w = -0\n",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper: a negative poll interval",
+        "app/uvsweep/remove/handoff.py",
+        "wait=None, limit=0.1)",
+        "wait=None, limit=-0.9)",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "minimum age: a file exactly that old kept",
+        "app/uvsweep/remove/__init__.py",
+        "        if age >= self.min_age:",
+        "        if age > self.min_age:",
+        ["tests/unit/test_protocol_parts.py"],
     ),
 ]
 

@@ -103,3 +103,11 @@ def test_where_processes_are_hidden_only_private_dirs_are_cleaned(tmp_path: Path
     shared.chmod(0o700)  # asked once per dir and run: the first answer stands
     assert policy.kept_by_visibility(str(shared), None) is not None
     assert Policy().kept_by_visibility(str(shared), None) is None
+
+
+def test_a_file_exactly_the_minimum_age_is_old_enough() -> None:
+    from uvsweep.remove import Policy
+
+    assert Policy(min_age=60).too_young(60.0) is None
+    assert Policy(min_age=60).too_young(59.9) is not None
+    assert Policy().too_young(0.0) is None
