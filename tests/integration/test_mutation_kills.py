@@ -542,11 +542,15 @@ def _fd_open(fd: int) -> bool:
     return True
 
 
-def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(lockdir: Path) -> None:
+def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kills the keeper's loop ending after one round (`run`'s `stop` default `lambda: True`, a
     negative poll interval), the new file's mode other than 0666, and `Keeper.take` closing an
-    fd that is not its own (`ready_w = -1` -> `0`): the keeper goes on holding the name's new
-    file for as long as the old file is open."""
+    fd that is not its own (`ready_w = -1` -> `0`), and its log rotated at every line or never
+    written: the keeper goes on holding the name's new file for as long as the old file is open,
+    and says so in its log."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
     from tests.integration.test_protocol_findings import _running, wait_gone
 
     path = lockdir / A
@@ -579,6 +583,9 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(lockdir: P
         _stop(*children)  # the old file's last user goes...
         wait_gone(keepers)  # ...and so does the keeper
         assert not flock_held(path)
+        (log,) = (tmp_path / "state").rglob("keeper.log")
+        lines = log.read_text().splitlines()
+        assert [line.split(": ", 1)[1].split(" ")[0] for line in lines] == ["keeping", "done"]
     finally:
         _stop(*children)
         for pid in keepers:
@@ -637,3 +644,73 @@ def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Pat
     assert done.returncode == 2, done.stderr
     (log,) = (tmp_path / "state").rglob("keeper.log")
     assert "cannot start" in log.read_text() and "Traceback" not in done.stderr
+
+
+def test_a_waiter_alone_in_the_table_is_named_in_the_reason(lockdir: Path, tmp_path: Path) -> None:
+    """Kills `holders or waiters or openers` -> `holders or waiters and openers` when a skip is
+    described: a waiter whose holder is hidden is still named."""
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    fake = _fake_proc(tmp_path)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    me = os.getpid()  # a waiting line of ours is somebody else's as far as the table goes
+    (fake / "locks").write_text(f"1: -> FLOCK  ADVISORY  WRITE {me} {device}:{st.st_ino} 0 EOF\n")
+    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
+    assert state is LockState.WAITING and f"pid {me} " in reason, reason
+
+
+def test_a_file_unlinked_under_our_eyes_is_gone_not_odd(lockdir: Path) -> None:
+    """Kills `st_nlink == 0` -> `== -1` after lstat: a regular file with no link left (another
+    cleaner unlinked it during our lstat) is simply gone, not "a hard link (0 links)"."""
+    (lockdir / A).touch()
+
+    def no_links(name: str, dir_fd: int) -> os.stat_result:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, 0, *tuple(st)[4:10]))
+
+    result = LinuxRemover(lstat=no_links).remove([str(lockdir)], Policy())
+    assert (result.removed, result.skipped, result.errors) == ([], [], [])
+
+
+def test_a_file_unlinked_between_our_open_and_fstat_is_gone_not_odd(lockdir: Path) -> None:
+    """Kills `found.st_nlink == 0` -> `== -1` after the open: the file another cleaner unlinked
+    right after our open is gone, not "changed while it was being checked"."""
+    from uvsweep.probe.posix import Syscalls
+
+    (lockdir / A).touch()
+
+    class AnotherCleaner(Syscalls):
+        def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+            fd = super().open(name, flags, mode, dir_fd=dir_fd)
+            if name == A and dir_fd is not None:
+                os.unlink(name, dir_fd=dir_fd)
+            return fd
+
+    result = LinuxRemover(calls=AnotherCleaner()).remove([str(lockdir)], Policy())
+    assert (result.removed, result.skipped, result.errors) == ([], [], [])
+
+
+def test_a_file_another_cleaner_removed_first_does_not_stop_the_batch(lockdir: Path) -> None:
+    """Kills `continue` -> `break` after `FileNotFoundError` from our unlink."""
+    first = lockdir / A
+    first.touch()
+    later = lockdir / "uv-00000000000000bb.lock"
+    later.touch()
+
+    class RemovedFirst(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            if target.name == A:
+                os.unlink(target.path)
+                raise FileNotFoundError(2, "No such file or directory")
+            super().unlink(target)
+
+    result = RemovedFirst().remove([str(lockdir)], Policy())
+    assert result.removed == [str(later)] and result.skipped == [] and not later.exists()
+
+
+def test_nothing_to_remove_hides_nothing(lockdir: Path) -> None:
+    """Kills `RemoveResult.hidden_processes` starting at -1 (or 1)."""
+    result = LinuxRemover().remove([str(lockdir)], Policy())
+    assert result.hidden_processes == 0 and result.removed == []

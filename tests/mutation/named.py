@@ -294,6 +294,118 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        if age > self.min_age:",
         ["tests/unit/test_protocol_parts.py"],
     ),
+    (
+        "skip reasons: a waiter alone not named",
+        POSIX_REMOVER,
+        "who = item.holders or item.waiters or item.openers",
+        "who = item.holders or item.waiters and item.openers",
+        [f"{KILLS}::test_a_waiter_alone_in_the_table_is_named_in_the_reason"],
+    ),
+    (
+        "lstat: a file with no link left taken for an odd one",
+        POSIX_REMOVER,
+        "if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:",
+        "if stat.S_ISREG(st.st_mode) and st.st_nlink == -1:",
+        [f"{KILLS}::test_a_file_unlinked_under_our_eyes_is_gone_not_odd"],
+    ),
+    (
+        "fstat: a file unlinked after our open taken for a changed one",
+        POSIX_REMOVER,
+        "            if found.st_nlink == 0:",
+        "            if found.st_nlink == -1:",
+        [f"{KILLS}::test_a_file_unlinked_between_our_open_and_fstat_is_gone_not_odd"],
+    ),
+    (
+        "batch: a file removed by someone else first stops the batch",
+        "app/uvsweep/remove/__init__.py",
+        "continue  # someone else removed it first",
+        "break  # someone else removed it first",
+        [f"{KILLS}::test_a_file_another_cleaner_removed_first_does_not_stop_the_batch"],
+    ),
+    (
+        "result: hidden processes start at -1",
+        "app/uvsweep/remove/__init__.py",
+        "self.hidden_processes = 0  # processes",
+        "self.hidden_processes = -1  # processes",
+        [f"{KILLS}::test_nothing_to_remove_hides_nothing"],
+    ),
+    (
+        "macOS open files: the walk stops at the first hidden process",
+        POSIX_REMOVER,
+        "                hidden += 1\n                continue\n",
+        "                hidden += 1\n                break\n",
+        ["tests/unit/test_removers_other_os.py::test_darwin_remover_with_real_locks"],
+    ),
+    (
+        "fd walk: our own pid taken from the wrong side",
+        "app/uvsweep/probe/linux.py",
+        "me = calls.getpid() if own_pid is None else own_pid",
+        "me = calls.getpid() if own_pid is not None else own_pid",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first process it may not look at",
+        "app/uvsweep/probe/linux.py",
+        "            hidden += 1\n            continue\n",
+        "            hidden += 1\n            break\n",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first process gone meanwhile",
+        "app/uvsweep/probe/linux.py",
+        "continue  # exited meanwhile",
+        "break  # exited meanwhile",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: a process gone meanwhile is an error",
+        "app/uvsweep/probe/linux.py",
+        "        except OSError:\n            continue  # exited meanwhile",
+        "        except KeyError:\n            continue  # exited meanwhile",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first fd gone meanwhile",
+        "app/uvsweep/probe/linux.py",
+        "calls.readlink(link)\n            except OSError:\n                continue",
+        "calls.readlink(link)\n            except OSError:\n                break",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "backoff: the clock given ignored",
+        "app/uvsweep/remove/__init__.py",
+        "clock = calls or _RealClock()",
+        "clock = calls and _RealClock()",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "backoff: intervals halved",
+        "app/uvsweep/remove/__init__.py",
+        "delay = min(limit, delay * 2)",
+        "delay = min(limit, delay / 2)",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "keeper log: rotated at every line",
+        "app/uvsweep/remove/handoff.py",
+        "os.path.getsize(path) > 256 * 1024",
+        "os.path.getsize(path) > 256 / 1024",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: never written to a new file",
+        "app/uvsweep/remove/handoff.py",
+        "if os.path.exists(path) and os.path.getsize(path)",
+        "if not os.path.exists(path) and os.path.getsize(path)",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "hidepid policy: a dir we cannot stat counts as private",
+        "app/uvsweep/remove/__init__.py",
+        "    except OSError:\n        return False\n    return st.st_uid == os.geteuid()",
+        "    except OSError:\n        return True\n    return st.st_uid == os.geteuid()",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
 ]
 
 
@@ -311,7 +423,7 @@ def _copy(scratch: Path) -> None:
     scratch.chmod(0o755)
 
 
-def _run(scratch: Path, tests: list[str], timeout: float = 120.0) -> str:
+def _run(scratch: Path, tests: list[str], timeout: float = 120.0, show: bool = False) -> str:
     env = {
         **os.environ, "PYTHONPATH": str(scratch / "app"), "PYTHONDONTWRITEBYTECODE": "1",
         "UVSWEEP_REQUIRE_SYSTEM": "1", "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": "1",
@@ -325,6 +437,8 @@ def _run(scratch: Path, tests: list[str], timeout: float = 120.0) -> str:
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return "HUNG"
+    if show and done.returncode != 0:
+        print(done.stdout[-3000:])
     return "SURVIVED" if done.returncode == 0 else "KILLED"
 
 
@@ -332,7 +446,7 @@ def main() -> int:
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/uvsweep-mutation-named")
     _copy(scratch)
     every = sorted({test for *_, tests in MUTANTS for test in tests})
-    if _run(scratch, every) != "SURVIVED":
+    if _run(scratch, every, show=True) != "SURVIVED":
         print("the unmutated tree fails these tests: no verdict")
         return 1
     worst = 0

@@ -111,3 +111,64 @@ def test_a_file_exactly_the_minimum_age_is_old_enough() -> None:
     assert Policy(min_age=60).too_young(60.0) is None
     assert Policy(min_age=60).too_young(59.9) is not None
     assert Policy().too_young(0.0) is None
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_backoff_doubles_from_1ms_to_50ms_on_the_clock_it_is_given() -> None:
+    from itertools import islice
+
+    from uvsweep.remove import backoff
+
+    clock = _FakeClock()
+    waited = list(islice(backoff(calls=clock), 9))
+    assert clock.slept == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05]
+    assert waited[0] == 0 and abs(waited[-1] - sum(clock.slept)) < 1e-9
+
+
+def test_the_fd_walk_skips_us_counts_the_hidden_and_goes_past_every_failure() -> None:
+    """`walk_fds` over a /proc that refuses one process, lost another, and one of whose fds
+    vanished: the walk goes on to the process that has our file open."""
+    import os
+
+    from uvsweep.probe.linux import walk_fds
+    from uvsweep.probe.posix import Syscalls
+
+    name = "uv-00000000000000aa.lock"
+    real = os.stat("/")
+    key = (real.st_dev, real.st_ino)
+
+    class FakeProc(Syscalls):
+        def list_dir(self, where: int | str) -> list[str]:
+            if where == "/p/1/fd":
+                raise PermissionError(13, "Permission denied")
+            if where == "/p/2/fd":
+                raise FileNotFoundError(2, "No such file or directory")
+            return ["0", "1"]
+
+        def readlink(self, path: str) -> str:
+            if path.endswith("/0"):
+                raise FileNotFoundError(2, "No such file or directory")
+            return f"/tmp/{name} (deleted)"
+
+        def stat(self, path: str) -> os.stat_result:
+            return real
+
+        def getpid(self) -> int:
+            return 4
+
+    calls = FakeProc()
+    assert walk_fds("/p", [1, 2, 3, 4], {name}, {key}, calls, own_pid=7) == ({key: [3, 4]}, 1)
+    # without own_pid, we are the pid the OS gives us (4 here), and never count
+    assert walk_fds("/p", [1, 2, 3, 4], {name}, {key}, calls) == ({key: [3]}, 1)

@@ -225,8 +225,8 @@ def test_darwin_remover_with_real_locks(lockdir: Path, hold: type[Holder]) -> No
     hold(lockdir / B)
 
     def open_files() -> list[tuple[int, list[str] | None]]:
-        # ours first, then others (the suite may be pid 1 of a PID namespace)
-        return [(ME, [str(lockdir / A)]), (ME + 1, [str(lockdir / C)]), (ME + 2, None)]
+        # ours first, a hidden one, then another (the suite may be pid 1 of a PID namespace)
+        return [(ME, [str(lockdir / A)]), (ME + 2, None), (ME + 1, [str(lockdir / C)])]
 
     result = DarwinRemover(open_files=open_files).remove([str(lockdir)], Policy())
     assert result.removed == [str(lockdir / A)]
