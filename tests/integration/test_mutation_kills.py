@@ -714,3 +714,25 @@ def test_nothing_to_remove_hides_nothing(lockdir: Path) -> None:
     """Kills `RemoveResult.hidden_processes` starting at -1 (or 1)."""
     result = LinuxRemover().remove([str(lockdir)], Policy())
     assert result.hidden_processes == 0 and result.removed == []
+
+
+def test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash(lockdir: Path) -> None:
+    """Kills `except FileNotFoundError` narrowed after lstat (a vanished file reported as an
+    error), and `_probe_shared`'s `except OSError` narrowed (an odd file gone before its probe
+    ends the run with a traceback)."""
+    (lockdir / A).touch()
+    odd = lockdir / "uv-00000000000000bb.lock"
+    odd.write_text("x")
+
+    def vanishing(name: str, dir_fd: int) -> os.stat_result:
+        if name == A:
+            raise FileNotFoundError(2, "No such file or directory")
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        os.unlink(name, dir_fd=dir_fd)  # gone before the shared probe opens it
+        return st
+
+    result = LinuxRemover(lstat=vanishing).remove([str(lockdir)], Policy())
+    assert result.errors == [] and result.removed == []
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "not empty (1 bytes)")
+    ]

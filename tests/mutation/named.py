@@ -406,6 +406,55 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    except OSError:\n        return True\n    return st.st_uid == os.geteuid()",
         ["tests/unit/test_protocol_parts.py"],
     ),
+    (
+        "fd limit: the wanted limit returned, not the one set",
+        POSIX_REMOVER,
+        "return wanted if soft == resource.RLIM_INFINITY else soft",
+        "return wanted if soft != resource.RLIM_INFINITY else soft",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "lstat: a vanished file reported as an error",
+        POSIX_REMOVER,
+        "            st = self.lstat(name, dir_handle)\n        except FileNotFoundError:",
+        "            st = self.lstat(name, dir_handle)\n        except KeyError:",
+        [f"{KILLS}::test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash"],
+    ),
+    (
+        "odd files: an open error in the shared probe is a traceback",
+        POSIX_REMOVER,
+        "            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_fd)\n        except OSError:",
+        "            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_fd)\n        except KeyError:",
+        [f"{KILLS}::test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash"],
+    ),
+    (
+        "keeper: the old file's device read from the wrong field",
+        POSIX_REMOVER,
+        '(int(item["old_key"][0]), int(item["old_key"][1]))',
+        '(int(item["old_key"][-1]), int(item["old_key"][1]))',
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: never written",
+        "app/uvsweep/remove/handoff.py",
+        "    if path is None:\n        return\n",
+        "    if path is not None:\n        return\n",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "batch size: 23 fds to spare",
+        POSIX_REMOVER,
+        "(fd_limit - in_use - 24) // 2",
+        "(fd_limit - in_use - 23) // 2",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "hidepid policy: others' execute bit ignored",
+        "app/uvsweep/remove/__init__.py",
+        "st.st_mode & 0o077 == 0",
+        "st.st_mode & 0o076 == 0",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
 ]
 
 

@@ -26,7 +26,7 @@ def test_our_own_lock_lines_give_their_device_in_hex() -> None:
 
 def test_a_batch_leaves_room_and_is_capped() -> None:
     # two fds per file at most (the file and, in a handoff, its next generation), 24 spare
-    assert batch_size_for(1024) == 500
+    assert batch_size_for(1024) == 500 and batch_size_for(1025) == 500
     assert batch_size_for(1024, in_use=100) == 450
     assert batch_size_for(2072) == 1024
     assert batch_size_for(1_000_000) == 1024  # /proc/locks costs O(lines^2) to read
@@ -93,7 +93,11 @@ def test_where_processes_are_hidden_only_private_dirs_are_cleaned(tmp_path: Path
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o755)
+    enterable = tmp_path / "enterable"
+    enterable.mkdir()
+    enterable.chmod(0o701)  # others may not list it, but may open a file in it by name
     assert dir_is_private(str(private)) and not dir_is_private(str(shared))
+    assert not dir_is_private(str(enterable))
     assert not dir_is_private(str(tmp_path / "missing"))
     policy = Policy(private_dirs_only="hidepid=2 hides other users' processes")
     for _twice in range(2):
