@@ -423,8 +423,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "odd files: an open error in the shared probe is a traceback",
         POSIX_REMOVER,
-        "            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_fd)\n        except OSError:",
-        "            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_fd)\n        except KeyError:",
+        "OPEN_FLAGS, dir_fd=dir_fd)\n        except OSError:\n            return LockProbe",
+        "OPEN_FLAGS, dir_fd=dir_fd)\n        except KeyError:\n            return LockProbe",
         [f"{KILLS}::test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash"],
     ),
     (
