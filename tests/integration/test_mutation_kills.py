@@ -736,3 +736,22 @@ def test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash(lockdir: Path) 
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.SUSPICIOUS, "not empty (1 bytes)")
     ]
+
+
+def test_a_file_we_may_not_open_says_why(lockdir: Path) -> None:
+    """Kills `err.strerror or ""` -> `and`: an open refused for another reason than a symlink
+    gives the OS's reason."""
+    from uvsweep.probe.posix import Syscalls
+
+    (lockdir / A).touch()
+
+    class Refusing(Syscalls):
+        def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+            if name == A:
+                raise PermissionError(13, "Permission denied")
+            return super().open(name, flags, mode, dir_fd=dir_fd)
+
+    result = LinuxRemover(calls=Refusing()).remove([str(lockdir)], Policy())
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "unreadable, its lock cannot be checked: Permission denied")
+    ]

@@ -455,6 +455,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "st.st_mode & 0o076 == 0",
         ["tests/unit/test_protocol_parts.py"],
     ),
+    (
+        "an open refused: the OS's reason dropped",
+        POSIX_REMOVER,
+        'else (err.strerror or "")',
+        'else (err.strerror and "")',
+        [f"{KILLS}::test_a_file_we_may_not_open_says_why"],
+    ),
 ]
 
 
