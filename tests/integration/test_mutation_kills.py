@@ -633,10 +633,14 @@ def test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash(lockdir: Path
 
 
 def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Path) -> None:
-    """Kills the keeper's `except (..., OSError)` narrowed and its exit status changed: a job it
-    cannot take (here: its ready fd is not open) is logged, and the keeper exits 2."""
+    """Kills the keeper's `except (..., OSError)` narrowed, its exit status changed and its log's
+    rotation broken: a job it cannot take (here: its ready fd is not open) is logged, and the
+    keeper exits 2."""
     job = json.dumps({"view": {"platform": "linux"}, "ready_fd": 987, "handoffs": []})
     env = {**os.environ, "PYTHONPATH": APP_DIR, "XDG_STATE_HOME": str(tmp_path / "state")}
+    old_log = tmp_path / "state" / "uvsweep" / "keeper.log"
+    old_log.parent.mkdir(parents=True)
+    old_log.write_text("x" * (300 * 1024))  # past 256 KiB: rotated before the next line
     done = subprocess.run(
         [sys.executable, "-m", "uvsweep", "_keeper", job], capture_output=True, text=True,
         env=env, check=False, timeout=60,
@@ -644,6 +648,7 @@ def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Pat
     assert done.returncode == 2, done.stderr
     (log,) = (tmp_path / "state").rglob("keeper.log")
     assert "cannot start" in log.read_text() and "Traceback" not in done.stderr
+    assert len(log.read_text()) < 1024 and old_log.with_name("keeper.log.1").exists()
 
 
 def test_a_waiter_alone_in_the_table_is_named_in_the_reason(lockdir: Path, tmp_path: Path) -> None:
@@ -755,3 +760,41 @@ def test_a_file_we_may_not_open_says_why(lockdir: Path) -> None:
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.SUSPICIOUS, "unreadable, its lock cannot be checked: Permission denied")
     ]
+
+
+def test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `not readable or read != ready` -> `and`: a keeper that exits without saying it
+    has the locks (here: its interpreter is `false`) is not handed them; the cleaner finishes the
+    handoff itself."""
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+    python = sys.executable
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [python, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child).startswith("opened")
+            super().unlink(target)
+
+    def progress(line: str) -> None:
+        if "could not start a keeper" in line:  # now the old file's user may be done
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("\n")
+                child.stdin.flush()
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the keeper dies at once, silently
+    remover = OpenedDuringUnlink(handoff_wait=0.0, progress=progress)
+    try:
+        result = remover.remove([str(lockdir)], Policy())
+    finally:
+        monkeypatch.undo()
+        _stop(*children)
+    assert result.keepers == [] and result.handoffs == 1

@@ -462,6 +462,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         'else (err.strerror and "")',
         [f"{KILLS}::test_a_file_we_may_not_open_says_why"],
     ),
+    (
+        "keeper start: a keeper that never said ready trusted with the locks",
+        "app/uvsweep/remove/handoff.py",
+        "if not readable or os.read(ready_r, 16)",
+        "if not readable and os.read(ready_r, 16)",
+        [f"{KILLS}::test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks"],
+    ),
+    (
+        "keeper log: rotation fails (a traceback past 256 KiB)",
+        "app/uvsweep/remove/handoff.py",
+        'os.replace(path, path + ".1")',
+        'os.replace(path, path - ".1")',
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
 ]
 
 
