@@ -1,6 +1,6 @@
 """The mutants issue 12 names, applied by hand: each must make its tests fail (not hang).
 
-    python tests/mutation/named.py [SCRATCH]
+    python tests/mutation/named.py [SCRATCH [WORD...]]   (WORD: only the mutants so named)
 
 Works on a copy of the tree (never the work tree), runs each mutant's tests with a timeout in a
 private PID namespace (as `run.sh`), and prints one line per mutant: KILLED (a test failed),
@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+DARWIN_TEST = (
+    "tests/unit/test_removers_other_os.py"
+    "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
+)
 KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
 ROOT_WAITER_TEST = (
     "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
@@ -149,10 +153,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "macOS open files: the walk stops at our own pid",
-        POSIX_REMOVER,
-        "            if pid == me:\n                continue\n",
-        "            if pid == me:\n                break\n",
-        ["tests/unit/test_removers_other_os.py::test_darwin_remover_with_real_locks"],
+        "app/uvsweep/probe/darwin.py",
+        "        if pid == exclude:\n            continue\n",
+        "        if pid == exclude:\n            break\n",
+        [DARWIN_TEST],
     ),
     (
         "fd limit: raised only when already high enough",
@@ -213,8 +217,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "batch: the files after one nobody needed are not reported",
         "app/uvsweep/remove/__init__.py",
-        "result.removed.append(target.path)\n                        continue",
-        "result.removed.append(target.path)\n                        break",
+        "result.removed.append(target.path)\n                continue\n            result.handoffs",
+        "result.removed.append(target.path)\n                break\n            result.handoffs",
         [f"{KILLS}::test_a_use_gone_by_the_handoff_leaves_the_file_removed"],
     ),
     (
@@ -241,8 +245,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "batch: a refused unlink stops the batch",
         "app/uvsweep/remove/__init__.py",
-        ")  # fmt: skip\n                        continue\n                    unlinked",
-        ")  # fmt: skip\n                        break\n                    unlinked",
+        "                    )\n                    continue\n                unlinked",
+        "                    )\n                    break\n                unlinked",
         [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
     ),
     (
@@ -274,17 +278,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
-        "keeper start: fd 0 closed after the ready pipe",
+        "keeper start: our copies of the keeper's pipe ends kept (a dead keeper looks alive)",
         "app/uvsweep/remove/handoff.py",
-        "            ready_w = -1\n",
-        "            ready_w = -0\n",
-        [f"{KILLS}::{KEEPER_TEST}"],
+        "                os.close(low)  #",
+        "                pass  #",
+        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
     ),
     (
         "keeper: a negative poll interval",
         "app/uvsweep/remove/handoff.py",
-        "wait=None, limit=0.1)",
-        "wait=None, limit=-0.9)",
+        "wait=None, limit=0.1,",
+        "wait=None, limit=-0.9,",
         [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
@@ -331,10 +335,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "macOS open files: the walk stops at the first hidden process",
-        POSIX_REMOVER,
-        "                hidden += 1\n                continue\n",
-        "                hidden += 1\n                break\n",
-        ["tests/unit/test_removers_other_os.py::test_darwin_remover_with_real_locks"],
+        "app/uvsweep/probe/darwin.py",
+        "            hidden += 1\n            continue\n",
+        "            hidden += 1\n            break\n",
+        [DARWIN_TEST],
     ),
     (
         "fd walk: our own pid taken from the wrong side",
@@ -346,8 +350,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "fd walk: stops at the first process it may not look at",
         "app/uvsweep/probe/linux.py",
-        "            hidden += 1\n            continue\n",
-        "            hidden += 1\n            break\n",
+        "                hidden_pids.add(pid)\n            continue\n",
+        "                hidden_pids.add(pid)\n            break\n",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -388,15 +392,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "keeper log: rotated at every line",
         "app/uvsweep/remove/handoff.py",
-        "os.path.getsize(path) > 256 * 1024",
-        "os.path.getsize(path) > 256 / 1024",
+        "os.fstat(fd).st_size > 256 * 1024",
+        "os.fstat(fd).st_size > 256 / 1024",
         [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
         "keeper log: never written to a new file",
         "app/uvsweep/remove/handoff.py",
-        "if os.path.exists(path) and os.path.getsize(path)",
-        "if not os.path.exists(path) and os.path.getsize(path)",
+        "if not rotated and os.fstat(fd)",
+        "if rotated and os.fstat(fd)",
         [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
     ),
     (
@@ -515,12 +519,14 @@ def _run(scratch: Path, tests: list[str], timeout: float = 120.0, show: bool = F
 def main() -> int:
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/uvsweep-mutation-named")
     _copy(scratch)
-    every = sorted({test for *_, tests in MUTANTS for test in tests})
+    words = sys.argv[2:]
+    chosen = [m for m in MUTANTS if not words or any(word in m[0] for word in words)]
+    every = sorted({test for *_, tests in chosen for test in tests})
     if _run(scratch, every, show=True) != "SURVIVED":
         print("the unmutated tree fails these tests: no verdict")
         return 1
     worst = 0
-    for name, path, text, mutant, tests in MUTANTS:
+    for name, path, text, mutant, tests in chosen:
         source = scratch / path
         original = source.read_text()
         assert original.count(text) == 1, f"{name}: the text to mutate is not there once"

@@ -10,15 +10,15 @@
 # processes elsewhere on the machine cannot trip the `clean` gate. Needs root (namespaces, the
 # user `nobody`), like the tests it runs. Prints the counts and every survivor at the end.
 set -eu
-group=$1
-shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
-scratch=${SCRATCH:-/tmp/uvsweep-mutation-$group}
 if [ -z "${UVSWEEP_MUTATION_ENV:-}" ]; then
     # cosmic-ray is in a dependency group of its own (`mutation`): only this asks for it
     UVSWEEP_MUTATION_ENV=1 UV_PYTHON_DOWNLOADS=never exec uv run --project "$root" --locked \
         --group mutation "$0" "$@"
 fi
+group=$1
+shift
+scratch=${SCRATCH:-/tmp/uvsweep-mutation-$group}
 rm -rf "$scratch"
 mkdir -p "$scratch"
 (cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$scratch")
