@@ -878,3 +878,175 @@ def test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size(
     except subprocess.TimeoutExpired:
         pytest.fail("the cleaner blocks writing its job to a keeper that is gone")
     assert done.stdout.startswith("not taken:"), done.stdout + done.stderr
+
+
+# ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
+
+
+def test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason(lockdir: Path) -> None:
+    """Kills `changed`'s `except OSError` narrowed and `err.strerror or err` -> `and`: when the
+    fstat of the file we hold fails at the re-check before the unlink (EIO on a failing disk),
+    the file is kept with the OS's reason, never removed unchecked, never a traceback."""
+    import errno
+
+    from uvsweep.probe.posix import Syscalls
+
+    path = lockdir / A
+    path.touch()
+
+    class FailingDisk(Syscalls):
+        broken = False
+
+        def fstat(self, fd: int) -> os.stat_result:
+            if self.broken:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().fstat(fd)
+
+    calls = FailingDisk()
+
+    class BrokenAtTheRecheck(LinuxRemover):
+        def users(self, targets, result):  # type: ignore[no-untyped-def]
+            found = super().users(targets, result)
+            calls.broken = True  # from here on, the disk fails
+            return found
+
+    result = BrokenAtTheRecheck(calls=calls).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.exists()
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "cannot be checked again: Input/output error")
+    ]
+
+
+def test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed(lockdir: Path) -> None:
+    """Kills `listing`'s `except OSError` narrowed: a dir whose listing fails once it is open
+    is reported, and the dir fd is closed (a tray or watcher cleaning every few minutes would
+    otherwise leak one fd per failing run)."""
+    import errno
+
+    from uvsweep.probe.posix import Syscalls
+
+    (lockdir / A).touch()
+
+    class Unlistable(Syscalls):
+        def __init__(self) -> None:
+            self.opened: list[int] = []
+            self.closed: list[int] = []
+
+        def open_dir(self, path: str) -> int:
+            fd = super().open_dir(path)
+            self.opened.append(fd)
+            return fd
+
+        def list_dir(self, where: int | str) -> list[str]:
+            if isinstance(where, int) and where in self.opened:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().list_dir(where)
+
+        def close(self, fd: int) -> None:
+            self.closed.append(fd)
+            super().close(fd)
+
+    calls = Unlistable()
+    try:
+        result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    finally:
+        for fd in calls.opened:
+            if fd not in calls.closed:
+                os.close(fd)
+    assert [e.path for e in result.errors] == [str(lockdir)] and result.removed == []
+    assert calls.opened and calls.closed == calls.opened, "the dir fd was left open"
+
+
+def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRemover]:
+    """A remover in whose unlink window a root process opens the file and waits in flock."""
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, start_new_session=True,
+            )  # fmt: skip
+            try:
+                assert _readline(child).startswith("opened")
+            finally:
+                children.append(child)  # (only once it said so: the test reads what follows)
+            super().unlink(target)
+
+    return OpenedDuringUnlink
+
+
+def test_request_stop_hands_a_long_handoff_to_a_keeper_at_once(lockdir: Path) -> None:
+    """Kills `stopping`'s `interrupts or stop_requests` -> `and`: `request_stop` (the tray and
+    `watch` call it when they quit) alone must end the wait of a cleanup thread: its handoff
+    goes to a keeper, and the removal returns, long before its own wait would end."""
+    import threading
+
+    from tests.integration.test_protocol_findings import _running, wait_gone
+    from uvsweep.remove import request_stop
+
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+    remover = _opened_during_unlink(children)(handoff_wait=120.0)
+    done: list[object] = []
+    thread = threading.Thread(
+        target=lambda: done.append(remover.remove([str(lockdir)], Policy())), daemon=True
+    )
+    keepers: list[int] = []
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30  # the handoff is under way once root holds the old file
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert children, "nobody opened the file during the unlink"
+        assert _readline(children[0]) == "locked"
+        assert request_stop() >= 1
+        thread.join(30)
+        hung = thread.is_alive()
+        if hung:  # let it end on its own: the old file's user goes
+            _stop(*children)
+            thread.join(30)
+        assert not hung, "request_stop did not end the handoff's wait"
+        (result,) = done
+        keepers = result.keepers  # type: ignore[attr-defined]
+        assert len(keepers) == 1 and flock_held(path), "nobody holds the name's new file"
+        _stop(*children)
+        wait_gone(keepers)
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        thread.join(30)
+
+
+def test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files(
+    lockdir: Path,
+) -> None:
+    """Kills the give-up loop of `_wait_without_keeper` never running: with no keeper and a
+    user of the old file that does not finish, two Ctrl-C give the handoff up, say so for each
+    file, and close its fds (the name's new file is no longer locked by us), then the
+    interrupt is raised."""
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+    said: list[str] = []
+
+    class InterruptedTwice(_opened_during_unlink(children)):  # type: ignore[misc]
+        def handoffs_in_use(self, handoffs):  # type: ignore[no-untyped-def]
+            if any("could not start a keeper" in line for line in said) and not self.interrupts:
+                # the user, told why the wait goes on, presses Ctrl-C twice: the first is
+                # held back while the locks are ours, the second gives up the wait
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().handoffs_in_use(handoffs)
+
+    remover = InterruptedTwice(keeper=_NoKeeper(), handoff_wait=0.0, progress=said.append)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            remover.remove([str(lockdir)], Policy())
+        assert _readline(children[0]) == "locked"  # root holds the old inode, still working
+        assert any(line.endswith(": gave up the handoff on request") for line in said), said
+        assert path.exists() and not flock_held(path), "the given-up handoff's files are open"
+    finally:
+        _stop(*children)

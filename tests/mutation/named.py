@@ -480,6 +480,44 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         'os.replace(path, path - ".1")',
         [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
     ),
+    # ---- survivors of the run on today's protocol ----
+    (
+        "re-check: an fstat error's message loses the OS's reason",
+        POSIX_REMOVER,
+        'return f"cannot be checked again: {err.strerror or err}"',
+        'return f"cannot be checked again: {err.strerror and err}"',
+        [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
+    ),
+    (
+        "re-check: an fstat error is a traceback",
+        POSIX_REMOVER,
+        "            found = self.calls.fstat(target.handle)\n        except OSError as err:",
+        "            found = self.calls.fstat(target.handle)\n        except ValueError as err:",
+        [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
+    ),
+    (
+        "listing: the dir fd leaks when the listing fails",
+        POSIX_REMOVER,
+        "if is_lock_name(name))\n        except OSError:",
+        "if is_lock_name(name))\n        except ValueError:",
+        [f"{KILLS}::test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed"],
+    ),
+    (
+        "request_stop alone does not stop a removal's wait",
+        "app/uvsweep/remove/__init__.py",
+        "return bool(self.interrupts or self.stop_requests)",
+        "return bool(self.interrupts and self.stop_requests)",
+        [f"{KILLS}::test_request_stop_hands_a_long_handoff_to_a_keeper_at_once"],
+    ),
+    (
+        "no keeper: a given-up handoff keeps its files open and says nothing",
+        POSIX_REMOVER,
+        '        for handoff in left:\n            if handoff.state != "done":',
+        '        for handoff in []:\n            if handoff.state != "done":',
+        [
+            f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
+        ],
+    ),
 ]
 
 
