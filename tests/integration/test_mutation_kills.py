@@ -975,6 +975,48 @@ def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRe
     return OpenedDuringUnlink
 
 
+def test_a_hidden_process_seen_on_the_old_inode_is_followed_pid_1_included(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `handoffs_in_use`'s `e.pid > 0` -> `> 1` or `<= 0`: a process seen on the old
+    file's lock entry whose fds we may not read is followed once it has left the table (a
+    waiter our unlock woke is in no table until it runs), pid 1 included: uv can be the init
+    of the PID namespace we clean in (a container's)."""
+    from uvsweep.probe.posix import Syscalls
+    from uvsweep.remove.handoff import Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = path.stat()
+    fake = tmp_path / "proc"
+    (fake / "1" / "fd").mkdir(parents=True)
+    (fake / "self").symlink_to("4000001")  # we are not pid 1 of this /proc
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    (fake / "locks").write_text(f"1: -> FLOCK  ADVISORY  WRITE 1 {device}:{st.st_ino} 0 EOF\n")
+
+    class PidOneHidden(Syscalls):  # as for a cleaner that is not root
+        def list_dir(self, where: int | str) -> list[str]:
+            if where == f"{fake}/1/fd":
+                raise PermissionError(13, "Permission denied")
+            return super().list_dir(where)
+
+    calls = PidOneHidden()
+    remover = LinuxRemover(proc=str(fake), calls=calls)
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    old_fd = os.open(path, os.O_RDONLY)
+    handoff = Handoff(
+        calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino), lambda _h: True
+    )
+    try:
+        assert remover.handoffs_in_use([handoff]) == {handoff}  # waiting on the old inode
+        (fake / "locks").write_text("")  # woken, not yet running: in no table
+        assert remover.handoffs_in_use([handoff]) == {handoff}, "pid 1 was not followed"
+        assert handoff.followed == {1}
+    finally:
+        os.close(old_fd)
+        os.close(dir_fd)
+
+
 def test_request_stop_hands_a_long_handoff_to_a_keeper_at_once(lockdir: Path) -> None:
     """Kills `stopping`'s `interrupts or stop_requests` -> `and`: `request_stop` (the tray and
     `watch` call it when they quit) alone must end the wait of a cleanup thread: its handoff
@@ -1020,6 +1062,51 @@ def test_request_stop_hands_a_long_handoff_to_a_keeper_at_once(lockdir: Path) ->
         thread.join(30)
 
 
+def _release(children: list[subprocess.Popen[str]]) -> None:
+    """Tell each `_ROOT_WAITER` it is done with the old file (it exits)."""
+    for child in children:
+        if child.poll() is None and child.stdin is not None:
+            child.stdin.write("\n")
+            child.stdin.flush()
+
+
+def test_without_a_keeper_one_interrupt_only_says_why_and_the_handoff_goes_on(
+    lockdir: Path,
+) -> None:
+    """Kills `_wait_without_keeper`'s `len(interrupts) > seen + 1` -> `seen - 1` or `seen + 0`:
+    with no keeper, the cleaner waits for the old file's user itself, holding the name's new
+    file; no Ctrl-C, or a first one, must not give that up (two uv could then hold one lock).
+    The interrupt is acted on once the handoff is over."""
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+    said: list[str] = []
+    held: list[bool] = []
+
+    class InterruptedOnce(_opened_during_unlink(children)):  # type: ignore[misc]
+        rounds = 0
+
+        def handoffs_in_use(self, handoffs):  # type: ignore[no-untyped-def]
+            if any("could not start a keeper" in line for line in said):
+                self.rounds += 1
+                held.append(flock_held(path))
+                if self.rounds == 2:
+                    os.kill(os.getpid(), signal.SIGINT)  # "why does it not return?"
+                elif self.rounds == 5:
+                    _release(children)  # the old file's user is done
+            return super().handoffs_in_use(handoffs)
+
+    remover = InterruptedOnce(keeper=_NoKeeper(), handoff_wait=0.0, progress=said.append)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            remover.remove([str(lockdir)], Policy())
+    finally:
+        _stop(*children)
+    assert not any("gave up" in line for line in said), said
+    assert remover.rounds >= 5 and all(held[:5]), "the new file was let go while the old is used"
+    assert path.exists() and not flock_held(path)
+
+
 def test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files(
     lockdir: Path,
 ) -> None:
@@ -1033,12 +1120,18 @@ def test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_
     said: list[str] = []
 
     class InterruptedTwice(_opened_during_unlink(children)):  # type: ignore[misc]
+        rounds = 0
+
         def handoffs_in_use(self, handoffs):  # type: ignore[no-untyped-def]
-            if any("could not start a keeper" in line for line in said) and not self.interrupts:
-                # the user, told why the wait goes on, presses Ctrl-C twice: the first is
-                # held back while the locks are ours, the second gives up the wait
-                os.kill(os.getpid(), signal.SIGINT)
-                os.kill(os.getpid(), signal.SIGINT)
+            if any("could not start a keeper" in line for line in said):
+                self.rounds += 1
+                if self.rounds == 1:
+                    # the user, told why the wait goes on, presses Ctrl-C twice: the first is
+                    # held back while the locks are ours, the second gives up the wait
+                    os.kill(os.getpid(), signal.SIGINT)
+                    os.kill(os.getpid(), signal.SIGINT)
+                elif self.rounds == 200:  # not given up: let the old file's user go (the
+                    _release(children)  # test fails below instead of hanging)
             return super().handoffs_in_use(handoffs)
 
     remover = InterruptedTwice(keeper=_NoKeeper(), handoff_wait=0.0, progress=said.append)

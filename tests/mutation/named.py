@@ -482,6 +482,43 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "no keeper: the wait given up at once (`seen - 1`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen - 1,",
+        [f"{KILLS}::test_without_a_keeper_one_interrupt_only_says_why_and_the_handoff_goes_on"],
+    ),
+    (
+        "no keeper: the first Ctrl-C gives the wait up (`seen + 0`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen + 0,",
+        [f"{KILLS}::test_without_a_keeper_one_interrupt_only_says_why_and_the_handoff_goes_on"],
+    ),
+    (
+        "no keeper: two Ctrl-C do not give the wait up (`seen + 2`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen + 2,",
+        [
+            f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
+        ],
+    ),
+    (
+        "handoff: a hidden pid 1 seen on the old inode is not followed",
+        POSIX_REMOVER,
+        "{e.pid for e in entries if e.pid > 0}",
+        "{e.pid for e in entries if e.pid > 1}",
+        [f"{KILLS}::test_a_hidden_process_seen_on_the_old_inode_is_followed_pid_1_included"],
+    ),
+    (
+        "handoff: only hidden pids <= 0 are followed",
+        POSIX_REMOVER,
+        "{e.pid for e in entries if e.pid > 0}",
+        "{e.pid for e in entries if e.pid <= 0}",
+        [f"{KILLS}::test_a_hidden_process_seen_on_the_old_inode_is_followed_pid_1_included"],
+    ),
+    (
         "re-check: an fstat error's message loses the OS's reason",
         POSIX_REMOVER,
         'return f"cannot be checked again: {err.strerror or err}"',
