@@ -6,6 +6,7 @@ Each test names the mutation it was shown to fail under (applied by hand and by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -1143,3 +1144,48 @@ def test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_
         assert path.exists() and not flock_held(path), "the given-up handoff's files are open"
     finally:
         _stop(*children)
+
+
+def test_sigterm_while_locks_are_held_waits_for_the_batch_then_exits_143(lockdir: Path) -> None:
+    """Kills `deferred_interrupts` leaving a default SIGTERM alone (`== SIG_DFL` inverted): a
+    cleaner terminated while it holds its locks (here: just before its unlink) finishes the
+    batch first, so no lock is dropped halfway through the protocol, then exits 143."""
+    path = lockdir / A
+    path.touch()
+    code = _NOBODY_CLEANER.format(app=APP_DIR, directory=str(lockdir))
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert cleaner.stdin is not None
+        assert _readline(cleaner) == "unlinking"
+        cleaner.send_signal(signal.SIGTERM)  # (its handler runs, at the latest, right after
+        time.sleep(0.2)  # the read below returns: still inside the batch)
+        with contextlib.suppress(BrokenPipeError):  # a default SIGTERM ended it: fails below
+            cleaner.stdin.write("\n")
+            cleaner.stdin.flush()
+        cleaner.wait(30)
+    finally:
+        _stop(cleaner)
+    assert cleaner.returncode == 128 + signal.SIGTERM, cleaner.returncode
+    assert not path.exists(), "the batch was not finished before the exit"
+
+
+def test_the_keeper_never_logs_into_a_dir_another_user_owns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_log`'s `not S_ISDIR(...) or st_uid != euid` -> `and`: root with another user's
+    XDG_STATE_HOME (sudo keeps it) writes no log into that user's dir."""
+    need(os.geteuid() == 0, "root, to own a dir as another user")
+    from uvsweep.remove.handoff import _log
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    theirs = tmp_path / "state" / "uvsweep"
+    theirs.mkdir(parents=True)
+    os.chown(theirs, 65534, 65534)
+    _log("a line")
+    assert list(theirs.iterdir()) == []
+    os.chown(theirs, 0, 0)
+    _log("a line")  # (our own dir: logged)
+    assert [p.name for p in theirs.iterdir()] == ["keeper.log"]

@@ -482,6 +482,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "a default SIGTERM is not held back while locks are held",
+        "app/uvsweep/remove/__init__.py",
+        "if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:",
+        "if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:",
+        [f"{KILLS}::test_sigterm_while_locks_are_held_waits_for_the_batch_then_exits_143"],
+    ),
+    (
+        "keeper log: written into a dir another user owns",
+        "app/uvsweep/remove/handoff.py",
+        "if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():",
+        "if not stat.S_ISDIR(st.st_mode) and st.st_uid != os.geteuid():",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
         "no keeper: the wait given up at once (`seen - 1`)",
         POSIX_REMOVER,
         "len(self.interrupts) > seen + 1,",
