@@ -1189,3 +1189,35 @@ def test_the_keeper_never_logs_into_a_dir_another_user_owns(
     os.chown(theirs, 0, 0)
     _log("a line")  # (our own dir: logged)
     assert [p.name for p in theirs.iterdir()] == ["keeper.log"]
+
+
+_TAKE_NOTHING = textwrap.dedent(
+    """
+    import resource, sys
+    sys.path.insert(0, {app!r})
+    from uvsweep.remove.handoff import Keeper
+
+    resource.setrlimit(resource.RLIMIT_NPROC, ({nproc!r}, {nproc!r}))
+    try:
+        print("taken:", Keeper().take([], {{"platform": "linux"}}), flush=True)
+    except OSError as err:
+        print("not taken:", err, flush=True)
+    """
+)
+
+
+def test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error(
+    nobody: tuple[int, int, str],
+) -> None:
+    """Kills `Keeper.take`'s `except (IndexError, ValueError)` narrowed: when the launcher's
+    shell cannot fork the keeper (a process limit reached: it then prints no pid), the cleaner
+    gets an OSError it handles (it keeps its locks), never an IndexError traceback. Run as a
+    uid of its own, so that the process count is exactly ours."""
+    _uid, _gid, python = nobody
+    uid = 4_000_123  # no other process on the machine runs as this uid
+    code = _TAKE_NOTHING.format(app=APP_DIR, nproc=2)  # us and the shell
+    done = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", python, "-c", code],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    assert done.stdout.startswith("not taken: the keeper did not start"), done.stdout + done.stderr

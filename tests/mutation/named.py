@@ -482,6 +482,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "keeper start: a launcher that printed no pid is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "            except (IndexError, ValueError):\n                raise OSError(",
+        "            except (ValueError,):\n                raise OSError(",
+        [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
+    ),
+    (
         "a default SIGTERM is not held back while locks are held",
         "app/uvsweep/remove/__init__.py",
         "if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:",
