@@ -1221,3 +1221,29 @@ def test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error(
         capture_output=True, text=True, timeout=60, check=False, cwd="/",
     )  # fmt: skip
     assert done.stdout.startswith("not taken: the keeper did not start"), done.stdout + done.stderr
+
+
+def test_a_cleaner_that_is_not_root_reads_the_lock_table_twice(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `_read_table_once`'s `euid == 0` inverted: /proc/locks is read in pages, and a
+    lock released meanwhile can make the kernel skip other lines; root sees every fd to make
+    up for it, a cleaner that is not root does not, so it reads the table twice and takes
+    both reads (a line missed twice running is much rarer). Root reads it once."""
+    from uvsweep.probe.posix import Syscalls
+
+    fake = _fake_proc(tmp_path)
+
+    class CountingReads(Syscalls):
+        reads = 0
+
+        def read(self, path: str) -> bytes:
+            if path == f"{fake}/locks":
+                self.reads += 1
+            return super().read(path)
+
+    for euid, reads in ((0, 1), (65534, 2)):
+        calls = CountingReads()
+        remover = LinuxRemover(proc=str(fake), calls=calls)
+        remover.euid = euid
+        assert remover.lock_users([]) == {} and calls.reads == reads, (euid, calls.reads)

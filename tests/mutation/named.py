@@ -482,6 +482,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "lock table: read once by a cleaner that is not root, twice by root",
+        POSIX_REMOVER,
+        "            if self.euid == 0:\n                return read_lock_table(",
+        "            if self.euid != 0:\n                return read_lock_table(",
+        [f"{KILLS}::test_a_cleaner_that_is_not_root_reads_the_lock_table_twice"],
+    ),
+    (
         "keeper start: a launcher that printed no pid is a traceback",
         "app/uvsweep/remove/handoff.py",
         "            except (IndexError, ValueError):\n                raise OSError(",
