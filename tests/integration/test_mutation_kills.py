@@ -1247,3 +1247,27 @@ def test_a_cleaner_that_is_not_root_reads_the_lock_table_twice(
         remover = LinuxRemover(proc=str(fake), calls=calls)
         remover.euid = euid
         assert remover.lock_users([]) == {} and calls.reads == reads, (euid, calls.reads)
+
+
+def test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs(
+    tmp_path: Path,
+) -> None:
+    """Kills `blind_spot`'s `dir_is_private` inverted: with /proc/locks unreadable, a cleaner
+    that is not root cannot see another user's waiter at all, so a dir others may enter is
+    kept and only a dir no other user can enter is cleaned. Root sees every fd: no blind spot."""
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").unlink()
+    (fake / "locks").mkdir()  # reading it fails
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    remover = LinuxRemover(proc=str(fake))
+    remover.euid = 65534
+    assert remover.lock_users([]) == {}  # the table was tried, and could not be read
+    assert remover.blind_spot(str(private)) is None
+    why = remover.blind_spot(str(shared))
+    assert why is not None and why.startswith(f"{fake}/locks cannot be read"), why
+    remover.euid = 0
+    assert remover.blind_spot(str(shared)) is None

@@ -482,6 +482,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "no lock table, not root: shared dirs cleaned, private ones kept",
+        POSIX_REMOVER,
+        "        if dir_is_private(directory):\n            return None\n        return (",
+        "        if not dir_is_private(directory):\n            return None\n        return (",
+        [
+            f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
+        ],
+    ),
+    (
         "lock table: read once by a cleaner that is not root, twice by root",
         POSIX_REMOVER,
         "            if self.euid == 0:\n                return read_lock_table(",
