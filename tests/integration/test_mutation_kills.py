@@ -1271,3 +1271,25 @@ def test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_d
     assert why is not None and why.startswith(f"{fake}/locks cannot be read"), why
     remover.euid = 0
     assert remover.blind_spot(str(shared)) is None
+
+
+def test_another_users_file_is_kept_and_its_owner_named(lockdir: Path) -> None:
+    """Kills `_owner`'s `user_name(uid) or str(uid)` -> `and`: another user's file is kept as
+    `foreign`, naming its owner by name (by number only where the uid has no name)."""
+    import pwd
+
+    need(os.geteuid() == 0, "root, to give a file to another user")
+    nobody = pwd.getpwnam("nobody")
+    named = lockdir / A
+    named.touch()
+    os.chown(named, nobody.pw_uid, nobody.pw_gid)
+    nameless = lockdir / "uv-00000000000000bb.lock"
+    nameless.touch()
+    os.chown(nameless, 4_000_123, 4_000_123)  # a uid with no user name
+    result = LinuxRemover().remove([str(lockdir)], Policy())
+    assert result.removed == [] and named.exists() and nameless.exists()
+    reasons = [(s.state, s.reason.split(";")[0]) for s in result.skipped]
+    assert reasons == [
+        (LockState.FOREIGN, f"owned by {nobody.pw_name}"),
+        (LockState.FOREIGN, "owned by 4000123"),
+    ]

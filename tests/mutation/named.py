@@ -482,6 +482,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "a foreign file's owner shown by number though it has a name",
+        POSIX_REMOVER,
+        "self._users[uid] = user_name(uid) or str(uid)",
+        "self._users[uid] = user_name(uid) and str(uid)",
+        [f"{KILLS}::test_another_users_file_is_kept_and_its_owner_named"],
+    ),
+    (
         "no lock table, not root: shared dirs cleaned, private ones kept",
         POSIX_REMOVER,
         "        if dir_is_private(directory):\n            return None\n        return (",
