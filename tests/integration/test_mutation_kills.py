@@ -613,6 +613,10 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
         while _running(keepers[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _running(keepers[0]), "the keeper left while the old file is still open"
+        for signum in (signal.SIGINT, signal.SIGHUP):  # `kill -INT`, a closed session: ignored
+            os.kill(keepers[0], signum)
+        time.sleep(0.5)
+        assert _running(keepers[0]), "a SIGINT or SIGHUP ended the keeper, and its locks"
         assert flock_held(path), "the name's new file is not locked while the old one is open"
         _stop(*children)  # the old file's last user goes...
         wait_gone(keepers)  # ...and so does the keeper
@@ -1189,6 +1193,10 @@ def test_the_keeper_never_logs_into_a_dir_another_user_owns(
     os.chown(theirs, 0, 0)
     _log("a line")  # (our own dir: logged)
     assert [p.name for p in theirs.iterdir()] == ["keeper.log"]
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("XDG_STATE_HOME", str(fresh))
+    _log("a line")  # a dir of our own made for it: nobody else may enter it
+    assert ((fresh / "uvsweep").stat().st_mode & 0o777) == 0o700
 
 
 _TAKE_NOTHING = textwrap.dedent(
@@ -1293,3 +1301,22 @@ def test_another_users_file_is_kept_and_its_owner_named(lockdir: Path) -> None:
         (LockState.FOREIGN, f"owned by {nobody.pw_name}"),
         (LockState.FOREIGN, "owned by 4000123"),
     ]
+
+
+def test_a_file_of_the_same_name_open_in_another_dir_is_not_ours(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `walk_fds`'s `key is not None and key in wanted` -> `or`: a process that has open
+    a lock file of the same name in another dir is no user of ours (and no crash): our file
+    is removed, the other stays."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    path.touch()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / A).touch()
+    with child_with_file(elsewhere / A):
+        result = LinuxRemover().remove([str(lockdir)], Policy())
+    assert result.removed == [str(path)] and result.skipped == [] and result.errors == []
+    assert (elsewhere / A).exists()

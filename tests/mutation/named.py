@@ -482,6 +482,34 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "keeper: SIGINT and SIGHUP not ignored",
+        "app/uvsweep/remove/handoff.py",
+        'for name in ("SIGINT", "SIGHUP", "SIGPIPE"):',
+        "for name in []:",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: its dir made for others to enter",
+        "app/uvsweep/remove/handoff.py",
+        "os.makedirs(directory, mode=0o700, exist_ok=True)",
+        "os.makedirs(directory, mode=0o701, exist_ok=True)",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
+        "fd walk: a same-named file in another dir counts",
+        "app/uvsweep/probe/linux.py",
+        "if key is not None and key in wanted:",
+        "if key is not None or key in wanted:",
+        [f"{KILLS}::test_a_file_of_the_same_name_open_in_another_dir_is_not_ours"],
+    ),
+    (
+        "own lock lines: parsing stops at an unreadable one",
+        "app/uvsweep/probe/linux.py",
+        "                    continue\n        return self._own",
+        "                    break\n        return self._own",
+        ["tests/unit/test_protocol_parts.py::test_our_own_lock_lines_give_their_device_in_hex"],
+    ),
+    (
         "a foreign file's owner shown by number though it has a name",
         POSIX_REMOVER,
         "self._users[uid] = user_name(uid) or str(uid)",

@@ -11,11 +11,11 @@ from uvsweep.remove.posix import batch_size_for
 
 def test_our_own_lock_lines_give_their_device_in_hex() -> None:
     text = (
+        "5: FLOCK  ADVISORY  WRITE 4242 00:2d 0 EOF\n"  # unreadable: the lines after it count
         "1: FLOCK  ADVISORY  WRITE 4242 00:2d:123 0 EOF\n"  # ours, on a tmpfs (0:45)
         "2: FLOCK  ADVISORY  WRITE 4242 fe:1f:124 0 EOF\n"  # ours, 254:31
         "3: -> FLOCK  ADVISORY  WRITE 4242 00:2d:125 0 EOF\n"  # we wait: not a lock we hold
         "4: FLOCK  ADVISORY  WRITE 77 00:2d:123 0 EOF\n"  # somebody else's
-        "5: FLOCK  ADVISORY  WRITE 4242 00:2d 0 EOF\n"  # unreadable: kept for the others
     )
     table = parse_lock_table(text, 4242)
     assert table.own == {123: {(0, 0x2D)}, 124: {(0xFE, 0x1F)}}
