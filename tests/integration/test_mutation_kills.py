@@ -1320,3 +1320,38 @@ def test_a_file_of_the_same_name_open_in_another_dir_is_not_ours(
         result = LinuxRemover().remove([str(lockdir)], Policy())
     assert result.removed == [str(path)] and result.skipped == [] and result.errors == []
     assert (elsewhere / A).exists()
+
+
+def test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free(lockdir: Path) -> None:
+    """Kills `resume_handoff` losing the new file's fd (`new_fd` read as None): a keeper with
+    two handoffs releases each name's new file once that name's old file is free, not when the
+    last one is (uv waits on that lock meanwhile)."""
+    from tests.integration.test_protocol_findings import _running, wait_gone
+
+    first, second = lockdir / A, lockdir / "uv-00000000000000bb.lock"
+    first.touch()
+    second.touch()
+    children: list[subprocess.Popen[str]] = []
+    remover = _opened_during_unlink(children)(handoff_wait=0.0)
+    keepers: list[int] = []
+    try:
+        result = remover.remove([str(lockdir)], Policy())
+        keepers = result.keepers
+        assert len(keepers) == 1 and result.handoffs == 2
+        for child in children:  # each holds its old, unlinked inode now
+            assert _readline(child) == "locked"
+        assert flock_held(first) and flock_held(second)
+        _release(children[:1])
+        children[0].wait(30)  # (reaped: gone)
+        deadline = time.monotonic() + 30
+        while flock_held(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not flock_held(first), "the first name stays locked until the keeper is done"
+        assert flock_held(second) and _running(keepers[0])
+        _release(children)
+        wait_gone(keepers)
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

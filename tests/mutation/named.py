@@ -482,6 +482,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "keeper: the new file's fd lost (closed only when the keeper exits)",
+        POSIX_REMOVER,
+        'handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])',
+        'handoff.new_fd = None if item["new_fd"] is not None else int(item["new_fd"])',
+        [f"{KILLS}::test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free"],
+    ),
+    (
         "keeper: SIGINT and SIGHUP not ignored",
         "app/uvsweep/remove/handoff.py",
         'for name in ("SIGINT", "SIGHUP", "SIGPIPE"):',
