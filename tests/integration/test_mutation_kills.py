@@ -1355,3 +1355,57 @@ def test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free(lockdir: Pat
         for pid in keepers:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
+    lockdir: Path,
+) -> None:
+    """Kills `run`'s `except Exception` around the round's check narrowed, and
+    `_next_generation`'s `except OSError` narrowed around opening a file found at the name:
+    a round whose look at /proc fails keeps every lock (unknown is not unused), and a name
+    that refuses to open (a symlink planted there: ELOOP) is tried again next round. Neither
+    ends the handoff, nor the run, with a traceback; the handoff completes."""
+    import errno
+
+    from uvsweep.probe.posix import OPEN_FLAGS, Syscalls
+
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class PlantedAtTheName(Syscalls):
+        armed = False
+        refusals = 2
+
+        def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+            if self.armed and name == A and self.refusals > 0:
+                if flags & os.O_CREAT:
+                    raise FileExistsError(errno.EEXIST, "File exists")
+                if flags == OPEN_FLAGS:
+                    self.refusals -= 1
+                    raise OSError(errno.ELOOP, "Too many levels of symbolic links")
+            return super().open(name, flags, mode, dir_fd=dir_fd)
+
+    calls = PlantedAtTheName()
+
+    class Troubled(_opened_during_unlink(children)):  # type: ignore[misc]
+        failed = 0
+
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            super().unlink(target)
+            calls.armed = True
+
+        def handoffs_in_use(self, handoffs):  # type: ignore[no-untyped-def]
+            if self.failed == 0:
+                self.failed += 1
+                raise OSError(errno.EIO, "/proc could not be read")
+            if calls.refusals == 0 and children and children[0].poll() is None:
+                _release(children)  # the old file's user may be done now
+            return super().handoffs_in_use(handoffs)
+
+    try:
+        result = Troubled(calls=calls, handoff_wait=60.0).remove([str(lockdir)], Policy())
+    finally:
+        _stop(*children)
+    assert calls.refusals == 0 and result.handoffs == 1 and result.keepers == []
+    assert result.removed == [] and path.exists() and not flock_held(path)

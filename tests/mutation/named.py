@@ -482,6 +482,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "handoff: a round whose check fails ends the run with a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "        except Exception:  # noqa: BLE001",
+        "        except ValueError:  # noqa: BLE001",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
+        "handoff: a name that refuses to open (a symlink) is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "# a new uv's\n            except OSError:",
+        "# a new uv's\n            except ValueError:",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
         "keeper: the new file's fd lost (closed only when the keeper exits)",
         POSIX_REMOVER,
         'handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])',
