@@ -1197,6 +1197,7 @@ def test_the_keeper_never_logs_into_a_dir_another_user_owns(
     monkeypatch.setenv("XDG_STATE_HOME", str(fresh))
     _log("a line")  # a dir of our own made for it: nobody else may enter it
     assert ((fresh / "uvsweep").stat().st_mode & 0o777) == 0o700
+    assert ((fresh / "uvsweep" / "keeper.log").stat().st_mode & 0o777) == 0o600
 
 
 _TAKE_NOTHING = textwrap.dedent(
@@ -1409,3 +1410,36 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
         _stop(*children)
     assert calls.refusals == 0 and result.handoffs == 1 and result.keepers == []
     assert result.removed == [] and path.exists() and not flock_held(path)
+
+
+def test_a_held_file_whose_lock_line_has_an_unknown_device_names_its_holder(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `busy_use`'s `self._table is None` inverted: a file our try-lock finds held, whose
+    lock line the table printed with a device that cannot be told apart (so the check before
+    the lock did not trust it), is kept naming the holder the table shows."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    path.touch()
+    fake = _fake_proc(tmp_path)
+    with child_with_file(path, lock=True) as holder:
+        st = path.stat()
+        device = f"{os.major(st.st_dev) + 1:02x}:{os.minor(st.st_dev):02x}"
+        (fake / "locks").write_text(
+            f"1: FLOCK  ADVISORY  WRITE {holder.pid} {device}:{st.st_ino} 0 EOF\n"
+        )
+        result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
+    assert state is LockState.HELD and f"pid {holder.pid}" in reason, reason
+
+
+def test_the_signal_handlers_are_given_back_after_each_batch(lockdir: Path) -> None:
+    """Kills `deferred_interrupts` not restoring the handlers (its loop never run): once a
+    removal returns, Ctrl-C and SIGTERM act as before it (a tray or `watch` cleaning in its
+    main thread would otherwise ignore Ctrl-C for the rest of its life)."""
+    (lockdir / A).touch()
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    result = LinuxRemover().remove([str(lockdir)], Policy())
+    assert result.removed == [str(lockdir / A)]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

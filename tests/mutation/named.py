@@ -484,6 +484,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "a held file's holder from an unsure lock line not named",
+        POSIX_REMOVER,
+        "        if self._table is None:\n            return None\n        mine, unsure",
+        "        if self._table is not None:\n            return None\n        mine, unsure",
+        [f"{KILLS}::test_a_held_file_whose_lock_line_has_an_unknown_device_names_its_holder"],
+    ),
+    (
+        "signal handlers not given back after a batch",
+        "app/uvsweep/remove/__init__.py",
+        "for restored, handler in previous.items():",
+        "for restored, handler in []:",
+        [f"{KILLS}::test_the_signal_handlers_are_given_back_after_each_batch"],
+    ),
+    (
+        "keeper log: its file made readable by others",
+        "app/uvsweep/remove/handoff.py",
+        "fd = os.open(path, flags, 0o600)",
+        "fd = os.open(path, flags, 0o601)",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
         "handoff: a round whose check fails ends the run with a traceback",
         "app/uvsweep/remove/handoff.py",
         "        except Exception:  # noqa: BLE001",
