@@ -617,6 +617,9 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
             os.kill(keepers[0], signum)
         time.sleep(0.5)
         assert _running(keepers[0]), "a SIGINT or SIGHUP ended the keeper, and its locks"
+        # in a session of its own: a terminal's Ctrl-C, Ctrl-\\ or Ctrl-Z never reach it
+        assert os.getsid(keepers[0]) != os.getsid(0)
+        assert os.getpgid(keepers[0]) != os.getpgid(0)
         assert flock_held(path), "the name's new file is not locked while the old one is open"
         _stop(*children)  # the old file's last user goes...
         wait_gone(keepers)  # ...and so does the keeper
@@ -1362,9 +1365,9 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
     lockdir: Path,
 ) -> None:
     """Kills `run`'s `except Exception` around the round's check narrowed, and
-    `_next_generation`'s `except OSError` narrowed around opening a file found at the name:
-    a round whose look at /proc fails keeps every lock (unknown is not unused), and a name
-    that refuses to open (a symlink planted there: ELOOP) is tried again next round. Neither
+    `_next_generation`'s two `except OSError` narrowed: a round whose look at /proc fails keeps
+    every lock (unknown is not unused), a dir that refuses a new file (full) and a name that
+    refuses to open (a symlink planted there: ELOOP) are tried again next round. None of them
     ends the handoff, nor the run, with a traceback; the handoff completes."""
     import errno
 
@@ -1376,10 +1379,14 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
 
     class PlantedAtTheName(Syscalls):
         armed = False
+        full = True  # the first new file is refused: the file system is full
         refusals = 2
 
         def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
             if self.armed and name == A and self.refusals > 0:
+                if flags & os.O_CREAT and self.full:
+                    self.full = False
+                    raise OSError(errno.ENOSPC, "No space left on device")
                 if flags & os.O_CREAT:
                     raise FileExistsError(errno.EEXIST, "File exists")
                 if flags == OPEN_FLAGS:
@@ -1408,7 +1415,8 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
         result = Troubled(calls=calls, handoff_wait=60.0).remove([str(lockdir)], Policy())
     finally:
         _stop(*children)
-    assert calls.refusals == 0 and result.handoffs == 1 and result.keepers == []
+    assert not calls.full and calls.refusals == 0
+    assert result.handoffs == 1 and result.keepers == []
     assert result.removed == [] and path.exists() and not flock_held(path)
 
 

@@ -233,7 +233,7 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         assert stopped < 5.0, f"clean took {stopped:.1f}s to stop after Ctrl-C"
         keepers = [
             int(p) for p in os.listdir("/proc")
-            if p.isdigit() and _is_keeper(int(p)) and _running(int(p))
+            if p.isdigit() and _is_keeper(int(p)) and _running(int(p)) and _has_open(int(p), path)
         ]  # fmt: skip
         assert len(keepers) == 1, "a keeper holds the new file meanwhile"
         assert path.exists() and flock_held(path), "the name's new generation stays locked"
@@ -251,6 +251,24 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         for pid in keepers:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether `pid` has the file now at `path` open: only our own keeper, never the keepers of
+    other tests (or other people's) that run at the same time on the machine."""
+    try:
+        st = path.stat()
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            found = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
 
 
 def _is_keeper(pid: int) -> bool:

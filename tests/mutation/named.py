@@ -484,6 +484,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "handoff: a dir that refuses a new file is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "        except OSError:\n            return None  # the dir refuses",
+        "        except ValueError:\n            return None  # the dir refuses",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
+        "keeper: started in the cleaner's session",
+        "app/uvsweep/remove/handoff.py",
+        "start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,",
+        "start_new_session=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
         "a held file's holder from an unsure lock line not named",
         POSIX_REMOVER,
         "        if self._table is None:\n            return None\n        mine, unsure",
