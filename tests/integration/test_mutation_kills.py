@@ -1451,3 +1451,34 @@ def test_the_signal_handlers_are_given_back_after_each_batch(lockdir: Path) -> N
     result = LinuxRemover().remove([str(lockdir)], Policy())
     assert result.removed == [str(lockdir / A)]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_the_scanners_probe_gives_the_os_reason_for_a_file_it_cannot_open(lockdir: Path) -> None:
+    """Kills `try_lock`'s `err.strerror or str(err)` -> `and`: a name the probe may not open
+    (here a symlink planted after lstat: O_NOFOLLOW refuses it) is unreadable, with the OS's
+    own words."""
+    import errno
+
+    from uvsweep.probe import LockProbe
+    from uvsweep.probe.posix import try_lock
+
+    (lockdir / A).symlink_to("/etc/hostname")
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    try:
+        assert try_lock(dir_fd, A, 0, 0) == (LockProbe.UNREADABLE, os.strerror(errno.ELOOP))
+    finally:
+        os.close(dir_fd)
+
+
+def test_scan_names_the_owner_of_another_users_file(lockdir: Path) -> None:
+    """Kills the scanner's `owner_name`: `user_name(uid) or str(uid)` -> `and`."""
+    import pwd
+
+    from uvsweep.probe.linux import LinuxBackend
+
+    need(os.geteuid() == 0, "root, to give a file to another user")
+    nobody = pwd.getpwnam("nobody")
+    (lockdir / A).touch()
+    os.chown(lockdir / A, nobody.pw_uid, nobody.pw_gid)
+    (found,) = LinuxBackend().probe([str(lockdir)]).files
+    assert found.state is LockState.FOREIGN and found.owner == nobody.pw_name

@@ -484,6 +484,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "scanner probe: an open error's message loses the OS's words",
+        "app/uvsweep/probe/posix.py",
+        "err.strerror or str(err)\n    try:\n        found = os.fstat(fd)",
+        "err.strerror and str(err)\n    try:\n        found = os.fstat(fd)",
+        [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_file_it_cannot_open"],
+    ),
+    (
+        "scanner: a foreign file's owner shown by number though it has a name",
+        "app/uvsweep/probe/posix.py",
+        "self._users[uid] = user_name(uid) or str(uid)",
+        "self._users[uid] = user_name(uid) and str(uid)",
+        [f"{KILLS}::test_scan_names_the_owner_of_another_users_file"],
+    ),
+    (
         "handoff: a dir that refuses a new file is a traceback",
         "app/uvsweep/remove/handoff.py",
         "        except OSError:\n            return None  # the dir refuses",
