@@ -1283,6 +1283,15 @@ def test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_d
     assert why is not None and why.startswith(f"{fake}/locks cannot be read"), why
     remover.euid = 0
     assert remover.blind_spot(str(shared)) is None
+    # and a removal keeps the file for that reason (`kept_by_visibility(...) or blind_spot(...)`)
+    (shared / A).touch()
+    os.chown(shared / A, 65534, 65534)
+    cleaner = LinuxRemover(proc=str(fake))
+    cleaner.euid = 65534  # (its files: the owner the checks compare with)
+    result = cleaner.remove([str(shared)], Policy())
+    assert result.removed == [] and (shared / A).exists()
+    ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
+    assert state is LockState.ORPHANED and reason.startswith(f"{fake}/locks cannot be read")
 
 
 def test_another_users_file_is_kept_and_its_owner_named(lockdir: Path) -> None:

@@ -484,6 +484,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "no lock table, not root: the blind spot does not keep the file",
+        POSIX_REMOVER,
+        "why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)",
+        "why = policy.kept_by_visibility(directory, st) and self.blind_spot(directory)",
+        [
+            f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
+        ],
+    ),
+    (
         "scanner probe: an open error's message loses the OS's words",
         "app/uvsweep/probe/posix.py",
         "err.strerror or str(err)\n    try:\n        found = os.fstat(fd)",
