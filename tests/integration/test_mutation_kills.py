@@ -1491,3 +1491,54 @@ def test_scan_names_the_owner_of_another_users_file(lockdir: Path) -> None:
     os.chown(lockdir / A, nobody.pw_uid, nobody.pw_gid)
     (found,) = LinuxBackend().probe([str(lockdir)]).files
     assert found.state is LockState.FOREIGN and found.owner == nobody.pw_name
+
+
+# ---- survivors in probe/posix.py (the scanner) ---------------------------------------------------
+
+
+def test_scan_sees_uv_holding_its_file_under_the_temp_name_it_linked_into_place(
+    lockdir: Path,
+) -> None:
+    """Kills `opened_key`'s `endswith(DELETED) and base not in names` -> `or`: uv, on a file
+    system without RENAME_NOREPLACE, links its `.tmpXXXXXX` file into place; until it unlinks
+    the temp name its fd shows that live name, and the file (two links then) is open in uv."""
+    from tests.conftest import child_with_file
+    from uvsweep.probe.linux import LinuxBackend
+
+    temp = lockdir / ".tmpAbC123"
+    temp.touch()
+    with child_with_file(temp) as uv:
+        os.link(temp, lockdir / A)
+        (found,) = LinuxBackend().probe([str(lockdir)]).files
+    assert found.state is LockState.OPEN and [h.pid for h in found.openers] == [uv.pid]
+
+
+def test_holders_are_listed_once_each_in_order() -> None:
+    """Kills `holder_list`'s `continue` -> `break` after a pid seen before."""
+    from uvsweep.probe.posix import holder_list
+    from uvsweep.processes import ProcessTable
+
+    me, gone = os.getpid(), 4_000_000  # (beyond any pid_max: an exited process)
+    found = holder_list(ProcessTable(), [me, me, gone, me])
+    assert [h.pid for h in found] == [me, gone]
+
+
+def test_scan_drops_a_file_gone_before_its_lstat(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `observe`'s `except FileNotFoundError` narrowed: a file listed, then removed by
+    someone else before its lstat, is simply not there (no error)."""
+    from uvsweep.probe.linux import LinuxBackend
+
+    (lockdir / A).touch()
+    real_stat = os.stat
+
+    def vanishing(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if path == A:
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", vanishing)
+    found = LinuxBackend().probe([str(lockdir)])
+    monkeypatch.undo()
+    assert (found.files, found.errors) == ([], [])

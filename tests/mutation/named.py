@@ -484,6 +484,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "scanner: a live temp name's opener missed",
+        "app/uvsweep/probe/posix.py",
+        "if base.endswith(DELETED) and base not in names:",
+        "if base.endswith(DELETED) or base not in names:",
+        [f"{KILLS}::test_scan_sees_uv_holding_its_file_under_the_temp_name_it_linked_into_place"],
+    ),
+    (
+        "holder_list: stops at a pid seen before",
+        "app/uvsweep/probe/posix.py",
+        "        if pid in seen:\n            continue\n",
+        "        if pid in seen:\n            break\n",
+        [f"{KILLS}::test_holders_are_listed_once_each_in_order"],
+    ),
+    (
+        "scanner: a file gone before its lstat is an error",
+        "app/uvsweep/probe/posix.py",
+        "follow_symlinks=False)\n        except FileNotFoundError:\n            return None",
+        "follow_symlinks=False)\n        except ValueError:\n            return None",
+        [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
+    ),
+    (
         "no lock table, not root: the blind spot does not keep the file",
         POSIX_REMOVER,
         "why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)",
