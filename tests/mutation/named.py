@@ -484,6 +484,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "rw_accessible: other users' execute bit counted",
+        "app/uvsweep/probe/posix.py",
+        "    return mode & 0o006 == 0o006",
+        "    return mode & 7 == 0o006",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
+    (
         "scanner: a live temp name's opener missed",
         "app/uvsweep/probe/posix.py",
         "if base.endswith(DELETED) and base not in names:",

@@ -176,3 +176,22 @@ def test_the_fd_walk_skips_us_counts_the_hidden_and_goes_past_every_failure() ->
     assert walk_fds("/p", [1, 2, 3, 4], {name}, {key}, calls, own_pid=7) == ({key: [3, 4]}, 1)
     # without own_pid, we are the pid the OS gives us (4 here), and never count
     assert walk_fds("/p", [1, 2, 3, 4], {name}, {key}, calls) == ({key: [3]}, 1)
+
+
+def test_rw_accessible_ignores_execute_bits() -> None:
+    """`rw_accessible` (what decides "your uv cannot open it"): the read and write bits of the
+    class that applies, whatever the execute bits (kills `mode & 0o006` -> `mode & 7`)."""
+    import os
+    import stat
+
+    from uvsweep.probe.posix import rw_accessible
+
+    def st(mode: int, uid: int = 1, gid: int = 1) -> os.stat_result:
+        return os.stat_result((stat.S_IFREG | mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+    assert rw_accessible(st(0o667), 2, frozenset())  # other: rw-, plus x
+    assert rw_accessible(st(0o666), 2, frozenset())
+    assert not rw_accessible(st(0o664), 2, frozenset())  # other: r-- only
+    assert rw_accessible(st(0o670), 2, frozenset({1})) and rw_accessible(st(0o700), 1, frozenset())
+    assert not rw_accessible(st(0o606), 2, frozenset({1}))  # the group's bits decide
+    assert rw_accessible(st(0o000), 0, frozenset())  # root
