@@ -1,6 +1,8 @@
 """Test a session's survivors again, with the tests as they are now in the work tree.
 
-    python tests/mutation/retest.py GROUP SCRATCH   (SCRATCH: where `run.sh GROUP` ran)
+    python tests/mutation/retest.py GROUP SCRATCH [MODULE:LINE...]
+    (SCRATCH: where `run.sh GROUP` ran; with MODULE:LINE, only the survivors on those lines,
+    e.g. app/uvsweep/remove/posix.py:315)
 
 Copies the work tree's `tests/` over SCRATCH's (the source stays the copy the session mutated),
 runs each surviving mutant again with GROUP's test command as it is now, and records the verdict
@@ -23,7 +25,7 @@ from cosmic_ray.work_item import TestOutcome
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def main(group: str, scratch: Path) -> None:
+def main(group: str, scratch: Path, lines: frozenset[str] = frozenset()) -> None:
     shutil.copytree(ROOT / "tests", scratch / "tests", dirs_exist_ok=True)
     os.chdir(scratch)
     command = next(
@@ -47,6 +49,10 @@ def main(group: str, scratch: Path) -> None:
             for item in db.work_items
             if (found := results.get(item.job_id)) is not None
             and found.test_outcome == TestOutcome.SURVIVED
+            and (
+                not lines
+                or f"{item.mutations[0].module_path}:{item.mutations[0].start_pos[0]}" in lines
+            )
         ]
         print(f"retesting {len(todo)} survivors", flush=True)
         for item in todo:
@@ -58,4 +64,4 @@ def main(group: str, scratch: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]).resolve())
+    main(sys.argv[1], Path(sys.argv[2]).resolve(), frozenset(sys.argv[3:]))
