@@ -1530,15 +1530,24 @@ def test_scan_drops_a_file_gone_before_its_lstat(
     someone else before its lstat, is simply not there (no error)."""
     from uvsweep.probe.linux import LinuxBackend
 
+    b = "uv-00000000000000bb.lock"
     (lockdir / A).touch()
+    (lockdir / b).touch()
     real_stat = os.stat
 
     def vanishing(path, *args, **kwargs):  # type: ignore[no-untyped-def]
         if path == A:
             raise FileNotFoundError(2, "No such file or directory")
+        if path == b:
+            raise PermissionError(13, "Permission denied")
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "stat", vanishing)
     found = LinuxBackend().probe([str(lockdir)])
     monkeypatch.undo()
-    assert (found.files, found.errors) == ([], [])
+    # (and one that cannot be looked at is an error of its own, not the end of the scan:
+    # `probe`'s `except OSError` around `observe`)
+    assert found.files == []
+    assert [(e.path, "Permission denied" in e.message) for e in found.errors] == [
+        (str(lockdir / b), True)
+    ]

@@ -484,6 +484,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "rw_accessible: the group's bits read with other's x",
+        "app/uvsweep/probe/posix.py",
+        "        return mode & 0o060 == 0o060",
+        "        return mode & 0o061 == 0o060",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
+    (
+        "fd walk: an fd closed between readlink and stat is a traceback",
+        "app/uvsweep/probe/posix.py",
+        "        st = stat(stat_path)\n    except OSError:",
+        "        st = stat(stat_path)\n    except ValueError:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "scanner: a file it may not lstat ends the scan",
+        "app/uvsweep/probe/posix.py",
+        "    except OSError as err:\n                        result.errors.append(ScanError(f",
+        "    except ValueError as err:\n                        result.errors.append(ScanError(f",
+        [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
+    ),
+    (
         "rw_accessible: other users' execute bit counted",
         "app/uvsweep/probe/posix.py",
         "    return mode & 0o006 == 0o006",

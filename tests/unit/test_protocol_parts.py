@@ -143,7 +143,8 @@ def test_backoff_doubles_from_1ms_to_50ms_on_the_clock_it_is_given() -> None:
 
 def test_the_fd_walk_skips_us_counts_the_hidden_and_goes_past_every_failure() -> None:
     """`walk_fds` over a /proc that refuses one process, lost another, and one of whose fds
-    vanished: the walk goes on to the process that has our file open."""
+    vanished (before its readlink, or between it and the stat): the walk goes on to the
+    process that has our file open."""
     import os
 
     from uvsweep.probe.linux import walk_fds
@@ -159,7 +160,7 @@ def test_the_fd_walk_skips_us_counts_the_hidden_and_goes_past_every_failure() ->
                 raise PermissionError(13, "Permission denied")
             if where == "/p/2/fd":
                 raise FileNotFoundError(2, "No such file or directory")
-            return ["0", "1"]
+            return ["0", "2", "1"]
 
         def readlink(self, path: str) -> str:
             if path.endswith("/0"):
@@ -167,6 +168,8 @@ def test_the_fd_walk_skips_us_counts_the_hidden_and_goes_past_every_failure() ->
             return f"/tmp/{name} (deleted)"
 
         def stat(self, path: str) -> os.stat_result:
+            if path.endswith("/2"):  # closed between our readlink and our stat
+                raise FileNotFoundError(2, "No such file or directory")
             return real
 
         def getpid(self) -> int:
@@ -193,5 +196,6 @@ def test_rw_accessible_ignores_execute_bits() -> None:
     assert rw_accessible(st(0o666), 2, frozenset())
     assert not rw_accessible(st(0o664), 2, frozenset())  # other: r-- only
     assert rw_accessible(st(0o670), 2, frozenset({1})) and rw_accessible(st(0o700), 1, frozenset())
+    assert rw_accessible(st(0o661), 2, frozenset({1}))  # group: rw-; other's x is no matter
     assert not rw_accessible(st(0o606), 2, frozenset({1}))  # the group's bits decide
     assert rw_accessible(st(0o000), 0, frozenset())  # root
