@@ -1551,3 +1551,41 @@ def test_scan_drops_a_file_gone_before_its_lstat(
     assert [(e.path, "Permission denied" in e.message) for e in found.errors] == [
         (str(lockdir / b), True)
     ]
+
+
+def test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills the new generation's `O_CREAT|O_EXCL|O_NOFOLLOW` losing `O_EXCL` and `O_NOFOLLOW`
+    (`O_EXCL & O_NOFOLLOW`): a symlink someone plants at the name between our unlink and the
+    next generation must never be opened, nor its target made 0666; the handoff waits until the
+    name is free again, then makes its own file there."""
+    path = lockdir / A
+    path.touch()
+    victim = tmp_path / "victim"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    children: list[subprocess.Popen[str]] = []
+
+    class Planted(_opened_during_unlink(children)):  # type: ignore[misc]
+        rounds = 0
+
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            super().unlink(target)
+            path.symlink_to(victim)
+
+        def handoffs_in_use(self, handoffs):  # type: ignore[no-untyped-def]
+            self.rounds += 1
+            if self.rounds == 3 and path.is_symlink():
+                path.unlink()  # the name is free again
+            elif self.rounds == 6:
+                _release(children)  # the old file's user is done
+            return super().handoffs_in_use(handoffs)
+
+    try:
+        result = Planted(handoff_wait=60.0).remove([str(lockdir)], Policy())
+    finally:
+        _stop(*children)
+    assert (victim.stat().st_mode & 0o777) == 0o600, "the symlink's target was made 0666"
+    assert victim.read_text() == "secret"
+    assert result.handoffs == 1 and not path.is_symlink() and path.exists()

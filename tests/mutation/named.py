@@ -484,6 +484,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "handoff: the new generation's open follows a symlink at the name",
+        "app/uvsweep/remove/handoff.py",
+        "os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC",
+        "os.O_CREAT | os.O_EXCL & os.O_NOFOLLOW | os.O_CLOEXEC",
+        [f"{KILLS}::test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed"],
+    ),
+    (
         "rw_accessible: the group's bits read with other's x",
         "app/uvsweep/probe/posix.py",
         "        return mode & 0o060 == 0o060",
