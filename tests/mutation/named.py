@@ -484,6 +484,16 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     # ---- survivors of the run on today's protocol ----
     (
+        "keeper start: the job names the cleaner's fds, not the keeper's copies",
+        "app/uvsweep/remove/handoff.py",
+        'for key in ("dir_fd", "old_fd", "new_fd"):',
+        "for key in []:",
+        [
+            f"{KILLS}::test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free",
+            f"{KILLS}::{KEEPER_TEST}",
+        ],
+    ),
+    (
         "handoff: the new generation's open follows a symlink at the name",
         "app/uvsweep/remove/handoff.py",
         "os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC",
