@@ -604,7 +604,13 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
     keepers: list[int] = []
     stdin_open = _fd_open(0)
     try:
-        result = OpenedDuringUnlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
+        # the keeper inherits SIGHUP's disposition: the default one, whatever ran this test
+        # (`nohup`), so that only the keeper's own ignoring keeps it alive below
+        hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        try:
+            result = OpenedDuringUnlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
+        finally:
+            signal.signal(signal.SIGHUP, hangup)
         keepers = result.keepers
         assert len(keepers) == 1 and result.handoffs == 1
         assert _fd_open(0) == stdin_open, "starting the keeper closed our fd 0"
