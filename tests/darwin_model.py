@@ -78,7 +78,8 @@ class LibprocModel:
         return strict_library(self, "libproc", LIBPROC_PROTOTYPES)
 
     def _all(self) -> list[int]:
-        return [os.getpid(), *self.pids, *self.refused]
+        # ours first, then one that refuses, then the others: a walk must go on past both
+        return [os.getpid(), *self.refused, *self.pids]
 
     def proc_listallpids(self, buffer: Any, size: int) -> int:
         pids = self._all()

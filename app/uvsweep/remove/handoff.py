@@ -252,8 +252,12 @@ class Keeper:
             opened += [job_r, job_w]
             ready_r, ready_w = os.pipe()
             opened += [ready_r, ready_w]
-            job_r, ready_w = _high_fd(job_r), _high_fd(ready_w)
-            opened += [job_r, ready_w]
+            high = _high_fd(job_r), _high_fd(ready_w)
+            opened += high
+            for low in (job_r, ready_w):  # the keeper's ends, now above its stdio: no copy of
+                opened.remove(low)  # them may stay here, or a dead keeper would look alive
+                os.close(low)  # (and a job bigger than the pipe would block our write)
+            job_r, ready_w = high
             items = []
             for handoff in handoffs:
                 item = handoff.to_json()
@@ -415,14 +419,17 @@ def _log(message: str) -> None:
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             return  # e.g. root with another user's XDG_STATE_HOME
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            if os.fstat(fd).st_uid != os.geteuid() or os.fstat(fd).st_nlink != 1:
+        for rotated in (False, True):
+            fd = os.open(path, flags, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                if os.fstat(fd).st_uid != os.geteuid() or os.fstat(fd).st_nlink != 1:
+                    return
+                if not rotated and os.fstat(fd).st_size > 256 * 1024:
+                    os.replace(path, path + ".1")  # one old generation: the log stays small
+                    continue  # the line goes into a new file at the name
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+                handle.write(f"{stamp} keeper {os.getpid()}: {message}\n")
                 return
-            if os.fstat(fd).st_size > 256 * 1024:
-                os.replace(path, path + ".1")  # one old generation: the log stays small
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-            handle.write(f"{stamp} keeper {os.getpid()}: {message}\n")
 
 
 def _resume(job: dict[str, Any]) -> tuple[PosixRemover, list[Handoff]]:

@@ -1,0 +1,839 @@
+"""The mutants issue 12 names, applied by hand: each must make its tests fail (not hang).
+
+    python tests/mutation/named.py [SCRATCH [WORD...]]   (WORD: only the mutants so named)
+
+Works on a copy of the tree (never the work tree), runs each mutant's tests with a timeout in a
+private PID namespace (as `run.sh`), and prints one line per mutant: KILLED (a test failed),
+HUNG (the timeout ended it: a test that hangs is not a kill) or SURVIVED. Needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FINDINGS = "tests/integration/test_protocol_findings.py"
+KILLS = "tests/integration/test_mutation_kills.py"
+POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+DARWIN_TEST = (
+    "tests/unit/test_removers_other_os.py"
+    "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
+)
+KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
+ROOT_WAITER_TEST = (
+    "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
+)
+
+#: (name, file, the text, its mutant, the tests that must fail)
+MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
+    (
+        "waiters re-checked while holding ignored (users() skips the lock table)",
+        POSIX_REMOVER,
+        "found = self.lock_users(targets)\n",
+        "found: dict[Target, Use] = {}\n",
+        [f"{FINDINGS}::{ROOT_WAITER_TEST}"],
+    ),
+    (
+        # (was `still_used`; on Linux each round now asks `handoffs_in_use`, and `old_in_use`
+        # serves tests and the single-handoff API only: see MUTATION.md)
+        "old_in_use ignores lock-table entries",
+        POSIX_REMOVER,
+        "            if mine or unsure:\n                return True\n",
+        "            if False:\n                return True\n",
+        [f"{KILLS}::test_after_the_unlink_an_entry_on_an_unsure_device_still_counts"],
+    ),
+    (
+        "lock_users drops entries whose device is unsure (the fallback)",
+        POSIX_REMOVER,
+        "use = self._use_of(mine + unsure)",
+        "use = self._use_of(mine)",
+        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+    ),
+    (
+        "old_in_use drops entries whose device is unsure (the fallback)",
+        POSIX_REMOVER,
+        "            if mine or unsure:\n",
+        "            if mine:\n",
+        [f"{KILLS}::test_after_the_unlink_an_entry_on_an_unsure_device_still_counts"],
+    ),
+    (
+        "LockTable.entries never returns unsure entries",
+        "app/uvsweep/probe/linux.py",
+        "return mine, [e for e in on_inode if (e.major, e.minor) != device]",
+        "return mine, []",
+        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+    ),
+    (
+        "still_named always true",
+        POSIX_REMOVER,
+        "return (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        "return True or (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        [f"{FINDINGS}::test_a_file_renamed_into_place_while_held_is_not_removed"],
+    ),
+    (
+        "O_NOFOLLOW removed",
+        "app/uvsweep/probe/posix.py",
+        '    | getattr(os, "O_NOFOLLOW", 0)\n',
+        "",
+        [f"{FINDINGS}::test_a_symlink_swapped_in_after_lstat_is_named_as_such"],
+    ),
+    (
+        "O_NONBLOCK removed",
+        "app/uvsweep/probe/posix.py",
+        '    | getattr(os, "O_NONBLOCK", 0)\n',
+        "",
+        [f"{FINDINGS}::test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover"],
+    ),
+    # survivors of the first cosmic-ray run, killed by new tests
+    (
+        "scanner: lock lines of every other device taken for this file's",
+        "app/uvsweep/probe/linux.py",
+        "e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))",
+        "e for e in entries if (e.major, e.minor) != (os.major(obs.dev), os.minor(obs.dev))",
+        [f"{KILLS}::test_scan_a_lock_on_another_device_with_our_inode_number_is_not_ours"],
+    ),
+    (
+        "scanner: a same-device entry trusted only with the try-lock's word",
+        "app/uvsweep/probe/linux.py",
+        "trusted = same_dev or (",
+        "trusted = same_dev and (",
+        [f"{KILLS}::test_scan_a_waiter_on_our_device_counts_even_when_the_probe_finds_it_free"],
+    ),
+    (
+        "scanner: an unreadable /proc/locks not caught",
+        "app/uvsweep/probe/linux.py",
+        "            self.table = read_locks(self.proc)\n        except OSError as err:",
+        "            self.table = read_locks(self.proc)\n        except ZeroDivisionError as err:",
+        [f"{KILLS}::test_scan_with_an_unreadable_lock_table_says_so_and_still_probes"],
+    ),
+    (
+        "own lock lines: the minor read in base 17",
+        "app/uvsweep/probe/linux.py",
+        "own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))",
+        "own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 17)))",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "odd files: the shared probe's same-file check inverted",
+        POSIX_REMOVER,
+        "!= (st.st_dev, st.st_ino):\n                return LockProbe.UNREADABLE",
+        "== (st.st_dev, st.st_ino):\n                return LockProbe.UNREADABLE",
+        [f"{KILLS}::test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd"],
+    ),
+    (
+        "batch size: the cap of 1024 files",
+        POSIX_REMOVER,
+        "return max(1, min(1024, ",
+        "return max(1, min(1025, ",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "lock lines: reading stops at the first line it cannot read",
+        "app/uvsweep/probe/linux.py",
+        "        except (IndexError, ValueError):\n            continue\n        table.setdefault",
+        "        except (IndexError, ValueError):\n            break\n        table.setdefault",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "scanner: holders looked up in our /proc, not the one given",
+        "app/uvsweep/probe/linux.py",
+        "super().__init__(processes or ProcessTable(proc=proc))",
+        "super().__init__(processes and ProcessTable(proc=proc))",
+        [f"{KILLS}::test_scan_describes_holders_from_the_proc_it_was_given"],
+    ),
+    (
+        "a handoff finished in-process reported as a keeper's",
+        POSIX_REMOVER,
+        "elif keeper_pid is not None and handoff in left:",
+        "elif keeper_pid is not None or handoff in left:",
+        [f"{KILLS}::test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper"],
+    ),
+    (
+        "macOS open files: the walk stops at our own pid",
+        "app/uvsweep/probe/darwin.py",
+        "        if pid == exclude:\n            continue\n",
+        "        if pid == exclude:\n            break\n",
+        [DARWIN_TEST],
+    ),
+    (
+        "fd limit: raised only when already high enough",
+        POSIX_REMOVER,
+        "and soft < target:",
+        "and soft >= target:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd limit: lowered when it is above the target",
+        POSIX_REMOVER,
+        "if soft != resource.RLIM_INFINITY and soft < target:",
+        "if soft != resource.RLIM_INFINITY or soft < target:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd limit: 8193 wanted",
+        POSIX_REMOVER,
+        "def raise_fd_limit(wanted: int = 8192)",
+        "def raise_fd_limit(wanted: int = 8193)",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "errors: a stray prefix on the OS's message",
+        POSIX_REMOVER,
+        'f"{what}: {message}" if what else message',
+        'f"{what}: {message}" if not what else message',
+        [f"{KILLS}::test_an_lstat_error_is_reported_with_the_os_message_alone"],
+    ),
+    (
+        "lock lines: reading stops at the first short line",
+        "app/uvsweep/probe/linux.py",
+        "        if len(parts) < 6:\n            continue\n",
+        "        if len(parts) < 6:\n            break\n",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: one process counted hidden from the start",
+        "app/uvsweep/probe/linux.py",
+        "    hidden = 0\n    for pid in pids:",
+        "    hidden = 1\n    for pid in pids:",
+        [f"{KILLS}::test_root_sees_every_process"],
+    ),
+    (
+        "handoff: a use gone by the first round still counted as a handoff",
+        "app/uvsweep/remove/handoff.py",
+        "self.released_unused = True\n",
+        "self.released_unused = False\n",
+        [f"{KILLS}::test_a_use_gone_by_the_handoff_leaves_the_file_removed"],
+    ),
+    (
+        "keeper: its loop ends after one round",
+        "app/uvsweep/remove/handoff.py",
+        "    stop: Callable[[], bool] = lambda: False,",
+        "    stop: Callable[[], bool] = lambda: True,",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "batch: the files after one nobody needed are not reported",
+        "app/uvsweep/remove/__init__.py",
+        "result.removed.append(target.path)\n                continue\n            result.handoffs",
+        "result.removed.append(target.path)\n                break\n            result.handoffs",
+        [f"{KILLS}::test_a_use_gone_by_the_handoff_leaves_the_file_removed"],
+    ),
+    (
+        "hidepid policy: the per-dir answer never cached (KeyError)",
+        "app/uvsweep/remove/__init__.py",
+        "        if directory not in self._private:",
+        "        if not directory not in self._private:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "hidepid policy: private and shared dirs swapped",
+        "app/uvsweep/remove/__init__.py",
+        "        if self._private[directory]:",
+        "        if not self._private[directory]:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "hidepid policy: no dir is ever private",
+        "app/uvsweep/remove/__init__.py",
+        "st.st_mode & 0o077 == 0",
+        "st.st_mode & 0o077 == -1",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "batch: a refused unlink stops the batch",
+        "app/uvsweep/remove/__init__.py",
+        "                    )\n                    continue\n                unlinked",
+        "                    )\n                    break\n                unlinked",
+        [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
+    ),
+    (
+        "still_named lets an lstat error through",
+        POSIX_REMOVER,
+        "            st = self.lstat(target.name, target.dir_handle)\n        except OSError:",
+        "            st = self.lstat(target.name, target.dir_handle)\n        except KeyError:",
+        [f"{KILLS}::test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash"],
+    ),
+    (
+        "keeper: a job it cannot take is a traceback, not a log line",
+        "app/uvsweep/remove/handoff.py",
+        "except (IndexError, KeyError, TypeError, ValueError, OSError) as err:",
+        "except (IndexError, KeyError, TypeError, ValueError) as err:",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "keeper: exit status 3 for a job it cannot take",
+        "app/uvsweep/remove/handoff.py",
+        '        _log(f"cannot start: {err}")\n        return 2',
+        '        _log(f"cannot start: {err}")\n        return 3',
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "handoff: the new file made 0667",
+        "app/uvsweep/remove/handoff.py",
+        "LOCK_FILE_MODE = 0o666",
+        "LOCK_FILE_MODE = 0o667",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper start: our copies of the keeper's pipe ends kept (a dead keeper looks alive)",
+        "app/uvsweep/remove/handoff.py",
+        "                os.close(low)  #",
+        "                pass  #",
+        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
+    ),
+    (
+        "keeper: a negative poll interval",
+        "app/uvsweep/remove/handoff.py",
+        "wait=None, limit=0.1,",
+        "wait=None, limit=-0.9,",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "minimum age: a file exactly that old kept",
+        "app/uvsweep/remove/__init__.py",
+        "        if age >= self.min_age:",
+        "        if age > self.min_age:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "skip reasons: a waiter alone not named",
+        POSIX_REMOVER,
+        "who = item.holders or item.waiters or item.openers",
+        "who = item.holders or item.waiters and item.openers",
+        [f"{KILLS}::test_a_waiter_alone_in_the_table_is_named_in_the_reason"],
+    ),
+    (
+        "lstat: a file with no link left taken for an odd one",
+        POSIX_REMOVER,
+        "if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:",
+        "if stat.S_ISREG(st.st_mode) and st.st_nlink == -1:",
+        [f"{KILLS}::test_a_file_unlinked_under_our_eyes_is_gone_not_odd"],
+    ),
+    (
+        "fstat: a file unlinked after our open taken for a changed one",
+        POSIX_REMOVER,
+        "            if found.st_nlink == 0:",
+        "            if found.st_nlink == -1:",
+        [f"{KILLS}::test_a_file_unlinked_between_our_open_and_fstat_is_gone_not_odd"],
+    ),
+    (
+        "batch: a file removed by someone else first stops the batch",
+        "app/uvsweep/remove/__init__.py",
+        "continue  # someone else removed it first",
+        "break  # someone else removed it first",
+        [f"{KILLS}::test_a_file_another_cleaner_removed_first_does_not_stop_the_batch"],
+    ),
+    (
+        "result: hidden processes start at -1",
+        "app/uvsweep/remove/__init__.py",
+        "self.hidden_processes = 0  # processes",
+        "self.hidden_processes = -1  # processes",
+        [f"{KILLS}::test_nothing_to_remove_hides_nothing"],
+    ),
+    (
+        "macOS open files: the walk stops at the first hidden process",
+        "app/uvsweep/probe/darwin.py",
+        "            hidden += 1\n            continue\n",
+        "            hidden += 1\n            break\n",
+        [DARWIN_TEST],
+    ),
+    (
+        "fd walk: our own pid taken from the wrong side",
+        "app/uvsweep/probe/linux.py",
+        "me = calls.getpid() if own_pid is None else own_pid",
+        "me = calls.getpid() if own_pid is not None else own_pid",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first process it may not look at",
+        "app/uvsweep/probe/linux.py",
+        "                hidden_pids.add(pid)\n            continue\n",
+        "                hidden_pids.add(pid)\n            break\n",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first process gone meanwhile",
+        "app/uvsweep/probe/linux.py",
+        "continue  # exited meanwhile",
+        "break  # exited meanwhile",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: a process gone meanwhile is an error",
+        "app/uvsweep/probe/linux.py",
+        "        except OSError:\n            continue  # exited meanwhile",
+        "        except KeyError:\n            continue  # exited meanwhile",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd walk: stops at the first fd gone meanwhile",
+        "app/uvsweep/probe/linux.py",
+        "calls.readlink(link)\n            except OSError:\n                continue",
+        "calls.readlink(link)\n            except OSError:\n                break",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "backoff: the clock given ignored",
+        "app/uvsweep/remove/__init__.py",
+        "clock = calls or _RealClock()",
+        "clock = calls and _RealClock()",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "backoff: intervals halved",
+        "app/uvsweep/remove/__init__.py",
+        "delay = min(limit, delay * 2)",
+        "delay = min(limit, delay / 2)",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "keeper log: rotated at every line",
+        "app/uvsweep/remove/handoff.py",
+        "os.fstat(fd).st_size > 256 * 1024",
+        "os.fstat(fd).st_size > 256 / 1024",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: never written to a new file",
+        "app/uvsweep/remove/handoff.py",
+        "if not rotated and os.fstat(fd)",
+        "if rotated and os.fstat(fd)",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "hidepid policy: a dir we cannot stat counts as private",
+        "app/uvsweep/remove/__init__.py",
+        "    except OSError:\n        return False\n    return st.st_uid == os.geteuid()",
+        "    except OSError:\n        return True\n    return st.st_uid == os.geteuid()",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "fd limit: the wanted limit returned, not the one set",
+        POSIX_REMOVER,
+        "return wanted if soft == resource.RLIM_INFINITY else soft",
+        "return wanted if soft != resource.RLIM_INFINITY else soft",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "lstat: a vanished file reported as an error",
+        POSIX_REMOVER,
+        "            st = self.lstat(name, dir_handle)\n        except FileNotFoundError:",
+        "            st = self.lstat(name, dir_handle)\n        except KeyError:",
+        [f"{KILLS}::test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash"],
+    ),
+    (
+        "odd files: an open error in the shared probe is a traceback",
+        POSIX_REMOVER,
+        "OPEN_FLAGS, dir_fd=dir_fd)\n        except OSError:\n            return LockProbe",
+        "OPEN_FLAGS, dir_fd=dir_fd)\n        except KeyError:\n            return LockProbe",
+        [f"{KILLS}::test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash"],
+    ),
+    (
+        "keeper: the old file's device read from the wrong field",
+        POSIX_REMOVER,
+        '(int(item["old_key"][0]), int(item["old_key"][1]))',
+        '(int(item["old_key"][-1]), int(item["old_key"][1]))',
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: never written",
+        "app/uvsweep/remove/handoff.py",
+        "    if path is None:\n        return\n",
+        "    if path is not None:\n        return\n",
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    (
+        "batch size: 23 fds to spare",
+        POSIX_REMOVER,
+        "(fd_limit - in_use - 24) // 2",
+        "(fd_limit - in_use - 23) // 2",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "hidepid policy: others' execute bit ignored",
+        "app/uvsweep/remove/__init__.py",
+        "st.st_mode & 0o077 == 0",
+        "st.st_mode & 0o076 == 0",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "an open refused: the OS's reason dropped",
+        POSIX_REMOVER,
+        'else (err.strerror or "")',
+        'else (err.strerror and "")',
+        [f"{KILLS}::test_a_file_we_may_not_open_says_why"],
+    ),
+    (
+        "keeper start: a keeper that never said ready trusted with the locks",
+        "app/uvsweep/remove/handoff.py",
+        "if not readable or os.read(ready_r, 16)",
+        "if not readable and os.read(ready_r, 16)",
+        [f"{KILLS}::test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks"],
+    ),
+    (
+        "keeper log: rotation fails (a traceback past 256 KiB)",
+        "app/uvsweep/remove/handoff.py",
+        'os.replace(path, path + ".1")',
+        'os.replace(path, path - ".1")',
+        [f"{KILLS}::test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2"],
+    ),
+    # ---- survivors of the run on today's protocol ----
+    (
+        "keeper start: the job names the cleaner's fds, not the keeper's copies",
+        "app/uvsweep/remove/handoff.py",
+        'for key in ("dir_fd", "old_fd", "new_fd"):',
+        "for key in []:",
+        [
+            f"{KILLS}::test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free",
+            f"{KILLS}::{KEEPER_TEST}",
+        ],
+    ),
+    (
+        "handoff: the new generation's open follows a symlink at the name",
+        "app/uvsweep/remove/handoff.py",
+        "os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC",
+        "os.O_CREAT | os.O_EXCL & os.O_NOFOLLOW | os.O_CLOEXEC",
+        [f"{KILLS}::test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed"],
+    ),
+    (
+        "rw_accessible: the group's bits read with other's x",
+        "app/uvsweep/probe/posix.py",
+        "        return mode & 0o060 == 0o060",
+        "        return mode & 0o061 == 0o060",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
+    (
+        "fd walk: an fd closed between readlink and stat is a traceback",
+        "app/uvsweep/probe/posix.py",
+        "        st = stat(stat_path)\n    except OSError:",
+        "        st = stat(stat_path)\n    except ValueError:",
+        ["tests/unit/test_protocol_parts.py"],
+    ),
+    (
+        "scanner: a file it may not lstat ends the scan",
+        "app/uvsweep/probe/posix.py",
+        "    except OSError as err:\n                        result.errors.append(ScanError(f",
+        "    except ValueError as err:\n                        result.errors.append(ScanError(f",
+        [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
+    ),
+    (
+        "rw_accessible: other users' execute bit counted",
+        "app/uvsweep/probe/posix.py",
+        "    return mode & 0o006 == 0o006",
+        "    return mode & 7 == 0o006",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
+    (
+        "scanner: a live temp name's opener missed",
+        "app/uvsweep/probe/posix.py",
+        "if base.endswith(DELETED) and base not in names:",
+        "if base.endswith(DELETED) or base not in names:",
+        [f"{KILLS}::test_scan_sees_uv_holding_its_file_under_the_temp_name_it_linked_into_place"],
+    ),
+    (
+        "holder_list: stops at a pid seen before",
+        "app/uvsweep/probe/posix.py",
+        "        if pid in seen:\n            continue\n",
+        "        if pid in seen:\n            break\n",
+        [f"{KILLS}::test_holders_are_listed_once_each_in_order"],
+    ),
+    (
+        "scanner: a file gone before its lstat is an error",
+        "app/uvsweep/probe/posix.py",
+        "follow_symlinks=False)\n        except FileNotFoundError:\n            return None",
+        "follow_symlinks=False)\n        except ValueError:\n            return None",
+        [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
+    ),
+    (
+        "no lock table, not root: the blind spot does not keep the file",
+        POSIX_REMOVER,
+        "why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)",
+        "why = policy.kept_by_visibility(directory, st) and self.blind_spot(directory)",
+        [
+            f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
+        ],
+    ),
+    (
+        "scanner probe: an open error's message loses the OS's words",
+        "app/uvsweep/probe/posix.py",
+        "err.strerror or str(err)\n    try:\n        found = os.fstat(fd)",
+        "err.strerror and str(err)\n    try:\n        found = os.fstat(fd)",
+        [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_file_it_cannot_open"],
+    ),
+    (
+        "scanner: a foreign file's owner shown by number though it has a name",
+        "app/uvsweep/probe/posix.py",
+        "self._users[uid] = user_name(uid) or str(uid)",
+        "self._users[uid] = user_name(uid) and str(uid)",
+        [f"{KILLS}::test_scan_names_the_owner_of_another_users_file"],
+    ),
+    (
+        "handoff: a dir that refuses a new file is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "        except OSError:\n            return None  # the dir refuses",
+        "        except ValueError:\n            return None  # the dir refuses",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
+        "keeper: started in the cleaner's session",
+        "app/uvsweep/remove/handoff.py",
+        "start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,",
+        "start_new_session=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "a held file's holder from an unsure lock line not named",
+        POSIX_REMOVER,
+        "        if self._table is None:\n            return None\n        mine, unsure",
+        "        if self._table is not None:\n            return None\n        mine, unsure",
+        [f"{KILLS}::test_a_held_file_whose_lock_line_has_an_unknown_device_names_its_holder"],
+    ),
+    (
+        "signal handlers not given back after a batch",
+        "app/uvsweep/remove/__init__.py",
+        "for restored, handler in previous.items():",
+        "for restored, handler in []:",
+        [f"{KILLS}::test_the_signal_handlers_are_given_back_after_each_batch"],
+    ),
+    (
+        "keeper log: its file made readable by others",
+        "app/uvsweep/remove/handoff.py",
+        "fd = os.open(path, flags, 0o600)",
+        "fd = os.open(path, flags, 0o601)",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
+        "handoff: a round whose check fails ends the run with a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "        except Exception:  # noqa: BLE001",
+        "        except ValueError:  # noqa: BLE001",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
+        "handoff: a name that refuses to open (a symlink) is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "# a new uv's\n            except OSError:",
+        "# a new uv's\n            except ValueError:",
+        [f"{KILLS}::test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open"],
+    ),
+    (
+        "keeper: the new file's fd lost (closed only when the keeper exits)",
+        POSIX_REMOVER,
+        'handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])',
+        'handoff.new_fd = None if item["new_fd"] is not None else int(item["new_fd"])',
+        [f"{KILLS}::test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free"],
+    ),
+    (
+        "keeper: SIGINT and SIGHUP not ignored",
+        "app/uvsweep/remove/handoff.py",
+        'for name in ("SIGINT", "SIGHUP", "SIGPIPE"):',
+        "for name in []:",
+        [f"{KILLS}::{KEEPER_TEST}"],
+    ),
+    (
+        "keeper log: its dir made for others to enter",
+        "app/uvsweep/remove/handoff.py",
+        "os.makedirs(directory, mode=0o700, exist_ok=True)",
+        "os.makedirs(directory, mode=0o701, exist_ok=True)",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
+        "fd walk: a same-named file in another dir counts",
+        "app/uvsweep/probe/linux.py",
+        "if key is not None and key in wanted:",
+        "if key is not None or key in wanted:",
+        [f"{KILLS}::test_a_file_of_the_same_name_open_in_another_dir_is_not_ours"],
+    ),
+    (
+        "own lock lines: parsing stops at an unreadable one",
+        "app/uvsweep/probe/linux.py",
+        "                    continue\n        return self._own",
+        "                    break\n        return self._own",
+        ["tests/unit/test_protocol_parts.py::test_our_own_lock_lines_give_their_device_in_hex"],
+    ),
+    (
+        "a foreign file's owner shown by number though it has a name",
+        POSIX_REMOVER,
+        "self._users[uid] = user_name(uid) or str(uid)",
+        "self._users[uid] = user_name(uid) and str(uid)",
+        [f"{KILLS}::test_another_users_file_is_kept_and_its_owner_named"],
+    ),
+    (
+        "no lock table, not root: shared dirs cleaned, private ones kept",
+        POSIX_REMOVER,
+        "        if dir_is_private(directory):\n            return None\n        return (",
+        "        if not dir_is_private(directory):\n            return None\n        return (",
+        [
+            f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
+        ],
+    ),
+    (
+        "lock table: read once by a cleaner that is not root, twice by root",
+        POSIX_REMOVER,
+        "            if self.euid == 0:\n                return read_lock_table(",
+        "            if self.euid != 0:\n                return read_lock_table(",
+        [f"{KILLS}::test_a_cleaner_that_is_not_root_reads_the_lock_table_twice"],
+    ),
+    (
+        "keeper start: a launcher that printed no pid is a traceback",
+        "app/uvsweep/remove/handoff.py",
+        "            except (IndexError, ValueError):\n                raise OSError(",
+        "            except (ValueError,):\n                raise OSError(",
+        [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
+    ),
+    (
+        "a default SIGTERM is not held back while locks are held",
+        "app/uvsweep/remove/__init__.py",
+        "if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:",
+        "if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:",
+        [f"{KILLS}::test_sigterm_while_locks_are_held_waits_for_the_batch_then_exits_143"],
+    ),
+    (
+        "keeper log: written into a dir another user owns",
+        "app/uvsweep/remove/handoff.py",
+        "if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():",
+        "if not stat.S_ISDIR(st.st_mode) and st.st_uid != os.geteuid():",
+        [f"{KILLS}::test_the_keeper_never_logs_into_a_dir_another_user_owns"],
+    ),
+    (
+        "no keeper: the wait given up at once (`seen - 1`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen - 1,",
+        [f"{KILLS}::test_without_a_keeper_one_interrupt_only_says_why_and_the_handoff_goes_on"],
+    ),
+    (
+        "no keeper: the first Ctrl-C gives the wait up (`seen + 0`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen + 0,",
+        [f"{KILLS}::test_without_a_keeper_one_interrupt_only_says_why_and_the_handoff_goes_on"],
+    ),
+    (
+        "no keeper: two Ctrl-C do not give the wait up (`seen + 2`)",
+        POSIX_REMOVER,
+        "len(self.interrupts) > seen + 1,",
+        "len(self.interrupts) > seen + 2,",
+        [
+            f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
+        ],
+    ),
+    (
+        "handoff: a hidden pid 1 seen on the old inode is not followed",
+        POSIX_REMOVER,
+        "{e.pid for e in entries if e.pid > 0}",
+        "{e.pid for e in entries if e.pid > 1}",
+        [f"{KILLS}::test_a_hidden_process_seen_on_the_old_inode_is_followed_pid_1_included"],
+    ),
+    (
+        "handoff: only hidden pids <= 0 are followed",
+        POSIX_REMOVER,
+        "{e.pid for e in entries if e.pid > 0}",
+        "{e.pid for e in entries if e.pid <= 0}",
+        [f"{KILLS}::test_a_hidden_process_seen_on_the_old_inode_is_followed_pid_1_included"],
+    ),
+    (
+        "re-check: an fstat error's message loses the OS's reason",
+        POSIX_REMOVER,
+        'return f"cannot be checked again: {err.strerror or err}"',
+        'return f"cannot be checked again: {err.strerror and err}"',
+        [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
+    ),
+    (
+        "re-check: an fstat error is a traceback",
+        POSIX_REMOVER,
+        "            found = self.calls.fstat(target.handle)\n        except OSError as err:",
+        "            found = self.calls.fstat(target.handle)\n        except ValueError as err:",
+        [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
+    ),
+    (
+        "listing: the dir fd leaks when the listing fails",
+        POSIX_REMOVER,
+        "if is_lock_name(name))\n        except OSError:",
+        "if is_lock_name(name))\n        except ValueError:",
+        [f"{KILLS}::test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed"],
+    ),
+    (
+        "request_stop alone does not stop a removal's wait",
+        "app/uvsweep/remove/__init__.py",
+        "return bool(self.interrupts or self.stop_requests)",
+        "return bool(self.interrupts and self.stop_requests)",
+        [f"{KILLS}::test_request_stop_hands_a_long_handoff_to_a_keeper_at_once"],
+    ),
+    (
+        "no keeper: a given-up handoff keeps its files open and says nothing",
+        POSIX_REMOVER,
+        '        for handoff in left:\n            if handoff.state != "done":',
+        '        for handoff in []:\n            if handoff.state != "done":',
+        [
+            f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
+        ],
+    ),
+]
+
+
+def _copy(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    for name in filter(None, files):
+        target = scratch / os.fsdecode(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / os.fsdecode(name), target)
+    scratch.chmod(0o755)
+
+
+def _run(scratch: Path, tests: list[str], timeout: float = 120.0, show: bool = False) -> str:
+    env = {
+        **os.environ, "PYTHONPATH": str(scratch / "app"), "PYTHONDONTWRITEBYTECODE": "1",
+        "UVSWEEP_REQUIRE_SYSTEM": "1", "UVSWEEP_ACCEPT_HIDDEN_PROCESSES": "1",
+    }  # fmt: skip
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "pytest", "-q",
+            "-p", "no:cacheprovider", *tests]  # fmt: skip
+    try:
+        done = subprocess.run(
+            argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout,
+            check=False, start_new_session=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "HUNG"
+    if show and done.returncode != 0:
+        print(done.stdout[-3000:])
+    return "SURVIVED" if done.returncode == 0 else "KILLED"
+
+
+def main() -> int:
+    scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/uvsweep-mutation-named")
+    _copy(scratch)
+    words = sys.argv[2:]
+    chosen = [m for m in MUTANTS if not words or any(word in m[0] for word in words)]
+    every = sorted({test for *_, tests in chosen for test in tests})
+    if _run(scratch, every, show=True) != "SURVIVED":
+        print("the unmutated tree fails these tests: no verdict")
+        return 1
+    worst = 0
+    for name, path, text, mutant, tests in chosen:
+        source = scratch / path
+        original = source.read_text()
+        assert original.count(text) == 1, f"{name}: the text to mutate is not there once"
+        source.write_text(original.replace(text, mutant))
+        try:
+            began = time.monotonic()
+            verdict = _run(scratch, tests)
+        finally:
+            source.write_text(original)
+        worst = max(worst, verdict != "KILLED")
+        print(f"{verdict:8} {time.monotonic() - began:5.1f}s  {name}", flush=True)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Mutation run over the safety code with cosmic-ray (see tests/MUTATION.md).
+#
+#   tests/mutation/run.sh GROUP MODULE...     GROUP: remove, probe or cleaner (its test command)
+#
+# cosmic-ray mutates the source files in place, so the run works on a copy of the tree
+# ($SCRATCH, default /tmp/uvsweep-mutation-GROUP), never on the work tree. The tests import that
+# copy (PYTHONPATH, which tests/conftest.py's APP_DIR also hands to every subprocess they start:
+# the CLI, the keeper, a cleaner run as `nobody`), and run in a private PID namespace so that uv
+# processes elsewhere on the machine cannot trip the `clean` gate. Needs root (namespaces, the
+# user `nobody`), like the tests it runs. Prints the counts and every survivor at the end.
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${UVSWEEP_MUTATION_ENV:-}" ]; then
+    # cosmic-ray is in a dependency group of its own (`mutation`): only this asks for it
+    UVSWEEP_MUTATION_ENV=1 UV_PYTHON_DOWNLOADS=never exec uv run --project "$root" --locked \
+        --group mutation "$0" "$@"
+fi
+group=$1
+shift
+scratch=${SCRATCH:-/tmp/uvsweep-mutation-$group}
+rm -rf "$scratch"
+mkdir -p "$scratch"
+(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$scratch")
+chmod 755 "$scratch"
+cd "$scratch"
+export PYTHONPATH="$scratch/app" PYTHONDONTWRITEBYTECODE=1
+export UVSWEEP_REQUIRE_SYSTEM=1 UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1
+config=session.toml
+modules=$(printf '"%s", ' "$@")
+sed "s#^module-path = .*#module-path = [$modules]#" "tests/mutation/$group.toml" >"$config"
+cosmic-ray init "$config" session.sqlite
+cr-filter-operators session.sqlite "$config"
+python tests/mutation/skip_equivalent.py session.sqlite
+# the unmutated tree must pass, or every mutant would look killed
+cosmic-ray baseline "$config"
+nice -n 10 cosmic-ray exec "$config" session.sqlite
+python tests/mutation/survivors.py session.sqlite
