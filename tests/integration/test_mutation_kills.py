@@ -24,6 +24,7 @@ from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.remove import Policy
+from uvsweep.remove.handoff import Keeper
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -188,9 +189,20 @@ class _UnlearnableDevice(LinuxRemover):
         self.line = line
         self.holding = False
 
-    def _read_table(self):  # type: ignore[no-untyped-def]
-        (self.fake / "locks").write_text(self.line if self.holding else "")
-        return super()._read_table()
+    def _read_table(self, holding=()):  # type: ignore[no-untyped-def]
+        (self.fake / "locks").write_text(self._own_lines() + self.line if self.holding else "")
+        return super()._read_table(holding)
+
+    def _own_lines(self) -> str:
+        """Our own lock, printed on two devices, neither `st_dev` (so it shows, as the table
+        must, yet teaches no single device: the entry's device stays unsure)."""
+        device, ino = self.line.split()[-3].rsplit(":", 1)
+        major, minor = (int(part, 16) for part in device.split(":"))
+        return "".join(
+            f"{n}: FLOCK  ADVISORY  WRITE {self.own_pid} {major + extra:02x}:{minor:02x}:{ino}"
+            " 0 EOF\n"
+            for n, extra in ((8, 0), (9, 1))
+        )
 
     def _open_and_lock(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         target = super()._open_and_lock(*args, **kwargs)
@@ -376,10 +388,13 @@ def test_scan_describes_holders_from_the_proc_it_was_given(lockdir: Path, tmp_pa
 
 
 class _NoKeeper:
-    """A keeper that cannot be started (no fork, no interpreter...)."""
+    """A keeper that cannot be started, neither as a program nor as a copy (no fork either)."""
 
     def take(self, handoffs: object, view: object) -> int:
         raise OSError("cannot start")
+
+    def fork(self, handoffs: object, view: object) -> int:
+        raise OSError("cannot fork")
 
 
 def test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper(
@@ -845,13 +860,20 @@ def test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks(
                 child.stdin.flush()
 
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the keeper dies at once, silently
-    remover = OpenedDuringUnlink(handoff_wait=0.0, progress=progress)
+    remover = OpenedDuringUnlink(handoff_wait=0.0, progress=progress, keeper=_ExecOnlyKeeper())
     try:
         result = remover.remove([str(lockdir)], Policy())
     finally:
         monkeypatch.undo()
         _stop(*children)
     assert result.keepers == [] and result.handoffs == 1
+
+
+class _ExecOnlyKeeper(Keeper):
+    """The real keeper program, without the forked fallback (a platform without fork)."""
+
+    def fork(self, handoffs: object, view: object) -> int:  # type: ignore[override]
+        raise OSError("no fork here")
 
 
 _DEAD_KEEPER = textwrap.dedent(
