@@ -463,3 +463,24 @@ def test_a_forked_keeper_holds_the_names_and_nothing_else(lockdir: Path) -> None
         os.close(read_end)
         os.close(dir_fd)
         kill_keepers(before)
+
+
+def test_a_forked_keeper_that_cannot_build_its_remover_is_not_trusted(lockdir: Path) -> None:
+    """The copy says "ready" only once it can run the handoffs; one that fails before that
+    ends, `fork` raises, and the caller still holds the locks (it waits itself)."""
+    dir_fd, handoffs = _locked_handoffs(lockdir, 1)
+    before = set(keeper_pids())
+    try:
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().fork(handoffs, {"platform": "win32"})  # no Unix handoffs there
+        fd = os.open(lockdir / "uv-0000000000000000.lock", os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):  # ours still: nothing was let go
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        for handoff in handoffs:
+            handoff.close()
+        os.close(dir_fd)
+        kill_keepers(before)

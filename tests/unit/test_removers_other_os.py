@@ -173,6 +173,38 @@ def test_windows_handoff_waits_through_one_ctrl_c_and_gives_up_on_the_second() -
     assert list(fs.names) == [fs.path(A)]  # the new file stays at the name, unlocked
 
 
+def test_windows_handoff_is_not_given_up_by_a_quitting_tray() -> None:
+    """A tray that quits asks every removal to stop, through more than one path: on Windows
+    that must not give a handoff up (only Ctrl-C twice does); the wait ends when the old
+    file's user is done."""
+    fs = WindowsModel()
+    fs.add(A)
+    late: dict[str, int] = {}
+    said: list[str] = []
+
+    def uv_opens() -> None:
+        late["handle"] = fs.uv_open(A, pid=777)
+
+    fs.hooks["lstat " + fs.path(A)] = lambda: fs.hooks.__setitem__("lstat " + fs.path(A), uv_opens)
+    remover = windows_remover(fs)
+    remover.progress = said.append
+    polls = 0
+
+    def pids(_number: int) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 3:
+            remover.stop_requests += [1, 2]  # the tray's request_stop, twice
+        if polls == 8:
+            fs.close_handle(late["handle"])  # uv is done with the old file
+        fs.hooks["pids"] = pids
+
+    fs.hooks["pids"] = pids
+    result = remover.remove([fs.DIR], Policy())
+    assert polls >= 8 and not any("gave up" in line for line in said), said
+    assert result.handoffs == 1 and "released on request" not in result.skipped[0].reason
+
+
 def test_windows_rename_refused_keeps_the_file() -> None:
     fs = WindowsModel()
     fs.add(A)

@@ -238,7 +238,6 @@ class Keeper:
         """
         import select  # noqa: PLC0415
         import signal  # noqa: PLC0415
-        import subprocess  # noqa: PLC0415
 
         opened: list[int] = []
         try:
@@ -269,16 +268,9 @@ class Keeper:
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
             launcher = '"$@" </dev/null >/dev/null 2>&1 & echo $!'
-            out = subprocess.run(
-                ["/bin/sh", "-c", launcher, "uvsweep-keeper", *keeper_argv(job_r, ready_w)],
-                pass_fds=sorted({*mapping.values(), job_r, ready_w}), cwd="/",
-                start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, check=False, timeout=30,
-            )  # fmt: skip
-            try:
-                pid = int(out.stdout.split()[0])
-            except (IndexError, ValueError):
-                raise OSError(f"the keeper did not start (status {out.returncode})") from None
+            pid = _launch(
+                launcher, keeper_argv(job_r, ready_w), {*mapping.values(), job_r, ready_w}
+            )
             for fd in (job_r, ready_w):  # the keeper's now; EOF tells us if it dies
                 os.close(fd)
                 opened.remove(fd)
@@ -304,35 +296,80 @@ class Keeper:
     def fork(self, handoffs: Sequence[Handoff], view: dict[str, Any]) -> int:
         """A keeper that is a copy of this process (`os.fork`); its pid. OSError if it fails.
 
-        The fallback when `take` cannot start a program: a copy needs no shell, no exec, no
-        pipe and no import, and it already has the locked files open. It drops every other fd
-        (a tray's display and bus connections stay the tray's), leaves our session, builds a
-        remover of its own from `view` (its pid is not ours) and runs the handoffs to the end.
+        The fallback when `take` cannot start a program: a copy needs no shell, no exec and no
+        import, and it already has the locked files open. It drops every other fd (a tray's
+        display and bus connections stay the tray's), leaves our session, builds a remover of
+        its own from `view` (its pid is not ours) and runs the handoffs to the end. Where a
+        pipe can be had, it says "ready" once its remover is built, and only then do we let go
+        (no word in time: it is killed, and OSError raised). Once it holds the files it never
+        exits before the handoffs are over: a failure is logged and the rounds start again.
         """
+        import select  # noqa: PLC0415
+        import signal  # noqa: PLC0415
         import warnings  # noqa: PLC0415
 
         _reap_forked()
         keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
+        try:
+            ready_r, ready_w = os.pipe()
+        except OSError:  # no fds to spare (the reason `take` failed, often): go on without
+            ready_r = ready_w = -1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
             pid = os.fork()
-        if pid:
-            _FORKED.append(pid)
+        if pid == 0:  # the child: never returns into the caller's code
+            _forked_keeper(handoffs, view, [*keep, ready_w] if ready_w >= 0 else keep, ready_w)
+        _FORKED.append(pid)
+        if ready_r < 0:
             return pid
-        status = 0
-        try:  # the child: never returns into the caller's code
-            _become_keeper(keep)
-            remover = _remover_for(view)
-            paths = ", ".join(h.path for h in handoffs)
-            _log(f"(forked) keeping the lock on {paths} until the old files' users are done")
-            run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
-            _log(f"(forked) done with {paths}")
-        except BaseException as err:  # noqa: BLE001 - a forked child must end here
-            status = 2
-            with contextlib.suppress(BaseException):
-                _log(f"(forked) failed: {err!r}")
+        os.close(ready_w)
+        try:
+            poll = select.poll()
+            poll.register(ready_r, select.POLLIN)
+            if poll.poll(KEEPER_START_TIMEOUT * 1000) and os.read(ready_r, 16) == b"ready\n":
+                return pid
         finally:
-            os._exit(status)
+            os.close(ready_r)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        raise OSError("the forked keeper did not take over the locks in time")
+
+
+def _forked_keeper(
+    handoffs: Sequence[Handoff], view: dict[str, Any], keep: Sequence[int], ready_fd: int
+) -> None:
+    """The body of a forked keeper (see `Keeper.fork`); ends the process."""
+    import time  # noqa: PLC0415
+
+    status = 0
+    try:
+        _become_keeper(keep)
+        paths = ", ".join(h.path for h in handoffs)
+        said = False
+        while True:  # holding the files: only the handoffs' end lets them go
+            try:
+                remover = _remover_for(view)
+                if ready_fd >= 0 and not said:
+                    os.write(ready_fd, b"ready\n")
+                    os.close(ready_fd)
+                    said = True
+                    _log(f"(forked) keeping the lock on {paths} until the old files are free")
+                run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
+            except Exception as err:  # log, keep the locks, try again
+                with contextlib.suppress(Exception):
+                    _log(f"(forked) a round failed, trying again: {err!r}")
+                if ready_fd >= 0 and not said:
+                    raise  # not ready yet: the cleaner keeps its locks and waits itself
+                time.sleep(1.0)
+                continue
+            _log(f"(forked) done with {paths}")
+            break
+    except BaseException as err:  # noqa: BLE001 - a forked child must end here
+        status = 2
+        with contextlib.suppress(BaseException):
+            _log(f"(forked) failed: {err!r}")
+    finally:
+        os._exit(status)
 
 
 #: Forked keepers not yet reaped (a long-lived tray would otherwise keep them as zombies).
@@ -352,11 +389,16 @@ def _become_keeper(keep: Sequence[int]) -> None:
     import signal  # noqa: PLC0415
 
     os.setsid()
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        signal.set_wakeup_fd(-1)  # a tray's wake-up fd is closed below
     for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP"):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     with contextlib.suppress(AttributeError, ValueError, OSError):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        # a copy of a tray worker inherits its blocked SIGINT/SIGTERM: SIGTERM must work
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
     start = 0
     for fd in (*keep, _max_fd()):
         if fd > start:
@@ -393,6 +435,24 @@ def _remover_for(view: dict[str, Any]) -> PosixRemover:
     if not isinstance(remover, PosixRemover):
         raise TypeError("a keeper runs only Unix handoffs")
     return remover
+
+
+def _launch(launcher: str, argv: Sequence[str], fds: set[int]) -> int:
+    """Start `argv` in the background through `/bin/sh`, passing `fds`; its pid, or OSError."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        out = subprocess.run(
+            ["/bin/sh", "-c", launcher, "uvsweep-keeper", *argv], pass_fds=sorted(fds), cwd="/",
+            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, check=False, timeout=30,
+        )  # fmt: skip
+    except subprocess.SubprocessError as err:  # the launcher hung: no keeper
+        raise OSError(f"the keeper did not start ({err})") from None
+    try:
+        return int(out.stdout.split()[0])
+    except (IndexError, ValueError):
+        raise OSError(f"the keeper did not start (status {out.returncode})") from None
 
 
 def keeper_log_path() -> str | None:

@@ -508,6 +508,7 @@ class LinuxRemover(PosixRemover):
         }
         self._table: LockTable | None = None
         self._table_readable = True
+        self._table_ever_read = False
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
@@ -530,6 +531,7 @@ class LinuxRemover(PosixRemover):
         records (each with its waiters) must be in it (see `read_lock_table`)."""
         table = self._read_table_once(holding)
         self._table_readable = table is not None
+        self._table_ever_read = self._table_ever_read or table is not None
         return table
 
     def _read_table_once(self, holding: Iterable[int]) -> LockTable | None:
@@ -666,7 +668,9 @@ class LinuxRemover(PosixRemover):
             return set()
         table = self._read_table(h.old_key[1] for h in handoffs)
         if table is None:
-            return set()  # as before the try-lock: the fd walk and the followed pids decide
+            if self._table_ever_read:
+                return set(handoffs)  # it was readable a moment ago: unknown is not "nobody"
+            return set()  # never readable (R13's rule keeps such runs to private dirs)
         used: set[Handoff] = set()
         for handoff in handoffs:
             mine, unsure = table.entries(*handoff.old_key, self.known)

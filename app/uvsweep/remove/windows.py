@@ -355,11 +355,13 @@ class WindowsRemover(Remover):
             if new is None:
                 return "the lock could not be handed over (see errors); the old file was released"
             said = False
-            asked = len(self.interrupts) + len(self.stop_requests)
+            # only Ctrl-C (SIGINT/SIGTERM) gives a handoff up: a quitting tray asks to stop
+            # through every path it has, and must not give up mutual exclusion on its own
+            asked = len(self.interrupts)
             for waited in backoff(calls=self.calls):
                 if not self._still_used(target):
                     break
-                asked_now = len(self.interrupts) + len(self.stop_requests) - asked
+                asked_now = len(self.interrupts) - asked
                 if (waited > 1 or asked_now) and not said:
                     self.progress(
                         f"{target.path}: keeping the new lock until {use.describe()} is done"
