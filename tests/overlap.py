@@ -5,7 +5,9 @@ it lets a second uv create a fresh file at the name and lock *that*. Both then "
 on two inodes. `OverlapSampler` reads `/proc/locks` over and over while a test runs, finds each
 exclusive flock holder's file by its fds (`/proc/<pid>/fd`, the name the kernel gives it, with
 " (deleted)" for an unlinked one) and records every moment two different inodes under one name
-in the watched dir are held at once. It needs to see other processes' fds: root, or the same user.
+in the watched dir are held at once. A cleaner's handoff does that on purpose (it holds the new
+file while the old file's user holds the old one), so a test of uv itself counts only uv.
+It needs to see other processes' fds: root, or the same user.
 """
 
 from __future__ import annotations
@@ -14,14 +16,29 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DELETED = " (deleted)"
 
 
-def holders_by_name(directory: Path) -> dict[str, set[tuple[int, int]]]:
+def comm(pid: int) -> str:
+    """A process's name (`/proc/<pid>/comm`), or "" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def holders_by_name(
+    directory: Path, counts: Callable[[int], bool] | None = None
+) -> dict[str, set[tuple[int, int]]]:
     """Name (in `directory`) -> the (dev, ino) of every exclusive flock held on a file that has,
-    or had, that name, as one read of `/proc/locks` and the holders' fds show it now."""
+    or had, that name, as one read of `/proc/locks` and the holders' fds show it now.
+
+    `counts(pid)` says which holders count (e.g. only uv itself: a cleaner handing a lock over
+    holds the name's new file *on purpose* while the old file's user holds the old one)."""
     prefix = str(directory).rstrip("/") + "/"
     wanted: dict[int, set[int]] = {}  # pid -> inode numbers it holds
     with open("/proc/locks", "rb") as handle:
@@ -33,6 +50,8 @@ def holders_by_name(directory: Path) -> dict[str, set[tuple[int, int]]]:
                 wanted.setdefault(int(parts[4]), set()).add(int(parts[5].split(":")[2]))
     found: dict[str, set[tuple[int, int]]] = {}
     for pid, inodes in wanted.items():
+        if counts is not None and not counts(pid):
+            continue
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
@@ -55,8 +74,9 @@ def holders_by_name(directory: Path) -> dict[str, set[tuple[int, int]]]:
 class OverlapSampler:
     """Samples `holders_by_name` in a thread until `stop()`; `overlaps` lists what it saw."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, counts: Callable[[int], bool] | None = None) -> None:
         self.directory = directory
+        self.counts = counts
         self.samples = 0
         self.overlaps: list[tuple[str, set[tuple[int, int]]]] = []
         self._done = threading.Event()
@@ -64,7 +84,7 @@ class OverlapSampler:
 
     def _run(self) -> None:
         while not self._done.is_set():
-            for name, keys in holders_by_name(self.directory).items():
+            for name, keys in holders_by_name(self.directory, self.counts).items():
                 if len(keys) > 1:
                     self.overlaps.append((name, keys))
             self.samples += 1
