@@ -64,15 +64,9 @@ def _waits_on(pid: int, ino: int) -> bool:
         )
 
 
-def _another_users_waiter_in_the_unlink_window(
-    shared_tmp: Path, mount: str, stall: bool = False
-) -> None:
-    """A non-root cleaner removes its own file; root's uv starts waiting on it just before the
-    unlink; afterwards, is the next uv at the name kept out while root's uv holds the old file?
-
-    `stall`: the waiter is descheduled (SIGSTOP) at the moment the handoff drops the old lock,
-    and resumes (SIGCONT) after the cleaner is done: between its wake-up and its lock it is in
-    neither the wait list nor the lock list."""
+def _cleaners_file_in_a_shared_dir(shared_tmp: Path) -> tuple[int, int, str, Path]:
+    """(uid, gid, python) of `nobody`, who plays the non-root cleaner, and its own lock file in
+    a dir every user may enter."""
     found = other_user_python()
     need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
     need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
@@ -82,7 +76,20 @@ def _another_users_waiter_in_the_unlink_window(
     path = shared_tmp / A
     path.touch()
     path.chmod(0o666)
-    os.chown(path, uid, gid)  # the cleaner's own file
+    os.chown(path, uid, gid)
+    return uid, gid, python, path
+
+
+def _another_users_waiter_in_the_unlink_window(
+    shared_tmp: Path, mount: str, stall: bool = False
+) -> None:
+    """A non-root cleaner removes its own file; root's uv starts waiting on it just before the
+    unlink; afterwards, is the next uv at the name kept out while root's uv holds the old file?
+
+    `stall`: the waiter is descheduled (SIGSTOP) at the moment the handoff drops the old lock,
+    and resumes (SIGCONT) after the cleaner is done: between its wake-up and its lock it is in
+    neither the wait list nor the lock list."""
+    uid, gid, python, path = _cleaners_file_in_a_shared_dir(shared_tmp)
     script = f'{mount}exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"'
     driver = _CLEANER_PAUSING_AT_THE_DROP if stall else CLEANER_WITH_PAUSE
     cleaner = subprocess.Popen(
@@ -149,16 +156,7 @@ def test_another_users_waiter_keeps_the_next_generation_locked(shared_tmp: Path)
 # table nor other users' fds, yet removed files in a shared dir (only a note said so), with no
 # handoff at all for another user's uv that waited on the old inode
 def test_a_cleaner_without_the_lock_table_keeps_files_in_a_shared_dir(shared_tmp: Path) -> None:
-    found = other_user_python()
-    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
-    need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
-    assert found is not None
-    uid, gid, python = found
-    shared_tmp.chmod(0o1777)
-    path = shared_tmp / A
-    path.touch()
-    path.chmod(0o666)
-    os.chown(path, uid, gid)  # the cleaner's own file, in a dir every user may enter
+    uid, gid, python, path = _cleaners_file_in_a_shared_dir(shared_tmp)
     script = (
         "mount -t proc -o subset=pid proc /proc || exit 99; "
         f'exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"'

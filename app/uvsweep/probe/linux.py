@@ -107,6 +107,11 @@ class LockTable:
                     continue
         return self._own
 
+    def unseen(self, ino: int) -> bool:
+        """Whether our own lock on this inode never showed in the reads (`complete` is False):
+        whoever waits behind it went unseen too."""
+        return not self.complete and ino not in self.own
+
     def device_of(
         self, dev: int, ino: int, known: dict[int, Device], own: bool = True
     ) -> tuple[Device, bool]:

@@ -236,8 +236,6 @@ class Keeper:
         descriptions. If no word comes, the keeper is killed and OSError raised, so the caller
         goes on holding the locks itself.
         """
-        import select  # noqa: PLC0415
-        import signal  # noqa: PLC0415
 
         opened: list[int] = []
         try:
@@ -280,13 +278,7 @@ class Keeper:
                     stream.write(job)  # any size: the keeper reads it while we write
             except OSError:
                 pass  # it died reading: no "ready" comes, handled below
-            poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
-            poll.register(ready_r, select.POLLIN)
-            readable = poll.poll(KEEPER_START_TIMEOUT * 1000)
-            if not readable or os.read(ready_r, 16) != b"ready\n":
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                raise OSError("the keeper did not take over the locks in time")
+            _await_ready(ready_r, pid, "the keeper")
             return pid
         finally:
             for fd in opened:
@@ -304,8 +296,6 @@ class Keeper:
         (no word in time: it is killed, and OSError raised). Once it holds the files it never
         exits before the handoffs are over: a failure is logged and the rounds start again.
         """
-        import select  # noqa: PLC0415
-        import signal  # noqa: PLC0415
         import warnings  # noqa: PLC0415
 
         _reap_forked()
@@ -324,15 +314,24 @@ class Keeper:
             return pid
         os.close(ready_w)
         try:
-            poll = select.poll()
-            poll.register(ready_r, select.POLLIN)
-            if poll.poll(KEEPER_START_TIMEOUT * 1000) and os.read(ready_r, 16) == b"ready\n":
-                return pid
+            _await_ready(ready_r, pid, "the forked keeper")
         finally:
             os.close(ready_r)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        raise OSError("the forked keeper did not take over the locks in time")
+        return pid
+
+
+def _await_ready(ready_r: int, pid: int, who: str) -> None:
+    """Wait for a new keeper's "ready" on `ready_r`; without it in time, kill it and raise."""
+    import select  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
+    poll.register(ready_r, select.POLLIN)
+    if poll.poll(KEEPER_START_TIMEOUT * 1000) and os.read(ready_r, 16) == b"ready\n":
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    raise OSError(f"{who} did not take over the locks in time")
 
 
 def _forked_keeper(

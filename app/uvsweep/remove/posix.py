@@ -614,7 +614,7 @@ class LinuxRemover(PosixRemover):
         for target in targets:
             mine, unsure = table.entries(target.dev, target.ino, self.known)
             use = self._use_of(mine + unsure)
-            if use is None and not table.complete and target.ino not in table.own:
+            if use is None and table.unseen(target.ino):
                 use = Use(LockState.WAITING, [Holder(pid=None)])  # its waiters went unseen
             if use is not None:
                 found[target] = use
@@ -654,7 +654,7 @@ class LinuxRemover(PosixRemover):
                 holding = handoff.state == OLD
                 mine, unsure = table.entries(*handoff.old_key, self.known, own=holding)
                 entries = mine + unsure
-                if holding and not table.complete and handoff.old_key[1] not in table.own:
+                if holding and table.unseen(handoff.old_key[1]):
                     used.add(handoff)  # our own record never showed: its waiters are unknown
             handoff.followed |= {e.pid for e in entries if e.pid > 0}
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
@@ -675,7 +675,7 @@ class LinuxRemover(PosixRemover):
         for handoff in handoffs:
             mine, unsure = table.entries(*handoff.old_key, self.known)
             handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}
-            if mine or unsure or (not table.complete and handoff.old_key[1] not in table.own):
+            if mine or unsure or table.unseen(handoff.old_key[1]):
                 used.add(handoff)
         return used
 
