@@ -67,7 +67,7 @@ def usage(parser: argparse.ArgumentParser) -> str:
 
 
 def manpage(parser: argparse.ArgumentParser, date: str) -> str:
-    commands = cli._commands(parser)
+    commands = cli.commands(parser)
     title = f'.TH UVSWEEP 1 "{date}" "uvsweep {__version__}" "User Commands"'
     name_line = "uvsweep \\- find and safely remove the stale lock files uv leaves in the temp dir"
     lines = [title, ".SH NAME", name_line, ".SH SYNOPSIS", text(usage(parser)), ".br"]

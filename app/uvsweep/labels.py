@@ -424,6 +424,42 @@ def _query(exe: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+#: What `keys_for` can be asked about: how uv names the lock of each kind of environment.
+KINDS = ("project", "script", "python", "build")
+
+
+def guess_kind(target: str) -> str | None:
+    """What `target` is, as `uvsweep lockname PATH` reads it: a directory is a project, a `.py`
+    file (or a URL, or `-` for stdin) a script, an executable an interpreter; None when it is
+    none of these."""
+    if os.path.isdir(target):
+        return "project"
+    if target.endswith(".py") or target == "-" or target.startswith(("http://", "https://")):
+        return "script"
+    if os.path.isfile(target) and os.access(target, os.X_OK):
+        return "python"
+    return None
+
+
+def keys_for(target: str, kind: str) -> list[LockKey]:
+    """The keys uv's releases hash for the environment `target` of `kind` (one of KINDS).
+
+    Raises NoLockError where uv takes no temp-dir lock, and ValueError (with the reason) when
+    `target` is not such an environment.
+    """
+    if kind == "python":
+        return interpreter_keys(target)
+    if kind == "script":
+        return script_keys(target)
+    if kind == "build":
+        if not os.path.isdir(target):
+            raise ValueError(f"{target!r} is not a directory")
+        return build_keys(target)
+    if kind == "project":
+        return project_keys(target)
+    raise ValueError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
+
+
 # ---- where interpreters live -------------------------------------------------------------------
 
 

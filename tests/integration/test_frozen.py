@@ -70,7 +70,7 @@ def test_the_bundle_has_the_man_page_the_desktop_file_and_the_icons() -> None:
     page = (share / "man" / "man1" / "uvsweep.1").read_text()
     from uvsweep import cli
 
-    for name in cli._commands(cli.build_parser()):
+    for name in cli.commands(cli.build_parser()):
         assert f'.SS "uvsweep {name}"' in page, name
     assert (share / "applications" / "uvsweep.desktop").is_file()
     assert (share / "icons" / "hicolor" / "256x256" / "apps" / "uvsweep.png").is_file()

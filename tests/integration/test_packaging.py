@@ -36,7 +36,7 @@ def test_the_man_page_lists_every_command_and_option(tmp_path: Path) -> None:
 
     page = write_manpage(tmp_path / "uvsweep.1")
     assert page.startswith(f'.TH UVSWEEP 1 "2023-11-14" "uvsweep {__version__}"')
-    commands = cli._commands(cli.build_parser())
+    commands = cli.commands(cli.build_parser())
     assert {"scan", "clean", "watch", "tray", "doctor", "autostart", "config", "lockname",
             "desktop-entry", "completion", "help"} <= set(commands)  # fmt: skip
     for name, parser in commands.items():
