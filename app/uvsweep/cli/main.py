@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from enum import IntEnum
 
 from uvsweep.model import ScanError, plural
@@ -46,15 +45,6 @@ class CommandError(Exception):
     """The command could not do what was asked; the message says why (exit 1)."""
 
 
-def _stdout() -> TextIO:
-    return sys.stdout
-
-
-def _stderr() -> TextIO:
-    return sys.stderr
-
-
-@dataclass
 class Console:
     """Where a run of the command line writes, and how much: the process's stdout and stderr,
     or (in tests) buffers. Every command writes through it, never to `sys.stdout` itself.
@@ -63,9 +53,13 @@ class Console:
     stderr; errors and the answers of queries are still printed.
     """
 
-    stdout: TextIO = field(default_factory=_stdout)
-    stderr: TextIO = field(default_factory=_stderr)
-    quiet: bool = False
+    def __init__(
+        self, stdout: TextIO | None = None, stderr: TextIO | None = None, quiet: bool = False
+    ) -> None:
+        # (not a dataclass: `dataclasses` imports `inspect`, ~10 ms of every start)
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.quiet = quiet
 
     def out(self, text: str = "", end: str = "\n") -> None:
         """A line of the command's answer on stdout."""
