@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 
-from uvsweep import __version__
+from uvsweep import __version__, system
 from uvsweep.model import plural
 
 TYPE_CHECKING = False
@@ -32,10 +32,10 @@ def notification_service(
     timeout: float = 2.0, platform: str = sys.platform, executable: str = sys.executable
 ) -> str:
     """Who answers on the session bus for notifications, or why nobody does."""
-    if platform == "darwin" and ".app/Contents/MacOS/" not in executable:
+    if system.is_macos(platform) and ".app/Contents/MacOS/" not in executable:
         # desktop-notifier needs an app bundle there; a plain Python gets its dummy backend
         return "none: macOS shows notifications only for an app bundle; the tray's own, or the log"
-    if platform != "linux":
+    if not system.is_linux(platform):
         return "the OS notification center (through desktop-notifier)"
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return "none: no session bus (DBUS_SESSION_BUS_ADDRESS is not set); the log instead"
@@ -116,7 +116,7 @@ def report() -> dict[str, Any]:
         "uv gate": list(gate.notes) or "sees every uv process",
         "notes": list(snapshot.notes),
     }
-    if sys.platform.startswith("linux"):
+    if system.LINUX:
         info["inotify"] = (
             f"max_user_watches={_read('/proc/sys/fs/inotify/max_user_watches')}, "
             f"max_user_instances={_read('/proc/sys/fs/inotify/max_user_instances')}"

@@ -10,6 +10,8 @@ import contextlib
 import os
 import sys
 
+from uvsweep import system
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
     from typing import Any
@@ -101,7 +103,7 @@ def config_dir(platform: str = sys.platform) -> str:
     On Linux and the BSDs that is the XDG rule, which is computed here directly because importing
     platformdirs costs more than the rest of a `uvsweep scan` on an empty dir.
     """
-    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+    if system.is_xdg(platform):
         base = os.environ.get("XDG_CONFIG_HOME", "").strip()
         if not base:
             base = os.path.expanduser("~/.config")
@@ -221,7 +223,7 @@ def load(path: str | None = None, *, repair: bool = False) -> Settings:
         return loaded
     except OSError as err:
         return Settings(
-            warnings=(f"{path}: cannot read settings ({err.strerror or err}); using defaults",)
+            warnings=(f"{path}: cannot read settings ({system.reason(err)}); using defaults",)
         )
     warnings: list[str] = []
     values: dict[str, Any] = {}

@@ -8,6 +8,7 @@ say what the gate cannot see without importing the removal code.
 
 from __future__ import annotations
 
+from uvsweep import system
 from uvsweep.model import Record, plural
 from uvsweep.processes import ProcessInfo, ProcessTable
 
@@ -64,7 +65,7 @@ def hidden_notes(
     processes whose details the OS denied us."""
     import sys  # noqa: PLC0415
 
-    if (platform or sys.platform).startswith("linux"):
+    if system.is_linux(platform or sys.platform):
         from uvsweep import visibility  # noqa: PLC0415
 
         seen = seen or visibility.detect(proc)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+from uvsweep import system
 from uvsweep.model import Record
 
 #: The inode of the initial PID namespace (`PROC_PID_INIT_INO` in the kernel).
@@ -151,9 +152,7 @@ def detect(
     proc: str = "/proc", *, mountinfo: str | None = None, euid: int | None = None
 ) -> Visibility:
     """What this process (or a process of `euid`) can see, with notes (none when it sees all)."""
-    import sys  # noqa: PLC0415 - keeps this module's import cost at nothing
-
-    if not sys.platform.startswith("linux") or not os.path.isdir(f"{proc}/self"):
+    if not system.LINUX or not os.path.isdir(f"{proc}/self"):
         return Visibility(
             os.getpid(), "unknown", None, sees_all_users=True, sees_all_namespaces=True
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from uvsweep import system
 from uvsweep.cli.main import CommandError, Console, ExitStatus, UsageError
 from uvsweep.cli.parser import did_you_mean
 
@@ -82,7 +83,7 @@ def cmd_config(args: argparse.Namespace, console: Console) -> ExitStatus:
     try:
         settings.save(config.replace(**{field.key: value}), path)
     except OSError as err:
-        raise CommandError(f"cannot write {path}: {err.strerror or err}") from err
+        raise CommandError(f"cannot write {path}: {system.reason(err)}") from err
     if not console.quiet:
         console.out(f"{field.key} = {settings.toml_value(value)}")
     return ExitStatus.OK

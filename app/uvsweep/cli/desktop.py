@@ -5,8 +5,8 @@ entry (`desktop-entry`), and the tray's notification helper (`_notifyd`)."""
 from __future__ import annotations
 
 import os
-import sys
 
+from uvsweep import system
 from uvsweep.cli.main import CommandError, Console, ExitStatus
 
 TYPE_CHECKING = False
@@ -151,7 +151,7 @@ def _entry(
         else:
             state = take_out()
     except OSError as err:
-        raise CommandError(f"{command} {action}: {err.strerror or err}") from err
+        raise CommandError(f"{command} {action}: {system.reason(err)}") from err
     if action == "status" or not console.quiet:
         console.out(words[0] if state.enabled else words[1])
         console.out(f"entry: {state.where}")
@@ -176,7 +176,7 @@ def cmd_desktop_entry(args: argparse.Namespace, console: Console) -> ExitStatus:
     """Put uvsweep in the Linux application menu, take it out, or say whether it is there."""
     from uvsweep import autostart
 
-    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+    if not system.XDG:
         raise CommandError("desktop-entry is for Linux and the BSDs: the macOS app and the Windows"
                            " installer add their own launchers")  # fmt: skip
     menu = autostart.MenuEntry()

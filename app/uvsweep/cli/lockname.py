@@ -7,8 +7,8 @@ command line and prints."""
 from __future__ import annotations
 
 import os
-import sys
 
+from uvsweep import system
 from uvsweep.cli.main import CommandError, Console, ExitStatus, UsageError
 
 TYPE_CHECKING = False
@@ -59,7 +59,7 @@ def cmd_lockname(args: argparse.Namespace, console: Console) -> ExitStatus:
             style = (
                 PathStyle(args.style)
                 if args.style
-                else (PathStyle.WINDOWS if sys.platform == "win32" else PathStyle.POSIX)
+                else (PathStyle.WINDOWS if system.WINDOWS else PathStyle.POSIX)
             )
             name = lock_name(path_digest(args.target, style))
         console.out(name if base is None else os.path.join(base, name))

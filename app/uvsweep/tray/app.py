@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from uvsweep import __version__
+from uvsweep import __version__, system
 from uvsweep.model import LockState, Snapshot
 from uvsweep.settings import Settings
 from uvsweep.tray import art
@@ -292,7 +291,7 @@ class TrayApp:
                 self._save(self.settings)
             except OSError as err:
                 log.warning("could not save settings: %s", err)
-                self.notifier.send("uvsweep", f"Could not save settings: {err.strerror or err}")
+                self.notifier.send("uvsweep", f"Could not save settings: {system.reason(err)}")
 
     def _toggle_autostart(self) -> None:
         if self.autostart is None:
@@ -502,7 +501,7 @@ def icon_file(size: int = 64) -> str | None:
             handle.write(art.png(art.render(size)))
         os.replace(partial, path)
     except OSError as err:
-        log.warning("cannot write the notification icon %s: %s", path, err.strerror or err)
+        log.warning("cannot write the notification icon %s: %s", path, system.reason(err))
         return None
     return path
 
@@ -621,9 +620,9 @@ def open_path(path: str, *, reveal: bool) -> None:
     """Show a folder, or a file selected in its folder, in the file manager (never blocks)."""
     import subprocess  # noqa: PLC0415
 
-    if sys.platform == "darwin":
+    if system.MACOS:
         argv = ["open", "-R", path] if reveal else ["open", path]
-    elif sys.platform == "win32":
+    elif system.WINDOWS:
         argv = ["explorer", f"/select,{path}"] if reveal else ["explorer", path]
     elif reveal and shutil.which("dbus-send"):
         # the freedesktop file manager interface selects the file in its folder
@@ -639,13 +638,13 @@ def open_path(path: str, *, reveal: bool) -> None:
         argv = ["sh", "-c", f"{shlex.join(show)} >/dev/null 2>&1 || exec {shlex.join(fallback)}"]
     else:
         argv = ["xdg-open", os.path.dirname(path) if reveal else path]
-    if os.name == "posix":
+    if system.POSIX:
         # through a shell that puts it in the background and exits: nothing is left to reap
         argv = ["sh", "-c", '"$@" >/dev/null 2>&1 &', "sh", *argv]
     try:
         child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True)  # fmt: skip
-        if os.name == "posix":
+        if system.POSIX:
             child.wait(5)
     except (OSError, subprocess.TimeoutExpired) as err:
         log.warning("cannot open %s: %s", path, err)

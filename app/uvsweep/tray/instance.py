@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
+
+from uvsweep import system
 
 #: The request a second instance sends, and the start of the answer.
 SHOW = b"show\n"
@@ -47,7 +48,7 @@ class SingleInstance:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(self.path, flags, 0o600)
         try:
-            if sys.platform == "win32":  # pragma: no cover - Windows
+            if system.WINDOWS:  # pragma: no cover - Windows
                 import msvcrt  # noqa: PLC0415
 
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]

@@ -21,6 +21,8 @@ import importlib.util
 import sys
 from collections.abc import Iterator
 
+from uvsweep import system
+
 
 def _builtin_sha256() -> bool:
     """Whether hashlib has SHA-256 without OpenSSL (`_sha256`, or `_sha2` from Python 3.12)."""
@@ -64,7 +66,7 @@ def one_malloc_arena() -> bool:
     for each other's malloc. Call it before threads start (arenas already made stay). Does
     nothing elsewhere (musl's mallopt accepts nothing and says so).
     """
-    if not sys.platform.startswith("linux"):
+    if not system.LINUX:
         return False
     import ctypes  # noqa: PLC0415 - watchdog loads it in the tray anyway
 

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import TextIO
 
+from uvsweep import system
+
 #: Rotated at this size, keeping this many old files: at most ~0.75 MB in all.
 MAX_BYTES = 256 * 1024
 BACKUPS = 2
@@ -78,7 +80,7 @@ def setup(path: str | None = None, level: int = logging.INFO) -> str | None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         handler = RotatingFile(path, MAX_BYTES, BACKUPS)
     except OSError as err:
-        logger.warning("cannot write the log file %s: %s", path, err.strerror or err)
+        logger.warning("cannot write the log file %s: %s", path, system.reason(err))
         return None
     handler.setFormatter(logging.Formatter(FORMAT))
     logger.addHandler(handler)
