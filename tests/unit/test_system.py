@@ -26,9 +26,9 @@ def test_family_of_each_platform(platform: str, family: str) -> None:
 
 
 def test_the_flags_describe_this_os() -> None:
-    assert system.FAMILY == system.family(sys.platform)
+    assert system.family(sys.platform) == system.FAMILY
     assert [system.LINUX, system.WINDOWS, system.MACOS].count(True) <= 1
-    assert system.POSIX == (os.name == "posix")
+    assert (os.name == "posix") == system.POSIX
 
 
 def test_reason_gives_the_os_words_without_the_path() -> None:
