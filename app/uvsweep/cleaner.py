@@ -14,43 +14,19 @@ import time
 from collections.abc import Sequence
 
 from uvsweep import visibility
-from uvsweep.model import LockState, ScanError
-from uvsweep.processes import ProcessInfo, ProcessTable
-from uvsweep.remove import Policy, Progress, Remover, Skipped
+from uvsweep.model import CleanResult, LockState, Skipped
+from uvsweep.processes import ProcessTable
+from uvsweep.remove import Policy, Progress, Remover
 from uvsweep.uvgate import Gate, hidden_notes, running_uv, uv_gate
 from uvsweep.visibility import Visibility
 
 __all__ = [
-    "REMOVABLE", "CleanReport", "Gate", "accepts_hidden_processes", "clean", "hidden_notes",
+    "REMOVABLE", "CleanResult", "Gate", "accepts_hidden_processes", "clean", "hidden_notes",
     "running_uv", "uv_gate",
 ]  # fmt: skip
 
 #: States a run may remove: orphaned always, foreign only in an all-users run.
 REMOVABLE = frozenset({LockState.ORPHANED})
-
-
-class CleanReport:
-    """The outcome of one `clean` (mutable while it runs)."""
-
-    def __init__(self, dirs: Sequence[str], dry_run: bool) -> None:
-        self.dirs = tuple(dirs)
-        self.dry_run = dry_run
-        self.removed: list[str] = []  # with dry_run: what would be removed
-        self.skipped: list[Skipped] = []
-        self.errors: list[ScanError] = []
-        self.uv_processes: list[ProcessInfo] = []  # every uv process, active and parked
-        self.busy = False  # active uv processes were running, so nothing was removed
-        self.gate_notes: list[str] = []  # what the gate could not see (hidden uv processes)
-        self.hidden_processes = 0
-        self.handoffs = 0
-        self.keepers: list[int] = []  # keeper processes that finish this run's handoffs
-        self.blind = ""  # why nothing was removed: processes that could use them are hidden
-        self.notes: list[str] = []
-
-    @property
-    def active_uv(self) -> list[ProcessInfo]:
-        """The uv processes the gate waited for (`busy`)."""
-        return [proc for proc in self.uv_processes if proc.active]
 
 
 def accepts_hidden_processes() -> bool:
@@ -73,7 +49,7 @@ def clean(
     progress: Progress | None = None,
     accept_hidden: bool | None = None,
     seen: Visibility | None = None,
-) -> CleanReport:
+) -> CleanResult:
     """Remove the orphaned uv lock files in `dirs` that `min_age`/`all_users` allow.
 
     `gate=False` skips the uv process check (the per-file protocol still applies to each file).
@@ -81,7 +57,7 @@ def clean(
     nothing and hidepid removes only files in dirs no other user can enter, unless
     `accept_hidden`.
     """
-    report = CleanReport(dirs, dry_run)
+    report = CleanResult(dirs, dry_run)
     processes = processes or ProcessTable()
     if accept_hidden is None:
         accept_hidden = accepts_hidden_processes()
@@ -112,19 +88,13 @@ def clean(
         from uvsweep import remove  # noqa: PLC0415
 
         remover = remove.for_platform(progress=progress, processes=processes)
-    result = remover.remove(dirs, policy)
-    report.removed = result.removed
-    report.skipped = sorted(result.skipped, key=lambda s: s.path)
-    report.errors = result.errors
-    report.hidden_processes = result.hidden_processes
-    report.handoffs = result.handoffs
-    report.keepers = result.keepers
-    report.notes.extend(note for note in result.notes if note not in report.notes)
+    remover.remove(dirs, policy, report)
+    report.skipped.sort(key=lambda skipped: skipped.path)
     return report
 
 
 def _dry_run(
-    report: CleanReport, dirs: Sequence[str], policy: Policy, processes: ProcessTable
+    report: CleanResult, dirs: Sequence[str], policy: Policy, processes: ProcessTable
 ) -> None:
     """What a real run would remove now (if uv were idle), and why the rest would stay."""
     import os  # noqa: PLC0415
@@ -134,7 +104,8 @@ def _dry_run(
     snapshot = scanner.scan(dirs, processes=processes, label=False)
     report.errors = list(snapshot.errors)
     report.hidden_processes = snapshot.hidden_processes
-    report.notes.extend(note for note in snapshot.notes if note not in report.notes)
+    for note in snapshot.notes:
+        report.note(note)
     may_take_foreign = policy.all_users and getattr(os, "geteuid", lambda: 0)() == 0
     now = time.time()
     for item in sorted(snapshot.files, key=lambda f: f.path):

@@ -1,8 +1,10 @@
-"""The records every layer shares: lock states, holders, labels, files, snapshots (pure, frozen)."""
+"""The records every layer shares: lock states, holders, labels, files, snapshots, what changed
+between two snapshots, processes, and the outcome of a cleanup (pure: no I/O; frozen, but for the
+outcome of a cleanup, which is filled in while it runs). Renderers (`report`) need only this."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import Enum
 
 
@@ -255,3 +257,157 @@ class Snapshot(Record):
     def in_states(self, states: frozenset[LockState]) -> tuple[LockFile, ...]:
         """The files whose state is one of `states`."""
         return tuple(item for item in self.files if item.state in states)
+
+
+# ---- what changed between two snapshots (the watcher's news) ----------------------------------
+
+
+class Change(Record):
+    """What differs between two snapshots, by path."""
+
+    __slots__ = ("added", "changed", "removed", "updated")
+    added: tuple[LockFile, ...]
+    removed: tuple[LockFile, ...]
+    changed: tuple[tuple[LockFile, LockFile], ...]  # (before, after): the state differs
+    # (before, after): same state, but other holders or waiters, or another label
+    updated: tuple[tuple[LockFile, LockFile], ...]
+
+    def __init__(
+        self,
+        added: Sequence[LockFile] = (),
+        removed: Sequence[LockFile] = (),
+        changed: Sequence[tuple[LockFile, LockFile]] = (),
+        updated: Sequence[tuple[LockFile, LockFile]] = (),
+    ) -> None:
+        self._init(
+            added=tuple(added), removed=tuple(removed), changed=tuple(changed),
+            updated=tuple(updated),
+        )  # fmt: skip
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.updated)
+
+
+def _who(item: LockFile) -> tuple[object, ...]:
+    return (
+        tuple(h.pid for h in item.holders),
+        tuple(h.pid for h in item.waiters),
+        tuple(h.pid for h in item.openers),
+        item.label,
+    )
+
+
+def diff(before: Snapshot | None, after: Snapshot) -> Change:
+    """Files added, removed, whose state changed, and whose holders, waiters, openers or label
+    changed, from `before` to `after`."""
+    old = {item.path: item for item in before.files} if before else {}
+    new = {item.path: item for item in after.files}
+    both = [(old[path], item) for path, item in new.items() if path in old]
+    return Change(
+        added=[item for path, item in new.items() if path not in old],
+        removed=[item for path, item in old.items() if path not in new],
+        changed=[(was, now) for was, now in both if was.state is not now.state],
+        updated=[
+            (was, now) for was, now in both if was.state is now.state and _who(was) != _who(now)
+        ],
+    )
+
+
+# ---- processes ---------------------------------------------------------------------------------
+
+#: A uv process's phase (uvphase.py decides it): the gate waits for an active one; a parked one
+#: only waits for the command it runs and takes no temp-dir lock again.
+ACTIVE = "active"
+PARKED = "parked"
+
+
+class ProcessInfo(Record):
+    """What could be learned about one process; None where the OS would not say."""
+
+    __slots__ = (
+        "cmdline", "cwd", "name", "phase", "phase_reason", "pid", "started", "uid", "user",
+    )  # fmt: skip
+    pid: int
+    name: str | None
+    uid: int | None
+    user: str | None
+    cmdline: tuple[str, ...] | None
+    cwd: str | None
+    started: float | None  # start time, seconds since the epoch
+    phase: str  # for a uv process: ACTIVE (the gate waits for it) or PARKED (uvphase.py)
+    phase_reason: str  # why, in a few words ("" until ProcessTable.uv_processes() judged it)
+
+    def __init__(
+        self,
+        pid: int,
+        name: str | None,
+        uid: int | None,
+        user: str | None,
+        cmdline: tuple[str, ...] | None,
+        cwd: str | None,
+        started: float | None = None,
+        phase: str = ACTIVE,
+        phase_reason: str = "",
+    ) -> None:
+        self._init(
+            pid=pid, name=name, uid=uid, user=user, cmdline=cmdline, cwd=cwd, started=started,
+            phase=phase, phase_reason=phase_reason,
+        )  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        """Whether the uv gate waits for this process (when in doubt, it does)."""
+        return self.phase != PARKED
+
+    def holder(self) -> Holder:
+        """This process as a lock holder, waiter or opener."""
+        return Holder(pid=self.pid, name=self.name, user=self.user, cmdline=self.cmdline)
+
+
+# ---- the outcome of a cleanup ------------------------------------------------------------------
+
+
+class Skipped(Record):
+    """A file that stays, with the state it was in and why it stays."""
+
+    __slots__ = ("path", "reason", "state")
+    path: str
+    state: LockState
+    reason: str
+
+    def __init__(self, path: str, state: LockState, reason: str) -> None:
+        self._init(path=path, state=state, reason=reason)
+
+
+class CleanResult:
+    """The outcome of one `clean`, or of one removal pass inside it (mutable while it runs):
+    the cleaner fills in the gate's part, the remover what it removed and kept."""
+
+    def __init__(self, dirs: Sequence[str] = (), dry_run: bool = False) -> None:
+        self.dirs = tuple(dirs)
+        self.dry_run = dry_run
+        self.removed: list[str] = []  # with dry_run: what would be removed
+        self.skipped: list[Skipped] = []
+        self.errors: list[ScanError] = []
+        self.uv_processes: list[ProcessInfo] = []  # every uv process, active and parked
+        self.busy = False  # active uv processes were running, so nothing was removed
+        self.gate_notes: list[str] = []  # what the gate could not see (hidden uv processes)
+        self.hidden_processes = 0  # processes whose open files we could not see
+        self.handoffs = 0  # files a process grabbed during removal: lock handed over, file kept
+        self.keepers: list[int] = []  # pids of the keepers that finish this run's handoffs
+        self.blind = ""  # why nothing was removed: processes that could use them are hidden
+        self.notes: list[str] = []
+
+    @property
+    def active_uv(self) -> list[ProcessInfo]:
+        """The uv processes the gate waited for (`busy`)."""
+        return [proc for proc in self.uv_processes if proc.active]
+
+    def skip(self, path: str, state: LockState, reason: str) -> None:
+        """Record a file that stays."""
+        self.skipped.append(Skipped(path, state, reason))
+
+    def note(self, message: str) -> None:
+        """Add a note once."""
+        if message not in self.notes:
+            self.notes.append(message)

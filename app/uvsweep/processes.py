@@ -10,69 +10,24 @@ import os
 import sys
 
 from uvsweep import uvphase
-from uvsweep.model import Holder, Record
+from uvsweep.model import Holder, ProcessInfo
 from uvsweep.uvphase import is_uv_name
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ProcessInfo", "ProcessTable", "is_uv_name", "user_name"]
+__all__ = ["ProcessInfo", "ProcessTable", "is_uv_name", "is_uv_process", "user_name"]
 
 
-class ProcessInfo(Record):
-    """What could be learned about one process; None where the OS would not say."""
-
-    __slots__ = (
-        "cmdline", "cwd", "name", "phase", "phase_reason", "pid", "started", "uid", "user",
-    )  # fmt: skip
-    pid: int
-    name: str | None
-    uid: int | None
-    user: str | None
-    cmdline: tuple[str, ...] | None
-    cwd: str | None
-    started: float | None  # start time, seconds since the epoch
-    phase: str  # for a uv process: "active" (the gate waits for it) or "parked" (uvphase.py)
-    phase_reason: str  # why, in a few words ("" until ProcessTable.uv_processes() judged it)
-
-    def __init__(
-        self,
-        pid: int,
-        name: str | None,
-        uid: int | None,
-        user: str | None,
-        cmdline: tuple[str, ...] | None,
-        cwd: str | None,
-        started: float | None = None,
-        phase: str = uvphase.ACTIVE,
-        phase_reason: str = "",
-    ) -> None:
-        self._init(
-            pid=pid, name=name, uid=uid, user=user, cmdline=cmdline, cwd=cwd, started=started,
-            phase=phase, phase_reason=phase_reason,
-        )  # fmt: skip
-
-    @property
-    def is_uv(self) -> bool:
-        """Whether this is a uv process by its name, its argv[0] or `python -m uv` (the table
-        also knows its executable and the cache locks it holds: `ProcessTable.uv_processes`)."""
-        if self.name and is_uv_name(self.name):
-            return True
-        if self.cmdline:
-            return is_uv_name(uvphase.basename(self.cmdline[0])) or uvphase.is_python_m_uv(
-                self.cmdline
-            )
-        return False
-
-    @property
-    def active(self) -> bool:
-        """Whether the uv gate waits for this process (when in doubt, it does)."""
-        return self.phase != uvphase.PARKED
-
-    def holder(self) -> Holder:
-        """This process as a lock holder, waiter or opener."""
-        return Holder(pid=self.pid, name=self.name, user=self.user, cmdline=self.cmdline)
+def is_uv_process(info: ProcessInfo) -> bool:
+    """Whether this is a uv process by its name, its argv[0] or `python -m uv` (the table also
+    knows its executable and the cache locks it holds: `ProcessTable.uv_processes`)."""
+    if info.name and is_uv_name(info.name):
+        return True
+    if info.cmdline:
+        return is_uv_name(uvphase.basename(info.cmdline[0])) or uvphase.is_python_m_uv(info.cmdline)
+    return False
 
 
 def user_name(uid: int | None) -> str | None:
@@ -295,12 +250,12 @@ class ProcessTable:
                 return True
             if b"\0-m\0uv\0" in raw or raw.endswith(b"\0-m\0uv"):
                 info = self.info(pid)
-                return info is not None and info.is_uv
+                return info is not None and is_uv_process(info)
             return False
         info = self.info(pid)
         if info is None:
             return False
-        if info.is_uv:
+        if is_uv_process(info):
             return True
         exe = self.exe(pid)
         return exe is not None and is_uv_name(uvphase.basename(exe))

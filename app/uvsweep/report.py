@@ -9,12 +9,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
+    from uvsweep.model import Change, CleanResult, ProcessInfo
+
     #: colours a word by its role (a state's name, `error`...): `colour.painter`'s result
     Paint = Callable[[str, str], str]
 
-    from uvsweep.cleaner import CleanReport
-    from uvsweep.processes import ProcessInfo
-    from uvsweep.watcher import Change
 
 JSON_VERSION = 1
 
@@ -161,7 +160,7 @@ def process_json(proc: ProcessInfo, now: float) -> dict[str, Any]:
     }
 
 
-def clean_json(report: CleanReport, now: float) -> dict[str, Any]:
+def clean_json(report: CleanResult, now: float) -> dict[str, Any]:
     """The `clean --json` document (version 1, documented in the README)."""
     return {
         "version": JSON_VERSION,
@@ -211,7 +210,7 @@ def _files(count: int) -> str:
     return f"{count} uv lock file" + ("" if count == 1 else "s")
 
 
-def clean_text(report: CleanReport, now: float, paint: Paint | None = None) -> str:
+def clean_text(report: CleanResult, now: float, paint: Paint | None = None) -> str:
     """What `clean` tells people: the uv processes in the way, or what went and what stayed."""
     lines: list[str] = []
     parked = parked_text(report.uv_processes, now)

@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import re
 
-ACTIVE = "active"
-PARKED = "parked"
+from uvsweep.model import ACTIVE, PARKED
 
 _UV_NAME_RE = re.compile(r"(?:uv|uvx|uvw)(?:@\d[0-9A-Za-z.+-]*)?(?:\.exe)?", re.IGNORECASE)
 

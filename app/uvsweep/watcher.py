@@ -35,11 +35,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from uvsweep.model import LockFile, LockState, Record, Snapshot
+from uvsweep.model import Change, CleanResult, LockState, Snapshot, diff
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from uvsweep.cleaner import CleanReport
     from uvsweep.fswatch import FsWatch
     from uvsweep.labels import LabelIndex
     from uvsweep.probe import Backend
@@ -50,61 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("uvsweep.watcher")
 
 
-class Change(Record):
-    """What differs between two snapshots, by path."""
-
-    __slots__ = ("added", "changed", "removed", "updated")
-    added: tuple[LockFile, ...]
-    removed: tuple[LockFile, ...]
-    changed: tuple[tuple[LockFile, LockFile], ...]  # (before, after): the state differs
-    # (before, after): same state, but other holders or waiters, or another label
-    updated: tuple[tuple[LockFile, LockFile], ...]
-
-    def __init__(
-        self,
-        added: Sequence[LockFile] = (),
-        removed: Sequence[LockFile] = (),
-        changed: Sequence[tuple[LockFile, LockFile]] = (),
-        updated: Sequence[tuple[LockFile, LockFile]] = (),
-    ) -> None:
-        self._init(
-            added=tuple(added), removed=tuple(removed), changed=tuple(changed),
-            updated=tuple(updated),
-        )  # fmt: skip
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.updated)
-
-
-def _who(item: LockFile) -> tuple[object, ...]:
-    return (
-        tuple(h.pid for h in item.holders),
-        tuple(h.pid for h in item.waiters),
-        tuple(h.pid for h in item.openers),
-        item.label,
-    )
-
-
-def diff(before: Snapshot | None, after: Snapshot) -> Change:
-    """Files added, removed, whose state changed, and whose holders, waiters, openers or label
-    changed, from `before` to `after`."""
-    old = {item.path: item for item in before.files} if before else {}
-    new = {item.path: item for item in after.files}
-    both = [(old[path], item) for path, item in new.items() if path in old]
-    return Change(
-        added=[item for path, item in new.items() if path not in old],
-        removed=[item for path, item in old.items() if path not in new],
-        changed=[(was, now) for was, now in both if was.state is not now.state],
-        updated=[
-            (was, now) for was, now in both if was.state is now.state and _who(was) != _who(now)
-        ],
-    )
-
-
 #: Called with each new snapshot and what changed since the last one, one call at a time.
 Subscriber = Callable[[Snapshot, Change], None]
 #: Runs a cleanup; given the dirs, returns its report (the tray's "clean when uv is idle").
-Cleaner = Callable[[Sequence[str]], "CleanReport"]
+Cleaner = Callable[[Sequence[str]], CleanResult]
 
 #: The events the probe's own read-only open and close of a file cause.
 _OWN_EVENTS = ("opened", "closed_no_write")
@@ -123,7 +71,7 @@ class AutoClean:
     def __init__(self, min_age: float = 0.0, clean: Cleaner | None = None) -> None:
         self.min_age = min_age
         self.clean = clean
-        self.last_report: CleanReport | None = None
+        self.last_report: CleanResult | None = None
 
     def wanted(self, snapshot: Snapshot, uv_running: bool, now: float) -> bool:
         """Whether a cleanup is due now."""
@@ -132,7 +80,7 @@ class AutoClean:
             for item in snapshot.files
         )
 
-    def run(self, dirs: Sequence[str]) -> CleanReport:
+    def run(self, dirs: Sequence[str]) -> CleanResult:
         """Clean, and remember the report."""
         if self.clean is None:
             from uvsweep import cleaner  # noqa: PLC0415

@@ -229,11 +229,9 @@ def test_quit_stops_everything_within_a_second(lockdir: Path) -> None:
 
 
 def test_summaries() -> None:
-    from uvsweep.cleaner import CleanReport
-    from uvsweep.model import LockState
-    from uvsweep.remove import Skipped
+    from uvsweep.model import CleanResult, LockState, Skipped
 
-    report = CleanReport(["/tmp"], dry_run=False)
+    report = CleanResult(["/tmp"], dry_run=False)
     report.removed = ["/tmp/a", "/tmp/b"]
     report.skipped = [Skipped("/tmp/c", LockState.HELD, ""), Skipped("/tmp/d", LockState.HELD, ""),
                       Skipped("/tmp/e", LockState.FOREIGN, "")]  # fmt: skip

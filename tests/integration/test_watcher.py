@@ -23,9 +23,9 @@ from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fix
 from tests.integration.test_cli_scan import AS_NOBODY
 from uvsweep import scanner
 from uvsweep.fswatch import FsWatch, OnEvent
-from uvsweep.model import LockState, Snapshot
+from uvsweep.model import Change, LockState, Snapshot
 from uvsweep.settings import Settings
-from uvsweep.watcher import AutoClean, Change, Watcher
+from uvsweep.watcher import AutoClean, Watcher
 
 pytestmark = [
     pytest.mark.integration,

@@ -23,7 +23,7 @@ from uvsweep.labels import (
     workspace_members,
 )
 from uvsweep.locations import default_dirs, tmpdir_warning
-from uvsweep.model import Label, LabelKind, LockFile, LockState, Snapshot
+from uvsweep.model import Label, LabelKind, LockFile, LockState, ProcessInfo, Snapshot
 from uvsweep.naming import (
     PathStyle,
     lock_name,
@@ -32,7 +32,6 @@ from uvsweep.naming import (
     windows_absolute,
     windows_verbatim,
 )
-from uvsweep.processes import ProcessInfo
 
 W = PathStyle.WINDOWS
 SCRIPT = "# /// script\n# dependencies = []\n# ///\nprint(1)\n"

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
-from uvsweep.model import Holder, LockState, Record, ScanError, format_age
+from uvsweep.model import CleanResult, Holder, LockState, Record, ScanError, format_age
 from uvsweep.probe.posix import dir_error_message
 
 TYPE_CHECKING = False
@@ -88,33 +88,9 @@ def dir_is_private(directory: str) -> bool:
     return st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
 
 
-class Skipped(Record):
-    """A file that stays, with the state it was in and why it stays."""
-
-    __slots__ = ("path", "reason", "state")
-    path: str
-    state: LockState
-    reason: str
-
-    def __init__(self, path: str, state: LockState, reason: str) -> None:
-        self._init(path=path, state=state, reason=reason)
-
-
-class RemoveResult:
-    """What one removal pass did (mutable while the pass runs)."""
-
-    def __init__(self) -> None:
-        self.removed: list[str] = []
-        self.skipped: list[Skipped] = []
-        self.errors: list[ScanError] = []
-        self.hidden_processes = 0  # processes whose open files we could not see
-        self.handoffs = 0  # files a process grabbed during removal: lock handed over, file kept
-        self.keepers: list[int] = []  # pids of the keepers that finish this run's handoffs
-        self.notes: list[str] = []
-
-    def skip(self, path: str, state: LockState, reason: str) -> None:
-        """Record a file that stays."""
-        self.skipped.append(Skipped(path, state, reason))
+#: What one removal pass did: the record of a whole `clean` (model.CleanResult), of which a pass
+#: fills in what it removed and kept.
+RemoveResult = CleanResult
 
 
 class Target:
@@ -291,16 +267,18 @@ class Remover(ABC):
         """Whether a signal or `request_stop` asked this removal to stop waiting."""
         return bool(self.interrupts or self.stop_requests)
 
-    def remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
-        """Remove every removable uv lock file directly inside `dirs`."""
+    def remove(
+        self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
+    ) -> CleanResult:
+        """Remove every removable uv lock file directly inside `dirs`; what was removed and
+        kept goes into `result` (a new one by default), which is returned."""
         _RUNNING.add(self)
         try:
-            return self._remove(dirs, policy)
+            return self._remove(dirs, policy, CleanResult(dirs) if result is None else result)
         finally:
             _RUNNING.discard(self)
 
-    def _remove(self, dirs: Sequence[str], policy: Policy) -> RemoveResult:
-        result = RemoveResult()
+    def _remove(self, dirs: Sequence[str], policy: Policy, result: CleanResult) -> CleanResult:
         for directory in dirs:
             try:
                 dir_handle, names = self.listing(directory)
@@ -316,7 +294,8 @@ class Remover(ABC):
                         )  # fmt: skip
             finally:
                 self.close_dir(dir_handle)
-        result.notes.extend(self.notes)
+        for note in self.notes:
+            result.note(note)
         return result
 
     def _batch(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from uvsweep import __version__, system
-from uvsweep.model import LockState, Snapshot
+from uvsweep.model import Change, CleanResult, LockState, ProcessInfo, Snapshot
 from uvsweep.settings import Settings
 from uvsweep.tray import art
 from uvsweep.tray.menu import Item, MenuState, build
@@ -29,11 +29,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from uvsweep.autostart import Autostart
-    from uvsweep.cleaner import CleanReport
-    from uvsweep.processes import ProcessInfo
     from uvsweep.tray.backends import Choice
     from uvsweep.tray.notify import Notifier
-    from uvsweep.watcher import Change, Watcher
+    from uvsweep.watcher import Watcher
 
 log = logging.getLogger("uvsweep.tray")
 
@@ -57,7 +55,7 @@ def load_backend() -> str:
     return ""
 
 
-def summarize(report: CleanReport) -> str:
+def summarize(report: CleanResult) -> str:
     """`Removed 3 uv lock files; kept 1 (held)` for a notification and the menu."""
     if report.busy:
         pids = ", ".join(str(p.pid) for p in report.active_uv[:3])
@@ -94,7 +92,7 @@ class TrayApp:
         notifier: Notifier | None = None,
         autostart: Autostart | None = None,
         opener: Callable[..., None] | None = None,
-        clean: Callable[[Sequence[str]], CleanReport] | None = None,
+        clean: Callable[[Sequence[str]], CleanResult] | None = None,
         icon_size: int = 64,
         backend: Choice | None = None,
         log_path: str = "",
@@ -405,14 +403,14 @@ class TrayApp:
         self.watcher.rescan()
         self.refresh()
 
-    def _do_clean(self, dirs: Sequence[str]) -> CleanReport:
+    def _do_clean(self, dirs: Sequence[str]) -> CleanResult:
         if self._clean is not None:
             return self._clean(dirs)
         from uvsweep import cleaner  # noqa: PLC0415
 
         return cleaner.clean(dirs)
 
-    def _auto_clean(self, dirs: Sequence[str]) -> CleanReport:
+    def _auto_clean(self, dirs: Sequence[str]) -> CleanResult:
         from uvsweep import cleaner  # noqa: PLC0415
 
         report = cleaner.clean(dirs, min_age=self.settings.auto_clean_min_age)
