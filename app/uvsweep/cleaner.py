@@ -14,19 +14,20 @@ import time
 from collections.abc import Sequence
 
 from uvsweep import visibility
-from uvsweep.model import CleanResult, LockState, Skipped
+from uvsweep.model import CleanResult, LockState
 from uvsweep.processes import ProcessTable
-from uvsweep.remove import Policy, Progress, Remover
+from uvsweep.remove import FOREIGN_FILE, Policy, Progress, Remover
 from uvsweep.uvgate import Gate, hidden_notes, running_uv, uv_gate
 from uvsweep.visibility import Visibility
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from uvsweep.probe import Backend
+
 __all__ = [
-    "REMOVABLE", "CleanResult", "Gate", "accepts_hidden_processes", "clean", "hidden_notes",
+    "CleanResult", "Gate", "accepts_hidden_processes", "clean", "hidden_notes",
     "running_uv", "uv_gate",
 ]  # fmt: skip
-
-#: States a run may remove: orphaned always, foreign only in an all-users run.
-REMOVABLE = frozenset({LockState.ORPHANED})
 
 
 def accepts_hidden_processes() -> bool:
@@ -49,13 +50,15 @@ def clean(
     progress: Progress | None = None,
     accept_hidden: bool | None = None,
     seen: Visibility | None = None,
+    backend: Backend | None = None,
 ) -> CleanResult:
     """Remove the orphaned uv lock files in `dirs` that `min_age`/`all_users` allow.
 
     `gate=False` skips the uv process check (the per-file protocol still applies to each file).
     Where processes are hidden from us (`visibility`), a child PID namespace's /proc removes
     nothing and hidepid removes only files in dirs no other user can enter, unless
-    `accept_hidden`.
+    `accept_hidden`. `processes`, `remover`, `seen` and `backend` (the dry run's probe) are
+    the OS seams: tests give another OS's.
     """
     report = CleanResult(dirs, dry_run)
     processes = processes or ProcessTable()
@@ -80,7 +83,7 @@ def clean(
         report.gate_notes = list(found.notes)
         report.busy = bool(found.active)
     if dry_run:
-        _dry_run(report, dirs, policy, processes)
+        _dry_run(report, dirs, policy, processes, remover, backend)
         return report
     if report.busy or report.blind:
         return report
@@ -94,29 +97,41 @@ def clean(
 
 
 def _dry_run(
-    report: CleanResult, dirs: Sequence[str], policy: Policy, processes: ProcessTable
+    report: CleanResult,
+    dirs: Sequence[str],
+    policy: Policy,
+    processes: ProcessTable,
+    remover: Remover | None,
+    backend: Backend | None,
 ) -> None:
-    """What a real run would remove now (if uv were idle), and why the rest would stay."""
+    """What a real run would remove now (if uv were idle), and why the rest would stay: the
+    scan's states, then the policy's rule (`Policy.may_remove`), as the remover applies them."""
     import os  # noqa: PLC0415
 
     from uvsweep import scanner  # noqa: PLC0415
 
-    snapshot = scanner.scan(dirs, processes=processes, label=False)
+    snapshot = scanner.scan(dirs, processes=processes, label=False, backend=backend)
     report.errors = list(snapshot.errors)
     report.hidden_processes = snapshot.hidden_processes
     for note in snapshot.notes:
         report.note(note)
-    may_take_foreign = policy.all_users and getattr(os, "geteuid", lambda: 0)() == 0
+    if remover is None:
+        from uvsweep import remove  # noqa: PLC0415
+
+        remover = remove.for_platform(processes=processes)
+    privileged = remover.privileged()
     now = time.time()
     for item in sorted(snapshot.files, key=lambda f: f.path):
-        removable = item.state in REMOVABLE or (
-            item.state is LockState.FOREIGN and may_take_foreign
-        )
-        young = policy.too_young(now - item.mtime)
-        hidden = policy.kept_by_visibility(os.path.dirname(item.path), None)
-        if not removable:
-            report.skipped.append(Skipped(item.path, item.state, item.reason))
-        elif young or hidden or report.blind:
-            report.skipped.append(Skipped(item.path, item.state, young or hidden or report.blind))
+        if item.state not in (LockState.ORPHANED, LockState.FOREIGN):
+            report.skip(item.path, item.state, item.reason)  # in use, or odd: never touched
+            continue
+        why = policy.may_remove(
+            mine=item.state is LockState.ORPHANED, privileged=privileged,
+            age=now - item.mtime, directory=os.path.dirname(item.path),
+        )  # fmt: skip
+        if why == FOREIGN_FILE:
+            report.skip(item.path, item.state, item.reason)
+        elif why or report.blind:
+            report.skip(item.path, item.state, why or report.blind)
         else:
             report.removed.append(item.path)

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+#: `Policy.may_remove`'s answer for another user's file that this run may not take.
+FOREIGN_FILE = "another user's file: only root removes those, with --all-users"
+
+
 class Policy:
     """Which files a run may remove, beyond what the protocol itself demands."""
 
@@ -75,6 +79,18 @@ class Policy:
         if age >= self.min_age:
             return None
         return f"younger than the minimum age ({format_age(age)} < {format_age(self.min_age)})"
+
+    def may_take(self, *, mine: bool, privileged: bool) -> bool:
+        """Whether a file of this owner may go at all: our own always; another user's only in
+        an all-users run by a privileged user (root; an administrator on Windows)."""
+        return mine or (self.all_users and privileged)
+
+    def may_remove(self, *, mine: bool, privileged: bool, age: float, directory: str) -> str | None:
+        """The whole rule for a file nobody uses, in one place (the dry run and every remover
+        ask it): None when it may go, else why it stays (FOREIGN_FILE: another user's file)."""
+        if not self.may_take(mine=mine, privileged=privileged):
+            return FOREIGN_FILE
+        return self.too_young(age) or self.kept_by_visibility(directory, None)
 
 
 def dir_is_private(directory: str) -> bool:
@@ -206,6 +222,11 @@ class Remover(ABC):
         self.stop_requests: list[int] = []  # `request_stop` from another thread
 
     # ---- primitives ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def privileged(self) -> bool:
+        """Whether this process may remove other users' files (root; a Windows administrator):
+        the `privileged` of `Policy.may_take`."""
 
     @abstractmethod
     def listing(self, directory: str) -> tuple[Any, list[str]]:

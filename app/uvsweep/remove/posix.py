@@ -204,9 +204,13 @@ class PosixRemover(Remover):
             self.calls.close(fd)
         return LockProbe.FREE
 
+    def privileged(self) -> bool:
+        """See `Remover`: root."""
+        return self.euid == 0
+
     def _may_take(self, st: os.stat_result, policy: Policy) -> bool:
-        """Whether this run may remove a file of this owner at all."""
-        return st.st_uid == self.euid or (policy.all_users and self.euid == 0)
+        """Whether this run may remove a file of this owner at all (`Policy.may_take`)."""
+        return policy.may_take(mine=st.st_uid == self.euid, privileged=self.privileged())
 
     def acquire(
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult

@@ -236,6 +236,10 @@ class WindowsRemover(Remover):
         item = classify(obs)
         result.skip(item.path, item.state, item.reason)
 
+    def privileged(self) -> bool:
+        """See `Remover`: an administrator (an elevated token)."""
+        return self.is_admin()
+
     def acquire(
         self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
     ) -> Target | None:
@@ -274,7 +278,7 @@ class WindowsRemover(Remover):
                 result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
                 return None
             owner, mine = files.owner(handle)
-            if not mine and not (policy.all_users and self.is_admin()):
+            if not policy.may_take(mine=mine, privileged=self.privileged()):
                 self._skip(directory, name, st, result, owner=owner, mine=False)
                 return None
             if not files.lock_exclusive(handle):
