@@ -6,6 +6,7 @@ state from there, including a user's switch elsewhere (GNOME's `X-GNOME-Autostar
 Manager's StartupApproved on Windows). The OS calls sit behind small seams so the macOS and
 Windows writers are tested anywhere.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -293,7 +294,7 @@ Runner = Callable[[Sequence[str]], "tuple[int, str]"]
 
 
 def _run(argv: Sequence[str]) -> tuple[int, str]:
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     try:
         done = subprocess.run(list(argv), capture_output=True, check=False, text=True, timeout=10)
@@ -333,7 +334,7 @@ class LaunchAgent(Autostart):
 
     def status(self) -> Status:
         """See `Autostart`."""
-        import plistlib  # noqa: PLC0415
+        import plistlib
 
         try:
             with open(self.path, "rb") as handle:
@@ -358,7 +359,7 @@ class LaunchAgent(Autostart):
         (`installed_command` refuses an app run from a translocated copy, whose path is gone
         after the next login.)
         """
-        import plistlib  # noqa: PLC0415
+        import plistlib
 
         plist = {
             "Label": APP_ID,
@@ -410,7 +411,7 @@ class WinRegistry(Registry):
 
     def get(self, key: str, name: str) -> Any:
         """See `Registry`."""
-        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+        import winreg  #   # type: ignore[import-not-found,unused-ignore]
 
         try:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:  # type: ignore[attr-defined,unused-ignore]
@@ -420,7 +421,7 @@ class WinRegistry(Registry):
 
     def set(self, key: str, name: str, value: str | bytes) -> None:
         """See `Registry`."""
-        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+        import winreg  #   # type: ignore[import-not-found,unused-ignore]
 
         kind = winreg.REG_BINARY if isinstance(value, bytes) else winreg.REG_SZ  # type: ignore[attr-defined,unused-ignore]
         with winreg.CreateKey(winreg.HKEY_CURRENT_USER, key) as handle:  # type: ignore[attr-defined,unused-ignore]
@@ -428,7 +429,7 @@ class WinRegistry(Registry):
 
     def delete(self, key: str, name: str) -> None:
         """See `Registry`."""
-        import winreg  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+        import winreg  #   # type: ignore[import-not-found,unused-ignore]
 
         try:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:  # type: ignore[attr-defined,unused-ignore]
@@ -439,7 +440,7 @@ class WinRegistry(Registry):
 
 def windows_command_line(command: Sequence[str]) -> str:
     """The command as one Windows command line (each argument quoted as needed)."""
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     return subprocess.list2cmdline(list(command))
 
@@ -482,7 +483,7 @@ class WindowsRun(Autostart):
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)

@@ -3,6 +3,7 @@
 Nothing here changes anything, and nothing imports pystray (which opens the display as it
 loads): the tray backend comes from the chooser the tray itself uses (`tray/backends.py`).
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def tray_backend(setting: str, environ: dict[str, str] | None = None,
                  os_name: str = sys.platform) -> tuple[str, str]:  # fmt: skip
     """(the backend the tray would use, why): the tray's own chooser."""
-    from uvsweep.tray.backends import choose  # noqa: PLC0415
+    from uvsweep.tray.backends import choose
 
     choice = choose(setting, environ, os_name)
     return choice.name, choice.why
@@ -39,11 +40,11 @@ def notification_service(
         return "the OS notification center (through desktop-notifier)"
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return "none: no session bus (DBUS_SESSION_BUS_ADDRESS is not set); the log instead"
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     async def ask() -> str:
-        from dbus_fast import Message  # noqa: PLC0415
-        from dbus_fast.aio import MessageBus  # noqa: PLC0415
+        from dbus_fast import Message
+        from dbus_fast.aio import MessageBus
 
         bus = await MessageBus().connect()
         try:
@@ -77,7 +78,7 @@ def _read(path: str) -> str:
 
 def report() -> dict[str, Any]:
     """Everything doctor says, as data."""
-    from uvsweep import autostart, cleaner, scanner, settings  # noqa: PLC0415
+    from uvsweep import autostart, cleaner, scanner, settings
 
     config = settings.load()
     dirs = scanner.resolve_dirs(None, config)
@@ -127,7 +128,7 @@ def report() -> dict[str, Any]:
 
 
 def _log_file() -> str:
-    from uvsweep.tray.logfile import log_path  # noqa: PLC0415
+    from uvsweep.tray.logfile import log_path
 
     path = log_path()
     return path + ("" if os.path.exists(path) else " (not written yet)")

@@ -3,6 +3,7 @@
 uv uses Rust's `std::env::temp_dir()`. The OS calls that need ctypes (macOS `confstr`, Windows
 `GetTempPath2W`) sit behind small functions so their logic is tested on every OS.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ _CS_DARWIN_USER_TEMP_DIR = 65537
 
 def _darwin_user_temp_dir() -> str | None:
     """`confstr(_CS_DARWIN_USER_TEMP_DIR)`: the per-user `/var/folders/../T/` dir."""
-    import ctypes  # noqa: PLC0415 - only on macOS
-    import ctypes.util  # noqa: PLC0415
+    import ctypes  # only on macOS
+    import ctypes.util
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.confstr.restype = ctypes.c_size_t  # size_t confstr(int, char *, size_t)
@@ -31,9 +32,9 @@ def _darwin_user_temp_dir() -> str | None:
 
 def _windows_temp_path() -> str | None:
     """`GetTempPath2W` if it exists (SYSTEM: `C:\\Windows\\SystemTemp`), else `GetTempPathW`."""
-    import ctypes  # noqa: PLC0415 - only on Windows
+    import ctypes  # only on Windows
 
-    from uvsweep import win32  # noqa: PLC0415
+    from uvsweep import win32
 
     kernel32 = win32.load("kernel32")
     buf = ctypes.create_unicode_buffer(32768)

@@ -4,6 +4,7 @@ uv names a lock file `uv-<16 hex>.lock`, where the hex is `cache_digest(key)`: s
 seeds) over the bytes Rust's `Hash` impl feeds the hasher, printed as the u64's little-endian bytes.
 Everything here is pure: no I/O, so it is the same on every OS and easy to property-test.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -215,7 +216,7 @@ def windows_absolute(path: str, cwd: str) -> str:
     become `\\`, `.` and `..` components are folded. Verbatim (`\\\\?\\`) paths are returned
     unchanged, as `GetFullPathNameW` is not called for them.
     """
-    import ntpath  # noqa: PLC0415 - pure string rules, importable on every OS
+    import ntpath  # pure string rules, importable on every OS
 
     if path.startswith("\\\\?\\"):
         return path

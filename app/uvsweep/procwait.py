@@ -5,6 +5,7 @@ A waiter owns one thread that sleeps in the OS until a watched process exits or 
 the set; it never wakes up on a timer. Where the OS offers none of these (Linux before 5.3), a
 polling fallback checks once a second, and only while it has processes to watch.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -232,11 +233,11 @@ class WindowsWaiter(ProcessWaiter):
 
     def _open(self) -> None:
         if self._k32 is None:
-            from uvsweep import win32  # noqa: PLC0415 - Windows only
+            from uvsweep import win32  # Windows only
 
             self._k32 = win32.load("kernel32")
         if self._last_error is None:
-            import ctypes  # noqa: PLC0415
+            import ctypes
 
             self._last_error = ctypes.get_last_error  # type: ignore[attr-defined]
         self._event = self._k32.CreateEventW(None, 0, 0, None)  # auto-reset, unsignalled
@@ -304,7 +305,7 @@ ERROR_INVALID_PARAMETER = 87
 
 def ctypes_handle_array(length: int) -> Any:
     """A C array of `length` HANDLEs."""
-    import ctypes  # noqa: PLC0415
+    import ctypes
 
     return ctypes.c_void_p * length
 

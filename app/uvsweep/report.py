@@ -1,4 +1,5 @@
 """Snapshot -> what people and machines read: the `scan --json` document and the text table."""
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -280,7 +281,7 @@ def watch_lines(
     snapshot: Snapshot, change: Change, previous: Snapshot | None, now: float
 ) -> list[str]:
     """The text `watch` prints for one new snapshot: a line per change."""
-    import time  # noqa: PLC0415
+    import time
 
     if previous is None:
         summary = summary_line(snapshot)

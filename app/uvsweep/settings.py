@@ -3,10 +3,12 @@
 A missing file means defaults. A corrupt or mistyped one gives a clear warning and the defaults,
 and the file is left exactly as it is for the user to fix.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 
@@ -87,9 +89,9 @@ def read_toml(path: str) -> dict[str, Any]:
     """Parse a TOML file. OSError if it cannot be read, ValueError if it is not valid TOML."""
     with open(path, "rb") as handle:  # first: most scans have no settings file to parse
         if sys.version_info >= (3, 11):
-            import tomllib  # noqa: PLC0415 - ~9 ms with the typing module it pulls in
+            import tomllib  # ~9 ms with the typing module it pulls in
         else:  # pragma: no cover - Python 3.10
-            import tomli as tomllib  # noqa: PLC0415
+            import tomli as tomllib
         try:
             data: dict[str, Any] = tomllib.load(handle)
         except UnicodeDecodeError as err:
@@ -108,7 +110,7 @@ def config_dir(platform: str = sys.platform) -> str:
         if not base:
             base = os.path.expanduser("~/.config")
         return os.path.join(base, "uvsweep")
-    from platformdirs import user_config_dir  # noqa: PLC0415
+    from platformdirs import user_config_dir
 
     return user_config_dir("uvsweep", appauthor=False)
 
@@ -137,8 +139,6 @@ def parse_duration(text: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{text!r} is not a duration (try 30, 30s, 10m, 2h, 1d)") from None
-    import math  # noqa: PLC0415
-
     if value < 0 or not math.isfinite(value):
         raise ValueError(f"{text!r}: a duration must be a finite number >= 0")
     if value * factor > MAX_DURATION:
@@ -210,7 +210,7 @@ def load(path: str | None = None, *, repair: bool = False) -> Settings:
     except ValueError as err:
         message = f"{path}: not valid TOML ({err}); using defaults"
         if repair:
-            import time  # noqa: PLC0415
+            import time
 
             aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
             try:
@@ -241,7 +241,7 @@ def load(path: str | None = None, *, repair: bool = False) -> Settings:
 
 def toml_value(value: object) -> str:
     """One value in TOML syntax."""
-    import json  # noqa: PLC0415 - a JSON string is a valid TOML basic string
+    import json  # a JSON string is a valid TOML basic string
 
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -263,7 +263,7 @@ def dumps(config: Settings) -> str:
 
 def save(config: Settings, path: str | None = None) -> str:
     """Write the settings atomically: a temp file in the same dir, flushed, then renamed over."""
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     path = path or config_path()
     directory = os.path.dirname(os.path.abspath(path))

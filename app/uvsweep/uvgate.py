@@ -5,6 +5,7 @@ processes. Parked ones (a `uv run`/`uvx` that has started its command and only w
 rules in `uvphase.py`) are listed but never waited for. Kept apart from the cleaner so `scan` can
 say what the gate cannot see without importing the removal code.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -63,10 +64,10 @@ def hidden_notes(
 ) -> tuple[str, ...]:
     """Why the gate may miss uv processes: hidepid, a child PID namespace, or (macOS, Windows)
     processes whose details the OS denied us."""
-    import sys  # noqa: PLC0415
+    import sys
 
     if system.is_linux(platform or sys.platform):
-        from uvsweep import visibility  # noqa: PLC0415
+        from uvsweep import visibility
 
         seen = seen or visibility.detect(proc)
         notes = []

@@ -1,6 +1,6 @@
 """Removing orphaned uv lock files without ever breaking uv's mutual exclusion.
 
-The protocol (`../shared/reference/uv-locks.md`, "Deleting one safely") is written once here, in
+The protocol (the README's "The per-file protocol" says it for users) is written once here, in
 `Remover.remove`; each OS supplies the few primitives it is made of:
 
 1. `acquire`: exact name, lstat (regular, owned, one link, empty, old enough), no holder or waiter

@@ -5,6 +5,7 @@ own; cleanups run on a short-lived worker; notifications go through their own lo
 that touches the icon goes through `_ui()`, which marshals it to the UI thread where the backend
 needs that (macOS), so no other thread ever calls into the GUI toolkit directly.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ HOMEPAGE = "https://pypi.org/project/uvsweep/"
 
 def sni_icon(app: TrayApp) -> Any:
     """A StatusNotifierItem icon for `app` (the `sni` backend, `tray/sni.py`)."""
-    from uvsweep.tray import sni  # noqa: PLC0415
+    from uvsweep.tray import sni
 
     return pystray_icon(app, sni.icon_class())
 
@@ -49,7 +50,7 @@ def sni_icon(app: TrayApp) -> Any:
 def load_backend() -> str:
     """Import pystray (it opens the display as it loads); why it failed, or ""."""
     try:
-        import pystray  # noqa: F401, PLC0415
+        import pystray  # noqa: F401
     except Exception as err:  # noqa: BLE001 - Xlib raises its own error types for a bad display
         return f"{type(err).__name__}: {err}"
     return ""
@@ -97,8 +98,8 @@ class TrayApp:
         backend: Choice | None = None,
         log_path: str = "",
     ) -> None:
-        from uvsweep.tray.notify import Notifier, NotifyPolicy  # noqa: PLC0415
-        from uvsweep.watcher import AutoClean, Watcher  # noqa: PLC0415
+        from uvsweep.tray.notify import Notifier, NotifyPolicy
+        from uvsweep.watcher import AutoClean, Watcher
 
         self.dirs = list(dirs)
         self.settings = settings
@@ -294,7 +295,7 @@ class TrayApp:
     def _toggle_autostart(self) -> None:
         if self.autostart is None:
             return
-        from uvsweep.autostart import installed_command  # noqa: PLC0415
+        from uvsweep.autostart import installed_command
 
         try:
             if self._read_autostart():
@@ -319,13 +320,13 @@ class TrayApp:
         doctor scans and asks the bus)."""
 
         def work() -> None:
-            from uvsweep import doctor  # noqa: PLC0415
+            from uvsweep import doctor
 
             try:
                 report = doctor.text(doctor.report())
                 folder = os.path.dirname(self.log_path) if self.log_path else ""
                 if not folder:
-                    import tempfile  # noqa: PLC0415
+                    import tempfile
 
                     folder = tempfile.gettempdir()
                 path = os.path.join(folder, "uvsweep-doctor.txt")
@@ -406,12 +407,12 @@ class TrayApp:
     def _do_clean(self, dirs: Sequence[str]) -> CleanResult:
         if self._clean is not None:
             return self._clean(dirs)
-        from uvsweep import cleaner  # noqa: PLC0415
+        from uvsweep import cleaner
 
         return cleaner.clean(dirs)
 
     def _auto_clean(self, dirs: Sequence[str]) -> CleanResult:
-        from uvsweep import cleaner  # noqa: PLC0415
+        from uvsweep import cleaner
 
         report = cleaner.clean(dirs, min_age=self.settings.auto_clean_min_age)
         if report.removed:
@@ -443,7 +444,7 @@ class TrayApp:
 
     def stop_background(self, timeout: float = 1.0) -> None:
         """Stop the watcher, the notifier and any cleanup worker, within `timeout`."""
-        from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
+        from uvsweep import remove  # imported by the cleaner already
 
         deadline = time.monotonic() + timeout
         if remove.request_stop():  # a cleanup mid-handoff passes its locks to a keeper first
@@ -487,7 +488,7 @@ class TrayApp:
 def icon_file(size: int = 64) -> str | None:
     """uvsweep's icon as a PNG in the user's state dir (beside the log), for notifications
     (written once per version); None when it cannot be written (they then go without it)."""
-    from platformdirs import user_state_dir  # noqa: PLC0415
+    from platformdirs import user_state_dir
 
     path = os.path.join(user_state_dir("uvsweep", appauthor=False), f"icon-{__version__}.png")
     if os.path.exists(path):
@@ -541,7 +542,7 @@ def preferred_icon_size(backend: str, environ: dict[str, str] | None = None,
 
 
 def _windows_small_icon() -> int:  # pragma: no cover - Windows
-    from uvsweep import win32  # noqa: PLC0415
+    from uvsweep import win32
 
     return int(win32.load("user32").GetSystemMetrics(49))
 
@@ -549,7 +550,7 @@ def _windows_small_icon() -> int:  # pragma: no cover - Windows
 def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
     """How to run a function on the icon's UI thread for its backend."""
     if type(icon).__module__.endswith("_darwin"):  # pragma: no cover - macOS
-        from PyObjCTools import AppHelper  # noqa: PLC0415
+        from PyObjCTools import AppHelper
 
         return AppHelper.callAfter  # type: ignore[no-any-return]
     # pystray's Linux and Windows backends queue their own updates onto their loop
@@ -559,7 +560,7 @@ def ui_marshaller(icon: Any) -> Callable[[Callable[[], None]], None]:
 def to_pystray(items: Sequence[Item], dispatch: Callable[[str], None]) -> tuple[Any, ...]:
     """pystray MenuItems for `items`; choosing one calls `dispatch(action)`. Each carries the
     item's `key` (a backend that names entries, SNI, keeps an entry's id by it)."""
-    import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
+    import pystray  # only the tray imports it (it needs a display)
 
     def convert(item: Item) -> Any:
         if item.separator:
@@ -590,7 +591,7 @@ def to_pystray(items: Sequence[Item], dispatch: Callable[[str], None]) -> tuple[
 def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
     """A pystray Icon for `app` (of `icon_type`, default pystray's), its menu rebuilt from
     `app.menu_items()` each time it opens."""
-    import pystray  # noqa: PLC0415 - only the tray imports it (it needs a display)
+    import pystray  # only the tray imports it (it needs a display)
 
     menu = pystray.Menu(lambda: to_pystray(app.menu_items(), app.dispatch))
     if icon_type is not None:
@@ -600,15 +601,15 @@ def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
     icon_type = pystray.Icon
     app.icon_size = preferred_icon_size(icon_type.__module__)
     if icon_type.__module__ == "pystray._xorg":
-        from uvsweep.tray.xorg import icon_class  # noqa: PLC0415
+        from uvsweep.tray.xorg import icon_class
 
         icon_type = icon_class()
     elif icon_type.__module__ in ("pystray._gtk", "pystray._appindicator"):
-        from uvsweep.tray import gtk  # noqa: PLC0415
+        from uvsweep.tray import gtk
 
         icon_type = gtk.icon_class(icon_type)
     elif icon_type.__module__ == "pystray._darwin":  # pragma: no cover - macOS
-        from uvsweep.tray import macos  # noqa: PLC0415
+        from uvsweep.tray import macos
 
         icon_type = macos.icon_class(icon_type)
     return icon_type("uvsweep", icon=app.image(), title=app.title(), menu=menu)
@@ -616,7 +617,7 @@ def pystray_icon(app: TrayApp, icon_type: Any = None, **options: Any) -> Any:
 
 def open_path(path: str, *, reveal: bool) -> None:
     """Show a folder, or a file selected in its folder, in the file manager (never blocks)."""
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     if system.MACOS:
         argv = ["open", "-R", path] if reveal else ["open", path]
@@ -624,8 +625,8 @@ def open_path(path: str, *, reveal: bool) -> None:
         argv = ["explorer", f"/select,{path}"] if reveal else ["explorer", path]
     elif reveal and shutil.which("dbus-send"):
         # the freedesktop file manager interface selects the file in its folder
-        import shlex  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
+        import shlex
+        from pathlib import Path
 
         show = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.FileManager1",
                 "--type=method_call", "/org/freedesktop/FileManager1",

@@ -6,6 +6,7 @@ StatusNotifierItem (our own, `tray/sni.py`) when a host is on the session bus, t
 PYSTRAY_BACKEND environment variable, override the list. Nothing here imports pystray (it opens
 the display as it loads) or GTK; the tests inject what would be probed.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def sni_host_present(environ: Mapping[str, str] | None = None) -> bool:
     if not env.get("DBUS_SESSION_BUS_ADDRESS"):
         return False
     try:
-        from uvsweep.tray import sni  # noqa: PLC0415
+        from uvsweep.tray import sni
     except ImportError:  # no dbus-fast (not Linux)
         return False
     return sni.watcher_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"])
@@ -83,7 +84,7 @@ def sni_host_present(environ: Mapping[str, str] | None = None) -> bool:
 def gi_has(namespace: str, version: str) -> bool:
     """Whether PyGObject can load `namespace` at `version`."""
     try:
-        import gi  # noqa: PLC0415
+        import gi
 
         gi.require_version(namespace, version)
     except (ImportError, ValueError):

@@ -6,6 +6,7 @@ The running tray also listens on a Unix socket beside the lock (`uvsweep.sock`, 
 `uvsweep` asks it to show its icon again (re-register with the panel, dock again) through it,
 instead of only saying that one is running. Where there are no Unix sockets, it only says so.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -49,11 +50,11 @@ class SingleInstance:
         fd = os.open(self.path, flags, 0o600)
         try:
             if system.WINDOWS:  # pragma: no cover - Windows
-                import msvcrt  # noqa: PLC0415
+                import msvcrt
 
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
             else:
-                import fcntl  # noqa: PLC0415
+                import fcntl
 
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

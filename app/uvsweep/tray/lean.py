@@ -13,6 +13,7 @@ already imported (the process has paid for OpenSSL then), and leaves `_hashlib` 
 Python has no SHA-256 of its own (some distributions build it so). Use it before other threads
 start: one importing `ssl` meanwhile would be told there is none.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def without_openssl() -> Iterator[list[str]]:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # the import system's "not there"
     try:
-        import asyncio  # noqa: F401, PLC0415
-        import hashlib  # noqa: F401, PLC0415
+        import asyncio  # noqa: F401
+        import hashlib  # noqa: F401
 
         yield blocked
     finally:
@@ -68,7 +69,7 @@ def one_malloc_arena() -> bool:
     """
     if not system.LINUX:
         return False
-    import ctypes  # noqa: PLC0415 - watchdog loads it in the tray anyway
+    import ctypes  # watchdog loads it in the tray anyway
 
     try:
         mallopt = ctypes.CDLL(None).mallopt

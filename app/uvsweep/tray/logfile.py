@@ -1,6 +1,7 @@
 """The tray's log: a small rotated file in the platformdirs log dir (a tray started at login has
 no terminal to show its stderr), named by `uvsweep doctor` and opened by the "Open log" item.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class RotatingFile(logging.FileHandler):
 
 def log_dir() -> str:
     """platformdirs' `user_log_dir("uvsweep")` (XDG_STATE_HOME/uvsweep/log on Linux)."""
-    from platformdirs import user_log_dir  # noqa: PLC0415 - only the tray and doctor need it
+    from platformdirs import user_log_dir  # only the tray and doctor need it
 
     return user_log_dir("uvsweep", appauthor=False)
 

@@ -7,6 +7,7 @@ AppKit whole, sized to the thickness in points, so each point gets two pixels.
 AppKit and Foundation are passed in (pystray's own imports of them on macOS), so this is tested
 on any OS with fakes.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def set_retina_image(icon: Any, appkit: Any, foundation: Any) -> None:
 
 def icon_class(base: type) -> type:
     """pystray's macOS `Icon` with a Retina-sharp image (`base` is `pystray._darwin.Icon`)."""
-    import sys  # noqa: PLC0415
+    import sys
 
     module = sys.modules[base.__module__]
 

@@ -16,6 +16,7 @@ CFRunLoop-based one (desktop-notifier's callbacks, the button included, are deli
 main run loop), the permission prompt is waited for without a deadline, and desktop-notifier's
 dummy backend (a Python that is not an app bundle) is reported as a failure, not as "dispatched".
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ class _Session:
 
     async def answer(self, request: dict[str, Any], now: float) -> None:
         """Show one request and report what happened."""
-        from desktop_notifier import Button  # noqa: PLC0415
+        from desktop_notifier import Button
 
         ident = request["id"]
         if not await self._authorise():
@@ -153,14 +154,14 @@ class _Session:
 
 async def serve(icon: str | None = None, platform: str = sys.platform) -> None:
     """Read requests until EOF (or idleness), show each, report what happened."""
-    from desktop_notifier import DesktopNotifier, Icon  # noqa: PLC0415
+    from desktop_notifier import DesktopNotifier, Icon
 
     capture = _Capture()
     library_log = logging.getLogger("desktop_notifier")
     library_log.propagate = False
     library_log.addHandler(capture)
     if icon:
-        from pathlib import Path  # noqa: PLC0415
+        from pathlib import Path
 
         notifier = DesktopNotifier(app_name=APP_NAME, app_icon=Icon(path=Path(icon)))
     else:
@@ -199,7 +200,7 @@ def _loop_policy(platform: str = sys.platform) -> Any:
     if platform != "darwin":
         return None
     try:
-        from rubicon.objc.eventloop import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        from rubicon.objc.eventloop import (  # type: ignore[import-not-found,unused-ignore]
             EventLoopPolicy,
         )
     except ImportError:

@@ -21,6 +21,7 @@ Threads: every D-Bus call runs on the bus loop's thread. pystray calls `_update_
 the loop (`call_soon_threadsafe`), and one pump there sends it, at most every `MIN_INTERVAL`
 seconds, and never before the previous round has left the socket.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from uvsweep.tray.lean import without_openssl
 
@@ -92,7 +93,7 @@ def argb_pixmap(image: Any) -> list[Any]:
 
 
 def _is_separator(item: Any) -> bool:
-    import pystray  # noqa: PLC0415
+    import pystray
 
     return item is pystray.Menu.SEPARATOR
 
@@ -789,7 +790,7 @@ def watcher_present(timeout: float = 1.0, bus_address: str | None = None) -> boo
 
 def icon_class() -> Any:
     """A pystray Icon class that shows itself through StatusNotifierItem."""
-    from pystray import _base  # noqa: PLC0415
+    from pystray import _base
 
     class SniIcon(_base.Icon):  # type: ignore[misc]
         HAS_MENU = True

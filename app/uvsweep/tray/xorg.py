@@ -17,6 +17,7 @@ watcher updating the badge while the tray redrew the icon). This subclass sends 
 over a second connection of its own, so only the main loop ever touches the first, and lets one
 cross-thread call through at a time (pystray has a single queue for their results).
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -51,9 +52,9 @@ class _NotDockedYet(logging.Filter):
 
 def icon_class() -> type:
     """The thread-safe xorg Icon class (imports Xlib and pystray's xorg backend)."""
-    import Xlib.display  # noqa: PLC0415
-    import Xlib.X  # noqa: PLC0415
-    from pystray import _xorg  # noqa: PLC0415
+    import Xlib.display
+    import Xlib.X
+    from pystray import _xorg
 
     pystray_log = logging.getLogger("pystray._base")  # where pystray's Icon logs
     if not any(isinstance(f, _NotDockedYet) for f in pystray_log.filters):
@@ -130,7 +131,7 @@ def icon_class() -> type:
             alpha, and pystray pasted the RGBA image on black."""
             if self._icon_data and self._icon_data.size == (width, height):
                 return
-            from PIL import Image  # noqa: PLC0415
+            from PIL import Image
 
             render = getattr(self, "render_at", None)
             if render is not None and width == height:
@@ -146,7 +147,7 @@ def icon_class() -> type:
         def _background(self, width: int, height: int) -> Any:
             """What the tray draws behind the window (its ParentRelative background), read
             back from the server; a light grey where it cannot be read."""
-            from PIL import Image  # noqa: PLC0415
+            from PIL import Image
 
             try:
                 self._window.clear_area(0, 0, width, height)
