@@ -177,9 +177,9 @@ def test_it_registers_again_when_the_watcher_comes_back(session_bus: str) -> Non
                             menu=pystray.Menu(), bus_address=session_bus)  # fmt: skip
     icon.run_detached()
     try:
-        assert not sni.watcher_present(bus_address=session_bus)
+        assert not sni.registry_present(bus_address=session_bus)
         host = Host(session_bus)  # a panel starts after the app
-        assert sni.watcher_present(bus_address=session_bus)
+        assert sni.registry_present(bus_address=session_bus)
         eventually(lambda: host.watcher.items)
         host.stop()
         again = Host(session_bus)  # the panel restarts
@@ -245,7 +245,7 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
     desktop.procs.append(panel)  # type: ignore[arg-type]
     from uvsweep.tray import sni
 
-    eventually(lambda: sni.watcher_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"]), 20)
+    eventually(lambda: sni.registry_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"]), 20)
     # and the panel's own host has registered with it, so it will show what registers next
     host_ready = [
         "dbus-send", "--session", "--print-reply", "--dest=org.kde.StatusNotifierWatcher",

@@ -78,7 +78,7 @@ def sni_host_present(environ: Mapping[str, str] | None = None) -> bool:
         from uvsweep.tray import sni
     except ImportError:  # no dbus-fast (not Linux)
         return False
-    return sni.watcher_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"])
+    return sni.registry_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"])
 
 
 def gi_has(namespace: str, version: str) -> bool:

@@ -13,7 +13,8 @@ session bus, and so does this backend, in pure Python:
   keeps its id for as long as it exists (ids follow what an entry is, never where it is), so a host
   that caches by id stays right: `LayoutUpdated` whenever entries come, go or move, and
   `ItemsPropertiesUpdated` with the properties that changed and those that went away.
-- It registers with `org.kde.StatusNotifierWatcher`, again whenever a watcher (re)appears, and
+- It registers with the item registry, `org.kde.StatusNotifierWatcher` (called "the registry"
+  here: uvsweep's own watcher is another thing), again whenever one (re)appears, and
   after a reconnect when the bus connection itself was lost (with backoff).
 
 Threads: every D-Bus call runs on the bus loop's thread. pystray calls `_update_icon`,
@@ -43,7 +44,7 @@ with without_openssl():  # the tray never uses TLS: asyncio and dbus-fast come w
 
 log = logging.getLogger("uvsweep.tray.sni")
 
-WATCHER = "org.kde.StatusNotifierWatcher"
+REGISTRY = "org.kde.StatusNotifierWatcher"
 ITEM_PATH = "/StatusNotifierItem"
 MENU_PATH = "/MenuBar"
 ITEM_IFACE = "org.kde.StatusNotifierItem"
@@ -681,7 +682,7 @@ class SniService:
             bus.add_message_handler(self._on_message)
             rule = (
                 "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                f"member='NameOwnerChanged',arg0='{WATCHER}'"
+                f"member='NameOwnerChanged',arg0='{REGISTRY}'"
             )
             await bus.call(Message(
                 destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
@@ -701,7 +702,7 @@ class SniService:
         if bus is None or bus.unique_name is None:
             return False
         reply = await bus.call(Message(
-            destination=WATCHER, path="/StatusNotifierWatcher", interface=WATCHER,
+            destination=REGISTRY, path="/StatusNotifierWatcher", interface=REGISTRY,
             member="RegisterStatusNotifierItem", signature="s", body=[bus.unique_name],
         ))  # fmt: skip
         self.registered = reply is not None and reply.message_type == MessageType.METHOD_RETURN
@@ -711,8 +712,8 @@ class SniService:
 
     def _on_message(self, message: Message) -> None:
         if (message.message_type == MessageType.SIGNAL and message.member == "NameOwnerChanged"
-                and message.body and message.body[0] == WATCHER):  # fmt: skip
-            if message.body[2]:  # a (new) watcher: register with it
+                and message.body and message.body[0] == REGISTRY):  # fmt: skip
+            if message.body[2]:  # a (new) registry: register with it
                 task = asyncio.get_running_loop().create_task(self.register())
                 task.add_done_callback(_quiet_task_end)
             else:
@@ -762,7 +763,7 @@ def _quiet_when_the_bus_is_gone(loop: asyncio.AbstractEventLoop, context: dict[s
     loop.default_exception_handler(context)
 
 
-def watcher_present(timeout: float = 1.0, bus_address: str | None = None) -> bool:
+def registry_present(timeout: float = 1.0, bus_address: str | None = None) -> bool:
     """Whether a StatusNotifierWatcher is on the session bus (for the backend chooser)."""
     if not (bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS")):
         return False
@@ -774,7 +775,7 @@ def watcher_present(timeout: float = 1.0, bus_address: str | None = None) -> boo
             reply = await bus.call(Message(
                 destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
                 interface="org.freedesktop.DBus", member="NameHasOwner", signature="s",
-                body=[WATCHER],
+                body=[REGISTRY],
             ))  # fmt: skip
             return bool(reply and reply.body and reply.body[0])
         finally:
@@ -784,7 +785,7 @@ def watcher_present(timeout: float = 1.0, bus_address: str | None = None) -> boo
 
     try:
         return asyncio.run(asyncio.wait_for(ask(), timeout))
-    except Exception:  # noqa: BLE001 - no bus, no answer: no watcher
+    except Exception:  # noqa: BLE001 - no bus, no answer: no registry
         return False
 
 
