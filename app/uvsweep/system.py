@@ -7,6 +7,7 @@ message made from an OSError goes through `reason`.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -58,3 +59,14 @@ def reason(err: OSError) -> str:
     """What went wrong, in the OS's words: `Permission denied`, not `[Errno 13] ...: 'path'`
     (the caller names the path); the whole text when the OS gave no words."""
     return err.strerror or str(err)
+
+
+def dir_reason(err: OSError) -> str:
+    """Why a dir cannot be scanned or cleaned, in one line a user can act on."""
+    if err.errno == errno.ENOENT:
+        return "no such directory"
+    if err.errno == errno.ENOTDIR:
+        return "not a directory"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (cannot list it)"
+    return reason(err)

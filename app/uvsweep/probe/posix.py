@@ -12,6 +12,7 @@ import stat
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from uvsweep import system
 from uvsweep.model import Holder, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
@@ -162,17 +163,6 @@ def uv_names(dir_fd: int) -> Iterator[str]:
                 yield entry.name
 
 
-def dir_error_message(err: OSError) -> str:
-    """A one-line, actionable description of why a dir cannot be scanned."""
-    if err.errno == errno.ENOENT:
-        return "no such directory"
-    if err.errno == errno.ENOTDIR:
-        return "not a directory"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied (cannot list it)"
-    return err.strerror or str(err)
-
-
 def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str]:
     """A non-blocking *shared* flock probe on the very inode lstat saw, released at once.
 
@@ -288,12 +278,12 @@ class PosixBackend(Backend):
             try:
                 dir_fd = os.open(directory, DIR_FLAGS)
             except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
+                result.errors.append(ScanError(directory, system.dir_reason(err)))
                 continue
             try:
                 self._observe_names(directory, dir_fd, uv_names(dir_fd), observed, result)
             except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
+                result.errors.append(ScanError(directory, system.dir_reason(err)))
             finally:
                 os.close(dir_fd)
         self._finish(observed, result)
@@ -311,7 +301,7 @@ class PosixBackend(Backend):
             try:
                 dir_fd = os.open(directory, DIR_FLAGS)
             except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
+                result.errors.append(ScanError(directory, system.dir_reason(err)))
                 continue
             try:
                 self._observe_names(directory, dir_fd, names, observed, result)

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
+from uvsweep import system
 from uvsweep.model import CleanResult, Holder, LockState, Record, ScanError, format_age
-from uvsweep.probe.posix import dir_error_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ class Remover(ABC):
             try:
                 dir_handle, names = self.listing(directory)
             except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
+                result.errors.append(ScanError(directory, system.dir_reason(err)))
                 continue
             try:
                 for start in range(0, len(names), self.batch_size):
