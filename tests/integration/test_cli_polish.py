@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,9 @@ def test_states_and_exit_codes_live_in_one_place() -> None:
 def test_colour_follows_force_color_and_no_color(lockdir: Path, hold: type[Holder]) -> None:
     (lockdir / A).touch()
     (lockdir / "uv-00000000000000bb.lock").touch()
+    hours_ago = time.time() - 7200  # an age that reads the same in every run ("0s" vs "1s")
+    for name in (A, "uv-00000000000000bb.lock"):
+        os.utime(lockdir / name, (hours_ago, hours_ago))
     hold(lockdir / "uv-00000000000000bb.lock")
     args = ("scan", "--dir", str(lockdir))
     piped = uvsweep(*args, env=PLAIN)
