@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -11,12 +10,19 @@ import sysconfig
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hypothesis  # noqa: F401 - see below
 import pytest
+
+from tests import procs
+from tests.helpers import FakeUv, StartFakeUv
+
+if TYPE_CHECKING:
+    from tests.uv_processes import Start
 
 # Imported up front, not by its plugin at the end of the session: on CPython 3.11 an AST built
 # after dbus-fast's compiled code has run on the main thread can fail with "AST constructor
@@ -33,6 +39,47 @@ def need(condition: bool, reason: str) -> None:
     if REQUIRE_SYSTEM:
         pytest.fail(f"UVSWEEP_REQUIRE_SYSTEM=1 but {reason}")
     pytest.skip(reason)
+
+
+# ---- nothing a test starts outlives it ---------------------------------------------------------
+
+_UV_BEFORE: set[int] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark every process the suite will start; note the uv processes that ran before it."""
+    procs.start_marking()
+    _UV_BEFORE.update(pid for pid in procs._pids() if procs.name(pid) in procs.UV_NAMES)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a uv, fake uv, uvsweep or keeper the suite started is still running."""
+    left = [
+        pid for pid in procs.ours() - _UV_BEFORE
+        if procs.name(pid) in procs.UV_NAMES or b"uvsweep" in procs._read(pid, "cmdline")
+    ]  # fmt: skip
+    if not left:
+        return
+    said = procs.end(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "uv processes the suite started outlived it", red=True)
+        for line in said:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_processes() -> Iterator[None]:
+    """Set up before, and checked after, every other fixture of a test: whatever the test and its
+    fixtures started must be gone by then (fixtures end what they start with `procs.stop`); what
+    is left is ended, group and all, and the test fails."""
+    before = procs.ours()
+    yield
+    left = set(procs.wait_gone(procs.ours() - before, timeout=1.0))  # some are exiting just now
+    if left:
+        said = procs.end(left)
+        pytest.fail("the test left processes running:\n  " + "\n  ".join(said), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +122,7 @@ class Holder:
             time.sleep(600)
             """
         )
-        self.proc = subprocess.Popen(
+        self.proc: subprocess.Popen[str] = procs.popen(
             [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
         )
         assert self.proc.stdout is not None
@@ -90,10 +137,8 @@ class Holder:
         return self.proc.pid
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        """Kill it (its whole process group) and reap it."""
+        procs.stop(self.proc, grace=0)
 
 
 @pytest.fixture
@@ -124,16 +169,13 @@ def child_with_file(
         "print('ok', flush=True)\n"
         "time.sleep(60)\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child: subprocess.Popen[str] = procs.popen([sys.executable, "-c", code, str(path)],
+                                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ok"
         yield child
     finally:
-        child.kill()
-        child.wait()
-        assert child.stdout is not None
-        child.stdout.close()
+        procs.stop(child, grace=0)
 
 
 def flock_held(path: Path) -> bool:
@@ -231,10 +273,10 @@ def run_cli_as_nobody(args: list[str], cwd: str) -> subprocess.CompletedProcess[
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR, "UVSWEEP_CONFIG": "/nonexistent/s.toml"}
     if "UVSWEEP_ACCEPT_HIDDEN_PROCESSES" in os.environ:  # the suite runs in a PID namespace
         env["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"] = os.environ["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"]
-    return subprocess.run(
+    return procs.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-m", "uvsweep",
          *args],
-        capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=60,
+        capture_output=True, text=True, env=procs.marked_env(env), cwd=cwd, timeout=60,
     )  # fmt: skip
 
 
@@ -292,7 +334,7 @@ class Desktop:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         read_fd, write_fd = os.pipe()
-        xvfb = subprocess.Popen(
+        xvfb = procs.popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -301,7 +343,7 @@ class Desktop:
         with os.fdopen(read_fd) as pipe:
             number = pipe.readline().strip()
         self.display = f":{number}"
-        bus = subprocess.run(
+        bus = procs.run(
             ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
@@ -312,32 +354,27 @@ class Desktop:
             "NO_AT_BRIDGE": "1", "XDG_SESSION_TYPE": "x11",
         }  # fmt: skip
         deadline = time.monotonic() + 10
-        while subprocess.run(["xdpyinfo"], env=self.env, capture_output=True,
+        while procs.run(["xdpyinfo"], env=self.env, capture_output=True,
                              check=False).returncode != 0:  # fmt: skip
             assert time.monotonic() < deadline, "Xvfb did not come up"
             time.sleep(0.05)
 
     def start(self, *argv: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(list(argv), env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        proc: subprocess.Popen[bytes] = procs.popen(
+            argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.procs.append(proc)
         return proc
 
     def run(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
+        return procs.run(list(argv), env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
 
     def stop(self) -> None:
+        """End every program started on it (each one's process group), the bus, then Xvfb."""
         for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.bus_pid, 15)
+            procs.stop(proc)
+        procs.stop(self.bus_pid)
 
 
 @pytest.fixture
@@ -385,3 +422,94 @@ def _inside_a_pid_namespace() -> None:
 
         if not visibility.detect().sees_all_namespaces:
             os.environ["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"] = "1"
+
+
+@pytest.fixture
+def session_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private session bus (dbus-daemon) at a fixed socket path; its address. Killed after."""
+    need(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed (Debian: dbus)")
+    import tempfile
+
+    from tests.gui import BUSES, SessionBus
+
+    # a short path: unix socket paths are limited to 108 bytes
+    directory = Path(tempfile.mkdtemp(prefix="uvsweep-bus-"))
+    bus = SessionBus(directory)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's own backends need a display
+    BUSES.append(bus)
+    try:
+        yield bus.address
+    finally:
+        bus.kill()
+        BUSES.remove(bus)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def fake_uv(tmp_path: Path) -> Iterator[StartFakeUv]:
+    """Start processes named `uv` (copies of `sleep`): the gate sees them as uv. Ended after."""
+    started: list[FakeUv] = []
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def start(seconds: float = 60) -> FakeUv:
+        fake = FakeUv(bin_dir, seconds)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        procs.stop(fake.proc, grace=0)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Start a process in a session of its own, its output in a log of the test's; every one is
+    ended, children too, at the end (these are uv processes the test leaves running on purpose)."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        with open(logs / f"{len(started)}.log", "wb") as log:
+            proc: subprocess.Popen[bytes] = procs.popen(argv, stdout=log, stderr=log, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        procs.stop(proc, grace=0)
+
+
+@pytest.fixture
+def running(lockdir: Path) -> Iterator[Callable[..., tuple[Any, Any, Any]]]:
+    """`running(**settings)`: a real `TrayApp` on `lockdir` (its watcher, cleaner) with a stand-in
+    icon, notifier and autostart (`tests.tray_doubles`): (app, icon, notifier). Stopped after;
+    `running.opened` lists what it asked the file manager to open."""
+    from tests.helpers import eventually
+    from tests.tray_doubles import FakeAutostart, FakeIcon, FakeNotifier
+    from uvsweep.settings import Settings
+    from uvsweep.tray.app import TrayApp
+
+    apps: list[TrayApp] = []
+    opened: list[tuple[str, bool]] = []
+
+    def start(**settings: Any) -> tuple[TrayApp, FakeIcon, FakeNotifier]:
+        saved: list[Settings] = []
+        notifier = FakeNotifier()
+        app = TrayApp([str(lockdir)], Settings(**settings), save_settings=saved.append,
+                      notifier=notifier, autostart=FakeAutostart(),  # type: ignore[arg-type]
+                      opener=lambda path, reveal: opened.append((path, reveal)))  # fmt: skip
+        app.saved = saved  # type: ignore[attr-defined]
+        icon = FakeIcon()
+        app.icon = icon
+        app.start_background()
+        apps.append(app)
+        eventually(lambda: app.snapshot is not None)
+        return app, icon, notifier
+
+    start.opened = opened  # type: ignore[attr-defined]
+    yield start
+    for app in apps:
+        app.stop_background()

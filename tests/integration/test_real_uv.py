@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Holder, base_python, make_project
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import uvsweep
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,98 @@
+"""The suite's own rules: no test module imports another test module (shared fixtures live in
+conftest.py, shared helpers in helper modules under tests/), and the process helpers end what
+they start."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import procs
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in `path`, at any depth (function-local imports too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):  # relative: `from .test_x import y`, `from . import`
+            names = [node.module or ""] + [f"{node.module or ''}.{a.name}" for a in node.names]
+            found += [(node.lineno, name) for name in names]
+    return found
+
+
+def imports_of_test_modules(root: Path = TESTS) -> list[str]:
+    """Every import of a test module (`test_*`) by any module under `root` (conftest too)."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        for line, module in imported_modules(path):
+            if any(part.startswith("test_") for part in module.split(".")):
+                bad.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
+    return bad
+
+
+def test_no_test_module_imports_another() -> None:
+    bad = imports_of_test_modules()
+    assert not bad, "move what is shared to conftest.py or a helper module:\n" + "\n".join(bad)
+
+
+def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "unit" / "test_a.py").write_text(
+        "from tests.integration.test_cli_clean import fake_uv\n"
+        "def f():\n    import tests.unit.test_b\n"
+        "from .test_c import x\n"
+        "from tests.unit import test_d\n"
+        "from tests.helpers import A\n"
+    )
+    bad = imports_of_test_modules(tmp_path / "tests")
+    lines = sorted({line.split(" imports ")[0].rsplit(":", 1)[1] for line in bad})
+    assert lines == ["1", "3", "4", "5"]  # not line 6: a helper module
+
+
+def test_stop_ends_the_whole_group_and_says_what_ran() -> None:
+    # a parent that ignores SIGTERM, and its child: both go, the parent by SIGKILL after the grace
+    code = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = procs.popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    assert {proc.pid, child} <= procs.ours()
+    said = procs.stop(proc, grace=0.3)
+    assert len(said) == 2 and any(f"pid {child} " in line for line in said)
+    assert not procs.alive(proc.pid) and procs.wait_gone([child], 5) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_detached_process_is_still_found_by_its_mark() -> None:
+    # a daemon's double fork: its parent exits, it leads a session of its own
+    code = (
+        "import os, sys, time\n"
+        "if os.fork(): os._exit(0)\n"
+        "os.setsid()\n"
+        "print(os.getpid(), flush=True)\n"
+        "null = os.open(os.devnull, os.O_RDWR); os.dup2(null, 1); os.dup2(null, 2)\n"
+        "time.sleep(60)\n"
+    )
+    done = procs.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    pid = int(done.stdout)
+    try:
+        assert pid in procs.ours()
+    finally:
+        procs.end([pid])
+    assert procs.wait_gone([pid], 5) == []
