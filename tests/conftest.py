@@ -69,17 +69,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+_LEFT_BY_TEST = pytest.StashKey[list[str]]()
+_BEFORE = pytest.StashKey[set[int]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """When the test's body ends, note what it left running that no fixture keeps (a `clean`
+    it could not stop, a keeper it did not wait for): the teardown ends it and fails the test."""
+    try:
+        return (yield)
+    finally:
+        if _BEFORE in item.stash:
+            left = procs.wait_gone(procs.left_by_test(item.stash[_BEFORE]), timeout=1.0)
+            item.stash[_LEFT_BY_TEST] = [procs.describe(pid) for pid in left]
+
+
 @pytest.fixture(autouse=True)
-def _no_leaked_processes() -> Iterator[None]:
+def _no_leaked_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     """Set up before, and checked after, every other fixture of a test: whatever the test and its
     fixtures started must be gone by then (fixtures end what they start with `procs.stop`); what
-    is left is ended, group and all, and the test fails."""
+    is left is ended, group and all, and the test fails; so does a test whose body left running
+    what no fixture keeps (see `procs.keep`), even if a fixture's teardown ended it."""
+    procs.LASTING.clear()
     before = procs.ours()
+    request.node.stash[_BEFORE] = before
     yield
-    left = set(procs.wait_gone(procs.ours() - before, timeout=1.0))  # some are exiting just now
-    if left:
-        said = procs.end(left)
-        pytest.fail("the test left processes running:\n  " + "\n  ".join(said), pytrace=False)
+    left_by_test = request.node.stash.get(_LEFT_BY_TEST, [])
+    left = procs.wait_gone(procs.ours() - before, timeout=1.0)  # some are exiting just now
+    said = procs.end(left)
+    procs.LASTING.clear()
+    if left_by_test or said:
+        pytest.fail(
+            "the test left processes running:\n  "
+            + "\n  ".join(dict.fromkeys([*left_by_test, *said])),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +148,10 @@ class Holder:
             """
         )
         self.proc: subprocess.Popen[str] = procs.popen(
-            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            lasting=True,
         )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "opened"
@@ -170,7 +198,8 @@ def child_with_file(
         "time.sleep(60)\n"
     )
     child: subprocess.Popen[str] = procs.popen([sys.executable, "-c", code, str(path)],
-                                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+                                               stdout=subprocess.PIPE, text=True,
+                                               lasting=True)  # fmt: skip
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ok"
         yield child
@@ -337,6 +366,7 @@ class Desktop:
         xvfb = procs.popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            lasting=True,
         )  # fmt: skip
         self.procs.append(xvfb)
         os.close(write_fd)
@@ -349,6 +379,7 @@ class Desktop:
         )  # fmt: skip
         address, pid = bus.stdout.split()[:2]
         self.bus_pid = int(pid)
+        procs.keep(self.bus_pid)
         self.env = {
             **os.environ, "DISPLAY": self.display, "DBUS_SESSION_BUS_ADDRESS": address,
             "NO_AT_BRIDGE": "1", "XDG_SESSION_TYPE": "x11",
@@ -361,7 +392,7 @@ class Desktop:
 
     def start(self, *argv: str) -> subprocess.Popen[bytes]:
         proc: subprocess.Popen[bytes] = procs.popen(
-            argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, lasting=True
         )
         self.procs.append(proc)
         return proc
@@ -473,7 +504,9 @@ def start(tmp_path: Path) -> Iterator[Start]:
 
     def run(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         with open(logs / f"{len(started)}.log", "wb") as log:
-            proc: subprocess.Popen[bytes] = procs.popen(argv, stdout=log, stderr=log, **kwargs)
+            proc: subprocess.Popen[bytes] = procs.popen(
+                argv, stdout=log, stderr=log, lasting=True, **kwargs
+            )
         started.append(proc)
         return proc
 

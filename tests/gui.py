@@ -140,6 +140,7 @@ class SessionBus:
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
         self.pid = int(bus.stdout.split()[0])
+        procs.keep(self.pid)
 
     def kill(self) -> None:
         """Kill it (SIGKILL: no goodbye on the bus) and wait until it is gone."""

@@ -79,7 +79,7 @@ class FakeUv:
         exe = directory / "uv"
         if not exe.exists():
             shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
-        self.proc: subprocess.Popen[bytes] = procs.popen([str(exe), str(seconds)])
+        self.proc: subprocess.Popen[bytes] = procs.popen([str(exe), str(seconds)], lasting=True)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # until the kernel shows its new name
             comm = Path(f"/proc/{self.proc.pid}/comm")

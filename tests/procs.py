@@ -5,7 +5,9 @@ session starts, so children, their children and detached keepers inherit it; hel
 an environment from scratch add it with `marked_env`). `ours()` finds them all, however detached,
 by that mark or by descent from this process; other processes on the machine are never touched.
 
-- `popen(argv, **kwargs)`: `subprocess.Popen` in a new session (its pid is its process group).
+- `popen(argv, lasting=False, **kwargs)`: `subprocess.Popen` in a new session (its pid is its
+  process group). `lasting=True` (or `lasting(pid)`): a fixture keeps it running until its
+  teardown; any other process still running when the test's body ends was left by the test.
 - `run(argv, timeout=..., **kwargs)`: `subprocess.run` likewise; a timeout ends the whole group.
 - `stop(proc_or_pid)`: SIGTERM to the group, SIGKILL after `grace` seconds; reaps; returns the
   processes that were still running when asked (for fixtures whose processes should be gone).
@@ -54,7 +56,7 @@ def _default_sigint() -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+def popen(argv: Sequence[str], *, lasting: bool = False, **kwargs: Any) -> subprocess.Popen[Any]:
     """`subprocess.Popen(argv, **kwargs)` in a session of its own, marked.
 
     A suite run in the background (`pytest &`, `nohup`) ignores SIGINT, and its children would
@@ -64,7 +66,34 @@ def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     kwargs["env"] = marked_env(kwargs.get("env"))
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and "preexec_fn" not in kwargs:
         kwargs["preexec_fn"] = _default_sigint
-    return subprocess.Popen(list(argv), **kwargs)
+    proc = subprocess.Popen(list(argv), **kwargs)
+    if lasting:
+        keep(proc.pid)
+    return proc
+
+
+#: Sessions that fixtures keep running until their teardown (emptied after each test).
+LASTING: set[int] = set()
+
+
+def keep(pid: int) -> None:
+    """Say that `pid`'s session is a fixture's, running until the fixture's teardown."""
+    with contextlib.suppress(OSError):
+        if os.getsid(pid) != os.getsid(0):  # never the suite's own session
+            LASTING.add(os.getsid(pid))
+
+
+def left_by_test(before: set[int]) -> set[int]:
+    """The suite's processes started since `before` that no fixture keeps (see `keep`)."""
+    found = set()
+    for pid in ours() - before:
+        try:
+            if os.getsid(pid) in LASTING:
+                continue
+        except OSError:
+            continue
+        found.add(pid)
+    return found
 
 
 def run(argv: Sequence[str], *, timeout: float = 60, check: bool = False, **kwargs: Any) -> (

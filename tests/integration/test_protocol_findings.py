@@ -82,7 +82,7 @@ class Workers:
         child: subprocess.Popen[str] = procs.popen(
             [*self.prefix, python, "-c", _WORKER, str(path), str(self.witness), str(pause),
              str(hold)],
-            stdout=subprocess.PIPE, text=True, start_new_session=True,
+            stdout=subprocess.PIPE, text=True, lasting=True,
         )  # fmt: skip
         self.started.append(child)
         assert child.stdout is not None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.conftest import need
 
 pytest.importorskip("dbus_fast", reason="dbus-fast comes with desktop-notifier on Linux only")
@@ -174,9 +175,9 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
     home.mkdir()
     env = {**desktop.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     env.pop("PYSTRAY_BACKEND", None)
-    panel = subprocess.Popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
-    desktop.procs.append(panel)  # type: ignore[arg-type]
+    panel = procs.popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, lasting=True)  # fmt: skip
+    desktop.procs.append(panel)
     from uvsweep.tray import sni
 
     eventually(lambda: sni.watcher_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"]), 20)

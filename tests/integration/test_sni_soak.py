@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.conftest import need
 
 pytest.importorskip("dbus_fast", reason="dbus-fast comes with desktop-notifier on Linux only")
@@ -48,8 +49,8 @@ def start_panel(desktop: Any, tmp_path: Path) -> dict[str, str]:
            "XDG_STATE_HOME": str(home / ".state"), "XDG_RUNTIME_DIR": str(tmp_path),
            "UVSWEEP_CONFIG": str(tmp_path / "s.toml")}  # fmt: skip
     env.pop("PYSTRAY_BACKEND", None)
-    panel = subprocess.Popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    panel = procs.popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, lasting=True)  # fmt: skip
     desktop.procs.append(panel)
     eventually(lambda: "boolean true" in desktop.run(*HOST_READY).stdout, 30)
     return env
