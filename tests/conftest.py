@@ -49,14 +49,14 @@ _UV_BEFORE: set[int] = set()
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Mark every process the suite will start; note the uv processes that ran before it."""
     procs.start_marking()
-    _UV_BEFORE.update(pid for pid in procs._pids() if procs.name(pid) in procs.UV_NAMES)
+    _UV_BEFORE.update(pid for pid in procs.pids() if procs.name(pid) in procs.UV_NAMES)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a uv, fake uv, uvsweep or keeper the suite started is still running."""
     left = [
         pid for pid in procs.ours() - _UV_BEFORE
-        if procs.name(pid) in procs.UV_NAMES or b"uvsweep" in procs._read(pid, "cmdline")
+        if procs.name(pid) in procs.UV_NAMES or b"uvsweep" in procs.read(pid, "cmdline")
     ]  # fmt: skip
     if not left:
         return
@@ -91,14 +91,14 @@ def _no_leaked_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     fixtures started must be gone by then (fixtures end what they start with `procs.stop`); what
     is left is ended, group and all, and the test fails; so does a test whose body left running
     what no fixture keeps (see `procs.keep`), even if a fixture's teardown ended it."""
-    procs.LASTING.clear()
+    procs.forget_kept()
     before = procs.ours()
     request.node.stash[_BEFORE] = before
     yield
     left_by_test = request.node.stash.get(_LEFT_BY_TEST, [])
     left = procs.wait_gone(procs.ours() - before, timeout=1.0)  # some are exiting just now
     said = procs.end(left)
-    procs.LASTING.clear()
+    procs.forget_kept()
     if left_by_test or said:
         pytest.fail(
             "the test left processes running:\n  "
@@ -362,6 +362,7 @@ class Desktop:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.before = procs.ours()
         read_fd, write_fd = os.pipe()
         xvfb = procs.popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
@@ -406,6 +407,9 @@ class Desktop:
         for proc in reversed(self.procs):
             procs.stop(proc)
         procs.stop(self.bus_pid)
+        # and what the bus started for them (xfconfd, a notification daemon): a test's own
+        # leftovers were named when its body ended
+        procs.end(procs.ours() - self.before)
 
 
 @pytest.fixture

@@ -72,28 +72,43 @@ def popen(argv: Sequence[str], *, lasting: bool = False, **kwargs: Any) -> subpr
     return proc
 
 
-#: Sessions that fixtures keep running until their teardown (emptied after each test).
+#: Processes, and sessions, that fixtures keep running until their teardown (emptied after
+#: each test); what these start is the fixture's too.
 LASTING: set[int] = set()
+LASTING_SESSIONS: set[int] = set()
 
 
 def keep(pid: int) -> None:
-    """Say that `pid`'s session is a fixture's, running until the fixture's teardown."""
+    """Say that `pid`, its session and its descendants are a fixture's, running until the
+    fixture's teardown."""
+    LASTING.add(pid)
     with contextlib.suppress(OSError):
         if os.getsid(pid) != os.getsid(0):  # never the suite's own session
-            LASTING.add(os.getsid(pid))
+            LASTING_SESSIONS.add(os.getsid(pid))
+
+
+def forget_kept() -> None:
+    LASTING.clear()
+    LASTING_SESSIONS.clear()
+
+
+def _kept(pid: int) -> bool:
+    seen: set[int] = set()
+    up = pid
+    while up > 1 and up not in seen:
+        if up in LASTING:
+            return True
+        seen.add(up)
+        up = _ppid(up)
+    try:
+        return os.getsid(pid) in LASTING_SESSIONS
+    except OSError:
+        return True  # gone
 
 
 def left_by_test(before: set[int]) -> set[int]:
     """The suite's processes started since `before` that no fixture keeps (see `keep`)."""
-    found = set()
-    for pid in ours() - before:
-        try:
-            if os.getsid(pid) in LASTING:
-                continue
-        except OSError:
-            continue
-        found.add(pid)
-    return found
+    return {pid for pid in ours() - before if not _kept(pid)}
 
 
 def run(argv: Sequence[str], *, timeout: float = 60, check: bool = False, **kwargs: Any) -> (
@@ -137,7 +152,7 @@ def alive(pid: int) -> bool:
 
 
 def _group_members(pgid: int) -> list[int]:
-    return [pid for pid in _pids() if _pgid(pid) == pgid and alive(pid)]
+    return [pid for pid in pids() if _pgid(pid) == pgid and alive(pid)]
 
 
 def _pgid(pid: int) -> int | None:
@@ -203,14 +218,14 @@ def wait_gone(pids: Iterable[int], timeout: float = 15.0) -> list[int]:
 # ---- finding the suite's processes (Linux /proc) ------------------------------------------------
 
 
-def _pids() -> list[int]:
+def pids() -> list[int]:
     try:
         return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
     except OSError:
         return []
 
 
-def _read(pid: int, name: str) -> bytes:
+def read(pid: int, name: str) -> bytes:
     try:
         with open(f"/proc/{pid}/{name}", "rb") as handle:
             return handle.read()
@@ -219,20 +234,34 @@ def _read(pid: int, name: str) -> bytes:
 
 
 def _ppid(pid: int) -> int:
-    stat = _read(pid, "stat")
     try:
-        return int(stat.rsplit(b")", 1)[1].split()[1])
+        return int(read(pid, "stat").rsplit(b")", 1)[1].split()[1])
     except (IndexError, ValueError):
         return 0
 
 
 def name(pid: int) -> str:
-    return _read(pid, "comm").decode(errors="replace").strip()
+    return read(pid, "comm").decode(errors="replace").strip()
 
 
 def describe(pid: int) -> str:
-    argv = _read(pid, "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
+    argv = read(pid, "cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
     return f"pid {pid} ({name(pid)}): {argv[:160]}"
+
+
+#: (pid, start time) -> whether its environment carries this run's mark (it never changes)
+_MARKED: dict[tuple[int, bytes], bool] = {}
+
+
+def _marked(pid: int, started: bytes, token: bytes) -> bool:
+    key = (pid, started)
+    if key not in _MARKED:
+        environ = read(pid, "environ")
+        _MARKED[key] = any(
+            item.startswith(MARK.encode() + b"=") and token in item.split(b"=", 1)[1]
+            for item in environ.split(b"\0")
+        )
+    return _MARKED[key]
 
 
 def ours() -> set[int]:
@@ -244,15 +273,13 @@ def ours() -> set[int]:
     token = _RUN["token"].encode()
     parents: dict[int, int] = {}
     found: set[int] = set()
-    for pid in _pids():
-        if pid == me or not alive(pid):
-            continue
-        parents[pid] = _ppid(pid)
-        environ = _read(pid, "environ")
-        for item in environ.split(b"\0"):
-            if item.startswith(MARK.encode() + b"=") and token in item.split(b"=", 1)[1]:
-                found.add(pid)
-                break
+    for pid in pids():
+        fields = read(pid, "stat").rsplit(b")", 1)[-1].split()
+        if pid == me or len(fields) < 20 or fields[0] in (b"Z", b"X"):
+            continue  # gone, a zombie, or this process
+        parents[pid] = int(fields[1])
+        if _marked(pid, fields[19], token):  # field 22 of stat: its start time
+            found.add(pid)
     for pid in parents:
         seen = set()
         up = parents.get(pid, 0)
