@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import Desktop, make_project, need
 from tests.gui import SHOTS, alone, badge_pixels, click_clean_now, icon_window, wait_for_title
 
@@ -31,8 +32,8 @@ def start_tray(
     env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": backend,
            "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
     exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
-    return subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return procs.popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def docked(desktop: Desktop) -> bool:
