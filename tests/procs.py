@@ -118,9 +118,12 @@ def run(argv: Sequence[str], *, timeout: float = 60, check: bool = False, **kwar
     the child, as `subprocess.run` does) before `TimeoutExpired` is raised."""
     if kwargs.pop("capture_output", False):
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    given = kwargs.pop("input", None)
+    if given is not None:
+        kwargs.setdefault("stdin", subprocess.PIPE)
     with popen(argv, **kwargs) as proc:
         try:
-            out, err = proc.communicate(kwargs.get("input"), timeout=timeout)
+            out, err = proc.communicate(given, timeout=timeout)
         except subprocess.TimeoutExpired:
             stop(proc, grace=0)
             raise
@@ -139,7 +142,7 @@ def alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             state = handle.read().rsplit(b")", 1)[1].split()[0]
     except (OSError, IndexError):
-        if sys.platform.startswith("linux"):
+        if os.path.isdir("/proc/self"):  # Linux: gone
             return False
         try:
             os.kill(pid, 0)
