@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -11,12 +10,19 @@ import sysconfig
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hypothesis  # noqa: F401 - see below
 import pytest
+
+from tests import procs
+from tests.helpers import FakeUv, StartFakeUv
+
+if TYPE_CHECKING:
+    from tests.uv_processes import Start
 
 # Imported up front, not by its plugin at the end of the session: on CPython 3.11 an AST built
 # after dbus-fast's compiled code has run on the main thread can fail with "AST constructor
@@ -33,6 +39,73 @@ def need(condition: bool, reason: str) -> None:
     if REQUIRE_SYSTEM:
         pytest.fail(f"UVSWEEP_REQUIRE_SYSTEM=1 but {reason}")
     pytest.skip(reason)
+
+
+# ---- nothing a test starts outlives it ---------------------------------------------------------
+
+_UV_BEFORE: set[int] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark every process the suite will start; note the uv processes that ran before it."""
+    procs.start_marking()
+    _UV_BEFORE.update(pid for pid in procs.pids() if procs.name(pid) in procs.UV_NAMES)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a uv, fake uv, uvsweep or keeper the suite started is still running."""
+    left = [
+        pid for pid in procs.ours() - _UV_BEFORE
+        if procs.name(pid) in procs.UV_NAMES or b"uvsweep" in procs.read(pid, "cmdline")
+    ]  # fmt: skip
+    if not left:
+        return
+    said = procs.end(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "uv processes the suite started outlived it", red=True)
+        for line in said:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LEFT_BY_TEST = pytest.StashKey[list[str]]()
+_BEFORE = pytest.StashKey[set[int]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """When the test's body ends, note what it left running that no fixture keeps (a `clean`
+    it could not stop, a keeper it did not wait for): the teardown ends it and fails the test."""
+    try:
+        return (yield)
+    finally:
+        if _BEFORE in item.stash:
+            left = procs.wait_gone(procs.left_by_test(item.stash[_BEFORE]), timeout=1.0)
+            item.stash[_LEFT_BY_TEST] = [procs.describe(pid) for pid in left]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Set up before, and checked after, every other fixture of a test: whatever the test and its
+    fixtures started must be gone by then (fixtures end what they start with `procs.stop`); what
+    is left is ended, group and all, and the test fails; so does a test whose body left running
+    what no fixture keeps (see `procs.keep`), even if a fixture's teardown ended it."""
+    procs.forget_kept()
+    before = procs.ours()
+    request.node.stash[_BEFORE] = before
+    yield
+    left_by_test = request.node.stash.get(_LEFT_BY_TEST, [])
+    left = procs.wait_gone(procs.ours() - before, timeout=1.0)  # some are exiting just now
+    said = procs.end(left)
+    procs.forget_kept()
+    if left_by_test or said:
+        pytest.fail(
+            "the test left processes running:\n  "
+            + "\n  ".join(dict.fromkeys([*left_by_test, *said])),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +148,11 @@ class Holder:
             time.sleep(600)
             """
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+        self.proc: subprocess.Popen[str] = procs.popen(
+            [sys.executable, "-c", code, str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            lasting=True,
         )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "opened"
@@ -90,10 +166,8 @@ class Holder:
         return self.proc.pid
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        """Kill it (its whole process group) and reap it."""
+        procs.stop(self.proc, grace=0)
 
 
 @pytest.fixture
@@ -124,16 +198,14 @@ def child_with_file(
         "print('ok', flush=True)\n"
         "time.sleep(60)\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child: subprocess.Popen[str] = procs.popen([sys.executable, "-c", code, str(path)],
+                                               stdout=subprocess.PIPE, text=True,
+                                               lasting=True)  # fmt: skip
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ok"
         yield child
     finally:
-        child.kill()
-        child.wait()
-        assert child.stdout is not None
-        child.stdout.close()
+        procs.stop(child, grace=0)
 
 
 def flock_held(path: Path) -> bool:
@@ -231,10 +303,10 @@ def run_cli_as_nobody(args: list[str], cwd: str) -> subprocess.CompletedProcess[
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR, "UVSWEEP_CONFIG": "/nonexistent/s.toml"}
     if "UVSWEEP_ACCEPT_HIDDEN_PROCESSES" in os.environ:  # the suite runs in a PID namespace
         env["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"] = os.environ["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"]
-    return subprocess.run(
+    return procs.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-m", "uvsweep",
          *args],
-        capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=60,
+        capture_output=True, text=True, env=procs.marked_env(env), cwd=cwd, timeout=60,
     )  # fmt: skip
 
 
@@ -291,53 +363,54 @@ class Desktop:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.before = procs.ours()
         read_fd, write_fd = os.pipe()
-        xvfb = subprocess.Popen(
+        xvfb = procs.popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            lasting=True,
         )  # fmt: skip
         self.procs.append(xvfb)
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
             number = pipe.readline().strip()
         self.display = f":{number}"
-        bus = subprocess.run(
+        bus = procs.run(
             ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
         address, pid = bus.stdout.split()[:2]
         self.bus_pid = int(pid)
+        procs.keep(self.bus_pid)
         self.env = {
             **os.environ, "DISPLAY": self.display, "DBUS_SESSION_BUS_ADDRESS": address,
             "NO_AT_BRIDGE": "1", "XDG_SESSION_TYPE": "x11",
         }  # fmt: skip
         deadline = time.monotonic() + 10
-        while subprocess.run(["xdpyinfo"], env=self.env, capture_output=True,
+        while procs.run(["xdpyinfo"], env=self.env, capture_output=True,
                              check=False).returncode != 0:  # fmt: skip
             assert time.monotonic() < deadline, "Xvfb did not come up"
             time.sleep(0.05)
 
     def start(self, *argv: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(list(argv), env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        proc: subprocess.Popen[bytes] = procs.popen(
+            argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, lasting=True
+        )
         self.procs.append(proc)
         return proc
 
     def run(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
+        return procs.run(list(argv), env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
 
     def stop(self) -> None:
+        """End every program started on it (each one's process group), the bus, then Xvfb."""
         for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.bus_pid, 15)
+            procs.stop(proc)
+        procs.stop(self.bus_pid)
+        # and what the bus started for them (xfconfd, a notification daemon): a test's own
+        # leftovers were named when its body ended
+        procs.end(procs.ours() - self.before)
 
 
 @pytest.fixture
@@ -385,3 +458,96 @@ def _inside_a_pid_namespace() -> None:
 
         if not visibility.detect().sees_all_namespaces:
             os.environ["UVSWEEP_ACCEPT_HIDDEN_PROCESSES"] = "1"
+
+
+@pytest.fixture
+def session_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private session bus (dbus-daemon) at a fixed socket path; its address. Killed after."""
+    need(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed (Debian: dbus)")
+    import tempfile
+
+    from tests.gui import BUSES, SessionBus
+
+    # a short path: unix socket paths are limited to 108 bytes
+    directory = Path(tempfile.mkdtemp(prefix="uvsweep-bus-"))
+    bus = SessionBus(directory)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's own backends need a display
+    BUSES.append(bus)
+    try:
+        yield bus.address
+    finally:
+        bus.kill()
+        BUSES.remove(bus)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def fake_uv(tmp_path: Path) -> Iterator[StartFakeUv]:
+    """Start processes named `uv` (copies of `sleep`): the gate sees them as uv. Ended after."""
+    started: list[FakeUv] = []
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def start(seconds: float = 60) -> FakeUv:
+        fake = FakeUv(bin_dir, seconds)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        procs.stop(fake.proc, grace=0)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Start a process in a session of its own, its output in a log of the test's; every one is
+    ended, children too, at the end (these are uv processes the test leaves running on purpose)."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        with open(logs / f"{len(started)}.log", "wb") as log:
+            proc: subprocess.Popen[bytes] = procs.popen(
+                argv, stdout=log, stderr=log, lasting=True, **kwargs
+            )
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        procs.stop(proc, grace=0)
+
+
+@pytest.fixture
+def running(lockdir: Path) -> Iterator[Callable[..., tuple[Any, Any, Any]]]:
+    """`running(**settings)`: a real `TrayApp` on `lockdir` (its watcher, cleaner) with a stand-in
+    icon, notifier and autostart (`tests.tray_doubles`): (app, icon, notifier). Stopped after;
+    `running.opened` lists what it asked the file manager to open."""
+    from tests.helpers import eventually
+    from tests.tray_doubles import FakeAutostart, FakeIcon, FakeNotifier
+    from uvsweep.settings import Settings
+    from uvsweep.tray.app import TrayApp
+
+    apps: list[TrayApp] = []
+    opened: list[tuple[str, bool]] = []
+
+    def start(**settings: Any) -> tuple[TrayApp, FakeIcon, FakeNotifier]:
+        saved: list[Settings] = []
+        notifier = FakeNotifier()
+        app = TrayApp([str(lockdir)], Settings(**settings), save_settings=saved.append,
+                      notifier=notifier, autostart=FakeAutostart(),  # type: ignore[arg-type]
+                      opener=lambda path, reveal: opened.append((path, reveal)))  # fmt: skip
+        app.saved = saved  # type: ignore[attr-defined]
+        icon = FakeIcon()
+        app.icon = icon
+        app.start_background()
+        apps.append(app)
+        eventually(lambda: app.snapshot is not None)
+        return app, icon, notifier
+
+    start.opened = opened  # type: ignore[attr-defined]
+    yield start
+    for app in apps:
+        app.stop_background()

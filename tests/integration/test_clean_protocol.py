@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
+from tests.helpers import A, B
 from uvsweep.model import LockState
 from uvsweep.remove import Policy, RemoveResult, Target
 from uvsweep.remove.posix import LinuxRemover
@@ -26,9 +27,6 @@ pytestmark = [
     pytest.mark.linux,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
 ]
-
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 
 
 def touch(directory: Path, name: str, age: float = 0.0) -> Path:

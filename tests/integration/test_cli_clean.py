@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import APP_DIR, need, other_user_python, run_cli_as_nobody
-from tests.integration.test_cli_scan import AS_NOBODY, uvsweep
+from tests.helpers import AS_NOBODY, A, B, StartFakeUv, uvsweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.linux]
 
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 REPORT_KEYS = {
     "version", "dry_run", "removed", "skipped", "errors", "uv_processes", "handoffs", "keepers",
     "hidden", "notes",
@@ -52,43 +49,6 @@ def clean_json(*args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # 
     done = uvsweep("clean", "--json", *args)
     assert done.stdout, done.stderr
     return json.loads(done.stdout), done
-
-
-class FakeUv:
-    """A real process whose executable is called `uv` (a copy of `sleep`), as the gate sees uv."""
-
-    def __init__(self, directory: Path, seconds: float) -> None:
-        exe = directory / "uv"
-        if not exe.exists():
-            shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
-        self.proc = subprocess.Popen([str(exe), str(seconds)])
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # until the kernel shows its new name
-            comm = Path(f"/proc/{self.proc.pid}/comm")
-            if comm.exists() and comm.read_text().strip() == "uv":
-                break
-            time.sleep(0.01)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-@pytest.fixture
-def fake_uv(tmp_path: Path) -> Iterator[type[FakeUv]]:
-    started: list[FakeUv] = []
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-
-    def start(seconds: float = 60) -> FakeUv:
-        fake = FakeUv(bin_dir, seconds)
-        started.append(fake)
-        return fake
-
-    yield start  # type: ignore[misc]
-    for fake in started:
-        fake.proc.kill()
-        fake.proc.wait()
 
 
 def test_clean_removes_orphans_and_says_what_stayed(lockdir: Path) -> None:
@@ -141,7 +101,7 @@ def test_dry_run_removes_nothing(lockdir: Path) -> None:
     assert text.startswith("Would remove 1 uv lock file:")
 
 
-def test_running_uv_blocks_everything(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_running_uv_blocks_everything(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake = fake_uv()
     doc, done = clean_json("--dir", str(lockdir))
@@ -163,7 +123,7 @@ def test_running_uv_blocks_everything(lockdir: Path, fake_uv: type[FakeUv]) -> N
     assert any(p["pid"] == fake.pid for p in dry["uv_processes"])
 
 
-def test_wait_cleans_once_uv_is_done(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_wait_cleans_once_uv_is_done(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake_uv(1.5)
     began = time.monotonic()
@@ -174,7 +134,7 @@ def test_wait_cleans_once_uv_is_done(lockdir: Path, fake_uv: type[FakeUv]) -> No
     assert not (lockdir / A).exists()
 
 
-def test_wait_gives_up_after_its_limit(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_wait_gives_up_after_its_limit(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake_uv(60)
     began = time.monotonic()
@@ -184,16 +144,19 @@ def test_wait_gives_up_after_its_limit(lockdir: Path, fake_uv: type[FakeUv]) -> 
     assert (lockdir / A).exists()
 
 
-def test_ctrl_c_while_waiting(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_ctrl_c_while_waiting(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake_uv(60)
-    proc = subprocess.Popen(
+    proc = procs.popen(
         [sys.executable, "-m", "uvsweep", "clean", "--dir", str(lockdir), "--wait"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": APP_DIR},
     )  # fmt: skip
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    try:
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C works even when the suite runs in the background
+        _, err = proc.communicate(timeout=10)
+    finally:
+        procs.stop(proc, grace=0)
     assert proc.returncode == 130
     assert "interrupted" in err
     assert (lockdir / A).exists()
@@ -210,7 +173,7 @@ def test_own_uv_ancestor_does_not_block(lockdir: Path, uv: str, uv_env: dict[str
     assert not (lockdir / A).exists()
 
 
-def test_ignore_running_uv(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_ignore_running_uv(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake_uv()
     doc, done = clean_json("--dir", str(lockdir), "--ignore-running-uv")
@@ -269,7 +232,7 @@ def test_help_teaches() -> None:
     assert "5    clean: active uv is running" in uvsweep("help", "states").stdout
 
 
-def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: type[FakeUv]) -> None:
+def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: StartFakeUv) -> None:
     (lockdir / A).touch()
     fake = fake_uv(0.01)
     deadline = time.monotonic() + 5

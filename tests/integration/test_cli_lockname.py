@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import base_python, make_project
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import uvsweep
 from uvsweep.naming import lock_name, path_digest
 
 pytestmark = pytest.mark.integration

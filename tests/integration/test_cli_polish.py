@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Holder, need
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import A, uvsweep
 
 pytestmark = [pytest.mark.integration]
 
-A = "uv-00000000000000aa.lock"
 ROOT = Path(__file__).resolve().parents[2]
 ESC = "\x1b["
 # a pseudo-terminal is not needed to test colour on: FORCE_COLOR does what a terminal does, and

@@ -12,26 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Holder, need, other_user_python, run_cli_as_nobody
+from tests.helpers import AS_NOBODY, A, B, uvsweep
 
 pytestmark = pytest.mark.integration
 
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 FILE_KEYS = {
     "path", "name", "state", "age_seconds", "size", "owner", "label", "holders", "waiters",
     "reason", "blocks_uv",
 }  # fmt: skip
-AS_NOBODY = "running uvsweep as `nobody` needs root, setpriv (util-linux) and /usr/bin/python3"
 STATES = {"orphaned", "foreign", "suspicious", "held", "waiting", "open"}
-
-
-def uvsweep(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    exe = os.path.join(sysconfig.get_path("scripts"), "uvsweep")
-    command = [exe] if os.path.exists(exe) else [sys.executable, "-m", "uvsweep"]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
 
 
 def scan_json(*dirs: Path | str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import uvsweep
 
 pytestmark = [
     pytest.mark.integration,

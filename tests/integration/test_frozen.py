@@ -89,7 +89,7 @@ def test_the_frozen_desktop_entry_icon_resolves(tmp_path: Path) -> None:
 
 def test_the_frozen_tray_docks(trayer: Desktop, tmp_path: Path, lockdir: Path) -> None:
     need(BUNDLE.exists(), BUILD)
-    from tests.integration.test_tray_gui import badge_pixels, wait_for_title
+    from tests.gui import badge_pixels, wait_for_title
 
     (lockdir / "uv-00000000000000aa.lock").touch()
     env = frozen_env(tmp_path, DISPLAY=trayer.env["DISPLAY"],

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
+from tests.helpers import A, wait_keepers_gone
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.remove import Policy
@@ -32,8 +34,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
 ]
-
-A = "uv-00000000000000aa.lock"
 
 
 def _readline(child: subprocess.Popen[str], timeout: float = 30.0) -> str:
@@ -600,7 +600,6 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
     written: the keeper goes on holding the name's new file for as long as the old file is open,
     and says so in its log."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
-    from tests.integration.test_protocol_findings import _running, wait_gone
 
     path = lockdir / A
     path.touch()
@@ -631,19 +630,19 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
         assert _fd_open(0) == stdin_open, "starting the keeper closed our fd 0"
         assert (path.stat().st_mode & 0o7777) == 0o666, "the new file is not uv's 0666"
         deadline = time.monotonic() + 3  # many of its rounds (one each 0.1 s)
-        while _running(keepers[0]) and time.monotonic() < deadline:
+        while procs.alive(keepers[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _running(keepers[0]), "the keeper left while the old file is still open"
+        assert procs.alive(keepers[0]), "the keeper left while the old file is still open"
         for signum in (signal.SIGINT, signal.SIGHUP):  # `kill -INT`, a closed session: ignored
             os.kill(keepers[0], signum)
         time.sleep(0.5)
-        assert _running(keepers[0]), "a SIGINT or SIGHUP ended the keeper, and its locks"
+        assert procs.alive(keepers[0]), "a SIGINT or SIGHUP ended the keeper, and its locks"
         # in a session of its own: a terminal's Ctrl-C, Ctrl-\\ or Ctrl-Z never reach it
         assert os.getsid(keepers[0]) != os.getsid(0)
         assert os.getpgid(keepers[0]) != os.getpgid(0)
         assert flock_held(path), "the name's new file is not locked while the old one is open"
         _stop(*children)  # the old file's last user goes...
-        wait_gone(keepers)  # ...and so does the keeper
+        wait_keepers_gone(keepers)  # ...and so does the keeper
         assert not flock_held(path)
         (log,) = (tmp_path / "state").rglob("keeper.log")
         lines = log.read_text().splitlines()
@@ -651,7 +650,7 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
     finally:
         _stop(*children)
         for pid in keepers:
-            if _running(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -1059,7 +1058,6 @@ def test_request_stop_hands_a_long_handoff_to_a_keeper_at_once(lockdir: Path) ->
     goes to a keeper, and the removal returns, long before its own wait would end."""
     import threading
 
-    from tests.integration.test_protocol_findings import _running, wait_gone
     from uvsweep.remove import request_stop
 
     path = lockdir / A
@@ -1089,11 +1087,11 @@ def test_request_stop_hands_a_long_handoff_to_a_keeper_at_once(lockdir: Path) ->
         keepers = result.keepers  # type: ignore[attr-defined]
         assert len(keepers) == 1 and flock_held(path), "nobody holds the name's new file"
         _stop(*children)
-        wait_gone(keepers)
+        wait_keepers_gone(keepers)
     finally:
         _stop(*children)
         for pid in keepers:
-            if _running(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
         thread.join(30)
 
@@ -1367,7 +1365,6 @@ def test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free(lockdir: Pat
     """Kills `resume_handoff` losing the new file's fd (`new_fd` read as None): a keeper with
     two handoffs releases each name's new file once that name's old file is free, not when the
     last one is (uv waits on that lock meanwhile)."""
-    from tests.integration.test_protocol_findings import _running, wait_gone
 
     first, second = lockdir / A, lockdir / "uv-00000000000000bb.lock"
     first.touch()
@@ -1388,13 +1385,13 @@ def test_a_keeper_lets_each_name_go_as_soon_as_its_old_file_is_free(lockdir: Pat
         while flock_held(first) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not flock_held(first), "the first name stays locked until the keeper is done"
-        assert flock_held(second) and _running(keepers[0])
+        assert flock_held(second) and procs.alive(keepers[0])
         _release(children)
-        wait_gone(keepers)
+        wait_keepers_gone(keepers)
     finally:
         _stop(*children)
         for pid in keepers:
-            if _running(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_uv_gate import Start, real_uv, start, start_parked  # noqa: F401
+from tests.uv_processes import Start, real_uv, start_parked
 
 HARNESS = Path(__file__).resolve().parents[1] / "mutex_harness.py"
 
@@ -70,7 +70,7 @@ def test_naive_sweepers_break_it(tmp_path: Path, sweeper: str) -> None:
 def test_through_the_gate_beside_parked_uv(
     tmp_path: Path,
     uv_env: dict[str, str],
-    start: Start,  # noqa: F811 - a fixture
+    start: Start,
 ) -> None:
     # real uv processes that run a command and only wait for it: the gate lets the sweeper work
     uv = real_uv()

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
+from tests.helpers import A, B, wait_keepers_gone
 from uvsweep.model import LockState
 from uvsweep.remove import Policy, RemoveResult, Target
 from uvsweep.remove.posix import LinuxRemover
@@ -37,7 +39,6 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
 ]
 
-A = "uv-00000000000000aa.lock"
 
 #: A uv-like process: open the name, maybe pause before the lock, then a witness file shows
 #: whether anybody else was in the critical section at the same time.
@@ -78,10 +79,10 @@ class Workers:
     def start(self, path: Path, pause: float, hold: float, python: str = sys.executable) -> (
         subprocess.Popen[str]
     ):  # fmt: skip
-        child = subprocess.Popen(
+        child: subprocess.Popen[str] = procs.popen(
             [*self.prefix, python, "-c", _WORKER, str(path), str(self.witness), str(pause),
              str(hold)],
-            stdout=subprocess.PIPE, text=True, start_new_session=True,
+            stdout=subprocess.PIPE, text=True, lasting=True,
         )  # fmt: skip
         self.started.append(child)
         assert child.stdout is not None
@@ -97,11 +98,7 @@ class Workers:
 
     def kill(self) -> None:
         for child in self.started:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            if child.stdout:
-                child.stdout.close()
+            procs.stop(child, grace=0)
 
 
 @pytest.fixture
@@ -111,27 +108,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         yield found
     finally:
         found.kill()
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` runs (an exited keeper may linger as a zombie of a PID namespace's pid 1)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
-
-
-def wait_gone(pids: list[int], timeout: float = 15.0) -> None:
-    """Keepers are detached: wait until they have exited (they must, once their users are)."""
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while _running(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _running(pid):
-            os.kill(pid, signal.SIGKILL)
-            pytest.fail(f"keeper {pid} outlived the users of its old file")
 
 
 class _TwoLatecomers(LinuxRemover):
@@ -174,7 +150,7 @@ def test_a_waiter_and_a_preempted_opener_never_hold_two_generations(
     finally:
         thread.join(30)
     result = done[0]
-    wait_gone(result.keepers)
+    wait_keepers_gone(result.keepers)
     assert "overlap" not in lines, "two processes held the lock at once"
     assert lines.count("locked") == 3
     assert len(result.removed) == 63 and result.handoffs == 1
@@ -233,14 +209,15 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         assert stopped < 5.0, f"clean took {stopped:.1f}s to stop after Ctrl-C"
         keepers = [
             int(p) for p in os.listdir("/proc")
-            if p.isdigit() and _is_keeper(int(p)) and _running(int(p)) and _has_open(int(p), path)
+            if p.isdigit() and _is_keeper(int(p)) and procs.alive(int(p))
+            and _has_open(int(p), path)
         ]  # fmt: skip
         assert len(keepers) == 1, "a keeper holds the new file meanwhile"
         assert path.exists() and flock_held(path), "the name's new generation stays locked"
         assert remover.child is not None
         os.killpg(remover.child.pid, signal.SIGKILL)  # the old file's last user goes...
         remover.child.wait()
-        wait_gone(keepers)  # ...and so does the keeper, releasing the new file
+        wait_keepers_gone(keepers)  # ...and so does the keeper, releasing the new file
         assert path.exists() and not flock_held(path)
     finally:
         if remover.child is not None and remover.child.poll() is None:
@@ -249,7 +226,7 @@ def test_another_users_opener_leaves_clean_bounded_interruptible_and_safe(
         if remover.child is not None and remover.child.stdout:
             remover.child.stdout.close()
         for pid in keepers:
-            if _running(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -642,9 +619,6 @@ def test_a_tiny_fd_limit_is_a_clear_error_not_a_traceback(lockdir: Path) -> None
         assert left == 0
     else:
         assert "open files" in done.stderr
-
-
-B = "uv-00000000000000bb.lock"
 
 
 class _WaiterOnBThenLateOpenerOnA(LinuxRemover):

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import Holder, base_python, make_project
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import uvsweep
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ def test_a_uv_waiting_behind_a_holder_is_listed_as_waiter(
     (lockdir / name).touch()
     lockdir.joinpath(name).chmod(0o666)
     holder = hold(lockdir / name)
-    with subprocess.Popen(
+    with procs.popen(
         [uv, "sync"], env=uv_env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as syncing:
         try:
@@ -152,7 +153,7 @@ def test_a_uv_waiting_behind_a_holder_is_listed_as_waiter(
             holder.stop()
             assert syncing.wait(timeout=60) == 0
         finally:
-            syncing.kill()
+            procs.stop(syncing, grace=0)  # uv and what it started
     assert scan(lockdir, tmp_path, uv_env)["files"][0]["state"] == "orphaned"
 
 
@@ -163,7 +164,7 @@ def test_running_uv_processes_label_their_projects(
     project = make_project(tmp_path / "elsewhere" / "app")
     assert run_uv(uv, ["sync"], uv_env, project).returncode == 0
     (project / "wait.py").write_text("import time; time.sleep(60)\n")
-    with subprocess.Popen(
+    with procs.popen(
         [uv, "run", "--no-sync", "python", "wait.py"], env=uv_env, cwd=project
     ) as running:
         try:
@@ -171,7 +172,7 @@ def test_running_uv_processes_label_their_projects(
             doc = scan(lockdir, tmp_path, uv_env)
             assert doc["files"][0]["label"] == {"kind": "project", "path": str(project)}
         finally:
-            running.kill()
+            procs.stop(running, grace=0)  # uv and the program it runs
 
 
 def test_lockname_raw_keys(tmp_path: Path) -> None:
@@ -212,7 +213,7 @@ def test_a_running_shebang_script_is_labelled_without_settings(
     )
     tool.chmod(0o755)
     env = {**uv_env, "PATH": os.path.dirname(uv) + os.pathsep + uv_env["PATH"]}
-    with subprocess.Popen(
+    with procs.popen(
         ["./tool"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
     ) as running:
         try:
@@ -223,4 +224,4 @@ def test_a_running_shebang_script_is_labelled_without_settings(
                 {"kind": "script", "path": os.path.join(str(tmp_path), "./tool")}  # as uv has it
             ]
         finally:
-            running.kill()
+            procs.stop(running, grace=0)  # uv and the program it runs

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_DIR, base_python, make_project, make_wheel, need
-from tests.integration.test_uv_gate import Start, start, start_parked, wait_for  # noqa: F401
+from tests.helpers import wait_for
 from tests.overlap import OverlapSampler, comm, holders_by_name
+from tests.uv_processes import Start, start_parked
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,7 +43,7 @@ SWEEPER = textwrap.dedent(
 @pytest.mark.parametrize("gate", ["no-gate", "gate"])
 def test_concurrent_uv_syncs_while_sweeping(
     tmp_path: Path, lockdir: Path, uv: str, uv_env: dict[str, str], gate: str,
-    start: Start,  # noqa: F811 - a fixture
+    start: Start,
 ) -> None:  # fmt: skip
     parked = []
     if gate == "gate":  # parked uv processes stay alive all along: the gate must let it sweep

@@ -7,89 +7,24 @@ import os
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.conftest import need
 
 pytest.importorskip("dbus_fast", reason="dbus-fast comes with desktop-notifier on Linux only")
 
 from tests.fake_sni_host import Host, flatten
+from tests.gui import BUSES, session_bus_pid
+from tests.helpers import A, B, eventually
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration]
 
 from tests.conftest import Desktop  # noqa: E402, F401 - the desktop fixture lives in conftest
-
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
-
-
-class SessionBus:
-    """A private dbus-daemon at a fixed socket path, so it can be killed and started again at
-    the same address (as when a session's bus restarts)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "bus"
-        self.address = f"unix:path={self.path}"
-        self.pid = 0
-        self.start()
-
-    def start(self) -> None:
-        self.path.unlink(missing_ok=True)
-        bus = subprocess.run(
-            ["dbus-daemon", "--session", "--fork", f"--address={self.address}",
-             "--print-pid=1"],
-            capture_output=True, text=True, check=True, timeout=30,
-        )  # fmt: skip
-        self.pid = int(bus.stdout.split()[0])
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, 9)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-
-_BUSES: list[SessionBus] = []
-
-
-def session_bus_pid() -> int:
-    return _BUSES[-1].pid
-
-
-@pytest.fixture
-def session_bus(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[str]:  # fmt: skip
-    need(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed (Debian: dbus)")
-    import tempfile
-
-    # a short path: unix socket paths are limited to 108 bytes
-    directory = Path(tempfile.mkdtemp(prefix="uvsweep-bus-"))
-    bus = SessionBus(directory)
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
-    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's own backends need a display
-    _BUSES.append(bus)
-    try:
-        yield bus.address
-    finally:
-        bus.kill()
-        _BUSES.remove(bus)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -229,7 +164,7 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
 
     from PIL import Image
 
-    from tests.integration.test_tray_gui import SHOTS, click_clean_now
+    from tests.gui import SHOTS, click_clean_now
 
     need(
         shutil.which("xfce4-panel") is not None,
@@ -240,9 +175,9 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
     home.mkdir()
     env = {**desktop.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     env.pop("PYSTRAY_BACKEND", None)
-    panel = subprocess.Popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
-    desktop.procs.append(panel)  # type: ignore[arg-type]
+    panel = procs.popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, lasting=True)  # fmt: skip
+    desktop.procs.append(panel)
     from uvsweep.tray import sni
 
     eventually(lambda: sni.registry_present(bus_address=env["DBUS_SESSION_BUS_ADDRESS"]), 20)
@@ -255,7 +190,7 @@ def test_in_a_real_panel_xfce4(desktop: Any, tmp_path: Path, lockdir: Path) -> N
     eventually(lambda: "boolean true" in desktop.run(*host_ready).stdout, 20)
     (lockdir / A).touch()
     (lockdir / B).touch()
-    from tests.integration.test_sni_soak import alone
+    from tests.gui import alone
 
     app = subprocess.Popen(
         alone([os.path.join(os.path.dirname(sys.executable), "uvsweep"), "tray", "--dir",
@@ -311,7 +246,7 @@ def test_the_bus_dropping_mid_run_is_survived_and_the_item_comes_back(
     with sni_app(session_bus, lockdir) as (app, host):
         eventually(lambda: host.watcher.items)
         app.icon.on_problem = problems.append
-        bus = _BUSES[-1]
+        bus = BUSES[-1]
         host.stop()
         bus.kill()  # the session bus dies under us
         eventually(lambda: "lost the session bus connection" in caplog.text)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fake_sni_host import Host
-from tests.integration.test_sni import eventually, session_bus  # noqa: F401 - the fixture
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration]
 
@@ -61,7 +61,7 @@ def labels(items: Any) -> list[str]:
 
 
 def test_a_caching_host_equals_a_fresh_layout_after_every_change(
-    session_bus: str,  # noqa: F811
+    session_bus: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pystray

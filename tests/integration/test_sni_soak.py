@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.conftest import need
 
 pytest.importorskip("dbus_fast", reason="dbus-fast comes with desktop-notifier on Linux only")
 
 from tests.fake_sni_host import Host
-from tests.integration.test_sni import eventually
+from tests.gui import alone
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration, pytest.mark.slow]
 
@@ -47,25 +49,11 @@ def start_panel(desktop: Any, tmp_path: Path) -> dict[str, str]:
            "XDG_STATE_HOME": str(home / ".state"), "XDG_RUNTIME_DIR": str(tmp_path),
            "UVSWEEP_CONFIG": str(tmp_path / "s.toml")}  # fmt: skip
     env.pop("PYSTRAY_BACKEND", None)
-    panel = subprocess.Popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    panel = procs.popen(["xfce4-panel"], env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, lasting=True)  # fmt: skip
     desktop.procs.append(panel)
     eventually(lambda: "boolean true" in desktop.run(*HOST_READY).stdout, 30)
     return env
-
-
-def alone(argv: list[str]) -> list[str]:
-    """`argv` in a PID namespace of its own where that is possible (root), so the uv processes
-    other people run on this machine do not make its cleanups wait."""
-    if os.geteuid() == 0 and shutil.which("unshare"):
-        probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
-                               capture_output=True, check=False)  # fmt: skip
-        if probe.returncode == 0:
-            # its own /proc hides the rest of the machine: the test's dirs are its own, so it
-            # accepts that, as a container's image would
-            return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", "env",
-                    "UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1", *argv]  # fmt: skip
-    return argv
 
 
 def registered(desktop: Any) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli_scan import uvsweep
+from tests.helpers import uvsweep
 from uvsweep.watcher import Watcher
 
 pytestmark = pytest.mark.integration

@@ -8,15 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import APP_DIR, Holder
-from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
-from uvsweep.autostart import Status
+from tests.helpers import A, B, StartFakeUv, eventually
+from tests.tray_doubles import FakeIcon, FakeNotifier
 from uvsweep.settings import Settings
 from uvsweep.tray import app as tray
 from uvsweep.tray.app import TrayApp, summarize
@@ -24,94 +23,6 @@ from uvsweep.tray.instance import SingleInstance
 
 pytestmark = [pytest.mark.integration, pytest.mark.linux,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")]  # fmt: skip
-
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
-
-
-class FakeIcon:
-    """What the app does to its icon, recorded."""
-
-    HAS_NOTIFICATION = True
-
-    def __init__(self) -> None:
-        self.icon: Any = None
-        self.title = ""
-        self.menu_updates = 0
-        self.notified: list[tuple[str, str]] = []
-
-    def update_menu(self) -> None:
-        self.menu_updates += 1
-
-    def notify(self, message: str, title: str | None = None) -> None:
-        self.notified.append((title or "", message))
-
-    def stop(self) -> None:
-        pass
-
-
-class FakeNotifier:
-    backend = "fake"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, bool]] = []
-
-    def start(self) -> None:
-        pass
-
-    def stop(self, timeout: float = 1.0) -> None:
-        pass
-
-    def send(self, title: str, message: str, button: object = None) -> None:
-        self.sent.append((title, message, button is not None))
-
-
-class FakeAutostart:
-    def __init__(self) -> None:
-        self.enabled = False
-
-    def status(self) -> Status:
-        return Status(self.enabled, "/fake")
-
-    def enable(self, command: list[str]) -> Status:
-        self.enabled = True
-        return self.status()
-
-    def disable(self) -> Status:
-        self.enabled = False
-        return self.status()
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def running(lockdir: Path) -> Iterator[Callable[..., tuple[TrayApp, FakeIcon, FakeNotifier]]]:
-    apps: list[TrayApp] = []
-
-    def start(**settings: Any) -> tuple[TrayApp, FakeIcon, FakeNotifier]:
-        saved: list[Settings] = []
-        notifier = FakeNotifier()
-        app = TrayApp([str(lockdir)], Settings(**settings), save_settings=saved.append,
-                      notifier=notifier, autostart=FakeAutostart(),  # type: ignore[arg-type]
-                      opener=lambda path, reveal: opened.append((path, reveal)))  # fmt: skip
-        app.saved = saved  # type: ignore[attr-defined]
-        icon = FakeIcon()
-        app.icon = icon
-        app.start_background()
-        apps.append(app)
-        eventually(lambda: app.snapshot is not None)
-        return app, icon, notifier
-
-    opened: list[tuple[str, bool]] = []
-    start.opened = opened  # type: ignore[attr-defined]
-    yield start
-    for app in apps:
-        app.stop_background()
 
 
 def red_pixels(image: Any) -> int:
@@ -150,7 +61,7 @@ def test_clean_now_removes_them_and_reports(
 def test_clean_now_while_uv_runs_is_deferred_until_it_exits(
     lockdir: Path,
     running: Any,
-    fake_uv: type[FakeUv],  # noqa: F811
+    fake_uv: StartFakeUv,
 ) -> None:
     fake = fake_uv(60)
     app, _icon, notifier = running()
@@ -310,7 +221,7 @@ def test_a_display_that_cannot_be_opened(tmp_path: Path) -> None:
 
 
 def test_doctor_without_a_desktop(lockdir: Path) -> None:
-    from tests.integration.test_cli_scan import uvsweep
+    from tests.helpers import uvsweep
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}  # fmt: skip

@@ -10,21 +10,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import Desktop, make_project, need
+from tests.gui import SHOTS, alone, badge_pixels, click_clean_now, icon_window, wait_for_title
 
 pytestmark = [pytest.mark.gui, pytest.mark.integration, pytest.mark.linux,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11")]  # fmt: skip
-
-#: Where the screenshots go: UVSWEEP_SCREENSHOTS (docs/screenshots/ holds the chosen ones), else
-#: a temp dir.
-SHOTS = Path(os.environ.get("UVSWEEP_SCREENSHOTS") or tempfile.mkdtemp(prefix="uvsweep-shots-"))
-SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def start_tray(
@@ -36,25 +32,8 @@ def start_tray(
     env = {**desktop.env, "XDG_RUNTIME_DIR": str(runtime), "PYSTRAY_BACKEND": backend,
            "UVSWEEP_CONFIG": str(tmp_path / "settings.toml")}  # fmt: skip
     exe = os.path.join(os.path.dirname(sys.executable), "uvsweep")
-    return subprocess.Popen([exe, "tray", "--dir", str(lockdir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def icon_window(desktop: Desktop) -> tuple[str, int, int, int, int] | None:
-    """(title, x, y, width, height) of uvsweep's docked icon window, if it is there."""
-    tree = desktop.run("xwininfo", "-root", "-tree").stdout
-    for line in tree.splitlines():
-        # xorg backend: class uvsweepSystemTrayIcon; gtk backend: a StatusIcon named by its title
-        if '"uvsweepSystemTrayIcon"' in line or (
-            '("uvsweep" "Uvsweep")' in line and "uv lock file" in line
-        ):
-            match = re.search(
-                r'0x[0-9a-f]+ "([^"]*)".*?(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)', line
-            )
-            if match:
-                title, w, h, x, y = match.groups()
-                return title, int(x), int(y), int(w), int(h)
-    return None
+    return procs.popen([exe, "tray", "--dir", str(lockdir)], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def docked(desktop: Desktop) -> bool:
@@ -67,36 +46,6 @@ def docked(desktop: Desktop) -> bool:
     pw, ph, px, py = map(int, panel.groups())
     _, x, y, _w, _h = icon
     return px <= x < px + pw and py <= y < py + ph
-
-
-def wait_for_title(
-    desktop: Desktop, title: str, timeout: float = 15
-) -> tuple[str, int, int, int, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = icon_window(desktop)
-        if found and found[0] == title:
-            return found
-        assert time.monotonic() < deadline, f"icon title never became {title!r}; last: {found}"
-        time.sleep(0.05)
-
-
-def badge_pixels(desktop: Desktop, geometry: tuple[str, int, int, int, int], name: str) -> int:
-    """Red badge pixels in a screenshot of the icon (the shot is kept for the README)."""
-    need(shutil.which("import") is not None, "ImageMagick is not installed (Debian: imagemagick)")
-    _, x, y, w, h = geometry
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / f"{name}.png"
-    area = f"{w + 40}x{h + 8}+{x - 20}+{max(0, y - 4)}"
-    done = desktop.run("import", "-window", "root", "-crop", area, "+repage", str(shot))
-    assert done.returncode == 0, done.stderr
-    from PIL import Image
-
-    with Image.open(shot) as image:
-        icon = image.convert("RGB").crop((20, y - max(0, y - 4), 20 + w, y - max(0, y - 4) + h))
-        data = icon.tobytes()
-    return sum(1 for i in range(0, len(data), 3)
-               if data[i] > 190 and data[i + 1] < 120 and data[i + 2] < 120)  # fmt: skip
 
 
 def test_docked_badge_follows_real_uv_and_notifies(
@@ -147,41 +96,6 @@ def menu_window(desktop: Desktop) -> tuple[int, int, int, int] | None:
             w, h, x, y = map(int, match.groups())
             return x, y, w, h
     return None
-
-
-def click_clean_now(desktop: Desktop, menu: tuple[int, int, int, int], shot: str) -> None:
-    """Screenshot the open menu (as `shot`.png), then point at "Clean now" and click it: the
-    keyboard highlights it (the first enabled item is "Lock files", then "Clean now"), and the
-    highlighted band in a screenshot says where it is."""
-    mx, my, mw, mh = menu
-    time.sleep(0.3)
-    desktop.run("import", "-window", "root", "-crop", f"{mw + 40}x{mh + 40}+{mx - 10}+0",
-                "+repage", str(SHOTS / f"{shot}.png"))  # fmt: skip
-    desktop.run("xdotool", "key", "Down", "Down")
-    time.sleep(0.3)
-    row = highlighted_row(desktop, menu)
-    desktop.run("xdotool", "mousemove", str(mx + mw // 2), str(my + row), "click", "1")
-
-
-def highlighted_row(desktop: Desktop, menu: tuple[int, int, int, int]) -> int:
-    """The y offset (in the menu) of the centre of its highlighted item: the rows that are mostly
-    the theme's selection colour (a saturated colour, where the menu is grey and text is dark)."""
-    from PIL import Image
-
-    x, y, w, h = menu
-    shot = SHOTS / "menu-highlight.png"
-    desktop.run("import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", "+repage", str(shot))
-    with Image.open(shot) as image:
-        hsv = image.convert("RGB").convert("HSV")
-        data = hsv.tobytes()
-    marked = []
-    for row in range(h):
-        start = row * w * 3
-        saturated = sum(1 for i in range(start, start + w * 3, 3) if data[i + 1] > 100)
-        if saturated > w // 2:
-            marked.append(row)
-    assert marked, "no highlighted item in the menu"
-    return (marked[0] + marked[-1]) // 2
 
 
 def gtk_available() -> bool:
@@ -321,7 +235,6 @@ def dark_pixels(desktop: Desktop, geometry: tuple[str, int, int, int, int], name
 def test_xembed_keeps_its_size_through_clicks_and_titles_and_shows_no_black_square(
     trayer: Desktop, tmp_path: Path, lockdir: Path
 ) -> None:
-    from tests.integration.test_sni_soak import alone
 
     need(shutil.which("xdotool") is not None, "xdotool is not installed (Debian: xdotool)")
     for n in range(3):

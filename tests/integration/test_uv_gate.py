@@ -7,57 +7,28 @@ starts runs in a session of its own that is killed as a whole at teardown.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import APP_DIR, Holder, make_project, need, other_user_python
-from tests.integration.test_cli_scan import uvsweep
-from tests.integration.test_tray_app import eventually, running  # noqa: F401 - a fixture
+from tests.helpers import A as ORPHAN
+from tests.helpers import eventually, uvsweep, wait_for
+from tests.uv_processes import Start, has_child, real_uv, start_parked, waits_for_a_lock
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.linux,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux"),
 ]
-
-ORPHAN = "uv-00000000000000aa.lock"
-Start = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    """Start a process in a session of its own; every one is killed, children too, at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    logs = tmp_path / "logs"
-    logs.mkdir()
-
-    def run(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        log = open(logs / f"{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(argv, start_new_session=True, stdout=log, stderr=log,
-                                **kwargs)  # type: ignore[call-overload]  # fmt: skip
-        log.close()
-        started.append(proc)
-        return proc  # type: ignore[no-any-return]
-
-    yield run
-    for proc in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -83,56 +54,6 @@ def uv_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
     return lambda name: named(real_uv(), name)
 
 
-def real_uv() -> str:
-    from tests.conftest import uv_binary
-
-    found = uv_binary()
-    need(found is not None, "uv is not installed (it comes with `uv sync`'s dev group)")
-    assert found is not None
-    return found
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Wait until `check()` (a fact the test reads itself, never uvsweep's verdict)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def children(pid: int) -> list[list[str]]:
-    """The command lines of `pid`'s live children, read from /proc by the test."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if int(fields[1]) != pid or fields[0] in (b"Z", b"X"):
-                continue
-            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        found.append(raw.decode(errors="replace").rstrip("\0").split("\0"))
-    return found
-
-
-def has_child(pid: int, program: str) -> Callable[[], bool]:
-    return lambda: any(
-        any(os.path.basename(word) == program for word in argv[:3]) for argv in children(pid)
-    )
-
-
-def waits_for_a_lock(pid: int) -> Callable[[], bool]:
-    def check() -> bool:
-        lines = Path("/proc/locks").read_text().splitlines()
-        return any("->" in line and f" {pid} " in line for line in lines)
-
-    return check
-
-
 def clean(lockdir: Path) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]
     done = uvsweep("clean", "--json", "--dir", str(lockdir))
     assert done.stdout, done.stderr
@@ -155,79 +76,6 @@ def listed(doc: dict, pid: int) -> dict:  # type: ignore[type-arg]
     mine = [proc for proc in doc["uv_processes"] if proc["pid"] == pid]
     assert len(mine) == 1, f"pid {pid} is not listed: {doc['uv_processes']}"
     return mine[0]  # type: ignore[no-any-return]
-
-
-def tool_wheel(directory: Path) -> Path:
-    """A wheel with a console script `sleeper` that touches $SLEEPER_MARKER and sleeps."""
-    directory.mkdir(parents=True, exist_ok=True)
-    info = "sleeper-1.0.dist-info"
-    files = {
-        "sleeper/__init__.py": "import os, pathlib, time\n\ndef main():\n"
-        "    pathlib.Path(os.environ['SLEEPER_MARKER']).touch()\n    time.sleep(600)\n",
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: sleeper\nVersion: 1.0\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: uvsweep-tests\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": "[console_scripts]\nsleeper = sleeper:main\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    wheel = directory / "sleeper-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return directory
-
-
-SCRIPT = """\
-#!/usr/bin/env -S {uv} run --script
-# /// script
-# requires-python = ">=3.8"
-# dependencies = []
-# ///
-import pathlib, sys, time
-pathlib.Path(sys.argv[1]).touch()
-time.sleep(600)
-"""
-
-
-def start_parked(
-    how: str, uv: str, start: Start, tmp_path: Path, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """A uv that runs a user's command, started and waited for until that command runs."""
-    marker = tmp_path / "started"
-    if how == "run":
-        proc = start([uv, "run", "--no-project", "--", "sleep", "600"], env=env, cwd=tmp_path)
-        wait_for("`sleep 600` under uv run", has_child(proc.pid, "sleep"))
-        return proc
-    if how == "project":
-        project = make_project(tmp_path / "proj")
-        proc = start([uv, "run", "--", "sleep", "600"], env=env, cwd=project)
-        wait_for("`sleep 600` under uv run in a project", has_child(proc.pid, "sleep"))
-        return proc
-    if how == "uvx":
-        wheels = tool_wheel(tmp_path / "wheels")
-        argv = (
-            [str(Path(uv).with_name("uvx"))]
-            if os.path.basename(uv) == "uv"
-            else [uv, "tool", "run"]
-        )  # a symlink named otherwise cannot be uvx: `uvx` finds uv by its own name
-        proc = start([*argv, "--find-links", str(wheels), "sleeper"],
-                     env={**env, "SLEEPER_MARKER": str(marker)}, cwd=tmp_path)  # fmt: skip
-    else:  # "script" (uv run --script) or "shebang" (the script run as a program)
-        script = tmp_path / "sleepy.py"
-        script.write_text(SCRIPT.format(uv=os.path.basename(uv)))
-        script.chmod(0o755)
-        if how == "script":
-            argv = [uv, "run", "--script", str(script), str(marker)]
-        else:
-            argv = [str(script), str(marker)]
-            env = {**env, "PATH": f"{os.path.dirname(uv)}:{env.get('PATH', '/usr/bin:/bin')}"}
-        proc = start(argv, env=env, cwd=tmp_path)
-    wait_for(f"the command of {how}", marker.exists)
-    return proc
 
 
 @pytest.mark.parametrize("name", ["uv", "myuv"])
@@ -463,7 +311,7 @@ def test_the_tray_cleans_at_once_beside_a_parked_uv(
     lockdir: Path,
     uv_env: dict[str, str],
     start: Start,
-    running: Any,  # noqa: F811
+    running: Any,
 ) -> None:
     parked = start_parked("run", real_uv(), start, tmp_path, uv_env)
     app, _icon, _notifier = running(safety_rescan=600)
@@ -477,7 +325,7 @@ def test_the_tray_cleans_at_once_beside_a_parked_uv(
 
 
 def test_the_deferred_cleanup_runs_when_the_last_active_uv_parks(
-    tmp_path: Path, lockdir: Path, uv_env: dict[str, str], start: Start, running: Any,  # noqa: F811
+    tmp_path: Path, lockdir: Path, uv_env: dict[str, str], start: Start, running: Any,
     hold: type[Holder],
 ) -> None:  # fmt: skip
     uv = real_uv()

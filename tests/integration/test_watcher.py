@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import APP_DIR, Holder, child_with_file, make_project, need, other_user_python
-from tests.integration.test_cli_clean import FakeUv, fake_uv  # noqa: F401 - fixture
-from tests.integration.test_cli_scan import AS_NOBODY
+from tests.helpers import AS_NOBODY, A, B, StartFakeUv
 from uvsweep import scanner
 from uvsweep.fswatch import FsWatch, OnEvent
 from uvsweep.model import Change, LockState, Snapshot
@@ -32,9 +32,6 @@ pytestmark = [
     pytest.mark.linux,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and /proc"),
 ]
-
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 
 
 class Recorder:
@@ -288,7 +285,7 @@ def test_the_first_event_after_a_quiet_spell_is_acted_on_at_once(
 def test_uv_exit_triggers_a_rescan(
     lockdir: Path,
     watch: Callable[..., tuple[Watcher, Recorder]],
-    fake_uv: type[FakeUv],  # noqa: F811
+    fake_uv: StartFakeUv,
 ) -> None:
     fake = fake_uv(60)
     watcher, _ = watch(safety_interval=3600)
@@ -306,7 +303,7 @@ def test_uv_exit_triggers_a_rescan(
 def test_clean_when_idle_waits_for_uv(
     lockdir: Path,
     watch: Callable[..., tuple[Watcher, Recorder]],
-    fake_uv: type[FakeUv],  # noqa: F811
+    fake_uv: StartFakeUv,
 ) -> None:
     fake = fake_uv(60)
     policy = AutoClean(min_age=0)
@@ -339,23 +336,37 @@ def test_start_and_stop_are_idempotent_and_leave_no_thread(lockdir: Path) -> Non
 
 
 def test_a_failing_subscriber_does_not_silence_the_others(
-    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+    lockdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher, rec = watch()
+    # the failing one subscribes first: the others come after it in every round
+    failures: list[int] = []
 
     def broken(_snapshot: Snapshot, _change: Change) -> None:
+        failures.append(1)
         raise RuntimeError("subscriber bug")
 
+    watcher = Watcher([str(lockdir)])
+    rec = Recorder()
     watcher.subscribe(broken)
-    (lockdir / A).touch()
-    rec.wait(lambda s: len(s.files) == 1)
+    watcher.subscribe(rec)
+    watcher.start()
+    try:
+        rec.wait(lambda _s: True)  # the first snapshot reached the second subscriber...
+        (lockdir / A).touch()
+        rec.wait(lambda s: len(s.files) == 1)  # ...and so does every later one
+        (lockdir / B).touch()
+        rec.wait(lambda s: len(s.files) == 2)
+    finally:
+        watcher.stop()
+    assert len(failures) >= 3  # the broken one is still called each round, too
+    assert any("a watcher subscriber failed" in r.getMessage() for r in caplog.records)
 
 
 # ---- `uvsweep watch` ----------------------------------------------------------------------------
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    return procs.popen(
         [sys.executable, "-m", "uvsweep", "watch", *args], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": APP_DIR, **(env or {})},
     )  # fmt: skip

@@ -8,19 +8,16 @@ while the name's next generation stays locked until the latecomer is done with t
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+from tests import procs
 from tests.conftest import APP_DIR
-
-A = "uv-00000000000000aa.lock"
 
 #: A latecomer: opens the file (read-only is enough to lock it), says so, then sleeps until
 #: killed. The test decides when it "resumes" by locking the same inode itself (`lock_old`).
@@ -36,7 +33,7 @@ def start_latecomer(path: str | Path, argv_prefix: list[str] | None = None) -> (
     subprocess.Popen[str]
 ):  # fmt: skip
     """A process that has `path` open and has not locked it (killed by `stop`)."""
-    child = subprocess.Popen(
+    child: subprocess.Popen[str] = procs.popen(
         [*(argv_prefix or []), sys.executable, "-c", LATECOMER, str(path)],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,
@@ -48,15 +45,8 @@ def start_latecomer(path: str | Path, argv_prefix: list[str] | None = None) -> (
 
 def stop(child: subprocess.Popen[str] | None) -> None:
     """Kill a child's whole process group and reap it."""
-    if child is None:
-        return
-    if child.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    for stream in (child.stdin, child.stdout, child.stderr):
-        if stream is not None:
-            stream.close()
+    if child is not None:
+        procs.stop(child, grace=0)
 
 
 def keeper_pids(forked: bool = True) -> list[int]:
@@ -82,11 +72,11 @@ def forked_keeper_pids() -> list[int]:
     return sorted(set(keeper_pids()) - set(keeper_pids(forked=False)))
 
 
-def kill_keepers(before: set[int]) -> None:
-    """Kill the keepers a test started (those not in `before`)."""
-    for pid in set(keeper_pids()) - before:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+def kill_keepers(before: set[int], wait: float = 5.0) -> None:
+    """End the keepers a test started (those not in `before`): they end themselves once their
+    old files are free (the test has let go of them first), so give them `wait` seconds; kill
+    the rest (a failed test's keepers may still hold what the test kept open)."""
+    procs.end(procs.wait_gone(set(keeper_pids()) - before, wait))
 
 
 def wait_for(predicate: object, timeout: float = 20.0, what: str = "") -> None:

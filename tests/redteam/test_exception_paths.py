@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.redteam.support import A, old_inode_fd, start_latecomer, stop, two_holders
+from tests.helpers import A
+from tests.redteam.support import old_inode_fd, start_latecomer, stop, two_holders
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.redteam.support import A, stop, two_holders
+from tests.helpers import A
+from tests.redteam.support import stop, two_holders
 from uvsweep.remove import Policy
 from uvsweep.remove.posix import LinuxRemover
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import flock_held, need, other_user_python
+from tests.helpers import A
 from tests.redteam.support import (
     CLEANER_WITH_LATECOMER,
     CLEANER_WITH_PAUSE,
-    A,
     cleaner_env,
     forked_keeper_pids,
     keeper_pids,
@@ -280,7 +281,7 @@ def test_ctrl_c_stops_clean_even_when_no_keeper_can_start(lockdir: Path) -> None
         (lockdir / f"uv-{index:016x}.lock").touch()
     path = lockdir / A
     path.touch()
-    cleaner = subprocess.Popen(
+    cleaner: subprocess.Popen[str] = procs.popen(
         ["prlimit", "--nofile=10", sys.executable, "-c", CLEANER_WITH_PAUSE, "clean", "--dir",
          str(lockdir), "--ignore-running-uv"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -24,14 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_DIR, Holder, need, other_user_python
-from tests.redteam.support import (
-    CLEANER_WITH_PAUSE,
-    A,
-    keeper_pids,
-    kill_keepers,
-    stop,
-    wait_for,
-)
+from tests.helpers import A
+from tests.redteam.support import CLEANER_WITH_PAUSE, keeper_pids, kill_keepers, stop, wait_for
 
 pytestmark = [
     pytest.mark.linux,

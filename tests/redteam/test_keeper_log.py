@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need, other_user_python
+from tests.helpers import A
 from tests.redteam.support import (
     CLEANER_WITH_LATECOMER,
-    A,
     cleaner_env,
     keeper_pids,
     kill_keepers,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_DIR, need
-from tests.redteam.support import A
+from tests.helpers import A
 
 pytestmark = [
     pytest.mark.linux,

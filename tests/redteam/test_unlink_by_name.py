@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.redteam.support import A, stop
+from tests.helpers import A
+from tests.redteam.support import stop
 from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 

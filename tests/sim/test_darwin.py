@@ -20,7 +20,7 @@ import pytest
 from tests.sim.darwinworld import DARWIN_REAL_TMP, DARWIN_TMP, DarwinKernel, darwin_scenario
 from tests.sim.explore import dfs, encode, random_runs, run, scripted
 from tests.sim.kernel import PROC, SIM_DEV, TMP
-from tests.sim.test_uv_create_race import CREATE_RACE
+from tests.sim.scenarios import CREATE_RACE
 from tests.sim.world import LOCK_NAME
 from uvsweep.remove import RemoveResult, Target
 from uvsweep.remove.darwin import DarwinRemover

@@ -15,32 +15,12 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.explore import (
-    Directive,
-    before,
-    blocked,
-    done,
     encode,
-    in_critical,
     run,
     scripted,
 )
-from tests.sim.world import LOCK_PATH, Actor, Scenario
-
-
-def _until_it_cannot_run(_actor: Actor) -> bool:
-    return False
-
-
-FINDING_1: list[Directive] = [
-    ("R", before("unlink")),  # every check passed; the lock is held
-    ("W1", blocked),  # opens the name (still the old file) and waits in flock
-    ("W2", before("flock")),  # opens it too, then is paused before its flock
-    ("R", _until_it_cannot_run),  # unlink, handoff, waits for the users it follows
-    ("W1", done),  # gets the old lock, its critical section, unlock, close
-    ("R", done),  # as far as it gets
-    ("W2", in_critical),  # resumes: flock on the old (unlinked) inode
-    ("W3", in_critical),  # a newcomer: opens the name, the new file
-]
+from tests.sim.scenarios import FINDING_1
+from tests.sim.world import LOCK_PATH, Scenario
 
 
 @pytest.mark.parametrize(

@@ -187,7 +187,7 @@ def test_power_a_users_pass_that_skips_open_files_is_caught(
     monkeypatch.setattr(LinuxRemover, "handoffs_in_use", PosixRemover.handoffs_in_use)
     monkeypatch.setattr(LinuxRemover, "old_in_use", old_in_use)
     from tests.sim.explore import scripted
-    from tests.sim.test_finding1 import FINDING_1
+    from tests.sim.scenarios import FINDING_1
 
     out = run(Scenario(uv=3), scripted(FINDING_1), timeouts=False)
     assert out.violation is not None, out.describe()

@@ -23,17 +23,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.explore import Directive, before, done, encode, in_critical, run, scripted
+from tests.sim.explore import encode, run, scripted
+from tests.sim.scenarios import CREATE_RACE
 from tests.sim.world import Scenario
-
-CREATE_RACE: list[Directive] = [
-    ("W1", before("rename_noreplace")),  # no file at the name: a temp file, fchmod 0666
-    ("W2", done),  # meanwhile W2 creates the file the same way, and is done with it
-    ("W1", before("open")),  # W1's rename fails (EEXIST); paused before it opens the name
-    ("R", done),  # the file is an orphan: removed
-    ("W1", in_critical),  # the open fails: uv goes on without the lock
-    ("W3", in_critical),  # a newcomer creates a fresh file and locks it
-]
 
 
 @pytest.mark.xfail(

@@ -243,7 +243,7 @@ def test_the_chooser() -> None:
 
 @pytest.mark.skipif(os.name == "nt", reason="a Unix home")
 def test_cli_autostart(tmp_path: Path) -> None:
-    from tests.integration.test_cli_scan import uvsweep
+    from tests.helpers import uvsweep
 
     env = {"XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
     assert uvsweep("autostart", "status", env=env).stdout.splitlines()[0] == "disabled"

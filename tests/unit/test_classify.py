@@ -75,10 +75,23 @@ def test_foreign_files_say_whether_they_block_the_current_users_uv() -> None:
 
 
 def test_only_regular_empty_single_link_own_unlocked_files_are_orphaned() -> None:
-    assert classify(obs()).state is LockState.ORPHANED
-    assert classify(obs(size=1)).state is not LockState.ORPHANED
-    assert classify(obs(nlink=3)).state is not LockState.ORPHANED
-    assert classify(obs(mine=False)).state is not LockState.ORPHANED
+    orphan = classify(obs())
+    assert (orphan.state, orphan.reason) == (
+        LockState.ORPHANED, "nobody holds, waits for or has it open"
+    )  # fmt: skip
+    # each way of not being an orphan gets its own state and says why
+    cases = [
+        ({"size": 1}, LockState.SUSPICIOUS, "not empty (1 bytes)"),
+        ({"nlink": 3}, LockState.SUSPICIOUS, "a hard link (3 links)"),
+        ({"mine": False, "owner": "bob"}, LockState.FOREIGN,
+         "owned by bob; your uv can still lock it"),
+        ({"mode": stat.S_IFLNK | 0o777}, LockState.SUSPICIOUS, "a symlink; uv never makes one"),
+        ({"lock": LockProbe.HELD}, LockState.HELD, "locked by a process the OS does not show"),
+    ]  # fmt: skip
+    for changes, state, reason in cases:
+        item = classify(obs(**changes))
+        assert (item.state, item.reason) == (state, reason), changes
+        assert not item.blocks_uv or state is LockState.FOREIGN
 
 
 def _st(mode: int, uid: int, gid: int) -> os.stat_result:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from uvsweep import autostart
 from uvsweep.tray import notify, notifyd
 
@@ -106,7 +107,7 @@ def helper(fake: Path, mode: str, *, windows_loop: bool = False, platform: str =
     env = {**os.environ, "FAKE_NOTIFIER": mode}
     pipe = subprocess.PIPE
     argv = [sys.executable, "-c", code]
-    return subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, text=True, env=env)
+    return procs.popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, text=True, env=env)
 
 
 def ask(proc: Any, ident: int = 1) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def finish(proc: Any) -> int:
     try:
         return int(proc.wait(20))
     finally:
-        proc.kill()
+        procs.stop(proc, grace=0)
         proc.stdout.close()
         proc.stderr.close()
 

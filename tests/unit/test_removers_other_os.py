@@ -21,6 +21,7 @@ import pytest
 from tests import darwin_model
 from tests.conftest import Holder, child_with_file
 from tests.darwin_model import LibprocModel
+from tests.helpers import A, B
 from tests.psutil_double import FakeProcess, FakePsutil
 from tests.windows_model import ME, WindowsModel
 from uvsweep.model import LockState
@@ -39,8 +40,6 @@ from uvsweep.remove.darwin import DarwinRemover
 from uvsweep.remove.posix import LinuxRemover
 from uvsweep.remove.windows import WindowsRemover
 
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 C = "uv-00000000000000cc.lock"
 
 

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import A, B
 from uvsweep.model import LockState
 from uvsweep.probe import posix
 from uvsweep.probe.linux import LinuxBackend
-
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 
 
 def test_a_file_removed_between_lstat_and_open_drops_out(

@@ -17,14 +17,13 @@ import sys
 
 import pytest
 
+from tests.helpers import A, B
 from tests.psutil_double import FakeProcess, FakePsutil
 from tests.windows_model import WindowsModel
 from uvsweep.processes import ProcessTable
 from uvsweep.remove import Policy
 from uvsweep.remove.windows import WindowsRemover
 
-A = "uv-00000000000000aa.lock"
-B = "uv-00000000000000bb.lock"
 WORK_STEPS = 2
 
 
