@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests import procs
+from tests.clirun import CliResult, run_cli
 from tests.conftest import APP_DIR, need, other_user_python, run_cli_as_nobody
-from tests.helpers import AS_NOBODY, A, B, StartFakeUv, uvsweep
+from tests.helpers import AS_NOBODY, A, B, StartFakeUv
 
 pytestmark = [pytest.mark.integration, pytest.mark.linux]
 
@@ -45,8 +46,8 @@ def _no_active_uv_elsewhere() -> None:
         time.sleep(0.5)
 
 
-def clean_json(*args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]
-    done = uvsweep("clean", "--json", *args)
+def clean_json(*args: str) -> tuple[dict, CliResult]:  # type: ignore[type-arg]
+    done = run_cli("clean", "--json", *args)
     assert done.stdout, done.stderr
     return json.loads(done.stdout), done
 
@@ -54,7 +55,7 @@ def clean_json(*args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # 
 def test_clean_removes_orphans_and_says_what_stayed(lockdir: Path) -> None:
     (lockdir / A).touch()
     (lockdir / B).write_text("not empty")
-    done = uvsweep("clean", "--dir", str(lockdir))
+    done = run_cli("clean", "--dir", str(lockdir))
     assert done.returncode == 0, done.stderr
     assert not (lockdir / A).exists() and (lockdir / B).exists()
     assert before_parked(done.stdout) == [
@@ -97,7 +98,7 @@ def test_dry_run_removes_nothing(lockdir: Path) -> None:
     assert [(s["path"], s["state"]) for s in doc["skipped"]] == [(str(lockdir / B), "orphaned")]
     assert "younger than the minimum age" in doc["skipped"][0]["reason"]
     assert (lockdir / A).exists() and (lockdir / B).exists()
-    text = uvsweep("clean", "-n", "--dir", str(lockdir), "--min-age", "1h").stdout
+    text = run_cli("clean", "-n", "--dir", str(lockdir), "--min-age", "1h").stdout
     assert text.startswith("Would remove 1 uv lock file:")
 
 
@@ -113,7 +114,7 @@ def test_running_uv_blocks_everything(lockdir: Path, fake_uv: StartFakeUv) -> No
     assert mine[0]["name"] == "uv" and mine[0]["cmdline"][1] == "60"
     assert mine[0]["user"] and mine[0]["age_seconds"] >= 0
     assert mine[0]["phase"] == "active" and mine[0]["phase_reason"] == "`uv 60` may take locks"
-    text = uvsweep("clean", "--dir", str(lockdir))
+    text = run_cli("clean", "--dir", str(lockdir))
     assert text.returncode == 5
     assert text.stdout.startswith("uv is running, so nothing was removed:")
     assert f"pid {fake.pid} " in text.stdout and "--wait" in text.stdout
@@ -127,7 +128,7 @@ def test_wait_cleans_once_uv_is_done(lockdir: Path, fake_uv: StartFakeUv) -> Non
     (lockdir / A).touch()
     fake_uv(1.5)
     began = time.monotonic()
-    done = uvsweep("clean", "--dir", str(lockdir), "--wait")
+    done = run_cli("clean", "--dir", str(lockdir), "--wait")
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - began >= 1.0
     assert "waiting for uv to finish" in done.stderr
@@ -138,7 +139,7 @@ def test_wait_gives_up_after_its_limit(lockdir: Path, fake_uv: StartFakeUv) -> N
     (lockdir / A).touch()
     fake_uv(60)
     began = time.monotonic()
-    done = uvsweep("clean", "--dir", str(lockdir), "--wait=1")
+    done = run_cli("clean", "--dir", str(lockdir), "--wait=1")
     assert done.returncode == 5
     assert 0.9 <= time.monotonic() - began < 10
     assert (lockdir / A).exists()
@@ -190,7 +191,7 @@ def test_ignore_running_uv(lockdir: Path, fake_uv: StartFakeUv) -> None:
     ],
 )
 def test_bad_arguments(args: list[str], message: str) -> None:
-    done = uvsweep("clean", *args)
+    done = run_cli("clean", *args)
     assert done.returncode == 2
     assert message in done.stderr
 
@@ -223,13 +224,13 @@ def test_unreadable_dir_as_another_user(shared_tmp: Path) -> None:
 
 
 def test_help_teaches() -> None:
-    done = uvsweep("clean", "--help")
+    done = run_cli("clean", "--help")
     assert done.returncode == 0
     taught = ("--wait", "--dry-run", "--all-users", "--min-age", "Dockerfile", "(exit 5)",
               "states and exit codes: `uvsweep help states`")  # fmt: skip
     for words in taught:
         assert words in done.stdout
-    assert "5    clean: active uv is running" in uvsweep("help", "states").stdout
+    assert "5    clean: active uv is running" in run_cli("help", "states").stdout
 
 
 def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: StartFakeUv) -> None:
@@ -239,7 +240,7 @@ def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: StartFakeUv) -> None
     while Path(f"/proc/{fake.pid}/stat").read_text().split(")")[1].split()[0] != "Z":
         assert time.monotonic() < deadline
         time.sleep(0.01)  # exited, and not reaped: a zombie named uv
-    done = uvsweep("clean", "--dir", str(lockdir))
+    done = run_cli("clean", "--dir", str(lockdir))
     assert done.returncode == 0, done.stdout
     assert not (lockdir / A).exists()
 
@@ -247,21 +248,21 @@ def test_a_zombie_uv_does_not_block(lockdir: Path, fake_uv: StartFakeUv) -> None
 def test_config_commands(tmp_path: Path) -> None:
     path = tmp_path / "cfg" / "settings.toml"
     env = {"UVSWEEP_CONFIG": str(path)}
-    done = uvsweep("config", "path", env=env)
+    done = run_cli("config", "path", env=env)
     assert done.stdout.strip() == str(path) and "does not exist yet" in done.stderr
-    done = uvsweep("config", "set", "notifications", "off", env=env)
+    done = run_cli("config", "set", "notifications", "off", env=env)
     assert done.returncode == 0 and done.stdout.strip() == "notifications = false"
     assert "notifications = false" in path.read_text()
-    shown = json.loads(uvsweep("config", "show", "--json", env=env).stdout)
+    shown = json.loads(run_cli("config", "show", "--json", env=env).stdout)
     assert shown["settings"]["notifications"] is False and shown["path"] == str(path)
-    assert uvsweep("config", "set", "notify_threshold", "0", env=env).returncode == 2
-    assert uvsweep("config", "set", "colour", "blue", env=env).returncode == 2
+    assert run_cli("config", "set", "notify_threshold", "0", env=env).returncode == 2
+    assert run_cli("config", "set", "colour", "blue", env=env).returncode == 2
     assert (
-        uvsweep("config", "unset", "notifications", env=env).stdout.strip()
+        run_cli("config", "unset", "notifications", env=env).stdout.strip()
         == "notifications = true"
     )
     path.write_text("this is = = not toml")
-    done = uvsweep("config", "set", "auto_clean", "true", env=env)
+    done = run_cli("config", "set", "auto_clean", "true", env=env)
     assert done.returncode == 0 and "moved it to" in done.stderr
     assert len(list(path.parent.glob("settings.toml.corrupt-*"))) == 1
     assert "auto_clean = true" in path.read_text()

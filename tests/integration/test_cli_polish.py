@@ -1,6 +1,7 @@
 """The command line's papercuts (issue 18): durations in `config set`, one-line usage errors,
 honest summaries and plurals, typo suggestions, `-V`, `help states`, colour, `--quiet`, and the
-completion scripts, each run as a user would run them."""
+completion scripts. What a command prints is checked in this process (`run_cli`); `doctor` (which
+reads the temp dir from the environment at start-up) and the shells' completion run as processes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clirun import run_cli
 from tests.conftest import Holder, need
 from tests.helpers import A, uvsweep
 
@@ -40,18 +42,18 @@ def test_config_set_takes_the_duration_syntax_of_min_age(
     tmp_path: Path, typed: str, seconds: float
 ) -> None:
     env = config_env(tmp_path)
-    done = uvsweep("config", "set", "auto_clean_min_age", typed, env=env)
+    done = run_cli("config", "set", "auto_clean_min_age", typed, env=env)
     assert done.returncode == 0, done.stderr
-    shown = json.loads(uvsweep("config", "show", "--json", env=env).stdout)
+    shown = json.loads(run_cli("config", "show", "--json", env=env).stdout)
     assert shown["settings"]["auto_clean_min_age"] == seconds
     # and the same text is a valid --min-age
-    assert uvsweep("clean", "--dry-run", "--min-age", typed, "--dir", str(tmp_path)).returncode == 0
+    assert run_cli("clean", "--dry-run", "--min-age", typed, "--dir", str(tmp_path)).returncode == 0
 
 
 @pytest.mark.parametrize("typed", ["2x", "", "-5", "0", "inf", "200y"])
 def test_config_set_rejects_bad_durations_in_one_line(tmp_path: Path, typed: str) -> None:
     env = config_env(tmp_path)
-    done = uvsweep("config", "set", "notify_interval", typed, env=env)
+    done = run_cli("config", "set", "notify_interval", typed, env=env)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("uvsweep: notify_interval: ")
     assert "Traceback" not in done.stderr
@@ -61,25 +63,25 @@ def test_config_set_rejects_bad_durations_in_one_line(tmp_path: Path, typed: str
 def test_config_set_without_a_key_is_a_usage_error_that_says_what_to_type(tmp_path: Path) -> None:
     env = config_env(tmp_path)
     for action in ("set", "unset"):
-        done = uvsweep("config", action, env=env)
+        done = run_cli("config", action, env=env)
         assert done.returncode == 2
         assert "None" not in done.stderr
         assert f"`uvsweep config {action} KEY" in done.stderr
         assert "auto_clean_min_age" in done.stderr
-    done = uvsweep("config", "set", "notification", "off", env=env)
+    done = run_cli("config", "set", "notification", "off", env=env)
     assert done.returncode == 2 and "did you mean 'notifications'?" in done.stderr
 
 
 def test_config_show_key_prints_only_that_key(tmp_path: Path) -> None:
     env = config_env(tmp_path)
-    uvsweep("config", "set", "notifications", "off", env=env)
-    done = uvsweep("config", "show", "notifications", env=env)
+    run_cli("config", "set", "notifications", "off", env=env)
+    done = run_cli("config", "show", "notifications", env=env)
     assert done.returncode == 0 and done.stdout == "notifications = false\n"
-    doc = json.loads(uvsweep("config", "show", "notifications", "--json", env=env).stdout)
+    doc = json.loads(run_cli("config", "show", "notifications", "--json", env=env).stdout)
     assert doc["settings"] == {"notifications": False}
-    everything = uvsweep("config", "show", env=env).stdout
+    everything = run_cli("config", "show", env=env).stdout
     assert "auto_clean_min_age" in everything and "notifications = false" in everything
-    done = uvsweep("config", "show", "nope", env=env)
+    done = run_cli("config", "show", "nope", env=env)
     assert done.returncode == 2 and "unknown setting 'nope'" in done.stderr
 
 
@@ -88,7 +90,7 @@ def test_config_show_key_prints_only_that_key(tmp_path: Path) -> None:
 
 def test_a_missing_dir_gets_only_its_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "nonexistent")
-    done = uvsweep("scan", "--dir", missing)
+    done = run_cli("scan", "--dir", missing)
     assert done.returncode == 4
     assert done.stdout == ""
     # (a note on what cannot be seen may follow, e.g. when the suite runs in a PID namespace)
@@ -100,12 +102,12 @@ def test_the_summary_names_the_dirs_it_scanned(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    done = uvsweep("scan", "--dir", str(one), "--dir", str(two))
+    done = run_cli("scan", "--dir", str(one), "--dir", str(two))
     assert done.stdout == f"No uv lock files in {one} and {two}.\n"
-    done = uvsweep("scan", "--dir", str(one), "--dir", str(tmp_path / "gone"))
+    done = run_cli("scan", "--dir", str(one), "--dir", str(tmp_path / "gone"))
     assert done.returncode == 4 and done.stdout == f"No uv lock files in {one}.\n"
     (one / A).touch()
-    done = uvsweep("scan", "--dir", str(one), "--dir", str(two))
+    done = run_cli("scan", "--dir", str(one), "--dir", str(two))
     assert done.stdout.splitlines()[-1] == f"1 uv lock file in {one} and {two}: 1 orphaned."
 
 
@@ -124,7 +126,7 @@ def test_doctor_counts_in_good_english(tmp_path: Path, lockdir: Path) -> None:
                                               (["autostart", "enabel"], "enable"),
                                               (["help", "stats"], "states")])  # fmt: skip
 def test_a_typo_suggests_the_closest_command(typed: list[str], meant: str) -> None:
-    done = uvsweep(*typed)
+    done = run_cli(*typed)
     assert done.returncode == 2
     assert f"did you mean {meant!r}?" in done.stderr
 
@@ -133,11 +135,11 @@ def test_dash_capital_v_prints_the_version() -> None:
     from uvsweep import __version__
 
     for flag in ("-V", "--version"):
-        assert uvsweep(flag).stdout == f"uvsweep {__version__}\n"
+        assert run_cli(flag).stdout == f"uvsweep {__version__}\n"
 
 
 def test_states_and_exit_codes_live_in_one_place() -> None:
-    states = uvsweep("help", "states")
+    states = run_cli("help", "states")
     assert states.returncode == 0
     from uvsweep.cli import ExitStatus
 
@@ -147,13 +149,13 @@ def test_states_and_exit_codes_live_in_one_place() -> None:
         assert re.search(rf"^  {state} +\S", states.stdout, re.MULTILINE), state
     # scan, clean and the main help point to it instead of repeating it
     for args in (["scan", "--help"], ["clean", "--help"], ["--help"]):
-        text = uvsweep(*args).stdout
+        text = run_cli(*args).stdout
         assert "`uvsweep help states`" in text, args
         assert "suspicious  a symlink" not in text and "130  interrupted" not in text, args
     # the README carries the same block, word for word
     readme = (ROOT / "README.md").read_text()
     assert states.stdout in readme
-    assert uvsweep("help", "clean").stdout == uvsweep("clean", "--help").stdout
+    assert run_cli("help", "clean").stdout == run_cli("clean", "--help").stdout
 
 
 # ---- colour --------------------------------------------------------------------------------------
@@ -167,15 +169,15 @@ def test_colour_follows_force_color_and_no_color(lockdir: Path, hold: type[Holde
         os.utime(lockdir / name, (hours_ago, hours_ago))
     hold(lockdir / "uv-00000000000000bb.lock")
     args = ("scan", "--dir", str(lockdir))
-    piped = uvsweep(*args, env=PLAIN)
+    piped = run_cli(*args, env=PLAIN)
     assert ESC not in piped.stdout  # not a terminal: no colour
-    forced = uvsweep(*args, env={**PLAIN, "FORCE_COLOR": "1"})
+    forced = run_cli(*args, env={**PLAIN, "FORCE_COLOR": "1"})
     assert f"{ESC}33morphaned{ESC}0m" in forced.stdout and f"{ESC}32mheld{ESC}0m" in forced.stdout
     # colour costs no columns: without the escapes the table is the piped one
     assert re.sub(r"\x1b\[[0-9;]*m", "", forced.stdout) == piped.stdout
-    both = uvsweep(*args, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    both = run_cli(*args, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert ESC not in both.stdout
-    as_json = uvsweep(*args, "--json", env={**PLAIN, "FORCE_COLOR": "1"})
+    as_json = run_cli(*args, "--json", env={**PLAIN, "FORCE_COLOR": "1"})
     assert ESC not in as_json.stdout
     json.loads(as_json.stdout)
 
@@ -217,9 +219,9 @@ def test_colour_on_a_terminal_only(lockdir: Path) -> None:
 
 def test_errors_are_coloured_on_stderr_only_when_it_takes_colour(tmp_path: Path) -> None:
     missing = str(tmp_path / "gone")
-    done = uvsweep("scan", "--dir", missing, env={**PLAIN, "FORCE_COLOR": "1"})
+    done = run_cli("scan", "--dir", missing, env={**PLAIN, "FORCE_COLOR": "1"})
     assert done.stderr.startswith(f"{ESC}1;31muvsweep:{ESC}0m ")
-    assert uvsweep("scan", "--dir", missing, env=PLAIN).stderr.startswith("uvsweep: ")
+    assert run_cli("scan", "--dir", missing, env=PLAIN).stderr.startswith("uvsweep: ")
 
 
 # ---- --quiet -------------------------------------------------------------------------------------
@@ -228,26 +230,26 @@ def test_errors_are_coloured_on_stderr_only_when_it_takes_colour(tmp_path: Path)
 def test_quiet_prints_only_errors_and_the_exit_code_tells(lockdir: Path, tmp_path: Path) -> None:
     (lockdir / A).touch()
     for args in (["-q", "scan"], ["scan", "--quiet"]):
-        done = uvsweep(*args, "--dir", str(lockdir), "--fail-on", "orphaned")
+        done = run_cli(*args, "--dir", str(lockdir), "--fail-on", "orphaned")
         assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
     # errors still show
-    done = uvsweep("scan", "-q", "--dir", str(tmp_path / "gone"))
+    done = run_cli("scan", "-q", "--dir", str(tmp_path / "gone"))
     assert done.returncode == 4 and done.stdout == "" and "no such directory" in done.stderr
     # the JSON asked for is still printed
-    assert json.loads(uvsweep("-q", "scan", "--json", "--dir", str(lockdir)).stdout)["files"]
+    assert json.loads(run_cli("-q", "scan", "--json", "--dir", str(lockdir)).stdout)["files"]
     # notes go too: a corrupt settings file is a warning, not an error
     bad = tmp_path / "bad.toml"
     bad.write_text("this is [not toml")
-    loud = uvsweep("scan", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(bad)})
+    loud = run_cli("scan", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(bad)})
     assert "not valid TOML" in loud.stderr
-    quiet = uvsweep("scan", "-q", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(bad)})
+    quiet = run_cli("scan", "-q", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(bad)})
     assert quiet.stderr == ""
-    done = uvsweep("clean", "-q", "--ignore-running-uv", "--dir", str(lockdir))
+    done = run_cli("clean", "-q", "--ignore-running-uv", "--dir", str(lockdir))
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert not (lockdir / A).exists()
-    done = uvsweep("-q", "config", "set", "notifications", "off", env=config_env(tmp_path))
+    done = run_cli("-q", "config", "set", "notifications", "off", env=config_env(tmp_path))
     assert (done.returncode, done.stdout) == (0, "")
-    shown = uvsweep("-q", "config", "show", "notifications", env=config_env(tmp_path))
+    shown = run_cli("-q", "config", "show", "notifications", env=config_env(tmp_path))
     assert shown.stdout == "notifications = false\n"  # a query still answers
 
 
@@ -255,7 +257,7 @@ def test_quiet_prints_only_errors_and_the_exit_code_tells(lockdir: Path, tmp_pat
 
 
 def completion(shell: str, tmp_path: Path) -> Path:
-    done = uvsweep("completion", shell)
+    done = run_cli("completion", shell)
     assert done.returncode == 0 and done.stdout, done.stderr
     script = tmp_path / f"uvsweep.{shell}"
     script.write_text(done.stdout)
@@ -311,7 +313,7 @@ def test_fish_completes_commands_and_options(tmp_path: Path) -> None:
 
 
 def test_completion_for_an_unknown_shell_is_a_usage_error() -> None:
-    done = uvsweep("completion", "tcsh")
+    done = run_cli("completion", "tcsh")
     assert done.returncode == 2 and "choose from bash, zsh, fish" in done.stderr
 
 

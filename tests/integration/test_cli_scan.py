@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clirun import CliResult, run_cli
 from tests.conftest import Holder, need, other_user_python, run_cli_as_nobody
 from tests.helpers import AS_NOBODY, A, B, uvsweep
 
@@ -23,16 +24,16 @@ FILE_KEYS = {
 STATES = {"orphaned", "foreign", "suspicious", "held", "waiting", "open"}
 
 
-def scan_json(*dirs: Path | str) -> tuple[dict, subprocess.CompletedProcess[str]]:  # type: ignore[type-arg]
+def scan_json(*dirs: Path | str) -> tuple[dict, CliResult]:  # type: ignore[type-arg]
     args = [a for d in dirs for a in ("--dir", str(d))]
-    done = uvsweep("scan", "--json", *args)
+    done = run_cli("scan", "--json", *args)
     return json.loads(done.stdout), done
 
 
 def test_version_prints_the_package_version() -> None:
     from uvsweep import __version__
 
-    done = uvsweep("--version")
+    done = run_cli("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"uvsweep {__version__}"
 
@@ -206,11 +207,11 @@ def test_symlinked_dir_is_scanned_as_the_dir_it_points_to(lockdir: Path, tmp_pat
 
 def test_fail_on_exits_3_only_when_a_listed_state_is_present(lockdir: Path) -> None:
     (lockdir / A).touch()
-    assert uvsweep("scan", "--dir", str(lockdir), "--fail-on", "held,foreign").returncode == 0
-    done = uvsweep("scan", "--dir", str(lockdir), "--fail-on", "foreign,orphaned")
+    assert run_cli("scan", "--dir", str(lockdir), "--fail-on", "held,foreign").returncode == 0
+    done = run_cli("scan", "--dir", str(lockdir), "--fail-on", "foreign,orphaned")
     assert done.returncode == 3
     assert (
-        uvsweep(
+        run_cli(
             "scan", "--dir", str(lockdir), "--fail-on", "suspicious", "--fail-on", "orphaned"
         ).returncode
         == 3
@@ -218,7 +219,7 @@ def test_fail_on_exits_3_only_when_a_listed_state_is_present(lockdir: Path) -> N
 
 
 def test_fail_on_rejects_unknown_states_with_usage_exit(lockdir: Path) -> None:
-    done = uvsweep("scan", "--dir", str(lockdir), "--fail-on", "stale")
+    done = run_cli("scan", "--dir", str(lockdir), "--fail-on", "stale")
     assert done.returncode == 2
     assert "unknown state 'stale'" in done.stderr
 
@@ -227,7 +228,7 @@ def test_human_output_has_a_table_and_a_summary(lockdir: Path, hold: type[Holder
     (lockdir / A).touch()
     (lockdir / B).touch()
     holder = hold(lockdir / B)
-    done = uvsweep("scan", "--dir", str(lockdir))
+    done = run_cli("scan", "--dir", str(lockdir))
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["STATE", "AGE", "GUARDS", "HOLDER", "PATH"]
     assert any(line.startswith("orphaned") and line.endswith(str(lockdir / A)) for line in lines)
@@ -259,7 +260,7 @@ def test_default_dirs_are_tmpdir_tmp_and_settings_dirs(tmp_path: Path, lockdir: 
 def test_corrupt_settings_warn_and_scan_with_defaults(tmp_path: Path, lockdir: Path) -> None:
     config = tmp_path / "settings.toml"
     config.write_text("dirs = [unclosed")
-    done = uvsweep("scan", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(config)})
+    done = run_cli("scan", "--dir", str(lockdir), env={"UVSWEEP_CONFIG": str(config)})
     assert done.returncode == 0
     assert "not valid TOML" in done.stderr and "using defaults" in done.stderr
     assert config.read_text() == "dirs = [unclosed"
@@ -281,7 +282,7 @@ def test_the_scan_path_imports_no_gui_watcher_or_psutil(lockdir: Path) -> None:
 
 
 def test_help_lists_the_commands_and_hides_the_helper() -> None:
-    done = uvsweep("--help")
+    done = run_cli("--help")
     assert done.returncode == 0
     for command in ("scan", "clean", "watch", "tray", "doctor", "autostart", "config", "lockname"):
         assert f"    {command}" in done.stdout
