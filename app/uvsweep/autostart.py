@@ -17,6 +17,8 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
+from uvsweep import system
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -57,7 +59,7 @@ def installed_command(
             " (`uv tool install uvsweep`), then run `uvsweep autostart enable`"
         )
     directory = os.path.dirname(executable)
-    if platform == "win32":
+    if system.is_windows(platform):
         # the windowed twin (`uvsweepw.exe`: the frozen build's, or the wheel's gui-script), so
         # no console window opens at login; closing one would end the tray
         windowed = os.path.join(directory, "uvsweepw.exe")
@@ -65,11 +67,11 @@ def installed_command(
             return [os.path.abspath(windowed), "tray"]
     if frozen:
         return [executable]
-    script = "uvsweep.exe" if platform == "win32" else "uvsweep"
+    script = "uvsweep.exe" if system.is_windows(platform) else "uvsweep"
     beside = os.path.join(directory, script)
     if os.path.isfile(beside):
         return [os.path.abspath(beside), "tray"]
-    found = (which("uvsweepw") if platform == "win32" else None) or which("uvsweep")
+    found = (which("uvsweepw") if system.is_windows(platform) else None) or which("uvsweep")
     if found:
         return [os.path.abspath(found), "tray"]
     return [os.path.abspath(executable), "-m", "uvsweep", "tray"]
@@ -503,8 +505,8 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 def for_platform(platform: str = sys.platform) -> Autostart:
     """The autostart writer for this OS."""
-    if platform == "win32":
+    if system.is_windows(platform):
         return WindowsRun()
-    if platform == "darwin":
+    if system.is_macos(platform):
         return LaunchAgent()
     return XdgAutostart()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from uvsweep import system
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +46,7 @@ def enabled(stream: Any, environ: Any = None, platform: str = sys.platform) -> b
         tty = bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # closed, or not a real stream
         return False
-    if tty and platform == "win32":
+    if tty and system.is_windows(platform):
         return bool(env.get("WT_SESSION"))
     return tty
 

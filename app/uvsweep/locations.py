@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 
+from uvsweep import system
+
 _CS_DARWIN_USER_TEMP_DIR = 65537
 
 
@@ -50,7 +52,7 @@ def uv_temp_dir(
     windows_temp_path: Callable[[], str | None] = _windows_temp_path,
 ) -> str:
     """The dir uv (Rust's `temp_dir()`) would use for lock files in this process's environment."""
-    if platform == "win32":
+    if system.is_windows(platform):
         found = windows_temp_path()
         if found:
             return found.rstrip("\\/") or found
@@ -61,7 +63,7 @@ def uv_temp_dir(
     tmpdir = environ.get("TMPDIR")
     if tmpdir:
         return tmpdir.rstrip("/") or "/"
-    if platform == "darwin":
+    if system.is_macos(platform):
         found = darwin_confstr()
         if found:
             return found.rstrip("/") or "/"
@@ -78,7 +80,7 @@ def tmpdir_warning(
     (a dir under) its own working dir, which no default scan looks at. Windows takes
     `GetTempPath2W`, which always answers with an absolute path.
     """
-    if platform == "win32" or "TMPDIR" not in environ:
+    if system.is_windows(platform) or "TMPDIR" not in environ:
         return None
     value = environ["TMPDIR"]
     if value == "":
@@ -103,7 +105,7 @@ def default_dirs(
 ) -> list[str]:
     """uv's temp dir for this user, `/tmp` on Unix when different, then `extra` (from settings)."""
     dirs = [uv_temp_dir(platform, environ, darwin_confstr, windows_temp_path)]
-    if platform == "darwin":
+    if system.is_macos(platform):
         # Rust std's `env::temp_dir` (library/std/src/env.rs) on Darwin: `$TMPDIR`, else
         # `confstr(_CS_DARWIN_USER_TEMP_DIR)`, not `/tmp`. So a uv run without TMPDIR (sudo,
         # launchd) locks in this user's (root's, as root) per-user dir: scan it as well.

@@ -17,6 +17,8 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
+from uvsweep import system
+
 #: Called on the waiter's thread with the pid that exited.
 OnExit = Callable[[int], None]
 
@@ -312,7 +314,7 @@ def ctypes_handle_array(length: int) -> Any:
 
 def for_platform(on_exit: OnExit, platform: str = sys.platform) -> ProcessWaiter:
     """The waiter for this OS."""
-    if platform.startswith("linux"):
+    if system.is_linux(platform):
         if hasattr(os, "pidfd_open"):
             try:
                 os.close(os.pidfd_open(os.getpid()))
@@ -321,7 +323,7 @@ def for_platform(on_exit: OnExit, platform: str = sys.platform) -> ProcessWaiter
             else:
                 return PidfdWaiter(on_exit)
         return PollingWaiter(on_exit)
-    if platform == "win32":
+    if system.is_windows(platform):
         return WindowsWaiter(on_exit)
     if hasattr(select, "kqueue"):
         return KqueueWaiter(on_exit)

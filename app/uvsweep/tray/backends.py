@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
+from uvsweep import system
+
 #: What each backend is, for people.
 KNOWN = {
     "sni": "StatusNotifierItem over the session bus (KDE, GNOME with AppIndicator, XFCE, ...)",
@@ -118,9 +120,9 @@ def choose(
         if value in KNOWN:
             return Choice(value, f"forced by {source}")
         unknown = unknown or f"{source} names no known backend ({value!r}); "
-    if platform == "darwin":
+    if system.is_macos(platform):
         return Choice("darwin", unknown + "macOS")
-    if platform == "win32":
+    if system.is_windows(platform):
         return Choice("win32", unknown + "Windows")
     missing = graphical_session(env, platform)
     checks: dict[str, Callable[[], bool]] = {

@@ -18,6 +18,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from uvsweep import system
+
 log = logging.getLogger("uvsweep.notify")
 
 #: (title, message) -> whether the tray backend showed it (pystray's `notify()`).
@@ -72,7 +74,7 @@ def message(count: int, new: int) -> str:
 def no_window_flags(platform: str = sys.platform) -> int:
     """`creationflags` for a helper: on Windows `CREATE_NO_WINDOW`, so a console program started
     by the windowed tray opens no console window."""
-    return 0x08000000 if platform == "win32" else 0
+    return 0x08000000 if system.is_windows(platform) else 0
 
 
 def helper_command() -> list[str]:
