@@ -6,8 +6,9 @@ an environment from scratch add it with `marked_env`). `ours()` finds them all, 
 by that mark or by descent from this process; other processes on the machine are never touched.
 
 - `popen(argv, lasting=False, **kwargs)`: `subprocess.Popen` in a new session (its pid is its
-  process group). `lasting=True` (or `lasting(pid)`): a fixture keeps it running until its
-  teardown; any other process still running when the test's body ends was left by the test.
+  process group). `lasting=True` (or `keep(pid)`): a fixture keeps it (and what it starts)
+  running until its teardown; any other process still running when the test's body ends was
+  left there by the test (`left_by_test`), and the test fails.
 - `run(argv, timeout=..., **kwargs)`: `subprocess.run` likewise; a timeout ends the whole group.
 - `stop(proc_or_pid)`: SIGTERM to the group, SIGKILL after `grace` seconds; reaps; returns the
   processes that were still running when asked (for fixtures whose processes should be gone).
