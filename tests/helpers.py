@@ -43,8 +43,10 @@ def uvsweep(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
-def eventually(predicate: Callable[[], T], timeout: float = 10.0) -> T:
-    """Poll `predicate()` until it returns something true; that value."""
+def eventually(predicate: Callable[[], T], timeout: float = 30.0) -> T:
+    """Poll `predicate()` until it returns something true; that value. The limit only bounds a
+    failure: a loaded machine (CI beside other work) took over 10 s for a tray's first snapshot
+    to reach a panel, which no test here is about."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
