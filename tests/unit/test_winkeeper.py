@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -376,3 +377,168 @@ def test_keeper_main_with_a_bad_job_exits_2_without_ready(job: bytes) -> None:
     out = io.BytesIO()
     assert keeper_main([], stdin=io.BytesIO(job), stdout=out) == 2
     assert out.getvalue() == b""
+
+
+# ---- on Windows itself ---------------------------------------------------------------------------
+
+#: A uv-like process that opens the lock file as uv does (read, write, sharing everything),
+#: says "open", and keeps it until its stdin closes.
+HOLD_OPEN = """
+import ctypes, sys
+from ctypes import wintypes
+k = ctypes.WinDLL("kernel32", use_last_error=True)
+k.CreateFileW.restype = wintypes.HANDLE
+k.CreateFileW.argtypes = [wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, ctypes.c_void_p,
+                          wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE]
+h = k.CreateFileW(sys.argv[1], 0xC0000000, 7, None, 4, 0, None)
+assert h not in (None, ctypes.c_void_p(-1).value), ctypes.get_last_error()
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+#: uv's lock, as Rust's `File::try_lock` takes it: `LockFileEx(EXCLUSIVE | FAIL_IMMEDIATELY)`,
+#: offset 0, length u32::MAX:u32::MAX, tried every 50 ms; exit 0 once it has it (1 after 60 s).
+WHOLE_FILE_LOCKER = """
+import ctypes, sys, time
+from ctypes import wintypes
+k = ctypes.WinDLL("kernel32", use_last_error=True)
+k.CreateFileW.restype = wintypes.HANDLE
+k.CreateFileW.argtypes = [wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, ctypes.c_void_p,
+                          wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE]
+k.LockFileEx.argtypes = [wintypes.HANDLE, wintypes.DWORD, wintypes.DWORD, wintypes.DWORD,
+                         wintypes.DWORD, ctypes.c_void_p]
+
+
+class OVERLAPPED(ctypes.Structure):
+    _fields_ = [("internal", ctypes.c_void_p), ("internal_high", ctypes.c_void_p),
+                ("offset", wintypes.DWORD), ("offset_high", wintypes.DWORD),
+                ("event", wintypes.HANDLE)]
+
+
+h = k.CreateFileW(sys.argv[1], 0xC0000000, 7, None, 4, 0, None)
+overlapped = OVERLAPPED()  # offset 0
+print("trying", flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    if k.LockFileEx(h, 0x3, 0, 0xFFFFFFFF, 0xFFFFFFFF, ctypes.byref(overlapped)):
+        print("locked", flush=True)
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+#: Another process holding byte [1, 2) of the file (as a keeper does) until its stdin closes.
+BYTE_HOLDER = (
+    WHOLE_FILE_LOCKER.split("h = k.CreateFileW", maxsplit=1)[0]
+    + """
+h = k.CreateFileW(sys.argv[1], 0xC0000000, 7, None, 4, 0, None)
+overlapped = OVERLAPPED()
+overlapped.offset = 1
+assert k.LockFileEx(h, 0x3, 0, 1, 0, ctypes.byref(overlapped)), ctypes.get_last_error()
+print("open", flush=True)
+sys.stdin.read()
+"""
+)
+
+
+def _child(code: str, *args: str) -> Any:
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+
+
+@pytest.mark.windows
+@pytest.mark.skipif(sys.platform != "win32", reason="runs on Windows only")
+def test_windows_real_keeper_keeps_uv_out_until_the_old_file_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # pragma: no cover
+    """A real handoff on Windows: `clean` hands a late opener's file to a real keeper and
+    returns; a real whole-file `LockFileEx` locker stays out until the old file's user exits;
+    `scan` names the keeper meanwhile; the keeper logs and exits by itself."""
+    import time
+
+    import psutil
+
+    from uvsweep.probe.windows import WindowsBackend
+
+    lock = tmp_path / A
+    lock.touch()
+    user: list[Any] = []
+    seen = 0
+
+    def lstat(path: str) -> Any:  # the second lstat is the check right before the rename
+        nonlocal seen
+        if path == str(lock):
+            seen += 1
+            if seen == 2:
+                user.append(_child(HOLD_OPEN, str(lock)))
+                assert user[0].stdout.readline().strip() == b"open"
+        return os.lstat(path)
+
+    log = tmp_path / "keeper.log"
+    children: list[Any] = []
+    keeper_pid: int | None = None
+    try:
+        monkeypatch.setattr("uvsweep.remove.windows.keeper_log_path", lambda: str(log))
+        cleaner = WindowsRemover(lstat=lstat, handoff_wait=0.5)
+        began = time.monotonic()
+        result = cleaner.remove([str(tmp_path)], Policy())
+        assert time.monotonic() - began < 10
+        assert result.handoffs == 1 and len(result.keepers) == 1, result.skipped
+        keeper_pid = result.keepers[0]
+        found = WindowsBackend().probe([str(tmp_path)]).files
+        assert next(f.reason for f in found if f.name == A).startswith("held by a uvsweep keeper")
+        locker = _child(WHOLE_FILE_LOCKER, str(lock))
+        children.append(locker)
+        assert locker.stdout.readline().strip() == b"trying"
+        time.sleep(2.0)
+        assert locker.poll() is None, "uv got the new file while the old one was in use"
+        user[0].stdin.close()  # the old file's user exits
+        user[0].wait(30)
+        assert locker.wait(30) == 0
+        psutil.Process(keeper_pid).wait(30)  # the keeper exits once it let go
+        assert "done with" in log.read_text()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("uv-")) == [A]
+    finally:
+        for child in [*user, *children]:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if keeper_pid is not None and psutil.pid_exists(keeper_pid):
+            psutil.Process(keeper_pid).kill()
+
+
+@pytest.mark.windows
+@pytest.mark.skipif(sys.platform != "win32", reason="runs on Windows only")
+def test_windows_real_fences_two_processes_a_byte_each(tmp_path: Path) -> None:  # pragma: no cover
+    """What the handover rests on, on Windows itself: byte [0, 1) locked here and byte [1, 2)
+    by another process at once; a whole-file locker is out while either is held."""
+    from uvsweep.remove.windows import Kernel32Remove
+
+    lock = tmp_path / A
+    lock.touch()
+    files = Kernel32Remove()
+    mine = files.open_generation(str(lock))
+    other = _child(BYTE_HOLDER, str(lock))
+    try:
+        assert other.stdout.readline().strip() == b"open"  # it holds [1, 2)
+        assert files.lock_range(mine, *CLEANER_FENCE)
+        assert not files.lock_range(mine, *KEEPER_FENCE)
+        files.unlock_range(mine, *CLEANER_FENCE)
+        locker = _child(WHOLE_FILE_LOCKER, str(lock))
+        assert locker.stdout.readline().strip() == b"trying"
+        import time
+
+        time.sleep(1.0)
+        assert locker.poll() is None  # the other process's byte keeps it out
+        other.stdin.close()
+        other.wait(30)
+        assert locker.wait(30) == 0
+    finally:
+        for child in (other,):
+            if child.poll() is None:
+                child.kill()
+        files.close(mine)
