@@ -542,3 +542,16 @@ def test_windows_real_fences_two_processes_a_byte_each(tmp_path: Path) -> None: 
             if child.poll() is None:
                 child.kill()
         files.close(mine)
+
+
+def test_doctor_lists_the_files_keepers_hold() -> None:
+    from uvsweep.doctor import keepers
+
+    obs = Observation("C:\\T", A, 0o100666, 0, 1, 0.0, 7, 1, 0, "HOST\\me", True)
+    obs.lock = LockProbe.HELD
+    obs.openers = [Holder(KEEPER_PID, "python.exe", "HOST\\me", tuple(WinKeeper().argv()))]
+    plain = Observation(
+        "C:\\T", "uv-00000000000000bb.lock", 0o100666, 0, 1, 0.0, 7, 2, 0, "m", True
+    )
+    plain.lock = LockProbe.HELD
+    assert keepers([classify(obs), classify(plain)]) == [f"C:\\T\\{A}: pid {KEEPER_PID}"]

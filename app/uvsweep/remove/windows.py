@@ -13,8 +13,13 @@ so no name is ever left delete-pending, not even while the rest of a batch is ch
 opens the name afterwards creates a new file there, as on Unix.
 
 A process that opened the old file between the check and the rename is handed the lock as on
-Unix: a new file at the name is locked first, the old lock released, and the new one kept until
-nobody but us has a handle on the old file.
+Unix: a new file at the name is fenced first (byte [0, 1) locked: every uv locks the whole file,
+so one byte keeps it out), the old lock released, and the fence kept until nobody but us has a
+handle on the old file. `clean` waits for that a bounded time (`HANDOFF_WAIT`, cut short by
+Ctrl-C or a quitting tray), then a detached keeper process locks byte [1, 2) of the new file and
+says `ready`, and only then is our byte let go (`remove.winkeeper`: a Windows lock dies with its
+process and cannot be passed on, but two bytes can be held by two processes at once). If no
+keeper takes over, `clean` keeps its byte and waits itself; only Ctrl-C twice gives that up.
 
 The Win32 calls sit behind `Win32Remove` (ctypes in `Kernel32Remove`, imported only when used),
 so the logic is tested on any OS with a model of the Windows file calls.
