@@ -555,3 +555,42 @@ def test_doctor_lists_the_files_keepers_hold() -> None:
     )
     plain.lock = LockProbe.HELD
     assert keepers([classify(obs), classify(plain)]) == [f"C:\\T\\{A}: pid {KEEPER_PID}"]
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        ("import sys; sys.stdin.read(); print('ready', flush=True); sys.stdin.read()", True),
+        ("import sys; sys.stdin.read(); print('no', flush=True)", False),  # a wrong word
+        ("import sys; sys.exit(3)", False),  # exits first
+        ("import time; time.sleep(60)", False),  # silent: killed after the timeout
+    ],
+    ids=["ready", "wrong-word", "exits", "silent"],
+)
+def test_the_ready_word_is_read_from_a_real_process(code: str, said: bool) -> None:
+    """`_Process`, the cleaner's view of a started keeper, over a real child's stdout."""
+    import subprocess
+    import time
+
+    from uvsweep.remove.winkeeper import _Process
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdin is not None
+        child.stdin.close()  # the job was written: EOF
+        started = _Process(child)
+        began = time.monotonic()
+        assert started.ready(0.5 if code.startswith("import time") else 30) is said
+        if not said:
+            started.kill()
+            assert child.poll() is not None
+        assert time.monotonic() - began < 30
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        for stream in (child.stdout,):
+            if stream is not None:
+                stream.close()

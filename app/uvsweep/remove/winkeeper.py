@@ -181,7 +181,10 @@ class WinKeeper:
         """Start a detached keeper inheriting exactly `handles`, `job` on its stdin."""
         if _PLATFORM != "win32":
             raise OSError("a Windows keeper starts only on Windows")
-        return _start_detached(self.argv(), handles, job)
+        try:
+            return _start_detached(self.argv(), handles, job)
+        except (ValueError, TypeError) as err:  # a handle subprocess would not pass on
+            raise OSError(f"the keeper could not be started: {err}") from None
 
 
 class _Process:
@@ -202,7 +205,11 @@ class _Process:
 
     def ready(self, timeout: float) -> bool:
         self._reader.join(timeout)  # a silent keeper is killed below: its pipe then ends
-        return bool(self._said) and self._said[0].strip() == READY.encode()
+        said = bool(self._said) and self._said[0].strip() == READY.encode()
+        if said:
+            with contextlib.suppress(OSError):
+                self.process.stdout.close()
+        return said
 
     def kill(self) -> None:
         self.process.kill()
@@ -210,8 +217,15 @@ class _Process:
             self.process.wait(5)
 
 
+#: Keepers started by this process and maybe still running: kept referenced, so that a
+#: long-lived tray never drops a running keeper's `Popen` (a ResourceWarning, nothing more).
+_STARTED: list[Any] = []
+
+
 def _start_detached(argv: Sequence[str], handles: Sequence[Any], job: str) -> _Process:
     import subprocess  # noqa: PLC0415
+
+    _STARTED[:] = [process for process in _STARTED if process.poll() is None]
 
     flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
     made: list[Any] = []
@@ -238,6 +252,7 @@ def _start_detached(argv: Sequence[str], handles: Sequence[Any], job: str) -> _P
         for handle in made:
             with contextlib.suppress(OSError):
                 os.set_handle_inheritable(int(handle), False)  # type: ignore[attr-defined,unused-ignore]  # noqa: FBT003
+    _STARTED.append(process)
     started = _Process(process)
     stdin = process.stdin
     if stdin is not None:
