@@ -241,7 +241,9 @@ def _start_detached(argv: Sequence[str], handles: Sequence[Any], job: str) -> _P
                 process = subprocess.Popen(
                     list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL, close_fds=True, startupinfo=info,
-                    creationflags=flags | extra, cwd=os.path.dirname(sys.executable) or None,
+                    creationflags=flags | extra,
+                    # not the caller's working dir: a process's cwd cannot be deleted on Windows
+                    cwd=os.path.dirname(sys.executable) or None,
                 )  # fmt: skip
             except PermissionError as err:
                 if extra and getattr(err, "winerror", None) == ERROR_ACCESS_DENIED:
