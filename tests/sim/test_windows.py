@@ -6,6 +6,12 @@ old uv, which fails when its open fails, must never fail); then its power: the d
 design (issue 15's finding 2, 63d3071's `unlink`) put back in a subclass of today's remover is
 caught, by the exhaustive search, by random schedules, and by a kept scenario.
 
+Then the keeper (`remove.winkeeper`): the kernel's byte ranges, lock owners and handle
+inheritance against the docs; the search with a keeper process taking long handoffs over, and
+with none starting or one dying before its `ready`; scripted handovers (a silent keeper killed,
+a keeper killed after `ready`: the documented limit); and the power of the search over a cleaner
+that lets its byte go before `ready` and a keeper that says `ready` before it holds its byte.
+
 Deep runs (bound 3, three uv processes, two removers) only with `UVSWEEP_SIM_DEEP=1`.
 """
 

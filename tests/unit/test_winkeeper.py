@@ -211,6 +211,45 @@ def test_ctrl_c_during_a_handoff_hands_over_at_once_and_stops() -> None:
     assert keeper.jobs and fs.holder_of(fs.path(A)) == KEEPER_PID and fs.ours() == []
 
 
+def test_ctrl_c_while_the_keeper_starts_finishes_the_handover_first() -> None:
+    """A Ctrl-C that lands while the keeper is starting does not cut the handover in half:
+    the cleaner's byte goes only after `ready`, then `clean` stops."""
+    fs = WindowsModel()
+    fs.add(A)
+    late_opener(fs)
+    clock = FakeClock()
+    cleaner: Any = None
+
+    class Interrupted(FakeKeeper):
+        def start(self, handles: Sequence[Any], job: str) -> FakeStarted:
+            cleaner.interrupts.append(2)  # SIGINT while CreateProcess and `ready` run
+            return super().start(handles, job)
+
+    keeper = Interrupted(fs)
+    cleaner = remover(fs, keeper, clock)
+    with pytest.raises(KeyboardInterrupt):
+        cleaner.remove([fs.DIR], Policy())
+    assert fs.log.index("ready") < fs.log.index("unlock [0,1)")
+    assert fs.holder_of(fs.path(A)) == KEEPER_PID and fs.ours() == []
+
+
+def test_a_keeper_gone_after_ready_lets_a_newcomer_in_while_the_old_file_is_used() -> None:
+    """The documented limit: after `ready` the keeper is the only guard; if it is killed, its
+    byte goes with it and a new uv locks the new file while the old file's user still has the
+    old one (as with a Unix keeper killed by SIGKILL)."""
+    fs = WindowsModel()
+    fs.add(A)
+    late = late_opener(fs)
+    keeper = FakeKeeper(fs)
+    remover(fs, keeper, FakeClock()).remove([fs.DIR], Policy())
+    assert keeper.started is not None
+    newcomer = fs.uv_open(A, pid=888)
+    assert not fs.try_lock(newcomer)
+    keeper.started.kill()  # Task Manager ends the keeper
+    assert fs.try_lock(newcomer)
+    assert late["handle"] in fs.handles  # the old file's user is still there
+
+
 def test_a_quitting_tray_hands_over_at_once() -> None:
     fs = WindowsModel()
     fs.add(A)
