@@ -383,6 +383,13 @@ def test_serve_says_ready_only_once_it_holds_its_byte_and_lets_go_when_the_old_f
     assert "keeping the lock at" in text and "done with" in text
 
 
+def test_serve_refuses_an_empty_job() -> None:
+    said: list[str] = []
+    job = '{"handoffs": [], "log": null}'
+    assert serve(job, WindowsModel(), lambda: said.append("ready"), ME, FakeClock()) == 2  # type: ignore[arg-type]
+    assert said == []
+
+
 def test_serve_refuses_a_handle_that_is_not_the_file_named() -> None:
     fs = WindowsModel()
     _old, new, _uv, job = _handed(fs)
@@ -411,7 +418,10 @@ def test_serve_gives_back_what_it_took_when_one_byte_cannot_be_had() -> None:
 
 @pytest.mark.parametrize("job", [b"", b"{", b"[]", b'{"handoffs": [{"path": 1}]}',
                                  (b'{"handoffs": [{"path": "x", "old": "1", "new": 2,'
-                                  b' "old_id": [1, 2], "new_id": [1, 2]}]}')])  # fmt: skip
+                                  b' "old_id": [1, 2], "new_id": [1, 2]}]}'),
+                                 b'{"handoffs": [], "log": null}',
+                                 (b'{"handoffs": [{"path": "x", "old": 1, "new": 2, "old_id":'
+                                  b' [1, 2], "new_id": [1, 3]}], "log": 7}')])  # fmt: skip
 def test_keeper_main_with_a_bad_job_exits_2_without_ready(job: bytes) -> None:
     out = io.BytesIO()
     assert keeper_main([], stdin=io.BytesIO(job), stdout=out) == 2

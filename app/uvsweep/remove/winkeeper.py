@@ -340,8 +340,8 @@ def serve(
     log_path: str | None = None
     try:
         job = json.loads(job_text)
-        log_path = job.get("log")
-        handoffs = [WinHandoff.from_json(item) for item in job["handoffs"]]
+        log_path = job.get("log") if isinstance(job.get("log"), str) else None
+        handoffs = _handoffs(job)
         if files is None:
             from uvsweep.remove.windows import Kernel32Remove  # noqa: PLC0415
 
@@ -360,6 +360,13 @@ def serve(
     keep(handoffs, files, me, clock, line)
     write_log(log_path, f"done with {paths}")
     return 0
+
+
+def _handoffs(job: dict[str, Any]) -> list[WinHandoff]:
+    handoffs = [WinHandoff.from_json(item) for item in job["handoffs"]]
+    if not handoffs:
+        raise ValueError("the job names no handoff")
+    return handoffs
 
 
 def keeper_main(
