@@ -14,7 +14,12 @@ What it enforces, as NTFS does (see the Win32 docs of `CreateFileW`, `LockFileEx
 - a rename through a handle needs `DELETE` access on it and `FILE_SHARE_DELETE` from every other
   handle, fails if the new name exists, and frees the old name at once;
 - `LockFileEx` byte-range locks belong to a handle; an exclusive lock conflicts with any other
-  handle's lock; closing a handle drops its locks;
+  handle's lock; closing a handle drops its locks. uv's and the remover's first lock are over
+  the whole file (`Handle.lock`); the handoff's fences are single bytes (`Handle.ranges`): an
+  exclusive request conflicts with every lock it overlaps (its own handle's too), and
+  `UnlockFileEx` must name exactly a range the handle locked (`ERROR_NOT_LOCKED`);
+- a child's inherited handle (`inherit`) is the same file but holds none of the parent's locks
+  (here it gets a number of its own; on Windows it keeps the parent's number);
 - `FileProcessIdsUsingFileInformation` lists every process with a handle on the file.
 
 uv's own calls are modelled as `uv_open` (Rust's `OpenOptions` read, write, create: `OPEN_ALWAYS`,
@@ -57,7 +62,8 @@ class File:
 class Handle:
     def __init__(self, number: int, file: File, pid: int, access: int, share: int) -> None:
         self.number, self.file, self.pid, self.access, self.share = number, file, pid, access, share
-        self.lock: str | None = None  # "shared" or "exclusive"
+        self.lock: str | None = None  # "shared" or "exclusive", over the whole file
+        self.ranges: list[tuple[int, int]] = []  # exclusive byte ranges: (offset, length)
         self.delete_disposition: str | None = None  # "posix" or "classic"
 
 
@@ -113,7 +119,7 @@ class WindowsModel:
         """The pid holding an exclusive lock on the file now at `path`."""
         f = self.names.get(path)
         for h in self.handles.values():
-            if f is not None and h.file is f and h.lock == "exclusive":
+            if f is not None and h.file is f and (h.lock == "exclusive" or h.ranges):
                 return h.pid
         return None
 
@@ -172,14 +178,28 @@ class WindowsModel:
                                 create=True)  # fmt: skip
 
     def try_lock(self, number: int, exclusive: bool = True) -> bool:
+        """A whole-file `LockFileEx` (uv's), fail-immediately."""
         mine = self.handles[number]
+        if mine.ranges or (exclusive and mine.lock):
+            return False  # an exclusive request conflicts with its own handle's locks too
         for other in self.handles.values():
-            if other is mine or other.file is not mine.file or other.lock is None:
+            if other is mine or other.file is not mine.file:
+                continue
+            if other.ranges:
+                return False  # any byte lies in the whole file
+            if other.lock is None:
                 continue
             if exclusive or other.lock == "exclusive":
                 return False
         mine.lock = "exclusive" if exclusive else "shared"
         return True
+
+    def inherit(self, number: int, pid: int) -> int:
+        """A child `pid` inheriting handle `number`: the same file, no locks; its number."""
+        h = self.handles[number]
+        self.next_number += 1
+        self.handles[self.next_number] = Handle(self.next_number, h.file, pid, h.access, h.share)
+        return self.next_number
 
     def close_handle(self, number: int) -> None:
         h = self.handles.pop(number)
@@ -238,6 +258,32 @@ class WindowsModel:
         if got:
             self.log.append("lock")
         return got
+
+    def lock_range(self, number: int, offset: int, length: int) -> bool:
+        self._step("lock_range")
+        assert length > 0, "zero-length locks are not modelled"
+        mine = self.handles[number]
+        for other in self.handles.values():
+            if other.file is not mine.file:
+                continue
+            if other.lock is not None or any(
+                start < offset + length and offset < start + size for start, size in other.ranges
+            ):
+                return False
+        mine.ranges.append((offset, length))
+        self.log.append(f"lock [{offset},{offset + length})")
+        return True
+
+    def unlock_range(self, number: int, offset: int, length: int) -> None:
+        self._step("unlock_range")
+        mine = self.handles[number]
+        if (offset, length) not in mine.ranges:
+            err = PermissionError(13, "The segment is already unlocked")
+            err.winerror = 158  # type: ignore[attr-defined]  # ERROR_NOT_LOCKED
+            raise err
+        mine.ranges.remove((offset, length))
+        self.log.append(f"unlock [{offset},{offset + length})")
+        self._fire("unlock_range", number)
 
     def unlock(self, number: int) -> None:
         self._step("unlock")

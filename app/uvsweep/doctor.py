@@ -114,6 +114,8 @@ def report() -> dict[str, Any]:
             for p in gate.processes
         ],
         "hidden": hidden,
+        "keepers": keepers(snapshot.files),
+        "keeper log": _keeper_log(),
         "uv gate": list(gate.notes) or "sees every uv process",
         "notes": list(snapshot.notes),
     }
@@ -125,6 +127,24 @@ def report() -> dict[str, Any]:
         readable = os.access("/proc/locks", os.R_OK)
         info["lock table"] = "/proc/locks " + ("readable" if readable else "unreadable")
     return info
+
+
+def keepers(files: Any) -> list[str]:
+    """The lock files a uvsweep keeper holds (Unix or Windows), as `path: pid N`."""
+    return [
+        f"{item.path}: pid {', '.join(str(h.pid) for h in item.holders if h.pid is not None)}"
+        for item in files
+        if item.reason.startswith("held by a uvsweep keeper")
+    ]
+
+
+def _keeper_log() -> str:
+    from uvsweep.remove.handoff import keeper_log_path  # noqa: PLC0415
+
+    path = keeper_log_path()
+    if path is None:
+        return "none (no state dir)"
+    return path + ("" if os.path.exists(path) else " (not written yet)")
 
 
 def _log_file() -> str:

@@ -4,6 +4,7 @@
     uv run python -m tests.sim.search --actors 3 --seed 7 --runs 20000
     uv run python -m tests.sim.search --actors 3 --replay "R*13 W1*3 W2 R*10 ..."
     uv run python -m tests.sim.search --os windows --actors 2 --bound 3 [--old-uv] [--no-posix]
+        [--keeper default|none|dies]
     uv run python -m tests.sim.search --os macos --actors 2 --bound 3
 
 Without `--seed` the search is exhaustive up to `--bound` preemptions (`--iterate` tries bounds
@@ -33,11 +34,22 @@ def _show(report: SearchReport, scenario: Scenario) -> None:
 
 def _scenario(args: argparse.Namespace) -> Scenario:
     if args.os == "windows":
-        from tests.sim.winworld import windows_scenario
+        from tests.sim.winworld import SimWinKeeper, windows_scenario
+
+        keeper: object = SimWinKeeper
+        if args.keeper == "none":
+            keeper = None  # the code's own default: no keeper can start here, clean waits
+        elif args.keeper == "dies":
+
+            def keeper(actor: object) -> SimWinKeeper:
+                from tests.sim.test_windows import _dying_keeper
+
+                return SimWinKeeper(actor, _dying_keeper)  # type: ignore[arg-type]
 
         return windows_scenario(
             uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
             files=args.files, modern_uv=not args.old_uv, posix=not args.no_posix,
+            keeper=keeper,  # type: ignore[arg-type]
         )  # fmt: skip
     if args.os == "macos":
         from tests.sim.darwinworld import darwin_scenario
@@ -80,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-posix",
         action="store_true",
         help="windows: no POSIX-semantics rename and delete (FAT, Windows before 10 1709)",
+    )
+    parser.add_argument(
+        "--keeper",
+        choices=("default", "none", "dies"),
+        default="default",
+        help="windows: a keeper process takes long handoffs (default), none starts, or it exits"
+        " before its ready",
     )
     parser.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     parser.add_argument("--unbounded", action="store_true", help="no preemption bound")

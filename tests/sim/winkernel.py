@@ -27,14 +27,25 @@ modelled, as the vendor docs (`CreateFileW`, `LockFileEx`, `UnlockFileEx`, `Clos
   free at once; without `REPLACE_IF_EXISTS` an existing target name fails with
   `ERROR_ALREADY_EXISTS`. (`FILE_RENAME_POSIX_SEMANTICS` only changes what a *replacing* rename
   does to the replaced file's handles, so it needs no state here);
-- `LockFileEx` locks belong to a handle (the handle needs read or write access); an exclusive
-  whole-file lock conflicts with every other lock on the file, the same handle's included.
+- `LockFileEx` byte-range locks (offset, length; uv's is offset 0, length 2^64 - 1, "the whole
+  file") belong to an **owner: the open file object and the process** (FsRtl's lock records
+  carry both), and the handle needs read or write access. An exclusive request conflicts with
+  every lock it overlaps, its own owner's included; a shared request conflicts with an
+  overlapping exclusive lock of another owner. Ranges that do not overlap never conflict.
   `LOCKFILE_FAIL_IMMEDIATELY` gives `ERROR_LOCK_VIOLATION`; without it the request waits. When a
-  lock goes (`UnlockFileEx`, or the handle's close, or its process's exit), the waiting requests
-  are granted **in the unlock itself**, in the order they came, each that no longer conflicts
-  (the FsRtl lock package's waiting-lock list): a woken waiter already holds the lock, and a
-  third process's try-lock cannot slip in between. `UnlockFileEx` of a range the handle does not
-  hold fails with `ERROR_NOT_LOCKED`;
+  lock goes (`UnlockFileEx`, or the owner's handle closed, or its process's exit), the waiting
+  requests are granted **in the unlock itself**, in the order they came, each that no longer
+  conflicts (the FsRtl lock package's waiting-lock list): a woken waiter already holds the
+  lock, and a third process's try-lock cannot slip in between. `UnlockFileEx` must name exactly
+  the offset and length of a lock of the same owner (not a part, not two adjacent locks at
+  once), else `ERROR_NOT_LOCKED`; of an exclusive and a shared lock on one range the exclusive
+  one goes first. A range that wraps past 2^64 is `ERROR_INVALID_LOCK_RANGE`; zero-length locks
+  are not modelled (refused: the code under test never takes one);
+- handle inheritance (`CreateProcess` with `bInheritHandles` and a handle list): the child gets
+  a handle of the same number on the **same file object**, but no lock: a lock's owner is the
+  process that took it, so the child can neither use nor release its parent's locks, and its
+  own locks on the same file object are another owner's. A process that exits (or is killed)
+  loses every lock it owns; its inherited handles in other processes stay open;
 - `NtQueryInformationFile(FileProcessIdsUsingFileInformation)`: every process with a handle on
   the file (the caller's included; a process waiting in `LockFileEx` has one);
 - `os.lstat` as CPython does it on Windows: `CreateFileW` for attributes (share mode not
@@ -77,6 +88,11 @@ ERROR_SHARING_VIOLATION = 32
 ERROR_LOCK_VIOLATION = 33
 ERROR_NOT_LOCKED = 158
 ERROR_ALREADY_EXISTS = 183
+ERROR_INVALID_LOCK_RANGE = 307
+
+#: uv's lock (Rust std's `File::try_lock`/`lock`, and fs4 before it): offset 0, length
+#: `u32::MAX` high and low, "the whole file"
+WHOLE_FILE = (0, (1 << 64) - 1)
 
 #: the errno CPython gives each Win32 error (`winerror_to_errno`), which picks the subclass
 _ERRNO = {
@@ -88,6 +104,7 @@ _ERRNO = {
     ERROR_LOCK_VIOLATION: errno.EACCES,
     ERROR_NOT_LOCKED: errno.EACCES,
     ERROR_ALREADY_EXISTS: errno.EEXIST,
+    ERROR_INVALID_LOCK_RANGE: errno.EINVAL,
 }
 _TEXT = {
     ERROR_FILE_NOT_FOUND: "The system cannot find the file specified",
@@ -100,6 +117,8 @@ _TEXT = {
     " locked a portion of the file",
     ERROR_NOT_LOCKED: "The segment is already unlocked",
     ERROR_ALREADY_EXISTS: "Cannot create a file when that file already exists",
+    ERROR_INVALID_LOCK_RANGE: "A requested file lock operation cannot be processed due to an"
+    " invalid byte range",
 }
 
 
@@ -151,7 +170,15 @@ class WinFile:
     name: str | None  # its name in the dir (case kept); None once the name is gone
     size: int = 0
     delete: str | None = None  # the delete disposition: None, "classic" or "posix"
-    delete_by: Handle | None = None  # the handle that set a POSIX delete (the name goes with it)
+    # the file object a POSIX delete was set through (the name goes with its last handle)
+    delete_by: FileObject | None = None
+
+
+@dataclass(eq=False)
+class FileObject:
+    """What one `CreateFileW` opened: shared by the handles a child inherits."""
+
+    key: tuple[int, int]  # (pid, handle number) of the open that made it: its name in states
 
 
 @dataclass(eq=False)
@@ -161,18 +188,29 @@ class Handle:
     number: int
     access: int
     share: int
+    fobj: FileObject = field(default_factory=lambda: FileObject((0, 0)))
 
 
 @dataclass
 class ByteLock:
-    handle: Handle
+    handle: Handle  # the handle it was taken through (its owner: the file object and the pid)
     exclusive: bool
+    offset: int = WHOLE_FILE[0]
+    length: int = WHOLE_FILE[1]
+
+    def owner(self) -> tuple[FileObject, int]:
+        return self.handle.fobj, self.handle.pid
+
+    def overlaps(self, offset: int, length: int) -> bool:
+        return self.offset < offset + length and offset < self.offset + self.length
 
 
 @dataclass
 class LockWait:
     handle: Handle
     exclusive: bool
+    offset: int = WHOLE_FILE[0]
+    length: int = WHOLE_FILE[1]
 
 
 @dataclass
@@ -194,12 +232,17 @@ class WinKernel:
         self.procs: dict[int, WinProcess] = {}
         self.now = 0.0
         self.version = 0
+        # one-way messages between processes (a keeper's "ready" on its stdout pipe): the
+        # channel's name -> what was written, "" until then; EOF once its writer is gone
+        self.channels: dict[str, str] = {}
+        self.writers: dict[str, int] = {}  # channel -> the pid whose exit closes it
 
     # ---- set-up --------------------------------------------------------------------------------
 
     def spawn(self, pid: int, name: str) -> WinProcess:
         proc = WinProcess(pid, name)
         self.procs[pid] = proc
+        self._changed()
         return proc
 
     def make_file(self, name: str, size: int = 0) -> WinFile:
@@ -249,7 +292,7 @@ class WinKernel:
         number = 0x100
         while number in handles:  # the process's lowest free slot (handle tables are per process)
             number += 4
-        handle = Handle(found, pid, number, access, share)
+        handle = Handle(found, pid, number, access, share, FileObject((pid, number)))
         handles[number] = handle
         self._changed()
         return handle.number
@@ -322,21 +365,39 @@ class WinKernel:
         file = handle.file
         if delete:
             file.delete = "posix" if posix else "classic"
-            file.delete_by = handle if posix else None
+            file.delete_by = handle.fobj if posix else None
         else:
             file.delete, file.delete_by = None, None
         self._changed()
 
     def close(self, pid: int, number: int) -> None:
-        """`CloseHandle`: its locks go (waiters granted), and the name if its delete is due."""
+        """`CloseHandle`: the locks this process owns through the handle's file object go
+        (waiters granted), and the name if its delete is due (a POSIX delete: once the file
+        object it was set through has no handle left, in any process)."""
         handle = self._handle(pid, number)
         del self.procs[pid].handles[number]
         self.waits = [w for w in self.waits if w.handle is not handle]
         self._drop_locks(handle)
         file = handle.file
-        last = not self._handles_on(file)
-        if file.delete is not None and (last or file.delete_by is handle):
+        others = self._handles_on(file)
+        fobj_gone = not any(h.fobj is handle.fobj for h in others)
+        if file.delete is not None and (
+            not others or (file.delete_by is handle.fobj and fobj_gone)
+        ):
             self._unname(file)
+        self._changed()
+
+    def inherit(self, parent: int, child: int, numbers: list[int]) -> None:
+        """A child process created with these handles inherited: the same numbers, the same
+        file objects, access and share modes; none of the parent's locks."""
+        handles = self.procs[child].handles
+        for number in numbers:
+            handle = self._handle(parent, number)
+            if number in handles:
+                raise ValueError(f"handle {number:#x} is taken in the child")
+            handles[number] = Handle(
+                handle.file, child, number, handle.access, handle.share, handle.fobj
+            )
         self._changed()
 
     def _unname(self, file: WinFile) -> None:
@@ -347,6 +408,8 @@ class WinKernel:
     def exit(self, pid: int) -> None:
         """The process ends: its waits are cancelled and every handle is closed."""
         proc = self.procs[pid]
+        if not proc.alive:
+            return
         self.waits = [w for w in self.waits if w.handle.pid != pid]
         for number in sorted(proc.handles):
             self.close(pid, number)
@@ -355,51 +418,72 @@ class WinKernel:
 
     # ---- LockFileEx ----------------------------------------------------------------------------
 
-    def lock(self, pid: int, number: int, exclusive: bool, fail_immediately: bool) -> object:
-        """`LockFileEx` over the whole file: None when granted, `BLOCKED` when it has to wait."""
+    def lock(
+        self, pid: int, number: int, exclusive: bool, fail_immediately: bool,
+        offset: int = WHOLE_FILE[0], length: int = WHOLE_FILE[1],
+    ) -> object:  # fmt: skip
+        """`LockFileEx` over [offset, offset + length): None when granted, `BLOCKED` when it
+        has to wait."""
         handle = self._handle(pid, number)
+        _check_range(offset, length)
         if not handle.access & (GENERIC_READ | GENERIC_WRITE):
             raise win_error(ERROR_ACCESS_DENIED)
-        if not self._conflicts(handle, exclusive):
-            self.locks.append(ByteLock(handle, exclusive))
+        if not self._conflicts(handle, exclusive, offset, length):
+            self.locks.append(ByteLock(handle, exclusive, offset, length))
             self._changed()
             return None
         if fail_immediately:
             raise win_error(ERROR_LOCK_VIOLATION)
-        self.waits.append(LockWait(handle, exclusive))
+        self.waits.append(LockWait(handle, exclusive, offset, length))
         self._changed()
         return BLOCKED
 
-    def _conflicts(self, handle: Handle, exclusive: bool) -> bool:
+    def _conflicts(self, handle: Handle, exclusive: bool, offset: int, length: int) -> bool:
+        owner = (handle.fobj, handle.pid)
         for lock in self.locks:
-            if lock.handle.file is not handle.file:
+            if lock.handle.file is not handle.file or not lock.overlaps(offset, length):
                 continue
-            if exclusive or lock.exclusive:
-                return True  # an exclusive lock conflicts even with the same handle's
+            if exclusive:
+                return True  # an exclusive request conflicts even with its own owner's locks
+            if lock.exclusive and lock.owner() != owner:
+                return True  # a shared one only with another owner's exclusive lock
         return False
 
-    def unlock(self, pid: int, number: int) -> None:
-        """`UnlockFileEx` over the whole file."""
+    def unlock(
+        self, pid: int, number: int, offset: int = WHOLE_FILE[0], length: int = WHOLE_FILE[1]
+    ) -> None:
+        """`UnlockFileEx`: exactly the range of a lock this process owns through the handle's
+        file object (the exclusive one first)."""
         handle = self._handle(pid, number)
-        mine = [lock for lock in self.locks if lock.handle is handle]
+        _check_range(offset, length)
+        owner = (handle.fobj, pid)
+        mine = [
+            lock for lock in self.locks
+            if lock.handle.file is handle.file and lock.owner() == owner
+            and (lock.offset, lock.length) == (offset, length)
+        ]  # fmt: skip
         if not mine:
             raise win_error(ERROR_NOT_LOCKED)
+        mine.sort(key=lambda lock: not lock.exclusive)
         self.locks.remove(mine[0])
         self._grant_waiters()
         self._changed()
 
     def _drop_locks(self, handle: Handle) -> None:
+        """The handle's process closes it: every lock that process owns through its file
+        object goes (`IopCloseFile` unlocks all of the process's locks on the file object)."""
+        owner = (handle.fobj, handle.pid)
         before = len(self.locks)
-        self.locks = [lock for lock in self.locks if lock.handle is not handle]
+        self.locks = [lock for lock in self.locks if lock.owner() != owner]
         if len(self.locks) != before:
             self._grant_waiters()
 
     def _grant_waiters(self) -> None:
         """Grant every waiting request that no longer conflicts, in the order they came."""
         for wait in list(self.waits):
-            if not self._conflicts(wait.handle, wait.exclusive):
+            if not self._conflicts(wait.handle, wait.exclusive, wait.offset, wait.length):
                 self.waits.remove(wait)
-                self.locks.append(ByteLock(wait.handle, wait.exclusive))
+                self.locks.append(ByteLock(wait.handle, wait.exclusive, wait.offset, wait.length))
 
     def blocked(self, pid: int) -> bool:
         """Whether `pid` waits in `LockFileEx` (not runnable until granted)."""
@@ -408,6 +492,34 @@ class WinKernel:
     def holds_lock(self, pid: int, number: int) -> bool:
         handle = self._handle(pid, number)
         return any(lock.handle is handle for lock in self.locks)
+
+    def lock_ranges(self, file: WinFile) -> list[tuple[int, int, int, bool]]:
+        """(owner pid, offset, length, exclusive) of every lock on `file` (for tests)."""
+        return [
+            (lock.handle.pid, lock.offset, lock.length, lock.exclusive)
+            for lock in self.locks if lock.handle.file is file
+        ]  # fmt: skip
+
+    # ---- a pipe for one word (a keeper's "ready") ----------------------------------------------
+
+    def open_channel(self, name: str, writer: int) -> None:
+        self.channels[name] = ""
+        self.writers[name] = writer
+        self._changed()
+
+    def write_channel(self, pid: int, name: str, text: str) -> None:
+        if self.writers.get(name) != pid:
+            raise win_error(ERROR_INVALID_HANDLE)
+        self.channels[name] += text
+        self._changed()
+
+    def read_channel(self, name: str) -> str | None:
+        """What was written; None while nothing was and the writer lives; "" at EOF."""
+        text = self.channels[name]
+        writer = self.procs.get(self.writers[name])
+        if text or (writer is not None and writer.alive):
+            return text or None
+        return ""
 
     # ---- for the scheduler ---------------------------------------------------------------------
 
@@ -418,17 +530,25 @@ class WinKernel:
         for pid, proc in sorted(self.procs.items()):
             for number, h in sorted(proc.handles.items()):
                 files[h.file.index] = h.file
-                handles.append((pid, number, h.file.index, h.access, h.share))
+                handles.append((pid, number, h.file.index, h.access, h.share, h.fobj.key))
             handles.append((pid, proc.alive))
 
         def key(h: Handle | None) -> tuple[int, int] | None:
             return None if h is None else (h.pid, h.number)
 
         shape = tuple(
-            (f.index, f.name, f.size, f.mtime, f.delete, key(f.delete_by))
+            (f.index, f.name, f.size, f.mtime, f.delete, f.delete_by and f.delete_by.key)
             for _, f in sorted(files.items())
         )
         names = tuple(sorted((name, f.index) for name, f in self.names.items()))
-        locks = tuple((key(lk.handle), lk.exclusive) for lk in self.locks)
-        waits = tuple((key(w.handle), w.exclusive) for w in self.waits)
-        return (names, shape, tuple(handles), locks, waits, self.next_index, self.now)
+        locks = tuple((key(lk.handle), lk.exclusive, lk.offset, lk.length) for lk in self.locks)
+        waits = tuple((key(w.handle), w.exclusive, w.offset, w.length) for w in self.waits)
+        return (names, shape, tuple(handles), locks, waits, self.next_index, self.now,
+                tuple(sorted(self.channels.items())))  # fmt: skip
+
+
+def _check_range(offset: int, length: int) -> None:
+    if length == 0:
+        raise NotImplementedError("a zero-length lock is not modelled")
+    if not (0 <= offset < 1 << 64 and 0 < length < 1 << 64) or offset + length > 1 << 64:
+        raise win_error(ERROR_INVALID_LOCK_RANGE)

@@ -22,7 +22,7 @@ import secrets
 import sys
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.sim.kernel import BLOCKED, EPOCH
@@ -42,6 +42,7 @@ from tests.sim.winkernel import (
     share_text,
 )
 from tests.sim.world import LOCK_NAME, Actor, Body, Scenario, SimProcesses
+from uvsweep.remove.winkeeper import WinHandoff, WinKeeper, serve
 
 #: The lock file's path as the remover and uv name it.
 WIN_LOCK_PATH = ntpath.join(WIN_TMP, LOCK_NAME)
@@ -179,6 +180,27 @@ class WinCalls:
     def unlock(self, handle: int) -> None:
         self.unlock_file(handle)
 
+    def lock_range(self, handle: int, offset: int, length: int) -> bool:
+        """`LockFileEx(EXCLUSIVE | FAIL_IMMEDIATELY)` over [offset, offset + length)."""
+        what = ("LockFileEx", handle, offset, length)
+
+        def lock() -> bool:
+            try:
+                self.kernel.lock(self.pid, handle, True, True, offset, length)
+            except PermissionError as err:
+                if getattr(err, "winerror", None) == 33:  # ERROR_LOCK_VIOLATION
+                    return False
+                raise
+            return True
+
+        return self._do(what, lock)  # type: ignore[no-any-return]
+
+    def unlock_range(self, handle: int, offset: int, length: int) -> None:
+        self._do(
+            ("UnlockFileEx", handle, offset, length),
+            lambda: self.kernel.unlock(self.pid, handle, offset, length),
+        )
+
     def pids_using(self, handle: int) -> list[int]:
         def query() -> list[int]:
             pids = self.kernel.processes_using(self.pid, handle)
@@ -296,8 +318,88 @@ def uv_windows(modern: bool = True) -> Callable[..., Body]:
     return worker
 
 
-def windows_remover_run(remover_type: type | None = None, posix: bool = True) -> Callable[[], Body]:
-    """One run of the real `WindowsRemover` (or `remover_type`) over the simulated temp dir."""
+class SimStarted:
+    """A keeper actor just started, as `WinKeeper.take` sees it: `ready` waits (asleep, a
+    scheduling point each round) for the keeper's word on its channel, or its exit, or the
+    deadline on the cleaner's clock; `kill` ends the keeper process at once."""
+
+    def __init__(self, parent: Actor, keeper: Actor, channel: str) -> None:
+        self.parent, self.keeper, self.channel = parent, keeper, channel
+        self.pid = keeper.pid
+
+    def ready(self, timeout: float) -> bool:
+        calls: WinCalls = self.parent.calls
+        kernel = self.parent.world.kernel
+        began = calls.monotonic()
+        while True:
+            said = kernel.read_channel(self.channel)
+            self.parent.observe(("ReadFile", self.channel), said)
+            if said is not None:
+                return said.strip() == "ready"
+            if calls.monotonic() - began > timeout:
+                return False
+            calls.sleep(0.05)
+
+    def kill(self) -> None:
+        self.parent.park(("TerminateProcess", self.pid))
+        self.keeper.killed = True
+        self.parent.world.kernel.exit(self.pid)
+        self.parent.observe(("TerminateProcess", self.pid), None)
+
+
+class SimWinKeeper(WinKeeper):
+    """`WinKeeper` on the simulated Windows kernel: the keeper is one more actor (a process of
+    its own) that inherits exactly the handoffs' handles (none of the cleaner's locks) and runs
+    `winkeeper.serve`, saying `ready` on a channel the cleaner reads. Starting it is one
+    scheduling point; `ready` is a wait the scheduler can stretch past its deadline."""
+
+    def __init__(self, parent: Actor, body: Callable[[str], Body] | None = None) -> None:
+        self.parent = parent
+        self.body = body or win_keeper_run
+
+    def take(self, handoffs: Sequence[WinHandoff], log: str | None) -> int:
+        return super().take(handoffs, None)  # no log file: nothing real is written
+
+    def start(self, handles: Sequence[Any], job: str) -> SimStarted:
+        world = self.parent.world
+        self.parent.park(("CreateProcessW", "_winkeeper"))
+        number = sum(1 for a in world.actors if a.kind == "keeper") + 1
+        keeper = world.add(f"K{number}", "keeper", self.body(job))
+        channel = f"ready-{keeper.name}"
+        world.kernel.open_channel(channel, keeper.pid)
+        world.kernel.inherit(self.parent.pid, keeper.pid, sorted({int(h) for h in handles}))
+        keeper.channel = channel
+        keeper.start()
+        self.parent.observe(("CreateProcessW", "_winkeeper"), keeper.pid)
+        return SimStarted(self.parent, keeper, channel)
+
+
+def win_keeper_run(job: str) -> Body:
+    """What `uvsweep _winkeeper` does (`winkeeper.serve`), on the simulated Windows kernel."""
+
+    def body(actor: Actor) -> int:
+        calls: WinCalls = actor.calls
+
+        def say_ready() -> None:
+            calls._do(
+                ("WriteFile", actor.channel, "ready"),
+                lambda: calls.kernel.write_channel(actor.pid, actor.channel, "ready\n"),
+            )
+
+        return serve(job, calls, say_ready, actor.pid, calls)
+
+    return body
+
+
+def windows_remover_run(
+    remover_type: type | None = None,
+    posix: bool = True,
+    keeper: Callable[[Actor], WinKeeper] | None = SimWinKeeper,
+    handoff_wait: float | None = None,
+) -> Callable[[], Body]:
+    """One run of the real `WindowsRemover` (or `remover_type`) over the simulated temp dir;
+    `keeper`: what starts its keepers (None: the code's own default, which cannot start one
+    here, so a handoff is waited for in the cleaner)."""
 
     def make() -> Body:
         def body(actor: Actor) -> Any:
@@ -323,6 +425,10 @@ def windows_remover_run(remover_type: type | None = None, posix: bool = True) ->
                 calls.alias_own_pid = True  # code from before the seam compares with os.getpid()
             if "calls" in accepted:
                 seams["calls"] = calls
+            if "keeper" in accepted and keeper is not None:
+                seams["keeper"] = keeper(actor)
+            if handoff_wait is not None:
+                seams["handoff_wait"] = handoff_wait
             _deterministic_names(cls)
             remover = cls(**seams)
             return remover.remove([WIN_TMP], Policy())
@@ -341,12 +447,14 @@ def windows_scenario(
     modern_uv: bool = True,
     remover_type: type | None = None,
     posix: bool = True,
+    keeper: Callable[[Actor], WinKeeper] | None = SimWinKeeper,
+    handoff_wait: float | None = None,
 ) -> Scenario:
     """A `Scenario` on the Windows kernel with uv's Windows lock and the Windows remover."""
     version = "uv >= 0.7.19" if modern_uv else "uv < 0.7.19"
     return Scenario(
         uv=uv, removers=removers, rounds=rounds, existing=existing, files=files,
-        remover=windows_remover_run(remover_type, posix),
+        remover=windows_remover_run(remover_type, posix, keeper, handoff_wait),
         kernel=WinKernel, calls=WinCalls, worker=uv_windows(modern_uv),
         os_name=f"Windows ({version}{'' if posix else ', no POSIX semantics'})",
     )  # fmt: skip

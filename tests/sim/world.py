@@ -68,6 +68,8 @@ class Actor:
         self.error: str | None = None  # a traceback if its code crashed
         self.result: Any = None
         self.jump = 0.0  # extra time that passes when it is resumed (a "timeout" choice)
+        self.killed = False  # its process was killed (`TerminateProcess`): its code stops
+        self.channel = ""  # a keeper's "ready" channel (Windows)
         self.last: object = None  # the result of its latest call
         self._go = threading.Lock()  # released by the scheduler: run
         self._go.acquire()
@@ -96,7 +98,7 @@ class Actor:
         self.pending = op
         self._back.release()
         self._go.acquire()
-        if self.world.aborting:
+        if self.world.aborting or self.killed:
             raise SimAbort
         self.steps += 1
 

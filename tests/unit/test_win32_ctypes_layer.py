@@ -37,6 +37,7 @@ class Kernel:
         self.error = 0
         self.tokens: set[int] = set()
         self.token_buffers: list[Any] = []
+        self.ranges: list[tuple[int, int]] = []  # every (offset, length) LockFileEx was given
 
     def fail(self, code: int, value: Any = 0) -> Any:
         self.error = code
@@ -63,11 +64,26 @@ class Kernel:
     def LockFileEx(self, handle: int, flags: int, reserved: int, low: int, high: int,
                    overlapped: Any) -> int:  # fmt: skip
         assert flags & 0x1, "never a blocking lock"
-        assert (low, high) == (0xFFFFFFFF, 0xFFFFFFFF), "the whole range, as uv locks it"
-        return 1 if self.fs.try_lock(handle, exclusive=bool(flags & 0x2)) else self.fail(33)
+        assert reserved == 0
+        at = target(overlapped)
+        offset, length = (at.offset_high << 32) | at.offset, (high << 32) | low
+        self.ranges.append((offset, length))
+        if (offset, length) == (0, (1 << 64) - 1):  # the whole range, as uv locks it
+            return 1 if self.fs.try_lock(handle, exclusive=bool(flags & 0x2)) else self.fail(33)
+        assert flags & 0x2, "a byte is only ever locked exclusively"
+        return 1 if self.fs.lock_range(handle, offset, length) else self.fail(33)
 
     def UnlockFileEx(self, handle: int, reserved: int, low: int, high: int, overlapped: Any) -> int:
-        self.fs.handles[handle].lock = None
+        assert reserved == 0
+        at = target(overlapped)
+        offset, length = (at.offset_high << 32) | at.offset, (high << 32) | low
+        if (offset, length) == (0, (1 << 64) - 1):
+            self.fs.handles[handle].lock = None
+            return 1
+        try:
+            self.fs.unlock_range(handle, offset, length)
+        except PermissionError as err:
+            return self.fail(err.winerror)  # type: ignore[attr-defined]
         return 1
 
     def SetFileInformationByHandle(self, handle: int, kind: int, info: Any, size: int) -> int:
@@ -198,6 +214,29 @@ def test_the_removers_calls(kernel: Kernel) -> None:
     files.unlock(new)
     files.close(new)
     assert fs.handles == {}
+
+
+def test_the_handoffs_byte_ranges(kernel: Kernel) -> None:
+    """`lock_range`/`unlock_range` pass the offset in the OVERLAPPED and the length in two
+    DWORDs; a byte keeps uv's whole-range lock out; an unlock of another range fails."""
+    fs = kernel.fs
+    fs.add("uv-00000000000000aa.lock")
+    files = Kernel32Remove(libraries(kernel))
+    new = files.open_generation(fs.path("uv-00000000000000aa.lock"))
+    assert files.lock_range(new, 0, 1)
+    uv = fs.uv_open("uv-00000000000000aa.lock", pid=4242)
+    assert not fs.try_lock(uv)
+    assert not files.lock_range(new, 0, 1)  # an exclusive request meets its own byte
+    far = (2 << 32) | 5
+    assert files.lock_range(new, far, (1 << 32) | 1)
+    assert kernel.ranges[-1] == (far, (1 << 32) | 1)
+    with pytest.raises(OSError) as refused:
+        files.unlock_range(new, 0, 2)  # not the range that was locked
+    assert refused.value.errno == 158  # ERROR_NOT_LOCKED, through this test's WinError
+    files.unlock_range(new, far, (1 << 32) | 1)
+    files.unlock_range(new, 0, 1)
+    assert fs.try_lock(uv)  # nothing of ours is left
+    files.close(new)
 
 
 def test_many_users_need_a_bigger_buffer(kernel: Kernel) -> None:

@@ -78,15 +78,21 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
+#: keeper subcommand -> the module its `-c` code imports (`remove.handoff`, `remove.winkeeper`)
+_KEEPERS = {"_keeper": "uvsweep.remove.handoff", "_winkeeper": "uvsweep.remove.winkeeper"}
+
+
 def _is_keeper(holder: Holder) -> bool:
     """Whether a holder is uvsweep's own keeper: `python -I -c CODE DIR _keeper ...` or, frozen,
-    `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`), or one forked from a cleaner."""
+    `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`), one forked from a cleaner, or a
+    Windows keeper (`... _winkeeper`, `remove.winkeeper.WinKeeper.argv`)."""
     if holder.name == "uvsweep-keeper":  # forked from a cleaner (`Keeper.fork`)
         return True
     argv = holder.cmdline or ()
-    if len(argv) >= 6 and argv[1:3] == ("-I", "-c") and argv[5] == "_keeper":
-        return "uvsweep.remove.handoff" in argv[3]
-    return len(argv) >= 2 and argv[1] == "_keeper" and "uvsweep" in argv[0].rsplit("/", 1)[-1]
+    if len(argv) >= 6 and argv[1:3] == ("-I", "-c") and argv[5] in _KEEPERS:
+        return _KEEPERS[argv[5]] in argv[3]
+    program = argv[0].replace("\\", "/").rsplit("/", 1)[-1] if argv else ""
+    return len(argv) >= 2 and argv[1] in _KEEPERS and "uvsweep" in program
 
 
 def classify(obs: Observation) -> LockFile:

@@ -250,8 +250,9 @@ class WindowsBackend(Backend):
                 return obs
             obs.owner, obs.mine = files.owner(handle)
             obs.lock = LockProbe.FREE if files.try_lock_shared(handle) else LockProbe.HELD
-            if obs.lock is LockProbe.FREE:
-                self._openers(files, handle, obs)
+            # held or not: who has it open (a held file's openers name a uvsweep keeper that
+            # holds it, see `remove.winkeeper`; Windows names no lock holder)
+            self._openers(files, handle, obs)
         except OSError as err:
             obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, err.strerror or str(err)
         finally:

@@ -16,9 +16,10 @@ The protocol (the README's "The per-file protocol" says it for users) is written
 4. If some process turns out to be using the old file after all (it opened it between our checks
    and the unlink), `undo_all`: a handoff for each (a new file at the name, locked before the old
    lock is released, kept until *every* user of the old file, read afresh each round, has let go
-   of it). On Unix (`remove.handoff`) it is bounded in time and then finished by a detached
-   keeper; on Windows, where a lock cannot be passed to another process, `clean` waits for it.
-   The file is then reported as kept.
+   of it). It is bounded in time and then finished by a detached keeper: on Unix
+   (`remove.handoff`) the keeper inherits the locked file descriptions; on Windows, where a lock
+   cannot be passed to another process, the keeper locks another byte of the new file before the
+   cleaner lets its own byte go (`remove.winkeeper`). The file is then reported as kept.
 5. `release`: unlock and close.
 """
 

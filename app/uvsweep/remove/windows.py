@@ -13,8 +13,13 @@ so no name is ever left delete-pending, not even while the rest of a batch is ch
 opens the name afterwards creates a new file there, as on Unix.
 
 A process that opened the old file between the check and the rename is handed the lock as on
-Unix: a new file at the name is locked first, the old lock released, and the new one kept until
-nobody but us has a handle on the old file.
+Unix: a new file at the name is fenced first (byte [0, 1) locked: every uv locks the whole file,
+so one byte keeps it out), the old lock released, and the fence kept until nobody but us has a
+handle on the old file. `clean` waits for that a bounded time (`HANDOFF_WAIT`, cut short by
+Ctrl-C or a quitting tray), then a detached keeper process locks byte [1, 2) of the new file and
+says `ready`, and only then is our byte let go (`remove.winkeeper`: a Windows lock dies with its
+process and cannot be passed on, but two bytes can be held by two processes at once). If no
+keeper takes over, `clean` keeps its byte and waits itself; only Ctrl-C twice gives that up.
 
 The Win32 calls sit behind `Win32Remove` (ctypes in `Kernel32Remove`, imported only when used),
 so the logic is tested on any OS with a model of the Windows file calls.
@@ -55,6 +60,8 @@ from uvsweep.remove import (
     Use,
     backoff,
 )
+from uvsweep.remove.handoff import HANDOFF_WAIT, keeper_log_path
+from uvsweep.remove.winkeeper import CLEANER_FENCE, WinHandoff, WinKeeper, still_used
 
 FILE_RENAME_INFO = 3
 FILE_DISPOSITION_INFO = 4
@@ -88,6 +95,13 @@ class Win32Remove(Protocol):
 
     def unlock(self, handle: Any) -> None:
         """`UnlockFileEx` over the whole range."""
+
+    def lock_range(self, handle: Any, offset: int, length: int) -> bool:
+        """`LockFileEx` exclusive, fail-immediately, over [offset, offset + length); False if
+        a lock of someone else (or ours) overlaps it."""
+
+    def unlock_range(self, handle: Any, offset: int, length: int) -> None:
+        """`UnlockFileEx` of exactly the range `lock_range` took; OSError if it is not ours."""
 
     def pids_using(self, handle: Any) -> list[int]:
         """Every process with a handle on the file (ours included)."""
@@ -140,6 +154,30 @@ class Kernel32Remove(Kernel32Files):
         """See `Win32Remove`."""
         overlapped = self.overlapped_type()
         self.kernel32.UnlockFileEx(handle, 0, 0xFFFFFFFF, 0xFFFFFFFF, self.ctypes.byref(overlapped))
+
+    def lock_range(self, handle: Any, offset: int, length: int) -> bool:
+        """See `Win32Remove`: the offset goes in the OVERLAPPED, the length in two DWORDs."""
+        overlapped = self.overlapped_type()
+        overlapped.offset, overlapped.offset_high = offset & 0xFFFFFFFF, offset >> 32
+        exclusive, fail_immediately = 0x2, 0x1
+        if self.kernel32.LockFileEx(
+            handle, exclusive | fail_immediately, 0, length & 0xFFFFFFFF, length >> 32,
+            self.ctypes.byref(overlapped),
+        ):  # fmt: skip
+            return True
+        code = self.ctypes.get_last_error()
+        if code == ERROR_LOCK_VIOLATION:
+            return False
+        raise self.ctypes.WinError(code)
+
+    def unlock_range(self, handle: Any, offset: int, length: int) -> None:
+        """See `Win32Remove`."""
+        overlapped = self.overlapped_type()
+        overlapped.offset, overlapped.offset_high = offset & 0xFFFFFFFF, offset >> 32
+        if not self.kernel32.UnlockFileEx(
+            handle, 0, length & 0xFFFFFFFF, length >> 32, self.ctypes.byref(overlapped)
+        ):
+            raise self._error()
 
     def rename(self, handle: Any, new_name: str) -> None:
         """See `Win32Remove`: a bare name renames within the same dir."""
@@ -195,8 +233,13 @@ class WindowsRemover(Remover):
         is_admin: Callable[[], bool] | None = None,
         calls: Clock | None = None,
         getpid: Callable[[], int] = os.getpid,
+        keeper: WinKeeper | None = None,
+        handoff_wait: float = HANDOFF_WAIT,
     ) -> None:
         super().__init__(progress)
+        self.keeper = keeper or WinKeeper()  # finishes the handoffs that outlast `handoff_wait`
+        self.handoff_wait = handoff_wait
+        self._keeper_error: OSError | None = None
         self.calls = calls  # the waits' monotonic clock and sleep (the real ones by default)
         self.getpid = getpid  # our own pid, to tell our handles from other processes'
         self.files = files
@@ -345,58 +388,145 @@ class WindowsRemover(Remover):
             self.notes.append(note)
 
     def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
-        """See `Remover`: hand the lock over, as on Unix.
+        """See `Remover`: hand the lock over (`undo_all` for one file)."""
+        return self.undo_all([(target, use)], result)[target] or "nobody used the old file"
 
-        A new file at the name is locked before the old lock is released; the process that got a
-        handle on the old file then takes its lock, and anyone who opens the name from now on
-        finds the new file, locked by us until nobody but us has a handle on the old one.
+    def undo_all(
+        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+    ) -> dict[Target, str | None]:
+        """See `Remover` and `remove.winkeeper`: hand each lock over, wait a bounded time,
+        then pass what is left to a keeper (or, if none takes it, wait here).
+
+        A new file at each name is fenced (byte [0, 1) locked by us) before the old lock is
+        released; the process that got a handle on the old file then takes its lock, and
+        anyone who opens the name from now on finds the new file, locked, until nobody but us
+        (or the keeper) has a handle on the old one.
         """
         files = self._files()
-        new = self._next_generation(target, result)
+        hows: dict[Target, str | None] = {}
+        live: dict[Target, WinHandoff] = {}
+        asked = len(self.interrupts)  # Ctrl-C already seen: counted from here
         try:
-            files.unlock(target.handle)  # the old file's user proceeds
-            target.locked = False
-            if new is None:
-                return "the lock could not be handed over (see errors); the old file was released"
-            said = False
-            # only Ctrl-C (SIGINT/SIGTERM) gives a handoff up: a quitting tray asks to stop
-            # through every path it has, and must not give up mutual exclusion on its own
-            asked = len(self.interrupts)
-            for waited in backoff(calls=self.calls):
-                if not self._still_used(target):
-                    break
-                asked_now = len(self.interrupts) - asked
-                if (waited > 1 or asked_now) and not said:
-                    self.progress(
-                        f"{target.path}: keeping the new lock until {use.describe()} is done"
-                        " with the old file (Windows cannot pass a lock to another process;"
-                        " Ctrl-C twice gives up)"
+            for target, _use in pending:
+                new = self._next_generation(target, result)
+                files.unlock(target.handle)  # the old file's user proceeds
+                target.locked = False
+                if new is None:
+                    hows[target] = (
+                        "the lock could not be handed over (see errors); the old file was released"
                     )
-                    said = True
-                if asked_now > 1:
-                    # asked twice: the user chose to stop over mutual exclusion for this file
-                    self.progress(f"{target.path}: gave up the handoff on request")
-                    return (
+                    continue
+                try:
+                    old_id, new_id = (target.dev, target.ino), files.identity(new)
+                except OSError:
+                    old_id, new_id = (target.dev, target.ino), (-1, -1)  # no keeper can check
+                live[target] = WinHandoff(target.path, target.handle, new, old_id, new_id)
+            for waited in backoff(calls=self.calls):
+                for target, handoff in list(live.items()):
+                    if not self._still_used(target):
+                        self._let_go(handoff)
+                        del live[target]
+                if not live or waited >= self.handoff_wait or self.stopping:
+                    break
+            keeper_pid = self._to_keeper(list(live.values()), pending, result) if live else None
+            if live and keeper_pid is None:
+                self._wait_here(live, pending, asked)
+            for target, _use in pending:
+                if target in hows:
+                    continue
+                left = live.get(target)
+                if left is None:
+                    hows[target] = "the lock was handed over to a new file at the name, which stays"
+                elif keeper_pid is not None:
+                    hows[target] = (
+                        "the lock was handed over to a new file at the name, which stays; a"
+                        f" uvsweep keeper (pid {keeper_pid}) holds it until the old file is let go"
+                    )
+                elif left.done:
+                    hows[target] = "the lock was handed over to a new file at the name, which stays"
+                else:
+                    hows[target] = (
                         "the lock was handed over to a new file at the name, and released on"
                         " request before the old file's user was done"
                     )
         finally:
-            if new is not None:
-                files.unlock(new)
-                files.close(new)
-        return "the lock was handed over to a new file at the name, which stays"
+            for handoff in live.values():
+                self._let_go(handoff)
+        return hows
+
+    def _let_go(self, handoff: WinHandoff) -> None:
+        """Unlock our byte of the new file and close it (once, whatever happened)."""
+        if handoff.new is None:
+            return
+        files = self._files()
+        try:
+            files.unlock_range(handoff.new, *CLEANER_FENCE)
+        except OSError:
+            pass  # closing the handle drops it too
+        finally:
+            files.close(handoff.new)
+            handoff.new = None
+
+    def _to_keeper(
+        self,
+        handoffs: Sequence[WinHandoff],
+        pending: Sequence[tuple[Target, Use]],
+        result: RemoveResult,
+    ) -> int | None:
+        """A keeper's pid once it holds every new file's byte (ours are then let go), or None."""
+        try:
+            pid = self.keeper.take(handoffs, keeper_log_path())
+        except OSError as err:
+            self._keeper_error = err
+            return None
+        result.keepers.append(pid)
+        uses = {target.path: use for target, use in pending}
+        for handoff in handoffs:
+            self._let_go(handoff)
+            who = uses[handoff.path].describe() if handoff.path in uses else "its user"
+            self.progress(
+                f"{handoff.path}: a uvsweep keeper (pid {pid}) keeps the lock at the name until"
+                f" {who} is done with the old file"
+            )
+        return pid
+
+    def _wait_here(
+        self, live: dict[Target, WinHandoff], pending: Sequence[tuple[Target, Use]], asked: int
+    ) -> None:
+        """No keeper took the handoffs: keep our bytes and wait. Only Ctrl-C (SIGINT/SIGTERM)
+        twice gives that up: a quitting tray asks to stop through every path it has, and must
+        not give up mutual exclusion on its own."""
+        uses = dict(pending)
+        said = False
+        for _waited in backoff(calls=self.calls):
+            for target, handoff in live.items():
+                if not handoff.done and not self._still_used(target):
+                    self._let_go(handoff)
+                    handoff.done = True
+            if all(handoff.done for handoff in live.values()):
+                return
+            asked_now = len(self.interrupts) - asked
+            if not said:
+                who = ", ".join(uses[t].describe() for t in live if not live[t].done)
+                self.progress(
+                    f"could not start a keeper ({self._keeper_error}): keeping the new lock"
+                    f" until {who} is done with the old file; Ctrl-C twice gives up (two uv"
+                    " processes could then hold one lock)"
+                )
+                said = True
+            if asked_now > 1:
+                # asked twice: the user chose to stop over mutual exclusion for these files
+                for target, handoff in live.items():
+                    if not handoff.done:
+                        self.progress(f"{target.path}: gave up the handoff on request")
+                return
 
     def _still_used(self, target: Target) -> bool:
         """Whether any process but us still has a handle on the old (renamed) file."""
-        try:
-            pids = self._files().pids_using(target.handle)
-        except OSError:
-            return True  # unknown is not "nobody"
-        me = self.getpid()
-        return any(pid != me for pid in pids)
+        return still_used(self._files(), target.handle, self.getpid())
 
     def _next_generation(self, target: Target, result: RemoveResult) -> Any:
-        """A file at the target's name, exclusively locked by us (created if need be)."""
+        """A file at the target's name with our fence byte locked (created if need be)."""
         files = self._files()
         deadline: float | None = None
         for waited in backoff(calls=self.calls):
@@ -411,7 +541,7 @@ class WindowsRemover(Remover):
                     return None
                 continue
             try:
-                if files.lock_exclusive(handle):
+                if files.lock_range(handle, *CLEANER_FENCE):
                     return handle
             except OSError as err:
                 files.close(handle)
