@@ -139,7 +139,7 @@ def keepers(files: Any) -> list[str]:
 
 
 def _keeper_log() -> str:
-    from uvsweep.remove.handoff import keeper_log_path  # noqa: PLC0415
+    from uvsweep.remove.handoff import keeper_log_path
 
     path = keeper_log_path()
     if path is None:

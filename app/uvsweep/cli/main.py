@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         from uvsweep.remove.handoff import keeper_main
 
         return keeper_main(args_list[1:])
+    if args_list[:1] == ["_winkeeper"]:  # a Windows handoff keeper (not in --help)
+        from uvsweep.remove import winkeeper
+
+        return winkeeper.keeper_main(args_list[1:])
     from uvsweep.cli.parser import build_parser, route
 
     parser = build_parser()
