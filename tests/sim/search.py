@@ -42,9 +42,9 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         elif args.keeper == "dies":
 
             def keeper(actor: object) -> SimWinKeeper:
-                from tests.sim.test_windows import _dying_keeper
+                from tests.sim.winworld import dying_keeper
 
-                return SimWinKeeper(actor, _dying_keeper)  # type: ignore[arg-type]
+                return SimWinKeeper(actor, dying_keeper)  # type: ignore[arg-type]
 
         return windows_scenario(
             uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,

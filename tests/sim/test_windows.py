@@ -17,7 +17,6 @@ Deep runs (bound 3, three uv processes, two removers) only with `UVSWEEP_SIM_DEE
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -57,7 +56,14 @@ from tests.sim.winkernel import (
     WIN_TMP,
     WinKernel,
 )
-from tests.sim.winworld import WIN_LOCK_PATH, SimWinKeeper, WinCalls, windows_scenario
+from tests.sim.winworld import (
+    WIN_LOCK_PATH,
+    SimWinKeeper,
+    WinCalls,
+    dying_keeper,
+    silent_keeper,
+    windows_scenario,
+)  # fmt: skip
 from tests.sim.world import LOCK_NAME, Actor, Body
 from uvsweep.remove import RemoveResult, Target, Use
 from uvsweep.remove.windows import GONE_SUFFIX, WindowsRemover
@@ -444,31 +450,9 @@ def test_random_schedules_with_keepers() -> None:
     assert report.keepers > 0
 
 
-def _dying_keeper(_job: str) -> Body:
-    """A keeper that exits before it says anything (it crashed while starting)."""
-
-    def body(actor: Actor) -> int:
-        actor.calls.work()
-        return 2
-
-    return body
-
-
-def _silent_keeper(job: str) -> Body:
-    """A keeper that hangs before it says anything (it waits for the whole new file, which
-    the cleaner's byte keeps from it)."""
-
-    def body(actor: Actor) -> int:
-        new = json.loads(job)["handoffs"][0]["new"]
-        actor.calls.lock_file(new, exclusive=True)
-        return 1
-
-    return body
-
-
 @pytest.mark.parametrize(
     "keeper",
-    [None, lambda actor: SimWinKeeper(actor, _dying_keeper)],
+    [None, lambda actor: SimWinKeeper(actor, dying_keeper)],
     ids=["no-keeper-starts", "keeper-dies-before-ready"],
 )
 def test_the_search_when_no_keeper_takes_over(keeper: Any) -> None:
@@ -540,9 +524,9 @@ def test_the_cleaner_releases_only_after_ready() -> None:
     assert kept and released and kept[0] < ready < released[0]
 
 
-def test_a_silent_keeper_is_killed_and_the_cleaner_waits_itself() -> None:
+def test_asilent_keeper_is_killed_and_the_cleaner_waits_itself() -> None:
     scenario = windows_scenario(
-        uv=2, handoff_wait=0.0, keeper=lambda actor: SimWinKeeper(actor, _silent_keeper)
+        uv=2, handoff_wait=0.0, keeper=lambda actor: SimWinKeeper(actor, silent_keeper)
     )
     killed: Directive = ("R", lambda actor: actor.world.by_name("K1").killed)
     out = run(scenario, scripted([*HANDOVER[:3], killed]))  # R times out waiting for ready

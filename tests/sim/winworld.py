@@ -16,6 +16,7 @@ POSIX semantics (FAT, Windows before 10 1607/1709) are modelled by `WinCalls(pos
 from __future__ import annotations
 
 import inspect
+import json
 import ntpath
 import os
 import secrets
@@ -458,3 +459,28 @@ def windows_scenario(
         kernel=WinKernel, calls=WinCalls, worker=uv_windows(modern_uv),
         os_name=f"Windows ({version}{'' if posix else ', no POSIX semantics'})",
     )  # fmt: skip
+
+
+# ---- keepers that fail: what the cleaner must survive -------------------------------------------
+
+
+def dying_keeper(_job: str) -> Body:
+    """A keeper that exits before it says anything (it crashed while starting)."""
+
+    def body(actor: Actor) -> int:
+        actor.calls.work()
+        return 2
+
+    return body
+
+
+def silent_keeper(job: str) -> Body:
+    """A keeper that hangs before it says anything (it waits for the whole new file, which
+    the cleaner's byte keeps from it)."""
+
+    def body(actor: Actor) -> int:
+        new = json.loads(job)["handoffs"][0]["new"]
+        actor.calls.lock_file(new, exclusive=True)
+        return 1
+
+    return body
