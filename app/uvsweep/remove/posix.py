@@ -12,13 +12,20 @@ import errno
 import os
 import stat
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from uvsweep.model import Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
-from uvsweep.probe.linux import Device, LockEntry, LockTable, read_lock_table, walk_fds
+from uvsweep.probe.linux import (
+    Device,
+    LockEntry,
+    LockTable,
+    device_key,
+    printed_device,
+    read_lock_table,
+    walk_fds,
+)
 from uvsweep.probe.posix import (
     BUSY_ERRNOS,
     LOCK_EX,
@@ -127,6 +134,9 @@ class PosixRemover(Remover):
     def view(self) -> dict[str, Any]:
         """What a keeper needs to build the same remover (`for_platform(**view)`)."""
         return {"platform": "posix"}
+
+    def locked_one(self, fd: int, st: os.stat_result) -> None:
+        """We have just locked this file exclusively (what the OS shows of it can be learned)."""
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -284,6 +294,7 @@ class PosixRemover(Remover):
             else:
                 result.errors.append(_error(path, err))
             return None
+        self.locked_one(fd, st)
         target = Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
         target.uid = st.st_uid
         return target
@@ -506,6 +517,7 @@ class LinuxRemover(PosixRemover):
             int(dev): (int(device[0]), int(device[1]))
             for dev, device in (known_devices or {}).items()
         }
+        self._asked: set[int] = set()  # the st_devs whose printed device was asked for
         self._table: LockTable | None = None
         self._table_readable = True
         self._table_ever_read = False
@@ -526,28 +538,45 @@ class LinuxRemover(PosixRemover):
         """See `Remover`: the lock table is read afresh for each batch."""
         self._table = None
 
-    def _read_table(self, holding: Iterable[int] = ()) -> LockTable | None:
-        """The lock table; `holding`: the inodes of files we hold exclusively now, whose own
-        records (each with its waiters) must be in it (see `read_lock_table`)."""
+    def locked_one(self, fd: int, st: os.stat_result) -> None:
+        """See `PosixRemover`: the first lock on a file system tells the device `/proc/locks`
+        prints for it, from our own fd's `fdinfo` (exact: only our open file's locks are
+        there). Where that cannot be read, `st_dev`'s own numbers are assumed."""
+        if st.st_dev in self.known or st.st_dev in self._asked:
+            return
+        self._asked.add(st.st_dev)
+        try:
+            text = self.calls.read(f"{self.proc}/self/fdinfo/{fd}").decode("latin-1")
+        except OSError:
+            return
+        for line in text.splitlines():
+            parts = line.split()
+            # a line such as `lock: 1: FLOCK ADVISORY WRITE 24297 fe:00:2146492 0 EOF`
+            if len(parts) >= 7 and parts[0] == "lock:" and parts[2] == "FLOCK":
+                try:
+                    major, minor, ino = parts[6].split(":")
+                    if int(ino) == st.st_ino:
+                        self.known[st.st_dev] = (int(major, 16), int(minor, 16))
+                        return
+                except ValueError:
+                    continue
+
+    def _read_table(self, holding: Iterable[FileKey] = ()) -> LockTable | None:
+        """The lock table; `holding`: the (st_dev, st_ino) of files we hold exclusively now,
+        whose own records (each with its waiters) must be in it (see `read_lock_table`)."""
         table = self._read_table_once(holding)
         self._table_readable = table is not None
         self._table_ever_read = self._table_ever_read or table is not None
         return table
 
-    def _read_table_once(self, holding: Iterable[int]) -> LockTable | None:
-        needed = Counter(holding)
-
-        def anchored(table: LockTable) -> bool:
-            own = table.own
-            return all(len(own.get(ino, ())) >= count for ino, count in needed.items())
-
+    def _read_table_once(self, holding: Iterable[FileKey]) -> LockTable | None:
+        held = {device_key(printed_device(dev, self.known), ino) for dev, ino in holding}
         try:
             # a non-root cleaner cannot see other users' fds to make up for a record the
             # kernel skipped on some other lock (not one of ours), so it always reads twice
             return read_lock_table(
-                self.proc, self.own_pid, self.calls, reads=1 if self.euid == 0 else 2,
-                anchored=anchored if needed else None,
-            )  # fmt: skip
+                self.proc, self.own_pid, self.calls, reads=1 if self.euid == 0 else 2, held=held
+            )
         except OSError as err:
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
@@ -607,14 +636,14 @@ class LinuxRemover(PosixRemover):
         device still cannot be told apart counts (the safe side), and so does a target whose
         own record never showed (an unknown waiter).
         """
-        table = self._read_table(t.ino for t in targets)
+        table = self._read_table((t.dev, t.ino) for t in targets)
         if table is None:
             return {}
         found: dict[Target, Use] = {}
         for target in targets:
             mine, unsure = table.entries(target.dev, target.ino, self.known)
             use = self._use_of(mine + unsure)
-            if use is None and table.unseen(target.ino):
+            if use is None and table.unseen(target.dev, target.ino, self.known):
                 use = Use(LockState.WAITING, [Holder(pid=None)])  # its waiters went unseen
             if use is not None:
                 found[target] = use
@@ -640,7 +669,7 @@ class LinuxRemover(PosixRemover):
         is in no table until it runs again, and its open fd is hidden from us.
         """
         # the old files we still hold (OLD) are anchors: their waiters queue behind us
-        table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)
+        table = self._read_table(h.old_key for h in handoffs if h.state == OLD)
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         hidden: set[int] = set()
         found, _count = walk_fds(
@@ -650,23 +679,36 @@ class LinuxRemover(PosixRemover):
         used: set[Handoff] = set()
         for handoff in handoffs:
             entries: list[LockEntry] = []
+            holding = handoff.state == OLD
             if table is not None:
-                holding = handoff.state == OLD
                 mine, unsure = table.entries(*handoff.old_key, self.known, own=holding)
                 entries = mine + unsure
-                if holding and table.unseen(handoff.old_key[1]):
+                if holding and table.unseen(*handoff.old_key, self.known):
                     used.add(handoff)  # our own record never showed: its waiters are unknown
             handoff.followed |= {e.pid for e in entries if e.pid > 0}
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
-            if entries or found.get(handoff.old_key) or handoff.followed:
+            if found.get(handoff.old_key) or handoff.followed:
                 used.add(handoff)
+            elif entries and holding:
+                used.add(handoff)  # waiting behind our lock (our own record is not here)
+            # in NEW, a lock entry alone is left to our try-lock (`confirm_in_use`): it fails
+            # while anybody else holds the old file, and once it is ours every waiter queues
+            # behind us. The holder may be our own description, locked by a keeper that was
+            # killed as it took over (printed with its dead pid): only our unlock lets the
+            # old file's users go on, and between rounds our description holds no lock in NEW
+            if (
+                handoff in used and not holding and handoff.old_fd is not None
+                and any(not e.waiting for e in entries)
+            ):  # fmt: skip
+                with contextlib.suppress(OSError):
+                    self.calls.flock(handoff.old_fd, LOCK_UN)
         return used | self.confirm_in_use([h for h in handoffs if h not in used])
 
     def waiting_behind_us(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
         """See `PosixRemover`: the table, read until our record on each old file is in it."""
         if not handoffs:
             return set()
-        table = self._read_table(h.old_key[1] for h in handoffs)
+        table = self._read_table(h.old_key for h in handoffs)
         if table is None:
             if self._table_ever_read:
                 return set(handoffs)  # it was readable a moment ago: unknown is not "nobody"
@@ -675,7 +717,7 @@ class LinuxRemover(PosixRemover):
         for handoff in handoffs:
             mine, unsure = table.entries(*handoff.old_key, self.known)
             handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}
-            if mine or unsure or table.unseen(handoff.old_key[1]):
+            if mine or unsure or table.unseen(*handoff.old_key, self.known):
                 used.add(handoff)
         return used
 
