@@ -348,3 +348,69 @@ def test_a_keeper_takes_no_step_before_the_cleaner_lets_go(
     finally:
         handoff.close()
         os.close(dir_fd)
+
+
+AT_THE_LIMIT = """
+import fcntl, os, resource, sys
+from uvsweep.probe.posix import SYSCALLS
+from uvsweep.remove.handoff import NEW, Handoff, Keeper
+from uvsweep.remove.posix import LinuxRemover, batch_size_for
+
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+remover = LinuxRemover()  # raises the soft limit no further than asked: it is the hard one here
+count = batch_size_for(limit)
+directory = sys.argv[1]
+dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+handoffs = []
+for index in range(count):  # a whole batch in NEW: the old file and the new one, both open
+    name = f"uv-{index:016x}.lock"
+    old = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    os.unlink(name, dir_fd=dir_fd)
+    new = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(new, fcntl.LOCK_EX)
+    st = os.fstat(old)
+    handoff = Handoff(SYSCALLS, dir_fd, directory, name, old, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)
+    handoff.new_fd, handoff.state = new, NEW
+    handoffs.append(handoff)
+how = "take"
+try:
+    pid = Keeper().take(handoffs, remover.view())
+except OSError as err:
+    how = f"fork ({err})"
+    pid = Keeper().fork(handoffs, remover.view())
+for handoff in handoffs:
+    handoff.close()
+print(count, pid, how, flush=True)
+"""
+
+
+@pytest.mark.parametrize("limit", [2100, 64])
+def test_a_whole_batch_of_handoffs_is_kept_at_the_fd_limit(lockdir: Path, limit: int) -> None:
+    """A handoff in NEW keeps two fds (the old file and the new one): a batch is sized for
+    that, and at the fd limit (the keeper program's copies of every fd do not fit) a forked
+    keeper still takes every one of them over."""
+    from tests.redteam.support import keeper_pids, kill_keepers
+
+    before = set(keeper_pids())
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", AT_THE_LIMIT, str(lockdir), str(limit)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        count, pid, how = out.stdout.split(maxsplit=2)
+        print(f"limit {limit}: {count} handoffs, kept by {how.strip()}")
+        assert int(pid) in keeper_pids(), "no keeper holds the handed-over files"
+        names = sorted(os.listdir(lockdir))
+        assert len(names) == int(count) > 0
+        for name in names:  # every new file still locked: by the keeper alone now
+            fd = os.open(lockdir / name, os.O_RDONLY)
+            try:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(fd)
+    finally:
+        kill_keepers(before)

@@ -22,6 +22,14 @@ rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the ver
 descriptions (so the locks never lapse), runs the same steps until every old inode is free,
 logs to the state dir and exits. A keeper's lock is visible to `scan` and `doctor` like any
 other holder's, with its command line.
+
+A keeper shares the cleaner's open file descriptions, so a lock either of them takes or drops
+is the other's too. Hence: a keeper says "ready", then takes no step until the cleaner says
+`GO` (or is gone); a keeper the cleaner gave up on is killed having touched nothing. A lock a
+keeper inherited is printed with the pid of the process that took it (the cleaner's), so the
+lock table's records on files we hold exclusively are ours whatever pid they name. And in `NEW`
+a lock left on our old description (a keeper killed mid-round, under an older version) is ours
+to drop: between rounds that description holds no lock.
 """
 
 from __future__ import annotations
@@ -325,12 +333,14 @@ class Keeper:
         try:
             lines = _ReadyPipe(ready_r)
             keeper = pid
-            with contextlib.suppress(ValueError):
-                keeper = int(lines.next_line(pid, "the forked keeper"))
-            if keeper == pid:
-                _FORKED.append(pid)  # no second fork: it is our child for good
-            else:
-                os.waitpid(pid, 0)  # the first copy exits at once: no zombie is left
+            try:
+                with contextlib.suppress(ValueError):
+                    keeper = int(lines.next_line(pid, "the forked keeper"))
+            finally:
+                if keeper == pid:
+                    _FORKED.append(pid)  # no second fork: our child for good (or killed)
+                else:
+                    os.waitpid(pid, 0)  # the first copy exits at once: no zombie is left
             lines.await_ready(keeper, "the forked keeper")
             with contextlib.suppress(OSError):
                 _write_all(go_w, GO)
@@ -372,15 +382,12 @@ def _second_fork(ready_r: int, ready_w: int, go_w: int) -> None:
     try:
         pid = os.fork()
     except OSError:  # no second copy: this one is the keeper
-        with contextlib.suppress(OSError):
-            os.write(ready_w, f"{os.getpid()}\n".encode())
-        return
-    if pid == 0:
-        return
-    try:
-        os.write(ready_w, f"{pid}\n".encode())
-    finally:
+        pid = 0
+    if pid != 0:
         os._exit(0)
+    # the keeper says who it is before anything else, so the words come in order
+    with contextlib.suppress(OSError):
+        os.write(ready_w, f"{os.getpid()}\n".encode())
 
 
 class _ReadyPipe:

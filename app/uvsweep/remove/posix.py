@@ -99,6 +99,8 @@ class PosixRemover(Remover):
         self.handoff_wait = handoff_wait
         self.batch_size = batch_size_for(raise_fd_limit())
         self._users: dict[int, str] = {}
+        self._devices_seen: set[int] = set()  # file systems a file was locked on (`locked_one`)
+        self._dir_reasons: dict[str, str | None] = {}  # per batch (`_dir_reason`)
 
     # ---- what subclasses provide --------------------------------------------------------------
 
@@ -136,7 +138,20 @@ class PosixRemover(Remover):
         return {"platform": "posix"}
 
     def locked_one(self, fd: int, st: os.stat_result) -> None:
-        """We have just locked this file exclusively (what the OS shows of it can be learned)."""
+        """We have just locked this file exclusively, the first of its file system (what the OS
+        shows of it can be learned)."""
+
+    def begin_batch(self) -> None:
+        """See `Remover`."""
+        self._dir_reasons.clear()
+
+    def _dir_reason(self, directory: str, policy: Policy) -> str | None:
+        """Why no file of `directory` may go in this batch (what cannot be seen), or None."""
+        if directory in self._dir_reasons:
+            return self._dir_reasons[directory]
+        why = policy.kept_by_visibility(directory, None) or self.blind_spot(directory)
+        self._dir_reasons[directory] = why
+        return why
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -222,41 +237,42 @@ class PosixRemover(Remover):
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult
     ) -> Target | None:
         """See `Remover`: every check before the lock, then `LOCK_EX|LOCK_NB`."""
-        path = f"{directory.rstrip('/')}/{name}"
         try:
             st = self.lstat(name, dir_handle)
         except FileNotFoundError:
             return None  # gone: another cleaner, or never there
         except OSError as err:
-            result.errors.append(_error(path, err))
+            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
             return None
-        if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+        regular = stat.S_ISREG(st.st_mode)
+        if regular and st.st_nlink == 0:
             return None  # unlinked under our eyes (another cleaner): gone
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != 0:
+        if not regular or st.st_nlink != 1 or st.st_size != 0:
             self._skip_odd(dir_handle, directory, name, st, result)
             return None
-        if not self._may_take(st, policy):
+        if st.st_uid != self.euid and not self._may_take(st, policy):
             self._skip_observed(directory, name, st, result)  # foreign
             return None
-        use = self.pre_lock_use(st.st_dev, st.st_ino)
-        if use is not None:
-            self._skip_observed(directory, name, st, result, use=use)
-            return None
-        young = policy.too_young(self.clock() - st.st_mtime)
-        if young:
-            result.skip(path, LockState.ORPHANED, young)
-            return None
-        why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)
+        why = policy.too_young(self.clock() - st.st_mtime) or self._dir_reason(directory, policy)
         if why:
-            result.skip(path, LockState.ORPHANED, why)
+            path = f"{directory.rstrip('/')}/{name}"
+            # it stays anyway: a holder or waiter the lock table shows says its state
+            use = self.pre_lock_use(st.st_dev, st.st_ino)
+            if use is not None:
+                self._skip_observed(directory, name, st, result, use=use)
+            else:
+                result.skip(path, LockState.ORPHANED, why)
             return None
+        # no lock-table look before the lock: our try-lock fails on any flock holder (and a
+        # waiter waits behind one), and once we hold the file the table is read for all of
+        # the batch (`lock_users`), where any other entry on it keeps it
         return self._open_and_lock(dir_handle, directory, name, st, result)
 
     def _open_and_lock(
         self, dir_handle: int, directory: str, name: str, st: os.stat_result, result: RemoveResult
     ) -> Target | None:
         """Open the file lstat saw, check the opened file itself, and try-lock it exclusively."""
-        path = f"{directory.rstrip('/')}/{name}"
+        path = f"{directory.rstrip('/')}/{name}"  # (a few hundred ns: not worth putting off)
         try:
             fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
@@ -269,7 +285,7 @@ class PosixRemover(Remover):
             return None
         try:
             found = self.calls.fstat(fd)
-            if (found.st_dev, found.st_ino) != (st.st_dev, st.st_ino):
+            if found.st_ino != st.st_ino or found.st_dev != st.st_dev:
                 result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
                 self.calls.close(fd)
                 return None
@@ -294,7 +310,9 @@ class PosixRemover(Remover):
             else:
                 result.errors.append(_error(path, err))
             return None
-        self.locked_one(fd, st)
+        if st.st_dev not in self._devices_seen:
+            self._devices_seen.add(st.st_dev)
+            self.locked_one(fd, st)
         target = Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
         target.uid = st.st_uid
         return target
@@ -313,20 +331,35 @@ class PosixRemover(Remover):
 
     def still_named(self, target: Target) -> bool:
         """See `Remover`."""
+        return self._named(target) is not None
+
+    def _named(self, target: Target) -> os.stat_result | None:
+        """The name's lstat if it is still the very file we hold (a regular file), else None."""
         try:
             st = self.lstat(target.name, target.dir_handle)
         except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == (target.dev, target.ino) and stat.S_ISREG(st.st_mode)
+            return None
+        if st.st_ino != target.ino or st.st_dev != target.dev or not stat.S_ISREG(st.st_mode):
+            return None
+        return st
 
     def changed(self, target: Target) -> str | None:
-        """See `Remover`: the name still that file, and the file itself as it was checked."""
-        if not self.still_named(target):
-            return "replaced while it was being removed"
+        """See `Remover`: the name still that file, and the file itself as it was checked.
+
+        The name's lstat is the held file's own status (same device and inode: one inode,
+        one set of attributes), so it tells a hard link, a write or a new owner as well.
+        """
         try:
-            found = self.calls.fstat(target.handle)
+            found = self.lstat(target.name, target.dir_handle)
+        except FileNotFoundError:
+            return "replaced while it was being removed"
         except OSError as err:
             return f"cannot be checked again: {err.strerror or err}"
+        if (
+            found.st_ino != target.ino or found.st_dev != target.dev
+            or not stat.S_ISREG(found.st_mode)
+        ):  # fmt: skip
+            return "replaced while it was being removed"
         odd = _oddity(found, target.uid)
         return f"changed while it was being removed: {odd}" if odd else None
 
@@ -517,7 +550,6 @@ class LinuxRemover(PosixRemover):
             int(dev): (int(device[0]), int(device[1]))
             for dev, device in (known_devices or {}).items()
         }
-        self._asked: set[int] = set()  # the st_devs whose printed device was asked for
         self._table: LockTable | None = None
         self._table_readable = True
         self._table_ever_read = False
@@ -536,15 +568,15 @@ class LinuxRemover(PosixRemover):
 
     def begin_batch(self) -> None:
         """See `Remover`: the lock table is read afresh for each batch."""
+        super().begin_batch()
         self._table = None
 
     def locked_one(self, fd: int, st: os.stat_result) -> None:
         """See `PosixRemover`: the first lock on a file system tells the device `/proc/locks`
         prints for it, from our own fd's `fdinfo` (exact: only our open file's locks are
         there). Where that cannot be read, `st_dev`'s own numbers are assumed."""
-        if st.st_dev in self.known or st.st_dev in self._asked:
+        if st.st_dev in self.known:
             return
-        self._asked.add(st.st_dev)
         try:
             text = self.calls.read(f"{self.proc}/self/fdinfo/{fd}").decode("latin-1")
         except OSError:
@@ -570,7 +602,13 @@ class LinuxRemover(PosixRemover):
         return table
 
     def _read_table_once(self, holding: Iterable[FileKey]) -> LockTable | None:
-        held = {device_key(printed_device(dev, self.known), ino) for dev, ino in holding}
+        prefixes: dict[int, str] = {}
+        held: set[str] = set()
+        for dev, ino in holding:
+            prefix = prefixes.get(dev)
+            if prefix is None:  # "MAJOR:MINOR:" once per device, not once per file
+                prefix = prefixes[dev] = device_key(printed_device(dev, self.known), 0)[:-1]
+            held.add(prefix + str(ino))
         try:
             # a non-root cleaner cannot see other users' fds to make up for a record the
             # kernel skipped on some other lock (not one of ours), so it always reads twice
@@ -587,7 +625,7 @@ class LinuxRemover(PosixRemover):
             return None
 
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
-        """See `PosixRemover`: read the table once per batch (before the first lock).
+        """See `PosixRemover`: read the table once per batch, when first needed.
 
         Only entries certainly on this file count here; where the device is unsure, our own
         try-lock decides (and, once we hold the file, `lock_users` does).
@@ -600,14 +638,18 @@ class LinuxRemover(PosixRemover):
     def busy_use(self, dev: int, ino: int) -> Use | None:
         """See `PosixRemover`: entries on the inode, whatever device they were printed with."""
         if self._table is None:
-            return None
+            self._table = self._read_table() or LockTable({})
         mine, unsure = self._table.entries(dev, ino, self.known)
         return self._use_of(mine + unsure)
 
     def blind_spot(self, directory: str) -> str | None:
         """See `PosixRemover`: without `/proc/locks`, a non-root cleaner cannot see another
         user's waiter at all (its fds are hidden too), so only private dirs are cleaned."""
-        if self.euid == 0 or self._table_readable:
+        if self.euid == 0:
+            return None
+        if self._table is None:  # once a batch: whether it can be read now
+            self._table = self._read_table() or LockTable({})
+        if self._table_readable:
             return None
         from uvsweep.remove import dir_is_private  # noqa: PLC0415
 
@@ -640,9 +682,10 @@ class LinuxRemover(PosixRemover):
         if table is None:
             return {}
         found: dict[Target, Use] = {}
-        for target in targets:
+        others = table.others
+        for target in targets if not table.complete else [t for t in targets if t.ino in others]:
             mine, unsure = table.entries(target.dev, target.ino, self.known)
-            use = self._use_of(mine + unsure)
+            use = self._use_of(mine + unsure) if mine or unsure else None
             if use is None and table.unseen(target.dev, target.ino, self.known):
                 use = Use(LockState.WAITING, [Holder(pid=None)])  # its waiters went unseen
             if use is not None:
