@@ -351,7 +351,7 @@ def test_a_keeper_takes_no_step_before_the_cleaner_lets_go(
 
 
 AT_THE_LIMIT = """
-import fcntl, os, resource, sys
+import fcntl, os, resource, subprocess, sys
 from uvsweep.probe.posix import SYSCALLS
 from uvsweep.remove.handoff import NEW, Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover, batch_size_for
@@ -374,6 +374,11 @@ for index in range(count):  # a whole batch in NEW: the old file and the new one
                       remover._handoff_in_use)
     handoff.new_fd, handoff.state = new, NEW
     handoffs.append(handoff)
+# a user of every old file, so that the keeper must go on holding the new ones
+user = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(600)"], pass_fds=[h.old_fd for h in handoffs],
+    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
 how = "take"
 try:
     pid = Keeper().take(handoffs, remover.view())
@@ -382,7 +387,7 @@ except OSError as err:
     pid = Keeper().fork(handoffs, remover.view())
 for handoff in handoffs:
     handoff.close()
-print(count, pid, how, flush=True)
+print(user.pid, count, pid, how, flush=True)
 """
 
 
@@ -394,13 +399,15 @@ def test_a_whole_batch_of_handoffs_is_kept_at_the_fd_limit(lockdir: Path, limit:
     from tests.redteam.support import keeper_pids, kill_keepers
 
     before = set(keeper_pids())
+    user = 0
     try:
         out = subprocess.run(
             [sys.executable, "-c", AT_THE_LIMIT, str(lockdir), str(limit)],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        count, pid, how = out.stdout.split(maxsplit=2)
+        user_pid, count, pid, how = out.stdout.split(maxsplit=3)
+        user = int(user_pid)
         print(f"limit {limit}: {count} handoffs, kept by {how.strip()}")
         assert int(pid) in keeper_pids(), "no keeper holds the handed-over files"
         names = sorted(os.listdir(lockdir))
@@ -413,4 +420,6 @@ def test_a_whole_batch_of_handoffs_is_kept_at_the_fd_limit(lockdir: Path, limit:
             finally:
                 os.close(fd)
     finally:
+        if user:
+            os.killpg(user, signal.SIGKILL)
         kill_keepers(before)

@@ -96,8 +96,8 @@ class LockTable:
 
     Ours (`own_keys`, never among `others`): a FLOCK lock held (not awaited) on a file we hold
     exclusively right now (`held`: whoever it names, since nobody else can hold it while we do;
-    a keeper's inherited lock is printed with the pid of the cleaner that took it), and any lock
-    our own pid holds exclusively. Only FLOCK records of ours say anything about a device or
+    a keeper's inherited lock is printed with the pid of the cleaner that took it), and any
+    exclusive lock our own pid holds. Only FLOCK records of ours say anything about a device or
     anchor a read (see `read_lock_table`): a POSIX lock of ours on some other file does not.
     """
 
@@ -200,10 +200,11 @@ def parse_lock_table(text: str, own_pid: int, held: Container[str] = ()) -> Lock
             continue
         if parts[1] != "->":
             key = parts[5]
-            if parts[1] == "FLOCK" and (key in held or parts[4] == pid):
+            mine = parts[4] == pid and parts[3] == "WRITE"
+            if parts[1] == "FLOCK" and (mine or key in held):
                 own.add(key)  # ours: held by us (or by a copy of the description we hold)
                 continue
-            if parts[4] == pid and parts[3] == "WRITE":
+            if mine:
                 continue  # our own lock of another kind: never somebody else's
         entry = _entry(parts)
         if entry is not None:
