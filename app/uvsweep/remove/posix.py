@@ -253,7 +253,12 @@ class PosixRemover(Remover):
         if st.st_uid != self.euid and not self._may_take(st, policy):
             self._skip_observed(directory, name, st, result)  # foreign
             return None
-        why = policy.too_young(self.clock() - st.st_mtime) or self._dir_reason(directory, policy)
+        age = self.clock() - st.st_mtime
+        why = (policy.too_young(age) if age < policy.min_age else None) or (
+            self._dir_reasons[directory]
+            if directory in self._dir_reasons
+            else self._dir_reason(directory, policy)
+        )
         if why:
             path = f"{directory.rstrip('/')}/{name}"
             # it stays anyway: a holder or waiter the lock table shows says its state
@@ -292,7 +297,14 @@ class PosixRemover(Remover):
             if found.st_nlink == 0:
                 self.calls.close(fd)
                 return None  # unlinked between our open and now (another cleaner): gone
-            odd = _oddity(found, st.st_uid)
+            odd = (
+                _oddity(found, st.st_uid)
+                if found.st_size
+                or found.st_nlink != 1
+                or found.st_uid != st.st_uid
+                or not stat.S_ISREG(found.st_mode)
+                else ""
+            )
             if odd:
                 result.skip(
                     path, LockState.SUSPICIOUS, f"changed while it was being checked: {odd}"
@@ -360,7 +372,12 @@ class PosixRemover(Remover):
             or not stat.S_ISREG(found.st_mode)
         ):  # fmt: skip
             return "replaced while it was being removed"
-        odd = _oddity(found, target.uid)
+        # (a regular file: checked above)
+        odd = (
+            _oddity(found, target.uid)
+            if found.st_size or found.st_nlink != 1 or found.st_uid != target.uid
+            else ""
+        )
         return f"changed while it was being removed: {odd}" if odd else None
 
     def unlink(self, target: Target) -> None:
