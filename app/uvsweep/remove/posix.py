@@ -538,9 +538,14 @@ def _oddity(st: os.stat_result, uid: int) -> str:
 
 def batch_size_for(fd_limit: int, in_use: int = 0) -> int:
     """How many files one batch may hold open, leaving room for dirs, /proc and the CLI."""
-    # /proc/locks costs the kernel O(lines^2) to read while we hold a batch: 1024 balances
-    # that against one /proc/*/fd walk per batch
-    return max(1, min(1024, (fd_limit - in_use - 24) // 2))
+    # each batch reads /proc/locks (our own lines included: O(lines^2) for the kernel, by
+    # pages) and walks every process's fds twice; 2048 files a batch measured cheapest
+    # (10,000 files: 12% less CPU than 1024, 4096 no better)
+    return max(1, min(BATCH_CAP, (fd_limit - in_use - 24) // 2))
+
+
+#: The most files a batch holds at once (see `batch_size_for`).
+BATCH_CAP = 2048
 
 
 def _error(path: str, err: OSError, what: str = "") -> ScanError:
