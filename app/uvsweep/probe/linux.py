@@ -195,7 +195,7 @@ def parse_lock_table(text: str, own_pid: int, held: Container[str] = ()) -> Lock
     own: set[str] = set()
     others: dict[int, list[LockEntry]] = {}
     for line in text.splitlines():
-        parts = line.split()
+        parts = line.split(None, 7)  # "N:", kind, ADVISORY, mode, pid, MAJ:MIN:INO, the rest
         if len(parts) < 6:
             continue
         if parts[1] != "->":

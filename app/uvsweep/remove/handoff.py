@@ -35,7 +35,6 @@ to drop: between rounds that description holds no lock.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import sys
@@ -270,6 +269,8 @@ class Keeper:
                     if item[key] is not None:
                         item[key] = mapping[item[key]]
                 items.append(item)
+            import json  # noqa: PLC0415 - only a handoff needs it (not every `clean`)
+
             job = json.dumps({"view": view, "handoffs": items}).encode()
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
@@ -615,6 +616,8 @@ def keeper_main(argv: Sequence[str]) -> int:
         args = dict(zip(argv[::2], argv[1::2], strict=True))
         job_fd, ready_fd = int(args["--job-fd"]), int(args["--ready-fd"])
         with os.fdopen(job_fd, "rb") as stream:
+            import json  # noqa: PLC0415
+
             job = json.loads(stream.readline())
             remover, handoffs = _resume(job)
             os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
