@@ -423,3 +423,54 @@ def test_a_whole_batch_of_handoffs_is_kept_at_the_fd_limit(lockdir: Path, limit:
         if user:
             os.killpg(user, signal.SIGKILL)
         kill_keepers(before)
+
+
+def test_a_keeper_the_cleaner_gave_up_on_touches_nothing(lockdir: Path) -> None:
+    """Should a keeper outlive the kill of a cleaner that gave up waiting for it, the cleaner's
+    `STOP` word makes it end having touched nothing (the end of the pipe alone means the cleaner
+    is gone, and then the keeper goes on: it alone holds the files)."""
+    import json
+
+    from uvsweep.remove.handoff import STOP, keeper_argv
+
+    (lockdir / A).touch()
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(lockdir / A, os.O_RDONLY)
+    fcntl.flock(old_fd, fcntl.LOCK_EX)
+    st = os.fstat(old_fd)
+    os.unlink(lockdir / A)  # nobody else uses it: a keeper that went on would let it go
+    remover = LinuxRemover()
+    handoff = Handoff(
+        SYSCALLS, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino), remover._handoff_in_use
+    )
+    job = json.dumps({"view": remover.view(), "handoffs": [handoff.to_json()]}).encode()
+    job_r, job_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    keeper = subprocess.Popen(
+        keeper_argv(job_r, ready_w), pass_fds=(job_r, ready_w, dir_fd, old_fd),
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(job_r)
+    os.close(ready_w)
+    try:
+        os.write(job_w, job + b"\n")
+        with os.fdopen(ready_r, "rb") as ready:
+            assert ready.readline() == b"ready\n"
+        os.write(job_w, STOP)
+        os.close(job_w)
+        job_w = -1
+        assert keeper.wait(30) == 3
+        other = os.open(f"/proc/self/fd/{old_fd}", os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):  # still ours: the keeper let nothing go
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+    finally:
+        if keeper.poll() is None:
+            keeper.kill()
+            keeper.wait()
+        if job_w >= 0:
+            os.close(job_w)
+        handoff.close()
+        os.close(dir_fd)

@@ -284,7 +284,12 @@ class Keeper:
             # any size: the keeper reads it while we write (if it dies, no "ready" comes)
             with contextlib.suppress(OSError):
                 _write_all(job_w, job + b"\n")
-            _await_ready(ready_r, pid, "the keeper")
+            try:
+                _await_ready(ready_r, pid, "the keeper")
+            except OSError:
+                with contextlib.suppress(OSError):
+                    _write_all(job_w, STOP)  # killed; should it still run, it must never act
+                raise
             # only now may it act: a keeper killed for being late never touched a lock
             with contextlib.suppress(OSError):
                 _write_all(job_w, GO)
@@ -331,6 +336,7 @@ class Keeper:
             return pid
         os.close(ready_w)
         os.close(go_r)
+        committed = False
         try:
             lines = _ReadyPipe(ready_r)
             keeper = pid
@@ -343,9 +349,13 @@ class Keeper:
                 else:
                     os.waitpid(pid, 0)  # the first copy exits at once: no zombie is left
             lines.await_ready(keeper, "the forked keeper")
+            committed = True
             with contextlib.suppress(OSError):
                 _write_all(go_w, GO)
         finally:
+            if not committed:
+                with contextlib.suppress(OSError):
+                    _write_all(go_w, STOP)  # given up on: it must never act
             os.close(ready_r)
             os.close(go_w)
         return keeper
@@ -356,6 +366,9 @@ class Keeper:
 #: unlocked or locked anything on descriptions the cleaner goes on using). A keeper that reads
 #: the end of the pipe instead goes on too: its cleaner is gone, and it alone holds the files.
 GO = b"go\n"
+#: What a cleaner says to a keeper it gave up on (and killed), should that keeper still run:
+#: it ends at once, having touched nothing.
+STOP = b"stop\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -364,13 +377,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _await_go(fd: int) -> None:
-    """In a keeper that said "ready": wait for the cleaner's `GO` (or the pipe's end)."""
+def _await_go(fd: int) -> bool:
+    """In a keeper that said "ready": wait for the cleaner's word (or the pipe's end); whether
+    to go on (False: the cleaner said `STOP`)."""
+    said = b""
     with contextlib.suppress(OSError):
-        while os.read(fd, 16):
-            pass
+        while chunk := os.read(fd, 16):
+            said += chunk
     with contextlib.suppress(OSError):
         os.close(fd)
+    return STOP not in said
 
 
 def _second_fork(ready_r: int, ready_w: int, go_w: int) -> None:
@@ -458,7 +474,8 @@ def _forked_keeper(
                     os.write(ready_fd, b"ready\n")
                     os.close(ready_fd)
                     said = True
-                    _await_go(go_fd)
+                    if not _await_go(go_fd):
+                        os._exit(0)  # the cleaner kept the files: touch nothing
                     _log(f"(forked) keeping the lock on {paths} until the old files are free")
                 run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
             except Exception as err:  # log, keep the locks, try again
@@ -622,8 +639,10 @@ def keeper_main(argv: Sequence[str]) -> int:
             remover, handoffs = _resume(job)
             os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
             os.close(ready_fd)
-            while stream.read(16):  # its `GO`, or the end of the pipe: only then, a step
-                pass
+            said = stream.read()  # its `GO`, or the end of the pipe: only then, a step
+        if STOP in said:
+            _log("the cleaner gave up on this keeper: it kept the files itself")
+            return 3
     except (IndexError, KeyError, TypeError, ValueError, OSError) as err:
         _log(f"cannot start: {err}")
         return 2
