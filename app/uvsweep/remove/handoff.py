@@ -25,7 +25,8 @@ other holder's, with its command line.
 
 A keeper shares the cleaner's open file descriptions, so a lock either of them takes or drops
 is the other's too. Hence: a keeper says "ready", then takes no step until the cleaner says
-`GO` (or is gone); a keeper the cleaner gave up on is killed having touched nothing. A lock a
+`GO` (or is gone); a keeper the cleaner gave up on is killed (and told `STOP`, should it outlive
+that) having touched nothing. A lock a
 keeper inherited is printed with the pid of the process that took it (the cleaner's), so the
 lock table's records on files we hold exclusively are ours whatever pid they name. And in `NEW`
 a lock left on our old description (a keeper killed mid-round, under an older version) is ours
