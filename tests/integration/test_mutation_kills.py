@@ -920,8 +920,10 @@ def test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size(
 
 def test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason(lockdir: Path) -> None:
     """Kills `changed`'s `except OSError` narrowed and `err.strerror or err` -> `and`: when the
-    fstat of the file we hold fails at the re-check before the unlink (EIO on a failing disk),
-    the file is kept with the OS's reason, never removed unchecked, never a traceback."""
+    file we hold cannot be looked at again at the re-check before the unlink (EIO on a failing
+    disk; the re-check is the name's lstat, which is the held file's own status when it shows
+    the same inode), the file is kept with the OS's reason, never removed unchecked, never a
+    traceback."""
     import errno
 
     from uvsweep.probe.posix import Syscalls
@@ -936,6 +938,11 @@ def test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason(lockdir:
             if self.broken:
                 raise OSError(errno.EIO, "Input/output error")
             return super().fstat(fd)
+
+        def lstat(self, name: str, dir_fd: int) -> os.stat_result:
+            if self.broken:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().lstat(name, dir_fd)
 
     calls = FailingDisk()
 

@@ -452,7 +452,9 @@ def test_a_forked_keeper_holds_the_names_and_nothing_else(lockdir: Path) -> None
         for fd in users:
             os.close(fd)
         users.clear()
-        os.waitpid(pid, 0)  # ours to reap: it ends once nobody uses the old files
+        # not our child (forked twice: a long-lived tray keeps no zombie): it ends once nobody
+        # uses the old files
+        wait_for(lambda: pid not in forked_keeper_pids(), what="the copy to end")
         fd = os.open(lockdir / "uv-0000000000000000.lock", os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again

@@ -28,8 +28,8 @@ def test_a_batch_leaves_room_and_is_capped() -> None:
     # two fds per file at most (the file and, in a handoff, its next generation), 24 spare
     assert batch_size_for(1024) == 500 and batch_size_for(1025) == 500
     assert batch_size_for(1024, in_use=100) == 450
-    assert batch_size_for(2072) == 1024
-    assert batch_size_for(1_000_000) == 1024  # /proc/locks costs O(lines^2) to read
+    assert batch_size_for(2072) == 1024 and batch_size_for(4120) == 2048
+    assert batch_size_for(1_000_000) == 2048  # /proc/locks costs O(lines^2) to read
     assert batch_size_for(25) == 1 and batch_size_for(0) == 1
 
 

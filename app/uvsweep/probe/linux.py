@@ -8,7 +8,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Sequence
 
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
@@ -70,47 +70,76 @@ def parse_locks(text: str, own_pid: int | None = None) -> dict[int, list[LockEnt
 Device = tuple[int, int]
 
 
+def device_key(device: Device, ino: int) -> str:
+    """How `/proc/locks` prints a file: `MAJOR:MINOR:INODE`, the device numbers in hex."""
+    return f"{device[0]:02x}:{device[1]:02x}:{ino}"
+
+
+def printed_device(dev: int, known: dict[int, Device]) -> Device:
+    """The device `/proc/locks` prints for files of `st_dev` `dev`: the one learned for it, or
+    `st_dev`'s own major and minor (what it is on every file system but btrfs and overlayfs)."""
+    found = known.get(dev)
+    return found if found is not None else (os.major(dev), os.minor(dev))
+
+
 class LockTable:
     """One read of `/proc/locks`: other processes' entries by inode, our own locks' devices.
 
     The trust rule, the one place it is written: an entry is on a file when its inode *and* its
     device match. `/proc/locks` prints the superblock's device, which is `st_dev` on most file
     systems but not on btrfs subvolumes or overlayfs, so the device a file is printed with is
-    learned from our own exclusive lock on it whenever we hold one (`own`), remembered per
-    `st_dev` for the run (`known`), and only otherwise taken to be `st_dev` itself. An entry on
-    the same inode number but another device is another file (fresh tmpfs mounts hand out the
-    same inode numbers), except where the device could not be learned: then the caller decides
-    with a try-lock, or, holding the file, keeps it to be safe.
+    learned from our own exclusive lock on it whenever we hold one (`/proc/self/fdinfo`, or
+    `own`), remembered per `st_dev` for the run (`known`), and only otherwise taken to be
+    `st_dev` itself. An entry on the same inode number but another device is another file (fresh
+    tmpfs mounts hand out the same inode numbers), except where the device could not be learned:
+    then the caller decides with a try-lock, or, holding the file, keeps it to be safe.
+
+    Ours (`own_keys`, never among `others`): a FLOCK lock held (not awaited) on a file we hold
+    exclusively right now (`held`: whoever it names, since nobody else can hold it while we do;
+    a keeper's inherited lock is printed with the pid of the cleaner that took it), and any
+    exclusive lock our own pid holds. Only FLOCK records of ours say anything about a device or
+    anchor a read (see `read_lock_table`): a POSIX lock of ours on some other file does not.
     """
 
     def __init__(
-        self, others: dict[int, list[LockEntry]], own_lines: Sequence[str] = (), own_pid: int = 0
+        self,
+        others: dict[int, list[LockEntry]],
+        own_lines: Sequence[str] = (),
+        own_pid: int = 0,
+        own_keys: set[str] | None = None,
     ) -> None:
         self.others = others
-        self._own_lines, self._own_pid = own_lines, own_pid
+        self.own_keys: set[str] = set(own_keys or ())
+        pid = str(own_pid)
+        for line in own_lines:  # our own lines, as tests and older callers give them
+            parts = line.split()
+            if len(parts) >= 6 and parts[1] == "FLOCK" and parts[4] == pid:
+                self.own_keys.add(parts[5])
         self._own: dict[int, set[Device]] | None = None
         #: False when the reads never showed every anchor asked for (see `read_lock_table`)
         self.complete = True
 
     @property
     def own(self) -> dict[int, set[Device]]:
-        """The devices of our own exclusive locks, by inode (split only when first asked)."""
+        """The devices of our own FLOCK locks, by inode (split only when first asked)."""
         if self._own is None:
             self._own = {}
-            pid = str(self._own_pid)
-            for line in self._own_lines:
-                parts = line.split()
+            for key in self.own_keys:
                 try:
-                    major, minor, ino = parts[parts.index(pid) + 1].split(":")
+                    major, minor, ino = key.split(":")
                     self._own.setdefault(int(ino), set()).add((int(major, 16), int(minor, 16)))
-                except (IndexError, ValueError):
+                except ValueError:
                     continue
         return self._own
 
-    def unseen(self, ino: int) -> bool:
-        """Whether our own lock on this inode never showed in the reads (`complete` is False):
+    def shows(self, dev: int, ino: int, known: dict[int, Device]) -> bool:
+        """Whether our own FLOCK record on this file (device and inode) is in the table."""
+        return device_key(printed_device(dev, known), ino) in self.own_keys
+
+    def unseen(self, dev: int, ino: int, known: dict[int, Device]) -> bool:
+        """Whether our own lock on this file never showed in the reads (`complete` is False):
         whoever waits behind it went unseen too."""
-        return not self.complete and ino not in self.own
+        return not self.complete and not self.shows(dev, ino, known)
 
     def device_of(
         self, dev: int, ino: int, known: dict[int, Device], own: bool = True
@@ -156,21 +185,44 @@ class LockTable:
         return mine, [e for e in on_inode if (e.major, e.minor) != device]
 
 
-def parse_lock_table(text: str, own_pid: int) -> LockTable:
-    """`/proc/locks` text -> a `LockTable`; `own_pid`'s exclusive locks give only their devices.
+def parse_lock_table(text: str, own_pid: int, held: Container[str] = ()) -> LockTable:
+    """`/proc/locks` text -> a `LockTable` (see there for which lines are ours).
 
-    A cleaner holding thousands of locks reads thousands of its own lines: they are set aside
-    unparsed, and split only if a device must be told apart (`LockTable.own`).
+    `held`: the `device_key`s of the files we hold exclusively now. A cleaner holding thousands
+    of locks reads thousands of its own lines: they are recognised by two fields, never parsed.
     """
-    mark = f"WRITE {own_pid} "
-    own: list[str] = []
-    rest: list[str] = []
+    pid = str(own_pid)
+    own: set[str] = set()
+    others: dict[int, list[LockEntry]] = {}
     for line in text.splitlines():
-        if mark in line and "->" not in line:
-            own.append(line)
-        else:
-            rest.append(line)
-    return LockTable(parse_locks("\n".join(rest)), own, own_pid)
+        parts = line.split(None, 7)  # "N:", kind, ADVISORY, mode, pid, MAJ:MIN:INO, the rest
+        if len(parts) < 6:
+            continue
+        if parts[1] != "->":
+            key = parts[5]
+            mine = parts[4] == pid and parts[3] == "WRITE"
+            if parts[1] == "FLOCK" and (mine or key in held):
+                own.add(key)  # ours: held by us (or by a copy of the description we hold)
+                continue
+            if mine:
+                continue  # our own lock of another kind: never somebody else's
+        entry = _entry(parts)
+        if entry is not None:
+            others.setdefault(entry.ino, []).append(entry)
+    return LockTable(others, own_pid=own_pid, own_keys=own)
+
+
+def _entry(parts: Sequence[str]) -> LockEntry | None:
+    """One `/proc/locks` line, split, as a `LockEntry`; None if it cannot be read."""
+    waiting = parts[1] == "->"
+    index = 2 if waiting else 1
+    try:
+        kind, mode = parts[index], parts[index + 2]
+        pid = int(parts[index + 3])
+        major, minor, ino = parts[index + 4].split(":")
+        return LockEntry(kind, mode, pid, int(major, 16), int(minor, 16), int(ino), waiting)
+    except (IndexError, ValueError):
+        return None
 
 
 #: How many reads of `/proc/locks` may be spent to see every anchor (see `read_lock_table`).
@@ -183,6 +235,7 @@ def read_lock_table(
     calls: Syscalls = SYSCALLS,
     reads: int = 1,
     anchored: Callable[[LockTable], bool] | None = None,
+    held: Collection[str] = (),
 ) -> LockTable:
     """`<proc>/locks` as a `LockTable`: the lines of `reads` reads or more, taken together.
 
@@ -190,21 +243,24 @@ def read_lock_table(
     read() call, finding its place again by *position*, so a lock released anywhere between two
     calls shifts the records not yet printed and one of them is skipped, with its whole tree of
     waiters. What a read does show is whole: a lock and every process waiting behind it come
-    from one call. So a caller that knows which records must be there (`anchored`: our own
-    exclusive locks on the files we hold, or a holder our try-lock met) reads again, up to
-    `ANCHORED_READS` times, until the union of the reads satisfies it; each anchor's record,
-    once in, brings its waiters as they were at that moment. `LockTable.complete` says whether
-    it did (if not, the union is still returned: the callers count a missing anchor as in use).
-    OSError if the file cannot be read.
+    from one call. So a caller that knows which records must be there reads again, up to
+    `ANCHORED_READS` times, until the union of the reads shows them: `held`, the `device_key`s
+    of the files it holds exclusively (their FLOCK records, whatever pid they name), and
+    `anchored`, a test of its own (a holder our try-lock met). Each anchor's record, once in,
+    brings its waiters as they were at that moment. `LockTable.complete` says whether it did (if
+    not, the union is still returned: the callers count a missing anchor as in use). OSError if
+    the file cannot be read.
     """
     texts: list[str] = []
     table = LockTable({})
-    for done in range(max(reads, ANCHORED_READS if anchored is not None else 1)):
+    wanted = set(held)
+    needs_anchor = anchored is not None or bool(wanted)
+    for done in range(max(reads, ANCHORED_READS if needs_anchor else 1)):
         texts.append(calls.read(f"{proc}/locks").decode("latin-1"))
         if done + 1 < reads:
             continue
-        table = parse_lock_table(_union(texts), own_pid)
-        if anchored is None or anchored(table):
+        table = parse_lock_table(_union(texts), own_pid, wanted)
+        if wanted <= table.own_keys and (anchored is None or anchored(table)):
             return table
     table.complete = False
     return table

@@ -22,12 +22,20 @@ rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the ver
 descriptions (so the locks never lapse), runs the same steps until every old inode is free,
 logs to the state dir and exits. A keeper's lock is visible to `scan` and `doctor` like any
 other holder's, with its command line.
+
+A keeper shares the cleaner's open file descriptions, so a lock either of them takes or drops
+is the other's too. Hence: a keeper says "ready", then takes no step until the cleaner says
+`GO` (or is gone); a keeper the cleaner gave up on is killed (and told `STOP`, should it outlive
+that) having touched nothing. A lock a
+keeper inherited is printed with the pid of the process that took it (the cleaner's), so the
+lock table's records on files we hold exclusively are ours whatever pid they name. And in `NEW`
+a lock left on our old description (a keeper killed mid-round, under an older version) is ours
+to drop: between rounds that description holds no lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import sys
@@ -262,6 +270,8 @@ class Keeper:
                     if item[key] is not None:
                         item[key] = mapping[item[key]]
                 items.append(item)
+            import json  # noqa: PLC0415 - only a handoff needs it (not every `clean`)
+
             job = json.dumps({"view": view, "handoffs": items}).encode()
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
@@ -272,13 +282,18 @@ class Keeper:
             for fd in (job_r, ready_w):  # the keeper's now; EOF tells us if it dies
                 os.close(fd)
                 opened.remove(fd)
-            opened.remove(job_w)  # the stream below closes it: the keeper then reads EOF
+            # any size: the keeper reads it while we write (if it dies, no "ready" comes)
+            with contextlib.suppress(OSError):
+                _write_all(job_w, job + b"\n")
             try:
-                with os.fdopen(job_w, "wb") as stream:
-                    stream.write(job)  # any size: the keeper reads it while we write
+                _await_ready(ready_r, pid, "the keeper")
             except OSError:
-                pass  # it died reading: no "ready" comes, handled below
-            _await_ready(ready_r, pid, "the keeper")
+                with contextlib.suppress(OSError):
+                    _write_all(job_w, STOP)  # killed; should it still run, it must never act
+                raise
+            # only now may it act: a keeper killed for being late never touched a lock
+            with contextlib.suppress(OSError):
+                _write_all(job_w, GO)
             return pid
         finally:
             for fd in opened:
@@ -298,44 +313,152 @@ class Keeper:
         """
         import warnings  # noqa: PLC0415
 
-        _reap_forked()
+        reap_forked()
         keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
+        pipes: list[int] = []
         try:
-            ready_r, ready_w = os.pipe()
+            pipes += os.pipe()
+            pipes += os.pipe()
         except OSError:  # no fds to spare (the reason `take` failed, often): go on without
-            ready_r = ready_w = -1
+            for fd in pipes:
+                os.close(fd)
+            pipes = []
+        ready_r, ready_w, go_r, go_w = pipes or (-1, -1, -1, -1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
             pid = os.fork()
         if pid == 0:  # the child: never returns into the caller's code
-            _forked_keeper(handoffs, view, [*keep, ready_w] if ready_w >= 0 else keep, ready_w)
-        _FORKED.append(pid)
-        if ready_r < 0:
+            if pipes:
+                _second_fork(ready_r, ready_w, go_w)
+            mine = [*keep, ready_w, go_r] if pipes else keep
+            _forked_keeper(handoffs, view, mine, ready_w, go_r)
+        if not pipes:
+            _FORKED.append(pid)  # reaped by the next `clean` (`reap_forked`)
             return pid
         os.close(ready_w)
+        os.close(go_r)
+        committed = False
         try:
-            _await_ready(ready_r, pid, "the forked keeper")
+            lines = _ReadyPipe(ready_r)
+            keeper = pid
+            try:
+                with contextlib.suppress(ValueError):
+                    keeper = int(lines.next_line(pid, "the forked keeper"))
+            finally:
+                if keeper == pid:
+                    _FORKED.append(pid)  # no second fork: our child for good (or killed)
+                else:
+                    os.waitpid(pid, 0)  # the first copy exits at once: no zombie is left
+            lines.await_ready(keeper, "the forked keeper")
+            committed = True
+            with contextlib.suppress(OSError):
+                _write_all(go_w, GO)
         finally:
+            if not committed:
+                with contextlib.suppress(OSError):
+                    _write_all(go_w, STOP)  # given up on: it must never act
             os.close(ready_r)
-        return pid
+            os.close(go_w)
+        return keeper
+
+
+#: What a cleaner says to a keeper that said "ready" once it has let go of the handoffs: until
+#: then the keeper takes no step (a keeper killed because its word came late must not have
+#: unlocked or locked anything on descriptions the cleaner goes on using). A keeper that reads
+#: the end of the pipe instead goes on too: its cleaner is gone, and it alone holds the files.
+GO = b"go\n"
+#: What a cleaner says to a keeper it gave up on (and killed), should that keeper still run:
+#: it ends at once, having touched nothing.
+STOP = b"stop\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _await_go(fd: int) -> bool:
+    """In a keeper that said "ready": wait for the cleaner's word (or the pipe's end); whether
+    to go on (False: the cleaner said `STOP`)."""
+    said = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(fd, 16):
+            said += chunk
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    return STOP not in said
+
+
+def _second_fork(ready_r: int, ready_w: int, go_w: int) -> None:
+    """In the first copy of a forked keeper: fork again and exit, so that the keeper is nobody's
+    child (a long-lived tray reaps the first copy at once and never keeps a zombie); the keeper's
+    pid goes first on the ready pipe. Returns only in the process that is to be the keeper."""
+    with contextlib.suppress(OSError):
+        os.close(ready_r)
+        os.close(go_w)
+    try:
+        pid = os.fork()
+    except OSError:  # no second copy: this one is the keeper
+        pid = 0
+    if pid != 0:
+        os._exit(0)
+    # the keeper says who it is before anything else, so the words come in order
+    with contextlib.suppress(OSError):
+        os.write(ready_w, f"{os.getpid()}\n".encode())
+
+
+class _ReadyPipe:
+    """The lines a new keeper writes on its ready pipe, each awaited with a time limit."""
+
+    def __init__(self, fd: int) -> None:
+        import time  # noqa: PLC0415
+
+        self.fd, self.buffer = fd, b""
+        self.deadline = time.monotonic() + KEEPER_START_TIMEOUT
+
+    def next_line(self, pid: int, who: str) -> str:
+        """The next line; without it in time, `pid` is killed and OSError raised."""
+        import select  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
+        poll.register(self.fd, select.POLLIN)
+        while b"\n" not in self.buffer:
+            left = self.deadline - time.monotonic()
+            chunk = os.read(self.fd, 64) if left > 0 and poll.poll(left * 1000) else b""
+            if not chunk:
+                _kill(pid)
+                raise OSError(f"{who} did not take over the locks in time")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode("ascii", "replace")
+
+    def await_ready(self, pid: int, who: str) -> None:
+        """Wait for "ready"; without it in time, kill `pid` and raise OSError."""
+        if self.next_line(pid, who) != "ready":
+            _kill(pid)
+            raise OSError(f"{who} did not take over the locks in time")
+
+
+def _kill(pid: int) -> None:
+    import signal  # noqa: PLC0415
+
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _await_ready(ready_r: int, pid: int, who: str) -> None:
     """Wait for a new keeper's "ready" on `ready_r`; without it in time, kill it and raise."""
-    import select  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-
-    poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
-    poll.register(ready_r, select.POLLIN)
-    if poll.poll(KEEPER_START_TIMEOUT * 1000) and os.read(ready_r, 16) == b"ready\n":
-        return
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-    raise OSError(f"{who} did not take over the locks in time")
+    _ReadyPipe(ready_r).await_ready(pid, who)
 
 
 def _forked_keeper(
-    handoffs: Sequence[Handoff], view: dict[str, Any], keep: Sequence[int], ready_fd: int
+    handoffs: Sequence[Handoff],
+    view: dict[str, Any],
+    keep: Sequence[int],
+    ready_fd: int,
+    go_fd: int = -1,
 ) -> None:
     """The body of a forked keeper (see `Keeper.fork`); ends the process."""
     import time  # noqa: PLC0415
@@ -352,6 +475,8 @@ def _forked_keeper(
                     os.write(ready_fd, b"ready\n")
                     os.close(ready_fd)
                     said = True
+                    if not _await_go(go_fd):
+                        os._exit(0)  # the cleaner kept the files: touch nothing
                     _log(f"(forked) keeping the lock on {paths} until the old files are free")
                 run(handoffs, remover.calls, wait=None, limit=0.1, check=remover.handoffs_in_use)
             except Exception as err:  # log, keep the locks, try again
@@ -375,7 +500,8 @@ def _forked_keeper(
 _FORKED: list[int] = []
 
 
-def _reap_forked() -> None:
+def reap_forked() -> None:
+    """Reap the forked keepers that have exited (each `clean` in a long-lived process does)."""
     for pid in list(_FORKED):
         with contextlib.suppress(ChildProcessError, OSError):
             if os.waitpid(pid, os.WNOHANG)[0] == 0:
@@ -508,10 +634,16 @@ def keeper_main(argv: Sequence[str]) -> int:
         args = dict(zip(argv[::2], argv[1::2], strict=True))
         job_fd, ready_fd = int(args["--job-fd"]), int(args["--ready-fd"])
         with os.fdopen(job_fd, "rb") as stream:
-            job = json.loads(stream.read())
-        remover, handoffs = _resume(job)
-        os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
-        os.close(ready_fd)
+            import json  # noqa: PLC0415
+
+            job = json.loads(stream.readline())
+            remover, handoffs = _resume(job)
+            os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
+            os.close(ready_fd)
+            said = stream.read()  # its `GO`, or the end of the pipe: only then, a step
+        if STOP in said:
+            _log("the cleaner gave up on this keeper: it kept the files itself")
+            return 3
     except (IndexError, KeyError, TypeError, ValueError, OSError) as err:
         _log(f"cannot start: {err}")
         return 2
