@@ -13,10 +13,12 @@ Rescans are triggered by
   where it points, and watched again when it is replaced or the link changes.
 
 The first file event after a quiet spell is acted on at once (leading edge): the file it names is
-probed alone and a snapshot with it is published, so a new lock or a holder that dies shows within
-milliseconds. What follows is coalesced: a full rescan starts once events have been quiet for
-`quiet` seconds, or `max_delay` after the first one, so a burst of a thousand files costs a
-handful of snapshots and the last one is exact (the full rescan always follows a leading probe).
+probed alone (a try-lock and one walk of the open files; the OS's lock table, slow to read on
+Linux, only where those leave a doubt: `Backend.lazy_table`) and a snapshot with it is published,
+so a new lock or a holder that dies shows within milliseconds. What follows is coalesced: a
+full rescan starts once events have been quiet for `quiet` seconds, or `max_delay` after the
+first one, so a burst of a thousand files costs a handful of snapshots and the last one is
+exact (the full rescan always follows a leading probe).
 The probe's own opens are told apart from other processes' (it announces each one through
 `before_open`), so scanning never triggers another scan.
 
@@ -515,14 +517,15 @@ class Watcher:
         if self.on_warning is not None:
             self.on_warning(message)
 
-    def _backend(self, table: ProcessTable) -> Backend:
+    def _backend(self, table: ProcessTable, *, leading: bool = False) -> Backend:
         from uvsweep import probe  # noqa: PLC0415
 
         backend = probe.for_platform(processes=table)
-        if hasattr(backend, "before_open"):
-            backend.before_open = self._before_open
-        if hasattr(backend, "quiet"):
-            backend.quiet = True  # no opens of our own where /proc/locks decides
+        backend.before_open = self._before_open
+        # a full rescan opens no file where the lock table decides; a leading probe opens its
+        # few files and reads the lock table only where their try-locks leave a doubt
+        backend.quiet = not leading
+        backend.lazy_table = leading
         return backend
 
     def _lead(self, paths: set[str]) -> None:
@@ -547,7 +550,7 @@ class Watcher:
         if not files:
             return
         table = ProcessTable()
-        result = self._backend(table).probe_files(files)
+        result = self._backend(table, leading=True).probe_files(files)
         self.probes += 1
         found = result.files
         if self.label and found:

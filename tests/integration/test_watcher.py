@@ -285,6 +285,44 @@ def test_the_first_event_after_a_quiet_spell_is_acted_on_at_once(
     assert watcher.probes == 2
 
 
+def test_a_leading_probe_reads_the_lock_table_only_where_the_try_lock_leaves_a_doubt(
+    lockdir: Path, hold: type[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uvsweep import probe
+    from uvsweep.processes import ProcessTable
+
+    kinds = ("free", "held", "waited", "open")
+    names = {kind: f"uv-00000000000000{i:02x}.lock" for i, kind in enumerate(kinds, start=0xC0)}
+    for name in names.values():
+        (lockdir / name).touch()
+    holder = hold(lockdir / names["held"])
+    hold(lockdir / names["waited"])
+    waiter = hold(lockdir / names["waited"], wait=True)
+    reads: list[int] = []
+
+    def probe_files(name: str, *, lazy: bool) -> list[tuple[object, ...]]:
+        backend = probe.for_platform(processes=ProcessTable())
+        backend.lazy_table = lazy
+        load = backend.load_lock_table
+        monkeypatch.setattr(backend, "load_lock_table", lambda result: (reads.append(1),
+                                                                        load(result)))  # fmt: skip
+        files = backend.probe_files([(str(lockdir), name)]).files
+        return [(f.state, [h.pid for h in f.holders], [h.pid for h in f.waiters],
+                 [h.pid for h in f.openers]) for f in files]  # fmt: skip
+
+    with child_with_file(lockdir / names["open"], write=True) as opener:
+        answers = {}
+        for kind, name in names.items():
+            reads.clear()
+            answers[kind] = probe_files(name, lazy=True)
+            assert answers[kind] == probe_files(name, lazy=False), kind
+            assert len(reads) == (1 if kind == "free" else 2), kind  # the lazy one read none
+        assert answers["free"] == [(LockState.ORPHANED, [], [], [])]
+        assert answers["held"][0][:2] == (LockState.HELD, [holder.pid])
+        assert answers["waited"][0][2] == [waiter.pid]
+        assert answers["open"] == [(LockState.OPEN, [], [], [opener.pid])]
+
+
 def test_uv_exit_triggers_a_rescan(
     lockdir: Path,
     watch: Callable[..., tuple[Watcher, Recorder]],

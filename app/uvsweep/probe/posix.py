@@ -222,9 +222,6 @@ class PosixBackend(Backend):
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
         self._users: dict[int, str] = {}
-        #: Called with a file's path just before the probe opens it (the watcher uses it to
-        #: tell its own opens from other processes' in the file system events).
-        self.before_open: Callable[[str], None] | None = None
 
     @abstractmethod
     def load_lock_table(self, result: ProbeResult) -> None:
@@ -302,7 +299,8 @@ class PosixBackend(Backend):
     def probe_files(self, files: Sequence[tuple[str, str]]) -> ProbeResult:
         """See `Backend.probe_files`: only the named entries are looked at (no dir listing)."""
         result = ProbeResult()
-        self.load_lock_table(result)
+        if not self.lazy_table:
+            self.load_lock_table(result)
         observed: list[Observation] = []
         by_dir: dict[str, list[str]] = {}
         for directory, name in files:
@@ -340,18 +338,20 @@ class PosixBackend(Backend):
                 observed.append(obs)
 
     def _finish(self, observed: list[Observation], result: ProbeResult) -> None:
-        """The lock table and one open-file walk for everything observed, then classify."""
-        wanted: dict[FileKey, Observation] = {}
-        for obs in observed:
-            if stat.S_ISREG(obs.mode):
-                self.lock_entries(obs, obs.lock)
-                # openers of every file: of a free one, who is about to lock it; of a held one,
-                # who holds it when the lock table names a process that took the lock and has
-                # exited or is hidden (a uvsweep keeper it passed the lock to, or a child)
-                wanted[(obs.dev, obs.ino)] = obs
-        if wanted:
-            for key, pids in self.find_openers(wanted, result).items():
-                wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
+        """One open-file walk and the lock table for everything observed, then classify (with
+        `lazy_table`, the table is read here, and only where the try-locks leave a doubt)."""
+        regular = [obs for obs in observed if stat.S_ISREG(obs.mode)]
+        # openers of every file: of a free one, who is about to lock it; of a held one, who
+        # holds it when the lock table names a process that took the lock and has exited or is
+        # hidden (a uvsweep keeper it passed the lock to, or a child)
+        wanted: dict[FileKey, Observation] = {(obs.dev, obs.ino): obs for obs in regular}
+        openers = self.find_openers(wanted, result) if wanted else {}
+        if self.lazy_table and (openers or any(obs.lock is not LockProbe.FREE for obs in regular)):
+            self.load_lock_table(result)
+        for obs in regular:
+            self.lock_entries(obs, obs.lock)
+        for key, pids in openers.items():
+            wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
         result.files = [classify(obs) for obs in observed]
 
 
