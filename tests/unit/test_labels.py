@@ -218,3 +218,30 @@ def test_a_scan_inside_a_plain_project_imports_no_toml_parser(tmp_path: Path) ->
         env={**os.environ, "UVSWEEP_CONFIG": str(tmp_path / "none.toml")},
     )  # fmt: skip
     assert done.stdout.splitlines()[-2:] == [f"LABEL {tmp_path / 'proj'}", "TOML False"]
+
+
+def test_a_kept_labeller_builds_its_index_once_and_again_only_as_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uvsweep import labels, scanner
+    from uvsweep.processes import ProcessTable
+
+    (tmp_path / lock_name(path_digest("/nowhere"))).touch()
+    files = scanner.scan([str(tmp_path)], label=False).files
+    built: list[int] = []
+    monkeypatch.setattr(labels, "build_index", lambda *_a: built.append(1) or LabelIndex())
+    table = ProcessTable()
+    labeller = scanner.Labeller(retry=5.0)
+    assert labeller.label([], table) == [] and built == []  # nothing to label: no index
+    assert [f.label for f in labeller.label(files, table)] == [None] and len(built) == 1
+    labeller.label(files, table)
+    assert len(built) == 1, "unlabelled, but built a moment ago"
+    labeller._built_at -= 10
+    labeller.label(files, table, retry=False)
+    assert len(built) == 1, "a leading probe never builds it again"
+    labeller.label(files, table)
+    assert len(built) == 2, "unlabelled for longer than `retry`: built again"
+    labeller.forget()
+    labeller.label(files, table)
+    assert len(built) == 3
+    assert scanner.Labeller().label(files, table) and len(built) == 4  # a scan's: a new index

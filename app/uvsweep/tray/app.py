@@ -100,8 +100,9 @@ class TrayApp:
         backend: Choice | None = None,
         log_path: str = "",
     ) -> None:
+        from uvsweep.autoclean import AutoClean  # noqa: PLC0415
         from uvsweep.tray.notify import Notifier, NotifyPolicy  # noqa: PLC0415
-        from uvsweep.watcher import AutoClean, Watcher  # noqa: PLC0415
+        from uvsweep.watcher import Watcher  # noqa: PLC0415
 
         self.dirs = list(dirs)
         self.settings = settings
@@ -129,7 +130,8 @@ class TrayApp:
             self.dirs, settings=settings, safety_interval=settings.safety_rescan
         )
         self._auto_policy = AutoClean(min_age=settings.auto_clean_min_age, clean=self._auto_clean)
-        self.watcher.auto_clean = self._auto_policy if settings.auto_clean else None
+        self._auto_policy.enabled = settings.auto_clean
+        self._auto_policy.attach(self.watcher)
         self.watcher.subscribe(self._on_snapshot)
         self.quitting = threading.Event()
 
@@ -266,7 +268,7 @@ class TrayApp:
             self.quit()
         elif action == "toggle-auto-clean":
             self._set(auto_clean=not self.settings.auto_clean)
-            self.watcher.auto_clean = self._auto_policy if self.settings.auto_clean else None
+            self._auto_policy.enabled = self.settings.auto_clean
             if self.settings.auto_clean:
                 self.watcher.rescan()
         elif action == "toggle-notifications":
