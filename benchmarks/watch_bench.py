@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import record
-from scan_bench import compile_bytecode
+from scan_bench import AS_SCRIPT, compile_bytecode
 
 #: Takes the lock, then opens and closes the file once more: taking a lock makes no file system
 #: event, so that last event makes sure the watcher looks again once the lock is held (the open
@@ -152,7 +152,7 @@ def latency(events: int, baseline_app: str | None = None) -> dict[str, list[floa
         }
         if baseline_app:
             procs["_baseline"] = subprocess.Popen(
-                [sys.executable, "-m", "uvsweep", *args], stdout=subprocess.PIPE, text=True,
+                [sys.executable, "-c", AS_SCRIPT, *args], stdout=subprocess.PIPE, text=True,
                 env={**env, "PYTHONPATH": baseline_app},
             )  # fmt: skip
         try:

@@ -277,22 +277,56 @@ class PosixBackend(Backend):
         return obs
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
-        """See the class docstring and `uv_names`."""
+        """See the class docstring and `uv_names`. The lock table is read while the dirs are
+        listed (the listing does not need it; on Linux the read waits for an RCU grace period,
+        5-25 ms, and a big dir takes longer to list), then every name listed is observed."""
+        import threading  # noqa: PLC0415 - the scan path only
+
         result = ProbeResult()
-        self.load_lock_table(result)
-        observed: list[Observation] = []
-        for directory in dirs:
+        table = ProbeResult()  # the reader's notes, taken once it is done
+        failed: list[BaseException] = []  # raised again here, as if read on this thread
+
+        def read_table() -> None:
             try:
-                dir_fd = os.open(directory, DIR_FLAGS)
-            except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
-                continue
-            try:
-                self._observe_names(directory, dir_fd, uv_names(dir_fd), observed, result)
-            except OSError as err:
-                result.errors.append(ScanError(directory, dir_error_message(err)))
-            finally:
-                os.close(dir_fd)
+                self.load_lock_table(table)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                failed.append(err)
+
+        reader = threading.Thread(target=read_table, daemon=True, name="uvsweep-lock-table")
+        reader.start()
+        # per dir: (its fd or None, the names listed, why it could not be (further) listed)
+        listed: list[tuple[str, int | None, list[str], str]] = []
+        try:
+            for directory in dirs:
+                try:
+                    dir_fd = os.open(directory, DIR_FLAGS)
+                except OSError as err:
+                    listed.append((directory, None, [], dir_error_message(err)))
+                    continue
+                names: list[str] = []
+                why = ""
+                try:
+                    names.extend(uv_names(dir_fd))
+                except OSError as err:
+                    why = dir_error_message(err)
+                listed.append((directory, dir_fd, names, why))
+            reader.join()
+            if failed:
+                raise failed[0]
+            result.notes += table.notes
+            result.errors += table.errors
+            result.hidden_processes += table.hidden_processes
+            observed: list[Observation] = []
+            for directory, fd, names, why in listed:
+                if fd is not None:
+                    self._observe_names(directory, fd, names, observed, result)
+                if why:
+                    result.errors.append(ScanError(directory, why))
+        finally:
+            reader.join()
+            for _, fd, _, _ in listed:
+                if fd is not None:
+                    os.close(fd)
         self._finish(observed, result)
         return result
 
