@@ -337,8 +337,11 @@ Times from the change (file created; SIGKILL sent) to the line being read from t
 stdout. The floor is a bare watchdog observer in its own process on the same dir, printing the
 inotify event (`created`; `closed` for the killed holder's file) as it arrives.{baseline_note}
 The first file event after a quiet spell is probed alone and printed at once (a try-lock and one
-walk of the open files; the lock table only where those leave a doubt); what follows is
-coalesced into a full rescan after {20} ms of quiet (at most 250 ms in a burst).
+walk of the open files; the lock table only where those leave a doubt: reading `/proc/locks`
+waits for an RCU grace period, 5-25 ms unless it was read a moment before, which was most of the
+reaction time); what follows is coalesced into a full rescan after {20} ms of quiet (at most
+250 ms in a burst). The machine runs other engineers' work: the times move with its load, the
+side-by-side rows less so.
 
 ### Idle: `uvsweep watch` on 50 lock files for {args.idle:.0f} s (bytecode compiled)
 
