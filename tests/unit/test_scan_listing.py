@@ -96,6 +96,19 @@ def test_the_lock_table_is_read_while_the_dirs_are_listed(
     from uvsweep.processes import ProcessTable
 
     fill(tmp_path, 0)
+    backend = probe.for_platform(processes=ProcessTable())
+    load = backend.load_lock_table
+    threads: list[threading.Thread] = []
+
+    def record_thread(result: probe.ProbeResult) -> None:
+        threads.append(threading.current_thread())
+        load(result)
+
+    monkeypatch.setattr(backend, "load_lock_table", record_thread)
+    backend.probe([str(tmp_path)])
+    assert threads == [threading.current_thread()], "a small dir: read first, on this thread"
+
+    monkeypatch.setattr(posix, "LIST_BESIDE", 0)  # as a dir of 2,000 entries or more is
     listing = threading.Event()
     real = posix.uv_names
 
@@ -104,8 +117,6 @@ def test_the_lock_table_is_read_while_the_dirs_are_listed(
         yield from real(dir_fd)
 
     monkeypatch.setattr(posix, "uv_names", uv_names)
-    backend = probe.for_platform(processes=ProcessTable())
-    load = backend.load_lock_table
 
     def read_after_the_listing_began(result: probe.ProbeResult) -> None:
         assert listing.wait(10), "the listing waited for the lock table"

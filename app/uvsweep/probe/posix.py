@@ -214,6 +214,46 @@ def rw_accessible(st: os.stat_result, euid: int, groups: frozenset[int]) -> bool
     return mode & 0o006 == 0o006
 
 
+#: Dirs bigger than this (bytes, as `st_size` reports a dir: about 20 to 40 per entry, so some
+#: 2,000 entries) take longer to list than the lock table takes to read: it is read beside them.
+LIST_BESIDE = 64 * 1024
+
+
+def _dir_size(dir_fd: int) -> int:
+    try:
+        return os.fstat(dir_fd).st_size
+    except OSError:
+        return 0
+
+
+class _TableReader:
+    """`backend.load_lock_table` on a thread of its own; `take` waits for it and hands over its
+    notes, or raises what it raised, on the caller's thread."""
+
+    def __init__(self, backend: PosixBackend) -> None:
+        import threading  # noqa: PLC0415 - big dirs only
+
+        self.found = ProbeResult()
+        self.failed: list[BaseException] = []
+        self.thread = threading.Thread(target=self._read, args=(backend,), daemon=True,
+                                       name="uvsweep-lock-table")  # fmt: skip
+        self.thread.start()
+
+    def _read(self, backend: PosixBackend) -> None:
+        try:
+            backend.load_lock_table(self.found)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            self.failed.append(err)
+
+    def take(self, result: ProbeResult) -> None:
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+        result.notes += self.found.notes
+        result.errors += self.found.errors
+        result.hidden_processes += self.found.hidden_processes
+
+
 class PosixBackend(Backend):
     """Lists each dir through a dir fd and probes every uv lock name in it."""
 
@@ -277,45 +317,36 @@ class PosixBackend(Backend):
         return obs
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
-        """See the class docstring and `uv_names`. The lock table is read while the dirs are
-        listed (the listing does not need it; on Linux the read waits for an RCU grace period,
-        5-25 ms, and a big dir takes longer to list), then every name listed is observed."""
-        import threading  # noqa: PLC0415 - the scan path only
-
+        """See the class docstring and `uv_names`. Beside a big dir's listing (`LIST_BESIDE`)
+        the lock table is read on a thread: the listing does not need it, and on Linux the
+        read waits for an RCU grace period (5-25 ms). Then every name listed is observed."""
         result = ProbeResult()
-        table = ProbeResult()  # the reader's notes, taken once it is done
-        failed: list[BaseException] = []  # raised again here, as if read on this thread
-
-        def read_table() -> None:
-            try:
-                self.load_lock_table(table)
-            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-                failed.append(err)
-
-        reader = threading.Thread(target=read_table, daemon=True, name="uvsweep-lock-table")
-        reader.start()
-        # per dir: (its fd or None, the names listed, why it could not be (further) listed)
-        listed: list[tuple[str, int | None, list[str], str]] = []
+        # per dir: (its fd or None, why it could not be opened or (further) listed)
+        opened: list[tuple[str, int | None, str]] = []
+        reader: _TableReader | None = None
         try:
             for directory in dirs:
                 try:
-                    dir_fd = os.open(directory, DIR_FLAGS)
+                    opened.append((directory, os.open(directory, DIR_FLAGS), ""))
                 except OSError as err:
-                    listed.append((directory, None, [], dir_error_message(err)))
-                    continue
+                    opened.append((directory, None, dir_error_message(err)))
+            sizes = [_dir_size(fd) for _, fd, _ in opened if fd is not None]
+            if sum(sizes) > LIST_BESIDE:
+                reader = _TableReader(self)
+            else:
+                self.load_lock_table(result)
+            listed: list[tuple[str, int | None, list[str], str]] = []
+            for directory, fd, unopened in opened:
                 names: list[str] = []
-                why = ""
-                try:
-                    names.extend(uv_names(dir_fd))
-                except OSError as err:
-                    why = dir_error_message(err)
-                listed.append((directory, dir_fd, names, why))
-            reader.join()
-            if failed:
-                raise failed[0]
-            result.notes += table.notes
-            result.errors += table.errors
-            result.hidden_processes += table.hidden_processes
+                why = unopened
+                if fd is not None:
+                    try:
+                        names.extend(uv_names(fd))
+                    except OSError as err:
+                        why = dir_error_message(err)
+                listed.append((directory, fd, names, why))
+            if reader is not None:
+                reader.take(result)
             observed: list[Observation] = []
             for directory, fd, names, why in listed:
                 if fd is not None:
@@ -323,8 +354,9 @@ class PosixBackend(Backend):
                 if why:
                     result.errors.append(ScanError(directory, why))
         finally:
-            reader.join()
-            for _, fd, _, _ in listed:
+            if reader is not None:
+                reader.thread.join()
+            for _, fd, _ in opened:
                 if fd is not None:
                     os.close(fd)
         self._finish(observed, result)
