@@ -50,8 +50,26 @@ _PYTHON_NAME_RE = re.compile(r"python(?:\d+(?:\.\d+)?t?)?(?:\.exe)?", re.IGNOREC
 _PYPROJECTS: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
 
 
+#: A `[project]` table header at the start of a line.
+_PROJECT_HEADER_RE = re.compile(rb"(?m)^\[project\][ \t]*(?:#[^\n]*)?\r?$")
+
+
+def _plain_project(raw: bytes) -> bool:
+    """Whether a `pyproject.toml` is in the form nearly every project's takes, where what
+    `project_root` and `workspace_members` read is known without a TOML parser (importing one
+    and parsing costs a cold `scan` ~20 ms per project of the running uv processes): a
+    `[project]` header at the start of a line, no multi-line string (so that line is the
+    header), and neither `workspace` nor `managed` anywhere (so no `tool.uv` setting they read).
+    The file is not checked to be valid TOML: where it is not, uv would refuse the project, and
+    the index holds one candidate that never matches."""
+    if b"workspace" in raw or b"managed" in raw or b'"""' in raw or b"'''" in raw:
+        return False
+    return _PROJECT_HEADER_RE.search(raw) is not None
+
+
 def _read_pyproject(directory: str) -> dict[str, Any] | None:
-    """A `pyproject.toml`, parsed (read-only: shared between callers); None if unreadable."""
+    """A `pyproject.toml`, parsed, or of a plain one (`_plain_project`) only what this module
+    reads: `{"project": {}}` (read-only: shared between callers); None if unreadable."""
     path = os.path.join(directory, "pyproject.toml")
     try:
         info = os.stat(path)
@@ -61,8 +79,11 @@ def _read_pyproject(directory: str) -> dict[str, Any] | None:
     known = _PYPROJECTS.get(path)
     if known is not None and known[0] == key:
         return known[1]
+    data: dict[str, Any] | None
     try:
-        data: dict[str, Any] | None = read_toml(path)
+        with open(path, "rb") as handle:
+            plain = _plain_project(handle.read())
+        data = {"project": {}} if plain else read_toml(path)
     except (OSError, ValueError):
         data = None
     if len(_PYPROJECTS) >= 256:
@@ -639,6 +660,18 @@ def _subdirs(directory: str) -> list[tuple[str, bool]]:
 # ---- the index ---------------------------------------------------------------------------------
 
 
+def _lexical_target(target: str) -> bool:
+    """Whether a symlink's target may be joined to its (resolved) dir lexically: relative, and
+    any `..` before every other part (`../lib/x` yes, `a/../x` no: `a` may be a link)."""
+    if target.startswith("/"):
+        return False
+    parts = [part for part in target.split("/") if part not in ("", ".")]
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    return ".." not in parts[ups:]
+
+
 class LabelIndex:
     """Digest -> the environment it belongs to, for `uv-*` and `uv-setuptools-*` names."""
 
@@ -654,6 +687,8 @@ class LabelIndex:
         self._hashed: set[str] = set()
         self._hashed_trees: set[str] = set()
         self._resolved: dict[str, str] = {}  # dir -> its realpath
+        self._real_of: dict[str, str] = {}  # path -> its realpath
+        self._listed: dict[tuple[int, int], list[str]] = {}  # (dev, ino) -> interpreter names
         windows = style is PathStyle.WINDOWS
         self.paths = ntpath if windows else posixpath  # the other OS's rules, also in tests
         self.native = windows == (os.name == "nt")  # can this OS resolve such paths?
@@ -663,23 +698,44 @@ class LabelIndex:
         return "win32" if self.style is PathStyle.WINDOWS else "posix"
 
     def _real(self, path: str) -> str:
-        """`os.path.realpath`, with each parent dir resolved once per index: every interpreter
-        in a bin dir would otherwise cost an lstat of each component of the same parents."""
+        """`os.path.realpath`, with each parent dir resolved once per index and each path once:
+        every interpreter in a bin dir would otherwise cost an lstat of each component of the
+        same parents, and most are links to a name beside them (`python3` -> `python3.11`)."""
         if not self.native:
             return path
-        head, tail = os.path.split(path)
-        if not head or tail in ("", ".", ".."):
-            return os.path.realpath(path)
+        known = self._real_of.get(path)
+        if known is None:
+            known = self._real_of[path] = self._resolve(path)
+        return known
+
+    def _parent(self, head: str) -> str:
         parent = self._resolved.get(head)
         if parent is None:
             parent = self._resolved[head] = os.path.realpath(head)
-        full = os.path.join(parent, tail)
-        try:
-            if not stat.S_ISLNK(os.lstat(full).st_mode):
-                return full
-        except OSError:
-            return full  # missing: realpath keeps the name as it is, after its resolved parent
-        return os.path.realpath(full)
+        return parent
+
+    def _resolve(self, path: str) -> str:
+        head, tail = os.path.split(path)
+        if not head or tail in ("", ".", ".."):
+            return os.path.realpath(path)
+        first = full = os.path.join(self._parent(head), tail)
+        for _ in range(8):
+            try:
+                if not stat.S_ISLNK(os.lstat(full).st_mode):
+                    return full
+                target = os.readlink(full)
+            except OSError:
+                return full  # missing: realpath keeps the name as it is, after its resolved parent
+            if os.name != "posix" or not _lexical_target(target):
+                break
+            # relative to the link's resolved dir, `..` only leading: joined lexically, the
+            # dir of what it names is resolved already or once (the usual: a name beside it)
+            head, tail = os.path.split(os.path.normpath(os.path.join(os.path.dirname(full),
+                                                                     target)))  # fmt: skip
+            if not head or tail in ("", ".", ".."):
+                break
+            full = os.path.join(self._parent(head), tail)
+        return os.path.realpath(first)
 
     def add(self, kind: LabelKind, key: str, shown: str | None = None) -> None:
         """Hash `key` as a Path; the first candidate to claim a digest keeps it."""
@@ -722,8 +778,25 @@ class LabelIndex:
         """An install prefix: the prefix itself and every interpreter in its bin dir."""
         self.add(LabelKind.PYTHON, home)
         where = home if self.style is PathStyle.WINDOWS else self.paths.join(home, "bin")
-        for exe in _interpreters_in(where, self.paths):
+        for exe in self.interpreters_in(where):
             self.add_interpreter(exe)
+
+    def interpreters_in(self, directory: str) -> list[str]:
+        """The interpreters in `directory`, by the name given; a dir listed already under
+        another name (`/bin` and `/usr/bin`, a dir twice on PATH) is not listed again."""
+        try:
+            info = os.stat(directory) if self.native else None
+        except OSError:
+            return []
+        if info is None:
+            return list(_interpreters_in(directory, self.paths))
+        key = (info.st_dev, info.st_ino)
+        names = self._listed.get(key)
+        if names is None:
+            names = self._listed[key] = [
+                name for name in sorted(_listdir(directory)) if _PYTHON_NAME_RE.fullmatch(name)
+            ]
+        return [self.paths.join(directory, name) for name in names]
 
     def label_for(self, name: str) -> Label | None:
         """The environment behind a lock name; `Label(BUILD, "")` for an unmatched build lock."""
@@ -801,7 +874,7 @@ def build_index(
     index = LabelIndex(style=_style(platform))
     for directory in environ.get("PATH", "").split(os.pathsep):
         if directory:
-            for exe in _interpreters_in(directory, index.paths):
+            for exe in index.interpreters_in(directory):
                 index.add_interpreter(exe)
             if os.path.basename(os.path.normpath(directory)) == "shims":
                 # a shim dir wherever it is: its manager keeps the installs beside it
@@ -812,10 +885,10 @@ def build_index(
     if platform != "win32":
         for prefix in ("/usr/local", "/usr"):
             index.add(LabelKind.PYTHON, prefix)
-            for exe in _interpreters_in(f"{prefix}/bin"):
+            for exe in index.interpreters_in(f"{prefix}/bin"):
                 index.add_interpreter(exe)
     if platform == "darwin":
-        for exe in _interpreters_in("/opt/homebrew/bin"):
+        for exe in index.interpreters_in("/opt/homebrew/bin"):
             index.add_interpreter(exe)
     for home in interpreter_homes(environ, platform):
         index.add_home(home)

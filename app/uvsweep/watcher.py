@@ -13,10 +13,12 @@ Rescans are triggered by
   where it points, and watched again when it is replaced or the link changes.
 
 The first file event after a quiet spell is acted on at once (leading edge): the file it names is
-probed alone and a snapshot with it is published, so a new lock or a holder that dies shows within
-milliseconds. What follows is coalesced: a full rescan starts once events have been quiet for
-`quiet` seconds, or `max_delay` after the first one, so a burst of a thousand files costs a
-handful of snapshots and the last one is exact (the full rescan always follows a leading probe).
+probed alone (a try-lock and one walk of the open files; the OS's lock table, slow to read on
+Linux, only where those leave a doubt: `Backend.lazy_table`) and a snapshot with it is published,
+so a new lock or a holder that dies shows within milliseconds. What follows is coalesced: a
+full rescan starts once events have been quiet for `quiet` seconds, or `max_delay` after the
+first one, so a burst of a thousand files costs a handful of snapshots and the last one is
+exact (the full rescan always follows a leading probe).
 The probe's own opens are told apart from other processes' (it announces each one through
 `before_open`), so scanning never triggers another scan.
 
@@ -24,6 +26,9 @@ One worker thread does the scanning and calls the subscribers, except that a lea
 on the thread that delivered its event when nothing else is scanning; one scan or probe runs at a
 time, so subscribers are never called at once. `stop()` joins the worker, the watchdog threads
 and the process waiter's thread.
+
+The watcher only decides when to look: what each file is (and its label) is the scanner's to
+say, and what to do about it is its subscribers' (automatic cleanup is one: `autoclean.py`).
 """
 
 from __future__ import annotations
@@ -35,15 +40,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from uvsweep.model import Change, CleanResult, LockState, Snapshot, diff
+from uvsweep.model import Change, Snapshot, diff
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from uvsweep.fswatch import FsWatch
-    from uvsweep.labels import LabelIndex
     from uvsweep.probe import Backend
     from uvsweep.processes import ProcessInfo, ProcessTable
     from uvsweep.procwait import ProcessWaiter
+    from uvsweep.scanner import Labeller
     from uvsweep.settings import Settings
 
 log = logging.getLogger("uvsweep.watcher")
@@ -51,44 +56,12 @@ log = logging.getLogger("uvsweep.watcher")
 
 #: Called with each new snapshot and what changed since the last one, one call at a time.
 Subscriber = Callable[[Snapshot, Change], None]
-#: Runs a cleanup; given the dirs, returns its report (the tray's "clean when uv is idle").
-Cleaner = Callable[[Sequence[str]], CleanResult]
 
 #: The events the probe's own read-only open and close of a file cause.
 _OWN_EVENTS = ("opened", "closed_no_write")
 #: At most this many files are probed on the leading edge; later ones wait for the full rescan.
 _LEADING_MOST = 8
 _LIMIT_ERRNOS = {errno.ENOSPC: "inotify watch limit", errno.EMFILE: "inotify instance limit"}
-
-
-class AutoClean:
-    """The policy "clean automatically when uv is idle" (off unless a watcher is given one).
-
-    After a scan that shows orphaned files at least `min_age` old and no uv process running,
-    the watcher runs `clean` (the safe cleanup, gate included) on its own thread.
-    """
-
-    def __init__(self, min_age: float = 0.0, clean: Cleaner | None = None) -> None:
-        self.min_age = min_age
-        self.clean = clean
-        self.last_report: CleanResult | None = None
-
-    def wanted(self, snapshot: Snapshot, uv_running: bool, now: float) -> bool:
-        """Whether a cleanup is due now."""
-        return not uv_running and any(
-            item.state is LockState.ORPHANED and now - item.mtime >= self.min_age
-            for item in snapshot.files
-        )
-
-    def run(self, dirs: Sequence[str]) -> CleanResult:
-        """Clean, and remember the report."""
-        if self.clean is None:
-            from uvsweep import cleaner  # noqa: PLC0415
-
-            self.last_report = cleaner.clean(dirs, min_age=self.min_age)
-        else:
-            self.last_report = self.clean(dirs)
-        return self.last_report
 
 
 class Watcher:
@@ -105,7 +78,6 @@ class Watcher:
         max_delay: float = 0.25,
         label: bool = True,
         leading_edge: bool = True,
-        auto_clean: AutoClean | None = None,
         fs_watch: Callable[[], FsWatch] | None = None,
         process_waiter: Callable[[Callable[[int], None]], ProcessWaiter] | None = None,
         on_warning: Callable[[str], None] | None = None,
@@ -122,10 +94,11 @@ class Watcher:
         self._uv_recheck_now = self.uv_recheck
         self.label = label
         self.leading_edge = leading_edge
-        self.auto_clean = auto_clean
         self._fs_watch_factory = fs_watch
         self._waiter_factory = process_waiter
         self._subscribers: list[Subscriber] = []
+        self._every_rescan: list[Subscriber] = []  # told of every full rescan, changed or not
+        self._stop_hooks: list[Callable[[], float]] = []
         self._cond = threading.Condition()
         # held while a scan or a leading probe runs (the worker's or an event thread's): one at a
         # time, so snapshots are published in the order they were taken
@@ -149,8 +122,7 @@ class Watcher:
         # dir -> (where it resolves to, dev, inode) when it was attached: changes mean reattach
         self._identity: dict[str, tuple[str, int, int]] = {}
         self.identity_interval = min(1.0, poll_interval)
-        self._index: LabelIndex | None = None
-        self._index_at = 0.0
+        self._labeller: Labeller | None = None
         self.snapshot: Snapshot | None = None
         self.uv_processes: list[ProcessInfo] = []
         self._next_uv_check = 0.0
@@ -161,20 +133,31 @@ class Watcher:
 
     # ---- public API ---------------------------------------------------------------------------
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+    def subscribe(
+        self, subscriber: Subscriber, *, every_rescan: bool = False
+    ) -> Callable[[], None]:
         """Call `subscriber(snapshot, change)` after the first scan, and after every scan or
         leading probe that changed a file, the dir errors or the set of running uv processes
         (`uv_processes`), one call at a time (from the worker or an event thread).
-        Returns a function that unsubscribes."""
+        `every_rescan`: after every full rescan instead, changed or not, on the worker after the
+        other subscribers, and never after a leading probe (a policy that looks at the whole
+        picture as time passes: automatic cleanup). Returns a function that unsubscribes."""
+        chosen = self._every_rescan if every_rescan else self._subscribers
         with self._cond:
-            self._subscribers.append(subscriber)
+            chosen.append(subscriber)
 
         def unsubscribe() -> None:
             with self._cond:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
+                if subscriber in chosen:
+                    chosen.remove(subscriber)
 
         return unsubscribe
+
+    def on_stop(self, hook: Callable[[], float]) -> None:
+        """Call `hook()` first thing in `stop()`: it asks a subscriber to finish what it is
+        doing, and returns how many more seconds `stop()` may wait for the worker thread."""
+        with self._cond:
+            self._stop_hooks.append(hook)
 
     def start(self) -> None:
         """Start watching (idempotent). The first snapshot follows at once."""
@@ -200,11 +183,13 @@ class Watcher:
                 return
             self._stopping = True
             self._cond.notify_all()
-        from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
-
+            hooks = list(self._stop_hooks)
         deadline = time.monotonic() + timeout
-        if remove.request_stop():  # an automatic cleanup mid-handoff hands over to a keeper
-            deadline += 20.0
+        for hook in hooks:
+            try:
+                deadline += max(0.0, hook())
+            except Exception:  # a bug in a subscriber must not keep the watcher running
+                log.exception("a stop hook failed")
         thread.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
         if self._waiter is not None:
@@ -371,12 +356,12 @@ class Watcher:
     def _recheck_uv(self) -> None:
         """Only the uv processes: ask for a rescan if the active ones differ from the last
         scan's (one parked, or exited unseen)."""
-        from uvsweep import cleaner  # noqa: PLC0415
+        from uvsweep import uvgate  # noqa: PLC0415
 
         self._uv_recheck_now = min(self._uv_recheck_now * 2, 8 * self.uv_recheck)
         self._next_uv_check = time.monotonic() + self._uv_recheck_now
         try:
-            now_active = {proc.pid for proc in cleaner.running_uv()}
+            now_active = {proc.pid for proc in uvgate.running_uv()}
         except Exception:  # a bug: say so; the next event or safety rescan still comes
             log.exception("checking the uv processes failed")
             return
@@ -463,14 +448,15 @@ class Watcher:
         if self.on_warning is not None:
             self.on_warning(message)
 
-    def _backend(self, table: ProcessTable) -> Backend:
+    def _backend(self, table: ProcessTable, *, leading: bool = False) -> Backend:
         from uvsweep import probe  # noqa: PLC0415
 
         backend = probe.for_platform(processes=table)
-        if hasattr(backend, "before_open"):
-            backend.before_open = self._before_open
-        if hasattr(backend, "quiet"):
-            backend.quiet = True  # no opens of our own where /proc/locks decides
+        backend.before_open = self._before_open
+        # a full rescan opens no file where the lock table decides; a leading probe opens its
+        # few files and reads the lock table only where their try-locks leave a doubt
+        backend.quiet = not leading
+        backend.lazy_table = leading
         return backend
 
     def _lead(self, paths: set[str]) -> None:
@@ -486,58 +472,49 @@ class Watcher:
         previous = self.snapshot
         if previous is None:
             return  # the first full scan is still due: it sees them
+        ours = [path for path in paths if os.path.dirname(path) in self.dirs]
+        if not ours:
+            return
         from uvsweep import scanner  # noqa: PLC0415
-        from uvsweep.probe import entry_path  # noqa: PLC0415
         from uvsweep.processes import ProcessTable  # noqa: PLC0415
 
-        files = [(os.path.dirname(p), os.path.basename(p)) for p in sorted(paths)]
-        files = [(d, name) for d, name in files if d in self.dirs]
-        if not files:
-            return
         table = ProcessTable()
-        result = self._backend(table).probe_files(files)
+        snapshot = scanner.rescan_files(previous, ours, backend=self._backend(table, leading=True),
+                                        processes=table, labeller=self._labels())  # fmt: skip
         self.probes += 1
-        found = result.files
-        if self.label and found:
-            if self._index is None:  # the first file ever: the full rescan would build it
-                from uvsweep import labels  # noqa: PLC0415
-
-                project_dirs = self.settings.project_dirs if self.settings else ()
-                self._index = labels.build_index(project_dirs, table)
-                self._index_at = time.monotonic()
-            found = [item.with_label(self._index.label_for(item.name)) for item in found]
-        probed = {entry_path(d, name) for d, name in files}
-        kept = [item for item in previous.files if item.path not in probed]
-        errors = [error for error in previous.errors if error.path not in probed]
-        errors += [error for error in result.errors if error.path in probed]
-        snapshot = previous.replace(
-            files=tuple(scanner.ordered([*kept, *found])),
-            errors=tuple(errors),
-            taken_at=time.time(),
-        )
-        assert isinstance(snapshot, Snapshot)
         change = diff(previous, snapshot)
         if not change and previous.errors == snapshot.errors:
             return
         self.snapshot = snapshot
         self._publish(snapshot, change)
 
+    def _labels(self) -> Labeller | None:
+        """The labeller kept between scans (None: labels are off)."""
+        if not self.label:
+            return None
+        if self._labeller is None:
+            from uvsweep.scanner import Labeller  # noqa: PLC0415
+
+            project_dirs = self.settings.project_dirs if self.settings else ()
+            self._labeller = Labeller(project_dirs, retry=5.0)
+        return self._labeller
+
     def _scan(self, full: bool) -> None:
-        from uvsweep import cleaner, scanner  # noqa: PLC0415
+        from uvsweep import scanner, uvgate  # noqa: PLC0415
         from uvsweep.processes import ProcessTable  # noqa: PLC0415
 
         table = ProcessTable()
-        backend = self._backend(table)
-        snapshot = scanner.scan(self.dirs, settings=self.settings, backend=backend,
-                                processes=table, label=False)  # fmt: skip
-        if self.label and snapshot.files:
-            snapshot = self._labelled(snapshot, table, rebuild=full)
+        labeller = self._labels()
+        if full and labeller is not None:
+            labeller.forget()  # a full rescan also looks again for what each file guards
+        snapshot = scanner.scan(self.dirs, settings=self.settings, backend=self._backend(table),
+                                processes=table, label=self.label, labeller=labeller)  # fmt: skip
         self._poll_unreadable(snapshot)
         notes = tuple(f"{d}: polled ({why})" for d, why in sorted(self._polled.items()))
         if notes:
             snapshot = snapshot.replace(notes=snapshot.notes + notes)  # type: ignore[assignment]
         before = {p.pid for p in self.uv_processes}
-        self.uv_processes = cleaner.running_uv(table)  # the active ones: what the gate waits for
+        self.uv_processes = uvgate.running_uv(table)  # the active ones: what the gate waits for
         if before != {p.pid for p in self.uv_processes}:
             self._uv_recheck_now = self.uv_recheck
         self._next_uv_check = time.monotonic() + self._uv_recheck_now
@@ -549,12 +526,7 @@ class Watcher:
         uv_changed = before != {p.pid for p in self.uv_processes}
         if previous is None or change or uv_changed or previous.errors != snapshot.errors:
             self._publish(snapshot, change)
-        policy = self.auto_clean
-        if policy is not None and policy.wanted(snapshot, bool(self.uv_processes), time.time()):
-            try:
-                policy.run(self.dirs)
-            except Exception:  # a cleanup that fails must not take the watcher down
-                log.exception("automatic cleanup failed")
+        self._publish(snapshot, change, self._every_rescan)
 
     def _poll_unreadable(self, snapshot: Snapshot) -> None:
         """A watched dir the scan could not read (chmod 000) is polled until it can: its
@@ -566,24 +538,11 @@ class Watcher:
                 self._warn(f"{directory}: cannot read it ({failed[directory]}): polling every"
                            f" {self.poll_interval:g} s until it can be read")  # fmt: skip
 
-    def _labelled(self, snapshot: Snapshot, table: ProcessTable, *, rebuild: bool) -> Snapshot:
-        from uvsweep import labels  # noqa: PLC0415
-
-        project_dirs = self.settings.project_dirs if self.settings else ()
-        index, now = self._index, time.monotonic()
-        if index is None or rebuild:
-            index, self._index_at = labels.build_index(project_dirs, table), now
-        files = [item.with_label(index.label_for(item.name)) for item in snapshot.files]
-        if any(item.label is None for item in files) and now - self._index_at > 5.0:
-            # a new environment: look again, at most every 5 s
-            index, self._index_at = labels.build_index(project_dirs, table), now
-            files = [item.with_label(index.label_for(item.name)) for item in snapshot.files]
-        self._index = index
-        return snapshot.replace(files=tuple(files))  # type: ignore[return-value]
-
-    def _publish(self, snapshot: Snapshot, change: Change) -> None:
+    def _publish(
+        self, snapshot: Snapshot, change: Change, to: list[Subscriber] | None = None
+    ) -> None:
         with self._cond:
-            subscribers = list(self._subscribers)
+            subscribers = list(self._subscribers if to is None else to)
         for subscriber in subscribers:
             try:
                 subscriber(snapshot, change)

@@ -46,11 +46,17 @@ def test_both_ways_give_the_uv_names(
 def test_a_big_dir_is_scanned_in_memory_for_its_lock_files_only(
     lockdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from uvsweep import probe
+
     fill(lockdir, 20_000)
     monkeypatch.setattr(posix, "LIST_AT_ONCE", 0)  # as a dir of a million entries is
+    backend = probe.for_platform()
+    # the lock table's size is other processes' doing (tens of kB while a test elsewhere holds
+    # a thousand locks): only the listing is measured here
+    monkeypatch.setattr(backend, "load_lock_table", lambda _result: None)
     tracemalloc.start()
     try:
-        snapshot = scanner.scan([str(lockdir)], label=False)
+        snapshot = scanner.scan([str(lockdir)], backend=backend, label=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -78,3 +84,51 @@ def test_a_dir_whose_size_says_nothing_is_streamed(
     monkeypatch.setattr(posix.os, "fstat", lambda _fd: Stat())
     assert names(lockdir) == [*LOCKS, "uv-not-a-lock"]
     assert listed == []
+
+
+def test_the_lock_table_is_read_while_the_dirs_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from collections.abc import Iterator
+
+    from uvsweep import probe
+    from uvsweep.processes import ProcessTable
+
+    fill(tmp_path, 0)
+    backend = probe.for_platform(processes=ProcessTable())
+    load = backend.load_lock_table
+    threads: list[threading.Thread] = []
+
+    def record_thread(result: probe.ProbeResult) -> None:
+        threads.append(threading.current_thread())
+        load(result)
+
+    monkeypatch.setattr(backend, "load_lock_table", record_thread)
+    backend.probe([str(tmp_path)])
+    assert threads == [threading.current_thread()], "a small dir: read first, on this thread"
+
+    monkeypatch.setattr(posix, "LIST_BESIDE", 0)  # as a dir of 2,000 entries or more is
+    listing = threading.Event()
+    real = posix.uv_names
+
+    def uv_names(dir_fd: int) -> Iterator[str]:
+        listing.set()
+        yield from real(dir_fd)
+
+    monkeypatch.setattr(posix, "uv_names", uv_names)
+
+    def read_after_the_listing_began(result: probe.ProbeResult) -> None:
+        assert listing.wait(10), "the listing waited for the lock table"
+        load(result)
+
+    monkeypatch.setattr(backend, "load_lock_table", read_after_the_listing_began)
+    found = backend.probe([str(tmp_path)])
+    assert sorted(f.name for f in found.files) == LOCKS
+
+    def broken(_result: probe.ProbeResult) -> None:
+        raise RuntimeError("the lock table reader broke")
+
+    monkeypatch.setattr(backend, "load_lock_table", broken)
+    with pytest.raises(RuntimeError, match="reader broke"):  # on the caller's thread, as before
+        backend.probe([str(tmp_path)])

@@ -78,24 +78,22 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> ExitStatus:
     import signal
     import threading
 
-    from uvsweep import scanner, settings, watcher
+    from uvsweep import autoclean, scanner, settings, watcher
 
     config = settings.load()
     console.notes(config.warnings)
     dirs = scanner.resolve_dirs(args.dirs, config)
     done = threading.Event()
     output = WatchOutput(console, args.json, done, args.clean_when_idle)
-    auto = None
-    if args.clean_when_idle is not None:
-        auto = watcher.AutoClean(min_age=args.clean_when_idle, clean=output.run_clean)
     live = watcher.Watcher(
         dirs,
         settings=config,
         safety_interval=args.safety_interval or config.safety_rescan,
         label=not args.no_labels,
-        auto_clean=auto,
         on_warning=output.on_warning,
     )
+    if args.clean_when_idle is not None:
+        autoclean.AutoClean(min_age=args.clean_when_idle, clean=output.run_clean).attach(live)
     live.subscribe(output.on_change)
 
     def stop(_signum: int, _frame: object) -> None:

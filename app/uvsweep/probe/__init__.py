@@ -10,7 +10,7 @@ from __future__ import annotations
 import stat
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 from uvsweep.model import Holder, LockFile, LockState, ScanError
@@ -174,7 +174,24 @@ class ProbeResult:
 
 
 class Backend(ABC):
-    """Looks at the uv lock files in some dirs. One instance serves one scan."""
+    """Looks at the uv lock files in some dirs. One instance serves one scan.
+
+    The options below are read by the backends that can honour them and ignored by the others.
+    """
+
+    #: Called with a file's path just before the probe opens it (the watcher uses it to tell its
+    #: own opens from other processes' in the file system events).
+    before_open: Callable[[str], None] | None = None
+    #: Open a file only where the OS's lock table cannot decide alone (Linux): the watcher's
+    #: full rescans, whose own opens would show among the events it reacts to.
+    quiet: bool = False
+    #: Read the OS's lock table only when a file's try-lock found it held or could not open it,
+    #: or some process has it open (POSIX): the watcher's leading probe. Reading Linux's
+    #: `/proc/locks` waits for an RCU grace period (5-25 ms) unless it was read a moment ago,
+    #: and for a file nobody else has open the try-lock decides alone (uv only takes exclusive
+    #: locks); what the table could add then (a shared or POSIX lock of a process we cannot
+    #: see, a waiter in the instant its holder left) the full rescan that follows reads.
+    lazy_table: bool = False
 
     @abstractmethod
     def probe(self, dirs: Sequence[str]) -> ProbeResult:

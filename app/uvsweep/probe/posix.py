@@ -204,6 +204,46 @@ def rw_accessible(st: os.stat_result, euid: int, groups: frozenset[int]) -> bool
     return mode & 0o006 == 0o006
 
 
+#: Dirs bigger than this (bytes, as `st_size` reports a dir: about 20 to 40 per entry, so some
+#: 2,000 entries) take longer to list than the lock table takes to read: it is read beside them.
+LIST_BESIDE = 64 * 1024
+
+
+def _dir_size(dir_fd: int) -> int:
+    try:
+        return os.fstat(dir_fd).st_size
+    except OSError:
+        return 0
+
+
+class _TableReader:
+    """`backend.load_lock_table` on a thread of its own; `take` waits for it and hands over its
+    notes, or raises what it raised, on the caller's thread."""
+
+    def __init__(self, backend: PosixBackend) -> None:
+        import threading  # noqa: PLC0415 - big dirs only
+
+        self.found = ProbeResult()
+        self.failed: list[BaseException] = []
+        self.thread = threading.Thread(target=self._read, args=(backend,), daemon=True,
+                                       name="uvsweep-lock-table")  # fmt: skip
+        self.thread.start()
+
+    def _read(self, backend: PosixBackend) -> None:
+        try:
+            backend.load_lock_table(self.found)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            self.failed.append(err)
+
+    def take(self, result: ProbeResult) -> None:
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+        result.notes += self.found.notes
+        result.errors += self.found.errors
+        result.hidden_processes += self.found.hidden_processes
+
+
 class PosixBackend(Backend):
     """Lists each dir through a dir fd and probes every uv lock name in it."""
 
@@ -212,9 +252,6 @@ class PosixBackend(Backend):
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
         self._users: dict[int, str] = {}
-        #: Called with a file's path just before the probe opens it (the watcher uses it to
-        #: tell its own opens from other processes' in the file system events).
-        self.before_open: Callable[[str], None] | None = None
 
     @abstractmethod
     def load_lock_table(self, result: ProbeResult) -> None:
@@ -270,29 +307,56 @@ class PosixBackend(Backend):
         return obs
 
     def probe(self, dirs: Sequence[str]) -> ProbeResult:
-        """See the class docstring and `uv_names`."""
+        """See the class docstring and `uv_names`. Beside a big dir's listing (`LIST_BESIDE`)
+        the lock table is read on a thread: the listing does not need it, and on Linux the
+        read waits for an RCU grace period (5-25 ms). Then every name listed is observed."""
         result = ProbeResult()
-        self.load_lock_table(result)
-        observed: list[Observation] = []
-        for directory in dirs:
-            try:
-                dir_fd = os.open(directory, DIR_FLAGS)
-            except OSError as err:
-                result.errors.append(ScanError(directory, system.dir_reason(err)))
-                continue
-            try:
-                self._observe_names(directory, dir_fd, uv_names(dir_fd), observed, result)
-            except OSError as err:
-                result.errors.append(ScanError(directory, system.dir_reason(err)))
-            finally:
-                os.close(dir_fd)
+        # per dir: (its fd or None, why it could not be opened or (further) listed)
+        opened: list[tuple[str, int | None, str]] = []
+        reader: _TableReader | None = None
+        try:
+            for directory in dirs:
+                try:
+                    opened.append((directory, os.open(directory, DIR_FLAGS), ""))
+                except OSError as err:
+                    opened.append((directory, None, system.dir_reason(err)))
+            sizes = [_dir_size(fd) for _, fd, _ in opened if fd is not None]
+            if sum(sizes) > LIST_BESIDE:
+                reader = _TableReader(self)
+            else:
+                self.load_lock_table(result)
+            listed: list[tuple[str, int | None, list[str], str]] = []
+            for directory, fd, unopened in opened:
+                names: list[str] = []
+                why = unopened
+                if fd is not None:
+                    try:
+                        names.extend(uv_names(fd))
+                    except OSError as err:
+                        why = system.dir_reason(err)
+                listed.append((directory, fd, names, why))
+            if reader is not None:
+                reader.take(result)
+            observed: list[Observation] = []
+            for directory, fd, names, why in listed:
+                if fd is not None:
+                    self._observe_names(directory, fd, names, observed, result)
+                if why:
+                    result.errors.append(ScanError(directory, why))
+        finally:
+            if reader is not None:
+                reader.thread.join()
+            for _, fd, _ in opened:
+                if fd is not None:
+                    os.close(fd)
         self._finish(observed, result)
         return result
 
     def probe_files(self, files: Sequence[tuple[str, str]]) -> ProbeResult:
         """See `Backend.probe_files`: only the named entries are looked at (no dir listing)."""
         result = ProbeResult()
-        self.load_lock_table(result)
+        if not self.lazy_table:
+            self.load_lock_table(result)
         observed: list[Observation] = []
         by_dir: dict[str, list[str]] = {}
         for directory, name in files:
@@ -330,18 +394,20 @@ class PosixBackend(Backend):
                 observed.append(obs)
 
     def _finish(self, observed: list[Observation], result: ProbeResult) -> None:
-        """The lock table and one open-file walk for everything observed, then classify."""
-        wanted: dict[FileKey, Observation] = {}
-        for obs in observed:
-            if stat.S_ISREG(obs.mode):
-                self.lock_entries(obs, obs.lock)
-                # openers of every file: of a free one, who is about to lock it; of a held one,
-                # who holds it when the lock table names a process that took the lock and has
-                # exited or is hidden (a uvsweep keeper it passed the lock to, or a child)
-                wanted[(obs.dev, obs.ino)] = obs
-        if wanted:
-            for key, pids in self.find_openers(wanted, result).items():
-                wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
+        """One open-file walk and the lock table for everything observed, then classify (with
+        `lazy_table`, the table is read here, and only where the try-locks leave a doubt)."""
+        regular = [obs for obs in observed if stat.S_ISREG(obs.mode)]
+        # openers of every file: of a free one, who is about to lock it; of a held one, who
+        # holds it when the lock table names a process that took the lock and has exited or is
+        # hidden (a uvsweep keeper it passed the lock to, or a child)
+        wanted: dict[FileKey, Observation] = {(obs.dev, obs.ino): obs for obs in regular}
+        openers = self.find_openers(wanted, result) if wanted else {}
+        if self.lazy_table and (openers or any(obs.lock is not LockProbe.FREE for obs in regular)):
+            self.load_lock_table(result)
+        for obs in regular:
+            self.lock_entries(obs, obs.lock)
+        for key, pids in openers.items():
+            wanted[key].openers = [self.processes.holder(pid) for pid in sorted(pids)]
         result.files = [classify(obs) for obs in observed]
 
 

@@ -98,8 +98,9 @@ class TrayApp:
         backend: Choice | None = None,
         log_path: str = "",
     ) -> None:
+        from uvsweep.autoclean import AutoClean
         from uvsweep.tray.notify import Notifier, NotifyPolicy
-        from uvsweep.watcher import AutoClean, Watcher
+        from uvsweep.watcher import Watcher
 
         self.dirs = list(dirs)
         self.settings = settings
@@ -127,7 +128,8 @@ class TrayApp:
             self.dirs, settings=settings, safety_interval=settings.safety_rescan
         )
         self._auto_policy = AutoClean(min_age=settings.auto_clean_min_age, clean=self._auto_clean)
-        self.watcher.auto_clean = self._auto_policy if settings.auto_clean else None
+        self._auto_policy.enabled = settings.auto_clean
+        self._auto_policy.attach(self.watcher)
         self.watcher.subscribe(self._on_snapshot)
         self.quitting = threading.Event()
 
@@ -264,7 +266,7 @@ class TrayApp:
             self.quit()
         elif action == "toggle-auto-clean":
             self._set(auto_clean=not self.settings.auto_clean)
-            self.watcher.auto_clean = self._auto_policy if self.settings.auto_clean else None
+            self._auto_policy.enabled = self.settings.auto_clean
             if self.settings.auto_clean:
                 self.watcher.rescan()
         elif action == "toggle-notifications":

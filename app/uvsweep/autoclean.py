@@ -1,0 +1,84 @@
+"""Automatic cleanup, "clean when uv is idle": a subscriber to the watcher's rescans.
+
+The watcher only decides when to look again. After each of its full rescans, `AutoClean` decides
+whether a cleanup is due: orphaned files at least `min_age` old, and no active uv process (the
+watcher's `uv_processes`: what the cleaner's gate waits for). Then it runs the safe cleanup (gate
+included) on the watcher's worker, so no rescan runs meanwhile and the next one sees what it
+removed. The tray ("Clean automatically") and `watch --clean-when-idle` attach one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from uvsweep.model import Change, CleanResult, LockState, Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from uvsweep.watcher import Watcher
+
+log = logging.getLogger("uvsweep.autoclean")
+
+#: Runs a cleanup; given the dirs, returns its report.
+Cleaner = Callable[[Sequence[str]], CleanResult]
+
+#: How much longer a watcher's `stop()` waits for a cleanup that is handing its locks to a keeper.
+HANDOFF_GRACE = 20.0
+
+
+class AutoClean:
+    """The policy "clean automatically when uv is idle", for the watcher it is attached to.
+
+    `clean` runs the cleanup (default: `cleaner.clean` with `min_age`); `enabled` turns the
+    policy off and on while it stays attached (the tray's menu toggle).
+    """
+
+    def __init__(self, min_age: float = 0.0, clean: Cleaner | None = None) -> None:
+        self.min_age = min_age
+        self.clean = clean
+        self.enabled = True
+        self.last_report: CleanResult | None = None
+
+    def wanted(self, snapshot: Snapshot, uv_running: bool, now: float) -> bool:
+        """Whether a cleanup is due now."""
+        return not uv_running and any(
+            item.state is LockState.ORPHANED and now - item.mtime >= self.min_age
+            for item in snapshot.files
+        )
+
+    def run(self, dirs: Sequence[str]) -> CleanResult:
+        """Clean, and remember the report."""
+        if self.clean is None:
+            from uvsweep import cleaner  # noqa: PLC0415 - the removal code, only when it runs
+
+            self.last_report = cleaner.clean(dirs, min_age=self.min_age)
+        else:
+            self.last_report = self.clean(dirs)
+        return self.last_report
+
+    def attach(self, watcher: Watcher) -> Callable[[], None]:
+        """Look at every full rescan of `watcher` from now on, and let its `stop()` hand a
+        cleanup's locks over to a keeper first. Returns a function that detaches."""
+
+        def on_rescan(snapshot: Snapshot, _change: Change) -> None:
+            if not self.enabled or not self.wanted(
+                snapshot, bool(watcher.uv_processes), time.time()
+            ):
+                return
+            try:
+                self.run(watcher.dirs)
+            except Exception:  # a cleanup that fails must not take the watcher down
+                log.exception("automatic cleanup failed")
+
+        watcher.on_stop(_stop_removals)
+        return watcher.subscribe(on_rescan, every_rescan=True)
+
+
+def _stop_removals() -> float:
+    """Ask a cleanup under way to hand its locks to a keeper at once; the extra seconds its
+    watcher's `stop()` may then wait for it."""
+    from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
+
+    return HANDOFF_GRACE if remove.request_stop() else 0.0
