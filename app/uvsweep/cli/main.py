@@ -136,9 +136,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
         return keeper_main(args_list[1:])
     if args_list[:1] == ["_winkeeper"]:  # a Windows handoff keeper (not in --help)
-        from uvsweep.remove import winkeeper
+        from uvsweep.remove import windows
 
-        return winkeeper.keeper_main(args_list[1:])
+        return windows.keeper_main(args_list[1:])
     from uvsweep.cli.parser import build_parser, route
 
     parser = build_parser()

@@ -45,9 +45,18 @@ from uvsweep.probe.posix import LOCK_EX, LOCK_NB, LOCK_UN, OPEN_FLAGS, Syscalls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
-    from uvsweep.remove.posix import PosixRemover
+    class HandoffRemover(Protocol):
+        """What a keeper needs of the remover it builds (`PosixRemover` is one): this module
+        never imports the remover, which imports it."""
+
+        calls: Syscalls
+
+        def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]: ...
+
+        def resume_handoff(self, item: dict[str, Any]) -> Handoff: ...
+
 
 #: Mode of a file uv creates (>= 0.9.15): anybody may lock it.
 LOCK_FILE_MODE = 0o666
@@ -552,14 +561,13 @@ def _max_fd() -> int:
     return soft if 0 < soft < 1 << 20 else 1 << 20
 
 
-def _remover_for(view: dict[str, Any]) -> PosixRemover:
+def _remover_for(view: dict[str, Any]) -> HandoffRemover:
     from uvsweep.remove import for_platform  # noqa: PLC0415
-    from uvsweep.remove.posix import PosixRemover  # noqa: PLC0415
 
     remover = for_platform(**view)
-    if not isinstance(remover, PosixRemover):
+    if not hasattr(remover, "resume_handoff"):
         raise TypeError("a keeper runs only Unix handoffs")
-    return remover
+    return remover  # type: ignore[return-value]  # a PosixRemover
 
 
 def _launch(launcher: str, argv: Sequence[str], fds: set[int]) -> int:
@@ -617,7 +625,7 @@ def _log(message: str) -> None:
                 return
 
 
-def _resume(job: dict[str, Any]) -> tuple[PosixRemover, list[Handoff]]:
+def _resume(job: dict[str, Any]) -> tuple[HandoffRemover, list[Handoff]]:
     remover = _remover_for(job["view"])
     return remover, [remover.resume_handoff(item) for item in job["handoffs"]]
 

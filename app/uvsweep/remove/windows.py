@@ -565,6 +565,13 @@ class WindowsRemover(Remover):
             target.locked = False
 
 
+def keeper_main(argv: Sequence[str]) -> int:
+    """`uvsweep _winkeeper`: a Windows keeper (`winkeeper.keeper_main`) with the Win32 calls."""
+    from uvsweep.remove import winkeeper  # noqa: PLC0415
+
+    return winkeeper.keeper_main(argv, make_files=Kernel32Remove)
+
+
 def _is_admin() -> bool:
     try:
         from uvsweep import win32  # noqa: PLC0415

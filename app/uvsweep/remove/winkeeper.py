@@ -73,7 +73,7 @@ _PLATFORM: str = sys.platform  # (a plain str: the checks below stay visible to 
 #: What a keeper runs when not frozen: isolated (`-I`), uvsweep's package dir put first.
 WIN_KEEPER_CODE = (
     "import sys; sys.path.insert(0, sys.argv[1]); del sys.argv[1];"
-    " from uvsweep.remove.winkeeper import keeper_main; sys.exit(keeper_main(sys.argv[2:]))"
+    " from uvsweep.remove.windows import keeper_main; sys.exit(keeper_main(sys.argv[2:]))"
 )
 
 
@@ -333,19 +333,20 @@ def serve(
     say_ready: Callable[[], None],
     me: int,
     clock: Clock,
+    make_files: Callable[[], KeeperFiles] | None = None,
 ) -> int:
     """The keeper's whole life, OS calls injected: take the job's handoffs over, `say_ready`
     once every new file's byte is ours (never before), keep them until the old files are
-    free. 2 if it cannot take them over (the cleaner then keeps its own bytes), else 0."""
+    free. 2 if it cannot take them over (the cleaner then keeps its own bytes), else 0.
+    `files` (or, when None, `make_files()`) makes the Win32 calls: the remover's module gives
+    its own (`remove.windows.keeper_main`), which this module never imports."""
     log_path: str | None = None
     try:
         job = json.loads(job_text)
         log_path = job.get("log") if isinstance(job.get("log"), str) else None
         handoffs = _handoffs(job)
         if files is None:
-            from uvsweep.remove.windows import Kernel32Remove  # noqa: PLC0415
-
-            files = Kernel32Remove()
+            files = _made(make_files)
         take_over(handoffs, files)
     except (KeyError, TypeError, ValueError, IndexError, OSError, AttributeError) as err:
         write_log(log_path, f"cannot start: {err}")
@@ -362,6 +363,12 @@ def serve(
     return 0
 
 
+def _made(make_files: Callable[[], KeeperFiles] | None) -> KeeperFiles:
+    if make_files is None:
+        raise OSError("no Win32 file calls to run the handoffs with")
+    return make_files()
+
+
 def _handoffs(job: dict[str, Any]) -> list[WinHandoff]:
     handoffs = [WinHandoff.from_json(item) for item in job["handoffs"]]
     if not handoffs:
@@ -370,7 +377,10 @@ def _handoffs(job: dict[str, Any]) -> list[WinHandoff]:
 
 
 def keeper_main(
-    argv: Sequence[str], stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None
+    argv: Sequence[str],
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    make_files: Callable[[], KeeperFiles] | None = None,
 ) -> int:
     """`uvsweep _winkeeper`: `serve` the job on stdin (its handles inherited), `ready` on
     stdout."""
@@ -388,7 +398,7 @@ def keeper_main(
         job = source.read()
     except OSError:
         return 2
-    return serve(job, None, say_ready, os.getpid(), _RealClock())
+    return serve(job, None, say_ready, os.getpid(), _RealClock(), make_files)
 
 
 def write_log(path: str | None, message: str) -> None:
