@@ -185,6 +185,9 @@ def test_a_handoff_ends_when_its_old_description_was_left_locked_by_a_killed_kee
     locked, with nobody but us to unlock it, printed under a dead pid. Before the fix the
     handoff counted that lock as somebody's for ever (and a uv queued behind it waited for
     ever too)."""
+    if with_waiter and not _names_the_dead():
+        pytest.skip("in a child PID namespace /proc/locks leaves out a lock whose owner is dead,"
+                    " and its waiters: the setup cannot be seen")  # fmt: skip
     waiter: subprocess.Popen[str] | None = None
     (lockdir / A).touch()
     dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
@@ -218,7 +221,9 @@ def test_a_handoff_ends_when_its_old_description_was_left_locked_by_a_killed_kee
                 while not _waits(st.st_ino) and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert _waits(st.st_ino), "the waiter never queued behind the stale lock"
-            assert _holders(st.st_ino) == [dead]
+            # the stale lock, printed under its dead pid; in a child PID namespace with its own
+            # /proc, the kernel leaves out a record whose pid it cannot name there (a dead one)
+            assert _holders(st.st_ino) == ([dead] if _names_the_dead() else [])
             remover = LinuxRemover()
             handoff = Handoff(
                 SYSCALLS, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
@@ -254,6 +259,14 @@ def _lines(ino: int) -> list[list[str]]:
     ]
 
 
+def _names_the_dead() -> bool:
+    """Whether /proc/locks here prints a lock whose owner has exited: not inside a child PID
+    namespace, where the kernel cannot translate the dead pid and skips the record."""
+    from uvsweep import visibility
+
+    return visibility.detect().sees_all_namespaces
+
+
 def _waits(ino: int) -> bool:
     return any(parts[1] == "->" for parts in _lines(ino))
 
@@ -281,6 +294,8 @@ def test_a_forked_keeper_leaves_no_zombie_in_a_long_lived_process(lockdir: Path)
     the handoffs are over (before the fix it was reaped only at the next fork)."""
     from uvsweep.remove.handoff import Keeper
 
+    if os.getpid() == 1:
+        pytest.skip("the suite is its PID namespace's init: every orphan is reparented to it")
     (lockdir / A).touch()
     dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
     old_fd = os.open(lockdir / A, os.O_RDONLY)

@@ -79,13 +79,14 @@ def _kind_of(mode: int) -> str:
 
 
 #: keeper subcommand -> the module its `-c` code imports (`remove.handoff`, `remove.winkeeper`)
-_KEEPERS = {"_keeper": "uvsweep.remove.handoff", "_winkeeper": "uvsweep.remove.winkeeper"}
+_KEEPERS = {"_keeper": "uvsweep.remove.handoff", "_winkeeper": "uvsweep.remove.windows"}
 
 
 def _is_keeper(holder: Holder) -> bool:
     """Whether a holder is uvsweep's own keeper: `python -I -c CODE DIR _keeper ...` or, frozen,
     `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`), one forked from a cleaner, or a
-    Windows keeper (`... _winkeeper`, `remove.winkeeper.WinKeeper.argv`)."""
+    Windows keeper (`... _winkeeper`, `remove.winkeeper.WinKeeper.argv`, run through
+    `remove.windows.keeper_main`)."""
     if holder.name == "uvsweep-keeper":  # forked from a cleaner (`Keeper.fork`)
         return True
     argv = holder.cmdline or ()
