@@ -459,16 +459,19 @@ def test_a_keeper_the_cleaner_gave_up_on_touches_nothing(lockdir: Path) -> None:
         SYSCALLS, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino), remover._handoff_in_use
     )
     job = json.dumps({"view": remover.view(), "handoffs": [handoff.to_json()]}).encode()
-    job_r, job_w = os.pipe()
+    job_file = os.memfd_create("job")
+    os.write(job_file, job + b"\n")
+    os.lseek(job_file, 0, os.SEEK_SET)
+    job_r, job_w = os.pipe()  # the GO/STOP pipe
     ready_r, ready_w = os.pipe()
     keeper = subprocess.Popen(
-        keeper_argv(job_r, ready_w), pass_fds=(job_r, ready_w, dir_fd, old_fd),
-        start_new_session=True,
+        keeper_argv(job_file, ready_w, job_r),
+        pass_fds=(job_file, job_r, ready_w, dir_fd, old_fd), start_new_session=True,
     )  # fmt: skip
+    os.close(job_file)
     os.close(job_r)
     os.close(ready_w)
     try:
-        os.write(job_w, job + b"\n")
         with os.fdopen(ready_r, "rb") as ready:
             assert ready.readline() == b"ready\n"
         os.write(job_w, STOP)
@@ -489,3 +492,99 @@ def test_a_keeper_the_cleaner_gave_up_on_touches_nothing(lockdir: Path) -> None:
             os.close(job_w)
         handoff.close()
         os.close(dir_fd)
+
+
+_LATECOMER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)  # a uv that opened the file before the unlink
+print("opened", flush=True)
+sys.stdin.readline()
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()  # in its critical section until told
+"""
+
+
+def _keeper_program_pids() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                if b"_keeper" in argv and not argv[0].endswith(b"sh"):  # not its launcher
+                    found.add(int(entry))
+    return found
+
+
+def test_a_keeper_whose_cleaner_died_before_it_heard_ready_keeps_the_name(lockdir: Path) -> None:
+    """Red-team F2: the cleaner is killed (OOM, SIGKILL) after starting its keeper and before
+    reading its "ready". The keeper's "ready" then meets a pipe nobody reads: it took that for
+    a failed start and exited, so the new file at the name was free while the old file's user
+    was still in its critical section, and the next uv locked it (two holders)."""
+    from tests import procs
+    from uvsweep.remove.handoff import Keeper
+
+    (lockdir / A).touch()
+    os.chmod(lockdir / A, 0o666)
+    latecomer = procs.popen([sys.executable, "-c", _LATECOMER, str(lockdir / A)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert latecomer.stdin is not None and latecomer.stdout is not None
+    assert latecomer.stdout.readline().strip() == "opened"
+    before = _keeper_program_pids()
+    ready_r, ready_w = os.pipe()
+    cleaner = os.fork()
+    if cleaner == 0:  # pragma: no cover - the cleaner, killed below
+        try:
+            os.close(ready_r)
+            dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+            old = os.open(A, os.O_RDWR, dir_fd=dir_fd)
+            fcntl.flock(old, fcntl.LOCK_EX)
+            st = os.fstat(old)
+            os.unlink(A, dir_fd=dir_fd)
+            new = _new_generation(dir_fd)
+            fcntl.flock(old, fcntl.LOCK_UN)  # NEW: the latecomer goes on with the old file
+            remover = LinuxRemover()
+            handoff = Handoff(SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino),
+                              remover._handoff_in_use)  # fmt: skip
+            handoff.state, handoff.new_fd = NEW, new
+            os.write(ready_w, b"x")
+            Keeper().take([handoff], remover.view())
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    keeper = None
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        latecomer.stdin.write("go\n")
+        latecomer.stdin.flush()
+        assert latecomer.stdout.readline().strip() == "locked"  # in its critical section
+        deadline = time.monotonic() + 20
+        while keeper is None and time.monotonic() < deadline:
+            keeper = next(iter(_keeper_program_pids() - before), None)
+        assert keeper is not None, "no keeper program started"
+        os.kill(cleaner, signal.SIGKILL)  # before it could read the keeper's "ready"
+        os.waitpid(cleaner, 0)
+        time.sleep(1.5)  # the keeper has started, said its word into the void, and acted
+        fd = os.open(lockdir / A, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # the name stays locked: the next uv waits
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        assert procs.alive(keeper), "the keeper let the files go"
+    finally:
+        os.close(ready_r)
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            os.kill(cleaner, signal.SIGKILL)
+            os.waitpid(cleaner, 0)
+        with contextlib.suppress(OSError, ValueError):
+            latecomer.stdin.write("done\n")
+            latecomer.stdin.flush()
+        latecomer.wait(10)
+        latecomer.stdin.close()
+        latecomer.stdout.close()
+    if keeper is not None:  # it ends once the old file's last user is done
+        from tests.helpers import wait_keepers_gone
+
+        wait_keepers_gone([keeper])

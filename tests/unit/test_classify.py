@@ -119,7 +119,7 @@ def test_rw_access_follows_the_mode_bits(
 def test_a_file_held_by_uvsweeps_keeper_says_so() -> None:
     from uvsweep.remove.handoff import keeper_argv
 
-    keeper = Holder(7, "python3", "root", tuple(keeper_argv(5, 6)))
+    keeper = Holder(7, "python3", "root", tuple(keeper_argv(5, 6, 7)))
     item = classify(obs(holders=[keeper]))
     assert item.state is LockState.HELD
     assert item.reason.startswith("held by a uvsweep keeper")
@@ -135,7 +135,7 @@ def test_a_lock_whose_taker_exited_names_who_inherited_it() -> None:
     from uvsweep.remove.handoff import keeper_argv
 
     gone = Holder(7, alive=False)
-    keeper = Holder(9, "python3", "root", tuple(keeper_argv(5, 6)))
+    keeper = Holder(9, "python3", "root", tuple(keeper_argv(5, 6, 7)))
     item = classify(obs(holders=[gone], openers=[keeper]))
     assert item.state is LockState.HELD and item.reason.startswith("held by a uvsweep keeper")
     assert [h.pid for h in item.holders] == [9]

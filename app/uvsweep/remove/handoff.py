@@ -226,13 +226,34 @@ KEEPER_CODE = (
 )
 
 
-def keeper_argv(job_fd: int, ready_fd: int) -> list[str]:
-    """The keeper's command line (`uvsweep _keeper --job-fd N --ready-fd M` in a bundle)."""
-    fds = ["--job-fd", str(job_fd), "--ready-fd", str(ready_fd)]
+def keeper_argv(job_fd: int, ready_fd: int, go_fd: int) -> list[str]:
+    """The keeper's command line (`uvsweep _keeper --job-fd N --ready-fd M --go-fd G` in a
+    bundle): the job is a file (whole before the keeper starts: a cleaner killed meanwhile
+    cannot leave it half-told), "ready" goes back on a pipe, GO or STOP comes on another."""
+    fds = ["--job-fd", str(job_fd), "--ready-fd", str(ready_fd), "--go-fd", str(go_fd)]
     if getattr(sys, "frozen", False):
         return [sys.executable, KEEPER_COMMAND, *fds]
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, "-I", "-c", KEEPER_CODE, package_parent, KEEPER_COMMAND, *fds]
+
+
+def _job_file(data: bytes) -> int:
+    """An fd of an unnamed file holding `data`, read from its start (a memfd; else a temp file
+    unlinked at once)."""
+    try:
+        fd = os.memfd_create("uvsweep-keeper-job", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        import tempfile  # noqa: PLC0415
+
+        fd, path = tempfile.mkstemp(prefix="uvsweep-keeper-job-")
+        os.unlink(path)
+    try:
+        _write_all(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _high_fd(fd: int) -> int:
@@ -262,16 +283,16 @@ class Keeper:
                     if fd not in mapping:
                         mapping[fd] = _high_fd(fd)
                         opened.append(mapping[fd])
-            job_r, job_w = os.pipe()
-            opened += [job_r, job_w]
+            go_r, go_w = os.pipe()
+            opened += [go_r, go_w]
             ready_r, ready_w = os.pipe()
             opened += [ready_r, ready_w]
-            high = _high_fd(job_r), _high_fd(ready_w)
+            high = _high_fd(go_r), _high_fd(ready_w)
             opened += high
-            for low in (job_r, ready_w):  # the keeper's ends, now above its stdio: no copy of
+            for low in (go_r, ready_w):  # the keeper's ends, now above its stdio: no copy of
                 opened.remove(low)  # them may stay here, or a dead keeper would look alive
-                os.close(low)  # (and a job bigger than the pipe would block our write)
-            job_r, ready_w = high
+                os.close(low)
+            go_r, ready_w = high
             items = []
             for handoff in handoffs:
                 item = handoff.to_json()
@@ -282,27 +303,25 @@ class Keeper:
             import json  # noqa: PLC0415 - only a handoff needs it (not every `clean`)
 
             job = json.dumps({"view": view, "handoffs": items}).encode()
+            job_fd = _job_file(job + b"\n")  # whole before the keeper exists, any size
+            opened.append(job_fd)
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
             launcher = '"$@" </dev/null >/dev/null 2>&1 & echo $!'
-            pid = _launch(
-                launcher, keeper_argv(job_r, ready_w), {*mapping.values(), job_r, ready_w}
-            )
-            for fd in (job_r, ready_w):  # the keeper's now; EOF tells us if it dies
+            pid = _launch(launcher, keeper_argv(job_fd, ready_w, go_r),
+                          {*mapping.values(), job_fd, ready_w, go_r})  # fmt: skip
+            for fd in (job_fd, go_r, ready_w):  # the keeper's now; EOF tells us if it dies
                 os.close(fd)
                 opened.remove(fd)
-            # any size: the keeper reads it while we write (if it dies, no "ready" comes)
-            with contextlib.suppress(OSError):
-                _write_all(job_w, job + b"\n")
             try:
                 _await_ready(ready_r, pid, "the keeper")
             except OSError:
                 with contextlib.suppress(OSError):
-                    _write_all(job_w, STOP)  # killed; should it still run, it must never act
+                    _write_all(go_w, STOP)  # killed; should it still run, it must never act
                 raise
             # only now may it act: a keeper killed for being late never touched a lock
             with contextlib.suppress(OSError):
-                _write_all(job_w, GO)
+                _write_all(go_w, GO)
             return pid
         finally:
             for fd in opened:
@@ -462,6 +481,19 @@ def _await_ready(ready_r: int, pid: int, who: str) -> None:
     _ReadyPipe(ready_r).await_ready(pid, who)
 
 
+def _say_ready(ready_fd: int) -> None:
+    """Say "ready" to the cleaner. A pipe nobody reads any more means the cleaner is gone (one
+    that gives up kills its keeper and says STOP on the job pipe): the files' locks are then
+    the keeper's alone, so it goes on as if heard, never lets them go."""
+    try:
+        os.write(ready_fd, b"ready\n")
+    except OSError:
+        _log("the cleaner was gone before it heard ready: keeping its files")
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(ready_fd)
+
+
 def _forked_keeper(
     handoffs: Sequence[Handoff],
     view: dict[str, Any],
@@ -481,8 +513,7 @@ def _forked_keeper(
             try:
                 remover = _remover_for(view)
                 if ready_fd >= 0 and not said:
-                    os.write(ready_fd, b"ready\n")
-                    os.close(ready_fd)
+                    _say_ready(ready_fd)
                     said = True
                     if not _await_go(go_fd):
                         os._exit(0)  # the cleaner kept the files: touch nothing
@@ -641,13 +672,14 @@ def keeper_main(argv: Sequence[str]) -> int:
     try:
         args = dict(zip(argv[::2], argv[1::2], strict=True))
         job_fd, ready_fd = int(args["--job-fd"]), int(args["--ready-fd"])
-        with os.fdopen(job_fd, "rb") as stream:
-            import json  # noqa: PLC0415
+        go_fd = int(args["--go-fd"])
+        import json  # noqa: PLC0415
 
-            job = json.loads(stream.readline())
-            remover, handoffs = _resume(job)
-            os.write(ready_fd, b"ready\n")  # the cleaner may close its copies now
-            os.close(ready_fd)
+        with os.fdopen(job_fd, "rb") as job_file:
+            job = json.loads(job_file.readline())
+        remover, handoffs = _resume(job)
+        _say_ready(ready_fd)  # the cleaner may close its copies now
+        with os.fdopen(go_fd, "rb") as stream:
             said = stream.read()  # its `GO`, or the end of the pipe: only then, a step
         if STOP in said:
             _log("the cleaner gave up on this keeper: it kept the files itself")
