@@ -588,3 +588,30 @@ def test_a_keeper_whose_cleaner_died_before_it_heard_ready_keeps_the_name(lockdi
         from tests.helpers import wait_keepers_gone
 
         wait_keepers_gone([keeper])
+
+
+def test_a_lock_of_ours_on_another_file_system_never_teaches_a_device() -> None:
+    """Red-team F1: our lock on a file of another file system that only shares the inode number
+    (a keeper's new file, printed with our pid) taught `known` the wrong device for this one,
+    over the device learned exactly from our fd's fdinfo: this file system's holders and waiters
+    then went unseen, and a keeper's anchor never showed (it ran for ever)."""
+    from uvsweep.probe.linux import parse_lock_table
+
+    here, there = os.makedev(0, 0x30), os.makedev(0, 0x31)
+    me = 4242
+    text = "\n".join([
+        f"1: FLOCK  ADVISORY  WRITE {me} 00:31:7 0 EOF",  # ours, on the other file system
+        "1: -> FLOCK  ADVISORY  WRITE 999 00:31:7 0 EOF",
+        "2: FLOCK  ADVISORY  WRITE 555 00:30:7 0 EOF",  # a uv holding this file system's ino 7
+        "3: FLOCK  ADVISORY  WRITE 557 00:30:9 0 EOF",  # and another holding its ino 9
+        "3: -> FLOCK  ADVISORY  WRITE 556 00:30:9 0 EOF",
+    ])  # fmt: skip
+    known = {here: (0, 0x30)}  # learned from fdinfo
+    table = parse_lock_table(text, me)
+    remover = LinuxRemover()
+    remover.known = known
+    remover._table = table
+    held = remover.busy_use(here, 7)
+    assert held is not None and [h.pid for h in held.holders] == [555]
+    assert known == {here: (0, 0x30)}, "a device was learned from another file's lock"
+    assert remover.pre_lock_use(here, 9) is not None  # 557 and its waiter are still seen

@@ -264,15 +264,17 @@ def _own_lines(*devices: tuple[int, int], ino: int = 5, pid: int = 4242) -> list
 
 
 def test_our_own_lock_teaches_the_device_and_a_second_lock_of_ours_does_not_confuse_it() -> None:
-    """Kills `device_of` mistakes: one own device is learned (and remembered per st_dev); with
-    our locks on two files of one inode number, st_dev decides; otherwise st_dev is a guess; a
-    file we no longer hold learns nothing from our locks; with every entry on st_dev's device,
-    that device is certain."""
+    """Kills `device_of` mistakes: our one lock on a file we hold gives its device (for it
+    alone: devices are learned for the run from our fd's fdinfo only, red-team F1); a device
+    learned so is used; with our locks on two files of one inode number, st_dev decides;
+    otherwise st_dev is a guess; a file we do not hold learns nothing from our locks; with every
+    entry on st_dev's device, that device is certain."""
     dev = os.makedev(8, 1)
     waiter = {5: [LockEntry("FLOCK", "WRITE", 77, 0, 38, 5, True)]}  # on another device
     known: dict[int, tuple[int, int]] = {}
     learned = LockTable(waiter, _own_lines((0, 38)), 4242)
-    assert learned.device_of(dev, 5, known) == ((0, 38), True) and known == {dev: (0, 38)}
+    assert learned.device_of(dev, 5, known) == ((0, 38), True) and known == {}
+    known[dev] = (0, 38)  # as LinuxRemover.locked_one learns it from fdinfo
     assert LockTable(waiter).device_of(dev, 5, known) == ((0, 38), True)  # remembered
     both = LockTable(waiter, _own_lines((8, 1), (0, 38)), 4242)
     assert both.device_of(dev, 5, {}) == ((8, 1), True)

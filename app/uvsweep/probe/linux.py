@@ -146,8 +146,10 @@ class LockTable:
     ) -> tuple[Device, bool]:
         """(the device `/proc/locks` prints for this file, whether that is certain).
 
-        `own=False` for a file we no longer hold (an unlinked old generation): our own locks
-        then say nothing about it.
+        `own=False` for a file we do not hold (before our lock, or an unlinked old generation):
+        our own locks then say nothing about it, for one of them could be on another file
+        system's file with the same inode number. Nothing here learns a device for `known`:
+        only our own fd's fdinfo does (`LinuxRemover.locked_one`).
         """
         guess = (os.major(dev), os.minor(dev))
         if known.get(dev, guess) == guess and all(
@@ -158,9 +160,8 @@ class LockTable:
             return guess, True
         mine = self.own.get(ino) if own else None
         if mine:
-            if len(mine) == 1:
+            if len(mine) == 1:  # for this file only: a device is learned from fdinfo alone
                 (found,) = mine
-                known[dev] = found
                 return found, True
             if guess in mine:  # our locks on two files with one inode number: st_dev decides
                 return guess, True

@@ -658,14 +658,14 @@ class LinuxRemover(PosixRemover):
         """
         if self._table is None:
             self._table = self._read_table() or LockTable({})
-        mine, _unsure = self._table.entries(dev, ino, self.known)
+        mine, _unsure = self._table.entries(dev, ino, self.known, own=False)
         return self._use_of(mine) if mine else None
 
     def busy_use(self, dev: int, ino: int) -> Use | None:
         """See `PosixRemover`: entries on the inode, whatever device they were printed with."""
         if self._table is None:
             self._table = self._read_table() or LockTable({})
-        mine, unsure = self._table.entries(dev, ino, self.known)
+        mine, unsure = self._table.entries(dev, ino, self.known, own=False)
         return self._use_of(mine + unsure)
 
     def blind_spot(self, directory: str) -> str | None:
