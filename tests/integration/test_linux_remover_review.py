@@ -597,7 +597,7 @@ def test_a_lock_of_ours_on_another_file_system_never_teaches_a_device() -> None:
     then went unseen, and a keeper's anchor never showed (it ran for ever)."""
     from uvsweep.probe.linux import parse_lock_table
 
-    here, there = os.makedev(0, 0x30), os.makedev(0, 0x31)
+    here = os.makedev(0, 0x30)  # printed 00:30; our lock is on 00:31, another file system
     me = 4242
     text = "\n".join([
         f"1: FLOCK  ADVISORY  WRITE {me} 00:31:7 0 EOF",  # ours, on the other file system
