@@ -320,8 +320,7 @@ class Keeper:
                     _write_all(go_w, STOP)  # killed; should it still run, it must never act
                 raise
             # only now may it act: a keeper killed for being late never touched a lock
-            with contextlib.suppress(OSError):
-                _write_all(go_w, GO)
+            _say_go(go_w, "the keeper")
             return pid
         finally:
             for fd in opened:
@@ -343,18 +342,16 @@ class Keeper:
 
         reap_forked()
         keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
-        pipes: list[int] = []
+        pipes = _two_pipes()
+        ready_r, ready_w, go_r, go_w = pipes or (-1, -1, -1, -1)
         try:
-            pipes += os.pipe()
-            pipes += os.pipe()
-        except OSError:  # no fds to spare (the reason `take` failed, often): go on without
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
+                pid = os.fork()
+        except OSError:  # no process to spare: the pipes go, and the caller waits itself
             for fd in pipes:
                 os.close(fd)
-            pipes = []
-        ready_r, ready_w, go_r, go_w = pipes or (-1, -1, -1, -1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork()"
-            pid = os.fork()
+            raise
         if pid == 0:  # the child: never returns into the caller's code
             if pipes:
                 _second_fork(ready_r, ready_w, go_w)
@@ -375,12 +372,12 @@ class Keeper:
             finally:
                 if keeper == pid:
                     _FORKED.append(pid)  # no second fork: our child for good (or killed)
-                else:
-                    os.waitpid(pid, 0)  # the first copy exits at once: no zombie is left
+                else:  # the first copy exits at once: no zombie is left (none at all where
+                    with contextlib.suppress(ChildProcessError):  # SIGCHLD is ignored)
+                        os.waitpid(pid, 0)
             lines.await_ready(keeper, "the forked keeper")
             committed = True
-            with contextlib.suppress(OSError):
-                _write_all(go_w, GO)
+            _say_go(go_w, "the forked keeper")
         finally:
             if not committed:
                 with contextlib.suppress(OSError):
@@ -479,6 +476,29 @@ def _kill(pid: int) -> None:
 def _await_ready(ready_r: int, pid: int, who: str) -> None:
     """Wait for a new keeper's "ready" on `ready_r`; without it in time, kill it and raise."""
     _ReadyPipe(ready_r).await_ready(pid, who)
+
+
+def _two_pipes() -> list[int]:
+    """Two pipes' fds (read, write, read, write), or none when there are no fds to spare (the
+    reason `take` failed, often): a forked keeper then goes on without them."""
+    pipes: list[int] = []
+    try:
+        pipes += os.pipe()
+        pipes += os.pipe()
+    except OSError:
+        for fd in pipes:
+            os.close(fd)
+        return []
+    return pipes
+
+
+def _say_go(go_w: int, who: str) -> None:
+    """Tell a keeper that said "ready" to go on. A pipe it no longer reads means it died after
+    its word (red-team F3): OSError, so the caller keeps the files and waits itself."""
+    try:
+        _write_all(go_w, GO)
+    except OSError as err:
+        raise OSError(f"{who} ended before it took over the locks") from err
 
 
 def _say_ready(ready_fd: int) -> None:
