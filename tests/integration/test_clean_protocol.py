@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
 from tests.helpers import A, B
-from uvsweep.model import LockState
-from uvsweep.remove import Policy, RemoveResult, Target
+from uvsweep.model import CleanResult, LockState
+from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -38,11 +38,11 @@ def touch(directory: Path, name: str, age: float = 0.0) -> Path:
     return path
 
 
-def clean(directory: Path, remover: LinuxRemover | None = None, **policy: object) -> RemoveResult:
+def clean(directory: Path, remover: LinuxRemover | None = None, **policy: object) -> CleanResult:
     return (remover or LinuxRemover()).remove([str(directory)], Policy(**policy))  # type: ignore[arg-type]
 
 
-def skipped(result: RemoveResult) -> dict[str, tuple[LockState, str]]:
+def skipped(result: CleanResult) -> dict[str, tuple[LockState, str]]:
     return {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
 
 
@@ -289,10 +289,10 @@ _LATE_OPENER = textwrap.dedent(
 
 
 @contextmanager
-def cleaning_in_background(lockdir: Path, remover: _LateOpener) -> Iterator[list[RemoveResult]]:
+def cleaning_in_background(lockdir: Path, remover: _LateOpener) -> Iterator[list[CleanResult]]:
     """Run `remover` on `lockdir` in a thread; yields the list its result lands in. At the end
     the late opener is killed and the thread joined."""
-    done: list[RemoveResult] = []
+    done: list[CleanResult] = []
     thread = threading.Thread(target=lambda: done.append(clean(lockdir, remover)))
     thread.start()
     try:

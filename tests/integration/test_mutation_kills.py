@@ -786,7 +786,7 @@ def test_a_file_another_cleaner_removed_first_does_not_stop_the_batch(lockdir: P
 
 
 def test_nothing_to_remove_hides_nothing(lockdir: Path) -> None:
-    """Kills `RemoveResult.hidden_processes` starting at -1 (or 1)."""
+    """Kills `CleanResult.hidden_processes` starting at -1 (or 1)."""
     result = LinuxRemover().remove([str(lockdir)], Policy())
     assert result.hidden_processes == 0 and result.removed == []
 

@@ -29,8 +29,8 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from tests.helpers import A, B, wait_keepers_gone
-from uvsweep.model import LockState
-from uvsweep.remove import Policy, RemoveResult, Target
+from uvsweep.model import CleanResult, LockState
+from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -137,7 +137,7 @@ def test_a_waiter_and_a_preempted_opener_never_hold_two_generations(
     path = lockdir / A
     path.touch()
     remover = _TwoLatecomers(workers, handoff_wait=wait)
-    done: list[RemoveResult] = []
+    done: list[CleanResult] = []
     thread = threading.Thread(target=lambda: done.append(remover.remove([str(lockdir)], Policy())))
     thread.start()
     try:
@@ -158,7 +158,7 @@ def test_a_waiter_and_a_preempted_opener_never_hold_two_generations(
     assert (len(result.keepers) == 1) == (wait < 3), "a keeper only when the wait ran out"
 
 
-def skipped_states(result: RemoveResult) -> dict[str, LockState]:
+def skipped_states(result: CleanResult) -> dict[str, LockState]:
     return {Path(s.path).name: s.state for s in result.skipped}
 
 
@@ -409,7 +409,7 @@ def test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover(lockdir: Path) ->
             os.mkfifo(path)
         return regular
 
-    done: list[RemoveResult] = []
+    done: list[CleanResult] = []
     thread = threading.Thread(
         target=lambda: done.append(LinuxRemover(lstat=lstat_then_fifo).remove(
             [str(lockdir)], Policy()

@@ -37,9 +37,9 @@ from tests.redteam.support import (
     two_holders,
     wait_for,
 )
-from uvsweep.model import LockState
+from uvsweep.model import CleanResult, LockState
 from uvsweep.probe.posix import SYSCALLS, Syscalls
-from uvsweep.remove import Policy, RemoveResult, Target
+from uvsweep.remove import Policy, Target
 from uvsweep.remove.handoff import NEW, Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover
 
@@ -213,7 +213,7 @@ def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
     path = shared_tmp / A
     path.touch()
     remover = _PlantAfterUnlink(nobody, handoff_wait=30.0)
-    done: list[RemoveResult] = []
+    done: list[CleanResult] = []
     thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
                                                                           Policy())))  # fmt: skip
     thread.start()

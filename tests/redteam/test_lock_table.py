@@ -25,9 +25,10 @@ from pathlib import Path
 import pytest
 
 from tests.redteam.support import stop
+from uvsweep.model import CleanResult
 from uvsweep.probe.linux import read_locks
 from uvsweep.probe.posix import LOCK_EX, LOCK_NB, Syscalls
-from uvsweep.remove import Policy, RemoveResult
+from uvsweep.remove import Policy
 from uvsweep.remove.handoff import DONE, NEW, Handoff
 from uvsweep.remove.handoff import run as run_handoffs
 from uvsweep.remove.posix import LinuxRemover
@@ -91,7 +92,7 @@ def test_every_waiter_behind_our_locks_is_seen_while_other_locks_churn(tmp_path:
     for name in names:
         (work / name).touch()
     remover = LinuxRemover()
-    result = RemoveResult()
+    result = CleanResult()
     dir_fd, listed = remover.listing(str(work))
     waiter = churn = None
     try:

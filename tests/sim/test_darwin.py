@@ -22,7 +22,8 @@ from tests.sim.explore import dfs, encode, random_runs, run, scripted
 from tests.sim.kernel import PROC, SIM_DEV, TMP
 from tests.sim.scenarios import CREATE_RACE
 from tests.sim.world import LOCK_NAME
-from uvsweep.remove import RemoveResult, Target
+from uvsweep.model import CleanResult
+from uvsweep.remove import Target
 from uvsweep.remove.darwin import DarwinRemover
 
 DEEP = pytest.mark.skipif(
@@ -116,9 +117,7 @@ class PathMatchingRemover(DarwinRemover):
                     found.setdefault(path, []).append(pid)
         return found
 
-    def open_users(
-        self, targets: Sequence[Target], result: RemoveResult
-    ) -> dict[Target, list[int]]:
+    def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         by_path = self._by_path({t.path for t in targets})
         return {t: by_path[t.path] for t in targets if t.path in by_path}
 

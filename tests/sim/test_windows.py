@@ -65,7 +65,8 @@ from tests.sim.winworld import (
     windows_scenario,
 )  # fmt: skip
 from tests.sim.world import LOCK_NAME, Actor, Body
-from uvsweep.remove import RemoveResult, Target, Use
+from uvsweep.model import CleanResult
+from uvsweep.remove import Target, Use
 from uvsweep.remove.windows import GONE_SUFFIX, WindowsRemover
 from uvsweep.remove.winkeeper import CLEANER_FENCE, KEEPER_FENCE, WinHandoff
 
@@ -286,7 +287,7 @@ class DeletePendingRemover(WindowsRemover):
     def unlink(self, target: Target) -> None:
         self._files().set_delete(target.handle)
 
-    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+    def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         self._files().set_delete(target.handle, delete=False)  # type: ignore[call-arg]
         return "the delete was cancelled and the file kept"
 
@@ -570,7 +571,7 @@ class EarlyReleaseRemover(WindowsRemover):
         self,
         handoffs: Any,
         pending: Any,
-        result: RemoveResult,
+        result: CleanResult,
     ) -> int | None:
         for handoff in handoffs:
             self._files().unlock_range(handoff.new, *CLEANER_FENCE)

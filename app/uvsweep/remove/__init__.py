@@ -106,11 +106,6 @@ def dir_is_private(directory: str) -> bool:
     return st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
 
 
-#: What one removal pass did: the record of a whole `clean` (model.CleanResult), of which a pass
-#: fills in what it removed and kept.
-RemoveResult = CleanResult
-
-
 class Target:
     """One file this pass has opened and exclusively locked (mutable, internal)."""
 
@@ -243,12 +238,12 @@ class Remover(ABC):
 
     @abstractmethod
     def acquire(
-        self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
+        self, dir_handle: Any, directory: str, name: str, policy: Policy, result: CleanResult
     ) -> Target | None:
         """Check and exclusively lock one file; None (with the skip recorded) if it stays."""
 
     @abstractmethod
-    def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
+    def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """Targets some other process holds, waits for or has open, in one pass for all."""
 
     @abstractmethod
@@ -264,14 +259,14 @@ class Remover(ABC):
         """Remove the name while the lock is held; OSError if the OS refuses."""
 
     @abstractmethod
-    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+    def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         """Some process used the file after all: keep mutual exclusion intact.
 
         Returns how, for the report: `the lock was handed over`.
         """
 
     def undo_all(
-        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+        self, pending: Sequence[tuple[Target, Use]], result: CleanResult
     ) -> dict[Target, str | None]:
         """`undo` for every file of a batch that some process used after all; how, per file.
 
@@ -327,7 +322,7 @@ class Remover(ABC):
         directory: str,
         names: Sequence[str],
         policy: Policy,
-        result: RemoveResult,
+        result: CleanResult,
     ) -> None:
         locked: list[Target] = []
         self.begin_batch()
@@ -345,7 +340,7 @@ class Remover(ABC):
             for target in locked:
                 self.release(target)
 
-    def _unlink_unused(self, locked: Sequence[Target], result: RemoveResult) -> list[Target]:
+    def _unlink_unused(self, locked: Sequence[Target], result: CleanResult) -> list[Target]:
         """Steps 2 and 3: the files nobody uses, unlinked while we hold them."""
         busy = self.users(locked, result)
         unlinked: list[Target] = []
@@ -376,7 +371,7 @@ class Remover(ABC):
         directory: str,
         locked: Sequence[Target],
         unlinked: Sequence[Target],
-        result: RemoveResult,
+        result: CleanResult,
     ) -> None:
         """Step 4: whoever got hold of an unlinked file meanwhile gets a handoff."""
         try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from uvsweep.model import CleanResult
 from uvsweep.probe.darwin import OpenFilesLister, default_open_files, users_of
-from uvsweep.remove import RemoveResult, Target
+from uvsweep.remove import Target
 from uvsweep.remove.posix import PosixRemover
 
 TYPE_CHECKING = False
@@ -31,9 +32,7 @@ class DarwinRemover(PosixRemover):
                 self.notes.append(note)
         self.open_files = open_files
 
-    def open_users(
-        self, targets: Sequence[Target], result: RemoveResult
-    ) -> dict[Target, list[int]]:
+    def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         """See `PosixRemover`: one pass over every process's open files for the whole batch."""
         by_key = {(t.dev, t.ino): t for t in targets}
         found, hidden = users_of(self.open_files, by_key, exclude=self.calls.getpid())

@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from uvsweep.model import Holder, LockState, ScanError
+from uvsweep.model import CleanResult, Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import (
@@ -44,7 +44,6 @@ from uvsweep.remove import (
     Policy,
     Progress,
     Remover,
-    RemoveResult,
     Target,
     Use,
     describe_holders,
@@ -112,9 +111,7 @@ class PosixRemover(Remover):
         """A holder or waiter of this file in the lock table, before we open it."""
         return None
 
-    def open_users(
-        self, targets: Sequence[Target], result: RemoveResult
-    ) -> dict[Target, list[int]]:
+    def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         """Targets other processes have open, with their pids (one pass for all)."""
         return {}
 
@@ -175,7 +172,7 @@ class PosixRemover(Remover):
         return self._users[uid]
 
     def _skip_observed(
-        self, directory: str, name: str, st: os.stat_result, result: RemoveResult,
+        self, directory: str, name: str, st: os.stat_result, result: CleanResult,
         lock: LockProbe = LockProbe.FREE, why: str = "", use: Use | None = None,
     ) -> None:  # fmt: skip
         """Record a skip with the state and reason the scanner would give the file."""
@@ -202,7 +199,7 @@ class PosixRemover(Remover):
         result.skip(item.path, item.state, reason)
 
     def _skip_odd(
-        self, dir_fd: int, directory: str, name: str, st: os.stat_result, result: RemoveResult
+        self, dir_fd: int, directory: str, name: str, st: os.stat_result, result: CleanResult
     ) -> None:
         """An odd file (linked, not empty, not regular) is skipped as the scanner would see it:
         a lock on it wins over its oddity, as the README says."""
@@ -238,7 +235,7 @@ class PosixRemover(Remover):
         return policy.may_take(mine=st.st_uid == self.euid, privileged=self.privileged())
 
     def acquire(
-        self, dir_handle: int, directory: str, name: str, policy: Policy, result: RemoveResult
+        self, dir_handle: int, directory: str, name: str, policy: Policy, result: CleanResult
     ) -> Target | None:
         """See `Remover`: every check before the lock, then `LOCK_EX|LOCK_NB`."""
         try:
@@ -278,7 +275,7 @@ class PosixRemover(Remover):
         return self._open_and_lock(dir_handle, directory, name, st, result)
 
     def _open_and_lock(
-        self, dir_handle: int, directory: str, name: str, st: os.stat_result, result: RemoveResult
+        self, dir_handle: int, directory: str, name: str, st: os.stat_result, result: CleanResult
     ) -> Target | None:
         """Open the file lstat saw, check the opened file itself, and try-lock it exclusively."""
         path = f"{directory.rstrip('/')}/{name}"  # (a few hundred ns: not worth putting off)
@@ -333,7 +330,7 @@ class PosixRemover(Remover):
         target.uid = st.st_uid
         return target
 
-    def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
+    def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """See `Remover`: the lock table, and one pass over open files, for *every* target.
 
         A lock-table entry decides the state shown; the open-file pass is never skipped for a
@@ -455,13 +452,13 @@ class PosixRemover(Remover):
         pids are followed (`Handoff.followed`). None where there is no lock table."""
         return set()
 
-    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+    def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         """See `Remover`: one handoff (see `undo_all`)."""
         how = self.undo_all([(target, use)], result)[target]
         return how or "nobody used the old file after all"
 
     def undo_all(
-        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+        self, pending: Sequence[tuple[Target, Use]], result: CleanResult
     ) -> dict[Target, str | None]:
         """See `Remover` and `remove.handoff`: bounded here, then finished by a keeper."""
         handoffs: dict[Target, Handoff] = {}
@@ -718,9 +715,7 @@ class LinuxRemover(PosixRemover):
                 found[target] = use
         return found
 
-    def open_users(
-        self, targets: Sequence[Target], result: RemoveResult
-    ) -> dict[Target, list[int]]:
+    def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
         by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from uvsweep.model import Holder, LockState, ScanError
+from uvsweep.model import CleanResult, Holder, LockState, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.windows import (
@@ -55,7 +55,6 @@ from uvsweep.remove import (
     Policy,
     Progress,
     Remover,
-    RemoveResult,
     Target,
     Use,
     backoff,
@@ -266,7 +265,7 @@ class WindowsRemover(Remover):
         """See `Remover`: nothing was opened."""
 
     def _skip(
-        self, directory: str, name: str, st: os.stat_result, result: RemoveResult, *,
+        self, directory: str, name: str, st: os.stat_result, result: CleanResult, *,
         mode: int | None = None, owner: str = "unknown", mine: bool = True,
         lock: LockProbe = LockProbe.FREE, why: str = "",
     ) -> None:  # fmt: skip
@@ -284,7 +283,7 @@ class WindowsRemover(Remover):
         return self.is_admin()
 
     def acquire(
-        self, dir_handle: Any, directory: str, name: str, policy: Policy, result: RemoveResult
+        self, dir_handle: Any, directory: str, name: str, policy: Policy, result: CleanResult
     ) -> Target | None:
         """See `Remover`."""
         path = ntpath.join(directory, name)  # Windows paths, also when tested elsewhere
@@ -336,7 +335,7 @@ class WindowsRemover(Remover):
             if not keep:
                 files.close(handle)
 
-    def users(self, targets: Sequence[Target], result: RemoveResult) -> dict[Target, Use]:
+    def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """See `Remover`: every other process with a handle on the file (waiters have one)."""
         files = self._files()
         me = self.getpid()
@@ -387,12 +386,12 @@ class WindowsRemover(Remover):
             )
             self.notes.append(note)
 
-    def undo(self, target: Target, use: Use, result: RemoveResult) -> str:
+    def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         """See `Remover`: hand the lock over (`undo_all` for one file)."""
         return self.undo_all([(target, use)], result)[target] or "nobody used the old file"
 
     def undo_all(
-        self, pending: Sequence[tuple[Target, Use]], result: RemoveResult
+        self, pending: Sequence[tuple[Target, Use]], result: CleanResult
     ) -> dict[Target, str | None]:
         """See `Remover` and `remove.winkeeper`: hand each lock over, wait a bounded time,
         then pass what is left to a keeper (or, if none takes it, wait here).
@@ -471,7 +470,7 @@ class WindowsRemover(Remover):
         self,
         handoffs: Sequence[WinHandoff],
         pending: Sequence[tuple[Target, Use]],
-        result: RemoveResult,
+        result: CleanResult,
     ) -> int | None:
         """A keeper's pid once it holds every new file's byte (ours are then let go), or None."""
         try:
@@ -525,7 +524,7 @@ class WindowsRemover(Remover):
         """Whether any process but us still has a handle on the old (renamed) file."""
         return still_used(self._files(), target.handle, self.getpid())
 
-    def _next_generation(self, target: Target, result: RemoveResult) -> Any:
+    def _next_generation(self, target: Target, result: CleanResult) -> Any:
         """A file at the target's name with our fence byte locked (created if need be)."""
         files = self._files()
         deadline: float | None = None
