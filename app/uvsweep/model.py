@@ -113,7 +113,7 @@ class Label(Record):
         self._init(kind=kind, path=path)
 
 
-class Holder(Record):
+class LockUser(Record):
     """A process that holds, waits for or has open a lock file. None means the OS hid it."""
 
     __slots__ = ("alive", "cmdline", "name", "pid", "user")
@@ -171,9 +171,9 @@ class LockFile(Record):
     uid: int
     owner: str
     label: Label | None
-    holders: tuple[Holder, ...]
-    waiters: tuple[Holder, ...]
-    openers: tuple[Holder, ...]
+    holders: tuple[LockUser, ...]
+    waiters: tuple[LockUser, ...]
+    openers: tuple[LockUser, ...]
     reason: str  # why the state is what it is, in a few words, for people
     blocks_uv: bool  # foreign only: the current user's uv cannot open it to lock
     dev: int
@@ -189,9 +189,9 @@ class LockFile(Record):
         uid: int,
         owner: str,
         label: Label | None = None,
-        holders: tuple[Holder, ...] = (),
-        waiters: tuple[Holder, ...] = (),
-        openers: tuple[Holder, ...] = (),
+        holders: tuple[LockUser, ...] = (),
+        waiters: tuple[LockUser, ...] = (),
+        openers: tuple[LockUser, ...] = (),
         reason: str = "",
         blocks_uv: bool = False,
         dev: int = 0,
@@ -359,9 +359,9 @@ class ProcessInfo(Record):
         """Whether the uv gate waits for this process (when in doubt, it does)."""
         return self.phase != PARKED
 
-    def holder(self) -> Holder:
+    def holder(self) -> LockUser:
         """This process as a lock holder, waiter or opener."""
-        return Holder(pid=self.pid, name=self.name, user=self.user, cmdline=self.cmdline)
+        return LockUser(pid=self.pid, name=self.name, user=self.user, cmdline=self.cmdline)
 
 
 # ---- the outcome of a cleanup ------------------------------------------------------------------

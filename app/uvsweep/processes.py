@@ -10,7 +10,7 @@ import os
 import sys
 
 from uvsweep import uvphase
-from uvsweep.model import Holder, ProcessInfo
+from uvsweep.model import LockUser, ProcessInfo
 from uvsweep.uvphase import is_uv_name
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
@@ -208,12 +208,12 @@ class ProcessTable:
             current = self.parent(current)
         return frozenset(found)
 
-    def holder(self, pid: int | None) -> Holder:
-        """`pid` as a Holder; a pid we cannot see (0, -1) stays unknown, an exited one says so."""
+    def holder(self, pid: int | None) -> LockUser:
+        """`pid` as a LockUser; a pid we cannot see (0, -1) stays unknown, an exited one says so."""
         if not pid or pid < 0:  # 0: another PID namespace; -1: an OFD lock, which has no pid
-            return Holder(pid=None)
+            return LockUser(pid=None)
         found = self.info(pid)
-        return found.holder() if found else Holder(pid=pid, alive=False)
+        return found.holder() if found else LockUser(pid=pid, alive=False)
 
     def uv_processes(self, exclude: frozenset[int] = frozenset()) -> list[ProcessInfo]:
         """Live uv processes of any user (by name, argv[0], executable, `python -m uv`, or a lock

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from uvsweep.model import Holder, LockFile, LockState, Snapshot, format_age, plural
+from uvsweep.model import LockFile, LockState, LockUser, Snapshot, format_age, plural
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it for mypy
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 JSON_VERSION = 1
 
 
-def holder_json(holder: Holder) -> dict[str, Any]:
+def holder_json(holder: LockUser) -> dict[str, Any]:
     """One holder/waiter; null for whatever the OS hid."""
     return {
         "pid": holder.pid,

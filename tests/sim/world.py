@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tests.sim.kernel import BLOCKED, EPOCH, LOCK_EX, LOCK_NB, LOCK_UN, PROC, TMP, Kernel
-from uvsweep.model import Holder
+from uvsweep.model import LockUser
 from uvsweep.probe.posix import Syscalls
 from uvsweep.processes import ProcessTable
 
@@ -274,11 +274,11 @@ class SimProcesses(ProcessTable):
     def pids(self) -> list[int]:
         return [pid for pid, proc in self.kernel.procs.items() if proc.alive]
 
-    def holder(self, pid: int | None) -> Holder:
+    def holder(self, pid: int | None) -> LockUser:
         if not pid:
-            return Holder(pid=None)
+            return LockUser(pid=None)
         proc = self.kernel.procs.get(pid)
-        return Holder(pid=pid, name=proc.name if proc else None, user="sim")
+        return LockUser(pid=pid, name=proc.name if proc else None, user="sim")
 
     def alive(self, pid: int) -> bool:
         proc = self.kernel.procs.get(pid)

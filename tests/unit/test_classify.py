@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from uvsweep.model import Holder, LockState
+from uvsweep.model import LockState, LockUser
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.posix import rw_accessible
 
@@ -35,9 +35,9 @@ def obs(**changes: object) -> Observation:
         ({"size": 3}, LockState.SUSPICIOUS),
         ({"lock": LockProbe.UNREADABLE}, LockState.SUSPICIOUS),
         ({"lock": LockProbe.HELD}, LockState.HELD),
-        ({"holders": [Holder(7, "uv")]}, LockState.HELD),
-        ({"waiters": [Holder(8, "uv")]}, LockState.WAITING),
-        ({"openers": [Holder(9, "uv")]}, LockState.OPEN),
+        ({"holders": [LockUser(7, "uv")]}, LockState.HELD),
+        ({"waiters": [LockUser(8, "uv")]}, LockState.WAITING),
+        ({"openers": [LockUser(9, "uv")]}, LockState.OPEN),
     ],
 )
 def test_each_observation_gets_one_state(changes: dict[str, object], state: LockState) -> None:
@@ -46,21 +46,24 @@ def test_each_observation_gets_one_state(changes: dict[str, object], state: Lock
 
 def test_live_use_wins_over_oddities_of_the_file() -> None:
     # a held file with two links is reported held: what a process does now matters most
-    assert classify(obs(nlink=2, holders=[Holder(1)])).state is LockState.HELD
+    assert classify(obs(nlink=2, holders=[LockUser(1)])).state is LockState.HELD
     # but a symlink is never probed, whatever the lock table says about its inode
     assert (
-        classify(obs(mode=stat.S_IFLNK | 0o777, holders=[Holder(1)])).state is LockState.SUSPICIOUS
+        classify(obs(mode=stat.S_IFLNK | 0o777, holders=[LockUser(1)])).state
+        is LockState.SUSPICIOUS
     )
 
 
 def test_a_failed_try_lock_without_a_visible_holder_names_an_unknown_holder() -> None:
     item = classify(obs(lock=LockProbe.HELD))
-    assert item.holders == (Holder(pid=None),)
+    assert item.holders == (LockUser(pid=None),)
     assert item.holders[0].describe() == "unknown unknown (unknown)"
 
 
 def test_waiters_are_listed_beside_holders() -> None:
-    item = classify(obs(holders=[Holder(1, "uv")], waiters=[Holder(2, "uv"), Holder(3, "uv")]))
+    item = classify(
+        obs(holders=[LockUser(1, "uv")], waiters=[LockUser(2, "uv"), LockUser(3, "uv")])
+    )
     assert item.state is LockState.HELD
     assert [w.pid for w in item.waiters] == [2, 3]
 
@@ -119,13 +122,13 @@ def test_rw_access_follows_the_mode_bits(
 def test_a_file_held_by_uvsweeps_keeper_says_so() -> None:
     from uvsweep.remove.handoff import keeper_argv
 
-    keeper = Holder(7, "python3", "root", tuple(keeper_argv(5, 6, 7)))
+    keeper = LockUser(7, "python3", "root", tuple(keeper_argv(5, 6, 7)))
     item = classify(obs(holders=[keeper]))
     assert item.state is LockState.HELD
     assert item.reason.startswith("held by a uvsweep keeper")
-    other = classify(obs(holders=[Holder(7, "uv", "root", ("uv", "sync", "_keeper"))]))
+    other = classify(obs(holders=[LockUser(7, "uv", "root", ("uv", "sync", "_keeper"))]))
     assert other.reason == "locked by a running process"
-    frozen = Holder(7, "uvsweep", "root", ("/opt/uvsweep/uvsweep", "_keeper", "{}"))
+    frozen = LockUser(7, "uvsweep", "root", ("/opt/uvsweep/uvsweep", "_keeper", "{}"))
     assert classify(obs(holders=[frozen])).reason.startswith("held by a uvsweep keeper")
 
 
@@ -134,18 +137,18 @@ def test_a_lock_whose_taker_exited_names_who_inherited_it() -> None:
     share the file description hold it: a keeper, or a child (it was R7)."""
     from uvsweep.remove.handoff import keeper_argv
 
-    gone = Holder(7, alive=False)
-    keeper = Holder(9, "python3", "root", tuple(keeper_argv(5, 6, 7)))
+    gone = LockUser(7, alive=False)
+    keeper = LockUser(9, "python3", "root", tuple(keeper_argv(5, 6, 7)))
     item = classify(obs(holders=[gone], openers=[keeper]))
     assert item.state is LockState.HELD and item.reason.startswith("held by a uvsweep keeper")
     assert [h.pid for h in item.holders] == [9]
-    child = Holder(11, "uv", "root", ("uv", "run", "x"))
+    child = LockUser(11, "uv", "root", ("uv", "run", "x"))
     item = classify(obs(holders=[gone], openers=[child]))
     assert item.reason == "locked by a process that inherited the lock"
     assert [h.pid for h in item.holders] == [11]
-    tray = Holder(7, "uvsweep", "me", ("uvsweep",))  # took it, passed it on, runs on
+    tray = LockUser(7, "uvsweep", "me", ("uvsweep",))  # took it, passed it on, runs on
     item = classify(obs(holders=[tray], openers=[keeper]))
     assert item.reason.startswith("held by a uvsweep keeper") and item.holders == (keeper,)
-    alive = Holder(7, "uv", "root", ("uv", "sync"))
+    alive = LockUser(7, "uv", "root", ("uv", "sync"))
     item = classify(obs(holders=[alive], openers=[child]))  # a live taker holds it itself
     assert item.reason == "locked by a running process" and [h.pid for h in item.holders] == [7]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from uvsweep import procwait, settings
-from uvsweep.model import Holder, Label, LabelKind, LockFile, LockState, Snapshot
+from uvsweep.model import Label, LabelKind, LockFile, LockState, LockUser, Snapshot
 from uvsweep.watcher import diff
 
 
 def item(
-    name: str, state: LockState, holders: tuple[Holder, ...] = (), label: Label | None = None
+    name: str, state: LockState, holders: tuple[LockUser, ...] = (), label: Label | None = None
 ) -> LockFile:
     return LockFile(
         path=f"/tmp/{name}", name=name, state=state, mtime=0.0, size=0, uid=0, owner="me",
@@ -32,9 +32,9 @@ def snap(*files: LockFile) -> Snapshot:
 
 def test_diff() -> None:
     a, b, c = "uv-000000000000000a.lock", "uv-000000000000000b.lock", "uv-000000000000000c.lock"
-    before = snap(item(a, LockState.ORPHANED), item(b, LockState.HELD, (Holder(pid=1),)),
-                  item(c, LockState.HELD, (Holder(pid=2),)))  # fmt: skip
-    after = snap(item(b, LockState.ORPHANED), item(c, LockState.HELD, (Holder(pid=3),)),
+    before = snap(item(a, LockState.ORPHANED), item(b, LockState.HELD, (LockUser(pid=1),)),
+                  item(c, LockState.HELD, (LockUser(pid=2),)))  # fmt: skip
+    after = snap(item(b, LockState.ORPHANED), item(c, LockState.HELD, (LockUser(pid=3),)),
                  item("uv-000000000000000d.lock", LockState.ORPHANED))  # fmt: skip
     change = diff(before, after)
     assert [f.name for f in change.added] == ["uv-000000000000000d.lock"]

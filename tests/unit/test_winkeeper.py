@@ -22,7 +22,7 @@ import pytest
 
 from tests.psutil_double import FakeProcess, FakePsutil
 from tests.windows_model import ME, WindowsModel
-from uvsweep.model import Holder
+from uvsweep.model import LockUser
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.processes import ProcessTable
 from uvsweep.remove import Policy
@@ -301,10 +301,10 @@ def test_the_default_keeper_starts_only_on_windows() -> None:
 def test_the_keeper_command_line_is_recognised_by_scan() -> None:
     argv = WinKeeper().argv()
     assert argv[1:3] == ["-I", "-c"] and argv[-1] == "_winkeeper"
-    keeper = Holder(KEEPER_PID, "python.exe", "HOST\\me", tuple(argv))
-    frozen = Holder(KEEPER_PID, "uvsweep.exe", "HOST\\me",
+    keeper = LockUser(KEEPER_PID, "python.exe", "HOST\\me", tuple(argv))
+    frozen = LockUser(KEEPER_PID, "uvsweep.exe", "HOST\\me",
                     ("C:\\Program Files\\uvsweep\\uvsweep.exe", "_winkeeper"))  # fmt: skip
-    other = Holder(888, "uv.exe", "HOST\\me", ("uv.exe", "_winkeeper"))
+    other = LockUser(888, "uv.exe", "HOST\\me", ("uv.exe", "_winkeeper"))
     for opener, expected in ((keeper, True), (frozen, True), (other, False)):
         obs = Observation("C:\\T", A, 0o100666, 0, 1, 0.0, 7, 1, 0, "HOST\\me", True)
         obs.lock = LockProbe.HELD
@@ -598,7 +598,7 @@ def test_doctor_lists_the_files_keepers_hold() -> None:
 
     obs = Observation("C:\\T", A, 0o100666, 0, 1, 0.0, 7, 1, 0, "HOST\\me", True)
     obs.lock = LockProbe.HELD
-    obs.openers = [Holder(KEEPER_PID, "python.exe", "HOST\\me", tuple(WinKeeper().argv()))]
+    obs.openers = [LockUser(KEEPER_PID, "python.exe", "HOST\\me", tuple(WinKeeper().argv()))]
     plain = Observation(
         "C:\\T", "uv-00000000000000bb.lock", 0o100666, 0, 1, 0.0, 7, 2, 0, "m", True
     )

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import Enum
 
-from uvsweep.model import Holder, LockFile, LockState, ScanError
+from uvsweep.model import LockFile, LockState, LockUser, ScanError
 from uvsweep.processes import ProcessTable
 
 
@@ -48,9 +48,9 @@ class Observation:
         self.directory, self.name, self.mode, self.size = directory, name, mode, size
         self.nlink, self.mtime, self.dev, self.ino = nlink, mtime, dev, ino
         self.uid, self.owner, self.mine, self.lock = uid, owner, mine, lock
-        self.holders: list[Holder] = []
-        self.waiters: list[Holder] = []
-        self.openers: list[Holder] = []
+        self.holders: list[LockUser] = []
+        self.waiters: list[LockUser] = []
+        self.openers: list[LockUser] = []
         self.accessible = accessible  # the current user could open it read-write, as uv does
         self.unreadable_reason = ""
 
@@ -82,7 +82,7 @@ def _kind_of(mode: int) -> str:
 _KEEPERS = {"_keeper": "uvsweep.remove.handoff", "_winkeeper": "uvsweep.remove.windows"}
 
 
-def _is_keeper(holder: Holder) -> bool:
+def _is_keeper(holder: LockUser) -> bool:
     """Whether a holder is uvsweep's own keeper: `python -I -c CODE DIR _keeper ...` or, frozen,
     `uvsweep _keeper ...` (see `remove.handoff.keeper_argv`), one forked from a cleaner, or a
     Windows keeper (`... _winkeeper`, `remove.winkeeper.WinKeeper.argv`, run through
@@ -125,7 +125,7 @@ def classify(obs: Observation) -> LockFile:
     elif waiters:
         state, reason = LockState.WAITING, "a process waits for it; its holder is not visible"
     elif obs.lock is LockProbe.HELD:
-        holders = (Holder(pid=None),)
+        holders = (LockUser(pid=None),)
         state, reason = LockState.HELD, "locked by a process the OS does not show"
     elif obs.openers:
         state, reason = LockState.OPEN, "open in a process that has not locked it (yet)"

@@ -13,7 +13,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from uvsweep import system
-from uvsweep.model import Holder, ScanError
+from uvsweep.model import LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
 from uvsweep.processes import ProcessTable, user_name
@@ -411,10 +411,10 @@ class PosixBackend(Backend):
         result.files = [classify(obs) for obs in observed]
 
 
-def holder_list(processes: ProcessTable, pids: Sequence[int]) -> list[Holder]:
+def holder_list(processes: ProcessTable, pids: Sequence[int]) -> list[LockUser]:
     """Pids as Holders, each once, in order; 0 (a pid we cannot see) stays unknown."""
     seen: set[int] = set()
-    out: list[Holder] = []
+    out: list[LockUser] = []
     for pid in pids:
         if pid in seen:
             continue

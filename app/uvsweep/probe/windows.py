@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from uvsweep import win32
-from uvsweep.model import Holder, ScanError
+from uvsweep.model import LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
 from uvsweep.processes import ProcessTable
@@ -212,7 +212,7 @@ class WindowsBackend(Backend):
             self.files = Kernel32Files()
         return self.files
 
-    def _holder(self, pid: int) -> Holder:
+    def _holder(self, pid: int) -> LockUser:
         self.processes = self.processes or ProcessTable(platform="win32")
         return self.processes.holder(pid)
 
@@ -263,7 +263,7 @@ class WindowsBackend(Backend):
         try:
             pids = files.pids_using(handle)
         except OSError:
-            obs.openers.append(Holder(pid=None))  # unknown is not "nobody"
+            obs.openers.append(LockUser(pid=None))  # unknown is not "nobody"
             return
         me = os.getpid()
         obs.openers.extend(self._holder(pid) for pid in sorted(set(pids)) if pid != me)

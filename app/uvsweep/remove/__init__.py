@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from uvsweep import system
-from uvsweep.model import CleanResult, Holder, LockState, Record, ScanError, format_age
+from uvsweep.model import CleanResult, LockState, LockUser, Record, ScanError, format_age
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,9 +129,9 @@ class Use(Record):
 
     __slots__ = ("holders", "state")
     state: LockState  # WAITING, HELD or OPEN
-    holders: tuple[Holder, ...]
+    holders: tuple[LockUser, ...]
 
-    def __init__(self, state: LockState, holders: Sequence[Holder]) -> None:
+    def __init__(self, state: LockState, holders: Sequence[LockUser]) -> None:
         self._init(state=state, holders=tuple(holders))
 
     def describe(self) -> str:
@@ -139,7 +139,7 @@ class Use(Record):
         return describe_holders(self.holders)
 
 
-def describe_holders(holders: Sequence[Holder]) -> str:
+def describe_holders(holders: Sequence[LockUser]) -> str:
     """`pid 12 uv (alice), pid 13 ...`, or `a process the OS does not show`."""
     shown = [f"pid {h.describe()}" for h in holders if h.pid is not None]
     return ", ".join(shown) if shown else "a process the OS does not show"
@@ -380,7 +380,7 @@ class Remover(ABC):
             result.errors.append(
                 ScanError(directory, f"the removed files could not be checked again: {err}")
             )
-            unknown = Use(LockState.OPEN, [Holder(pid=None)])
+            unknown = Use(LockState.OPEN, [LockUser(pid=None)])
             after = dict.fromkeys(unlinked, unknown)  # the safe side: hand every one over
         pending: list[tuple[Target, Use]] = []
         for target in unlinked:

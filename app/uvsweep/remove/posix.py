@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from uvsweep.model import CleanResult, Holder, LockState, ScanError
+from uvsweep.model import CleanResult, LockState, LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import (
@@ -710,7 +710,7 @@ class LinuxRemover(PosixRemover):
             mine, unsure = table.entries(target.dev, target.ino, self.known)
             use = self._use_of(mine + unsure) if mine or unsure else None
             if use is None and table.unseen(target.dev, target.ino, self.known):
-                use = Use(LockState.WAITING, [Holder(pid=None)])  # its waiters went unseen
+                use = Use(LockState.WAITING, [LockUser(pid=None)])  # its waiters went unseen
             if use is not None:
                 found[target] = use
         return found

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from uvsweep.model import CleanResult, Holder, LockState, ScanError
+from uvsweep.model import CleanResult, LockState, LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.windows import (
@@ -253,7 +253,7 @@ class WindowsRemover(Remover):
             self.files = Kernel32Remove()
         return self.files
 
-    def _holder(self, pid: int) -> Holder:
+    def _holder(self, pid: int) -> LockUser:
         self.processes = self.processes or ProcessTable(platform="win32")
         return self.processes.holder(pid)
 
@@ -344,7 +344,7 @@ class WindowsRemover(Remover):
             try:
                 pids = [pid for pid in files.pids_using(target.handle) if pid != me]
             except OSError:
-                found[target] = Use(LockState.OPEN, [Holder(pid=None)])  # unknown: not "nobody"
+                found[target] = Use(LockState.OPEN, [LockUser(pid=None)])  # unknown: not "nobody"
                 continue
             if pids:
                 found[target] = Use(LockState.OPEN, [self._holder(pid) for pid in sorted(pids)])
