@@ -17,7 +17,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations only need it 
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ProcessInfo", "ProcessTable", "is_uv_name", "is_uv_process", "user_name"]
+__all__ = [
+    "OwnerNames", "ProcessInfo", "ProcessTable", "is_uv_name", "is_uv_process", "user_name",
+]  # fmt: skip
 
 
 def is_uv_process(info: ProcessInfo) -> bool:
@@ -40,6 +42,19 @@ def user_name(uid: int | None) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
         return str(uid)
+
+
+class OwnerNames:
+    """A file owner's name for people (the login name, else the uid's number), each uid looked
+    up once: the scanner's and the remover's, one rule."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+
+    def __call__(self, uid: int) -> str:
+        if uid not in self._names:
+            self._names[uid] = user_name(uid) or str(uid)
+        return self._names[uid]
 
 
 def _read(path: str) -> bytes | None:

@@ -567,9 +567,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "scanner: a foreign file's owner shown by number though it has a name",
-        "app/uvsweep/probe/posix.py",
-        "self._users[uid] = user_name(uid) or str(uid)",
-        "self._users[uid] = user_name(uid) and str(uid)",
+        "app/uvsweep/processes.py",
+        "self._names[uid] = user_name(uid) or str(uid)",
+        "self._names[uid] = user_name(uid) and str(uid)",
         [f"{KILLS}::test_scan_names_the_owner_of_another_users_file"],
     ),
     (
@@ -658,9 +658,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "a foreign file's owner shown by number though it has a name",
-        POSIX_REMOVER,
-        "self._users[uid] = user_name(uid) or str(uid)",
-        "self._users[uid] = user_name(uid) and str(uid)",
+        "app/uvsweep/processes.py",
+        "self._names[uid] = user_name(uid) or str(uid)",
+        "self._names[uid] = user_name(uid) and str(uid)",
         [f"{KILLS}::test_another_users_file_is_kept_and_its_owner_named"],
     ),
     (

@@ -16,7 +16,7 @@ from uvsweep import system
 from uvsweep.model import LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
-from uvsweep.processes import ProcessTable, user_name
+from uvsweep.processes import OwnerNames, ProcessTable
 
 OPEN_FLAGS = (
     os.O_RDONLY
@@ -251,7 +251,7 @@ class PosixBackend(Backend):
         self.processes = processes or ProcessTable()
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
-        self._users: dict[int, str] = {}
+        self.owner_name = OwnerNames()  # the login name for a uid, looked up once
 
     @abstractmethod
     def load_lock_table(self, result: ProbeResult) -> None:
@@ -270,12 +270,6 @@ class PosixBackend(Backend):
     def probe_needed(self, st: os.stat_result) -> bool:
         """Whether this file must be opened for a try-lock (the lock table may decide alone)."""
         return True
-
-    def owner_name(self, uid: int) -> str:
-        """The login name for a uid, cached for the pass."""
-        if uid not in self._users:
-            self._users[uid] = user_name(uid) or str(uid)
-        return self._users[uid]
 
     def observe(self, directory: str, dir_fd: int, name: str) -> Observation | None:
         """lstat one entry and, if it is a regular file, try-lock it. None if it vanished."""

@@ -39,7 +39,7 @@ from uvsweep.probe.posix import (
     holder_list,
     rw_accessible,
 )
-from uvsweep.processes import ProcessTable, user_name
+from uvsweep.processes import OwnerNames, ProcessTable
 from uvsweep.remove import (
     Policy,
     Progress,
@@ -97,7 +97,7 @@ class PosixRemover(Remover):
         self.keeper = keeper or Keeper()  # finishes the handoffs that outlast `handoff_wait`
         self.handoff_wait = handoff_wait
         self.batch_size = batch_size_for(raise_fd_limit())
-        self._users: dict[int, str] = {}
+        self._owner = OwnerNames()
         self._devices_seen: set[int] = set()  # file systems a file was locked on (`locked_one`)
         self._dir_reasons: dict[str, str | None] = {}  # per batch (`_dir_reason`)
 
@@ -165,11 +165,6 @@ class PosixRemover(Remover):
     def close_dir(self, dir_handle: int) -> None:
         """See `Remover`."""
         self.calls.close(dir_handle)
-
-    def _owner(self, uid: int) -> str:
-        if uid not in self._users:
-            self._users[uid] = user_name(uid) or str(uid)
-        return self._users[uid]
 
     def _skip_observed(
         self, directory: str, name: str, st: os.stat_result, result: CleanResult,
