@@ -19,6 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from uvsweep import system
 from uvsweep.naming import is_lock_name
 
 TYPE_CHECKING = False
@@ -61,7 +62,7 @@ class WatchdogFsWatch(FsWatch):
         from watchdog import events  # noqa: PLC0415 - only the watcher needs watchdog
 
         self._events = events
-        self._linux = platform.startswith("linux")
+        self._linux = system.is_linux(platform)
         self._observer: Any = None
         self._inotify: Any = None
         # per watched dir: (what was scheduled, the watch, our handler on it)

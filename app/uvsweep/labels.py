@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from uvsweep import system
 from uvsweep.model import Label, LabelKind
 from uvsweep.naming import (
     PathStyle,
@@ -287,7 +288,7 @@ class NoLockError(Exception):
 
 
 def _style(platform: str) -> PathStyle:
-    return PathStyle.WINDOWS if platform == "win32" else PathStyle.POSIX
+    return PathStyle.WINDOWS if system.is_windows(platform) else PathStyle.POSIX
 
 
 def _merged(keys: list[LockKey], style: PathStyle) -> list[LockKey]:
@@ -307,7 +308,7 @@ def _merged(keys: list[LockKey], style: PathStyle) -> list[LockKey]:
 def _resolved(path: str, platform: str) -> str:
     """The canonical form Rust's `canonicalize` gives (a `\\\\?\\` path on Windows)."""
     real = os.path.realpath(path)
-    return windows_verbatim(real) if platform == "win32" else real
+    return windows_verbatim(real) if system.is_windows(platform) else real
 
 
 def project_keys(path: str, cwd: str | None = None, platform: str = sys.platform) -> list[LockKey]:
@@ -322,7 +323,7 @@ def project_keys(path: str, cwd: str | None = None, platform: str = sys.platform
         LockKey(LabelKind.PROJECT, root, ("project",)),
         LockKey(LabelKind.PROJECT, _resolved(root, platform), ("project-real",)),
     ]
-    if platform == "win32":
+    if system.is_windows(platform):
         keys.append(LockKey(LabelKind.PROJECT, os.path.realpath(root), ("project-real-plain",)))
     return _merged(keys, _style(platform))
 
@@ -343,7 +344,7 @@ def has_script_block(path: str) -> bool:
 
 def script_absolute(path: str, cwd: str, platform: str = sys.platform) -> str:
     """`std::path::absolute`: joined to the cwd; `..` kept on Unix, folded on Windows."""
-    if platform == "win32":
+    if system.is_windows(platform):
         return windows_absolute(path, cwd)
     return os.path.join(cwd, path)  # `.` and repeated `/` vanish in the hash anyway
 
@@ -383,7 +384,7 @@ def default_python_names(platform: str = sys.platform) -> tuple[str, ...]:
     crates/uv-python/src/discovery.rs `VersionRequest::executable_names`: the default name,
     then `python3` (with `.exe` on Windows).
     """
-    return ("python.exe", "python3.exe") if platform == "win32" else ("python", "python3")
+    return ("python.exe", "python3.exe") if system.is_windows(platform) else ("python", "python3")
 
 
 def system_interpreter(
@@ -490,7 +491,7 @@ def python_install_dir(
     """Where uv keeps the Pythons it manages (what `uv python dir` prints), without running uv."""
     if environ.get("UV_PYTHON_INSTALL_DIR"):
         return environ["UV_PYTHON_INSTALL_DIR"]
-    if platform == "win32":
+    if system.is_windows(platform):
         base = environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
         return os.path.join(base, "uv", "python")
     data = environ.get("XDG_DATA_HOME") or os.path.join(_home(environ), ".local", "share")
@@ -501,7 +502,7 @@ def uv_cache_dir(environ: Mapping[str, str] = os.environ, platform: str = sys.pl
     """uv's cache dir (what `uv cache dir` prints), without running uv."""
     if environ.get("UV_CACHE_DIR"):
         return environ["UV_CACHE_DIR"]
-    if platform == "win32":
+    if system.is_windows(platform):
         base = environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
         return os.path.join(base, "uv", "cache")
     cache = environ.get("XDG_CACHE_HOME") or os.path.join(_home(environ), ".cache")
@@ -557,7 +558,7 @@ def interpreter_homes(
         for version in sorted(_listdir(base)):
             yield os.path.join(base, version)
     yield from _conda_envs(environ, home)
-    if platform == "darwin":
+    if system.is_macos(platform):
         yield from sorted(glob.glob("/Library/Frameworks/Python.framework/Versions/*"))
         for brew in ("/opt/homebrew", "/usr/local"):
             yield from sorted(glob.glob(
@@ -566,7 +567,7 @@ def interpreter_homes(
             yield from sorted(glob.glob(
                 f"{brew}/Cellar/python@*/*/Frameworks/Python.framework/Versions/*"
             ))  # fmt: skip
-    if platform == "win32":
+    if system.is_windows(platform):
         local = environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
         apps = os.path.join(local, "Microsoft", "WindowsApps")
         yield from sorted(glob.glob(os.path.join(glob.escape(apps), "PythonSoftwareFoundation.*")))
@@ -691,7 +692,7 @@ class LabelIndex:
         self._listed: dict[tuple[int, int], list[str]] = {}  # (dev, ino) -> interpreter names
         windows = style is PathStyle.WINDOWS
         self.paths = ntpath if windows else posixpath  # the other OS's rules, also in tests
-        self.native = windows == (os.name == "nt")  # can this OS resolve such paths?
+        self.native = windows == system.WINDOWS  # can this OS resolve such paths?
 
     @property
     def platform(self) -> str:
@@ -882,17 +883,17 @@ def build_index(
                 for installs in ("versions", os.path.join("installs", "python")):
                     for version in sorted(_listdir(os.path.join(manager, installs))):
                         index.add_home(os.path.join(manager, installs, version))
-    if platform != "win32":
+    if not system.is_windows(platform):
         for prefix in ("/usr/local", "/usr"):
             index.add(LabelKind.PYTHON, prefix)
             for exe in index.interpreters_in(f"{prefix}/bin"):
                 index.add_interpreter(exe)
-    if platform == "darwin":
+    if system.is_macos(platform):
         for exe in index.interpreters_in("/opt/homebrew/bin"):
             index.add_interpreter(exe)
     for home in interpreter_homes(environ, platform):
         index.add_home(home)
-    if platform == "win32":
+    if system.is_windows(platform):
         for exe in (windows_registry or _windows_registry_pythons)():
             index.add_interpreter(exe)
     managed = python_install_dir(environ, platform)

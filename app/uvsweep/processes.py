@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from uvsweep import uvphase
+from uvsweep import system, uvphase
 from uvsweep.model import LockUser, ProcessInfo
 from uvsweep.uvphase import is_uv_name
 
@@ -173,7 +173,7 @@ class ProcessTable:
     """A lazily filled view of the processes on this machine, for the length of one scan."""
 
     def __init__(self, platform: str = sys.platform, proc: str = "/proc") -> None:
-        self._linux = platform.startswith("linux") and os.path.isdir(proc)
+        self._linux = system.is_linux(platform) and os.path.isdir(proc)
         self._proc = proc
         self._cache: dict[int, ProcessInfo | None] = {}
         self._pids: list[int] | None = None

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import Enum
 
+from uvsweep import system
 from uvsweep.model import LockFile, LockState, LockUser, ScanError
 from uvsweep.processes import ProcessTable
 
@@ -210,11 +211,11 @@ class Backend(ABC):
 
 def for_platform(platform: str = sys.platform, processes: ProcessTable | None = None) -> Backend:
     """The backend for this OS: Linux, Windows, or the macOS/BSD one for any other Unix."""
-    if platform.startswith("linux"):
+    if system.is_linux(platform):
         from uvsweep.probe.linux import LinuxBackend  # noqa: PLC0415
 
         return LinuxBackend(processes)
-    if platform == "win32":
+    if system.is_windows(platform):
         from uvsweep.probe.windows import WindowsBackend  # noqa: PLC0415
 
         return WindowsBackend(processes=processes)

@@ -444,11 +444,11 @@ def for_platform(
     import sys  # noqa: PLC0415
 
     platform = platform or sys.platform
-    if platform.startswith("linux"):
+    if system.is_linux(platform):
         from uvsweep.remove.posix import LinuxRemover  # noqa: PLC0415
 
         return LinuxRemover(progress=progress, **seams)
-    if platform == "win32":
+    if system.is_windows(platform):
         from uvsweep.remove.windows import WindowsRemover  # noqa: PLC0415
 
         return WindowsRemover(progress=progress, **seams)
