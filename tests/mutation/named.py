@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
+CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
@@ -773,6 +774,32 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [
             f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
         ],
+    ),
+    # run 3 (cleaner.py, probe/posix.py, the code changed since be75988, processes.py)
+    (
+        "cleaner: a blind dry run's skip reason made empty (or -> and)",
+        "app/uvsweep/cleaner.py",
+        "young or hidden or report.blind))",
+        "young or hidden and report.blind))",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_that_cannot_see_every_namespace_keeps_each_file_and_says_why"
+        ],
+    ),
+    (
+        "cleaner: a report starts with one hidden process",
+        "app/uvsweep/cleaner.py",
+        "self.hidden_processes = 0",
+        "self.hidden_processes = 1",
+        [
+            f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
+        ],
+    ),
+    (
+        "cleaner: hidepid's private-dirs rule applied the wrong way round",
+        "app/uvsweep/cleaner.py",
+        "elif not seen.sees_all_users:",
+        "elif seen.sees_all_users:",
+        [f"{CLEANER_KILLS}::test_under_hidepid_only_files_in_dirs_no_one_else_may_enter_go"],
     ),
 ]
 
