@@ -801,6 +801,49 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "elif seen.sees_all_users:",
         [f"{CLEANER_KILLS}::test_under_hidepid_only_files_in_dirs_no_one_else_may_enter_go"],
     ),
+    (
+        "cleaner: a report starts with one handoff",
+        "app/uvsweep/cleaner.py",
+        "self.handoffs = 0",
+        "self.handoffs = 1",
+        [
+            f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
+        ],
+    ),
+    (
+        "cleaner: a dry run takes any state but foreign (is -> is not)",
+        "app/uvsweep/cleaner.py",
+        "item.state is LockState.FOREIGN and may_take_foreign",
+        "item.state is not LockState.FOREIGN and may_take_foreign",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: a dry run takes any state with all users (and -> or)",
+        "app/uvsweep/cleaner.py",
+        "item.state is LockState.FOREIGN and may_take_foreign",
+        "item.state is LockState.FOREIGN or may_take_foreign",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: clean takes every user's files by default",
+        "app/uvsweep/cleaner.py",
+        "    all_users: bool = False,\n    dry_run",
+        "    all_users: bool = True,\n    dry_run",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: the process table given is replaced (or -> and)",
+        "app/uvsweep/cleaner.py",
+        "processes = processes or ProcessTable()",
+        "processes = processes and ProcessTable()",
+        [f"{CLEANER_KILLS}::test_clean_asks_the_process_table_it_is_given"],
+    ),
 ]
 
 
