@@ -1617,3 +1617,34 @@ def test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed(
     assert (victim.stat().st_mode & 0o777) == 0o600, "the symlink's target was made 0666"
     assert victim.read_text() == "secret"
     assert result.handoffs == 1 and not path.is_symlink() and path.exists()
+
+
+def test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills the scanner's `except OSError` around a dir's listing narrowed (`probe/posix.py`,
+    `PosixBackend.probe`): the error escaped and the whole scan failed. The dir is a real one
+    whose listing fails once it is open: `/proc/PID/fd` of a process that exits in between
+    (ENOENT); the test only chooses the moment, by ending the process just before the listing."""
+    from uvsweep.probe import posix
+    from uvsweep.probe.linux import LinuxBackend
+
+    (lockdir / A).touch()
+    victim = subprocess.Popen(["sleep", "60"])
+    listing = posix.uv_names
+
+    def after_its_end(dir_fd: int) -> Iterator[str]:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+        return listing(dir_fd)
+
+    monkeypatch.setattr(posix, "uv_names", after_its_end)
+    gone = f"/proc/{victim.pid}/fd"
+    try:
+        result = LinuxBackend().probe([gone, str(lockdir)])
+    finally:
+        victim.kill()
+        victim.wait()
+    assert [(e.path, e.message) for e in result.errors] == [(gone, "no such directory")]
+    assert [(f.name, f.state) for f in result.files] == [(A, LockState.ORPHANED)]

@@ -844,6 +844,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "processes = processes and ProcessTable()",
         [f"{CLEANER_KILLS}::test_clean_asks_the_process_table_it_is_given"],
     ),
+    (
+        "probe: a dir's listing error escapes the scan (except OSError narrowed)",
+        "app/uvsweep/probe/posix.py",
+        "uv_names(dir_fd), observed, result)\n            except OSError as err:",
+        "uv_names(dir_fd), observed, result)\n            except ZeroDivisionError as err:",
+        [
+            f"{KILLS}::test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on"
+        ],
+    ),
 ]
 
 
