@@ -1648,3 +1648,20 @@ def test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_
         victim.wait()
     assert [(e.path, e.message) for e in result.errors] == [(gone, "no such directory")]
     assert [(f.name, f.state) for f in result.files] == [(A, LockState.ORPHANED)]
+
+
+def test_a_posix_dir_with_a_backslash_in_its_name_gives_its_files_slash_paths(
+    tmp_path: Path,
+) -> None:
+    """Kills `entry_path`'s `"\\\\" in directory and "/" not in directory` -> `or`
+    (`probe/__init__.py`): a POSIX dir whose name holds a backslash was taken for a Windows dir,
+    and its files were reported (and removed, by `clean`) under a path that does not exist."""
+    from uvsweep.probe.linux import LinuxBackend
+
+    odd = tmp_path / "back\\slash"
+    odd.mkdir()
+    (odd / A).touch()
+    (found,) = LinuxBackend().probe([str(odd)]).files
+    assert found.path == f"{odd}/{A}" and os.path.exists(found.path)
+    result = LinuxRemover().remove([str(odd)], Policy())
+    assert result.removed == [f"{odd}/{A}"] and not (odd / A).exists()

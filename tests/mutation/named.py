@@ -853,6 +853,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             f"{KILLS}::test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on"
         ],
     ),
+    (
+        "probe: a POSIX dir with a backslash taken for a Windows dir (and -> or)",
+        "app/uvsweep/probe/__init__.py",
+        'sep = "\\\\" if "\\\\" in directory and "/" not in directory else "/"',
+        'sep = "\\\\" if "\\\\" in directory or "/" not in directory else "/"',
+        [f"{KILLS}::test_a_posix_dir_with_a_backslash_in_its_name_gives_its_files_slash_paths"],
+    ),
 ]
 
 
