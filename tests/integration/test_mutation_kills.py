@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP_DIR, flock_held, need, other_user_python
+from tests.conftest import APP_DIR, Holder, flock_held, need, other_user_python
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.remove import Policy
@@ -1665,3 +1665,44 @@ def test_a_posix_dir_with_a_backslash_in_its_name_gives_its_files_slash_paths(
     assert found.path == f"{odd}/{A}" and os.path.exists(found.path)
     result = LinuxRemover().remove([str(odd)], Policy())
     assert result.removed == [f"{odd}/{A}"] and not (odd / A).exists()
+
+
+def test_a_relative_dir_gives_its_files_slash_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `entry_path`'s `"\\\\" in directory` -> `not "\\\\" in directory`: a relative
+    POSIX dir (neither slash nor backslash in it) was taken for a Windows dir."""
+    from uvsweep.probe.linux import LinuxBackend
+
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / A).touch()
+    monkeypatch.chdir(tmp_path)
+    (found,) = LinuxBackend().probe(["plain"]).files
+    assert found.path == f"plain/{A}"
+
+
+def test_probing_named_files_looks_at_those_files_only(
+    lockdir: Path, tmp_path: Path, hold: type[Holder]
+) -> None:
+    """Kills `PosixBackend.probe_files`' loop over its dirs run zero times (the watcher's probe
+    of the files that changed found nothing). Each named file is observed and classified as a
+    whole-dir scan would; a name that is gone or no uv lock name is left out; a dir that cannot
+    be opened is an error."""
+    from uvsweep.probe.linux import LinuxBackend
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (lockdir / A).touch()
+    (lockdir / "uv-00000000000000ff.lock").touch()  # not asked for
+    (other / A).touch()
+    holder = hold(other / A)
+    missing = str(tmp_path / "missing")
+    result = LinuxBackend().probe_files([
+        (str(lockdir), A), (str(lockdir), "uv-00000000000000ee.lock"), (str(lockdir), "notes"),
+        (str(other), A), (missing, A),
+    ])  # fmt: skip
+    found = {(f.path, f.state) for f in result.files}
+    assert found == {(f"{lockdir}/{A}", LockState.ORPHANED), (f"{other}/{A}", LockState.HELD)}
+    (held,) = [f for f in result.files if f.state is LockState.HELD]
+    assert [h.pid for h in held.holders] == [holder.pid]
+    assert [(e.path, e.message) for e in result.errors] == [(missing, "no such directory")]

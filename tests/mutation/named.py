@@ -860,6 +860,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         'sep = "\\\\" if "\\\\" in directory or "/" not in directory else "/"',
         [f"{KILLS}::test_a_posix_dir_with_a_backslash_in_its_name_gives_its_files_slash_paths"],
     ),
+    (
+        "probe: a relative POSIX dir taken for a Windows dir (not added)",
+        "app/uvsweep/probe/__init__.py",
+        'sep = "\\\\" if "\\\\" in directory and "/" not in directory else "/"',
+        'sep = "\\\\" if not "\\\\" in directory and "/" not in directory else "/"',
+        [f"{KILLS}::test_a_relative_dir_gives_its_files_slash_paths"],
+    ),
+    (
+        "probe: probe_files looks at no dir (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for directory, names in by_dir.items():",
+        "for directory, names in []:",
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
 ]
 
 
