@@ -1685,9 +1685,10 @@ def test_probing_named_files_looks_at_those_files_only(
     lockdir: Path, tmp_path: Path, hold: type[Holder]
 ) -> None:
     """Kills `PosixBackend.probe_files`' loop over its dirs run zero times (the watcher's probe
-    of the files that changed found nothing). Each named file is observed and classified as a
-    whole-dir scan would; a name that is gone or no uv lock name is left out; a dir that cannot
-    be opened is an error."""
+    of the files that changed found nothing), and its `continue` after a dir it cannot open
+    made `break` (the dirs after it were never looked at). Each named file is observed and
+    classified as a whole-dir scan would; a name that is gone or no uv lock name is left out; a
+    dir that cannot be opened is an error."""
     from uvsweep.probe.linux import LinuxBackend
 
     other = tmp_path / "other"
@@ -1698,11 +1699,67 @@ def test_probing_named_files_looks_at_those_files_only(
     holder = hold(other / A)
     missing = str(tmp_path / "missing")
     result = LinuxBackend().probe_files([
-        (str(lockdir), A), (str(lockdir), "uv-00000000000000ee.lock"), (str(lockdir), "notes"),
-        (str(other), A), (missing, A),
+        (missing, A), (str(lockdir), A), (str(lockdir), "uv-00000000000000ee.lock"),
+        (str(lockdir), "notes"), (str(other), A),
     ])  # fmt: skip
     found = {(f.path, f.state) for f in result.files}
     assert found == {(f"{lockdir}/{A}", LockState.ORPHANED), (f"{other}/{A}", LockState.HELD)}
     (held,) = [f for f in result.files if f.state is LockState.HELD]
     assert [h.pid for h in held.holders] == [holder.pid]
     assert [(e.path, e.message) for e in result.errors] == [(missing, "no such directory")]
+
+
+def test_the_removers_probe_of_a_file_it_keeps_is_shared(lockdir: Path, tmp_path: Path) -> None:
+    """Kills `LOCK_SH = 1` -> `2` (`probe/posix.py`; the remover's `_probe_shared` then tries an
+    exclusive lock): another scanner's shared probe of a file that stays for another reason
+    (here, not empty) is no holder, so the file is odd, not `held` (the lock table unreadable:
+    only the try-lock decides, as in `scan`)."""
+    path = lockdir / A
+    path.write_text("x")
+    fake = _fake_proc(tmp_path)
+    (fake / "locks").unlink()
+    (fake / "locks").mkdir()
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_SH)\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert _readline(child) == "ok"
+        result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    finally:
+        _stop(child)
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "not empty (1 bytes)")
+    ]
+
+
+def test_the_scanners_probe_gives_the_os_reason_for_a_lock_it_cannot_try(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `try_lock`'s second `err.strerror or str(err)` -> `and` (a flock that fails for
+    another reason than a holder, as NFS's ENOLCK): the reason is the OS's own words."""
+    import errno
+    import fcntl
+
+    from uvsweep.probe import LockProbe, posix
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    (lockdir / A).touch()
+    st = os.stat(lockdir / A)
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(fcntl, "flock", no_locks)  # try_lock imports fcntl when it runs
+            found = posix.try_lock(dir_fd, A, st.st_dev, st.st_ino)
+    finally:
+        os.close(dir_fd)
+    assert found == (LockProbe.UNREADABLE, os.strerror(errno.ENOLCK))

@@ -874,6 +874,48 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "for directory, names in []:",
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
+    (
+        "probe: probe_files stops at a dir it cannot open (continue -> break)",
+        "app/uvsweep/probe/posix.py",
+        (
+            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        (
+            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                break\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "probe: LOCK_SH is LOCK_EX (the remover's shared probe made exclusive)",
+        "app/uvsweep/probe/posix.py",
+        "LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8",
+        "LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 2, 2, 4, 8",
+        [f"{KILLS}::test_the_removers_probe_of_a_file_it_keeps_is_shared"],
+    ),
+    (
+        "probe: try_lock's flock error reason (or -> and)",
+        "app/uvsweep/probe/posix.py",
+        (
+            '                return LockProbe.HELD, ""\n'
+            "            return LockProbe.UNREADABLE, err.strerror or str(err)"
+        ),
+        (
+            '                return LockProbe.HELD, ""\n'
+            "            return LockProbe.UNREADABLE, err.strerror and str(err)"
+        ),
+        [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_lock_it_cannot_try"],
+    ),
+    (
+        "probe: rw_accessible's owner bits 0o600 -> 0o601",
+        "app/uvsweep/probe/posix.py",
+        "        return mode & 0o600 == 0o600",
+        "        return mode & 0o601 == 0o600",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
 ]
 
 
