@@ -34,6 +34,7 @@ pytestmark = [
 ]
 
 A = "uv-00000000000000aa.lock"
+C = "uv-00000000000000cc.lock"
 
 
 def _readline(child: subprocess.Popen[str], timeout: float = 30.0) -> str:
@@ -1763,3 +1764,41 @@ def test_the_scanners_probe_gives_the_os_reason_for_a_lock_it_cannot_try(
     finally:
         os.close(dir_fd)
     assert found == (LockProbe.UNREADABLE, os.strerror(errno.ENOLCK))
+
+
+def test_the_scanner_opens_only_regular_files_and_quietly_none_without_a_lock_line(
+    lockdir: Path,
+) -> None:
+    """Kills `observe`'s `S_ISREG(st.st_mode) and self.probe_needed(st)` -> `or`: a FIFO named
+    like a lock file was opened (an open that releases a writer blocked on it), and the quiet
+    scan (the watcher's: its own opens would show up among the events it reacts to) opened a
+    file no lock line names. `before_open` is the watcher's hook, called before each open."""
+    from uvsweep.probe.linux import LinuxBackend
+
+    (lockdir / A).touch()
+    os.mkfifo(lockdir / C)
+    backend = LinuxBackend()
+    opened: list[str] = []
+    backend.before_open = opened.append
+    states = {f.name: f.state for f in backend.probe([str(lockdir)]).files}
+    assert states == {A: LockState.ORPHANED, C: LockState.SUSPICIOUS}
+    assert opened == [f"{lockdir}/{A}"]
+    opened.clear()
+    backend.quiet = True
+    backend.probe([str(lockdir)])
+    assert opened == []
+
+
+def test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words(
+    tmp_path: Path,
+) -> None:
+    """Kills `dir_error_message`'s `err.strerror or str(err)` -> `and` (a symlink loop given as
+    a dir: the message was Python's `[Errno 40] ...: path`, not the OS's words)."""
+    import errno
+
+    from uvsweep.probe.linux import LinuxBackend
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    result = LinuxBackend().probe([str(loop)])
+    assert [(e.path, e.message) for e in result.errors] == [(str(loop), os.strerror(errno.ELOOP))]

@@ -916,6 +916,22 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        return mode & 0o601 == 0o600",
         ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
     ),
+    (
+        "probe: observe opens what is not regular, or quietly what no lock line names (and -> or)",
+        "app/uvsweep/probe/posix.py",
+        "if stat.S_ISREG(st.st_mode) and self.probe_needed(st):",
+        "if stat.S_ISREG(st.st_mode) or self.probe_needed(st):",
+        [
+            f"{KILLS}::test_the_scanner_opens_only_regular_files_and_quietly_none_without_a_lock_line"
+        ],
+    ),
+    (
+        "probe: dir_error_message's last reason (or -> and)",
+        "app/uvsweep/probe/posix.py",
+        '        return "permission denied (cannot list it)"\n    return err.strerror or str(err)',
+        '        return "permission denied (cannot list it)"\n    return err.strerror and str(err)',
+        [f"{KILLS}::test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words"],
+    ),
 ]
 
 
