@@ -1802,3 +1802,50 @@ def test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words(
     loop.symlink_to(loop)
     result = LinuxBackend().probe([str(loop)])
     assert [(e.path, e.message) for e in result.errors] == [(str(loop), os.strerror(errno.ELOOP))]
+
+
+def test_a_keeper_that_has_a_file_open_without_its_lock_does_not_make_it_held() -> None:
+    """Kills `classify`'s `obs.lock is LockProbe.HELD` -> `is not` (`held`): a keeper counts as
+    the holder only of a file that is held (its lock taken from the cleaner that started it); a
+    free file a keeper merely has open (its old file, say, once a new one took the name) is
+    `open`, like any file open without a lock."""
+    import stat
+
+    from uvsweep.model import Holder
+    from uvsweep.probe import LockProbe, Observation, classify
+
+    obs = Observation(
+        directory="/tmp", name=A, mode=stat.S_IFREG | 0o644, size=0, nlink=1, mtime=0.0,
+        dev=1, ino=2, uid=0, owner="root", mine=True, lock=LockProbe.FREE,
+    )  # fmt: skip
+    obs.openers = [Holder(pid=77, name="uvsweep-keeper", user="root")]
+    found = classify(obs)
+    assert found.state is LockState.OPEN and [h.pid for h in found.holders] == []
+    obs.lock = LockProbe.HELD
+    found = classify(obs)
+    assert found.state is LockState.HELD and [h.pid for h in found.holders] == [77]
+
+
+def test_a_scan_goes_on_past_an_entry_it_cannot_look_at(lockdir: Path) -> None:
+    """Kills `_observe_names`' `continue` after an entry's error made `break`: the entries
+    listed after it were never looked at. (The first entry's lstat fails, as an EIO or, for a
+    scanner that may not search the dir, EACCES would.)"""
+    import errno
+
+    from uvsweep.probe.linux import LinuxBackend
+
+    names = [f"uv-00000000000000{n}{n}.lock" for n in "abc"]
+    for name in names:
+        (lockdir / name).touch()
+    refused: list[str] = []
+
+    class FirstRefused(LinuxBackend):
+        def observe(self, directory: str, dir_fd: int, name: str):  # type: ignore[no-untyped-def]
+            if not refused:
+                refused.append(name)
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return super().observe(directory, dir_fd, name)
+
+    result = FirstRefused().probe([str(lockdir)])
+    assert [e.path for e in result.errors] == [f"{lockdir}/{refused[0]}"]
+    assert sorted(f.name for f in result.files) == sorted(set(names) - set(refused))

@@ -932,6 +932,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         '        return "permission denied (cannot list it)"\n    return err.strerror and str(err)',
         [f"{KILLS}::test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words"],
     ),
+    (
+        "probe: classify takes a keeper that has a free file open for its holder (is -> is not)",
+        "app/uvsweep/probe/__init__.py",
+        "held = bool(holders) or obs.lock is LockProbe.HELD",
+        "held = bool(holders) or obs.lock is not LockProbe.HELD",
+        [f"{KILLS}::test_a_keeper_that_has_a_file_open_without_its_lock_does_not_make_it_held"],
+    ),
+    (
+        "probe: a scan stops at an entry it cannot look at (continue -> break)",
+        "app/uvsweep/probe/posix.py",
+        'ScanError(f"{directory}/{name}", str(err)))\n                continue',
+        'ScanError(f"{directory}/{name}", str(err)))\n                break',
+        [f"{KILLS}::test_a_scan_goes_on_past_an_entry_it_cannot_look_at"],
+    ),
 ]
 
 
