@@ -1849,3 +1849,31 @@ def test_a_scan_goes_on_past_an_entry_it_cannot_look_at(lockdir: Path) -> None:
     result = FirstRefused().probe([str(lockdir)])
     assert [e.path for e in result.errors] == [f"{lockdir}/{refused[0]}"]
     assert sorted(f.name for f in result.files) == sorted(set(names) - set(refused))
+
+
+def test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills, in `uv_names`' stream (a dir too big to list at once, or whose size says nothing),
+    `entry.name.startswith("uv-")` negated and the loop run zero times. The stream is had with
+    `LIST_AT_ONCE` at 0 (every dir too big); the names must be those of the listing at once, so
+    which of the two reads a dir only changes its cost (MUTATION.md counts the mutants of that
+    choice as equivalent)."""
+    from uvsweep.probe import posix
+    from uvsweep.probe.linux import LinuxBackend
+
+    wanted = [A, C, "uv-0000000000000dd.lock", "uv-cache"]  # any name starting "uv-"
+    for name in [*wanted, "uvx-00000000000000aa.lock", "notes", "a-uv-00000000000000ee.lock"]:
+        (lockdir / name).touch()
+
+    def names_and_files() -> tuple[list[str], list[str]]:
+        dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            names = sorted(posix.uv_names(dir_fd))
+        finally:
+            os.close(dir_fd)
+        return names, sorted(f.name for f in LinuxBackend().probe([str(lockdir)]).files)
+
+    at_once = names_and_files()
+    monkeypatch.setattr(posix, "LIST_AT_ONCE", 0)
+    assert names_and_files() == at_once == (sorted(wanted), [A, C])

@@ -946,6 +946,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         'ScanError(f"{directory}/{name}", str(err)))\n                break',
         [f"{KILLS}::test_a_scan_goes_on_past_an_entry_it_cannot_look_at"],
     ),
+    (
+        "probe: uv_names' stream keeps the names that are not uv's (not added)",
+        "app/uvsweep/probe/posix.py",
+        'if entry.name.startswith("uv-"):',
+        'if not entry.name.startswith("uv-"):',
+        [f"{KILLS}::test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives"],
+    ),
+    (
+        "probe: uv_names' stream reads nothing (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for entry in entries:",
+        "for entry in []:",
+        [f"{KILLS}::test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives"],
+    ),
 ]
 
 
