@@ -960,6 +960,30 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "for entry in []:",
         [f"{KILLS}::test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives"],
     ),
+    (
+        "probe: probe_files lets a dir's open error escape (except OSError narrowed)",
+        "app/uvsweep/probe/posix.py",
+        (
+            "            except OSError as err:\n"
+            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        (
+            "            except KeyError as err:\n"
+            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "probe: probe_files groups no file (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for directory, name in files:\n            by_dir",
+        "for directory, name in []:\n            by_dir",
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
 ]
 
 
