@@ -1877,3 +1877,17 @@ def test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives(
     at_once = names_and_files()
     monkeypatch.setattr(posix, "LIST_AT_ONCE", 0)
     assert names_and_files() == at_once == (sorted(wanted), [A, C])
+
+
+def test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `LockTable.unseen`'s `not self.complete` -> `self.complete` (`probe/linux.py`): the
+    reads of `/proc/locks` never showed our own lock on the file we hold (here a /proc whose
+    `locks` stays empty; in life, a record the kernel skipped while other locks came and
+    went), so whoever waits behind it went unseen too, and the file must stay."""
+    (lockdir / A).touch()
+    fake = _fake_proc(tmp_path)
+    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    assert result.removed == [] and (lockdir / A).exists()
+    assert [s.state for s in result.skipped] == [LockState.WAITING]

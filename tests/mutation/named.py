@@ -984,6 +984,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "for directory, name in []:\n            by_dir",
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
+    (
+        "linux: LockTable.unseen ignores an incomplete read (not removed)",
+        "app/uvsweep/probe/linux.py",
+        "return not self.complete and ino not in self.own",
+        "return self.complete and ino not in self.own",
+        [f"{KILLS}::test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file"],
+    ),
 ]
 
 
