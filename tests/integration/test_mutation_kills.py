@@ -1891,3 +1891,38 @@ def test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file(
     result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
     assert result.removed == [] and (lockdir / A).exists()
     assert [s.state for s in result.skipped] == [LockState.WAITING]
+
+
+def test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `waiting_behind_us`' `if self._table_ever_read` with `not` added (`remove/posix.py`):
+    a `/proc/locks` that was readable a moment ago and now fails says nothing about who waits
+    behind our lock on an old file, so every such handoff stays in use; one that was never
+    readable leaves the decision to the rule for such runs (private dirs only) and names none."""
+    from uvsweep.remove.handoff import Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(path, os.O_RDWR)
+    try:
+        outcomes = []
+        for readable_first in (False, True):
+            (tmp_path / str(readable_first)).mkdir()
+            fake = _fake_proc(tmp_path / str(readable_first))
+            remover = LinuxRemover(proc=str(fake))
+            if readable_first:
+                assert remover.lock_users([]) == {}  # a read that works
+            (fake / "locks").unlink()
+            (fake / "locks").mkdir()  # from now on every read fails (EISDIR)
+            handoff = Handoff(
+                remover.calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+                lambda _handoff: False,
+            )  # fmt: skip
+            outcomes.append(remover.waiting_behind_us([handoff]) == {handoff})
+        assert outcomes == [False, True]
+    finally:
+        os.close(old_fd)
+        os.close(dir_fd)

@@ -991,6 +991,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "return self.complete and ino not in self.own",
         [f"{KILLS}::test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file"],
     ),
+    (
+        "remove: a lock table that failed after a good read counts as nobody waiting (not added)",
+        POSIX_REMOVER,
+        "            if self._table_ever_read:",
+        "            if not self._table_ever_read:",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
 ]
 
 
