@@ -1926,3 +1926,75 @@ def test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use(
     finally:
         os.close(old_fd)
         os.close(dir_fd)
+
+
+def test_a_check_cut_short_never_leaves_an_old_file_locked_by_us(lockdir: Path) -> None:
+    """Kills `confirm_in_use`'s `except BaseException` narrowed (`remove/posix.py`): when the
+    check of who waits behind our confirming lock is cut short (Ctrl-C, an error), every old
+    file we had just locked counts as in use and is unlocked at once, so a waiter queued behind
+    us is not kept waiting by a lock nobody will look at until the next round."""
+    import fcntl
+
+    from uvsweep.remove.handoff import NEW, Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+
+    class CutShort(LinuxRemover):
+        def waiting_behind_us(self, handoffs):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    remover = CutShort()
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(path, os.O_RDWR)
+    try:
+        handoff = Handoff(
+            remover.calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+            lambda _handoff: False,
+        )  # fmt: skip
+        handoff.state = NEW
+        with pytest.raises(KeyboardInterrupt):
+            remover.confirm_in_use([handoff])
+        other = os.open(path, os.O_RDWR)  # another open file description: another locker
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails if we still hold it
+        finally:
+            os.close(other)
+    finally:
+        os.close(old_fd)
+        os.close(dir_fd)
+
+
+def test_the_lock_table_is_read_until_our_own_records_show_and_no_longer(lockdir: Path) -> None:
+    """Kills `_read_table_once`'s `anchored`: `len(own.get(ino, ())) >= count` -> `>` (never
+    satisfied: every check read `/proc/locks` `ANCHORED_READS` times, and called the read
+    incomplete). Root's removal of one free file sees its own lock record in the first read or,
+    if the kernel skipped it while other locks came and went, in one of the next few."""
+    from uvsweep.probe.linux import ANCHORED_READS
+    from uvsweep.probe.posix import Syscalls
+
+    (lockdir / A).touch()
+
+    class CountingReads(Syscalls):
+        reads: list[int]
+
+        def read(self, path: str) -> bytes:
+            if path == "/proc/locks":
+                self.reads[-1] += 1
+            return super().read(path)
+
+    calls = CountingReads()
+    calls.reads = [0]
+
+    class Counted(LinuxRemover):
+        def lock_users(self, targets):  # type: ignore[no-untyped-def]
+            calls.reads.append(0)  # the reads of this check alone
+            return super().lock_users(targets)
+
+    remover = Counted(calls=calls)
+    remover.euid = 0
+    result = remover.remove([str(lockdir)], Policy())
+    assert result.removed == [str(lockdir / A)]
+    checks = calls.reads[1:]
+    assert checks and all(0 < reads < ANCHORED_READS // 2 for reads in checks), calls.reads

@@ -998,6 +998,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            if not self._table_ever_read:",
         [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
     ),
+    (
+        "remove: confirm_in_use keeps old files locked when its check is cut short",
+        POSIX_REMOVER,
+        "        except BaseException:\n            used |= set(locked)",
+        "        except ValueError:\n            used |= set(locked)",
+        [f"{KILLS}::test_a_check_cut_short_never_leaves_an_old_file_locked_by_us"],
+    ),
+    (
+        "remove: the lock table's anchors never satisfied (>= -> >)",
+        POSIX_REMOVER,
+        "len(own.get(ino, ())) >= count",
+        "len(own.get(ino, ())) > count",
+        [f"{KILLS}::test_the_lock_table_is_read_until_our_own_records_show_and_no_longer"],
+    ),
 ]
 
 
