@@ -1998,3 +1998,45 @@ def test_the_lock_table_is_read_until_our_own_records_show_and_no_longer(lockdir
     assert result.removed == [str(lockdir / A)]
     checks = calls.reads[1:]
     assert checks and all(0 < reads < ANCHORED_READS // 2 for reads in checks), calls.reads
+
+
+def test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `handoffs_in_use`' `table.unseen(handoff.old_key[1])` -> `old_key[0]` (the device
+    asked for as an inode: every handoff still holding its old file counted as unseen whenever
+    any record was missing). Two handoffs hold their old files; the reads show our own record
+    of the first only: the second stays in use, the first does not."""
+    from uvsweep.remove.handoff import Handoff
+
+    fake = _fake_proc(tmp_path)
+    remover = LinuxRemover(proc=str(fake))
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    fds: list[int] = []
+    handoffs = []
+    try:
+        for name in (A, C):
+            (lockdir / name).touch()
+            fds.append(os.open(lockdir / name, os.O_RDWR))
+            st = os.stat(lockdir / name)
+            handoffs.append(
+                Handoff(
+                    remover.calls,
+                    dir_fd,
+                    str(lockdir),
+                    name,
+                    fds[-1],
+                    (st.st_dev, st.st_ino),
+                    lambda _handoff: False,
+                )
+            )
+        st = os.stat(lockdir / A)
+        device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+        (fake / "locks").write_text(
+            f"1: FLOCK  ADVISORY  WRITE {remover.own_pid} {device}:{st.st_ino} 0 EOF\n"
+        )
+        assert remover.handoffs_in_use(handoffs) == {handoffs[1]}
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.close(dir_fd)

@@ -1012,6 +1012,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "len(own.get(ino, ())) > count",
         [f"{KILLS}::test_the_lock_table_is_read_until_our_own_records_show_and_no_longer"],
     ),
+    (
+        "remove: handoffs_in_use asks unseen() about the device (old_key[1] -> [0])",
+        POSIX_REMOVER,
+        "if holding and table.unseen(handoff.old_key[1]):",
+        "if holding and table.unseen(handoff.old_key[0]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
 ]
 
 
