@@ -2005,8 +2005,9 @@ def test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_m
 ) -> None:
     """Kills `handoffs_in_use`' `table.unseen(handoff.old_key[1])` -> `old_key[0]` (the device
     asked for as an inode: every handoff still holding its old file counted as unseen whenever
-    any record was missing). Two handoffs hold their old files; the reads show our own record
-    of the first only: the second stays in use, the first does not."""
+    any record was missing), and `holding and table.unseen(...)` with `not` added (a handoff
+    whose record is missing counted free). Two handoffs hold their old files; the reads show
+    our own record of the first only: the second stays in use, the first does not."""
     from uvsweep.remove.handoff import Handoff
 
     fake = _fake_proc(tmp_path)
@@ -2036,6 +2037,48 @@ def test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_m
             f"1: FLOCK  ADVISORY  WRITE {remover.own_pid} {device}:{st.st_ino} 0 EOF\n"
         )
         assert remover.handoffs_in_use(handoffs) == {handoffs[1]}
+        # the same when the old files are ours (NEW, `waiting_behind_us`): kills its
+        # `table.unseen(handoff.old_key[1])` -> `old_key[0]`
+        assert remover.waiting_behind_us(handoffs) == {handoffs[1]}
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.close(dir_fd)
+
+
+def test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    """Kills, in `confirm_in_use`, the `continue` after a handoff not in `NEW` and the one after
+    a failed try-lock made `break` (the handoffs after it were never tried, so counted free),
+    and the try-lock's `except OSError` narrowed (a held file raised out of the check). Three
+    handoffs: one still in `OLD`, then two in `NEW` whose old files other processes hold."""
+    from uvsweep.remove.handoff import NEW, Handoff
+
+    remover = LinuxRemover()
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    fds: list[int] = []
+    handoffs = []
+    try:
+        for name in (A, "uv-00000000000000bb.lock", C):
+            (lockdir / name).touch()
+            fds.append(os.open(lockdir / name, os.O_RDWR))
+            st = os.stat(lockdir / name)
+            handoffs.append(
+                Handoff(
+                    remover.calls,
+                    dir_fd,
+                    str(lockdir),
+                    name,
+                    fds[-1],
+                    (st.st_dev, st.st_ino),
+                    lambda _handoff: False,
+                )
+            )
+        for handoff in handoffs[1:]:
+            handoff.state = NEW
+            hold(lockdir / handoff.name)
+        assert remover.confirm_in_use(handoffs) == set(handoffs[1:])
     finally:
         for fd in fds:
             os.close(fd)

@@ -1021,6 +1021,45 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
     ),
+    (
+        "remove: confirm_in_use stops at a handoff not in NEW (continue -> break)",
+        POSIX_REMOVER,
+        "            if handoff.state != NEW or handoff.old_fd is None:\n                continue",
+        "            if handoff.state != NEW or handoff.old_fd is None:\n                break",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: confirm_in_use stops at the first held old file (continue -> break)",
+        POSIX_REMOVER,
+        "(or refused: the safe side)\n                continue",
+        "(or refused: the safe side)\n                break",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: confirm_in_use's try-lock error escapes (except OSError narrowed)",
+        POSIX_REMOVER,
+        "            except OSError:\n                used.add(handoff)  # held by someone",
+        "            except KeyError:\n                used.add(handoff)  # held by someone",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: handoffs_in_use's unseen() only for handoffs not holding (not added)",
+        POSIX_REMOVER,
+        "if holding and table.unseen(handoff.old_key[1]):",
+        "if not holding and table.unseen(handoff.old_key[1]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: waiting_behind_us asks unseen() about the device (old_key[1] -> [0])",
+        POSIX_REMOVER,
+        "if mine or unsure or table.unseen(handoff.old_key[1]):",
+        "if mine or unsure or table.unseen(handoff.old_key[0]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
 ]
 
 
