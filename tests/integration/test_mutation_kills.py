@@ -2083,3 +2083,49 @@ def test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use(
         for fd in fds:
             os.close(fd)
         os.close(dir_fd)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="walk_fds takes any OSError but EACCES for 'exited meanwhile': a process whose fd "
+    "dir cannot be listed for want of fds (EMFILE, as under prlimit --nofile) is skipped, and "
+    "a handoff ends while it still has the old file open (MUTATION.md, 'Found in run 3')",
+)
+def test_a_process_whose_fds_cannot_be_listed_for_want_of_fds_keeps_the_handoff(
+    lockdir: Path,
+) -> None:
+    """Found through a kill of a provably equivalent mutant (`reads=0` for `reads=1`): the
+    red-team test under `prlimit --nofile=10` once saw two holders at once. Here the fd walk's
+    listing of the opener's fd dir fails with EMFILE, as it does at the fd limit."""
+    import errno
+
+    from tests.conftest import child_with_file
+    from uvsweep.probe.posix import Syscalls
+    from uvsweep.remove.handoff import Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    with child_with_file(path) as opener:
+
+        class NoFds(Syscalls):
+            def list_dir(self, where: int | str) -> list[str]:
+                if where == f"/proc/{opener.pid}/fd":
+                    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return super().list_dir(where)
+
+        remover = LinuxRemover(calls=NoFds())
+        dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+        old_fd = os.open(path, os.O_RDWR)
+        try:
+            import fcntl
+
+            fcntl.flock(old_fd, fcntl.LOCK_EX)  # the handoff holds its old file (OLD)
+            handoff = Handoff(
+                remover.calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+                lambda _handoff: False,
+            )  # fmt: skip
+            assert remover.handoffs_in_use([handoff]) == {handoff}
+        finally:
+            os.close(old_fd)
+            os.close(dir_fd)
