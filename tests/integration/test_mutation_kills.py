@@ -2129,3 +2129,49 @@ def test_a_process_whose_fds_cannot_be_listed_for_want_of_fds_keeps_the_handoff(
         finally:
             os.close(old_fd)
             os.close(dir_fd)
+
+
+def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `handoffs_in_use`' anchors `if h.state == OLD` -> `!= OLD`: the old files we still
+    hold are the records the table must show (a waiter is printed behind the lock it waits
+    for). Here the first read misses our record and the waiter behind it, as when the kernel
+    skips a record while other locks come and go; the second shows both: the waiter keeps the
+    handoff in use."""
+    from uvsweep.probe.posix import Syscalls
+    from uvsweep.remove.handoff import Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    fake = _fake_proc(tmp_path)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+    class SkippedOnce(Syscalls):
+        reads = 0
+
+        def read(self, path: str) -> bytes:
+            if path != f"{fake}/locks":
+                return super().read(path)
+            self.reads += 1
+            if self.reads == 1:
+                return b""
+            own = remover.own_pid
+            return (
+                f"1: FLOCK  ADVISORY  WRITE {own} {device} 0 EOF\\n"
+                f"1: -> FLOCK  ADVISORY  WRITE 4242 {device} 0 EOF\\n"
+            ).encode()
+
+    remover = LinuxRemover(proc=str(fake), calls=SkippedOnce())
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(path, os.O_RDWR)
+    try:
+        handoff = Handoff(
+            remover.calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+            lambda _handoff: False,
+        )  # fmt: skip
+        assert remover.handoffs_in_use([handoff]) == {handoff}
+    finally:
+        os.close(old_fd)
+        os.close(dir_fd)

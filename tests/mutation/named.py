@@ -1060,6 +1060,22 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
     ),
+    (
+        "remove: handoffs_in_use anchors the handoffs not holding their old file (== -> !=)",
+        POSIX_REMOVER,
+        "table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)",
+        "table = self._read_table(h.old_key[1] for h in handoffs if h.state != OLD)",
+        [
+            f"{KILLS}::test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows"
+        ],
+    ),
+    (
+        "remove: _table_ever_read never set (or -> and)",
+        POSIX_REMOVER,
+        "self._table_ever_read = self._table_ever_read or table is not None",
+        "self._table_ever_read = self._table_ever_read and table is not None",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
 ]
 
 
