@@ -1076,6 +1076,22 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "self._table_ever_read = self._table_ever_read and table is not None",
         [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
     ),
+    (
+        "remove: handoffs_in_use takes the handoffs not in OLD for those holding (== -> !=)",
+        POSIX_REMOVER,
+        "holding = handoff.state == OLD",
+        "holding = handoff.state != OLD",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: _table_ever_read set by a failed read (is not -> is)",
+        POSIX_REMOVER,
+        "self._table_ever_read = self._table_ever_read or table is not None",
+        "self._table_ever_read = self._table_ever_read or table is None",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
 ]
 
 
