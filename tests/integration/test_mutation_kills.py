@@ -2175,3 +2175,41 @@ def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_s
     finally:
         os.close(old_fd)
         os.close(dir_fd)
+
+
+def test_a_handoff_still_holding_its_old_file_is_never_confirmed_and_keeps_its_lock(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    """Kills `confirm_in_use`'s `handoff.state != NEW or handoff.old_fd is None` -> `and`: a
+    handoff still in `OLD` (its old file locked by us) was try-locked again and, with a waiter
+    behind it, unlocked: the waiter took the old inode while the handoff still counted on it."""
+    import fcntl
+
+    from uvsweep.remove.handoff import Handoff
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    remover = LinuxRemover()
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY)
+    old_fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(old_fd, fcntl.LOCK_EX)  # OLD: the handoff holds its old file
+        handoff = Handoff(
+            remover.calls, dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+            lambda _handoff: False,
+        )  # fmt: skip
+        waiter = hold(path, wait=True)  # queued behind our lock
+        assert remover.confirm_in_use([handoff]) == set()
+        time.sleep(0.3)  # a waiter let go would have its lock by now
+        assert waiter.proc.poll() is None and not _locked_by(waiter)
+    finally:
+        os.close(old_fd)
+        os.close(dir_fd)
+
+
+def _locked_by(waiter: Holder) -> bool:
+    """Whether a `Holder` started with `wait=True` has said it got its lock."""
+    assert waiter.proc.stdout is not None
+    ready, _, _ = select.select([waiter.proc.stdout], [], [], 0)
+    return bool(ready) and waiter.proc.stdout.readline().strip() == "locked"

@@ -1092,6 +1092,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "self._table_ever_read = self._table_ever_read or table is None",
         [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
     ),
+    (
+        "remove: confirm_in_use try-locks a handoff still in OLD (or -> and)",
+        POSIX_REMOVER,
+        "if handoff.state != NEW or handoff.old_fd is None:",
+        "if handoff.state != NEW and handoff.old_fd is None:",
+        [
+            f"{KILLS}::test_a_handoff_still_holding_its_old_file_is_never_confirmed_and_keeps_its_lock"
+        ],
+    ),
 ]
 
 
