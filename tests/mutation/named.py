@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
+CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
@@ -772,6 +773,332 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         '        for handoff in []:\n            if handoff.state != "done":',
         [
             f"{KILLS}::test_without_a_keeper_two_more_interrupts_give_the_handoff_up_and_close_its_files"
+        ],
+    ),
+    # run 3 (cleaner.py, probe/posix.py, the code changed since be75988, processes.py)
+    (
+        "cleaner: a blind dry run's skip reason made empty (or -> and)",
+        "app/uvsweep/cleaner.py",
+        "young or hidden or report.blind))",
+        "young or hidden and report.blind))",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_that_cannot_see_every_namespace_keeps_each_file_and_says_why"
+        ],
+    ),
+    (
+        "cleaner: a report starts with one hidden process",
+        "app/uvsweep/cleaner.py",
+        "self.hidden_processes = 0",
+        "self.hidden_processes = 1",
+        [
+            f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
+        ],
+    ),
+    (
+        "cleaner: hidepid's private-dirs rule applied the wrong way round",
+        "app/uvsweep/cleaner.py",
+        "elif not seen.sees_all_users:",
+        "elif seen.sees_all_users:",
+        [f"{CLEANER_KILLS}::test_under_hidepid_only_files_in_dirs_no_one_else_may_enter_go"],
+    ),
+    (
+        "cleaner: a report starts with one handoff",
+        "app/uvsweep/cleaner.py",
+        "self.handoffs = 0",
+        "self.handoffs = 1",
+        [
+            f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
+        ],
+    ),
+    (
+        "cleaner: a dry run takes any state but foreign (is -> is not)",
+        "app/uvsweep/cleaner.py",
+        "item.state is LockState.FOREIGN and may_take_foreign",
+        "item.state is not LockState.FOREIGN and may_take_foreign",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: a dry run takes any state with all users (and -> or)",
+        "app/uvsweep/cleaner.py",
+        "item.state is LockState.FOREIGN and may_take_foreign",
+        "item.state is LockState.FOREIGN or may_take_foreign",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: clean takes every user's files by default",
+        "app/uvsweep/cleaner.py",
+        "    all_users: bool = False,\n    dry_run",
+        "    all_users: bool = True,\n    dry_run",
+        [
+            f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
+        ],
+    ),
+    (
+        "cleaner: the process table given is replaced (or -> and)",
+        "app/uvsweep/cleaner.py",
+        "processes = processes or ProcessTable()",
+        "processes = processes and ProcessTable()",
+        [f"{CLEANER_KILLS}::test_clean_asks_the_process_table_it_is_given"],
+    ),
+    (
+        "probe: a dir's listing error escapes the scan (except OSError narrowed)",
+        "app/uvsweep/probe/posix.py",
+        "uv_names(dir_fd), observed, result)\n            except OSError as err:",
+        "uv_names(dir_fd), observed, result)\n            except ZeroDivisionError as err:",
+        [
+            f"{KILLS}::test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on"
+        ],
+    ),
+    (
+        "probe: a POSIX dir with a backslash taken for a Windows dir (and -> or)",
+        "app/uvsweep/probe/__init__.py",
+        'sep = "\\\\" if "\\\\" in directory and "/" not in directory else "/"',
+        'sep = "\\\\" if "\\\\" in directory or "/" not in directory else "/"',
+        [f"{KILLS}::test_a_posix_dir_with_a_backslash_in_its_name_gives_its_files_slash_paths"],
+    ),
+    (
+        "probe: a relative POSIX dir taken for a Windows dir (not added)",
+        "app/uvsweep/probe/__init__.py",
+        'sep = "\\\\" if "\\\\" in directory and "/" not in directory else "/"',
+        'sep = "\\\\" if not "\\\\" in directory and "/" not in directory else "/"',
+        [f"{KILLS}::test_a_relative_dir_gives_its_files_slash_paths"],
+    ),
+    (
+        "probe: probe_files looks at no dir (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for directory, names in by_dir.items():",
+        "for directory, names in []:",
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "probe: probe_files stops at a dir it cannot open (continue -> break)",
+        "app/uvsweep/probe/posix.py",
+        (
+            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        (
+            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                break\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "probe: LOCK_SH is LOCK_EX (the remover's shared probe made exclusive)",
+        "app/uvsweep/probe/posix.py",
+        "LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8",
+        "LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 2, 2, 4, 8",
+        [f"{KILLS}::test_the_removers_probe_of_a_file_it_keeps_is_shared"],
+    ),
+    (
+        "probe: try_lock's flock error reason (or -> and)",
+        "app/uvsweep/probe/posix.py",
+        (
+            '                return LockProbe.HELD, ""\n'
+            "            return LockProbe.UNREADABLE, err.strerror or str(err)"
+        ),
+        (
+            '                return LockProbe.HELD, ""\n'
+            "            return LockProbe.UNREADABLE, err.strerror and str(err)"
+        ),
+        [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_lock_it_cannot_try"],
+    ),
+    (
+        "probe: rw_accessible's owner bits 0o600 -> 0o601",
+        "app/uvsweep/probe/posix.py",
+        "        return mode & 0o600 == 0o600",
+        "        return mode & 0o601 == 0o600",
+        ["tests/unit/test_protocol_parts.py::test_rw_accessible_ignores_execute_bits"],
+    ),
+    (
+        "probe: observe opens what is not regular, or quietly what no lock line names (and -> or)",
+        "app/uvsweep/probe/posix.py",
+        "if stat.S_ISREG(st.st_mode) and self.probe_needed(st):",
+        "if stat.S_ISREG(st.st_mode) or self.probe_needed(st):",
+        [
+            f"{KILLS}::test_the_scanner_opens_only_regular_files_and_quietly_none_without_a_lock_line"
+        ],
+    ),
+    (
+        "probe: dir_error_message's last reason (or -> and)",
+        "app/uvsweep/probe/posix.py",
+        '        return "permission denied (cannot list it)"\n    return err.strerror or str(err)',
+        '        return "permission denied (cannot list it)"\n    return err.strerror and str(err)',
+        [f"{KILLS}::test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words"],
+    ),
+    (
+        "probe: classify takes a keeper that has a free file open for its holder (is -> is not)",
+        "app/uvsweep/probe/__init__.py",
+        "held = bool(holders) or obs.lock is LockProbe.HELD",
+        "held = bool(holders) or obs.lock is not LockProbe.HELD",
+        [f"{KILLS}::test_a_keeper_that_has_a_file_open_without_its_lock_does_not_make_it_held"],
+    ),
+    (
+        "probe: a scan stops at an entry it cannot look at (continue -> break)",
+        "app/uvsweep/probe/posix.py",
+        'ScanError(f"{directory}/{name}", str(err)))\n                continue',
+        'ScanError(f"{directory}/{name}", str(err)))\n                break',
+        [f"{KILLS}::test_a_scan_goes_on_past_an_entry_it_cannot_look_at"],
+    ),
+    (
+        "probe: uv_names' stream keeps the names that are not uv's (not added)",
+        "app/uvsweep/probe/posix.py",
+        'if entry.name.startswith("uv-"):',
+        'if not entry.name.startswith("uv-"):',
+        [f"{KILLS}::test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives"],
+    ),
+    (
+        "probe: uv_names' stream reads nothing (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for entry in entries:",
+        "for entry in []:",
+        [f"{KILLS}::test_a_dir_read_as_a_stream_gives_the_names_a_listing_at_once_gives"],
+    ),
+    (
+        "probe: probe_files lets a dir's open error escape (except OSError narrowed)",
+        "app/uvsweep/probe/posix.py",
+        (
+            "            except OSError as err:\n"
+            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        (
+            "            except KeyError as err:\n"
+            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
+            "                continue\n            try:\n"
+            "                self._observe_names(directory, dir_fd, names,"
+        ),
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "probe: probe_files groups no file (loop run zero times)",
+        "app/uvsweep/probe/posix.py",
+        "for directory, name in files:\n            by_dir",
+        "for directory, name in []:\n            by_dir",
+        [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
+    ),
+    (
+        "linux: LockTable.unseen ignores an incomplete read (not removed)",
+        "app/uvsweep/probe/linux.py",
+        "return not self.complete and ino not in self.own",
+        "return self.complete and ino not in self.own",
+        [f"{KILLS}::test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file"],
+    ),
+    (
+        "remove: a lock table that failed after a good read counts as nobody waiting (not added)",
+        POSIX_REMOVER,
+        "            if self._table_ever_read:",
+        "            if not self._table_ever_read:",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
+    (
+        "remove: confirm_in_use keeps old files locked when its check is cut short",
+        POSIX_REMOVER,
+        "        except BaseException:\n            used |= set(locked)",
+        "        except ValueError:\n            used |= set(locked)",
+        [f"{KILLS}::test_a_check_cut_short_never_leaves_an_old_file_locked_by_us"],
+    ),
+    (
+        "remove: the lock table's anchors never satisfied (>= -> >)",
+        POSIX_REMOVER,
+        "len(own.get(ino, ())) >= count",
+        "len(own.get(ino, ())) > count",
+        [f"{KILLS}::test_the_lock_table_is_read_until_our_own_records_show_and_no_longer"],
+    ),
+    (
+        "remove: handoffs_in_use asks unseen() about the device (old_key[1] -> [0])",
+        POSIX_REMOVER,
+        "if holding and table.unseen(handoff.old_key[1]):",
+        "if holding and table.unseen(handoff.old_key[0]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: confirm_in_use stops at a handoff not in NEW (continue -> break)",
+        POSIX_REMOVER,
+        "            if handoff.state != NEW or handoff.old_fd is None:\n                continue",
+        "            if handoff.state != NEW or handoff.old_fd is None:\n                break",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: confirm_in_use stops at the first held old file (continue -> break)",
+        POSIX_REMOVER,
+        "(or refused: the safe side)\n                continue",
+        "(or refused: the safe side)\n                break",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: confirm_in_use's try-lock error escapes (except OSError narrowed)",
+        POSIX_REMOVER,
+        "            except OSError:\n                used.add(handoff)  # held by someone",
+        "            except KeyError:\n                used.add(handoff)  # held by someone",
+        [f"{KILLS}::test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use"],
+    ),
+    (
+        "remove: handoffs_in_use's unseen() only for handoffs not holding (not added)",
+        POSIX_REMOVER,
+        "if holding and table.unseen(handoff.old_key[1]):",
+        "if not holding and table.unseen(handoff.old_key[1]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: waiting_behind_us asks unseen() about the device (old_key[1] -> [0])",
+        POSIX_REMOVER,
+        "if mine or unsure or table.unseen(handoff.old_key[1]):",
+        "if mine or unsure or table.unseen(handoff.old_key[0]):",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: handoffs_in_use anchors the handoffs not holding their old file (== -> !=)",
+        POSIX_REMOVER,
+        "table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)",
+        "table = self._read_table(h.old_key[1] for h in handoffs if h.state != OLD)",
+        [
+            f"{KILLS}::test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows"
+        ],
+    ),
+    (
+        "remove: _table_ever_read never set (or -> and)",
+        POSIX_REMOVER,
+        "self._table_ever_read = self._table_ever_read or table is not None",
+        "self._table_ever_read = self._table_ever_read and table is not None",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
+    (
+        "remove: handoffs_in_use takes the handoffs not in OLD for those holding (== -> !=)",
+        POSIX_REMOVER,
+        "holding = handoff.state == OLD",
+        "holding = handoff.state != OLD",
+        [
+            f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
+        ],
+    ),
+    (
+        "remove: _table_ever_read set by a failed read (is not -> is)",
+        POSIX_REMOVER,
+        "self._table_ever_read = self._table_ever_read or table is not None",
+        "self._table_ever_read = self._table_ever_read or table is None",
+        [f"{KILLS}::test_a_lock_table_that_fails_after_it_was_read_leaves_old_files_in_use"],
+    ),
+    (
+        "remove: confirm_in_use try-locks a handoff still in OLD (or -> and)",
+        POSIX_REMOVER,
+        "if handoff.state != NEW or handoff.old_fd is None:",
+        "if handoff.state != NEW and handoff.old_fd is None:",
+        [
+            f"{KILLS}::test_a_handoff_still_holding_its_old_file_is_never_confirmed_and_keeps_its_lock"
         ],
     ),
 ]

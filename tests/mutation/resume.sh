@@ -14,7 +14,7 @@ cd "$SCRATCH"
 export PYTHONPATH="$SCRATCH/app" PYTHONDONTWRITEBYTECODE=1
 export UVSWEEP_REQUIRE_SYSTEM=1 UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1
 if [ -n "${GROUP:-}" ]; then
-    nice -n 10 python "$root/tests/mutation/retest.py" "$GROUP" "$SCRATCH" "$@"
+    nice -n 19 python "$root/tests/mutation/retest.py" "$GROUP" "$SCRATCH" "$@"
 fi
-nice -n 10 cosmic-ray exec session.toml session.sqlite
+nice -n 19 cosmic-ray exec session.toml session.sqlite
 python tests/mutation/survivors.py session.sqlite

@@ -4,6 +4,9 @@
     (SCRATCH: where `run.sh GROUP` ran; with MODULE:LINE, only the survivors on those lines,
     e.g. app/uvsweep/remove/posix.py:315)
 
+With RETEST_SUSPECTS=1, the kills a loaded machine could fake (`suspects.py`: a mutant stopped
+at the session's timeout, or a test that failed by a timeout of its own) are tested again too.
+
 Copies the work tree's `tests/` over SCRATCH's (the source stays the copy the session mutated),
 runs each surviving mutant again with GROUP's test command as it is now, and records the verdict
 in SCRATCH/session.sqlite. Then prints the counts and the survivors left (`survivors.py`).
@@ -21,6 +24,9 @@ from cosmic_ray.config import load_config
 from cosmic_ray.mutating import mutate_and_test
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from suspects import suspect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +54,10 @@ def main(group: str, scratch: Path, lines: frozenset[str] = frozenset()) -> None
             item
             for item in db.work_items
             if (found := results.get(item.job_id)) is not None
-            and found.test_outcome == TestOutcome.SURVIVED
+            and (
+                found.test_outcome == TestOutcome.SURVIVED
+                or (os.environ.get("RETEST_SUSPECTS") == "1" and suspect(found) is not None)
+            )
             and (
                 not lines
                 or f"{item.mutations[0].module_path}:{item.mutations[0].start_pos[0]}" in lines

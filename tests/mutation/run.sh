@@ -1,7 +1,10 @@
 #!/bin/sh
 # Mutation run over the safety code with cosmic-ray (see tests/MUTATION.md).
 #
-#   tests/mutation/run.sh GROUP MODULE...     GROUP: remove, probe or cleaner (its test command)
+#   [SINCE=COMMIT] tests/mutation/run.sh GROUP MODULE...
+#       GROUP: a tests/mutation/GROUP.toml (its test command); SINCE: run only the mutants on
+#       lines changed since COMMIT (since.py), the rest are recorded as filtered; with
+#       SINCE_PENDING=OLD_SESSION.sqlite also those an older session on COMMIT left pending
 #
 # cosmic-ray mutates the source files in place, so the run works on a copy of the tree
 # ($SCRATCH, default /tmp/uvsweep-mutation-GROUP), never on the work tree. The tests import that
@@ -32,7 +35,11 @@ sed "s#^module-path = .*#module-path = [$modules]#" "tests/mutation/$group.toml"
 cosmic-ray init "$config" session.sqlite
 cr-filter-operators session.sqlite "$config"
 python tests/mutation/skip_equivalent.py session.sqlite
+if [ -n "${SINCE:-}" ]; then
+    # only the mutants on lines changed since a commit a full run was made on
+    python tests/mutation/since.py session.sqlite "$root" "$SINCE" ${SINCE_PENDING:-}
+fi
 # the unmutated tree must pass, or every mutant would look killed
-cosmic-ray baseline "$config"
-nice -n 10 cosmic-ray exec "$config" session.sqlite
+nice -n 19 cosmic-ray baseline "$config"
+nice -n 19 cosmic-ray exec "$config" session.sqlite
 python tests/mutation/survivors.py session.sqlite

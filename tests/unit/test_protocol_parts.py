@@ -196,6 +196,7 @@ def test_rw_accessible_ignores_execute_bits() -> None:
     assert rw_accessible(st(0o666), 2, frozenset())
     assert not rw_accessible(st(0o664), 2, frozenset())  # other: r-- only
     assert rw_accessible(st(0o670), 2, frozenset({1})) and rw_accessible(st(0o700), 1, frozenset())
+    assert rw_accessible(st(0o601), 1, frozenset())  # owner: rw-; other's x is no matter
     assert rw_accessible(st(0o661), 2, frozenset({1}))  # group: rw-; other's x is no matter
     assert not rw_accessible(st(0o606), 2, frozenset({1}))  # the group's bits decide
     assert rw_accessible(st(0o000), 0, frozenset())  # root
