@@ -2166,8 +2166,8 @@ def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_s
                 return b""
             own = remover.own_pid
             return (
-                f"1: FLOCK  ADVISORY  WRITE {own} {device} 0 EOF\\n"
-                f"1: -> FLOCK  ADVISORY  WRITE 4242 {device} 0 EOF\\n"
+                f"1: FLOCK  ADVISORY  WRITE {own} {device} 0 EOF\n"
+                f"1: -> FLOCK  ADVISORY  WRITE 4242 {device} 0 EOF\n"
             ).encode()
 
     remover = LinuxRemover(proc=str(fake), calls=SkippedOnce())
