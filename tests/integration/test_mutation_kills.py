@@ -2092,18 +2092,13 @@ def test_each_handoff_whose_old_file_someone_holds_is_confirmed_in_use(
         os.close(dir_fd)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="walk_fds takes any OSError but EACCES for 'exited meanwhile': a process whose fd "
-    "dir cannot be listed for want of fds (EMFILE, as under prlimit --nofile) is skipped, and "
-    "a handoff ends while it still has the old file open (MUTATION.md, 'Found in run 3')",
-)
 def test_a_process_whose_fds_cannot_be_listed_for_want_of_fds_keeps_the_handoff(
     lockdir: Path,
 ) -> None:
     """Found through a kill of a provably equivalent mutant (`reads=0` for `reads=1`): the
     red-team test under `prlimit --nofile=10` once saw two holders at once. Here the fd walk's
-    listing of the opener's fd dir fails with EMFILE, as it does at the fd limit."""
+    listing of the opener's fd dir fails with EMFILE, as it does at the fd limit. (It was a
+    strict xfail: `walk_fds` took that for the process's exit, and the handoff ended.)"""
     import errno
 
     from tests.conftest import child_with_file

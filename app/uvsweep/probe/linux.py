@@ -7,6 +7,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Collection, Container, Iterable, Sequence
 
@@ -339,7 +340,14 @@ class LinuxBackend(PosixBackend):
     ) -> dict[FileKey, list[int]]:
         """See the base class and `walk_fds`."""
         names = {obs.name for obs in wanted.values()}
-        found, hidden = walk_fds(self.proc, self.processes.pids(), names, set(wanted))
+        try:
+            found, hidden = walk_fds(self.proc, self.processes.pids(), names, set(wanted))
+        except OSError as err:
+            result.notes.append(
+                f"the open files of processes could not be listed ({err.strerror or err}): a file"
+                " shown orphaned may be open"
+            )
+            return {}
         result.hidden_processes += hidden
         return found
 
@@ -356,7 +364,9 @@ def walk_fds(
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
     Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
-    decides. Returns the pids per file and how many processes would not let us look.
+    decides. Returns the pids per file and how many processes would not let us look. OSError
+    when a process's fds cannot be listed for another reason than its exit (no fds left to list
+    them with): the callers then count the files as in use.
     """
     me = calls.getpid() if own_pid is None else own_pid
     found: dict[FileKey, list[int]] = {}
@@ -372,8 +382,10 @@ def walk_fds(
             if hidden_pids is not None:
                 hidden_pids.add(pid)
             continue
-        except OSError:
-            continue  # exited meanwhile
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ESRCH):
+                continue  # exited meanwhile
+            raise  # EMFILE, ENOMEM...: who has what open is unknown now, never "nobody"
         for fd in fds:
             link = f"{fd_dir}/{fd}"
             try:

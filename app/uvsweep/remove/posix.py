@@ -714,9 +714,12 @@ class LinuxRemover(PosixRemover):
         """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
         by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
-        found, hidden = walk_fds(
-            self.proc, pids, {t.name for t in targets}, by_key, self.calls, self.own_pid
-        )
+        try:
+            found, hidden = walk_fds(
+                self.proc, pids, {t.name for t in targets}, by_key, self.calls, self.own_pid
+            )
+        except OSError:  # some process's open files could not be listed: any could be open
+            return {target: [0] for target in targets}  # (pid 0: a process we cannot name)
         result.hidden_processes = max(result.hidden_processes, hidden)
         return {by_key[key]: pids for key, pids in found.items()}
 
@@ -731,10 +734,13 @@ class LinuxRemover(PosixRemover):
         table = self._read_table(h.old_key for h in handoffs if h.state == OLD)
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         hidden: set[int] = set()
-        found, _count = walk_fds(
-            self.proc, pids, {h.name for h in handoffs}, {h.old_key for h in handoffs},
-            self.calls, self.own_pid, hidden,
-        )  # fmt: skip
+        try:
+            found, _count = walk_fds(
+                self.proc, pids, {h.name for h in handoffs}, {h.old_key for h in handoffs},
+                self.calls, self.own_pid, hidden,
+            )  # fmt: skip
+        except OSError:  # some process's open files could not be listed: unknown, so in use
+            return set(handoffs)
         used: set[Handoff] = set()
         for handoff in handoffs:
             entries: list[LockEntry] = []
@@ -790,5 +796,10 @@ class LinuxRemover(PosixRemover):
             if mine or unsure:
                 return True
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
-        found, _hidden = walk_fds(self.proc, pids, {name}, {(dev, ino)}, self.calls, self.own_pid)
+        try:
+            found, _hidden = walk_fds(
+                self.proc, pids, {name}, {(dev, ino)}, self.calls, self.own_pid
+            )
+        except OSError:  # some process's open files could not be listed: unknown, so in use
+            return True
         return bool(found)
