@@ -136,18 +136,8 @@ class Kernel32Remove(Kernel32Files):
         return handle
 
     def lock_exclusive(self, handle: Any) -> bool:
-        """See `Win32Remove`."""
-        overlapped = self.overlapped_type()
-        exclusive, fail_immediately = 0x2, 0x1
-        if self.kernel32.LockFileEx(
-            handle, exclusive | fail_immediately, 0, 0xFFFFFFFF, 0xFFFFFFFF,
-            self.ctypes.byref(overlapped),
-        ):  # fmt: skip
-            return True
-        code = self.ctypes.get_last_error()
-        if code == ERROR_LOCK_VIOLATION:
-            return False
-        raise self.ctypes.WinError(code)
+        """See `Win32Remove`: the whole file, as uv locks it."""
+        return self.lock_range(handle, 0, 0xFFFFFFFFFFFFFFFF)
 
     def unlock(self, handle: Any) -> None:
         """See `Win32Remove`."""
