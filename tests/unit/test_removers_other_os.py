@@ -405,7 +405,9 @@ def test_bsd_fallback_matches_psutil_paths_by_inode(
     (lockdir / A).touch()
     (lockdir / B).touch()
     with child_with_file(lockdir / B) as opener:
-        monkeypatch.setitem(sys.modules, "psutil", darwin_model.psutil_double([opener.pid], [9]))
+        monkeypatch.setitem(
+            sys.modules, "psutil", darwin_model.psutil_double([opener.pid], [999999])
+        )
         remover = DarwinRemover(open_files=lambda: psutil_open_files(stat=darwin_model.view_stat))
         result = remover.remove([str(lockdir)], Policy())
         assert result.removed == [str(lockdir / A)]

@@ -41,6 +41,7 @@ from uvsweep.probe.posix import (
 )
 from uvsweep.processes import OwnerNames, ProcessTable
 from uvsweep.remove import (
+    FOREIGN_FILE,
     Policy,
     Progress,
     Remover,
@@ -142,11 +143,12 @@ class PosixRemover(Remover):
         """See `Remover`."""
         self._dir_reasons.clear()
 
-    def _dir_reason(self, directory: str, policy: Policy) -> str | None:
-        """Why no file of `directory` may go in this batch (what cannot be seen), or None."""
+    def _dir_reason(self, directory: str) -> str | None:
+        """Why no file of `directory` may go in this batch because what could use it cannot be
+        seen from here (`blind_spot`), or None; the policy's own reasons come first."""
         if directory in self._dir_reasons:
             return self._dir_reasons[directory]
-        why = policy.kept_by_visibility(directory, None) or self.blind_spot(directory)
+        why = self.blind_spot(directory)
         self._dir_reasons[directory] = why
         return why
 
@@ -225,10 +227,6 @@ class PosixRemover(Remover):
         """See `Remover`: root."""
         return self.euid == 0
 
-    def _may_take(self, st: os.stat_result, policy: Policy) -> bool:
-        """Whether this run may remove a file of this owner at all (`Policy.may_take`)."""
-        return policy.may_take(mine=st.st_uid == self.euid, privileged=self.privileged())
-
     def acquire(
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: CleanResult
     ) -> Target | None:
@@ -246,14 +244,17 @@ class PosixRemover(Remover):
         if not regular or st.st_nlink != 1 or st.st_size != 0:
             self._skip_odd(dir_handle, directory, name, st, result)
             return None
-        if st.st_uid != self.euid and not self._may_take(st, policy):
+        why = policy.may_remove(
+            mine=st.st_uid == self.euid, privileged=self.euid == 0,
+            age=self.clock() - st.st_mtime, directory=directory,
+        )  # fmt: skip
+        if why == FOREIGN_FILE:
             self._skip_observed(directory, name, st, result)  # foreign
             return None
-        age = self.clock() - st.st_mtime
-        why = (policy.too_young(age) if age < policy.min_age else None) or (
+        why = why or (
             self._dir_reasons[directory]
             if directory in self._dir_reasons
-            else self._dir_reason(directory, policy)
+            else self._dir_reason(directory)
         )
         if why:
             path = f"{directory.rstrip('/')}/{name}"

@@ -51,6 +51,7 @@ from uvsweep.probe.windows import (
 )
 from uvsweep.processes import ProcessTable
 from uvsweep.remove import (
+    FOREIGN_FILE,
     Clock,
     Policy,
     Progress,
@@ -290,7 +291,8 @@ class WindowsRemover(Remover):
         if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or st.st_size != 0:
             self._skip(directory, name, st, result, lock=LockProbe.NOT_PROBED)
             return None
-        young = policy.too_young(self.clock() - st.st_mtime)
+        age = self.clock() - st.st_mtime
+        young = policy.too_young(age)  # the rule's age part, before any handle is opened
         if young:
             result.skip(path, LockState.ORPHANED, young)
             return None
@@ -310,8 +312,14 @@ class WindowsRemover(Remover):
                 result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
                 return None
             owner, mine = files.owner(handle)
-            if not policy.may_take(mine=mine, privileged=self.privileged()):
+            why = policy.may_remove(
+                mine=mine, privileged=self.privileged(), age=age, directory=directory
+            )
+            if why == FOREIGN_FILE:
                 self._skip(directory, name, st, result, owner=owner, mine=False)
+                return None
+            if why:
+                result.skip(path, LockState.ORPHANED, why)
                 return None
             if not files.lock_exclusive(handle):
                 self._skip(directory, name, st, result, lock=LockProbe.HELD)
