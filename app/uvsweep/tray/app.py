@@ -124,6 +124,7 @@ class TrayApp:
         self.policy = NotifyPolicy(settings.notify_threshold, settings.notify_interval)
         self.notifier = notifier or Notifier(fallback=self._tray_notify, icon=icon_file())
         self._held: threading.Timer | None = None  # re-checks a rise the rate limit held back
+        self._stopping = False  # set by stop_background: no new timer after that
         self.watcher = watcher or Watcher(
             self.dirs, settings=settings, safety_interval=settings.safety_rescan
         )
@@ -243,7 +244,10 @@ class TrayApp:
         with self._lock:
             text = self.policy.check(snapshot.count(LockState.ORPHANED), time.time())
             due = self.policy.due()
-            if due is not None and self._held is None and not self.quitting.is_set():
+            if (
+                due is not None and self._held is None and not self.quitting.is_set()
+                and not self._stopping
+            ):  # fmt: skip
                 self._held = threading.Timer(max(0.0, due - time.time()), self._held_back)
                 self._held.name = "uvsweep-notify-later"
                 self._held.daemon = True
@@ -451,7 +455,8 @@ class TrayApp:
         deadline = time.monotonic() + timeout
         if remove.request_stop():  # a cleanup mid-handoff passes its locks to a keeper first
             deadline += HANDOFF_GRACE
-        with self._lock:
+        with self._lock:  # a snapshot published while the watcher stops starts no timer
+            self._stopping = True
             held, self._held = self._held, None
         if held is not None:
             held.cancel()
