@@ -6,6 +6,7 @@ watcher's `uv_processes`: what the cleaner's gate waits for). Then it runs the s
 included) on the watcher's worker, so no rescan runs meanwhile and the next one sees what it
 removed. The tray ("Clean automatically") and `watch --clean-when-idle` attach one.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class AutoClean:
     def run(self, dirs: Sequence[str]) -> CleanResult:
         """Clean, and remember the report."""
         if self.clean is None:
-            from uvsweep import cleaner  # noqa: PLC0415 - the removal code, only when it runs
+            from uvsweep import cleaner  # the removal code, only when it runs
 
             self.last_report = cleaner.clean(dirs, min_age=self.min_age)
         else:
@@ -79,6 +80,6 @@ class AutoClean:
 def _stop_removals() -> float:
     """Ask a cleanup under way to hand its locks to a keeper at once; the extra seconds its
     watcher's `stop()` may then wait for it."""
-    from uvsweep import remove  # noqa: PLC0415 - imported by the cleaner already
+    from uvsweep import remove  # imported by the cleaner already
 
     return HANDOFF_GRACE if remove.request_stop() else 0.0

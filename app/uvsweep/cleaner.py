@@ -7,6 +7,7 @@ lock again, so it is listed but never waited for (the gate: `uvgate.py`; the rul
 source: `uvphase.py`). uvsweep's own ancestors (`uv run uvsweep clean`, `uvx uvsweep clean`) do
 not count; the files they use are still protected by the per-file checks like any other.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ __all__ = [
 def accepts_hidden_processes() -> bool:
     """`UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1`: the user accepts that hidden processes go unseen
     (as `clean --accept-hidden-processes`; for containers, where it is set once in the image)."""
-    import os  # noqa: PLC0415
+    import os
 
     return os.environ.get("UVSWEEP_ACCEPT_HIDDEN_PROCESSES") == "1"
 
@@ -88,7 +89,7 @@ def clean(
     if report.busy or report.blind:
         return report
     if remover is None:
-        from uvsweep import remove  # noqa: PLC0415
+        from uvsweep import remove
 
         remover = remove.for_platform(progress=progress, processes=processes)
     remover.remove(dirs, policy, report)
@@ -106,9 +107,9 @@ def _dry_run(
 ) -> None:
     """What a real run would remove now (if uv were idle), and why the rest would stay: the
     scan's states, then the policy's rule (`Policy.may_remove`), as the remover applies them."""
-    import os  # noqa: PLC0415
+    import os
 
-    from uvsweep import scanner  # noqa: PLC0415
+    from uvsweep import scanner
 
     snapshot = scanner.scan(dirs, processes=processes, label=False, backend=backend)
     report.errors = list(snapshot.errors)
@@ -116,7 +117,7 @@ def _dry_run(
     for note in snapshot.notes:
         report.note(note)
     if remover is None:
-        from uvsweep import remove  # noqa: PLC0415
+        from uvsweep import remove
 
         remover = remove.for_platform(processes=processes)
     privileged = remover.privileged()

@@ -10,6 +10,7 @@ is re-attached the moment it comes back. A symlinked dir is watched where it poi
 On Linux uvsweep gives watchdog an inotify instance of its own, so closing the watch stops every
 thread it started.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class WatchdogFsWatch(FsWatch):
     """`FsWatch` over a watchdog observer."""
 
     def __init__(self, platform: str = sys.platform) -> None:
-        from watchdog import events  # noqa: PLC0415 - only the watcher needs watchdog
+        from watchdog import events  # only the watcher needs watchdog
 
         self._events = events
         self._linux = system.is_linux(platform)
@@ -75,11 +76,11 @@ class WatchdogFsWatch(FsWatch):
         if self._observer is not None:
             return self._observer
         if self._linux:
-            from functools import partial  # noqa: PLC0415
+            from functools import partial
 
-            from watchdog.observers.api import BaseObserver  # noqa: PLC0415
-            from watchdog.observers.inotify import InotifyEmitter  # noqa: PLC0415
-            from watchdog.observers.inotify_c import InotifyFD  # noqa: PLC0415
+            from watchdog.observers.api import BaseObserver
+            from watchdog.observers.inotify import InotifyEmitter
+            from watchdog.observers.inotify_c import InotifyFD
 
             inotify = InotifyFD()  # raises OSError(EMFILE) at the instance limit
             inotify.start()
@@ -87,7 +88,7 @@ class WatchdogFsWatch(FsWatch):
             emitter = partial(InotifyEmitter, inotify_fd=inotify)
             observer = BaseObserver(emitter_class=emitter)  # type: ignore[arg-type]
         else:
-            from watchdog.observers import Observer  # noqa: PLC0415
+            from watchdog.observers import Observer
 
             observer = Observer()
         observer.start()

@@ -11,6 +11,7 @@ release uses, and looks names up. A `uv-setuptools-` name no candidate matches i
 lock (`Label(BUILD, "")`: its source tree is gone, e.g. a throwaway `.tmpXXXX` dir of
 `uv build`); any other unmatched name stays unknown.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -410,7 +411,7 @@ def interpreter_keys(
     `sys.executable` is what uv sees. Raises NoLockError for a virtual environment and ValueError
     when there is no interpreter to ask.
     """
-    import shutil  # noqa: PLC0415 - only lockname needs these
+    import shutil  # only lockname needs these
 
     if os.sep in spec or (os.altsep and os.altsep in spec):
         exe: str | None = spec
@@ -435,7 +436,7 @@ def interpreter_keys(
 
 
 def _query(exe: str) -> list[str]:
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     try:
         done = subprocess.run(
@@ -577,7 +578,7 @@ def interpreter_homes(
 def _windows_registry_pythons() -> list[str]:
     """PEP 514: `ExecutablePath` (else `InstallPath\\python.exe`) of every registered Python."""
     try:
-        import winreg  # noqa: PLC0415 - Windows only
+        import winreg  # Windows only
     except ImportError:
         return []
     found: list[str] = []
@@ -677,8 +678,8 @@ class LabelIndex:
     """Digest -> the environment it belongs to, for `uv-*` and `uv-setuptools-*` names."""
 
     def __init__(self, style: PathStyle = PathStyle.POSIX) -> None:
-        import ntpath  # noqa: PLC0415
-        import posixpath  # noqa: PLC0415
+        import ntpath
+        import posixpath
 
         self.style = style
         self.env: dict[str, Label] = {}

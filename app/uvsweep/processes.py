@@ -3,6 +3,7 @@
 Linux reads `/proc` directly (cheap, and keeps psutil's import cost off the scan path); other OSes
 use psutil. Whatever the OS hides comes back as None, which people see as "unknown", never "none".
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def user_name(uid: int | None) -> str | None:
     if uid is None:
         return None
     try:
-        import pwd  # noqa: PLC0415 - Unix only
+        import pwd  # Unix only
 
         return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
@@ -144,7 +145,7 @@ def _linux_info(pid: int, proc: str = "/proc") -> ProcessInfo | None:
 
 
 def _psutil_info(pid: int) -> ProcessInfo | None:
-    import psutil  # noqa: PLC0415 - only off Linux, where /proc is not there
+    import psutil  # only off Linux, where /proc is not there
 
     wanted = ["name", "username", "cmdline", "cwd", "create_time"]
     if hasattr(psutil.Process, "uids"):  # POSIX only: as_dict rejects the name elsewhere
@@ -191,7 +192,7 @@ class ProcessTable:
             if self._linux:
                 self._pids = [int(entry) for entry in os.listdir(self._proc) if entry.isdigit()]
             else:
-                import psutil  # noqa: PLC0415
+                import psutil
 
                 self._pids = psutil.pids()
         return self._pids
@@ -207,7 +208,7 @@ class ProcessTable:
         if self._linux:
             found = _linux_stat(pid, self._proc)
             return found[0] if found else None
-        import psutil  # noqa: PLC0415
+        import psutil
 
         try:
             return psutil.Process(pid).ppid()
@@ -307,7 +308,7 @@ class ProcessTable:
     def children(self, pid: int) -> list[int]:
         """The live (not zombie) children of `pid` that we can see."""
         if not self._linux:
-            import psutil  # noqa: PLC0415
+            import psutil
 
             try:
                 kids = [child.pid for child in psutil.Process(pid).children()]
@@ -390,7 +391,7 @@ class ProcessTable:
         return info.replace(phase=phase, phase_reason=reason)  # type: ignore[return-value]
 
     def _psutil_call(self, pid: int, method: str) -> Any:
-        import psutil  # noqa: PLC0415
+        import psutil
 
         try:
             return getattr(psutil.Process(pid), method)()
@@ -405,7 +406,7 @@ class ProcessTable:
         if self._linux:
             found = _linux_stat(pid, self._proc)
             return found is not None and found[2] not in ("Z", "X")
-        import psutil  # noqa: PLC0415
+        import psutil
 
         try:
             return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -454,7 +455,7 @@ def _cache_dirs(table: ProcessTable, pid: int) -> list[str]:
     homes = [env.get("HOME")]
     if info is not None and info.uid is not None:
         try:
-            import pwd  # noqa: PLC0415 - Unix only
+            import pwd  # Unix only
 
             homes.append(pwd.getpwuid(info.uid).pw_dir)
         except (ImportError, KeyError):

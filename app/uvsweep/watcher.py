@@ -30,6 +30,7 @@ and the process waiter's thread.
 The watcher only decides when to look: what each file is (and its label) is the scanner's to
 say, and what to do about it is its subscribers' (automatic cleanup is one: `autoclean.py`).
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from uvsweep import system
 from uvsweep.model import Change, Snapshot, diff
 
 TYPE_CHECKING = False
@@ -168,7 +170,7 @@ class Watcher:
             self._dirty_since = time.monotonic()
             self._full = True
             self._thread = threading.Thread(target=self._run, name="uvsweep-watcher", daemon=True)
-        from uvsweep.locations import tmpdir_warning  # noqa: PLC0415
+        from uvsweep.locations import tmpdir_warning
 
         warning = tmpdir_warning()
         if warning:  # the tray and `watch` read warnings here (TMPDIR empty or relative)
@@ -356,7 +358,7 @@ class Watcher:
     def _recheck_uv(self) -> None:
         """Only the uv processes: ask for a rescan if the active ones differ from the last
         scan's (one parked, or exited unseen)."""
-        from uvsweep import uvgate  # noqa: PLC0415
+        from uvsweep import uvgate
 
         self._uv_recheck_now = min(self._uv_recheck_now * 2, 8 * self.uv_recheck)
         self._next_uv_check = time.monotonic() + self._uv_recheck_now
@@ -370,7 +372,7 @@ class Watcher:
                 self._mark_dirty()
 
     def _start_sources(self) -> None:
-        from uvsweep import procwait  # noqa: PLC0415
+        from uvsweep import procwait
 
         waiter_factory = self._waiter_factory or procwait.for_platform
         self._waiter = waiter_factory(self._on_process_exit)
@@ -395,7 +397,7 @@ class Watcher:
             if self._fs_watch_factory is not None:
                 self._fs = self._fs_watch_factory()
             else:
-                from uvsweep.fswatch import WatchdogFsWatch  # noqa: PLC0415
+                from uvsweep.fswatch import WatchdogFsWatch
 
                 self._fs = WatchdogFsWatch()
         return self._fs
@@ -432,11 +434,11 @@ class Watcher:
     def _degrade(self, directory: str, err: OSError) -> None:
         limit = _LIMIT_ERRNOS.get(err.errno or 0)
         if limit:
-            why = f"{limit} reached ({err.strerror or err}); raise fs.inotify.max_user_" + (
+            why = f"{limit} reached ({system.reason(err)}); raise fs.inotify.max_user_" + (
                 "watches" if err.errno == errno.ENOSPC else "instances"
             )
         else:
-            why = err.strerror or str(err)
+            why = system.reason(err)
         if self._polled.get(directory) != why:
             self._polled[directory] = why
             self._warn(f"{directory}: cannot watch it ({why}): polling every"
@@ -449,7 +451,7 @@ class Watcher:
             self.on_warning(message)
 
     def _backend(self, table: ProcessTable, *, leading: bool = False) -> Backend:
-        from uvsweep import probe  # noqa: PLC0415
+        from uvsweep import probe
 
         backend = probe.for_platform(processes=table)
         backend.before_open = self._before_open
@@ -475,8 +477,8 @@ class Watcher:
         ours = [path for path in paths if os.path.dirname(path) in self.dirs]
         if not ours:
             return
-        from uvsweep import scanner  # noqa: PLC0415
-        from uvsweep.processes import ProcessTable  # noqa: PLC0415
+        from uvsweep import scanner
+        from uvsweep.processes import ProcessTable
 
         table = ProcessTable()
         snapshot = scanner.rescan_files(previous, ours, backend=self._backend(table, leading=True),
@@ -493,15 +495,15 @@ class Watcher:
         if not self.label:
             return None
         if self._labeller is None:
-            from uvsweep.scanner import Labeller  # noqa: PLC0415
+            from uvsweep.scanner import Labeller
 
             project_dirs = self.settings.project_dirs if self.settings else ()
             self._labeller = Labeller(project_dirs, retry=5.0)
         return self._labeller
 
     def _scan(self, full: bool) -> None:
-        from uvsweep import scanner, uvgate  # noqa: PLC0415
-        from uvsweep.processes import ProcessTable  # noqa: PLC0415
+        from uvsweep import scanner, uvgate
+        from uvsweep.processes import ProcessTable
 
         table = ProcessTable()
         labeller = self._labels()

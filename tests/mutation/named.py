@@ -464,9 +464,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "an open refused: the OS's reason dropped",
-        POSIX_REMOVER,
-        'else (err.strerror or "")',
-        'else (err.strerror and "")',
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_a_file_we_may_not_open_says_why"],
     ),
     (
@@ -561,9 +561,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "scanner probe: an open error's message loses the OS's words",
-        "app/uvsweep/probe/posix.py",
-        "err.strerror or str(err)\n    try:\n        found = os.fstat(fd)",
-        "err.strerror and str(err)\n    try:\n        found = os.fstat(fd)",
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_file_it_cannot_open"],
     ),
     (
@@ -740,9 +740,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "re-check: an fstat error's message loses the OS's reason",
-        POSIX_REMOVER,
-        'return f"cannot be checked again: {err.strerror or err}"',
-        'return f"cannot be checked again: {err.strerror and err}"',
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
     ),
     (
@@ -898,15 +898,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "probe: try_lock's flock error reason (or -> and)",
-        "app/uvsweep/probe/posix.py",
-        (
-            '                return LockProbe.HELD, ""\n'
-            "            return LockProbe.UNREADABLE, err.strerror or str(err)"
-        ),
-        (
-            '                return LockProbe.HELD, ""\n'
-            "            return LockProbe.UNREADABLE, err.strerror and str(err)"
-        ),
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_the_scanners_probe_gives_the_os_reason_for_a_lock_it_cannot_try"],
     ),
     (

@@ -4,6 +4,7 @@ A backend lists the dirs, looks at every matching entry (lstat, a non-blocking t
 OS's lock table and open-file table where it has them) and hands `classify` an `Observation`.
 `classify` is pure, so the rules are the same, and tested the same, on every OS.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -212,13 +213,13 @@ class Backend(ABC):
 def for_platform(platform: str = sys.platform, processes: ProcessTable | None = None) -> Backend:
     """The backend for this OS: Linux, Windows, or the macOS/BSD one for any other Unix."""
     if system.is_linux(platform):
-        from uvsweep.probe.linux import LinuxBackend  # noqa: PLC0415
+        from uvsweep.probe.linux import LinuxBackend
 
         return LinuxBackend(processes)
     if system.is_windows(platform):
-        from uvsweep.probe.windows import WindowsBackend  # noqa: PLC0415
+        from uvsweep.probe.windows import WindowsBackend
 
         return WindowsBackend(processes=processes)
-    from uvsweep.probe.darwin import DarwinBackend  # noqa: PLC0415
+    from uvsweep.probe.darwin import DarwinBackend
 
     return DarwinBackend(processes)

@@ -8,6 +8,7 @@ file's users would be invisible. On macOS the list comes from libproc (`proc_pid
 gives `vst_dev`/`vst_ino` even for an unlinked file); elsewhere from psutil's open files,
 re-stat'ed. A process that refuses is counted as hidden, never taken to mean "nobody".
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ LIBPROC_PROTOTYPES: dict[str, tuple[Any, tuple[Any, ...]]] = {
 
 def load_libproc() -> Any:
     """libproc's functions (in libSystem), prototypes declared; OSError where there is none."""
-    from uvsweep.win32 import Library  # noqa: PLC0415 - the declare-everything wrapper
+    from uvsweep.win32 import Library  # the declare-everything wrapper
 
     dll = ctypes.CDLL("/usr/lib/libSystem.B.dylib", use_errno=True)
     return Library(dll, "libproc", LIBPROC_PROTOTYPES)
@@ -184,7 +185,7 @@ def psutil_open_files(
     psutil gives paths only, and only those that still exist: a user of an unlinked file is not
     seen (hence libproc on macOS). Only lock names are stat'ed.
     """
-    import psutil  # noqa: PLC0415 - only where there is no /proc
+    import psutil  # only where there is no /proc
 
     for proc in psutil.process_iter():
         try:

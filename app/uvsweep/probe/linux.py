@@ -11,6 +11,7 @@ import errno
 import os
 from collections.abc import Callable, Collection, Container, Iterable, Sequence
 
+from uvsweep import system
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
 from uvsweep.probe.posix import SYSCALLS, FileKey, PosixBackend, Syscalls, holder_list, opened_key
@@ -344,7 +345,7 @@ class LinuxBackend(PosixBackend):
             found, hidden = walk_fds(self.proc, self.processes.pids(), names, set(wanted))
         except OSError as err:
             result.notes.append(
-                f"the open files of processes could not be listed ({err.strerror or err}): a file"
+                f"the open files of processes could not be listed ({system.reason(err)}): a file"
                 " shown orphaned may be open"
             )
             return {}

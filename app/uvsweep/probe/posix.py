@@ -3,6 +3,7 @@
 Every open is relative to a directory fd and refuses symlinks, and a FIFO is never opened without
 `O_NONBLOCK`: a hostile temp dir can neither redirect us nor hang us.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class Syscalls:
 
     def flock(self, fd: int, operation: int) -> None:
         """`flock`; OSError (EWOULDBLOCK) when `LOCK_NB` finds it held."""
-        import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
+        import fcntl  # Unix only; this module imports on every OS
 
         fcntl.flock(fd, operation)
 
@@ -100,13 +101,13 @@ class Syscalls:
 
     def monotonic(self) -> float:
         """The monotonic clock."""
-        import time  # noqa: PLC0415
+        import time
 
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
         """Sleep."""
-        import time  # noqa: PLC0415
+        import time
 
         time.sleep(seconds)
 
@@ -169,14 +170,14 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
     Shared, so two scanners never see each other as holders; uv only takes exclusive locks on
     these files, so a shared probe fails exactly when uv holds one.
     """
-    import fcntl  # noqa: PLC0415 - Unix only; this module imports on every OS
+    import fcntl  # Unix only; this module imports on every OS
 
     try:
         fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
         raise  # it vanished after lstat: the caller drops it
     except OSError as err:
-        return LockProbe.UNREADABLE, err.strerror or str(err)
+        return LockProbe.UNREADABLE, system.reason(err)
     try:
         found = os.fstat(fd)
         if (found.st_dev, found.st_ino) != (dev, ino):
@@ -186,7 +187,7 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
         except OSError as err:
             if err.errno in BUSY_ERRNOS:
                 return LockProbe.HELD, ""
-            return LockProbe.UNREADABLE, err.strerror or str(err)
+            return LockProbe.UNREADABLE, system.reason(err)
         return LockProbe.FREE, ""
     finally:
         os.close(fd)  # closing drops our shared lock with the open file description
@@ -221,7 +222,7 @@ class _TableReader:
     notes, or raises what it raised, on the caller's thread."""
 
     def __init__(self, backend: PosixBackend) -> None:
-        import threading  # noqa: PLC0415 - big dirs only
+        import threading  # big dirs only
 
         self.found = ProbeResult()
         self.failed: list[BaseException] = []

@@ -3,6 +3,7 @@
 The Win32 calls live in `Kernel32Files` (ctypes, imported inside its methods) so this module
 imports on every OS and `WindowsBackend`'s logic is tested anywhere with a fake `Win32Files`.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import stat
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from uvsweep import win32
+from uvsweep import system, win32
 from uvsweep.model import LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
@@ -56,8 +57,8 @@ class Kernel32Files:
     """
 
     def __init__(self, libraries: Callable[[str], Any] = win32.load) -> None:
-        import ctypes  # noqa: PLC0415
-        from ctypes import wintypes  # noqa: PLC0415
+        import ctypes
+        from ctypes import wintypes
 
         self.ctypes = ctypes
         self.wintypes = wintypes
@@ -241,7 +242,7 @@ class WindowsBackend(Backend):
         except FileNotFoundError:
             return None
         except OSError as err:
-            obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, err.strerror or str(err)
+            obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, system.reason(err)
             return obs
         try:
             serial, index = files.identity(handle)
@@ -254,7 +255,7 @@ class WindowsBackend(Backend):
             # holds it, see `remove.winkeeper`; Windows names no lock holder)
             self._openers(files, handle, obs)
         except OSError as err:
-            obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, err.strerror or str(err)
+            obs.lock, obs.unreadable_reason = LockProbe.UNREADABLE, system.reason(err)
         finally:
             files.close(handle)
         return obs
@@ -277,7 +278,7 @@ class WindowsBackend(Backend):
             try:
                 names = [n for n in self.listdir(directory) if is_lock_name(n)]
             except OSError as err:
-                result.errors.append(ScanError(directory, err.strerror or str(err)))
+                result.errors.append(ScanError(directory, system.reason(err)))
                 continue
             for name in names:
                 try:

@@ -23,6 +23,7 @@ The protocol (the README's "The per-file protocol" says it for users) is written
    cleaner lets its own byte go (`remove.winkeeper`). The file is then reported as kept.
 5. `release`: unlock and close.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ class Policy:
 
 def dir_is_private(directory: str) -> bool:
     """Whether no other user can reach files in `directory` (ours, no group or other access)."""
-    import os  # noqa: PLC0415
+    import os
 
     try:
         st = os.stat(directory)
@@ -357,7 +358,7 @@ class Remover(ABC):
                 except FileNotFoundError:
                     continue  # someone else removed it first
                 except OSError as err:
-                    message = err.strerror or str(err)
+                    message = system.reason(err)
                     result.errors.append(ScanError(target.path, message))
                     result.skip(
                         target.path, LockState.ORPHANED, f"the OS refused to remove it ({message})"
@@ -441,17 +442,17 @@ def for_platform(
     platform: str | None = None, progress: Progress | None = None, **seams: Any
 ) -> Remover:
     """The remover for this OS (Linux, Windows, or the macOS/BSD one for any other Unix)."""
-    import sys  # noqa: PLC0415
+    import sys
 
     platform = platform or sys.platform
     if system.is_linux(platform):
-        from uvsweep.remove.posix import LinuxRemover  # noqa: PLC0415
+        from uvsweep.remove.posix import LinuxRemover
 
         return LinuxRemover(progress=progress, **seams)
     if system.is_windows(platform):
-        from uvsweep.remove.windows import WindowsRemover  # noqa: PLC0415
+        from uvsweep.remove.windows import WindowsRemover
 
         return WindowsRemover(progress=progress, **seams)
-    from uvsweep.remove.darwin import DarwinRemover  # noqa: PLC0415
+    from uvsweep.remove.darwin import DarwinRemover
 
     return DarwinRemover(progress=progress, **seams)

@@ -32,6 +32,7 @@ lock table's records on files we hold exclusively are ours whatever pid they nam
 a lock left on our old description (a keeper killed mid-round, under an older version) is ours
 to drop: between rounds that description holds no lock.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -199,7 +200,7 @@ def run(
     `check`, if given, says in one pass over the OS's tables which handoffs' old files are in
     use (one `/proc` walk a round, however many handoffs).
     """
-    from uvsweep.remove import backoff  # noqa: PLC0415 - the package imports this module
+    from uvsweep.remove import backoff  # the package imports this module
 
     pending = list(handoffs)
     for waited in backoff(limit=limit, calls=calls):
@@ -243,7 +244,7 @@ def _job_file(data: bytes) -> int:
     try:
         fd = os.memfd_create("uvsweep-keeper-job", os.MFD_CLOEXEC)
     except (AttributeError, OSError):
-        import tempfile  # noqa: PLC0415
+        import tempfile
 
         fd, path = tempfile.mkstemp(prefix="uvsweep-keeper-job-")
         os.unlink(path)
@@ -258,7 +259,7 @@ def _job_file(data: bytes) -> int:
 
 def _high_fd(fd: int) -> int:
     """A copy of `fd` numbered 3 or more (0-2 are the keeper's stdio, replaced at its start)."""
-    import fcntl  # noqa: PLC0415 - Unix only
+    import fcntl  # Unix only
 
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
 
@@ -300,7 +301,7 @@ class Keeper:
                     if item[key] is not None:
                         item[key] = mapping[item[key]]
                 items.append(item)
-            import json  # noqa: PLC0415 - only a handoff needs it (not every `clean`)
+            import json  # only a handoff needs it (not every `clean`)
 
             job = json.dumps({"view": view, "handoffs": items}).encode()
             job_fd = _job_file(job + b"\n")  # whole before the keeper exists, any size
@@ -338,7 +339,7 @@ class Keeper:
         (no word in time: it is killed, and OSError raised). Once it holds the files it never
         exits before the handoffs are over: a failure is logged and the rounds start again.
         """
-        import warnings  # noqa: PLC0415
+        import warnings
 
         reap_forked()
         keep = sorted({fd for handoff in handoffs for fd in handoff.fds()})
@@ -437,15 +438,15 @@ class _ReadyPipe:
     """The lines a new keeper writes on its ready pipe, each awaited with a time limit."""
 
     def __init__(self, fd: int) -> None:
-        import time  # noqa: PLC0415
+        import time
 
         self.fd, self.buffer = fd, b""
         self.deadline = time.monotonic() + KEEPER_START_TIMEOUT
 
     def next_line(self, pid: int, who: str) -> str:
         """The next line; without it in time, `pid` is killed and OSError raised."""
-        import select  # noqa: PLC0415
-        import time  # noqa: PLC0415
+        import select
+        import time
 
         poll = select.poll()  # not select(): a batch's fds can be numbered past 1024
         poll.register(self.fd, select.POLLIN)
@@ -467,7 +468,7 @@ class _ReadyPipe:
 
 
 def _kill(pid: int) -> None:
-    import signal  # noqa: PLC0415
+    import signal
 
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
@@ -522,7 +523,7 @@ def _forked_keeper(
     go_fd: int = -1,
 ) -> None:
     """The body of a forked keeper (see `Keeper.fork`); ends the process."""
-    import time  # noqa: PLC0415
+    import time
 
     status = 0
     try:
@@ -571,7 +572,7 @@ def reap_forked() -> None:
 
 def _become_keeper(keep: Sequence[int]) -> None:
     """In a forked keeper: a session of its own, only the handoffs' fds, stdio on /dev/null."""
-    import signal  # noqa: PLC0415
+    import signal
 
     os.setsid()
     with contextlib.suppress(AttributeError, ValueError, OSError):
@@ -604,7 +605,7 @@ def _become_keeper(keep: Sequence[int]) -> None:
 
 def _max_fd() -> int:
     try:
-        import resource  # noqa: PLC0415
+        import resource
 
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, ValueError, OSError):
@@ -613,7 +614,7 @@ def _max_fd() -> int:
 
 
 def _remover_for(view: dict[str, Any]) -> HandoffRemover:
-    from uvsweep.remove import for_platform  # noqa: PLC0415
+    from uvsweep.remove import for_platform
 
     remover = for_platform(**view)
     if not hasattr(remover, "resume_handoff"):
@@ -623,7 +624,7 @@ def _remover_for(view: dict[str, Any]) -> HandoffRemover:
 
 def _launch(launcher: str, argv: Sequence[str], fds: set[int]) -> int:
     """Start `argv` in the background through `/bin/sh`, passing `fds`; its pid, or OSError."""
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     try:
         out = subprocess.run(
@@ -642,7 +643,7 @@ def _launch(launcher: str, argv: Sequence[str], fds: set[int]) -> int:
 def keeper_log_path() -> str | None:
     """Where keepers log (`<state dir>/keeper.log`), or None when there is no state dir."""
     try:
-        from platformdirs import user_state_dir  # noqa: PLC0415
+        from platformdirs import user_state_dir
 
         return os.path.join(user_state_dir("uvsweep"), "keeper.log")
     except ImportError:  # pragma: no cover - a declared dependency
@@ -651,7 +652,7 @@ def keeper_log_path() -> str | None:
 
 def _log(message: str) -> None:
     """One line in the keeper's log; never through a symlink or into another user's dir."""
-    import time  # noqa: PLC0415
+    import time
 
     path = keeper_log_path()
     if path is None:
@@ -684,7 +685,7 @@ def _resume(job: dict[str, Any]) -> tuple[HandoffRemover, list[Handoff]]:
 def keeper_main(argv: Sequence[str]) -> int:
     """`uvsweep _keeper --job-fd N --ready-fd M`: finish the handoffs the job (JSON, read from
     fd N) describes, holding the inherited locks; say "ready" on fd M once they are ours."""
-    import signal  # noqa: PLC0415
+    import signal
 
     for name in ("SIGINT", "SIGHUP", "SIGPIPE"):  # only the handoffs' end stops a keeper
         with contextlib.suppress(AttributeError, ValueError, OSError):
@@ -693,7 +694,7 @@ def keeper_main(argv: Sequence[str]) -> int:
         args = dict(zip(argv[::2], argv[1::2], strict=True))
         job_fd, ready_fd = int(args["--job-fd"]), int(args["--ready-fd"])
         go_fd = int(args["--go-fd"])
-        import json  # noqa: PLC0415
+        import json
 
         with os.fdopen(job_fd, "rb") as job_file:
             job = json.loads(job_file.readline())

@@ -4,6 +4,7 @@ Linux reads `/proc/locks` (holders and waiters of every user) and walks `/proc/*
 file open, unlinked or not). macOS and the BSDs have no lock table; open files come from psutil,
 matched by path, so a process that has any file open at the name counts as a user of it.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from uvsweep import system
 from uvsweep.model import CleanResult, LockState, LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
 def raise_fd_limit(wanted: int = 8192) -> int:
     """Raise the soft open-file limit towards `wanted` (never past the hard one); the new limit."""
     try:
-        import resource  # noqa: PLC0415 - Unix only
+        import resource  # Unix only
     except ImportError:
         return 1024
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -280,7 +282,7 @@ class PosixRemover(Remover):
         except FileNotFoundError:
             return None
         except OSError as err:
-            why = "replaced by a symlink" if err.errno == errno.ELOOP else (err.strerror or "")
+            why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
             if err.errno == errno.EMFILE:
                 raise  # out of fds: the run stops with one clear message (see `clean`)
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
@@ -363,7 +365,7 @@ class PosixRemover(Remover):
         except FileNotFoundError:
             return "replaced while it was being removed"
         except OSError as err:
-            return f"cannot be checked again: {err.strerror or err}"
+            return f"cannot be checked again: {system.reason(err)}"
         if (
             found.st_ino != target.ino or found.st_dev != target.dev
             or not stat.S_ISREG(found.st_mode)
@@ -546,7 +548,7 @@ BATCH_CAP = 2048
 
 
 def _error(path: str, err: OSError, what: str = "") -> ScanError:
-    message = err.strerror or str(err)
+    message = system.reason(err)
     return ScanError(path, f"{what}: {message}" if what else message)
 
 
@@ -670,7 +672,7 @@ class LinuxRemover(PosixRemover):
             self._table = self._read_table() or LockTable({})
         if self._table_readable:
             return None
-        from uvsweep.remove import dir_is_private  # noqa: PLC0415
+        from uvsweep.remove import dir_is_private
 
         if dir_is_private(directory):
             return None

@@ -24,6 +24,7 @@ keeper takes over, `clean` keeps its byte and waits itself; only Ctrl-C twice gi
 The Win32 calls sit behind `Win32Remove` (ctypes in `Kernel32Remove`, imported only when used),
 so the logic is tested on any OS with a model of the Windows file calls.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from uvsweep import system
 from uvsweep.model import CleanResult, LockState, LockUser, ScanError
 from uvsweep.naming import is_lock_name
 from uvsweep.probe import LockProbe, Observation, classify
@@ -283,7 +285,7 @@ class WindowsRemover(Remover):
         except FileNotFoundError:
             return None
         except OSError as err:
-            result.errors.append(ScanError(path, err.strerror or str(err)))
+            result.errors.append(ScanError(path, system.reason(err)))
             return None
         if getattr(st, "st_file_attributes", 0) & FILE_ATTRIBUTE_REPARSE_POINT:
             self._skip(directory, name, st, result, mode=stat.S_IFLNK | 0o666)
@@ -303,7 +305,7 @@ class WindowsRemover(Remover):
             return None
         except OSError as err:
             self._skip(directory, name, st, result, lock=LockProbe.UNREADABLE,
-                       why=err.strerror or str(err))  # fmt: skip
+                       why=system.reason(err))  # fmt: skip
             return None
         keep = False
         try:
@@ -327,7 +329,7 @@ class WindowsRemover(Remover):
             keep = True
             return Target(directory, name, path, ident[0], ident[1], handle)
         except OSError as err:
-            result.errors.append(ScanError(path, err.strerror or str(err)))
+            result.errors.append(ScanError(path, system.reason(err)))
             return None
         finally:
             if not keep:
@@ -380,7 +382,7 @@ class WindowsRemover(Remover):
         except OSError as err:
             note = (
                 f"{ntpath.join(target.directory, gone)}: renamed away but not deleted"
-                f" ({err.strerror or err}); it is no lock file and may be deleted by hand"
+                f" ({system.reason(err)}); it is no lock file and may be deleted by hand"
             )
             self.notes.append(note)
 
@@ -533,7 +535,7 @@ class WindowsRemover(Remover):
                 # a delete-pending file or a reparse point at the name: retry briefly
                 deadline = deadline or waited + 5.0
                 if waited > deadline:
-                    why = err.strerror or str(err)
+                    why = system.reason(err)
                     result.errors.append(ScanError(target.path, f"lock handoff failed: {why}"))
                     return None
                 continue
@@ -542,7 +544,7 @@ class WindowsRemover(Remover):
                     return handle
             except OSError as err:
                 files.close(handle)
-                why = err.strerror or str(err)
+                why = system.reason(err)
                 result.errors.append(ScanError(target.path, f"lock handoff failed: {why}"))
                 return None
             files.close(handle)  # a new uv holds the new file: wait for it, keeping the old lock
@@ -564,14 +566,14 @@ class WindowsRemover(Remover):
 
 def keeper_main(argv: Sequence[str]) -> int:
     """`uvsweep _winkeeper`: a Windows keeper (`winkeeper.keeper_main`) with the Win32 calls."""
-    from uvsweep.remove import winkeeper  # noqa: PLC0415
+    from uvsweep.remove import winkeeper
 
     return winkeeper.keeper_main(argv, make_files=Kernel32Remove)
 
 
 def _is_admin() -> bool:
     try:
-        from uvsweep import win32  # noqa: PLC0415
+        from uvsweep import win32
 
         return bool(win32.load("shell32").IsUserAnAdmin())
     except (AttributeError, OSError):

@@ -42,6 +42,7 @@ holds for a Unix keeper killed with SIGKILL. The log names the files it was keep
 The OS calls go through `Win32Remove` (files) and `WinKeeper.start` (the process), so the
 handover is tested on any OS with the Windows kernel simulated.
 """
+# ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
 
 from __future__ import annotations
 
@@ -191,7 +192,7 @@ class _Process:
     """A started keeper process (`subprocess.Popen`) and the thread reading its `ready`."""
 
     def __init__(self, process: Any) -> None:
-        import threading  # noqa: PLC0415
+        import threading
 
         self.process = process
         self.pid: int = process.pid
@@ -223,7 +224,7 @@ _STARTED: list[Any] = []
 
 
 def _start_detached(argv: Sequence[str], handles: Sequence[Any], job: str) -> _Process:
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     _STARTED[:] = [process for process in _STARTED if process.poll() is None]
 
@@ -303,7 +304,7 @@ def keep(
 ) -> None:
     """Hold each new file's byte until nobody but us has a handle on its old file; then let
     both go. Returns once every handoff is over (it never gives one up)."""
-    from uvsweep.remove import backoff  # noqa: PLC0415 - the package imports its removers
+    from uvsweep.remove import backoff  # the package imports its removers
 
     pending = list(handoffs)
     for _waited in backoff(start=0.01, limit=limit, calls=clock):
