@@ -318,21 +318,17 @@ class LinuxBackend(PosixBackend):
         """See the base class: quietly, only when an entry has this inode but not the device."""
         if not self.quiet or self.table is None:
             return True
-        entries = self.table.get(st.st_ino)
-        if not entries:
-            return False  # no lock of any kind on this inode number: free
-        device = (os.major(st.st_dev), os.minor(st.st_dev))
-        return not any((e.major, e.minor) == device for e in entries)
+        mine, unsure = LockTable(self.table).entries(st.st_dev, st.st_ino, {}, own=False)
+        return bool(unsure) and not mine  # entries on the inode number, none on this device
 
     def lock_entries(self, obs: Observation, probe: LockProbe) -> None:
         """See the base class."""
         if not self.table:
             return
-        entries = self.table.get(obs.ino, [])
-        same_dev = [
-            e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))
-        ]
-        trusted = same_dev or (entries if probe is LockProbe.HELD else [])
+        # the trust rule of `LockTable` (the remover's too): entries on this very device; where
+        # none is, and our try-lock found the file held, those on its inode number
+        mine, unsure = LockTable(self.table).entries(obs.dev, obs.ino, {}, own=False)
+        trusted = mine or (unsure if probe is LockProbe.HELD else [])
         obs.holders = holder_list(self.processes, [e.pid for e in trusted if not e.waiting])
         obs.waiters = holder_list(self.processes, [e.pid for e in trusted if e.waiting])
 
