@@ -7,7 +7,6 @@ and the file is left exactly as it is for the user to fix.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -276,6 +275,8 @@ def save(config: Settings, path: str | None = None) -> str:
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
+        import contextlib  # only a failed save: scan's start-up would pay ~1 ms for it
+
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
