@@ -304,7 +304,11 @@ class Keeper:
             import json  # only a handoff needs it (not every `clean`)
 
             job = json.dumps({"view": view, "handoffs": items}).encode()
-            job_fd = _job_file(job + b"\n")  # whole before the keeper exists, any size
+            raw = _job_file(job + b"\n")  # whole before the keeper exists, any size
+            try:
+                job_fd = _high_fd(raw)  # above the keeper's stdio, as every fd it is given
+            finally:
+                os.close(raw)
             opened.append(job_fd)
             # through a shell that starts it in the background and exits: the keeper is nobody's
             # child (no zombie in a long-lived tray), in a session of its own (no Ctrl-C for it)
