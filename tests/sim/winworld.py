@@ -42,7 +42,7 @@ from tests.sim.winkernel import (
     disposition_text,
     share_text,
 )
-from tests.sim.world import LOCK_NAME, Actor, Body, Scenario, SimProcesses
+from tests.sim.world import LOCK_NAME, Actor, ActorCalls, Body, Scenario, SimProcesses
 from uvsweep.remove.winkeeper import WinHandoff, WinKeeper, serve
 
 #: The lock file's path as the remover and uv name it.
@@ -54,7 +54,7 @@ def _error_seen(err: OSError) -> tuple[str, str]:
     return "error", ERROR_NAMES.get(code, f"errno {err.errno}") if code else f"errno {err.errno}"
 
 
-class WinCalls:
+class WinCalls(ActorCalls):
     """One actor's Windows: `Win32Remove`, `os.lstat`/`os.listdir`, a clock, and uv's calls."""
 
     def __init__(self, actor: Actor, posix: bool = True, alias_own_pid: bool = False) -> None:
@@ -66,15 +66,8 @@ class WinCalls:
         # this process's own pid as that
         self.alias_own_pid = alias_own_pid
 
-    def _do(self, what: tuple[Any, ...], call: Callable[[], Any]) -> Any:
-        self.actor.park(what)
-        try:
-            result = call()
-        except OSError as err:
-            self.actor.observe(what, _error_seen(err))
-            raise
-        self.actor.observe(what, result)
-        return result
+    def _seen(self, err: OSError) -> object:
+        return _error_seen(err)
 
     # ---- os ------------------------------------------------------------------------------------
 
@@ -83,25 +76,6 @@ class WinCalls:
 
     def listdir(self, path: str) -> list[str]:
         return self._do(("listdir", path), lambda: self.kernel.listdir(path))  # type: ignore[no-any-return]
-
-    def getpid(self) -> int:
-        return self.pid
-
-    def monotonic(self) -> float:
-        now = self.kernel.now
-        self.actor.observe(("monotonic",), now)
-        return now
-
-    def sleep(self, seconds: float) -> None:
-        """As `SimCalls.sleep`: runnable once something changed, or when nobody else can run."""
-        actor = self.actor
-        actor.status = "sleeping"
-        actor.sleep_version = self.kernel.version
-        actor.wake = self.kernel.now + seconds
-        actor.park(("sleep",))
-        actor.status = "ready"
-        self.kernel.now = max(self.kernel.now, actor.wake) + actor.jump
-        actor.jump = 0.0
 
     # ---- CreateFileW, LockFileEx, UnlockFileEx, CloseHandle ------------------------------------
 

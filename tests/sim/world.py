@@ -157,23 +157,57 @@ class Actor:
 Body = Callable[[Actor], Any]
 
 
-class SimCalls(Syscalls):
-    """`Syscalls` for one actor: each call is a scheduling point, then runs on the kernel."""
+class ActorCalls:
+    """What the calls of every simulated OS share: each call is a scheduling point of its
+    actor, then runs on the kernel; and the actor's own pid, clock and sleep."""
 
-    def __init__(self, actor: Actor) -> None:
-        self.actor = actor
-        self.kernel = actor.world.kernel
-        self.pid = actor.pid
+    actor: Actor
+    kernel: Any
+    pid: int
+
+    def _seen(self, err: OSError) -> object:
+        """What an actor observes of a failed call (the errno; another OS may say more)."""
+        return ("error", err.errno)
 
     def _do(self, what: tuple[Any, ...], call: Callable[[], Any]) -> Any:
         self.actor.park(what)
         try:
             result = call()
         except OSError as err:
-            self.actor.observe(what, ("error", err.errno))
+            self.actor.observe(what, self._seen(err))
             raise
         self.actor.observe(what, result)
         return result
+
+    # Calls that read only the caller's own state are not scheduling points: they commute with
+    # every step of every other actor, so switching there could add no behaviour.
+    def getpid(self) -> int:
+        return self.pid
+
+    def monotonic(self) -> float:
+        now = self.kernel.now
+        self.actor.observe(("monotonic",), now)
+        return now
+
+    def sleep(self, seconds: float) -> None:
+        """Not runnable until another actor changes something, or nobody else can run."""
+        actor = self.actor
+        actor.status = "sleeping"
+        actor.sleep_version = self.kernel.version
+        actor.wake = self.kernel.now + seconds
+        actor.park(("sleep",))
+        actor.status = "ready"
+        self.kernel.now = max(self.kernel.now, actor.wake) + actor.jump
+        actor.jump = 0.0
+
+
+class SimCalls(ActorCalls, Syscalls):
+    """`Syscalls` for one actor: each call is a scheduling point, then runs on the kernel."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.kernel = actor.world.kernel
+        self.pid = actor.pid
 
     def lstat(self, name: str, dir_fd: int) -> os.stat_result:
         return self._do(("lstat", name, dir_fd), lambda: self.kernel.lstat(self.pid, name, dir_fd))
@@ -229,27 +263,6 @@ class SimCalls(Syscalls):
 
     def stat(self, path: str) -> os.stat_result:
         return self._do(("stat", path), lambda: self.kernel.stat(path))
-
-    # Calls that read only the caller's own state are not scheduling points: they commute with
-    # every step of every other actor, so switching there could add no behaviour.
-    def getpid(self) -> int:
-        return self.pid
-
-    def monotonic(self) -> float:
-        now = self.kernel.now
-        self.actor.observe(("monotonic",), now)
-        return now
-
-    def sleep(self, seconds: float) -> None:
-        """Not runnable until another actor changes something, or nobody else can run."""
-        actor = self.actor
-        actor.status = "sleeping"
-        actor.sleep_version = self.kernel.version
-        actor.wake = self.kernel.now + seconds
-        actor.park(("sleep",))
-        actor.status = "ready"
-        self.kernel.now = max(self.kernel.now, actor.wake) + actor.jump
-        actor.jump = 0.0
 
     # ---- what uv needs beyond the remover's seam -----------------------------------------------
 
