@@ -253,11 +253,7 @@ class PosixRemover(Remover):
         if why == FOREIGN_FILE:
             self._skip_observed(directory, name, st, result)  # foreign
             return None
-        why = why or (
-            self._dir_reasons[directory]
-            if directory in self._dir_reasons
-            else self._dir_reason(directory)
-        )
+        why = why or self._dir_reason(directory)
         if why:
             path = f"{directory.rstrip('/')}/{name}"
             # it stays anyway: a holder or waiter the lock table shows says its state
@@ -645,22 +641,24 @@ class LinuxRemover(PosixRemover):
                 self.notes.append(note)
             return None
 
+    def _batch_table(self) -> LockTable:
+        """The lock table, read once a batch when first needed (empty if it cannot be read)."""
+        if self._table is None:
+            self._table = self._read_table() or LockTable({})
+        return self._table
+
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
         """See `PosixRemover`: read the table once per batch, when first needed.
 
         Only entries certainly on this file count here; where the device is unsure, our own
         try-lock decides (and, once we hold the file, `lock_users` does).
         """
-        if self._table is None:
-            self._table = self._read_table() or LockTable({})
-        mine, _unsure = self._table.entries(dev, ino, self.known, own=False)
+        mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=False)
         return self._use_of(mine) if mine else None
 
     def busy_use(self, dev: int, ino: int) -> Use | None:
         """See `PosixRemover`: entries on the inode, whatever device they were printed with."""
-        if self._table is None:
-            self._table = self._read_table() or LockTable({})
-        mine, unsure = self._table.entries(dev, ino, self.known, own=False)
+        mine, unsure = self._batch_table().entries(dev, ino, self.known, own=False)
         return self._use_of(mine + unsure)
 
     def blind_spot(self, directory: str) -> str | None:
@@ -668,8 +666,7 @@ class LinuxRemover(PosixRemover):
         user's waiter at all (its fds are hidden too), so only private dirs are cleaned."""
         if self.euid == 0:
             return None
-        if self._table is None:  # once a batch: whether it can be read now
-            self._table = self._read_table() or LockTable({})
+        self._batch_table()  # once a batch: whether it can be read now
         if self._table_readable:
             return None
         from uvsweep.remove import dir_is_private
