@@ -204,6 +204,8 @@ class ActorCalls:
 class SimCalls(ActorCalls, Syscalls):
     """`Syscalls` for one actor: each call is a scheduling point, then runs on the kernel."""
 
+    concurrent = False  # one actor is one thread of the schedule
+
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.kernel = actor.world.kernel

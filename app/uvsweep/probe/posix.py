@@ -19,6 +19,10 @@ from uvsweep.naming import is_lock_name
 from uvsweep.probe import Backend, LockProbe, Observation, ProbeResult, classify
 from uvsweep.processes import OwnerNames, ProcessTable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)
@@ -43,6 +47,11 @@ class Syscalls:
     The interleaving search in `tests/sim/` runs the real removal protocol against a kernel of
     its own through this class; nothing here may do more than forward one call.
     """
+
+    #: Whether two of these calls may be made at once, from two threads (the lock table read
+    #: beside the open-file walk); a simulated kernel that schedules its callers one at a time
+    #: says False.
+    concurrent = True
 
     def lstat(self, name: str, dir_fd: int) -> os.stat_result:
         """`lstat` relative to a dir fd."""
@@ -217,32 +226,33 @@ def _dir_size(dir_fd: int) -> int:
         return 0
 
 
-class _TableReader:
-    """`backend.load_lock_table` on a thread of its own; `take` waits for it and hands over its
-    notes, or raises what it raised, on the caller's thread."""
+class Beside:
+    """`call(*args)` on a thread of its own, started at once, beside the caller's own work;
+    `take()` waits for it and returns what it returned, or raises what it raised, on the
+    caller's thread. For the reads that mostly wait in the kernel (the lock table's RCU grace
+    period): they cost the caller no CPU meanwhile."""
 
-    def __init__(self, backend: PosixBackend) -> None:
-        import threading  # big dirs only
+    def __init__(self, call: Callable[..., object], *args: object) -> None:
+        import threading  # big dirs and batches only
 
-        self.found = ProbeResult()
+        self.returned: list[object] = []
         self.failed: list[BaseException] = []
-        self.thread = threading.Thread(target=self._read, args=(backend,), daemon=True,
-                                       name="uvsweep-lock-table")  # fmt: skip
+        self.thread = threading.Thread(target=self._run, args=(call, args), daemon=True,
+                                       name="uvsweep-beside")  # fmt: skip
         self.thread.start()
 
-    def _read(self, backend: PosixBackend) -> None:
+    def _run(self, call: Callable[..., object], args: tuple[object, ...]) -> None:
         try:
-            backend.load_lock_table(self.found)
+            self.returned.append(call(*args))
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             self.failed.append(err)
 
-    def take(self, result: ProbeResult) -> None:
+    def take(self) -> Any:
+        """What the call returned (once it is over); what it raised is raised here."""
         self.thread.join()
         if self.failed:
             raise self.failed[0]
-        result.notes += self.found.notes
-        result.errors += self.found.errors
-        result.hidden_processes += self.found.hidden_processes
+        return self.returned[0]
 
 
 class PosixBackend(Backend):
@@ -308,7 +318,8 @@ class PosixBackend(Backend):
         result = ProbeResult()
         # per dir: (its fd or None, why it could not be opened or (further) listed)
         opened: list[tuple[str, int | None, str]] = []
-        reader: _TableReader | None = None
+        reader: Beside | None = None  # the lock table, read beside a big dir's listing
+        table = ProbeResult()
         try:
             for directory in dirs:
                 try:
@@ -317,7 +328,7 @@ class PosixBackend(Backend):
                     opened.append((directory, None, system.dir_reason(err)))
             sizes = [_dir_size(fd) for _, fd, _ in opened if fd is not None]
             if sum(sizes) > LIST_BESIDE:
-                reader = _TableReader(self)
+                reader = Beside(self.load_lock_table, table)
             else:
                 self.load_lock_table(result)
             listed: list[tuple[str, int | None, list[str], str]] = []
@@ -331,7 +342,10 @@ class PosixBackend(Backend):
                         why = system.dir_reason(err)
                 listed.append((directory, fd, names, why))
             if reader is not None:
-                reader.take(result)
+                reader.take()
+                result.notes += table.notes
+                result.errors += table.errors
+                result.hidden_processes += table.hidden_processes
             observed: list[Observation] = []
             for directory, fd, names, why in listed:
                 if fd is not None:

@@ -34,14 +34,21 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
 
 from uvsweep import system
 from uvsweep.model import CleanResult, LockState, LockUser, Record, ScanError, format_age
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Clock(Protocol):
+        """What `backoff` needs of the OS (`probe.posix.Syscalls` is one; a type only:
+        `typing` costs every start ~3 ms)."""
+
+        def monotonic(self) -> float: ...
+        def sleep(self, seconds: float) -> None: ...
+
 
 #: Called with a one-line message when something takes long enough to be worth saying.
 Progress = Callable[[str], None]
@@ -412,13 +419,6 @@ class Remover(ABC):
                 LockState.HELD,
                 f"{use.describe()} opened it while it was being removed: {how}",
             )
-
-
-class Clock(Protocol):
-    """What `backoff` needs of the OS (`probe.posix.Syscalls` is one)."""
-
-    def monotonic(self) -> float: ...
-    def sleep(self, seconds: float) -> None: ...
 
 
 class _RealClock:

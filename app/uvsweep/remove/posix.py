@@ -36,6 +36,7 @@ from uvsweep.probe.posix import (
     LOCK_UN,
     OPEN_FLAGS,
     SYSCALLS,
+    Beside,
     FileKey,
     Syscalls,
     holder_list,
@@ -113,6 +114,11 @@ class PosixRemover(Remover):
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
         """A holder or waiter of this file in the lock table, before we open it."""
         return None
+
+    def table_beside(self) -> bool:
+        """Whether `lock_users` reads a table slow enough to be read on a thread beside
+        `open_users` (both only look, and every target is held meanwhile)."""
+        return False
 
     def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         """Targets other processes have open, with their pids (one pass for all)."""
@@ -330,8 +336,10 @@ class PosixRemover(Remover):
         A lock-table entry decides the state shown; the open-file pass is never skipped for a
         target that has one (a late opener beside a waiter must be seen too).
         """
-        found = self.lock_users(targets)
-        for target, pids in self.open_users(targets, result).items():
+        beside = Beside(self.lock_users, targets) if self.table_beside() else None
+        opened = self.open_users(targets, result)
+        found: dict[Target, Use] = self.lock_users(targets) if beside is None else beside.take()
+        for target, pids in opened.items():
             if target not in found:
                 found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
         return found
@@ -686,6 +694,11 @@ class LinuxRemover(PosixRemover):
         if waiting:
             return Use(LockState.WAITING, holder_list(self.processes, waiting))
         return None
+
+    def table_beside(self) -> bool:
+        """See `PosixRemover`: `/proc/locks` waits for an RCU grace period (5-25 ms) before
+        the kernel prints it, time the fd walk can use (unless the calls are simulated)."""
+        return self.calls.concurrent
 
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
         """See `PosixRemover`: every entry on our files except our own locks.

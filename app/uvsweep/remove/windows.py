@@ -54,7 +54,6 @@ from uvsweep.probe.windows import (
 from uvsweep.processes import ProcessTable
 from uvsweep.remove import (
     FOREIGN_FILE,
-    Clock,
     Policy,
     Progress,
     Remover,
@@ -64,6 +63,10 @@ from uvsweep.remove import (
 )
 from uvsweep.remove.handoff import HANDOFF_WAIT, keeper_log_path
 from uvsweep.remove.winkeeper import CLEANER_FENCE, WinHandoff, WinKeeper, still_used
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from uvsweep.remove import Clock
 
 FILE_RENAME_INFO = 3
 FILE_DISPOSITION_INFO = 4
