@@ -9,8 +9,10 @@ Rescans are triggered by
 - a slow safety rescan (default 60 s) for whatever events miss,
 - polling (default every 2 s) only for dirs that cannot be watched (inotify limits reached) or
   read (permissions): a dir that becomes readable again is seen at the next poll,
-- a check of each dir's identity every second: a dir that is (or becomes) a symlink is watched
-  where it points, and watched again when it is replaced or the link changes.
+- a check of each dir's identity, every second at first and then less often while nothing
+  moves (up to every `IDENTITY_MOST` seconds): a dir that is (or becomes) a symlink is watched
+  where it points, and watched again when the link changes or the dir is renamed away (a dir
+  deleted or created is an event, seen at once).
 
 The first file event after a quiet spell is acted on at once (leading edge): the file it names is
 probed alone (a try-lock and one walk of the open files; the OS's lock table, slow to read on
@@ -63,6 +65,9 @@ Subscriber = Callable[[Snapshot, Change], None]
 _OWN_EVENTS = ("opened", "closed_no_write")
 #: At most this many files are probed on the leading edge; later ones wait for the full rescan.
 _LEADING_MOST = 8
+#: The longest wait between two checks of the dirs' identity (seconds; see the module docstring):
+#: an idle watcher wakes for it about once in this time, not every second.
+IDENTITY_MOST = 8.0
 _LIMIT_ERRNOS = {errno.ENOSPC: "inotify watch limit", errno.EMFILE: "inotify instance limit"}
 
 
@@ -124,6 +129,7 @@ class Watcher:
         # dir -> (where it resolves to, dev, inode) when it was attached: changes mean reattach
         self._identity: dict[str, tuple[str, int, int]] = {}
         self.identity_interval = min(1.0, poll_interval)
+        self._identity_every = self.identity_interval  # doubles while no dir moves
         self._labeller: Labeller | None = None
         self.snapshot: Snapshot | None = None
         self.uv_processes: list[ProcessInfo] = []
@@ -340,8 +346,13 @@ class Watcher:
             if self.uv_processes and now >= self._next_uv_check:
                 return "uv", next_identity  # an active uv may have parked: the gate may open
             if now >= next_identity:
-                next_identity = now + self.identity_interval
-                if self._moved_dirs():
+                moved = self._moved_dirs()
+                self._identity_every = (
+                    self.identity_interval if moved
+                    else min(2 * self._identity_every, max(IDENTITY_MOST, self.identity_interval))
+                )  # fmt: skip
+                next_identity = now + self._identity_every
+                if moved:
                     break
             deadline = min(next_safety, next_identity)
             if self.uv_processes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import math
 import os
@@ -656,6 +657,37 @@ def test_a_symlink_that_changes_target_is_followed(
     rec.wait(lambda s: set(states(s)) == {B}, timeout=10)
     (two / A).touch()
     rec.wait(lambda s: set(states(s)) == {A, B}, timeout=10)
+
+
+def test_an_idle_watcher_checks_the_dirs_identity_less_and_less_often(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """The identity check is a timer wakeup: every second for ever kept an idle watcher above
+    one wakeup a second. It backs off while nothing moves, and a move still shows."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (two / B).touch()
+    link = tmp_path / "link"
+    link.symlink_to(one)
+    watcher, rec = watch(link, safety_interval=3600, poll_interval=0.05)  # first check: 50 ms
+    checks: list[float] = []
+    moved_dirs = watcher._moved_dirs
+
+    def counted() -> set[str]:
+        checks.append(time.monotonic())
+        return moved_dirs()
+
+    watcher._moved_dirs = counted  # type: ignore[method-assign]
+    time.sleep(2.0)
+    # every 50 ms would be ~40 checks; doubling from 50 ms gives 5 or 6 in 2 s
+    assert 2 <= len(checks) <= 8, checks
+    gaps = [b - a for a, b in itertools.pairwise(checks)]
+    assert gaps == sorted(gaps), gaps
+    new = tmp_path / "link.new"
+    new.symlink_to(two)
+    new.rename(link)  # seen at the next check, however long the wait has grown
+    rec.wait(lambda s: set(states(s)) == {B}, timeout=20)
 
 
 def test_cli_watch_dir_made_unreadable_and_readable_again(shared_tmp: Path) -> None:
