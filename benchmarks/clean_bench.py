@@ -31,6 +31,30 @@ GOAL = 5.0  # issue 12
 STRETCH = 2.0  # issue 19
 
 
+#: The protocol's own system calls and nothing else, in a bare Python process: per file lstat,
+#: open, fstat, exclusive try-lock, lstat again, unlink, close (in batches, as `clean` holds
+#: them). What `clean` could take in Python if every check, table read and fd walk were free.
+BARE_PROTOCOL = """
+import fcntl, os, sys
+flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+names = sorted(n for n in os.listdir(d) if n.startswith("uv-"))
+for start in range(0, len(names), 2048):
+    held = []
+    for name in names[start:start + 2048]:
+        os.lstat(name, dir_fd=d)
+        fd = os.open(name, flags, dir_fd=d)
+        os.fstat(fd)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.append((name, fd))
+    for name, fd in held:
+        os.lstat(name, dir_fd=d)
+        os.unlink(name, dir_fd=d)
+    for name, fd in held:
+        os.close(fd)
+"""
+
+
 def fill(directory: Path, count: int) -> list[str]:
     directory.mkdir()
     names = [f"uv-{i:016x}.lock" for i in range(count)]
@@ -68,7 +92,9 @@ def main() -> None:
     uvsweep = str(Path(sys.executable).with_name("uvsweep"))
     rm = shutil.which("rm") or "rm"
     work = Path(tempfile.mkdtemp(prefix="uvsweep-clean-bench-"))
-    samples: dict[str, list[float]] = {"rm": [], "uvsweep": [], "engine": [], "baseline": []}
+    samples: dict[str, list[float]] = {
+        "rm": [], "bare": [], "uvsweep": [], "engine": [], "baseline": [],
+    }  # fmt: skip
     baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_app or ".").resolve())}
     if args.baseline_app:
         subprocess.run(
@@ -81,6 +107,11 @@ def main() -> None:
             names = fill(target, args.files)
             samples["rm"].append(timed([rm, "-f", *names], target, env, target))
             assert not any(target.iterdir()), "rm left files behind"
+
+            target = work / f"bare-{index}"
+            fill(target, args.files)
+            command = [sys.executable, "-c", BARE_PROTOCOL, str(target)]
+            samples["bare"].append(timed(command, work, env, target))
 
             target = work / f"uvsweep-{index}"
             fill(target, args.files)
@@ -121,11 +152,15 @@ def main() -> None:
 | command | median |
 |---|---|
 | `rm -f <{args.files:,} names>` | {med["rm"] * 1000:.1f} ms |
+| the protocol's seven calls a file alone, bare `python -c` | {med["bare"] * 1000:.1f} ms \
+({med["bare"] / med["rm"]:.2f}x `rm -f`) |
 | `uvsweep clean --dir DIR --ignore-running-uv` | {med["uvsweep"] * 1000:.1f} ms |
 | `cleaner.clean` in process (no interpreter start) | {med["engine"] * 1000:.1f} ms |
 {baseline}
 `uvsweep clean` / `rm -f` = **{ratio:.2f}x** (issue 12's goal <= {GOAL:.0f}x: {verdict}; issue 19's
-<= {STRETCH:.0f}x: {stretch}). Every file went
+<= {STRETCH:.0f}x: {stretch}); the protocol's calls alone, with no check, table or walk, take
+{med["bare"] / med["rm"]:.2f}x, and `uvsweep clean` takes {med["uvsweep"] / med["bare"]:.2f}x
+of that. Every file went
 through the whole protocol: lstat, `O_NOFOLLOW` open, fstat, exclusive flock, one `/proc/*/fd`
 walk and one `/proc/locks` read (more if uvsweep's own records were skipped) per batch before and
 after the unlink, lstat, unlink while locked, close.
