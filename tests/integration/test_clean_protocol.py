@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
 from tests.helpers import A, B
 from uvsweep.model import CleanResult, LockState
+from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 
@@ -189,22 +190,28 @@ def test_missing_and_non_directory_dirs_are_errors(tmp_path: Path) -> None:
 
 
 class _Swapping(LinuxRemover):
-    """Runs `action(name)` right after the protocol's first lstat of each file."""
+    """Runs `action(name)` right after the protocol's first open of each file (between the
+    open and the lock, before anything was checked)."""
 
     def __init__(self, action: object) -> None:
+        remover = self
+
+        class Calls(Syscalls):
+            def open(
+                self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None
+            ) -> int:
+                fd = super().open(name, flags, mode, dir_fd=dir_fd)
+                if dir_fd is not None and name not in remover.seen:
+                    remover.seen.add(name)
+                    remover.action(name)  # type: ignore[operator]
+                return fd
+
         self.action = action
         self.seen: set[str] = set()
-        super().__init__(lstat=self._lstat)
-
-    def _lstat(self, name: str, dir_fd: int) -> os.stat_result:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if name not in self.seen:
-            self.seen.add(name)
-            self.action(name)  # type: ignore[operator]
-        return st
+        super().__init__(calls=Calls())
 
 
-def test_file_swapped_between_lstat_and_open_is_left_alone(lockdir: Path, tmp_path: Path) -> None:
+def test_file_swapped_after_our_open_is_left_alone(lockdir: Path, tmp_path: Path) -> None:
     path = touch(lockdir, A)
     victim = tmp_path / "victim"
     victim.write_text("x")
@@ -215,10 +222,10 @@ def test_file_swapped_between_lstat_and_open_is_left_alone(lockdir: Path, tmp_pa
 
     result = clean(lockdir, _Swapping(swap_for_new_file))
     assert result.removed == [] and path.exists()
-    assert skipped(result)[A] == (LockState.SUSPICIOUS, "replaced while it was being checked")
+    assert skipped(result)[A] == (LockState.SUSPICIOUS, "replaced while it was being removed")
 
     def swap_for_symlink(_name: str) -> None:
-        path.unlink()
+        path.rename(tmp_path / "older")  # the file we opened stays linked: it is not gone
         path.symlink_to(victim)
 
     result = clean(lockdir, _Swapping(swap_for_symlink))

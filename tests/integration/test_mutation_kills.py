@@ -25,6 +25,7 @@ from tests.conftest import APP_DIR, Holder, flock_held, need, other_user_python
 from tests.helpers import A, wait_keepers_gone
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
+from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
 from uvsweep.remove.handoff import Keeper
 from uvsweep.remove.posix import LinuxRemover
@@ -206,8 +207,8 @@ class _UnlearnableDevice(LinuxRemover):
             for n, extra in ((8, 0), (9, 1))
         )
 
-    def _open_and_lock(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        target = super()._open_and_lock(*args, **kwargs)
+    def acquire(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        target = super().acquire(*args, **kwargs)
         self.holding = target is not None
         return target
 
@@ -534,14 +535,27 @@ def test_a_stopped_root_waiter_is_not_left_to_lock_the_old_inode_of_a_free_name(
     assert path.exists() and not flock_held(path)
 
 
+def _unopenable(*names: str) -> Syscalls:
+    """Calls whose open of `names` fails as on another user's private file (EACCES)."""
+
+    class Unopenable(Syscalls):
+        def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+            if name in names and dir_fd is not None:
+                raise PermissionError(13, "Permission denied")
+            return super().open(name, flags, mode, dir_fd=dir_fd)
+
+    return Unopenable()
+
+
 def test_an_lstat_error_is_reported_with_the_os_message_alone(lockdir: Path) -> None:
-    """Kills `_error`'s `if what` inverted: the message is the OS's, with no stray prefix."""
+    """Kills `_error`'s `if what` inverted: the message is the OS's, with no stray prefix (a
+    file we could not open, whose lstat fails too)."""
     (lockdir / A).touch()
 
     def refusing(name: str, dir_fd: int) -> os.stat_result:
         raise PermissionError(13, "Permission denied")
 
-    result = LinuxRemover(lstat=refusing).remove([str(lockdir)], Policy())
+    result = LinuxRemover(calls=_unopenable(A), lstat=refusing).remove([str(lockdir)], Policy())
     assert [(e.path, e.message) for e in result.errors] == [(str(lockdir / A), "Permission denied")]
 
 
@@ -739,15 +753,16 @@ def test_a_waiter_alone_in_the_table_is_named_in_the_reason(lockdir: Path, tmp_p
 
 
 def test_a_file_unlinked_under_our_eyes_is_gone_not_odd(lockdir: Path) -> None:
-    """Kills `st_nlink == 0` -> `== -1` after lstat: a regular file with no link left (another
-    cleaner unlinked it during our lstat) is simply gone, not "a hard link (0 links)"."""
+    """Kills `st_nlink == 0` -> `== -1` in `_may_lock`: a regular file with no link left
+    (another cleaner unlinked it during our lstat of a file we could not open) is simply gone,
+    not "a hard link (0 links)"."""
     (lockdir / A).touch()
 
     def no_links(name: str, dir_fd: int) -> os.stat_result:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         return os.stat_result((st.st_mode, st.st_ino, st.st_dev, 0, *tuple(st)[4:10]))
 
-    result = LinuxRemover(lstat=no_links).remove([str(lockdir)], Policy())
+    result = LinuxRemover(calls=_unopenable(A), lstat=no_links).remove([str(lockdir)], Policy())
     assert (result.removed, result.skipped, result.errors) == ([], [], [])
 
 
@@ -794,21 +809,36 @@ def test_nothing_to_remove_hides_nothing(lockdir: Path) -> None:
 
 
 def test_a_file_gone_after_lstat_is_neither_an_error_nor_a_crash(lockdir: Path) -> None:
-    """Kills `except FileNotFoundError` narrowed after lstat (a vanished file reported as an
-    error), and `_probe_shared`'s `except OSError` narrowed (an odd file gone before its probe
-    ends the run with a traceback)."""
+    """Kills `except FileNotFoundError` narrowed after the lstat of a file we could not open (a
+    vanished file reported as an error), and `_probe_shared`'s `except OSError` narrowed (an
+    odd file gone before its probe ends the run with a traceback)."""
     (lockdir / A).touch()
     odd = lockdir / "uv-00000000000000bb.lock"
     odd.write_text("x")
 
+    class Vanishing(Syscalls):
+        odd_fds: list[int] = []  # noqa: RUF012 - one instance
+
+        def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+            if name == A and dir_fd is not None:
+                raise PermissionError(13, "Permission denied")
+            fd = super().open(name, flags, mode, dir_fd=dir_fd)
+            if name == odd.name:
+                self.odd_fds.append(fd)
+            return fd
+
+        def fstat(self, fd: int) -> os.stat_result:
+            st = super().fstat(fd)
+            if self.odd_fds == [fd]:
+                odd.unlink()  # gone after our check of it, before the shared probe opens it
+            return st
+
     def vanishing(name: str, dir_fd: int) -> os.stat_result:
         if name == A:
             raise FileNotFoundError(2, "No such file or directory")
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        os.unlink(name, dir_fd=dir_fd)  # gone before the shared probe opens it
-        return st
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
-    result = LinuxRemover(lstat=vanishing).remove([str(lockdir)], Policy())
+    result = LinuxRemover(calls=Vanishing(), lstat=vanishing).remove([str(lockdir)], Policy())
     assert result.errors == [] and result.removed == []
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.SUSPICIOUS, "not empty (1 bytes)")

@@ -30,6 +30,7 @@ from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from tests.helpers import A, B, wait_keepers_gone
 from uvsweep.model import CleanResult, LockState
+from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 
@@ -379,42 +380,56 @@ def test_a_file_the_os_refuses_to_remove_is_listed_as_kept(lockdir: Path) -> Non
 # ---- 6: the opened file itself is checked ---------------------------------------------------
 
 
-def test_a_non_empty_file_at_a_reused_inode_is_never_removed(lockdir: Path) -> None:
+SYMLINK = "a symlink; uv never makes one"
+
+
+class _WritingAfterOpen(Syscalls):
+    """Writes to the file right after our open of it: what reached the name between our
+    listing and our open (a new non-empty file at a reused inode number, finding 6) is what
+    the opened file's own status must show."""
+
+    def open(self, name, flags, mode=0o777, dir_fd=None):  # type: ignore[no-untyped-def]
+        fd = super().open(name, flags, mode, dir_fd=dir_fd)
+        if name == A and dir_fd is not None:
+            with open(os.open(name, os.O_WRONLY, dir_fd=dir_fd), "w") as writer:
+                writer.write("precious")
+        return fd
+
+
+def test_a_non_empty_file_at_the_name_is_never_removed(lockdir: Path) -> None:
     path = lockdir / A
     path.touch()
-    original = os.lstat(path)
-
-    def lstat_then_swap(name: str, dir_fd: int) -> os.stat_result:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if name == A and st.st_size == 0:
-            # what ext4 may do: the same inode number, now a non-empty file (faked by writing)
-            path.write_text("precious")
-        return os.stat_result((*tuple(original)[:6], 0, *tuple(original)[7:]))
-
-    result = LinuxRemover(lstat=lstat_then_swap).remove([str(lockdir)], Policy())
+    result = LinuxRemover(calls=_WritingAfterOpen()).remove([str(lockdir)], Policy())
     assert result.removed == [] and path.read_text() == "precious"
     assert [(s.state, s.reason) for s in result.skipped] == [
-        (LockState.SUSPICIOUS, "changed while it was being checked: not empty (8 bytes)")
+        (LockState.SUSPICIOUS, "not empty (8 bytes)")
     ]
 
 
-def test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover(lockdir: Path) -> None:
+def test_a_file_written_while_held_is_never_removed(lockdir: Path) -> None:
+    """The name's status is checked again while we hold the file, just before the unlink."""
     path = lockdir / A
     path.touch()
-    regular = os.lstat(path)
 
-    def lstat_then_fifo(name: str, dir_fd: int) -> os.stat_result:
-        if name == A and not path.is_fifo():
-            path.unlink()
-            os.mkfifo(path)
-        return regular
+    def lstat_after_a_write(name: str, dir_fd: int) -> os.stat_result:
+        if name == A:
+            path.write_text("precious")  # a writer that ignores the lock
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
+    result = LinuxRemover(lstat=lstat_after_a_write).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.read_text() == "precious"
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "changed while it was being removed: not empty (8 bytes)")
+    ]
+
+
+def test_a_fifo_at_the_name_never_hangs_the_remover(lockdir: Path) -> None:
+    path = lockdir / A
+    os.mkfifo(path)
     done: list[CleanResult] = []
     thread = threading.Thread(
-        target=lambda: done.append(LinuxRemover(lstat=lstat_then_fifo).remove(
-            [str(lockdir)], Policy()
-        ))
-    )  # fmt: skip
+        target=lambda: done.append(LinuxRemover().remove([str(lockdir)], Policy()))
+    )
     thread.start()
     thread.join(10)
     hung = thread.is_alive()
@@ -426,24 +441,16 @@ def test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover(lockdir: Path) ->
     assert done[0].removed == [] and path.is_fifo()
 
 
-def test_a_symlink_swapped_in_after_lstat_is_named_as_such(lockdir: Path, tmp_path: Path) -> None:
+def test_a_symlink_at_the_name_is_named_as_such(lockdir: Path, tmp_path: Path) -> None:
+    """Our open refuses to follow it (`O_NOFOLLOW`): the symlink itself is what stays, with the
+    scanner's reason, and its target is never opened, locked or touched."""
     path = lockdir / A
-    path.touch()
-    regular = os.lstat(path)
     victim = tmp_path / "victim"
     victim.touch()
-
-    def lstat_then_symlink(name: str, dir_fd: int) -> os.stat_result:
-        if name == A and not path.is_symlink():
-            path.unlink()
-            path.symlink_to(victim)
-        return regular
-
-    result = LinuxRemover(lstat=lstat_then_symlink).remove([str(lockdir)], Policy())
+    path.symlink_to(victim)
+    result = LinuxRemover().remove([str(lockdir)], Policy())
     assert result.removed == [] and path.is_symlink() and victim.exists()
-    assert [s.reason for s in result.skipped] == [
-        "unreadable, its lock cannot be checked: replaced by a symlink"
-    ]
+    assert [(s.state, s.reason) for s in result.skipped] == [(LockState.SUSPICIOUS, SYMLINK)]
 
 
 def test_a_file_renamed_into_place_while_held_is_not_removed(lockdir: Path) -> None:

@@ -3,11 +3,12 @@
 The protocol (the README's "The per-file protocol" says it for users) is written once here, in
 `Remover.remove`; each OS supplies the few primitives it is made of:
 
-1. `acquire`: exact name, lstat (regular, owned, one link, empty, old enough), an `O_NOFOLLOW`
-   open relative to the dir, the opened file itself checked again (the same file as lstat saw,
-   still regular, empty, one link, same owner), and an exclusive try-lock (it fails on any
-   holder; waiters queue only behind a holder, so they are looked for in step 2, while we hold
-   it). Anything else is skipped with its state and reason.
+1. `acquire`: exact name, the file itself checked (regular, owned, one link, empty, old enough:
+   on Unix the `fstat` of an `O_NOFOLLOW` open relative to the dir, with `lstat` only to say why
+   a file that cannot be opened stays; on Windows `lstat`, then the opened handle's own
+   information), and an exclusive try-lock (it fails on any holder; waiters queue only behind
+   a holder, so they are looked for in step 2, while we hold it). Anything else is skipped with
+   its state and reason.
 2. `users`, while holding every lock of a batch: nobody waits for, holds or has the file open (one
    pass over the OS's tables for the whole batch: the lock table *and* every process's files), and
    `changed`: the name is still that file, and the file still what we checked.

@@ -96,7 +96,7 @@ class PosixRemover(Remover):
         self.euid = os.geteuid()
         self.groups = frozenset({os.getegid(), *os.getgroups()})
         self.clock = clock
-        # the seam tests use to change the dir between our lstat and our open
+        # the seam tests use to change the dir while we hold a file (and to fail an lstat)
         self.lstat = lstat or calls.lstat
         self.keeper = keeper or Keeper()  # finishes the handoffs that outlast `handoff_wait`
         self.handoff_wait = handoff_wait
@@ -238,80 +238,34 @@ class PosixRemover(Remover):
     def acquire(
         self, dir_handle: int, directory: str, name: str, policy: Policy, result: CleanResult
     ) -> Target | None:
-        """See `Remover`: every check before the lock, then `LOCK_EX|LOCK_NB`."""
-        try:
-            st = self.lstat(name, dir_handle)
-        except FileNotFoundError:
-            return None  # gone: another cleaner, or never there
-        except OSError as err:
-            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
-            return None
-        regular = stat.S_ISREG(st.st_mode)
-        if regular and st.st_nlink == 0:
-            return None  # unlinked under our eyes (another cleaner): gone
-        if not regular or st.st_nlink != 1 or st.st_size != 0:
-            self._skip_odd(dir_handle, directory, name, st, result)
-            return None
-        why = policy.may_remove(
-            mine=st.st_uid == self.euid, privileged=self.euid == 0,
-            age=self.clock() - st.st_mtime, directory=directory,
-        )  # fmt: skip
-        if why == FOREIGN_FILE:
-            self._skip_observed(directory, name, st, result)  # foreign
-            return None
-        why = why or self._dir_reason(directory)
-        if why:
-            path = f"{directory.rstrip('/')}/{name}"
-            # it stays anyway: a holder or waiter the lock table shows says its state
-            use = self.pre_lock_use(st.st_dev, st.st_ino)
-            if use is not None:
-                self._skip_observed(directory, name, st, result, use=use)
-            else:
-                result.skip(path, LockState.ORPHANED, why)
-            return None
-        # no lock-table look before the lock: our try-lock fails on any flock holder (and a
-        # waiter waits behind one), and once we hold the file the table is read for all of
-        # the batch (`lock_users`), where any other entry on it keeps it
-        return self._open_and_lock(dir_handle, directory, name, st, result)
+        """See `Remover`: open the name (never following a link, never waiting on a FIFO),
+        check the opened file itself (`fstat`), then `LOCK_EX|LOCK_NB`.
 
-    def _open_and_lock(
-        self, dir_handle: int, directory: str, name: str, st: os.stat_result, result: CleanResult
-    ) -> Target | None:
-        """Open the file lstat saw, check the opened file itself, and try-lock it exclusively."""
-        path = f"{directory.rstrip('/')}/{name}"  # (a few hundred ns: not worth putting off)
+        Nothing is decided from a status read before the open: the fd's status is the very
+        file we would lock, and one `lstat` a file fewer is the cheapest system call saved.
+        """
         try:
             fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
-            return None
+            return None  # gone: another cleaner, or never there
         except OSError as err:
-            why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
             if err.errno == errno.EMFILE:
                 raise  # out of fds: the run stops with one clear message (see `clean`)
-            self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
+            self._skip_unopened(dir_handle, directory, name, err, policy, result)
             return None
         try:
-            found = self.calls.fstat(fd)
-            if found.st_ino != st.st_ino or found.st_dev != st.st_dev:
-                result.skip(path, LockState.SUSPICIOUS, "replaced while it was being checked")
-                self.calls.close(fd)
-                return None
-            if found.st_nlink == 0:
-                self.calls.close(fd)
-                return None  # unlinked between our open and now (another cleaner): gone
-            odd = (
-                _oddity(found, st.st_uid)
-                if found.st_size
-                or found.st_nlink != 1
-                or found.st_uid != st.st_uid
-                or not stat.S_ISREG(found.st_mode)
-                else ""
-            )
-            if odd:
-                result.skip(
-                    path, LockState.SUSPICIOUS, f"changed while it was being checked: {odd}"
-                )
-                self.calls.close(fd)
-                return None
+            st = self.calls.fstat(fd)
+            may_lock = self._may_lock(dir_handle, directory, name, st, policy, result)
+        except BaseException as err:
+            self.calls.close(fd)
+            if not isinstance(err, OSError):
+                raise
+            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
+            return None
+        if not may_lock:
+            self.calls.close(fd)
+            return None
+        try:
             self.calls.flock(fd, LOCK_EX | LOCK_NB)
         except OSError as err:
             self.calls.close(fd)
@@ -321,14 +275,64 @@ class PosixRemover(Remover):
                 use = self.busy_use(st.st_dev, st.st_ino)
                 self._skip_observed(directory, name, st, result, LockProbe.HELD, use=use)
             else:
-                result.errors.append(_error(path, err))
+                result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
             return None
         if st.st_dev not in self._devices_seen:
             self._devices_seen.add(st.st_dev)
             self.locked_one(fd, st)
-        target = Target(directory, name, path, st.st_dev, st.st_ino, fd, dir_handle)
+        target = Target(
+            directory, name, f"{directory.rstrip('/')}/{name}", st.st_dev, st.st_ino, fd,
+            dir_handle,
+        )  # fmt: skip
         target.uid = st.st_uid
         return target
+
+    def _may_lock(
+        self, dir_handle: int, directory: str, name: str, st: os.stat_result, policy: Policy,
+        result: CleanResult,
+    ) -> bool:  # fmt: skip
+        """Whether the file `st` describes (what we opened, or what lstat shows when we could
+        not open it) may be locked for removal; if not, its skip is recorded."""
+        regular = stat.S_ISREG(st.st_mode)
+        if regular and st.st_nlink == 0:
+            return False  # unlinked under our eyes (another cleaner): gone
+        if not regular or st.st_nlink != 1 or st.st_size != 0:
+            self._skip_odd(dir_handle, directory, name, st, result)
+            return False
+        why = policy.may_remove(
+            mine=st.st_uid == self.euid, privileged=self.euid == 0,
+            age=self.clock() - st.st_mtime, directory=directory,
+        )  # fmt: skip
+        if why == FOREIGN_FILE:
+            self._skip_observed(directory, name, st, result)  # foreign
+            return False
+        why = why or self._dir_reason(directory)
+        if why:
+            # it stays anyway: a holder or waiter the lock table shows says its state
+            use = self.pre_lock_use(st.st_dev, st.st_ino)
+            if use is not None:
+                self._skip_observed(directory, name, st, result, use=use)
+            else:
+                result.skip(f"{directory.rstrip('/')}/{name}", LockState.ORPHANED, why)
+            return False
+        return True
+
+    def _skip_unopened(
+        self, dir_handle: int, directory: str, name: str, err: OSError, policy: Policy,
+        result: CleanResult,
+    ) -> None:  # fmt: skip
+        """Our open failed (a symlink, another user's private file, a socket...): what lstat
+        shows of the name says why it stays, as the scanner would say it."""
+        try:
+            st = self.lstat(name, dir_handle)
+        except FileNotFoundError:
+            return  # gone meanwhile
+        except OSError as lstat_err:
+            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", lstat_err))
+            return
+        if self._may_lock(dir_handle, directory, name, st, policy, result):
+            why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
+            self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
 
     def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """See `Remover`: the lock table, and one pass over open files, for *every* target.
