@@ -639,21 +639,31 @@ def test_a_dir_replaced_by_a_symlink_is_followed(
     rec.wait(lambda s: set(states(s)) == {A, B}, timeout=10)
 
 
-def test_a_symlink_that_changes_target_is_followed(
-    tmp_path: Path, watch: Callable[..., tuple[Watcher, Recorder]]
-) -> None:
+def _link_to_one_of_two(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(one, two, link): two dirs, `B` in the second, and a symlink to the first."""
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
     (two / B).touch()
     link = tmp_path / "link"
     link.symlink_to(one)
+    return one, two, link
+
+
+def _repoint(link: Path, target: Path) -> None:
+    new = link.with_name(link.name + ".new")
+    new.symlink_to(target)
+    new.rename(link)  # atomically points elsewhere
+
+
+def test_a_symlink_that_changes_target_is_followed(
+    tmp_path: Path, watch: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    one, two, link = _link_to_one_of_two(tmp_path)
     _, rec = watch(link, safety_interval=3600)
     (one / A).touch()
     rec.wait(lambda s: set(states(s)) == {A})
-    new = tmp_path / "link.new"
-    new.symlink_to(two)
-    new.rename(link)  # atomically points elsewhere
+    _repoint(link, two)
     rec.wait(lambda s: set(states(s)) == {B}, timeout=10)
     (two / A).touch()
     rec.wait(lambda s: set(states(s)) == {A, B}, timeout=10)
@@ -664,12 +674,7 @@ def test_an_idle_watcher_checks_the_dirs_identity_less_and_less_often(
 ) -> None:
     """The identity check is a timer wakeup: every second for ever kept an idle watcher above
     one wakeup a second. It backs off while nothing moves, and a move still shows."""
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
-    (two / B).touch()
-    link = tmp_path / "link"
-    link.symlink_to(one)
+    _one, two, link = _link_to_one_of_two(tmp_path)
     watcher, rec = watch(link, safety_interval=3600, poll_interval=0.05)  # first check: 50 ms
     checks: list[float] = []
     moved_dirs = watcher._moved_dirs
@@ -684,9 +689,7 @@ def test_an_idle_watcher_checks_the_dirs_identity_less_and_less_often(
     assert 2 <= len(checks) <= 8, checks
     gaps = [b - a for a, b in itertools.pairwise(checks)]
     assert gaps == sorted(gaps), gaps
-    new = tmp_path / "link.new"
-    new.symlink_to(two)
-    new.rename(link)  # seen at the next check, however long the wait has grown
+    _repoint(link, two)  # seen at the next check, however long the wait has grown
     rec.wait(lambda s: set(states(s)) == {B}, timeout=20)
 
 
