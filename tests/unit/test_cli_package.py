@@ -33,6 +33,22 @@ def test_help_states_and_help_command_print_on_the_console() -> None:
     assert run_cli("help").stdout == run_cli("--help").stdout
 
 
+def test_a_command_parsed_alone_behaves_as_in_the_whole_parser() -> None:
+    """`uvsweep scan ...` builds the scan parser alone (a faster start); its help and its usage
+    errors must be what the parser of every command gives (reached here through `help`, and
+    through a leading option, which takes the whole parser)."""
+    from uvsweep.cli.parser import ALONE, build_parser, commands
+
+    assert set(commands(build_parser())) - {"help", "completion"} == ALONE
+    for name in sorted(ALONE):
+        assert commands(build_parser(name)).keys() == {name}
+        alone = run_cli(name, "--help")
+        assert alone.returncode == 0 and alone.stdout == run_cli("help", name).stdout, name
+        wrong, whole = run_cli(name, "--no-such-option"), run_cli("-q", name, "--no-such-option")
+        assert wrong.returncode == whole.returncode == ExitStatus.USAGE, name
+        assert wrong.stderr == whole.stderr, name
+
+
 def test_scan_in_process_reports_an_orphan_and_quiet_prints_nothing(tmp_path: Path) -> None:
     (tmp_path / "uv-00000000000000aa.lock").touch()
     done = run_cli("scan", "--json", "--no-labels", "--dir", str(tmp_path))

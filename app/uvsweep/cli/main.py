@@ -139,9 +139,11 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         from uvsweep.remove import windows
 
         return windows.keeper_main(args_list[1:])
-    from uvsweep.cli.parser import build_parser, route
+    from uvsweep.cli.parser import ALONE, build_parser, route
 
-    parser = build_parser()
+    # `uvsweep scan ...`: that command's parser alone; anything else (options first, no
+    # command, a typo, help, completion) gets every command's
+    parser = build_parser(args_list[0] if args_list[:1] and args_list[0] in ALONE else None)
     route(parser, console.stdout, console.stderr)
     try:
         args = parser.parse_args(args_list)

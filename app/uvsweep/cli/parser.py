@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from uvsweep import __version__
 
@@ -189,8 +189,9 @@ def _command(sub: Any, name: str, func: Command, **options: Any) -> argparse.Arg
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser for every command; with `only` (a command's name), the parser for
+    that command alone: building all of them costs every start some 4 ms."""
     parser = _Parser(
         prog="uvsweep",
         description="Find the lock files uv leaves in the temp dir, see what each one guards,\n"
@@ -204,7 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print only errors; the exit code says how it went (details below)",
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in _COMMANDS:
+        if only is None or name == only:
+            add(sub)
+    return parser
 
+
+def _add_scan(sub: Any) -> None:
     scan = _command(
         sub,
         "scan",
@@ -227,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip working out which environment each file guards (faster)",
     )  # fmt: skip
 
+
+def _add_clean(sub: Any) -> None:
     clean = _command(
         sub,
         "clean",
@@ -265,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         "it; UVSWEEP_ACCEPT_HIDDEN_PROCESSES=1 does the same)",
     )  # fmt: skip
 
+
+def _add_watch(sub: Any) -> None:
     watch = _command(
         sub,
         "watch",
@@ -294,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         "old (default 0), as `uvsweep clean` would",
     )  # fmt: skip
 
+
+def _add_tray(sub: Any) -> None:
     tray_cmd = _command(
         sub,
         "tray",
@@ -309,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch DIR instead of the defaults; repeatable",
     )  # fmt: skip
 
+
+def _add_doctor(sub: Any) -> None:
     doc = _command(
         sub,
         "doctor",
@@ -320,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doc.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_autostart(sub: Any) -> None:
     start = _command(
         sub,
         "autostart",
@@ -332,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("action", choices=("enable", "disable", "status"))
 
+
+def _add_config(sub: Any) -> None:
     config = _command(
         sub,
         "config",
@@ -356,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     config.add_argument("--json", action="store_true", help="with show: print JSON")
 
+
+def _add_lockname(sub: Any) -> None:
     lockname = _command(
         sub,
         "lockname",
@@ -398,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     lockname.add_argument("--json", action="store_true", help="print JSON (see the README)")
     lockname.add_argument("target", metavar="PATH|KEY", nargs="?")
 
+
+def _add_desktop_entry(sub: Any) -> None:
     entry = _command(
         sub,
         "desktop-entry",
@@ -412,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     entry.add_argument("action", choices=("install", "remove", "status"))
 
+
+def _add_completion(sub: Any) -> None:
     completion = _command(
         sub,
         "completion",
@@ -425,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
+
+def _add_help(sub: Any) -> None:
     helper = _command(
         sub,
         "help",
@@ -437,4 +464,22 @@ def build_parser() -> argparse.ArgumentParser:
         "topic", nargs="?", metavar="TOPIC", choices=(*sub.choices, "states"),
         help="a command, or `states`",
     )  # fmt: skip
-    return parser
+
+
+#: Each command and what adds its parser, in the order `--help` lists them.
+_COMMANDS: tuple[tuple[str, Callable[[Any], None]], ...] = (
+    ("scan", _add_scan),
+    ("clean", _add_clean),
+    ("watch", _add_watch),
+    ("tray", _add_tray),
+    ("doctor", _add_doctor),
+    ("autostart", _add_autostart),
+    ("config", _add_config),
+    ("lockname", _add_lockname),
+    ("desktop-entry", _add_desktop_entry),
+    ("completion", _add_completion),
+    ("help", _add_help),
+)
+
+#: The commands whose parser can be built alone (`help` and `completion` read every one).
+ALONE = frozenset(name for name, _add in _COMMANDS) - {"help", "completion"}
