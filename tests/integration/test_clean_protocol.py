@@ -241,6 +241,35 @@ def test_file_vanishing_mid_clean_is_no_error(lockdir: Path) -> None:
     assert result.skipped == [] and result.errors == []
 
 
+def test_a_failed_fd_walk_leaves_no_lock_table_reader_running(lockdir: Path) -> None:
+    """The lock table is read on a thread beside the fd walk: when the walk fails, that thread
+    is over before the error goes on (a handoff may fork a keeper next)."""
+    touch(lockdir, A)
+    reading = threading.Event()
+
+    class FailingWalk(LinuxRemover):
+        def lock_users(self, targets):  # type: ignore[no-untyped-def]
+            reading.set()
+            time.sleep(0.5)  # a slow read: still going when the walk fails
+            return super().lock_users(targets)
+
+        def open_users(self, targets, result):  # type: ignore[no-untyped-def]
+            reading.wait(5)
+            raise OSError(24, "Too many open files")
+
+    remover = FailingWalk()
+    dir_fd, names = remover.listing(str(lockdir))
+    try:
+        target = remover.acquire(dir_fd, str(lockdir), names[0], Policy(), CleanResult([]))
+        assert target is not None
+        with pytest.raises(OSError, match="Too many open files"):
+            remover.users([target], CleanResult([]))
+        assert [t for t in threading.enumerate() if t.name == "uvsweep-beside"] == []
+        remover.release(target)
+    finally:
+        remover.close_dir(dir_fd)
+
+
 def test_one_fd_walk_per_batch(lockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvsweep.remove.posix as posix
 

@@ -241,6 +241,11 @@ class Beside:
                                        name="uvsweep-beside")  # fmt: skip
         self.thread.start()
 
+    def wait(self) -> None:
+        """Until the call is over, whatever it returns or raises (never leave it running: a
+        caller may fork next)."""
+        self.thread.join()
+
     def _run(self, call: Callable[..., object], args: tuple[object, ...]) -> None:
         try:
             self.returned.append(call(*args))
@@ -249,7 +254,7 @@ class Beside:
 
     def take(self) -> Any:
         """What the call returned (once it is over); what it raised is raised here."""
-        self.thread.join()
+        self.wait()
         if self.failed:
             raise self.failed[0]
         return self.returned[0]

@@ -341,7 +341,12 @@ class PosixRemover(Remover):
         target that has one (a late opener beside a waiter must be seen too).
         """
         beside = Beside(self.lock_users, targets) if self.table_beside() else None
-        opened = self.open_users(targets, result)
+        try:
+            opened = self.open_users(targets, result)
+        except BaseException:
+            if beside is not None:
+                beside.wait()  # its reader is over before anything else runs (or forks)
+            raise
         found: dict[Target, Use] = self.lock_users(targets) if beside is None else beside.take()
         for target, pids in opened.items():
             if target not in found:
