@@ -203,104 +203,31 @@ def test_a_watcher_never_cleans_in_a_loop_on_files_it_keeps(
     assert len(cleanups) <= 8, f"{len(cleanups)} cleanups in 8 s"
 
 
-#: A non-root cleaner (argv: the uvsweep command) whose process has every fd but one in use
-#: by something else (another thread of the tray, a library's caller) whenever it checks its
-#: batch; it says "locked" first and waits for a line (the test starts a waiter meanwhile).
-_CLEANER_ONE_FD_SPARE = textwrap.dedent(
-    """
-    import os, resource, sys
-    from uvsweep import cleaner, cli
-    from uvsweep.remove.posix import LinuxRemover
-
-    resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
-    cleaner.running_uv = lambda processes=None: []  # the waiter is not a uv the gate knows
-    real_users = LinuxRemover.users
-    calls = []
-
-    def users(self, targets, result):
-        calls.append(1)
-        if len(calls) == 1:
-            print("locked", flush=True)
-            sys.stdin.readline()
-        taken = []
-        try:
-            while True:
-                taken.append(os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC))
-        except OSError:
-            pass
-        os.close(taken.pop())  # one fd is free: enough for one read at a time
-        try:
-            return real_users(self, targets, result)
-        finally:
-            for fd in taken:
-                os.close(fd)
-
-    LinuxRemover.users = users
-    sys.exit(cli.main(sys.argv[1:]))
-    """
-)
-
-#: Another user's uv (root's here): waits for the lock the cleaner holds.
-_WAITER = (
-    "import fcntl, os, sys, time\n"
-    "fd = os.open(sys.argv[1], os.O_RDWR)\n"
-    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-    "time.sleep(600)\n"
-)
-
-
 # O3: `users()` now reads the lock table on a thread while the main thread walks the fds: the
-# two need an fd each at once where one after the other needed one. With one fd to spare (the
-# rest used by another thread of the process: the tray's), the walk's listing of /proc fails
-# (EMFILE) and escapes as a traceback (6 of 10 runs here; the old order: 0 of 6); the other
-# way round (the table read fails, the walk works) a non-root cleaner would see nothing of
-# another user's waiter (`_read_table` maps any OSError to "unreadable": no entries)
+# two need an fd each at once, where one after the other needed one. At the smallest batch (one
+# file) the fd limit leaves room for one: the walk's listing of /proc fails (EMFILE) and escapes
+# as a traceback, with most files left (5 of 5 runs at RLIMIT_NOFILE 6; the old order removed
+# every file, 0 tracebacks; `test_a_tiny_fd_limit_is_a_clear_error_not_a_traceback` uses 21,
+# where the batch leaves room). The same happens wherever another thread of the process (the
+# tray's) leaves one fd free. The other way round (the table read fails, the walk works),
+# `_read_table` takes EMFILE for "unreadable", and a non-root cleaner would see nothing of
+# another user's waiter: not seen in 24 runs here, but nothing rules it out.
 @pytest.mark.xfail(strict=True, reason="O3: the table read beside the walk needs a second fd")
-def test_a_cleaner_with_one_fd_to_spare_keeps_a_waited_file_without_a_traceback(
-    shared_tmp: Path,
-) -> None:
-    found = other_user_python()
-    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
-    assert found is not None
-    uid, gid, python = found
-    shared_tmp.chmod(0o1777)
-    env = procs.marked_env(
-        {"PATH": "/usr/bin:/bin", "PYTHONPATH": APP_DIR, "UVSWEEP_CONFIG": "/nonexistent/s.toml"}
-    )
-    for attempt in range(8):  # the two threads race for the fd: each run is a draw
-        path = shared_tmp / f"uv-{attempt:016x}.lock"
-        path.touch()
-        path.chmod(0o666)
-        os.chown(path, uid, gid)
-        cleaner = procs.popen(
-            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c",
-             _CLEANER_ONE_FD_SPARE, "clean", "--dir", str(shared_tmp), "--ignore-running-uv",
-             "--json"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env,
+def test_the_smallest_fd_limit_clean_accepts_never_ends_in_a_traceback(lockdir: Path) -> None:
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+
+    for attempt in range(3):  # the two threads race for the last fd: each batch is a draw
+        for index in range(20):
+            (lockdir / f"uv-{index:016x}.lock").touch()
+        done = procs.run(
+            [sys.executable, "-m", "uvsweep", "clean", "--dir", str(lockdir),
+             "--ignore-running-uv"],
+            capture_output=True, text=True, timeout=60, preexec_fn=limit,
+            env=procs.marked_env({**os.environ, "PYTHONPATH": APP_DIR}),
         )  # fmt: skip
-        waiter = None
-        try:
-            assert cleaner.stdout is not None and cleaner.stdin is not None
-            assert cleaner.stdout.readline().strip() == "locked"
-            waiter = procs.popen(
-                [sys.executable, "-c", _WAITER, str(path)], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-            deadline = time.monotonic() + 10
-            key = f":{path.stat().st_ino} "
-            while not any(  # the waiter queues behind the cleaner's lock
-                "->" in line and key in line
-                for line in Path("/proc/locks").read_text().splitlines()
-            ):
-                assert time.monotonic() < deadline, "the waiter never queued"
-                time.sleep(0.01)
-            out, err = cleaner.communicate("\n", timeout=60)
-        finally:
-            procs.stop(cleaner, grace=0)
-            if waiter is not None:
-                procs.stop(waiter, grace=0)
-        assert "Traceback" not in err, err
-        report = json.loads(out)
-        assert report["removed"] == [] and path.exists(), report  # waited for: it stays
-        path.unlink()
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 0, (attempt, done.stderr)
+        assert os.listdir(lockdir) == []
