@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs
-from tests.conftest import APP_DIR, need, other_user_python
+from tests.conftest import APP_DIR, Holder, need, other_user_python
 from tests.helpers import A, B
 
 pytestmark = [
@@ -61,10 +61,10 @@ _WRITER = textwrap.dedent(
 )
 
 
-def _clean(directory: Path) -> dict[str, object]:
+def _clean(directory: Path, *extra: str) -> dict[str, object]:
     out = procs.run(
         [sys.executable, "-m", "uvsweep", "clean", "--dir", str(directory),
-         "--ignore-running-uv", "--json"],
+         "--ignore-running-uv", "--json", *extra],
         capture_output=True, text=True, timeout=60,
         env=procs.marked_env({**os.environ, "PYTHONPATH": APP_DIR}),
     )  # fmt: skip
@@ -234,3 +234,22 @@ def test_the_smallest_fd_limit_clean_accepts_never_ends_in_a_traceback(lockdir: 
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode == 0, (attempt, done.stderr)
         assert os.listdir(lockdir) == []
+
+
+# O4 (older than the open-first acquire, seen while testing it): another user's file that a
+# process holds is `held` in `scan` and in `clean --dry-run`, but `foreign` in `clean` (the
+# remover records a foreign file with no look at its lock), though the README says a lock wins
+# over what else is said of a file, and the dry run is to say what the real run does
+@pytest.mark.xfail(strict=True, reason="O4: clean says foreign where the dry run says held")
+def test_clean_and_its_dry_run_agree_on_another_users_held_file(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    need(os.geteuid() == 0, "root (chown)")
+    path = lockdir / A
+    path.touch()
+    os.chown(path, 65534, 65534)
+    hold(path)
+    dry = _clean(lockdir, "--dry-run")["skipped"]
+    real = _clean(lockdir)["skipped"]
+    assert [s["state"] for s in dry] == ["held"], dry  # type: ignore[union-attr]
+    assert [s["state"] for s in real] == ["held"], real  # type: ignore[union-attr]
