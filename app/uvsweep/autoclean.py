@@ -25,6 +25,12 @@ log = logging.getLogger("uvsweep.autoclean")
 #: Runs a cleanup; given the dirs, returns its report.
 Cleaner = Callable[[Sequence[str]], CleanResult]
 
+#: How long a file a cleanup kept though nobody uses it (in a dir where only private files may
+#: go, an unlink the OS refused: `orphaned` in the next scan all the same) is left out of
+#: `wanted` (seconds). Retrying at every rescan would clean in a loop: a cleanup's own opens
+#: and locks are file events that bring the next rescan.
+RETRY_KEPT = 300.0
+
 #: How much longer a watcher's `stop()` waits for a cleanup that is handing its locks to a keeper.
 HANDOFF_GRACE = 20.0
 
@@ -41,11 +47,14 @@ class AutoClean:
         self.clean = clean
         self.enabled = True
         self.last_report: CleanResult | None = None
+        self._kept: dict[str, float] = {}  # path: when the last cleanup kept it as orphaned
 
     def wanted(self, snapshot: Snapshot, uv_running: bool, now: float) -> bool:
         """Whether a cleanup is due now."""
         return not uv_running and any(
-            item.state is LockState.ORPHANED and now - item.mtime >= self.min_age
+            item.state is LockState.ORPHANED
+            and now - item.mtime >= self.min_age
+            and now - self._kept.get(item.path, now - RETRY_KEPT) >= RETRY_KEPT
             for item in snapshot.files
         )
 
@@ -57,6 +66,11 @@ class AutoClean:
             self.last_report = cleaner.clean(dirs, min_age=self.min_age)
         else:
             self.last_report = self.clean(dirs)
+        now = time.time()
+        self._kept = {
+            skip.path: now for skip in self.last_report.skipped
+            if skip.state is LockState.ORPHANED
+        }  # fmt: skip
         return self.last_report
 
     def attach(self, watcher: Watcher) -> Callable[[], None]:

@@ -1013,10 +1013,10 @@ def test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed(lockdir: P
             self.opened.append(fd)
             return fd
 
-        def list_dir(self, where: int | str) -> list[str]:
-            if isinstance(where, int) and where in self.opened:
+        def list_kinds(self, dir_fd: int) -> list[tuple[str, bool]]:
+            if dir_fd in self.opened:
                 raise OSError(errno.EIO, "Input/output error")
-            return super().list_dir(where)
+            return super().list_kinds(dir_fd)
 
         def close(self, fd: int) -> None:
             self.closed.append(fd)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from tests.helpers import AS_NOBODY, A, B, StartFakeUv
 from uvsweep import scanner
 from uvsweep.autoclean import AutoClean
 from uvsweep.fswatch import FsWatch, OnEvent
-from uvsweep.model import Change, LockState, Snapshot
+from uvsweep.model import Change, CleanResult, LockState, Snapshot
 from uvsweep.settings import Settings
 from uvsweep.watcher import Watcher
 
@@ -367,7 +367,12 @@ def test_auto_clean_looks_at_every_rescan_and_can_be_turned_off(
     os.utime(lockdir / A, (old, old))
     (lockdir / B).touch()  # too young for `min_age`
     cleaned: list[list[str]] = []
-    policy = AutoClean(min_age=3600, clean=lambda dirs: cleaned.append(list(dirs)))  # type: ignore[arg-type,func-returns-value]
+
+    def clean(dirs: Sequence[str]) -> CleanResult:
+        cleaned.append(list(dirs))
+        return CleanResult(dirs)
+
+    policy = AutoClean(min_age=3600, clean=clean)
     policy.enabled = False
     watcher, rec = watch(safety_interval=3600)
     detach = policy.attach(watcher)
@@ -393,6 +398,45 @@ def test_auto_clean_looks_at_every_rescan_and_can_be_turned_off(
     watcher.rescan()
     time.sleep(0.3)
     assert len(cleaned) == count, "detached"
+
+
+def test_a_file_the_cleanup_keeps_is_not_cleaned_again_at_every_rescan(
+    lockdir: Path, watch: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file kept though nobody uses it (an unlink the OS refused, a dir where only private
+    files may go) is `orphaned` in the next scan too: cleaning again at every rescan is a loop,
+    since each cleanup's own opens and locks are file events."""
+    from uvsweep import autoclean
+
+    old = time.time() - 7200
+    (lockdir / A).touch()
+    os.utime(lockdir / A, (old, old))
+    runs: list[float] = []
+
+    def keeping(dirs: Sequence[str]) -> CleanResult:
+        runs.append(time.monotonic())
+        result = CleanResult(dirs)
+        result.skip(str(lockdir / A), LockState.ORPHANED, "the OS refused to remove it")
+        return result
+
+    policy = AutoClean(clean=keeping)
+    watcher, _rec = watch(safety_interval=3600)
+    policy.attach(watcher)
+
+    def rescanned() -> None:
+        scans = watcher.scans
+        watcher.rescan()
+        deadline = time.monotonic() + 10
+        while watcher.scans == scans:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    for _ in range(5):
+        rescanned()
+    assert len(runs) == 1, runs
+    monkeypatch.setattr(autoclean, "RETRY_KEPT", 0.0)  # its time has come: tried again
+    rescanned()
+    assert len(runs) == 2, runs
 
 
 def test_the_watcher_imports_no_cleanup_code(lockdir: Path) -> None:

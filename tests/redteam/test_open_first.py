@@ -75,7 +75,6 @@ def _clean(directory: Path, *extra: str) -> dict[str, object]:
 
 # O1: the old acquire never opened a FIFO (lstat said "a FIFO"); the new one opens it, which
 # completes a blocked writer's open(); our close then leaves it without a reader: SIGPIPE
-@pytest.mark.xfail(strict=True, reason="O1: clean opens a FIFO at a uv name")
 def test_clean_never_completes_the_open_of_a_fifos_blocked_writer(lockdir: Path) -> None:
     fifo = lockdir / A
     os.mkfifo(fifo)
@@ -120,7 +119,6 @@ def _opened_names(fd: int) -> list[str]:
 
 # O1 (devices): the old acquire never opened a device node (lstat: "not a regular file"); the
 # new one runs the driver's open as root (a tape rewinds on close, a watchdog starts counting)
-@pytest.mark.xfail(strict=True, reason="O1: clean opens a device node at a uv name")
 def test_clean_never_opens_a_device_node(lockdir: Path) -> None:
     need(os.geteuid() == 0, "root (mknod)")
     os.mknod(lockdir / B, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
@@ -149,7 +147,6 @@ def _python_with_watchdog(where: Path) -> Path:
 # them orphaned, so every rescan wants a cleanup; the old acquire kept
 # them after an lstat, the new one opens them, and those opens are events that trigger the next
 # rescan: the watcher cleans in a loop (CPU for ever), where it cleaned once
-@pytest.mark.xfail(strict=True, reason="O2: the watcher's cleanup re-triggers itself")
 @pytest.mark.parametrize("proc_options", ["subset=pid", "hidepid=2"])
 def test_a_watcher_never_cleans_in_a_loop_on_files_it_keeps(
     shared_tmp: Path, proc_options: str
@@ -215,7 +212,6 @@ def test_a_watcher_never_cleans_in_a_loop_on_files_it_keeps(
 # tray's) leaves one fd free. The other way round (the table read fails, the walk works),
 # `_read_table` takes EMFILE for "unreadable", and a non-root cleaner would see nothing of
 # another user's waiter: not seen in 24 runs here, but nothing rules it out.
-@pytest.mark.xfail(strict=True, reason="O3: the table read beside the walk needs a second fd")
 def test_the_smallest_fd_limit_clean_accepts_never_ends_in_a_traceback(lockdir: Path) -> None:
     import resource
 
@@ -240,7 +236,6 @@ def test_the_smallest_fd_limit_clean_accepts_never_ends_in_a_traceback(lockdir: 
 # process holds is `held` in `scan` and in `clean --dry-run`, but `foreign` in `clean` (the
 # remover records a foreign file with no look at its lock), though the README says a lock wins
 # over what else is said of a file, and the dry run is to say what the real run does
-@pytest.mark.xfail(strict=True, reason="O4: clean says foreign where the dry run says held")
 def test_clean_and_its_dry_run_agree_on_another_users_held_file(
     lockdir: Path, hold: type[Holder]
 ) -> None:

@@ -226,6 +226,10 @@ class SimCalls(ActorCalls, Syscalls):
     def list_dir(self, where: int | str) -> list[str]:
         return self._do(("list_dir", where), lambda: self.kernel.list_dir(self.pid, where))
 
+    def list_kinds(self, dir_fd: int) -> list[tuple[str, bool]]:
+        # as a file system without d_type says: each may be a regular file (fstat decides)
+        return [(name, True) for name in self.list_dir(dir_fd)]
+
     def fstat(self, fd: int) -> os.stat_result:
         return self._do(("fstat", fd), lambda: self.kernel.fstat(self.pid, fd))
 

@@ -69,6 +69,12 @@ class Syscalls:
         """The names in a dir (by fd or path)."""
         return os.listdir(where)
 
+    def list_kinds(self, dir_fd: int) -> list[tuple[str, bool]]:
+        """The names in a dir, each with whether it may be a regular file: what the dir's own
+        entry says (`d_type`, free with the listing); `lstat` only where it says nothing."""
+        with os.scandir(dir_fd) as entries:
+            return [(entry.name, entry.is_file(follow_symlinks=False)) for entry in entries]
+
     def fstat(self, fd: int) -> os.stat_result:
         """`fstat`."""
         return os.fstat(fd)

@@ -100,7 +100,9 @@ class PosixRemover(Remover):
         self.lstat = lstat or calls.lstat
         self.keeper = keeper or Keeper()  # finishes the handoffs that outlast `handoff_wait`
         self.handoff_wait = handoff_wait
-        self.batch_size = batch_size_for(raise_fd_limit())
+        self.fd_limit = raise_fd_limit()
+        self.batch_size = batch_size_for(self.fd_limit)
+        self._not_regular: set[str] = set()  # per dir: names the listing says are no files
         self._owner = OwnerNames()
         self._devices_seen: set[int] = set()  # file systems a file was locked on (`locked_one`)
         self._dir_reasons: dict[str, str | None] = {}  # per batch (`_dir_reason`)
@@ -166,11 +168,13 @@ class PosixRemover(Remover):
         """See `Remover`."""
         dir_fd = self.calls.open_dir(directory)
         try:
-            names = sorted(name for name in self.calls.list_dir(dir_fd) if is_lock_name(name))
+            kinds = [(name, kind) for name, kind in self.calls.list_kinds(dir_fd)
+                     if is_lock_name(name)]  # fmt: skip
         except OSError:
             self.calls.close(dir_fd)
             raise
-        return dir_fd, names
+        self._not_regular = {name for name, regular in kinds if not regular}
+        return dir_fd, sorted(name for name, _regular in kinds)
 
     def close_dir(self, dir_handle: int) -> None:
         """See `Remover`."""
@@ -243,7 +247,17 @@ class PosixRemover(Remover):
 
         Nothing is decided from a status read before the open: the fd's status is the very
         file we would lock, and one `lstat` a file fewer is the cheapest system call saved.
+        Nothing is opened that the listing says is no regular file (a FIFO's blocked writer
+        would be let go, a device's driver run), nor in a dir none of whose files may go:
+        `lstat` says why those stay.
         """
+        if (
+            name in self._not_regular
+            or policy.kept_by_visibility(directory, None)
+            or self._dir_reason(directory)
+        ):
+            self._skip_unopened(dir_handle, directory, name, None, policy, result)
+            return None
         try:
             fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
@@ -303,8 +317,9 @@ class PosixRemover(Remover):
             mine=st.st_uid == self.euid, privileged=self.euid == 0,
             age=self.clock() - st.st_mtime, directory=directory,
         )  # fmt: skip
-        if why == FOREIGN_FILE:
-            self._skip_observed(directory, name, st, result)  # foreign
+        if why == FOREIGN_FILE:  # another user's: foreign, or held/waited for as the table says
+            use = self.pre_lock_use(st.st_dev, st.st_ino)
+            self._skip_observed(directory, name, st, result, use=use)
             return False
         why = why or self._dir_reason(directory)
         if why:
@@ -318,11 +333,12 @@ class PosixRemover(Remover):
         return True
 
     def _skip_unopened(
-        self, dir_handle: int, directory: str, name: str, err: OSError, policy: Policy,
+        self, dir_handle: int, directory: str, name: str, err: OSError | None, policy: Policy,
         result: CleanResult,
     ) -> None:  # fmt: skip
-        """Our open failed (a symlink, another user's private file, a socket...): what lstat
-        shows of the name says why it stays, as the scanner would say it."""
+        """A file not opened (`err`: why our open failed, a symlink, another user's private
+        file...; None: not tried): what lstat shows of the name says why it stays, as the
+        scanner would say it."""
         try:
             st = self.lstat(name, dir_handle)
         except FileNotFoundError:
@@ -331,7 +347,10 @@ class PosixRemover(Remover):
             result.errors.append(_error(f"{directory.rstrip('/')}/{name}", lstat_err))
             return
         if self._may_lock(dir_handle, directory, name, st, policy, result):
-            why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
+            if err is None:  # a regular file now, where the listing said otherwise
+                why = "replaced while it was being checked"
+            else:
+                why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
 
     def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
@@ -340,7 +359,9 @@ class PosixRemover(Remover):
         A lock-table entry decides the state shown; the open-file pass is never skipped for a
         target that has one (a late opener beside a waiter must be seen too).
         """
-        beside = Beside(self.lock_users, targets) if self.table_beside() else None
+        # (the reader needs an fd of its own while the walk uses one: only with some to spare)
+        spare = self.fd_limit - 2 * len(targets) - FD_RESERVE >= 8
+        beside = Beside(self.lock_users, targets) if spare and self.table_beside() else None
         try:
             opened = self.open_users(targets, result)
         except BaseException:
@@ -553,7 +574,14 @@ def batch_size_for(fd_limit: int, in_use: int = 0) -> int:
     # each batch reads /proc/locks (our own lines included: O(lines^2) for the kernel, by
     # pages) and walks every process's fds twice; 2048 files a batch measured cheapest
     # (10,000 files: 12% less CPU than 1024, 4096 no better)
-    return max(1, min(BATCH_CAP, (fd_limit - in_use - 24) // 2))
+    return max(1, min(BATCH_CAP, (fd_limit - in_use - FD_RESERVE) // 2))
+
+
+#: Errors that say the process is short of something, not that a file cannot be read.
+SHORT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+#: The fds a batch leaves to everything else: stdio, dirs, `/proc` and the CLI's own.
+FD_RESERVE = 24
 
 
 #: The most files a batch holds at once (see `batch_size_for`).
@@ -650,6 +678,8 @@ class LinuxRemover(PosixRemover):
                 self.proc, self.own_pid, self.calls, reads=1 if self.euid == 0 else 2, held=held
             )
         except OSError as err:
+            if err.errno in SHORT_OF_RESOURCES:
+                raise  # no fd or memory to read it with now: unknown, never "no waiter"
             note = (
                 f"{self.proc}/locks is unreadable ({err.strerror}): only the waiters whose open"
                 " files are visible were seen"
@@ -735,8 +765,8 @@ class LinuxRemover(PosixRemover):
     def open_users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, list[int]]:
         """See `PosixRemover`: one walk of `/proc/*/fd` for the whole batch."""
         by_key: dict[FileKey, Target] = {(t.dev, t.ino): t for t in targets}
-        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         try:
+            pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
             found, hidden = walk_fds(
                 self.proc, pids, {t.name for t in targets}, by_key, self.calls, self.own_pid
             )
