@@ -236,6 +236,93 @@ def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
     assert not thread.is_alive()
 
 
+# ---- F5: another user's regular file at the name becomes "the next generation" ---------------
+
+
+class _PlantFileAfterUnlink(LinuxRemover):
+    """During the unlink of A: a latecomer opens it; right after, `nobody` creates a regular
+    file at the name (a hostile user watching the sticky dir with inotify)."""
+
+    def __init__(self, plant: list[str], **seams: object) -> None:
+        super().__init__(**seams)  # type: ignore[arg-type]
+        self.plant = plant
+        self.latecomer: subprocess.Popen[str] | None = None
+        self.handoffs: list[Handoff] = []
+
+    def unlink(self, target: Target) -> None:
+        self.latecomer = start_latecomer(target.path)
+        super().unlink(target)
+        subprocess.run([*self.plant, "touch", target.path], check=True)
+
+    def _handoff(self, target: Target) -> Handoff:
+        handoff = super()._handoff(target)
+        self.handoffs.append(handoff)
+        return handoff
+
+
+# Fixed; it was F5: `_next_generation` took any user's regular file at the name at once; in a
+# sticky dir its owner may remove it, and a new uv then creates and locks a fresh file at the
+# name while the latecomer locks the old inode. Now such a file is taken only after it has been
+# there, free, for FOREIGN_PATIENCE seconds (with a warning), and a removed next generation is
+# replaced by ours within a round
+def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_patience(
+    shared_tmp: Path,
+) -> None:
+    from uvsweep.remove.handoff import FOREIGN_PATIENCE, OLD
+
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, _python = found
+    nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
+    path = shared_tmp / A
+    path.touch()
+    said: list[str] = []
+    remover = _PlantFileAfterUnlink(nobody, handoff_wait=60.0, progress=said.append)
+    done: list[CleanResult] = []
+    thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
+                                                                          Policy())))  # fmt: skip
+    thread.start()
+    old_fd = -1
+    try:
+        wait_for(lambda: remover.handoffs and path.exists() and path.stat().st_uid == uid,
+                 what="nobody's file at the name during the handoff")  # fmt: skip
+        planted = time.monotonic()
+        (handoff,) = remover.handoffs
+        assert remover.latecomer is not None
+        old_fd = old_inode_fd(remover.latecomer.pid, A)
+        # well within the patience (counted from the cleaner's first sight of the file, which
+        # is after `planted`): the old lock is ours, nobody's file is not the next generation
+        while time.monotonic() - planted < FOREIGN_PATIENCE / 2:
+            assert handoff.state == OLD, "another user's file was taken as the next generation"
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(old_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # still held by the cleaner
+            assert path.stat().st_uid == uid
+            time.sleep(0.02)
+        # after the patience it is taken, with a warning; its owner removes it: at once a file
+        # of ours is locked at the name again, and the latecomer still cannot get the old inode
+        wait_for(lambda: handoff.state == NEW, what="the file taken after the patience")
+        assert any(f"uid {uid}'s file" in line for line in said), said
+        planted_ino = path.stat().st_ino
+        subprocess.run([*nobody, "rm", "-f", str(path)], check=True)
+        wait_for(
+            lambda: path.exists() and path.stat().st_ino != planted_ino and flock_held(path),
+            what="a new file of ours locked at the name",
+        )
+        assert path.stat().st_uid == 0
+        assert not two_holders(old_fd, path), "two processes hold the lock at once"
+        assert handoff.state == NEW  # never over because the name changed
+        assert any("removed or replaced" in line for line in said), said
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(remover.latecomer)
+        thread.join(60)
+    assert not thread.is_alive()
+    assert done and [skip.path for skip in done[0].skipped] == [str(path)]
+
+
 # ---- R5: many handoffs: the keeper cannot be started, and the wait is not bounded -------------
 
 

@@ -386,6 +386,7 @@ class PosixRemover(Remover):
         )  # fmt: skip
         target.handle = None  # the handoff owns the old file's fd (and lock) from now on
         target.locked = False
+        handoff.warn = self.progress
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
@@ -402,6 +403,7 @@ class PosixRemover(Remover):
         handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])
         handoff.state = str(item["state"])
         handoff.followed = {int(pid) for pid in item.get("followed", ())}
+        handoff.replaced = [int(fd) for fd in item.get("replaced", ())]
         return handoff
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
