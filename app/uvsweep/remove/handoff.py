@@ -33,12 +33,12 @@ file owned by us, root, the old file's owner or the dir's owner, or any file in 
 taken at once. Another user's file in a sticky dir is not: we keep the old lock and try again.
 Refusing it for good would stall a legitimate second user's uv for ever (uv >= 0.9.15 makes
 0666 files, so another user's uv may create the file at the name while we are in `OLD` and
-exit, leaving it there), so once the same file has been at the name, and free, for
-`FOREIGN_PATIENCE` seconds, it is taken with a warning. **What remains**: a local user who
-plants a file at a lock name, leaves it there that long and then removes it can still break
-mutual exclusion for the old file's users; but the owner of the file at a lock name can break
-uv's own mutual exclusion at any time, with or without uvsweep (by removing the file while a
-uv holds it), so uvsweep never hands the name to such a file before it must.
+exit, leaving it there), so once the same file has stayed at the name for `FOREIGN_PATIENCE`
+seconds since we first found it free, it is taken (when free) with a warning. **What remains**:
+a local user who plants a file at a lock name, leaves it there that long and then removes it
+can still break mutual exclusion for the old file's users; but the owner of the file at a lock
+name can break uv's own mutual exclusion at any time, with or without uvsweep (by removing the
+file while a uv holds it), so uvsweep never hands the name to such a file before it must.
 
 `clean` waits for handoffs a bounded time (`HANDOFF_WAIT`, cut short by Ctrl-C), then passes the
 rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the very locked file
@@ -130,6 +130,7 @@ class Handoff:
         self.foreign_since = 0.0
         self.new_key: tuple[int, int] | None = None  # (st_dev, st_ino) of the file at new_fd
         self.replaced: list[int] = []  # earlier next generations, removed from the name: locked
+        self.name_lost = False  # in NEW: the name is not our file's, and could not be re-taken
         self.warn: Callable[[str], None] = _log  # a cleaner passes its progress output
 
     @property
@@ -187,15 +188,19 @@ class Handoff:
             return  # unknown: keep what we hold, ask again next round
         fd = self._next_generation(patient=False)
         if fd is None:
-            self.warn(
-                f"{self.path}: the file at the name was removed or replaced during the handoff"
-                " and is held by another process now; still waiting for the old file's users"
-            )
+            if not self.name_lost:  # said once, not every round
+                self.warn(
+                    f"{self.path}: the next generation of the lock was removed or replaced"
+                    " during the handoff, and what is at the name now cannot be locked; still"
+                    " holding the old file for its users and trying again"
+                )
+            self.name_lost = True
             return
         self.warn(
-            f"{self.path}: the file at the name was removed or replaced during the handoff;"
-            " the lock was taken on the file there now"
+            f"{self.path}: the next generation of the lock was removed or replaced during the"
+            " handoff; the lock was taken again on the file at the name now"
         )
+        self.name_lost = False
         self.replaced.append(self.new_fd)  # stays locked (it may have waiters) until the end
         self.new_fd, self.new_key = fd, None
 
