@@ -501,6 +501,35 @@ def test_scan_names_the_keeper_that_holds_a_handed_over_file(tmp_path: Path) -> 
         kill_keepers(before)
 
 
+class _LatecomerAtUnlink(LinuxRemover):
+    """A latecomer opens each file as it is unlinked (killed by `stop`)."""
+
+    latecomer: subprocess.Popen[str] | None = None
+
+    def unlink(self, target: Target) -> None:
+        self.latecomer = start_latecomer(target.path)
+        super().unlink(target)
+
+
+# Fixed; it was F6's wording: a process that started a keeper (a long-lived tray) and cleans
+# again found the keeper's file held by "a process the OS does not show": /proc/locks prints the
+# keeper's inherited lock with the pid of the process that took it, our own
+def test_a_second_clean_in_the_same_process_names_its_own_keeper(lockdir: Path) -> None:
+    from uvsweep.remove.posix import HELD_BY_US
+
+    (lockdir / A).touch()
+    before = set(keeper_pids())
+    first = _LatecomerAtUnlink(handoff_wait=0.0)
+    try:
+        assert first.remove([str(lockdir)], Policy()).keepers
+        (skip,) = LinuxRemover().remove([str(lockdir)], Policy()).skipped
+        assert skip.path == str(lockdir / A) and skip.state is LockState.HELD
+        assert skip.reason == HELD_BY_US, skip.reason
+    finally:
+        stop(first.latecomer)
+        kill_keepers(before)
+
+
 def test_a_forked_keeper_holds_the_names_and_nothing_else(lockdir: Path) -> None:
     """`Keeper.fork`, the fallback: the copy holds the handed-over locks after we close ours
     while the old files are in use, keeps none of our other fds (a tray's display or bus
