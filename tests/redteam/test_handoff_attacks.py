@@ -323,6 +323,54 @@ def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_pa
     assert done and [skip.path for skip in done[0].skipped] == [str(path)]
 
 
+def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> None:
+    """After the name was re-taken in NEW, a keeper inherits the removed next generation as
+    well (it may have waiters) and lets it go only with the rest, once the old file is free."""
+    path = lockdir / A
+    old = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(old, fcntl.LOCK_EX)
+    latecomer = start_latecomer(path)
+    st = os.fstat(old)
+    os.unlink(path)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover()
+    handoff = Handoff(SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)  # fmt: skip
+    handoff.warn = lambda _message: None
+    before = set(keeper_pids())
+    first = -1
+    try:
+        handoff.step(used=True)
+        assert handoff.state == NEW
+        first = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # the first next generation
+        os.unlink(path)  # removed by its owner (or root)
+        handoff.step(used=True)
+        assert handoff.replaced and flock_held(path)
+        Keeper().take([handoff], remover.view())
+        handoff.close()
+        os.close(dir_fd)
+        with pytest.raises(BlockingIOError):  # still locked, now by the keeper
+            fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        assert flock_held(path)
+        stop(latecomer)  # the old file's user is done: the keeper lets everything go
+        wait_for(lambda: not flock_held(path), what="the keeper to let the name go")
+        wait_for(lambda: _free(first), what="the keeper to let the replaced file go")
+    finally:
+        if first >= 0:
+            os.close(first)
+        stop(latecomer)
+        kill_keepers(before)
+
+
+def _free(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 # ---- R5: many handoffs: the keeper cannot be started, and the wait is not bounded -------------
 
 
