@@ -260,7 +260,7 @@ class Handoff:
         now = self.calls.monotonic()
         if self.foreign != key:
             self.foreign, self.foreign_since = key, now
-        if patient and now - self.foreign_since < FOREIGN_PATIENCE:
+        if now - self.foreign_since < FOREIGN_PATIENCE:
             return False  # keep the old lock; its owner may yet remove it
         self.warn(
             f"{self.path}: took uid {owner}'s file at the name as the next generation of the"
