@@ -236,6 +236,141 @@ def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
     assert not thread.is_alive()
 
 
+# ---- F5: another user's regular file at the name becomes "the next generation" ---------------
+
+
+class _PlantFileAfterUnlink(LinuxRemover):
+    """During the unlink of A: a latecomer opens it; right after, `nobody` creates a regular
+    file at the name (a hostile user watching the sticky dir with inotify)."""
+
+    def __init__(self, plant: list[str], **seams: object) -> None:
+        super().__init__(**seams)  # type: ignore[arg-type]
+        self.plant = plant
+        self.latecomer: subprocess.Popen[str] | None = None
+        self.handoffs: list[Handoff] = []
+
+    def unlink(self, target: Target) -> None:
+        self.latecomer = start_latecomer(target.path)
+        super().unlink(target)
+        subprocess.run([*self.plant, "touch", target.path], check=True)
+
+    def _handoff(self, target: Target) -> Handoff:
+        handoff = super()._handoff(target)
+        self.handoffs.append(handoff)
+        return handoff
+
+
+# Fixed; it was F5: `_next_generation` took any user's regular file at the name at once; in a
+# sticky dir its owner may remove it, and a new uv then creates and locks a fresh file at the
+# name while the latecomer locks the old inode. Now such a file is taken only after it has been
+# there, free, for FOREIGN_PATIENCE seconds (with a warning), and a removed next generation is
+# replaced by ours within a round
+def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_patience(
+    shared_tmp: Path,
+) -> None:
+    from uvsweep.remove.handoff import FOREIGN_PATIENCE, OLD
+
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, _python = found
+    nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
+    path = shared_tmp / A
+    path.touch()
+    said: list[str] = []
+    remover = _PlantFileAfterUnlink(nobody, handoff_wait=60.0, progress=said.append)
+    done: list[CleanResult] = []
+    thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
+                                                                          Policy())))  # fmt: skip
+    thread.start()
+    old_fd = -1
+    try:
+        wait_for(lambda: remover.handoffs and path.exists() and path.stat().st_uid == uid,
+                 what="nobody's file at the name during the handoff")  # fmt: skip
+        planted = time.monotonic()
+        (handoff,) = remover.handoffs
+        assert remover.latecomer is not None
+        old_fd = old_inode_fd(remover.latecomer.pid, A)
+        # well within the patience (counted from the cleaner's first sight of the file, which
+        # is after `planted`): the old lock is ours, nobody's file is not the next generation
+        while time.monotonic() - planted < FOREIGN_PATIENCE / 2:
+            assert handoff.state == OLD, "another user's file was taken as the next generation"
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(old_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # still held by the cleaner
+            assert path.stat().st_uid == uid
+            time.sleep(0.02)
+        # after the patience it is taken, with a warning; its owner removes it: at once a file
+        # of ours is locked at the name again, and the latecomer still cannot get the old inode
+        wait_for(lambda: handoff.state == NEW, what="the file taken after the patience")
+        assert any(f"uid {uid}'s file" in line for line in said), said
+        planted_ino = path.stat().st_ino
+        subprocess.run([*nobody, "rm", "-f", str(path)], check=True)
+        wait_for(
+            lambda: path.exists() and path.stat().st_ino != planted_ino and flock_held(path),
+            what="a new file of ours locked at the name",
+        )
+        assert path.stat().st_uid == 0
+        assert not two_holders(old_fd, path), "two processes hold the lock at once"
+        assert handoff.state == NEW  # never over because the name changed
+        assert any("removed or replaced" in line for line in said), said
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(remover.latecomer)
+        thread.join(60)
+    assert not thread.is_alive()
+    assert done and [skip.path for skip in done[0].skipped] == [str(path)]
+
+
+def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> None:
+    """After the name was re-taken in NEW, a keeper inherits the removed next generation as
+    well (it may have waiters) and lets it go only with the rest, once the old file is free."""
+    path = lockdir / A
+    old = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(old, fcntl.LOCK_EX)
+    latecomer = start_latecomer(path)
+    st = os.fstat(old)
+    os.unlink(path)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover()
+    handoff = Handoff(SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)  # fmt: skip
+    handoff.warn = lambda _message: None
+    before = set(keeper_pids())
+    first = -1
+    try:
+        handoff.step(used=True)
+        assert handoff.state == NEW
+        first = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # the first next generation
+        os.unlink(path)  # removed by its owner (or root)
+        handoff.step(used=True)
+        assert handoff.replaced and flock_held(path)
+        Keeper().take([handoff], remover.view())
+        handoff.close()
+        os.close(dir_fd)
+        with pytest.raises(BlockingIOError):  # still locked, now by the keeper
+            fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        assert flock_held(path)
+        stop(latecomer)  # the old file's user is done: the keeper lets everything go
+        wait_for(lambda: not flock_held(path), what="the keeper to let the name go")
+        wait_for(lambda: _free(first), what="the keeper to let the replaced file go")
+    finally:
+        if first >= 0:
+            os.close(first)
+        stop(latecomer)
+        kill_keepers(before)
+
+
+def _free(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 # ---- R5: many handoffs: the keeper cannot be started, and the wait is not bounded -------------
 
 
@@ -411,6 +546,35 @@ def test_scan_names_the_keeper_that_holds_a_handed_over_file(tmp_path: Path) -> 
     finally:
         for pid in read_pids(latecomers):
             os.kill(pid, signal.SIGKILL)
+        kill_keepers(before)
+
+
+class _LatecomerAtUnlink(LinuxRemover):
+    """A latecomer opens each file as it is unlinked (killed by `stop`)."""
+
+    latecomer: subprocess.Popen[str] | None = None
+
+    def unlink(self, target: Target) -> None:
+        self.latecomer = start_latecomer(target.path)
+        super().unlink(target)
+
+
+# Fixed; it was F6's wording: a process that started a keeper (a long-lived tray) and cleans
+# again found the keeper's file held by "a process the OS does not show": /proc/locks prints the
+# keeper's inherited lock with the pid of the process that took it, our own
+def test_a_second_clean_in_the_same_process_names_its_own_keeper(lockdir: Path) -> None:
+    from uvsweep.remove.posix import HELD_BY_US
+
+    (lockdir / A).touch()
+    before = set(keeper_pids())
+    first = _LatecomerAtUnlink(handoff_wait=0.0)
+    try:
+        assert first.remove([str(lockdir)], Policy()).keepers
+        (skip,) = LinuxRemover().remove([str(lockdir)], Policy()).skipped
+        assert skip.path == str(lockdir / A) and skip.state is LockState.HELD
+        assert skip.reason == HELD_BY_US, skip.reason
+    finally:
+        stop(first.latecomer)
         kill_keepers(before)
 
 

@@ -247,8 +247,8 @@ def blocked(actor: Actor) -> bool:
     return actor.status == "blocked" and not actor.runnable()
 
 
-def scripted(directives: Sequence[Directive]) -> Chooser:
-    """Follow `directives` in turn, then go on with the default choice.
+def scripted(directives: Sequence[Directive], then: Chooser | None = None) -> Chooser:
+    """Follow `directives` in turn, then go on with `then` (the default choice if None).
 
     A directive ends when its condition holds or its actor cannot run. An actor asleep that
     nothing woke counts as unable to run, except under `done` ("to the end, however long it
@@ -265,7 +265,7 @@ def scripted(directives: Sequence[Directive]) -> Chooser:
                 state["next"] += 1
                 continue
             return actor
-        return step.default()
+        return then(step) if then is not None else step.default()
 
     return choose
 
@@ -308,18 +308,21 @@ def dfs(
     deadline: float | None = None,
     cache: bool = True,
     timeouts: bool = True,
+    prefix: Sequence[str] = (),
 ) -> SearchReport:
     """Every schedule with at most `bound` preemptions (None: no bound), depth first.
 
     `cache=False` turns the pruning of states seen before off (every schedule is run to its end:
-    a check that the pruning loses nothing, on small cases).
+    a check that the pruning loses nothing, on small cases). `prefix`: every schedule starts
+    with these steps (a situation set up by `scripted`, see `prefix_of`); its preemptions count
+    against the bound.
     """
     report = SearchReport(bound=bound)
     began = time.monotonic()
     limit = float("inf") if bound is None else bound
     seen: dict[tuple[int, str | None], float] = {}
     fresh: set[int] = set()
-    stack: list[list[str]] = [[]]
+    stack: list[list[str]] = [list(prefix)]
     while stack:
         if (max_runs is not None and report.runs >= max_runs) or (
             deadline is not None and time.monotonic() - began > deadline
@@ -363,6 +366,11 @@ def dfs(
     report.states = len(fresh)
     report.seconds = time.monotonic() - began
     return report
+
+
+def prefix_of(scenario: Scenario, directives: Sequence[Directive]) -> list[str]:
+    """The schedule `directives` produce, up to where they end (for `dfs(prefix=...)`)."""
+    return run(scenario, scripted(directives, then=lambda _step: None)).schedule
 
 
 def random_runs(

@@ -100,6 +100,7 @@ class Process:
     name: str
     fds: dict[int, OpenFile] = field(default_factory=dict)
     alive: bool = True
+    uid: int = 0  # its effective uid (the kernel's `euid` unless spawned as another user)
 
 
 class Kernel:
@@ -119,8 +120,8 @@ class Kernel:
 
     # ---- set-up --------------------------------------------------------------------------------
 
-    def spawn(self, pid: int, name: str) -> Process:
-        proc = Process(pid, name)
+    def spawn(self, pid: int, name: str, uid: int | None = None) -> Process:
+        proc = Process(pid, name, uid=self.euid if uid is None else uid)
         self.procs[pid] = proc
         return proc
 
@@ -132,9 +133,30 @@ class Kernel:
         self.names[name] = inode
         return inode
 
-    def _new_inode(self, mode: int, mtime: float) -> Inode:
+    def _new_inode(self, mode: int, mtime: float, uid: int | None = None) -> Inode:
         self.next_ino += 1
-        return Inode(ino=self.next_ino, mode=mode, uid=self.euid, mtime=mtime)
+        return Inode(ino=self.next_ino, mode=mode, uid=self.euid if uid is None else uid,
+                     mtime=mtime)  # fmt: skip
+
+    def _may(self, pid: int, inode: Inode, flags: int) -> None:
+        """EACCES unless `pid` may open `inode` for `flags` (root may always; the owner has the
+        owner's bits; everybody shares one group here, so anyone else the group's)."""
+        uid = self._proc(pid).uid
+        if uid == 0:
+            return
+        bits = (inode.mode >> 6 if uid == inode.uid else inode.mode >> 3) & 0o7
+        access = flags & os.O_ACCMODE
+        wanted = {os.O_RDONLY: 0o4, os.O_WRONLY: 0o2, os.O_RDWR: 0o6}[access]
+        if bits & wanted != wanted:
+            raise _err(errno.EACCES)
+
+    def _may_remove(self, pid: int, inode: Inode, name: str) -> None:
+        """EPERM for removing (or renaming away) `inode` in the sticky temp dir unless `pid`
+        owns it, owns the dir or is root (`may_delete` -> `check_sticky`)."""
+        uid = self._proc(pid).uid
+        sticky = self.dir_inode.mode & stat.S_ISVTX
+        if sticky and uid not in (0, inode.uid, self.dir_inode.uid):
+            raise _err(errno.EPERM, name)
 
     def _changed(self) -> None:
         self.version += 1
@@ -208,10 +230,14 @@ class Kernel:
                 raise _err(errno.EISDIR, name)
             if flags & os.O_DIRECTORY and not stat.S_ISDIR(inode.mode):
                 raise _err(errno.ENOTDIR, name)
+            self._may(pid, inode, flags)
             return self._install(pid, inode, flags)
         if not flags & os.O_CREAT:
             raise _err(errno.ENOENT, name)
-        inode = self._new_inode(stat.S_IFREG | (mode & 0o7777 & ~self.umask), EPOCH + self.now)
+        creator = self._proc(pid).uid
+        inode = self._new_inode(
+            stat.S_IFREG | (mode & 0o7777 & ~self.umask), EPOCH + self.now, creator
+        )
         inode.path = f"{TMP}/{base}"
         self.names[base] = inode
         return self._install(pid, inode, flags)
@@ -224,6 +250,8 @@ class Kernel:
         ofd = self._ofd(pid, fd)
         if ofd.inode is None:
             raise _err(errno.EPERM)
+        if self._proc(pid).uid not in (0, ofd.inode.uid):
+            raise _err(errno.EPERM)  # only the owner (or root) changes a file's mode
         ofd.inode.mode = stat.S_IFMT(ofd.inode.mode) | (mode & 0o7777)
         self._changed()
 
@@ -236,6 +264,7 @@ class Kernel:
             raise _err(errno.ENOENT, old)
         if new_base in self.names:
             raise _err(errno.EEXIST, new)
+        self._may_remove(pid, inode, old)
         del self.names[old_base]
         self.names[new_base] = inode
         inode.path = f"{TMP}/{new_base}"
@@ -246,6 +275,7 @@ class Kernel:
         inode = self.names.get(base)
         if inode is None:
             raise _err(errno.ENOENT, name)
+        self._may_remove(pid, inode, name)  # may_delete: the sticky check comes first
         if stat.S_ISDIR(inode.mode):
             raise _err(errno.EISDIR, name)
         del self.names[base]
@@ -410,7 +440,8 @@ class Kernel:
                 fds.append((pid, fd, ofd.inode.ino if ofd.inode else 0, ofd.flags))
             fds.append((pid, proc.alive))
         shape = tuple(
-            (i.ino, i.mode, i.nlink, i.size, i.mtime, i.path) for _, i in sorted(inodes.items())
+            (i.ino, i.mode, i.uid, i.nlink, i.size, i.mtime, i.path)
+            for _, i in sorted(inodes.items())
         )
         locks = tuple((lk.ofd.pid, lk.ofd.fd, lk.exclusive) for lk in self.locks)
         waiters = tuple(

@@ -186,3 +186,75 @@ def test_an_inherited_open_file_description_keeps_its_lock_after_the_parent_clos
     assert kernel.readlink(11, f"{PROC}/self") == "11"
     kernel.close(11, fd)
     kernel.flock(12, other, LOCK_EX | LOCK_NB)
+
+
+# ---- owners and the sticky temp dir (red-team F5's planter) ----------------------------------
+
+_AS_NOBODY = """
+import errno, os, sys
+path, how = sys.argv[1], sys.argv[2]
+try:
+    if how == "unlink":
+        os.unlink(path)
+    elif how == "write":
+        os.close(os.open(path, os.O_RDWR))
+    elif how == "fchmod":
+        fd = os.open(path, os.O_RDONLY)
+        os.fchmod(fd, 0o666)
+    elif how == "create":
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        print(os.fstat(fd).st_uid)
+        os.unlink(path)  # its own file: allowed
+    print("ok")
+except OSError as err:
+    print(errno.errorcode[err.errno])
+"""
+
+
+@pytest.mark.parametrize("how", ["unlink", "write", "fchmod", "create"])
+def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
+    how: str, shared_tmp: Path
+) -> None:
+    import subprocess
+
+    from tests.conftest import need, other_user_python
+
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, python = found
+    shared_tmp.chmod(0o1777)
+    real = shared_tmp / NAME
+    if how != "create":
+        real.touch()  # root's 0644 file
+        real.chmod(0o644)
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c"]
+    said = subprocess.run([*argv, _AS_NOBODY, str(real), how], capture_output=True, text=True,
+                          check=True).stdout.split()  # fmt: skip
+
+    kernel = Kernel(umask=0)
+    kernel.euid = 0
+    kernel.spawn(20, "sh", uid=uid)
+    if how != "create":
+        kernel.make_file(NAME, mode=0o644)
+    dir_fd = kernel.open_dir(20, TMP)
+    seen: list[str] = []
+    try:
+        if how == "unlink":
+            kernel.unlink(20, NAME, dir_fd)
+        elif how == "write":
+            kernel.open(20, NAME, os.O_RDWR, 0, dir_fd)
+        elif how == "fchmod":
+            kernel.fchmod(20, kernel.open(20, NAME, os.O_RDONLY, 0, dir_fd), 0o666)
+        else:
+            fd = kernel.open(20, NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd)
+            seen.append(str(kernel.fstat(20, fd).st_uid))
+            kernel.unlink(20, NAME, dir_fd)
+        seen.append("ok")
+    except OSError as err:
+        import errno
+
+        seen.append(errno.errorcode[err.errno or 0])
+    assert seen == said
+    assert said == {"unlink": ["EPERM"], "write": ["EACCES"], "fchmod": ["EPERM"],
+                    "create": [str(uid), "ok"]}[how]  # fmt: skip

@@ -63,6 +63,7 @@ class Actor:
         self.sleep_version = -1
         self.wake = 0.0
         self.in_cs = False
+        self.on_planted = False  # in its critical section on a planter's file
         self.resource = LOCK_NAME  # the lock file a uv actor works on
         self.critical_sections = 0
         self.error: str | None = None  # a traceback if its code crashed
@@ -138,11 +139,18 @@ class Actor:
 
     # ---- the critical section of a uv actor ----------------------------------------------------
 
-    def enter_critical(self) -> None:
+    def enter_critical(self, planted: bool = False) -> None:
+        """`planted`: its lock is on a planter's file (`planter`). Two holders where one holds
+        such a file are not counted: that file's owner can break uv's mutual exclusion with or
+        without uvsweep (by removing it while a uv holds it), so only overlaps on files of the
+        uv user are uvsweep's to prevent."""
         others = [
             a.name for a in self.world.actors
-            if a.in_cs and a is not self and a.resource == self.resource
+            if a.in_cs and a is not self and a.resource == self.resource and not a.on_planted
         ]  # fmt: skip
+        self.on_planted = planted
+        if planted:
+            others = []
         self.in_cs = True
         self.critical_sections += 1
         if others and self.world.violation is None:
@@ -270,6 +278,10 @@ class SimCalls(ActorCalls, Syscalls):
     def stat(self, path: str) -> os.stat_result:
         return self._do(("stat", path), lambda: self.kernel.stat(path))
 
+    def geteuid(self) -> int:
+        """The process's own uid: reads nothing shared, so not a scheduling point."""
+        return int(self.kernel.procs[self.pid].uid)
+
     # ---- what uv needs beyond the remover's seam -----------------------------------------------
 
     def work(self) -> None:
@@ -368,12 +380,47 @@ def uv_worker(
                 calls.flock(fd, LOCK_EX | LOCK_NB)
             except BlockingIOError:
                 calls.flock(fd, LOCK_EX)
-            actor.enter_critical()
+            actor.enter_critical(_planted(actor, fd))
             calls.flock(fd, LOCK_UN)  # leaves the critical section when it runs
             calls.close(fd)
         return rounds
 
     return body
+
+
+#: The uid of the hostile local user a planter runs as (`nobody`).
+PLANTER_UID = 65534
+
+
+def planter(tries: int = 3, name: str = LOCK_NAME) -> Body:
+    """Another local user (red-team F5) who plants a file at the lock name in the sticky temp
+    dir as soon as the name is free (it tries on each change it sees, up to `tries` times),
+    then removes it again (a sticky dir lets a file's owner do that)."""
+    import os
+
+    path = f"{TMP}/{name}"
+
+    def body(actor: Actor) -> bool:
+        calls = actor.calls
+        for _ in range(tries):
+            try:
+                fd = calls.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                calls.sleep(0.01)  # until something in the dir changes (inotify)
+                continue
+            calls.close(fd)
+            calls.unlink(path, None)
+            return True
+        return False
+
+    return body
+
+
+def _planted(actor: Actor, fd: int) -> bool:
+    """Whether `fd` of the actor is a file a planter made (the test's view, not a call)."""
+    proc = getattr(actor.world.kernel, "procs", {}).get(actor.pid)
+    inode = getattr(proc.fds.get(fd), "inode", None) if proc is not None else None
+    return getattr(inode, "uid", None) == PLANTER_UID
 
 
 def remover_run() -> Body:
@@ -472,6 +519,7 @@ class Scenario:
     calls: Callable[[Actor], Any] = field(default=SimCalls)
     worker: Callable[..., Body] = field(default=uv_worker)  # (rounds, exact, name=...)
     os_name: str = "Linux"
+    planters: int = 0  # other users who plant a file at the name and remove it (F5)
 
     def describe(self) -> str:
         rounds = f" x{self.rounds} rounds" if self.rounds > 1 else ""
@@ -479,8 +527,10 @@ class Scenario:
         if self.files > 1:
             start = f"{self.files} names, " + ("an orphaned file at each" if self.existing else
                                               "no file at first")  # fmt: skip
+        planted = f", {self.planters} planter(s) (uid {PLANTER_UID})" if self.planters else ""
         return (
-            f"{self.os_name}: {self.uv} uv actors{rounds}, {self.removers} remover run(s), {start}"
+            f"{self.os_name}: {self.uv} uv actors{rounds}, {self.removers} remover run(s),"
+            f" {start}{planted}"
         )
 
     def actor_specs(self) -> list[tuple[str, str, Body]]:
@@ -490,6 +540,8 @@ class Scenario:
         for i in range(self.uv):
             name = LOCK_NAMES[i % self.files]
             specs.append((f"W{i + 1}", "uv", self.worker(self.rounds, self.uv_exact, name=name)))
+        for i in range(self.planters):
+            specs.append((f"P{i + 1}" if self.planters > 1 else "P", "planter", planter()))
         return specs
 
 
@@ -513,7 +565,10 @@ class World:
     def add(self, name: str, kind: str, body: Body) -> Actor:
         """A new process (not started yet)."""
         pid = 100 + len(self.actors)
-        self.kernel.spawn(pid, "uv" if kind == "uv" else "uvsweep")
+        if kind == "planter":
+            self.kernel.spawn(pid, "sh", uid=PLANTER_UID)
+        else:
+            self.kernel.spawn(pid, "uv" if kind == "uv" else "uvsweep")
         actor = Actor(self, name, kind, pid, body)
         self.actors.append(actor)
         return actor

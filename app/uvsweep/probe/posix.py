@@ -114,6 +114,10 @@ class Syscalls:
         """Our pid."""
         return os.getpid()
 
+    def geteuid(self) -> int:
+        """Our effective uid (the owner of the files we create)."""
+        return os.geteuid()
+
     def monotonic(self) -> float:
         """The monotonic clock."""
         import time

@@ -16,6 +16,29 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    while we hold it every waiter queues behind *our* record, which the lock table must show.
    Then the old file is closed and the new one released. From then on nobody can lock the old
    inode again: it has no name and no open fd but those of processes seen to have exited.
+   Each round also checks that the name still refers to our new file. If it was removed or
+   replaced (only its owner, the dir's owner or root can do that in a sticky dir; anyone who
+   may write a plain one), a next generation is taken again at once, whatever its owner: the
+   name no longer protects the old file's users, and our lock on what is there now can only
+   help. The replaced file stays locked too until the handoff ends. The handoff stays in `NEW`
+   meanwhile: only the old file's last user ends it, never a change of the name.
+
+**Whose file may be the next generation** (red-team R4, F5). It must be a regular file with one
+link, and still the file at the name once our exclusive try-lock holds (a swap between our open
+and our lock is refused). Its owner could remove it while we hold it, and a new uv would then
+make a fresh file at the name and lock it while an old user holds the old inode. Who can remove
+a file in a sticky dir (`/tmp`): its owner, the dir's owner, root; in a plain dir anyone who may
+write the dir removes any file, the old one too, so no owner rule adds safety there. Hence a
+file owned by us, root, the old file's owner or the dir's owner, or any file in a plain dir, is
+taken at once. Another user's file in a sticky dir is not: we keep the old lock and try again.
+Refusing it for good would stall a legitimate second user's uv for ever (uv >= 0.9.15 makes
+0666 files, so another user's uv may create the file at the name while we are in `OLD` and
+exit, leaving it there), so once the same file has stayed at the name for `FOREIGN_PATIENCE`
+seconds since we first found it free, it is taken (when free) with a warning. **What remains**:
+a local user who plants a file at a lock name, leaves it there that long and then removes it
+can still break mutual exclusion for the old file's users; but the owner of the file at a lock
+name can break uv's own mutual exclusion at any time, with or without uvsweep (by removing the
+file while a uv holds it), so uvsweep never hands the name to such a file before it must.
 
 `clean` waits for handoffs a bounded time (`HANDOFF_WAIT`, cut short by Ctrl-C), then passes the
 rest to a **keeper**: a detached `uvsweep _keeper` process that inherits the very locked file
@@ -65,6 +88,10 @@ LOCK_FILE_MODE = 0o666
 HANDOFF_WAIT = 2.0
 #: How long a new keeper may take to say it has the locks (seconds; a cold start is ~0.1 s).
 KEEPER_START_TIMEOUT = 20.0
+#: How long another user's file in a sticky dir must have been at the name, and free, before a
+#: handoff takes it as the next generation (seconds, on `Syscalls.monotonic`): see the module
+#: docstring. A keeper starts counting afresh.
+FOREIGN_PATIENCE = 5.0
 #: The keeper's hidden subcommand.
 KEEPER_COMMAND = "_keeper"
 
@@ -98,6 +125,13 @@ class Handoff:
         # pids seen using the old file whose fds we cannot read (another user's, as non-root):
         # followed until they exit, since a woken waiter is in no table until it runs again
         self.followed: set[int] = set()
+        # another user's file seen at the name (dev, ino) and since when, free (`_acceptable`)
+        self.foreign: tuple[int, int] | None = None
+        self.foreign_since = 0.0
+        self.new_key: tuple[int, int] | None = None  # (st_dev, st_ino) of the file at new_fd
+        self.replaced: list[int] = []  # earlier next generations, removed from the name: locked
+        self.name_lost = False  # in NEW: the name is not our file's, and could not be re-taken
+        self.warn: Callable[[str], None] = _log  # a cleaner passes its progress output
 
     @property
     def path(self) -> str:
@@ -132,7 +166,43 @@ class Handoff:
         if self.state == NEW and not used:
             self.close()
             self.state = DONE
+        elif self.state == NEW:
+            self._keep_the_name()
         return self.state == DONE
+
+    def _keep_the_name(self) -> None:
+        """In `NEW`: if the name no longer refers to our new file, take the next generation
+        again at once (see the module docstring); the handoff stays in `NEW` either way."""
+        if self.new_fd is None:
+            return
+        try:
+            if self.new_key is None:
+                mine = self.calls.fstat(self.new_fd)
+                self.new_key = (mine.st_dev, mine.st_ino)
+            named = self.calls.lstat(self.name, self.dir_fd)
+            if (named.st_dev, named.st_ino) == self.new_key:
+                return
+        except FileNotFoundError:
+            pass  # removed: take it again
+        except OSError:
+            return  # unknown: keep what we hold, ask again next round
+        fd = self._next_generation(patient=False)
+        if fd is None:
+            if not self.name_lost:  # said once, not every round
+                self.warn(
+                    f"{self.path}: the next generation of the lock was removed or replaced"
+                    " during the handoff, and what is at the name now cannot be locked; still"
+                    " holding the old file for its users and trying again"
+                )
+            self.name_lost = True
+            return
+        self.warn(
+            f"{self.path}: the next generation of the lock was removed or replaced during the"
+            " handoff; the lock was taken again on the file at the name now"
+        )
+        self.name_lost = False
+        self.replaced.append(self.new_fd)  # stays locked (it may have waiters) until the end
+        self.new_fd, self.new_key = fd, None
 
     def _drop_old(self, close: bool = True) -> None:
         if self.old_fd is not None:
@@ -141,8 +211,12 @@ class Handoff:
                 self.calls.close(self.old_fd)
                 self.old_fd = None
 
-    def _next_generation(self) -> int | None:
-        """A file at the name, exclusively locked by us; None if that cannot be had right now."""
+    def _next_generation(self, patient: bool = True) -> int | None:
+        """A file at the name, exclusively locked by us; None if that cannot be had right now.
+
+        `patient`: another user's file in a sticky dir is taken only after `FOREIGN_PATIENCE`
+        (see the module docstring); else any regular single-link file is.
+        """
         create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = self.calls.open(self.name, create, LOCK_FILE_MODE, dir_fd=self.dir_fd)
@@ -157,33 +231,63 @@ class Handoff:
             return None  # the dir refuses a new file right now: keep the old lock meanwhile
         try:
             found = self.calls.fstat(fd)
-            if not stat.S_ISREG(found.st_mode):
+            if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
                 self.calls.close(fd)  # a dir or FIFO planted at the name is no lock file
                 return None
             self.calls.flock(fd, LOCK_EX | LOCK_NB)
+            # still the file at the name, now that it is ours (not swapped since our open)
+            named = self.calls.lstat(self.name, self.dir_fd)
+            same = (named.st_dev, named.st_ino) == (found.st_dev, found.st_ino)
+            if not same or named.st_nlink != 1 or not self._acceptable(named, patient):
+                self.calls.close(fd)
+                return None
         except OSError:
             self.calls.close(fd)
             return None
         return fd
 
+    def _acceptable(self, found: os.stat_result, patient: bool) -> bool:
+        """Whether a free file at the name may be the next generation by its owner."""
+        owner = found.st_uid
+        if not patient or owner in (0, self.calls.geteuid()):
+            return True
+        here = self.calls.fstat(self.dir_fd)
+        if not here.st_mode & stat.S_ISVTX or owner == here.st_uid:
+            return True  # a plain dir (anyone may remove anything there), or its owner's
+        if self.old_fd is not None and owner == self.calls.fstat(self.old_fd).st_uid:
+            return True
+        key = (found.st_dev, found.st_ino)
+        now = self.calls.monotonic()
+        if self.foreign != key:
+            self.foreign, self.foreign_since = key, now
+        if now - self.foreign_since < FOREIGN_PATIENCE:
+            return False  # keep the old lock; its owner may yet remove it
+        self.warn(
+            f"{self.path}: took uid {owner}'s file at the name as the next generation of the"
+            f" lock (there, free, for {now - self.foreign_since:.0f} s); its owner could remove it"
+        )
+        return True
+
     def close(self) -> None:
         """Close whatever we hold (after a keeper took the same file descriptions over)."""
-        for fd in (self.old_fd, self.new_fd):
+        for fd in (self.old_fd, self.new_fd, *self.replaced):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     self.calls.close(fd)
         self.old_fd = self.new_fd = None
+        self.replaced = []
 
     def fds(self) -> list[int]:
         """The fds a keeper must inherit (the dir's and the locked files')."""
-        return [fd for fd in (self.dir_fd, self.old_fd, self.new_fd) if fd is not None]
+        held = (self.dir_fd, self.old_fd, self.new_fd, *self.replaced)
+        return [fd for fd in held if fd is not None]
 
     def to_json(self) -> dict[str, Any]:
         """What a keeper needs to go on with this handoff."""
         return {
             "directory": self.directory, "name": self.name, "dir_fd": self.dir_fd,
             "old_fd": self.old_fd, "new_fd": self.new_fd, "old_key": list(self.old_key),
-            "state": self.state, "followed": sorted(self.followed),
+            "state": self.state, "followed": sorted(self.followed), "replaced": self.replaced,
         }  # fmt: skip
 
 
@@ -300,6 +404,7 @@ class Keeper:
                 for key in ("dir_fd", "old_fd", "new_fd"):
                     if item[key] is not None:
                         item[key] = mapping[item[key]]
+                item["replaced"] = [mapping[fd] for fd in item["replaced"]]
                 items.append(item)
             import json  # only a handoff needs it (not every `clean`)
 

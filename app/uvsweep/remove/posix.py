@@ -130,6 +130,11 @@ class PosixRemover(Remover):
         """Who holds a file our try-lock found held, if the lock table says (None: unknown)."""
         return None
 
+    def held_by_us(self, dev: int, ino: int) -> bool:
+        """Whether a file our try-lock found held is held by this process (another thread's
+        handoff) or a keeper it started, as far as the OS says."""
+        return False
+
     def blind_spot(self, directory: str) -> str | None:
         """Why a file in `directory` stays because what could use it cannot be seen, or None."""
         return None
@@ -287,7 +292,10 @@ class PosixRemover(Remover):
                 # held: name the holder where the lock table shows one, even on a device we
                 # could not match (the failed try-lock says the entry is this file's)
                 use = self.busy_use(st.st_dev, st.st_ino)
-                self._skip_observed(directory, name, st, result, LockProbe.HELD, use=use)
+                if use is None and self.held_by_us(st.st_dev, st.st_ino):
+                    result.skip(path, LockState.HELD, HELD_BY_US)  # our pid's record (F6)
+                else:
+                    self._skip_observed(directory, name, st, result, LockProbe.HELD, use=use)
             else:
                 result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
             return None
@@ -424,6 +432,7 @@ class PosixRemover(Remover):
         )  # fmt: skip
         target.handle = None  # the handoff owns the old file's fd (and lock) from now on
         target.locked = False
+        handoff.warn = self.progress
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
@@ -440,6 +449,7 @@ class PosixRemover(Remover):
         handoff.new_fd = None if item["new_fd"] is None else int(item["new_fd"])
         handoff.state = str(item["state"])
         handoff.followed = {int(pid) for pid in item.get("followed", ())}
+        handoff.replaced = [int(fd) for fd in item.get("replaced", ())]
         return handoff
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
@@ -554,6 +564,15 @@ class PosixRemover(Remover):
             self.calls.close(target.handle)
             target.handle = None
             target.locked = False
+
+
+#: Why a file is kept that this very process holds (through a handoff on another thread, as in
+#: a tray) or a keeper it started does: `/proc/locks` prints such a lock with our own pid.
+HELD_BY_US = (
+    "held by uvsweep itself (this process, or a keeper it started): a process opened it while"
+    " it was being removed, and the lock at the name is kept until that process is done with"
+    " the old file"
+)
 
 
 def _oddity(st: os.stat_result, uid: int) -> str:
@@ -702,6 +721,10 @@ class LinuxRemover(PosixRemover):
         """
         mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=False)
         return self._use_of(mine) if mine else None
+
+    def held_by_us(self, dev: int, ino: int) -> bool:
+        """See `PosixRemover`: our own pid's record on the file (a keeper inherited it)."""
+        return self._batch_table().shows(dev, ino, self.known)
 
     def busy_use(self, dev: int, ino: int) -> Use | None:
         """See `PosixRemover`: entries on the inode, whatever device they were printed with."""
