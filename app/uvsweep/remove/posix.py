@@ -279,7 +279,7 @@ class PosixRemover(Remover):
             self.calls.close(fd)
             if not isinstance(err, OSError):
                 raise
-            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
+            result.errors.append(_error(_joined(directory, name), err))
             return None
         if not may_lock:
             self.calls.close(fd)
@@ -293,17 +293,18 @@ class PosixRemover(Remover):
                 # could not match (the failed try-lock says the entry is this file's)
                 use = self.busy_use(st.st_dev, st.st_ino)
                 if use is None and self.held_by_us(st.st_dev, st.st_ino):
-                    result.skip(path, LockState.HELD, HELD_BY_US)  # our pid's record (F6)
+                    # our own pid's record (F6)
+                    result.skip(_joined(directory, name), LockState.HELD, HELD_BY_US)
                 else:
                     self._skip_observed(directory, name, st, result, LockProbe.HELD, use=use)
             else:
-                result.errors.append(_error(f"{directory.rstrip('/')}/{name}", err))
+                result.errors.append(_error(_joined(directory, name), err))
             return None
         if st.st_dev not in self._devices_seen:
             self._devices_seen.add(st.st_dev)
             self.locked_one(fd, st)
         target = Target(
-            directory, name, f"{directory.rstrip('/')}/{name}", st.st_dev, st.st_ino, fd,
+            directory, name, _joined(directory, name), st.st_dev, st.st_ino, fd,
             dir_handle,
         )  # fmt: skip
         target.uid = st.st_uid
@@ -336,7 +337,7 @@ class PosixRemover(Remover):
             if use is not None:
                 self._skip_observed(directory, name, st, result, use=use)
             else:
-                result.skip(f"{directory.rstrip('/')}/{name}", LockState.ORPHANED, why)
+                result.skip(_joined(directory, name), LockState.ORPHANED, why)
             return False
         return True
 
@@ -352,7 +353,7 @@ class PosixRemover(Remover):
         except FileNotFoundError:
             return  # gone meanwhile
         except OSError as lstat_err:
-            result.errors.append(_error(f"{directory.rstrip('/')}/{name}", lstat_err))
+            result.errors.append(_error(_joined(directory, name), lstat_err))
             return
         if self._may_lock(dir_handle, directory, name, st, policy, result):
             if err is None:  # a regular file now, where the listing said otherwise
@@ -573,6 +574,11 @@ HELD_BY_US = (
     " it was being removed, and the lock at the name is kept until that process is done with"
     " the old file"
 )
+
+
+def _joined(directory: str, name: str) -> str:
+    """A file's path in `directory`, as the reports show it."""
+    return f"{directory.rstrip('/')}/{name}"
 
 
 def _oddity(st: os.stat_result, uid: int) -> str:
