@@ -270,6 +270,92 @@ def test_a_failed_fd_walk_leaves_no_lock_table_reader_running(lockdir: Path) -> 
         remover.close_dir(dir_fd)
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class _FailingFstat(Syscalls):
+    """`fstat` of the file opened for `name` raises `error`."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        self.name, self.error = name, error
+        self.fds: list[int] = []
+
+    def open(self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
+        fd = super().open(name, flags, mode, dir_fd=dir_fd)
+        if name == self.name:
+            self.fds.append(fd)
+        return fd
+
+    def fstat(self, fd: int) -> os.stat_result:
+        if fd in self.fds:
+            self.fds.remove(fd)  # (its number is free for the next file once closed)
+            raise self.error
+        return super().fstat(fd)
+
+
+def test_an_fstat_error_is_reported_and_the_run_goes_on(lockdir: Path) -> None:
+    """The opened file's status cannot be read: an error for that file, its fd closed, and
+    the others still removed (not a traceback)."""
+    keep, other = touch(lockdir, A), touch(lockdir, B)
+    before = _open_fds()
+    calls = _FailingFstat(A, OSError(5, "Input/output error"))
+    result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    assert [(e.path, e.message) for e in result.errors] == [(str(keep), "Input/output error")]
+    assert result.removed == [str(other)] and keep.exists() and not other.exists()
+    assert _open_fds() == before
+
+
+def test_an_interrupt_during_the_checks_closes_the_file_and_goes_on_up(lockdir: Path) -> None:
+    touch(lockdir, A)
+    before = _open_fds()
+    calls = _FailingFstat(A, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    assert _open_fds() == before and (lockdir / A).exists()
+
+
+class _OtherDevice(Syscalls):
+    """`/proc/locks` and our fds' `fdinfo` printing another device for `st_dev`'s file system
+    than its own numbers (as overlayfs and btrfs subvolumes do)."""
+
+    def __init__(self, dev: int) -> None:
+        self.real = f" {os.major(dev):02x}:{os.minor(dev):02x}:"
+        self.shown = " ff:7f:"
+
+    def read(self, path: str) -> bytes:
+        text = super().read(path)
+        if path.endswith("/locks") or "/fdinfo/" in path:
+            return text.replace(self.real.encode(), self.shown.encode())
+        return text
+
+
+def test_the_device_the_lock_table_prints_is_learned_from_our_first_lock(lockdir: Path) -> None:
+    """Our own records on a file system the table prints under another device are known as
+    ours once our first lock there taught that device (our fd's fdinfo): the file goes, and
+    no waiter is made up for records that seemed never to show."""
+    path = touch(lockdir, A)
+    calls = _OtherDevice(os.stat(path).st_dev)
+    result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    assert result.removed == [str(path)], result.skipped
+
+
+def test_simulated_calls_are_never_made_from_a_second_thread(lockdir: Path) -> None:
+    """A simulated kernel schedules each actor's calls on its one thread: the lock table is
+    then read on the walk's thread, after it."""
+    main = threading.current_thread()
+
+    class OneThread(Syscalls):
+        concurrent = False
+
+        def read(self, path: str) -> bytes:
+            assert threading.current_thread() is main, f"{path} read on another thread"
+            return super().read(path)
+
+    path = touch(lockdir, A)
+    assert LinuxRemover(calls=OneThread()).remove([str(lockdir)], Policy()).removed == [str(path)]
+
+
 def test_one_fd_walk_per_batch(lockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvsweep.remove.posix as posix
 
