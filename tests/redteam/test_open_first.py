@@ -73,6 +73,7 @@ def _clean(directory: Path, *extra: str) -> dict[str, object]:
     return report
 
 
+# (Fixed; it was O1.)
 # O1: the old acquire never opened a FIFO (lstat said "a FIFO"); the new one opens it, which
 # completes a blocked writer's open(); our close then leaves it without a reader: SIGPIPE
 def test_clean_never_completes_the_open_of_a_fifos_blocked_writer(lockdir: Path) -> None:
@@ -117,6 +118,7 @@ def _opened_names(fd: int) -> list[str]:
             at += 16 + length
 
 
+# (Fixed; it was O1.)
 # O1 (devices): the old acquire never opened a device node (lstat: "not a regular file"); the
 # new one runs the driver's open as root (a tape rewinds on close, a watchdog starts counting)
 def test_clean_never_opens_a_device_node(lockdir: Path) -> None:
@@ -142,6 +144,7 @@ def _python_with_watchdog(where: Path) -> Path:
     return site
 
 
+# (Fixed; it was O2.)
 # O2: a non-root watcher without /proc/locks (subset=pid), or that cannot see other users'
 # processes (hidepid), keeps files in shared dirs (R13's rule) and its snapshot still shows
 # them orphaned, so every rescan wants a cleanup; the old acquire kept
@@ -203,6 +206,7 @@ def test_a_watcher_never_cleans_in_a_loop_on_files_it_keeps(
     assert len(cleanups) <= 8, f"{len(cleanups)} cleanups in 8 s"
 
 
+# (Fixed; it was O3.)
 # O3: `users()` now reads the lock table on a thread while the main thread walks the fds: the
 # two need an fd each at once, where one after the other needed one. At the smallest batch (one
 # file) the fd limit leaves room for one: the walk's listing of /proc fails (EMFILE) and escapes
@@ -232,6 +236,7 @@ def test_the_smallest_fd_limit_clean_accepts_never_ends_in_a_traceback(lockdir: 
         assert os.listdir(lockdir) == []
 
 
+# (Fixed; it was O4.)
 # O4 (older than the open-first acquire, seen while testing it): another user's file that a
 # process holds is `held` in `scan` and in `clean --dry-run`, but `foreign` in `clean` (the
 # remover records a foreign file with no look at its lock), though the README says a lock wins
