@@ -185,17 +185,37 @@ def test_a_cleaner_started_with_closed_stdio_still_hands_its_locks_to_the_keeper
 
 
 class _PlantAfterUnlink(LinuxRemover):
-    """During the unlink of A: a latecomer opens it; right after, an attacker plants a dir."""
+    """During the unlink of A: a latecomer opens it; right after, an attacker (a hostile user
+    watching the sticky dir with inotify) plants something at the name: `plant` + the path."""
 
     def __init__(self, plant: list[str], **seams: object) -> None:
         super().__init__(**seams)  # type: ignore[arg-type]
         self.plant = plant
         self.latecomer: subprocess.Popen[str] | None = None
+        self.handoffs: list[Handoff] = []
 
     def unlink(self, target: Target) -> None:
         self.latecomer = start_latecomer(target.path)
         super().unlink(target)
-        subprocess.run([*self.plant, "mkdir", target.path], check=True)  # inotify saw IN_DELETE
+        subprocess.run([*self.plant, target.path], check=True)  # inotify saw IN_DELETE
+
+    def _handoff(self, target: Target) -> Handoff:
+        handoff = super()._handoff(target)
+        self.handoffs.append(handoff)
+        return handoff
+
+
+def _nobody_and_a_sticky_dir(shared_tmp: Path) -> tuple[int, list[str], Path]:
+    """(nobody's uid, the command prefix that runs as nobody, A's path in `shared_tmp` made
+    like /tmp: anybody may create a name, only its owner remove it)."""
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, _python = found
+    shared_tmp.chmod(0o1777)
+    path = shared_tmp / A
+    path.touch()
+    return uid, ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"], path
 
 
 # Fixed; it was R4: Handoff._next_generation opens and flocks whatever is at the name (a directory,
@@ -204,15 +224,8 @@ class _PlantAfterUnlink(LinuxRemover):
 def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
     shared_tmp: Path,
 ) -> None:
-    found = other_user_python()
-    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
-    assert found is not None
-    uid, gid, _python = found
-    nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
-    path = shared_tmp / A
-    path.touch()
-    remover = _PlantAfterUnlink(nobody, handoff_wait=30.0)
+    _uid, nobody, path = _nobody_and_a_sticky_dir(shared_tmp)
+    remover = _PlantAfterUnlink([*nobody, "mkdir"], handoff_wait=30.0)
     done: list[CleanResult] = []
     thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
                                                                           Policy())))  # fmt: skip
@@ -239,27 +252,6 @@ def test_a_directory_planted_at_the_name_is_never_taken_for_the_next_generation(
 # ---- F5: another user's regular file at the name becomes "the next generation" ---------------
 
 
-class _PlantFileAfterUnlink(LinuxRemover):
-    """During the unlink of A: a latecomer opens it; right after, `nobody` creates a regular
-    file at the name (a hostile user watching the sticky dir with inotify)."""
-
-    def __init__(self, plant: list[str], **seams: object) -> None:
-        super().__init__(**seams)  # type: ignore[arg-type]
-        self.plant = plant
-        self.latecomer: subprocess.Popen[str] | None = None
-        self.handoffs: list[Handoff] = []
-
-    def unlink(self, target: Target) -> None:
-        self.latecomer = start_latecomer(target.path)
-        super().unlink(target)
-        subprocess.run([*self.plant, "touch", target.path], check=True)
-
-    def _handoff(self, target: Target) -> Handoff:
-        handoff = super()._handoff(target)
-        self.handoffs.append(handoff)
-        return handoff
-
-
 # Fixed; it was F5: `_next_generation` took any user's regular file at the name at once; in a
 # sticky dir its owner may remove it, and a new uv then creates and locks a fresh file at the
 # name while the latecomer locks the old inode. Now such a file is taken only after it has been
@@ -270,16 +262,9 @@ def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_pa
 ) -> None:
     from uvsweep.remove.handoff import FOREIGN_PATIENCE, OLD
 
-    found = other_user_python()
-    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
-    assert found is not None
-    uid, gid, _python = found
-    nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
-    path = shared_tmp / A
-    path.touch()
+    uid, nobody, path = _nobody_and_a_sticky_dir(shared_tmp)
     said: list[str] = []
-    remover = _PlantFileAfterUnlink(nobody, handoff_wait=60.0, progress=said.append)
+    remover = _PlantAfterUnlink([*nobody, "touch"], handoff_wait=60.0, progress=said.append)
     done: list[CleanResult] = []
     thread = threading.Thread(target=lambda: done.append(remover.remove([str(shared_tmp)],
                                                                           Policy())))  # fmt: skip
