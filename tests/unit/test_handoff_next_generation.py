@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import flock_held, need
 from tests.helpers import A
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove.handoff import DONE, FOREIGN_PATIENCE, NEW, OLD, Handoff
@@ -53,17 +53,6 @@ def sticky(tmp_path: Path, root: None) -> Path:
     path.mkdir()
     path.chmod(0o1777)  # like /tmp
     return path
-
-
-def held(path: Path) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def handoff_in_old(directory: Path, calls: Syscalls, old_owner: int = 0) -> Handoff:
@@ -123,7 +112,7 @@ def test_a_trusted_owners_file_is_taken_at_once(sticky: Path, who: str) -> None:
     try:
         handoff.step(used=True)
         assert handoff.state == NEW
-        assert new_ino(handoff) == ino and held(sticky / A)
+        assert new_ino(handoff) == ino and flock_held(sticky / A)
         assert not warnings
     finally:
         done_with(handoff)
@@ -148,7 +137,7 @@ def test_another_users_file_in_a_sticky_dir_is_taken_only_after_the_patience(
     ino = plant(sticky / A, NOBODY)
     try:
         handoff.step(used=True)
-        assert handoff.state == OLD and not held(sticky / A)  # tried, found free, let go
+        assert handoff.state == OLD and not flock_held(sticky / A)  # tried, found free, let go
         clock.now += FOREIGN_PATIENCE - 0.01
         handoff.step(used=True)
         assert handoff.state == OLD and not warnings
@@ -162,7 +151,7 @@ def test_another_users_file_in_a_sticky_dir_is_taken_only_after_the_patience(
         assert handoff.state == OLD
         clock.now += 0.02
         handoff.step(used=True)
-        assert handoff.state == NEW and new_ino(handoff) == ino and held(sticky / A)
+        assert handoff.state == NEW and new_ino(handoff) == ino and flock_held(sticky / A)
         assert len(warnings) == 1 and f"uid {NOBODY}'s file" in warnings[0]
     finally:
         done_with(handoff)
@@ -192,7 +181,7 @@ def test_a_file_with_a_second_link_is_not_taken(sticky: Path) -> None:
     os.link(sticky / A, sticky / "elsewhere")  # whoever has the other name can free this one
     try:
         handoff.step(used=True)
-        assert handoff.state == OLD and not held(sticky / A)
+        assert handoff.state == OLD and not flock_held(sticky / A)
         os.unlink(sticky / "elsewhere")
         handoff.step(used=True)
         assert handoff.state == NEW
@@ -211,7 +200,7 @@ def test_a_file_swapped_in_between_our_open_and_our_lock_is_not_taken(sticky: Pa
     try:
         handoff.step(used=True)
         assert handoff.state == OLD and handoff.new_fd is None
-        assert not held(sticky / A)
+        assert not flock_held(sticky / A)
     finally:
         done_with(handoff)
 
@@ -246,7 +235,7 @@ def test_a_next_generation_removed_from_the_name_is_replaced_by_ours_at_once(
         os.unlink(sticky / A)  # its owner (or root, or the dir's owner) removed it
         handoff.step(used=True)
         assert handoff.state == NEW  # never over because the name changed
-        assert (sticky / A).exists() and held(sticky / A)
+        assert (sticky / A).exists() and flock_held(sticky / A)
         assert new_ino(handoff) == os.stat(sticky / A).st_ino != os.fstat(first).st_ino
         with pytest.raises(BlockingIOError):  # the removed one stays locked: it may have waiters
             fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -254,7 +243,7 @@ def test_a_next_generation_removed_from_the_name_is_replaced_by_ours_at_once(
         handoff.step(used=True)
         assert len(warnings) == 1  # the name is ours again: nothing more to say
         handoff.step(used=False)  # the old file's last user is done
-        assert handoff.state == DONE and not held(sticky / A)
+        assert handoff.state == DONE and not flock_held(sticky / A)
         fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)  # closed with the rest
     finally:
         os.close(first)
@@ -270,7 +259,7 @@ def test_a_next_generation_replaced_by_a_free_file_gets_that_file_locked_at_once
         os.rename(sticky / "other", sticky / A)  # anybody's: the name no longer protects
         handoff.step(used=True)
         assert handoff.state == NEW
-        assert new_ino(handoff) == os.stat(sticky / A).st_ino and held(sticky / A)
+        assert new_ino(handoff) == os.stat(sticky / A).st_ino and flock_held(sticky / A)
     finally:
         os.close(first)
         done_with(handoff)
