@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
-from tests.helpers import A, B
+from tests.helpers import A, B, wait_for
 from uvsweep.model import CleanResult, LockState
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
@@ -354,6 +354,59 @@ def test_simulated_calls_are_never_made_from_a_second_thread(lockdir: Path) -> N
 
     path = touch(lockdir, A)
     assert LinuxRemover(calls=OneThread()).remove([str(lockdir)], Policy()).removed == [str(path)]
+
+
+class _CountingOpens(Syscalls):
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def open(self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
+        self.opened.append(name)
+        return super().open(name, flags, mode, dir_fd=dir_fd)
+
+
+def test_no_file_is_opened_in_a_dir_none_of_whose_files_may_go(lockdir: Path) -> None:
+    """A dir kept whole (hidden processes and a dir others may enter; a lock table a non-root
+    cleaner cannot read) is decided before any open: each file stays, unopened (an open is a
+    file event: a watcher cleaning on events would clean again and again)."""
+    touch(lockdir, A)
+    lockdir.chmod(0o755)  # others may enter
+    calls = _CountingOpens()
+    result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy(private_dirs_only="hidden"))
+    assert [s.state for s in result.skipped] == [LockState.ORPHANED] and calls.opened == []
+
+    class Blind(LinuxRemover):
+        def blind_spot(self, directory: str) -> str | None:
+            return "the lock table cannot be read"
+
+    calls = _CountingOpens()
+    result = Blind(calls=calls).remove([str(lockdir)], Policy())
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.ORPHANED, "the lock table cannot be read")
+    ]
+    assert calls.opened == [] and (lockdir / A).exists()
+
+
+def test_a_file_we_hold_and_another_process_waits_for_names_the_waiter(
+    lockdir: Path, hold: type[Holder]
+) -> None:
+    """Our own lock on a file (a keeper's, a handoff on another thread) with another process
+    queued behind it: the reason names that process, not only "uvsweep itself"."""
+    import fcntl
+
+    path = touch(lockdir, A)
+    ours = os.open(path, os.O_RDONLY)
+    fcntl.flock(ours, fcntl.LOCK_EX)
+    try:
+        waiter = hold(path, wait=True)  # blocks behind our lock
+        wait_for("the waiter in /proc/locks",
+                 lambda: f" {waiter.pid} " in Path("/proc/locks").read_text())  # fmt: skip
+        result = LinuxRemover().remove([str(lockdir)], Policy())
+        ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
+        assert state is LockState.WAITING and f"pid {waiter.pid}" in reason, reason
+        assert "uvsweep itself" not in reason, reason
+    finally:
+        os.close(ours)
 
 
 def test_one_fd_walk_per_batch(lockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

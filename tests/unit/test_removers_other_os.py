@@ -333,6 +333,7 @@ def test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path(
         states = {Path(s.path).name: (s.state, s.reason) for s in result.skipped}
         assert result.removed == [str(lockdir / A)]
         assert states[B][0] is LockState.HELD
+        assert "uvsweep itself" not in states[B][1], "another process holds it, not we"
         assert states[C][0] is LockState.OPEN and f"pid {opener.pid}" in states[C][1]
         assert result.hidden_processes == 1
         assert (lockdir / B).exists() and (lockdir / C).exists()
