@@ -310,7 +310,8 @@ def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_pa
 
 def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> None:
     """After the name was re-taken in NEW, a keeper inherits the removed next generation as
-    well (it may have waiters) and lets it go only with the rest, once the old file is free."""
+    well (it may have waiters): it lets that file's users go on only once the old file is
+    free, and the name only once they are done too (P1: each inode in its turn)."""
     path = lockdir / A
     old = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     fcntl.flock(old, fcntl.LOCK_EX)
@@ -337,9 +338,12 @@ def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> 
         with pytest.raises(BlockingIOError):  # still locked, now by the keeper
             fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
         assert flock_held(path)
-        stop(latecomer)  # the old file's user is done: the keeper lets everything go
-        wait_for(lambda: not flock_held(path), what="the keeper to let the name go")
+        stop(latecomer)  # the old file's user is done: the replaced file's users' turn
         wait_for(lambda: _free(first), what="the keeper to let the replaced file go")
+        assert flock_held(path), "the name must stay locked while the replaced file is used"
+        os.close(first)  # its last user (this test) is done with it
+        first = -1
+        wait_for(lambda: not flock_held(path), what="the keeper to let the name go")
     finally:
         if first >= 0:
             os.close(first)

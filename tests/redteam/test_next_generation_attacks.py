@@ -143,11 +143,7 @@ def _says(holder: Holder, word: str, timeout: float) -> bool:
     return out.readline().strip() == word
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P1: a replaced next generation is released when the old file's users are done, not"
-    " its own: a uv waiting on it gets a lock on an unlinked inode while a new uv locks the name",
-)
+# Fixed; it was P1.
 def test_a_waiter_on_a_replaced_next_generation_never_holds_beside_the_name(
     lockdir: Path, hold: type[Holder]
 ) -> None:
@@ -252,11 +248,7 @@ def test_a_hard_linked_plant_stalls_the_latecomer_no_longer_than_the_patience(
 # ---- P4: a forked keeper's warnings go to the cleaner's (closed) output -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P4: a forked keeper runs the cleaner's handoff objects, whose `warn` is the cleaner's"
-    " progress (stderr, /dev/null in the keeper): 'took uid N's file' never reaches the keeper log",
-)
+# Fixed; it was P4.
 def test_a_forked_keeper_logs_that_it_took_another_users_file(
     shared_tmp: Path, nobody: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,12 +288,7 @@ def _broken_pipe(_message: str) -> None:
     raise BrokenPipeError(32, "Broken pipe")  # `Console.note` with stderr a closed pipe
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P5: `_keep_the_name` calls `warn` outside any try: a progress callback that raises"
-    " (clean's stderr a closed pipe) escapes `Handoff.step` and `run`, out of `undo_all` with no"
-    " keeper, and the exiting cleaner drops every lock; the re-taken fd is leaked meanwhile",
-)
+# Fixed; it was P5.
 def test_a_warning_that_cannot_be_written_never_ends_the_handoff(lockdir: Path) -> None:
     path = lockdir / A
     handoff, latecomer = _handoff(lockdir, Syscalls())
@@ -317,11 +304,7 @@ def test_a_warning_that_cannot_be_written_never_ends_the_handoff(lockdir: Path) 
         _done(handoff)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P5: with `clean`'s stderr a closed pipe, the warning for a re-taken name ends the"
-    " handoff's wait: `clean` exits with no keeper and the name is free beside the latecomer",
-)
+# Fixed; it was P5.
 def test_clean_with_a_closed_stderr_never_leaves_two_holders(lockdir: Path) -> None:
     path = lockdir / A
     path.touch()

@@ -242,9 +242,12 @@ def test_a_next_generation_removed_from_the_name_is_replaced_by_ours_at_once(
         assert len(warnings) == 1 and "removed or replaced" in warnings[0]
         handoff.step(used=True)
         assert len(warnings) == 1  # the name is ours again: nothing more to say
-        handoff.step(used=False)  # the old file's last user is done
+        handoff.step(used=False)  # the old file's last user is done: the removed one's turn
+        assert handoff.state == NEW and flock_held(sticky / A)  # the name stays ours
+        fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)  # its users may lock it now
+        fcntl.flock(first, fcntl.LOCK_UN)
+        handoff.step(used=False)  # and its last user is done too
         assert handoff.state == DONE and not flock_held(sticky / A)
-        fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)  # closed with the rest
     finally:
         os.close(first)
         done_with(handoff)

@@ -222,7 +222,7 @@ class Remover(ABC):
     batch_size = 512
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self.progress = progress or (lambda _message: None)
+        self.progress = _never_failing(progress) if progress else (lambda _message: None)
         self.notes: list[str] = []  # said once per run, whatever the number of files
         self.interrupts: list[int] = []  # SIGINT/SIGTERM caught while a batch held its locks
         self.stop_requests: list[int] = []  # `request_stop` from another thread
@@ -425,6 +425,19 @@ class Remover(ABC):
 class _RealClock:
     monotonic = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
+
+
+def _never_failing(say: Progress) -> Progress:
+    """`say`, except that a line it cannot write (a closed pipe, a full disk) is dropped: a
+    removal never stops half-way, between an unlink and its handoff, for its progress output."""
+
+    def saying(message: str) -> None:
+        try:
+            say(message)
+        except Exception:  # noqa: BLE001 - progress is never worth a lock
+            return
+
+    return saying
 
 
 def backoff(

@@ -163,12 +163,32 @@ class Handoff:
             self._drop_old(close=False)
             self.state = NEW
             return False
-        if self.state == NEW and not used:
+        if self.state == NEW and not used and self.replaced:
+            self._next_in_line()
+        elif self.state == NEW and not used:
             self.close()
             self.state = DONE
         elif self.state == NEW:
             self._keep_the_name()
         return self.state == DONE
+
+    def _next_in_line(self) -> None:
+        """In `NEW`, the old file free (and locked by our confirming try-lock): the oldest next
+        generation that was removed from the name while we held it becomes the old file. Its
+        own users (a uv that opened it meanwhile waits behind our lock) take their turns on it
+        now, one at a time, while the file at the name stays ours; it is done with as the old
+        file was, and so on down the line."""
+        if self.old_fd is not None:
+            with contextlib.suppress(OSError):
+                self.calls.close(self.old_fd)  # no name, no user: nobody can lock it again
+        fd = self.replaced.pop(0)
+        self.old_fd, self.followed = fd, set()
+        try:
+            st = self.calls.fstat(fd)
+            self.old_key = (st.st_dev, st.st_ino)
+        except OSError:
+            pass  # (an fd we hold cannot fail fstat; if it did, the old key only errs safe)
+        self.calls.flock(fd, LOCK_UN)
 
     def _keep_the_name(self) -> None:
         """In `NEW`: if the name no longer refers to our new file, take the next generation
@@ -188,21 +208,30 @@ class Handoff:
             return  # unknown: keep what we hold, ask again next round
         fd = self._next_generation(patient=False)
         if fd is None:
-            if not self.name_lost:  # said once, not every round
-                self.warn(
+            said, self.name_lost = self.name_lost, True
+            if not said:  # said once, not every round
+                self._say(
                     f"{self.path}: the next generation of the lock was removed or replaced"
                     " during the handoff, and what is at the name now cannot be locked; still"
                     " holding the old file for its users and trying again"
                 )
-            self.name_lost = True
             return
-        self.warn(
-            f"{self.path}: the next generation of the lock was removed or replaced during the"
-            " handoff; the lock was taken again on the file at the name now"
-        )
         self.name_lost = False
         self.replaced.append(self.new_fd)  # stays locked (it may have waiters) until the end
         self.new_fd, self.new_key = fd, None
+        self._say(
+            f"{self.path}: the next generation of the lock was removed or replaced during the"
+            " handoff; the lock was taken again on the file at the name now"
+        )
+
+    def _say(self, message: str) -> None:
+        """A warning through `warn`, which may fail (a cleaner's closed stderr): never in the
+        way of the handoff, whose state is recorded before anything is said."""
+        try:
+            self.warn(message)
+        except Exception:  # noqa: BLE001 - a warning lost; the log may still have it
+            with contextlib.suppress(Exception):
+                _log(message)
 
     def _drop_old(self, close: bool = True) -> None:
         if self.old_fd is not None:
@@ -262,7 +291,7 @@ class Handoff:
             self.foreign, self.foreign_since = key, now
         if now - self.foreign_since < FOREIGN_PATIENCE:
             return False  # keep the old lock; its owner may yet remove it
-        self.warn(
+        self._say(
             f"{self.path}: took uid {owner}'s file at the name as the next generation of the"
             f" lock (there, free, for {now - self.foreign_since:.0f} s); its owner could remove it"
         )
@@ -637,6 +666,8 @@ def _forked_keeper(
     status = 0
     try:
         _become_keeper(keep)
+        for handoff in handoffs:
+            handoff.warn = _log  # the cleaner's output is not ours any more: the keeper's log
         paths = ", ".join(h.path for h in handoffs)
         said = False
         while True:  # holding the files: only the handoffs' end lets them go
