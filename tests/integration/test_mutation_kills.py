@@ -26,7 +26,7 @@ from tests.helpers import A, wait_keepers_gone
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.remove import Policy
-from uvsweep.remove.handoff import Keeper
+from uvsweep.remove.handoff import Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -917,6 +917,135 @@ def test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size(
     except subprocess.TimeoutExpired:
         pytest.fail("the cleaner blocks writing its job to a keeper that is gone")
     assert done.stdout.startswith("not taken:"), done.stdout + done.stderr
+
+
+def _one_handoff(lockdir: Path) -> list[Handoff]:
+    """One handoff of a real file of `lockdir` (its dir and file fds are the caller's to close)."""
+    from uvsweep.probe.posix import SYSCALLS
+
+    (lockdir / A).touch()
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    fd = os.open(lockdir / A, os.O_RDWR)
+    st = os.fstat(fd)
+    return [Handoff(SYSCALLS, dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda h: True)]
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_keeper_start_that_fails_leaves_no_fd_of_ours_open(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `Keeper.take`'s `os.close(low)` -> `pass` (run 4): the keeper's pipe ends copied
+    above its stdio left their originals open here. With the job in a file of its own that no
+    longer blocks, but every keeper start leaks two fds (a tray that cleans all day runs out),
+    and a keeper that dies at once is waited for until the start timeout (our own copy of its
+    "ready" end keeps the pipe from ending). The cleaner's fds after a failed start are the
+    ones it had before."""
+    from uvsweep.remove import handoff as handoff_module
+
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(handoff_module, "KEEPER_START_TIMEOUT", 5.0)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the keeper dies at once, silently
+    try:
+        before = _open_fds()
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().take(handoffs, {"platform": "linux"})
+        after = _open_fds()
+    finally:
+        monkeypatch.undo()
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+    assert after == before
+
+
+def test_a_keeper_that_never_says_ready_is_killed_and_never_trusted(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills the ready pipe's end or silence taken for "ready" (`next_line`'s `if not chunk`
+    returning the word; run 4): a keeper that is alive but never says it has the locks (stuck
+    before it could build its remover) must be killed when its time is up and `take` must
+    raise, so that the cleaner keeps its locks and finishes the handoffs itself. Trusted, it
+    would be told GO (it still reads the pipe) and the cleaner would let go of files a stuck
+    process holds."""
+    from uvsweep.remove import handoff as handoff_module
+
+    stuck = tmp_path / "stuck-keeper"
+    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    started: list[int] = []
+    launch = handoff_module._launch
+
+    def noted(*args: object) -> int:
+        pid = launch(*args)  # type: ignore[arg-type]
+        started.append(pid)
+        return pid
+
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(handoff_module, "_launch", noted)
+    monkeypatch.setattr(handoff_module, "KEEPER_START_TIMEOUT", 2.0)
+    monkeypatch.setattr(sys, "executable", str(stuck))
+    try:
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().take(handoffs, {"platform": "linux"})
+        assert started and procs.wait_gone(started) == [], "the silent keeper still runs"
+    finally:
+        monkeypatch.undo()
+        for pid in started:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
+class _ForkOnlyKeeper(Keeper):
+    """No new program can start (no /bin/sh, say): the forked keeper takes over."""
+
+    def take(self, handoffs: object, view: object) -> int:  # type: ignore[override]
+        raise OSError("no program can start here")
+
+
+def test_a_forked_keeper_polls_its_rounds_without_failing_them(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills the forked keeper's poll interval `limit=0.1` -> `-0.9` (run 4): every round after
+    the second then fails (a negative sleep) and is tried again at once, a busy loop that
+    floods the keeper's log. The forked keeper holds the name's new file while the old file is
+    open, ends once it is let go, and logs only that it keeps the lock and is done."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    keepers: list[int] = []
+    try:
+        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        keepers = remover.remove([str(lockdir)], Policy()).keepers
+        assert len(keepers) == 1
+        time.sleep(1.0)  # many rounds (one each 0.1 s)
+        assert flock_held(path), "the name's new file is not locked while the old one is open"
+        _stop(*children)
+        wait_keepers_gone(keepers)
+        (log,) = (tmp_path / "state").rglob("keeper.log")
+        text = log.read_text()
+        assert "failed" not in text, text[:2000]
+        assert text.splitlines()[-1].split(": ", 1)[1].startswith("(forked) done with"), text
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
 CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
+PARTS = "tests/unit/test_protocol_parts.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
@@ -70,10 +71,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
     ),
     (
-        "still_named always true",
+        "still_named always true (now: changed()'s check of the name's inode)",
         POSIX_REMOVER,
-        "return (st.st_dev, st.st_ino) == (target.dev, target.ino)",
-        "return True or (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        "        if (\n            found.st_ino != target.ino or found.st_dev != target.dev\n",
+        (
+            "        if False and (\n"
+            "            found.st_ino != target.ino or found.st_dev != target.dev\n"
+        ),
         [f"{FINDINGS}::test_a_file_renamed_into_place_while_held_is_not_removed"],
     ),
     (
@@ -94,15 +98,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "scanner: lock lines of every other device taken for this file's",
         "app/uvsweep/probe/linux.py",
-        "e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))",
-        "e for e in entries if (e.major, e.minor) != (os.major(obs.dev), os.minor(obs.dev))",
+        "mine, unsure = LockTable(self.table).entries(obs.dev, obs.ino, {}, own=False)",
+        "unsure, mine = LockTable(self.table).entries(obs.dev, obs.ino, {}, own=False)",
         [f"{KILLS}::test_scan_a_lock_on_another_device_with_our_inode_number_is_not_ours"],
     ),
     (
         "scanner: a same-device entry trusted only with the try-lock's word",
         "app/uvsweep/probe/linux.py",
-        "trusted = same_dev or (",
-        "trusted = same_dev and (",
+        "trusted = mine or (unsure if probe is LockProbe.HELD else [])",
+        "trusted = mine and (unsure if probe is LockProbe.HELD else [])",
         [f"{KILLS}::test_scan_a_waiter_on_our_device_counts_even_when_the_probe_finds_it_free"],
     ),
     (
@@ -127,10 +131,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd"],
     ),
     (
-        "batch size: the cap of 1024 files",
+        "batch size: the cap of 2048 files",
         POSIX_REMOVER,
-        "return max(1, min(1024, ",
-        "return max(1, min(1025, ",
+        "BATCH_CAP = 2048",
+        "BATCH_CAP = 2049",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -190,10 +194,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_an_lstat_error_is_reported_with_the_os_message_alone"],
     ),
     (
-        "lock lines: reading stops at the first short line",
+        "lock lines: reading stops at the first short line (parse_locks)",
         "app/uvsweep/probe/linux.py",
-        "        if len(parts) < 6:\n            continue\n",
-        "        if len(parts) < 6:\n            break\n",
+        "        if len(parts) < 6:\n            continue\n        index = 1\n",
+        "        if len(parts) < 6:\n            break\n        index = 1\n",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -283,15 +287,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "keeper start: our copies of the keeper's pipe ends kept (a dead keeper looks alive)",
         "app/uvsweep/remove/handoff.py",
-        "                os.close(low)  #",
-        "                pass  #",
-        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
+        "                os.close(low)\n            go_r, ready_w = high\n",
+        "                pass\n            go_r, ready_w = high\n",
+        [f"{KILLS}::test_a_keeper_start_that_fails_leaves_no_fd_of_ours_open"],
     ),
     (
-        "keeper: a negative poll interval",
+        "keeper: a negative poll interval (the launched keeper)",
         "app/uvsweep/remove/handoff.py",
-        "wait=None, limit=0.1,",
-        "wait=None, limit=-0.9,",
+        'limit=0.1, check=remover.handoffs_in_use)\n    _log(f"done with',
+        'limit=-0.9, check=remover.handoffs_in_use)\n    _log(f"done with',
         [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
@@ -311,8 +315,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "lstat: a file with no link left taken for an odd one",
         POSIX_REMOVER,
-        "if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:",
-        "if stat.S_ISREG(st.st_mode) and st.st_nlink == -1:",
+        "if regular and st.st_nlink == 0:",
+        "if regular and st.st_nlink == -1:",
         [f"{KILLS}::test_a_file_unlinked_under_our_eyes_is_gone_not_odd"],
     ),
     (
@@ -331,9 +335,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "result: hidden processes start at -1",
-        "app/uvsweep/remove/__init__.py",
-        "self.hidden_processes = 0  # processes",
-        "self.hidden_processes = -1  # processes",
+        "app/uvsweep/model.py",
+        "self.hidden_processes = 0  # processes whose open files",
+        "self.hidden_processes = -1  # processes whose open files",
         [f"{KILLS}::test_nothing_to_remove_hides_nothing"],
     ),
     (
@@ -367,8 +371,16 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "fd walk: a process gone meanwhile is an error",
         "app/uvsweep/probe/linux.py",
-        "        except OSError:\n            continue  # exited meanwhile",
-        "        except KeyError:\n            continue  # exited meanwhile",
+        (
+            "        except OSError as err:\n"
+            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "                continue  # exited meanwhile"
+        ),
+        (
+            "        except KeyError as err:\n"
+            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "                continue  # exited meanwhile"
+        ),
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -472,9 +484,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "keeper start: a keeper that never said ready trusted with the locks",
         "app/uvsweep/remove/handoff.py",
-        "if not readable or os.read(ready_r, 16)",
-        "if not readable and os.read(ready_r, 16)",
-        [f"{KILLS}::test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks"],
+        (
+            "            if not chunk:\n"
+            "                _kill(pid)\n"
+            '                raise OSError(f"{who} did not take over the locks in time")\n'
+        ),
+        '            if not chunk:\n                return "ready"\n',
+        [f"{KILLS}::test_a_keeper_that_never_says_ready_is_killed_and_never_trusted"],
     ),
     (
         "keeper log: rotation fails (a traceback past 256 KiB)",
@@ -518,8 +534,14 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "scanner: a file it may not lstat ends the scan",
         "app/uvsweep/probe/posix.py",
-        "    except OSError as err:\n                        result.errors.append(ScanError(f",
-        "    except ValueError as err:\n                        result.errors.append(ScanError(f",
+        (
+            "            except OSError as err:\n"
+            '                result.errors.append(ScanError(f"{directory}/{name}"'
+        ),
+        (
+            "            except ValueError as err:\n"
+            '                result.errors.append(ScanError(f"{directory}/{name}"'
+        ),
         [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
     ),
     (
@@ -553,8 +575,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "no lock table, not root: the blind spot does not keep the file",
         POSIX_REMOVER,
-        "why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)",
-        "why = policy.kept_by_visibility(directory, st) and self.blind_spot(directory)",
+        "why = why or self._dir_reason(directory)",
+        "why = why and self._dir_reason(directory)",
         [
             f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
         ],
@@ -590,8 +612,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "a held file's holder from an unsure lock line not named",
         POSIX_REMOVER,
-        "        if self._table is None:\n            return None\n        mine, unsure",
-        "        if self._table is not None:\n            return None\n        mine, unsure",
+        "        return self._use_of(mine + unsure)\n",
+        "        return self._use_of(mine)\n",
         [f"{KILLS}::test_a_held_file_whose_lock_line_has_an_unknown_device_names_its_holder"],
     ),
     (
@@ -676,15 +698,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "lock table: read once by a cleaner that is not root, twice by root",
         POSIX_REMOVER,
-        "            if self.euid == 0:\n                return read_lock_table(",
-        "            if self.euid != 0:\n                return read_lock_table(",
+        "reads=1 if self.euid == 0 else 2",
+        "reads=1 if self.euid != 0 else 2",
         [f"{KILLS}::test_a_cleaner_that_is_not_root_reads_the_lock_table_twice"],
     ),
     (
         "keeper start: a launcher that printed no pid is a traceback",
         "app/uvsweep/remove/handoff.py",
-        "            except (IndexError, ValueError):\n                raise OSError(",
-        "            except (ValueError,):\n                raise OSError(",
+        '    except (IndexError, ValueError):\n        raise OSError(f"the keeper did not start',
+        '    except (ValueError,):\n        raise OSError(f"the keeper did not start',
         [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
     ),
     (
@@ -746,10 +768,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
     ),
     (
-        "re-check: an fstat error is a traceback",
+        "re-check: an lstat error is a traceback",
         POSIX_REMOVER,
-        "            found = self.calls.fstat(target.handle)\n        except OSError as err:",
-        "            found = self.calls.fstat(target.handle)\n        except ValueError as err:",
+        '        except OSError as err:\n            return f"cannot be checked again',
+        '        except ValueError as err:\n            return f"cannot be checked again',
         [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
     ),
     (
@@ -779,17 +801,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "cleaner: a blind dry run's skip reason made empty (or -> and)",
         "app/uvsweep/cleaner.py",
-        "young or hidden or report.blind))",
-        "young or hidden and report.blind))",
+        "report.skip(item.path, item.state, why or report.blind)",
+        "report.skip(item.path, item.state, why and report.blind)",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_that_cannot_see_every_namespace_keeps_each_file_and_says_why"
         ],
     ),
     (
         "cleaner: a report starts with one hidden process",
-        "app/uvsweep/cleaner.py",
-        "self.hidden_processes = 0",
-        "self.hidden_processes = 1",
+        "app/uvsweep/model.py",
+        "self.hidden_processes = 0  # processes whose open files",
+        "self.hidden_processes = 1  # processes whose open files",
         [
             f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
         ],
@@ -803,27 +825,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "cleaner: a report starts with one handoff",
-        "app/uvsweep/cleaner.py",
-        "self.handoffs = 0",
-        "self.handoffs = 1",
+        "app/uvsweep/model.py",
+        "self.handoffs = 0  # files a process grabbed",
+        "self.handoffs = 1  # files a process grabbed",
         [
             f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
         ],
     ),
     (
-        "cleaner: a dry run takes any state but foreign (is -> is not)",
+        "cleaner: a dry run takes foreign files for its own (is -> is not)",
         "app/uvsweep/cleaner.py",
-        "item.state is LockState.FOREIGN and may_take_foreign",
-        "item.state is not LockState.FOREIGN and may_take_foreign",
+        "mine=item.state is LockState.ORPHANED",
+        "mine=item.state is not LockState.ORPHANED",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
         ],
     ),
     (
-        "cleaner: a dry run takes any state with all users (and -> or)",
-        "app/uvsweep/cleaner.py",
-        "item.state is LockState.FOREIGN and may_take_foreign",
-        "item.state is LockState.FOREIGN or may_take_foreign",
+        "policy: another user's file taken without all users (and -> or; the dry run's rule)",
+        "app/uvsweep/remove/__init__.py",
+        "return mine or (self.all_users and privileged)",
+        "return mine or (self.all_users or privileged)",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
         ],
@@ -847,8 +869,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "probe: a dir's listing error escapes the scan (except OSError narrowed)",
         "app/uvsweep/probe/posix.py",
-        "uv_names(dir_fd), observed, result)\n            except OSError as err:",
-        "uv_names(dir_fd), observed, result)\n            except ZeroDivisionError as err:",
+        "names.extend(uv_names(fd))\n                    except OSError as err:",
+        "names.extend(uv_names(fd))\n                    except ZeroDivisionError as err:",
         [
             f"{KILLS}::test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on"
         ],
@@ -878,14 +900,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "probe: probe_files stops at a dir it cannot open (continue -> break)",
         "app/uvsweep/probe/posix.py",
         (
-            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "result.errors.append(ScanError(directory, system.dir_reason(err)))\n"
+            "                continue\n"
         ),
         (
-            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                break\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "result.errors.append(ScanError(directory, system.dir_reason(err)))\n"
+            "                break\n"
         ),
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
@@ -920,10 +940,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
-        "probe: dir_error_message's last reason (or -> and)",
-        "app/uvsweep/probe/posix.py",
-        '        return "permission denied (cannot list it)"\n    return err.strerror or str(err)',
-        '        return "permission denied (cannot list it)"\n    return err.strerror and str(err)',
+        "probe: a dir's error's last reason (or -> and; now system.reason)",
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words"],
     ),
     (
@@ -958,16 +978,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "probe: probe_files lets a dir's open error escape (except OSError narrowed)",
         "app/uvsweep/probe/posix.py",
         (
-            "            except OSError as err:\n"
-            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "                dir_fd = os.open(directory, DIR_FLAGS)\n"
+            "            except OSError as err:"
         ),
         (
-            "            except KeyError as err:\n"
-            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "                dir_fd = os.open(directory, DIR_FLAGS)\n"
+            "            except KeyError as err:"
         ),
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
@@ -981,8 +997,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "linux: LockTable.unseen ignores an incomplete read (not removed)",
         "app/uvsweep/probe/linux.py",
-        "return not self.complete and ino not in self.own",
-        "return self.complete and ino not in self.own",
+        "return not self.complete and not self.shows(dev, ino, known)",
+        "return self.complete and not self.shows(dev, ino, known)",
         [f"{KILLS}::test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file"],
     ),
     (
@@ -1000,17 +1016,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_check_cut_short_never_leaves_an_old_file_locked_by_us"],
     ),
     (
-        "remove: the lock table's anchors never satisfied (>= -> >)",
-        POSIX_REMOVER,
-        "len(own.get(ino, ())) >= count",
-        "len(own.get(ino, ())) > count",
+        "remove: the lock table's anchors never satisfied (<= -> <)",
+        "app/uvsweep/probe/linux.py",
+        "if wanted <= table.own_keys and",
+        "if wanted < table.own_keys and",
         [f"{KILLS}::test_the_lock_table_is_read_until_our_own_records_show_and_no_longer"],
     ),
     (
-        "remove: handoffs_in_use asks unseen() about the device (old_key[1] -> [0])",
+        "remove: handoffs_in_use asks unseen() about the wrong file (device and inode swapped)",
         POSIX_REMOVER,
-        "if holding and table.unseen(handoff.old_key[1]):",
-        "if holding and table.unseen(handoff.old_key[0]):",
+        "if holding and table.unseen(*handoff.old_key, self.known):",
+        "if holding and table.unseen(*handoff.old_key[::-1], self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
@@ -1039,17 +1055,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "remove: handoffs_in_use's unseen() only for handoffs not holding (not added)",
         POSIX_REMOVER,
-        "if holding and table.unseen(handoff.old_key[1]):",
-        "if not holding and table.unseen(handoff.old_key[1]):",
+        "if holding and table.unseen(*handoff.old_key, self.known):",
+        "if not holding and table.unseen(*handoff.old_key, self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
     ),
     (
-        "remove: waiting_behind_us asks unseen() about the device (old_key[1] -> [0])",
+        "remove: waiting_behind_us asks unseen() about the wrong file (device and inode swapped)",
         POSIX_REMOVER,
-        "if mine or unsure or table.unseen(handoff.old_key[1]):",
-        "if mine or unsure or table.unseen(handoff.old_key[0]):",
+        "if mine or unsure or table.unseen(*handoff.old_key, self.known):",
+        "if mine or unsure or table.unseen(*handoff.old_key[::-1], self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
@@ -1057,8 +1073,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "remove: handoffs_in_use anchors the handoffs not holding their old file (== -> !=)",
         POSIX_REMOVER,
-        "table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)",
-        "table = self._read_table(h.old_key[1] for h in handoffs if h.state != OLD)",
+        "table = self._read_table(h.old_key for h in handoffs if h.state == OLD)",
+        "table = self._read_table(h.old_key for h in handoffs if h.state != OLD)",
         [
             f"{KILLS}::test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows"
         ],
@@ -1094,6 +1110,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [
             f"{KILLS}::test_a_handoff_still_holding_its_old_file_is_never_confirmed_and_keeps_its_lock"
         ],
+    ),
+    (
+        "lock lines: reading stops at the first short line (parse_lock_table)",
+        "app/uvsweep/probe/linux.py",
+        '        if len(parts) < 6:\n            continue\n        if parts[1] != "->":\n',
+        '        if len(parts) < 6:\n            break\n        if parts[1] != "->":\n',
+        [f"{PARTS}::test_the_removers_lock_table_skips_a_line_it_cannot_read_and_reads_the_rest"],
+    ),
+    (
+        "keeper: a negative poll interval (the forked keeper)",
+        "app/uvsweep/remove/handoff.py",
+        "limit=0.1, check=remover.handoffs_in_use)\n            except Exception as err:",
+        "limit=-0.9, check=remover.handoffs_in_use)\n            except Exception as err:",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
     ),
 ]
 

@@ -46,6 +46,21 @@ def test_a_line_that_cannot_be_read_is_skipped_and_the_rest_read() -> None:
     assert [(e.pid, e.waiting) for e in parse_locks(text)[2]] == [(5, False), (7, True)]
 
 
+def test_the_removers_lock_table_skips_a_line_it_cannot_read_and_reads_the_rest() -> None:
+    """Kills `parse_lock_table`'s `continue` after a short line -> `break` (run 4): a line too
+    short to read must not hide the waiters printed after it (the remover reads this table
+    while it holds the files)."""
+    text = (
+        "1: FLOCK  ADVISORY  WRITE notapid 00:2d:1 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 5 00:2d:2 0 EOF\n"
+        "garbage\n"
+        "3: FLOCK  ADVISORY  WRITE 6 00:2d 0 EOF\n"
+        "4: -> FLOCK  ADVISORY  WRITE 7 00:2d:2 0 EOF\n"
+    )
+    table = parse_lock_table(text, 4242)
+    assert [(e.pid, e.waiting) for e in table.others[2]] == [(5, False), (7, True)]
+
+
 def _fd_limit_raised_to(soft: int, hard: int) -> tuple[int, int]:
     """(what raise_fd_limit returns, the soft limit after it) in a child started at soft/hard."""
     import os
