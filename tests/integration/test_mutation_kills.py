@@ -1048,6 +1048,25 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_forked_keeper_that_cannot_start_says_why_in_its_log(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_forked_keeper`'s `except BaseException` narrowed (run 4): a forked keeper that
+    fails before it is ready (here: a view of a platform whose remover has no Unix handoffs)
+    ends, `fork` raises so that the cleaner keeps its locks, and the keeper's log says why it
+    failed (narrowed, the error left through `finally` with status 0 and no word)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    handoffs = _one_handoff(lockdir)
+    try:
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().fork(handoffs, {"platform": "win32"})
+    finally:
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+    (log,) = (tmp_path / "state").rglob("keeper.log")
+    assert "(forked) failed: TypeError" in log.read_text(), log.read_text()
+
+
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
 
 

@@ -21,6 +21,8 @@ FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
 CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
 PARTS = "tests/unit/test_protocol_parts.py"
+PHASE = "tests/unit/test_uv_phase.py"
+PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
@@ -1124,6 +1126,56 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "limit=0.1, check=remover.handoffs_in_use)\n            except Exception as err:",
         "limit=-0.9, check=remover.handoffs_in_use)\n            except Exception as err:",
         [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    # run 4's survivors, killed by new tests
+    (
+        "processes: a process's name keeps its opening parenthesis (left + 1 -> + 0)",
+        PROCESSES,
+        'return raw[left + 1 : right].decode("utf-8", "replace")',
+        'return raw[left + 0 : right].decode("utf-8", "replace")',
+        [f"{PHASE}::test_uv_by_its_name_alone_or_its_argv0_alone"],
+    ),
+    (
+        "processes: argv[0] taken from the second word ([0] -> [1])",
+        PROCESSES,
+        'argv0 = raw.split(b"\\0", 1)[0]',
+        'argv0 = raw.split(b"\\0", 1)[1]',
+        [f"{PHASE}::test_uv_by_its_name_alone_or_its_argv0_alone"],
+    ),
+    (
+        "processes: cache_lock_pids stops at a lock with no pid (continue -> break)",
+        PROCESSES,
+        "            if pid <= 0 or pid in skip:\n                continue\n",
+        "            if pid <= 0 or pid in skip:\n                break\n",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: a short stat line is a traceback (except narrowed)",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\ndef _linux_info",
+        "    except (ValueError,):\n        return None\n\n\ndef _linux_info",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: off Linux, a pid that is gone is alive (return False -> True)",
+        PROCESSES,
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return False\n",
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return True\n",
+        ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
+    ),
+    (
+        "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except (AttributeError, OSError):\n        import tempfile\n",
+        "    except (OSError,):\n        import tempfile\n",
+        [f"{PARTS}::test_the_keepers_job_goes_in_a_temp_file_where_there_is_no_memfd"],
+    ),
+    (
+        "keeper: a forked keeper's failure leaves unlogged (except BaseException narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except BaseException as err:  # noqa: BLE001",
+        "    except KeyError as err:  # noqa: BLE001",
+        [f"{KILLS}::test_a_forked_keeper_that_cannot_start_says_why_in_its_log"],
     ),
 ]
 

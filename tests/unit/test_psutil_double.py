@@ -59,3 +59,15 @@ def test_the_process_table_works_on_each_os(platform: str, monkeypatch: pytest.M
     assert table.parent(40) == 4
     assert [p.pid for p in table.uv_processes()] == [40]  # the zombie does not count
     assert table.holder(40).describe().startswith("40 uv.exe")
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_a_process_that_is_gone_is_not_alive(
+    platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `alive`'s `except psutil.Error: return False` -> `True` (run 4): off Linux, a pid
+    psutil no longer finds is not alive (nor is a zombie)."""
+    double = FakePsutil(platform, [FakeProcess(40, name="uv"), FakeProcess(42, zombie=True)])
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform=platform)
+    assert table.alive(40) and not table.alive(42) and not table.alive(43)

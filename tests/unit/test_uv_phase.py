@@ -139,6 +139,40 @@ def test_uv_under_any_name(proc: FakeProc, tmp_path: Path) -> None:
     assert sorted(judged(proc)) == [10, 11, 12, 14, 16]
 
 
+def test_uv_by_its_name_alone_or_its_argv0_alone(proc: FakeProc) -> None:
+    """Kills `_name_and_parent`'s name `raw[left + 1 : right]` -> `left + 0` (the "(" kept) and
+    `_named_uv`'s argv[0] `split(b"\\0", 1)[0]` -> `[1]` (run 4): each sign counts alone."""
+    proc.add(70, ("/usr/bin/python3", "tool.py"), comm="uv")  # its name (a renamed process)
+    proc.add(71, ("uv", "sync"), comm="python3")  # its argv[0] (`exec -a uv`)
+    proc.add(72, ("/usr/bin/python3", "uv"), comm="python3")  # an argument is no argv[0]
+    assert sorted(judged(proc)) == [70, 71]
+
+
+def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_path: Path) -> None:
+    """Kills `cache_lock_pids`' `continue` after a pid that is no process -> `break` (run 4): an
+    OFD lock (pid -1) or one from another PID namespace (pid 0) printed before a uv's cache
+    lock must not hide that uv."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".lock").touch()
+    inode = (cache / ".lock").stat().st_ino
+    proc.lock(-1, 5)
+    proc.lock(0, 6)
+    proc.add(12, ("./uv-0.13.9", "sync"), env={"UV_CACHE_DIR": str(cache)})
+    proc.lock(12, inode)
+    assert sorted(judged(proc)) == [12]
+
+
+def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
+    """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed (run 4): a stat line
+    cut short (bad input) makes that pid unknown, never a traceback of the gate."""
+    proc.add(80, ("/opt/uv", "sync"))
+    (proc.root / "80" / "stat").write_text("80 (uv) S\n")
+    proc.add(81, ("/opt/uv", "sync"))
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    assert [p.pid for p in table.uv_processes()] == [81]
+
+
 def test_phases_on_the_table(proc: FakeProc) -> None:
     proc.add(20, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
     proc.add(21, ("sleep", "60"), ppid=20, exe="/usr/bin/sleep")
