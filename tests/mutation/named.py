@@ -1164,6 +1164,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
     ),
     (
+        "processes: a pid whose stat is gone is a traceback (or -> and)",
+        PROCESSES,
+        'if stat is None or stat[2] in ("Z", "X", "K"):',
+        'if stat is None and stat[2] in ("Z", "X", "K"):',
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -164,11 +164,14 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
 
 
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
-    """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed (run 4): a stat line
-    cut short (bad input) makes that pid unknown, never a traceback of the gate."""
+    """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed and `_named_uv`'s
+    `stat is None or ...` -> `and` (run 4): a stat line cut short (bad input) or gone makes
+    that pid unknown, never a traceback of the gate."""
     proc.add(80, ("/opt/uv", "sync"))
     (proc.root / "80" / "stat").write_text("80 (uv) S\n")
     proc.add(81, ("/opt/uv", "sync"))
+    proc.add(82, ("/opt/uv", "sync"))
+    (proc.root / "82" / "stat").unlink()  # gone between the listing and the read
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert [p.pid for p in table.uv_processes()] == [81]
 
