@@ -1006,14 +1006,22 @@ class _ForkOnlyKeeper(Keeper):
         raise OSError("no program can start here")
 
 
+@pytest.mark.parametrize("pipes", [True, False], ids=["pipes", "no-fds-for-pipes"])
 def test_a_forked_keeper_polls_its_rounds_without_failing_them(
-    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipes: bool
 ) -> None:
     """Kills the forked keeper's poll interval `limit=0.1` -> `-0.9` (run 4): every round after
     the second then fails (a negative sleep) and is tried again at once, a busy loop that
-    floods the keeper's log. The forked keeper holds the name's new file while the old file is
-    open, ends once it is let go, and logs only that it keeps the lock and is done."""
+    floods the keeper's log; and, where no fds were left for its pipes (`_two_pipes` gives
+    none, as when `pipe()` fails), `ready_fd >= 0` -> `>= -1`: a keeper told to say nothing
+    says "ready" on fd -1 and logs that its cleaner was gone. The forked keeper holds the
+    name's new file while the old file is open, ends once it is let go, and logs only that it
+    keeps the lock and is done."""
+    from uvsweep.remove import handoff as handoff_module
+
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
+    if not pipes:
+        monkeypatch.setattr(handoff_module, "_two_pipes", list)  # no fds for pipes
     path = lockdir / A
     path.touch()
     children: list[subprocess.Popen[str]] = []
@@ -1039,7 +1047,7 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
         wait_keepers_gone(keepers)
         (log,) = (tmp_path / "state").rglob("keeper.log")
         text = log.read_text()
-        assert "failed" not in text, text[:2000]
+        assert "failed" not in text and "gone" not in text, text[:2000]
         assert text.splitlines()[-1].split(": ", 1)[1].startswith("(forked) done with"), text
     finally:
         _stop(*children)

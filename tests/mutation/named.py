@@ -1171,6 +1171,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
     ),
     (
+        "keeper: a forked keeper without pipes says ready on fd -1 (>= 0 -> >= -1)",
+        "app/uvsweep/remove/handoff.py",
+        "                if ready_fd >= 0 and not said:\n                    _say_ready(",
+        "                if ready_fd >= -1 and not said:\n                    _say_ready(",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
