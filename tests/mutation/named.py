@@ -1178,6 +1178,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
     ),
     (
+        "processes: a short lock line is a traceback (except narrowed)",
+        PROCESSES,
+        'rsplit(":", 1)[1])\n        except (IndexError, ValueError):',
+        'rsplit(":", 1)[1])\n        except (ValueError,):',
+        [f"{PHASE}::test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -163,6 +163,22 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     assert sorted(judged(proc)) == [12]
 
 
+def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
+    proc: FakeProc, tmp_path: Path
+) -> None:
+    """Kills `_parse_locks`' `except (IndexError, ValueError)` narrowed (run 4): a FLOCK line
+    cut short (bad input) is skipped, never a traceback of the gate, and a uv's cache lock
+    after it still counts."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".lock").touch()
+    proc.add(12, ("./uv-0.13.9", "sync"), env={"UV_CACHE_DIR": str(cache)})
+    proc.lock(12, (cache / ".lock").stat().st_ino)
+    locks = proc.root / "locks"
+    locks.write_text("1: FLOCK  ADVISORY  READ\n" + locks.read_text())
+    assert sorted(judged(proc)) == [12]
+
+
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
     """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed and `_named_uv`'s
     `stat is None or ...` -> `and` (run 4): a stat line cut short (bad input) or gone makes
