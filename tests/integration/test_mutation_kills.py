@@ -1075,6 +1075,68 @@ def test_a_forked_keeper_that_cannot_start_says_why_in_its_log(
     assert "(forked) failed: TypeError" in log.read_text(), log.read_text()
 
 
+_FORKING_CLEANER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    sys.path.insert(0, {app!r})
+    from uvsweep.remove import Policy
+    from uvsweep.remove.handoff import Keeper
+    from uvsweep.remove.posix import LinuxRemover
+
+    class ForkOnly(Keeper):
+        def take(self, handoffs, view):
+            raise OSError("no program can start here")
+
+    openers = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):
+            openers.append(subprocess.Popen(
+                [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
+                text=True, start_new_session=True,
+            ))
+            assert openers[0].stdout.readline().strip() == "opened"
+            super().unlink(target)
+
+    remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=ForkOnly())
+    result = remover.remove([{directory!r}], Policy())
+    (keeper,) = result.keepers
+    with open(f"/proc/{{keeper}}/stat") as stat:
+        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    print(keeper, openers[0].pid, parent == os.getpid(), os.getpid(), flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
+    """Kills `_second_fork`'s `if pid != 0` -> `== 0` (run 4): the first copy must exit and the
+    second be the keeper, so that the keeper is no child of the cleaner (a long-lived tray
+    would keep it as a zombie once it is done); and `fork`'s `if pid == 0` -> `!= 0`: the
+    cleaner itself then exits (its shell sees a clean that ended) and goes on in its first
+    copy. The cleaner here is a process of its own, so
+    that the keeper's parent is not this test's (pid 1 of the namespace the mutation runs use
+    adopts orphans)."""
+    (lockdir / A).touch()
+    code = _FORKING_CLEANER.format(app=APP_DIR, opener=_OPENER, directory=str(lockdir))
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    keeper = opener = 0
+    try:
+        keeper_s, opener_s, ours, who = _readline(cleaner, 60).split()
+        keeper, opener = int(keeper_s), int(opener_s)
+        assert int(who) == cleaner.pid, "the cleaner went on in a copy of itself"
+        assert ours == "False", "the forked keeper is the cleaner's own child"
+    finally:
+        if opener:
+            os.killpg(opener, signal.SIGKILL)
+        if keeper:
+            wait_keepers_gone([keeper])
+        _stop(cleaner)
+
+
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
 
 

@@ -1185,6 +1185,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read"],
     ),
     (
+        "keeper: the forked keeper stays the cleaner's child (_second_fork's != -> ==)",
+        "app/uvsweep/remove/handoff.py",
+        "    if pid != 0:\n        os._exit(0)\n",
+        "    if pid == 0:\n        os._exit(0)\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: fork's parent runs the child's part (pid == 0 -> != 0)",
+        "app/uvsweep/remove/handoff.py",
+        "        if pid == 0:  # the child",
+        "        if pid != 0:  # the child",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
