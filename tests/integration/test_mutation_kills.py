@@ -1137,6 +1137,30 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
         _stop(cleaner)
 
 
+def test_a_fork_that_fails_leaves_no_pipe_of_ours_open(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `Keeper.fork`'s `for fd in pipes: os.close(fd)` run zero times when `os.fork` fails
+    (run 4): a cleaner out of processes (EAGAIN) must not leak the keeper's two pipes at each
+    try; `fork` raises, so that the caller waits itself."""
+    import errno
+
+    def no_process(*args: object) -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    handoffs = _one_handoff(lockdir)
+    try:
+        before = _open_fds()
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fork", no_process)
+            with pytest.raises(OSError, match="temporarily unavailable"):
+                Keeper().fork(handoffs, {"platform": "linux"})
+        assert _open_fds() == before
+    finally:
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
 
 

@@ -140,18 +140,23 @@ def test_uv_under_any_name(proc: FakeProc, tmp_path: Path) -> None:
 
 
 def test_uv_by_its_name_alone_or_its_argv0_alone(proc: FakeProc) -> None:
-    """Kills `_name_and_parent`'s name `raw[left + 1 : right]` -> `left + 0` (the "(" kept) and
-    `_named_uv`'s argv[0] `split(b"\\0", 1)[0]` -> `[1]` (run 4): each sign counts alone."""
+    """Kills `_name_and_parent`'s name `raw[left + 1 : right]` -> `left + 0` (the "(" kept),
+    `_named_uv`'s argv[0] `split(b"\\0", 1)[0]` -> `[1]` and its `-m uv` check's
+    `info is not None and is_uv_process(info)` -> `or` (run 4): each sign counts alone, and
+    `-m uv` only for a python."""
     proc.add(70, ("/usr/bin/python3", "tool.py"), comm="uv")  # its name (a renamed process)
     proc.add(71, ("uv", "sync"), comm="python3")  # its argv[0] (`exec -a uv`)
     proc.add(72, ("/usr/bin/python3", "uv"), comm="python3")  # an argument is no argv[0]
+    proc.add(73, ("/usr/bin/node", "-m", "uv"), comm="node")  # `-m uv` of no python
     assert sorted(judged(proc)) == [70, 71]
 
 
 def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_path: Path) -> None:
-    """Kills `cache_lock_pids`' `continue` after a pid that is no process -> `break` (run 4): an
-    OFD lock (pid -1) or one from another PID namespace (pid 0) printed before a uv's cache
-    lock must not hide that uv."""
+    """Kills `cache_lock_pids`' `continue` after a pid that is no process -> `break`,
+    `_parse_locks`' waiter `del parts[1]` -> `[2]` and `_cache_dirs`' `word == "--cache-dir"
+    and ...` -> `or` (run 4): an OFD lock (pid -1) or one from another PID namespace (pid 0)
+    printed before a uv's cache lock must not hide that uv, a uv waiting for its cache lock
+    counts, and only `--cache-dir` names a cache dir on a command line."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / ".lock").touch()
@@ -160,23 +165,47 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.lock(0, 6)
     proc.add(12, ("./uv-0.13.9", "sync"), env={"UV_CACHE_DIR": str(cache)})
     proc.lock(12, inode)
-    assert sorted(judged(proc)) == [12]
+    proc.add(13, ("./uv-0.12.0", "sync"), env={"UV_CACHE_DIR": str(cache)})
+    proc.lock(13, inode, waiting=True)  # waits for the cache: a uv all the same
+    # another program's lock on a `.lock` in a dir its command line names is no uv cache's
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".lock").touch()
+    proc.add(14, ("./tool", "--data", str(data), "run"), env={})
+    proc.lock(14, (data / ".lock").stat().st_ino)
+    assert sorted(judged(proc)) == [12, 13]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
     proc: FakeProc, tmp_path: Path
 ) -> None:
-    """Kills `_parse_locks`' `except (IndexError, ValueError)` narrowed (run 4): a FLOCK line
-    cut short (bad input) is skipped, never a traceback of the gate, and a uv's cache lock
-    after it still counts."""
+    """Kills `_parse_locks`' `except (IndexError, ValueError)` narrowed, its `len(parts) > 1`
+    -> `>= 1`, `> 0` or `<= 1` and `len(parts) < 2 or parts[1] != "FLOCK"` -> `and` (run 4): a
+    line cut short or of one word (bad input) is skipped, never a traceback of the gate; a
+    POSIX lock on a cache's `.lock` is another program's (uv uses flock); a uv's cache lock
+    after them still counts."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / ".lock").touch()
     proc.add(12, ("./uv-0.13.9", "sync"), env={"UV_CACHE_DIR": str(cache)})
     proc.lock(12, (cache / ".lock").stat().st_ino)
+    proc.add(15, ("./tool", "x"), env={"UV_CACHE_DIR": str(cache)})
     locks = proc.root / "locks"
-    locks.write_text("1: FLOCK  ADVISORY  READ\n" + locks.read_text())
+    locks.write_text(
+        "1: FLOCK  ADVISORY  READ\n"
+        "garbage\n"
+        f"3: POSIX  ADVISORY  WRITE 15 fe:00:{(cache / '.lock').stat().st_ino} 0 EOF\n"
+        + locks.read_text()
+    )
     assert sorted(judged(proc)) == [12]
+
+
+def test_alive_is_neither_a_zombie_nor_a_pid_that_is_gone(proc: FakeProc) -> None:
+    """Kills `alive`'s `found is not None and ...` -> `or` (run 4)."""
+    proc.add(90, ("/opt/uv", "sync"))
+    proc.add(91, ("/opt/uv", "sync"), state="Z")
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    assert table.alive(90) and not table.alive(91) and not table.alive(92)
 
 
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
