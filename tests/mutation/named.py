@@ -1248,6 +1248,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_alive_is_neither_a_zombie_nor_a_pid_that_is_gone"],
     ),
     (
+        "processes: a /proc file that fails to read is a traceback (except narrowed)",
+        PROCESSES,
+        '        return b"".join(chunks)\n    except OSError:',
+        '        return b"".join(chunks)\n    except KeyError:',
+        [f"{PHASE}::test_a_process_file_that_opens_but_cannot_be_read_is_unknown"],
+    ),
+    (
+        "processes: a start time in ticks times the tick rate (/ -> *)",
+        PROCESSES,
+        'found[1] / os.sysconf("SC_CLK_TCK")',
+        'found[1] * os.sysconf("SC_CLK_TCK")',
+        [f"{PHASE}::test_a_process_started_when_its_stat_says"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

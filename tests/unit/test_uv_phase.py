@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_proc import FakeProc
+from tests.fake_proc import BTIME, FakeProc
 from uvsweep import cleaner, uvphase
 from uvsweep.processes import ProcessTable
 
@@ -206,6 +206,26 @@ def test_alive_is_neither_a_zombie_nor_a_pid_that_is_gone(proc: FakeProc) -> Non
     proc.add(91, ("/opt/uv", "sync"), state="Z")
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert table.alive(90) and not table.alive(91) and not table.alive(92)
+
+
+def test_a_process_file_that_opens_but_cannot_be_read_is_unknown(proc: FakeProc) -> None:
+    """Kills `_read`'s `except OSError` around the reads narrowed (run 4): a `/proc` file that
+    opens but fails to read (here EISDIR; a process exiting mid-read gives ESRCH) is unknown
+    (None), never a traceback."""
+    proc.add(93, ("/opt/uv", "sync"))
+    (proc.root / "93" / "environ").mkdir()
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    assert table.environ(93) is None
+
+
+def test_a_process_started_when_its_stat_says(proc: FakeProc) -> None:
+    """Kills `_linux_info`'s `found[1] / os.sysconf("SC_CLK_TCK")` -> `*` (run 4): the start
+    time (shown as a uv process's age) is boot time plus the stat's ticks in seconds."""
+    import os
+
+    proc.add(94, ("/opt/uv", "sync"))  # started 100 ticks after boot
+    info = ProcessTable(platform="linux", proc=str(proc.root)).info(94)
+    assert info is not None and info.started == BTIME + 100 / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
