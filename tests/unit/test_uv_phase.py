@@ -228,6 +228,28 @@ def test_a_process_started_when_its_stat_says(proc: FakeProc) -> None:
     assert info is not None and info.started == BTIME + 100 / os.sysconf("SC_CLK_TCK")
 
 
+def test_is_uv_process_by_its_name_or_its_argv0() -> None:
+    """Kills `is_uv_process`' `return True` for a uv name -> `False` and its argv[0]
+    `cmdline[0]` -> `[1]` (run 4): what the table asks off Linux, and of `python -m uv`."""
+    from uvsweep.model import ProcessInfo
+    from uvsweep.processes import is_uv_process
+
+    def info(name: str | None, cmdline: tuple[str, ...] | None) -> ProcessInfo:
+        return ProcessInfo(7, name, 0, "root", cmdline, "/", None)
+
+    assert is_uv_process(info("uv", None))  # its command line hidden
+    assert is_uv_process(info("python3", ("/opt/uv", "sync")))
+    assert not is_uv_process(info("python3", ("/usr/bin/python3", "uv")))
+    assert is_uv_process(info("python3", ("/usr/bin/python3", "-m", "uv", "sync")))
+
+
+def test_the_holder_of_a_pid_that_is_gone_says_it_exited(proc: FakeProc) -> None:
+    """Kills `holder`'s `LockUser(pid=pid, alive=False)` -> `alive=True` (run 4): a lock entry's
+    pid that no longer runs is named as exited (a child of it may hold the file now)."""
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    assert "exited" in table.holder(4242).describe()
+
+
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
     """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed and `_named_uv`'s
     `stat is None or ...` -> `and` (run 4): a stat line cut short (bad input) or gone makes
