@@ -1014,7 +1014,9 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
     the second then fails (a negative sleep) and is tried again at once, a busy loop that
     floods the keeper's log; and, where no fds were left for its pipes (`_two_pipes` gives
     none, as when `pipe()` fails), `ready_fd >= 0` -> `>= -1`: a keeper told to say nothing
-    says "ready" on fd -1 and logs that its cleaner was gone. The forked keeper holds the
+    says "ready" on fd -1 and logs that its cleaner was gone; with stdin closed too, `fork`'s
+    no-pipe `ready_w` -1 -> 0: the keeper then says "ready" into fd 0, here the handoff's dir,
+    and closes it, and every round after fails. The forked keeper holds the
     name's new file while the old file is open, ends once it is let go, and logs only that it
     keeps the lock and is done."""
     from uvsweep.remove import handoff as handoff_module
@@ -1037,9 +1039,15 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
             super().unlink(target)
 
     keepers: list[int] = []
+    stdin = os.dup(0)
     try:
         remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
-        keepers = remover.remove([str(lockdir)], Policy()).keepers
+        if not pipes:
+            os.close(0)  # a starved cleaner run with stdin closed: the dir's fd is fd 0
+        try:
+            keepers = remover.remove([str(lockdir)], Policy()).keepers
+        finally:
+            os.dup2(stdin, 0)
         assert len(keepers) == 1
         time.sleep(1.0)  # many rounds (one each 0.1 s)
         assert flock_held(path), "the name's new file is not locked while the old one is open"
@@ -1050,6 +1058,7 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
         assert "failed" not in text and "gone" not in text, text[:2000]
         assert text.splitlines()[-1].split(": ", 1)[1].startswith("(forked) done with"), text
     finally:
+        os.close(stdin)
         _stop(*children)
         for pid in keepers:
             if procs.alive(pid):
@@ -1103,7 +1112,19 @@ _FORKING_CLEANER = textwrap.dedent(
     (keeper,) = result.keepers
     with open(f"/proc/{{keeper}}/stat") as stat:
         parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-    print(keeper, openers[0].pid, parent == os.getpid(), os.getpid(), flush=True)
+    def parent_of(pid):
+        try:
+            with open(f"/proc/{{pid}}/stat") as stat:
+                return int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    # the keeper's first copy, once it exited, was reaped: no child of ours but the opener
+    children = [
+        int(pid) for pid in os.listdir("/proc")
+        if pid.isdigit() and parent_of(int(pid)) == os.getpid() and int(pid) != openers[0].pid
+    ]
+    print(keeper, openers[0].pid, parent == os.getpid(), os.getpid(), len(children), flush=True)
     sys.stdin.readline()
     """
 )
@@ -1114,7 +1135,8 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
     second be the keeper, so that the keeper is no child of the cleaner (a long-lived tray
     would keep it as a zombie once it is done); and `fork`'s `if pid == 0` -> `!= 0`: the
     cleaner itself then exits (its shell sees a clean that ended) and goes on in its first
-    copy. The cleaner here is a process of its own, so
+    copy; and `fork`'s `if keeper == pid` inverted: the first copy, which exits at once, is
+    then never reaped (a zombie for the tray's life). The cleaner here is a process of its own, so
     that the keeper's parent is not this test's (pid 1 of the namespace the mutation runs use
     adopts orphans)."""
     (lockdir / A).touch()
@@ -1125,10 +1147,11 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
     )  # fmt: skip
     keeper = opener = 0
     try:
-        keeper_s, opener_s, ours, who = _readline(cleaner, 60).split()
+        keeper_s, opener_s, ours, who, children = _readline(cleaner, 60).split()
         keeper, opener = int(keeper_s), int(opener_s)
         assert int(who) == cleaner.pid, "the cleaner went on in a copy of itself"
         assert ours == "False", "the forked keeper is the cleaner's own child"
+        assert children == "0", "the keeper's first copy was never reaped"
     finally:
         if opener:
             os.killpg(opener, signal.SIGKILL)

@@ -1290,6 +1290,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_the_holder_of_a_pid_that_is_gone_says_it_exited"],
     ),
     (
+        "keeper: the forked keeper's first copy never reaped (keeper == pid inverted)",
+        "app/uvsweep/remove/handoff.py",
+        "                if keeper == pid:\n",
+        "                if not keeper == pid:\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: without pipes, the forked keeper's ready fd is 0 (-1 -> 0)",
+        "app/uvsweep/remove/handoff.py",
+        "ready_r, ready_w, go_r, go_w = pipes or (-1, -1, -1, -1)",
+        "ready_r, ready_w, go_r, go_w = pipes or (-1, 0, -1, -1)",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
