@@ -1304,6 +1304,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
     ),
     (
+        "processes: _linux_stat: a short stat line is a traceback (except narrowed)",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\n_BOOT_TIMES",
+        "    except (ValueError,):\n        return None\n\n\n_BOOT_TIMES",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: a hidden working dir drops the absolute cache dirs (not removed)",
+        PROCESSES,
+        "(not os.path.isabs(directory) and not cwd)",
+        "(os.path.isabs(directory) and not cwd)",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

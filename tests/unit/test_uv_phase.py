@@ -156,7 +156,9 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     `_parse_locks`' waiter `del parts[1]` -> `[2]` and `_cache_dirs`' `word == "--cache-dir"
     and ...` -> `or` (run 4): an OFD lock (pid -1) or one from another PID namespace (pid 0)
     printed before a uv's cache lock must not hide that uv, a uv waiting for its cache lock
-    counts, and only `--cache-dir` names a cache dir on a command line."""
+    counts, only `--cache-dir` names a cache dir on a command line, and a hidden working dir
+    drops only the relative cache dirs (`not os.path.isabs(directory) and not cwd`, `not`
+    removed)."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / ".lock").touch()
@@ -167,13 +169,16 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.lock(12, inode)
     proc.add(13, ("./uv-0.12.0", "sync"), env={"UV_CACHE_DIR": str(cache)})
     proc.lock(13, inode, waiting=True)  # waits for the cache: a uv all the same
+    proc.add(16, ("./uv-0.13.0", "sync"), env={"UV_CACHE_DIR": str(cache)})
+    (proc.root / "16" / "cwd").unlink()  # its working dir hidden: absolute dirs still count
+    proc.lock(16, inode)
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
     data = tmp_path / "data"
     data.mkdir()
     (data / ".lock").touch()
     proc.add(14, ("./tool", "--data", str(data), "run"), env={})
     proc.lock(14, (data / ".lock").stat().st_ino)
-    assert sorted(judged(proc)) == [12, 13]
+    assert sorted(judged(proc)) == [12, 13, 16]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
@@ -261,6 +266,7 @@ def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc
     (proc.root / "82" / "stat").unlink()  # gone between the listing and the read
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert [p.pid for p in table.uv_processes()] == [81]
+    assert not table.alive(80) and table.parent(80) is None  # `_linux_stat` alike
 
 
 def test_phases_on_the_table(proc: FakeProc) -> None:
