@@ -1184,6 +1184,95 @@ def test_a_fork_that_fails_leaves_no_pipe_of_ours_open(
         os.close(handoffs[0].dir_fd)
 
 
+_CLEANER_DYING_BEFORE_READY = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    sys.path.insert(0, {app!r})
+    from uvsweep.remove import Policy, handoff
+    from uvsweep.remove.handoff import Keeper
+    from uvsweep.remove.posix import LinuxRemover
+
+    class ForkOnly(Keeper):
+        def take(self, handoffs, view):
+            raise OSError("no program can start here")
+
+    class DiesAtOnce:  # the cleaner is killed as it is about to hear the keeper
+        def __init__(self, fd):
+            os._exit(9)
+
+    handoff._ReadyPipe = DiesAtOnce
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):
+            opener = subprocess.Popen(
+                [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
+                text=True, start_new_session=True,
+            )
+            assert opener.stdout.readline().strip() == "opened"
+            print(opener.pid, flush=True)
+            super().unlink(target)
+
+    OpenedDuringUnlink(handoff_wait=0.0, keeper=ForkOnly()).remove([{directory!r}], Policy())
+    """
+)
+
+
+def test_a_forked_keeper_whose_cleaner_died_before_hearing_ready_keeps_the_files(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `_say_ready`'s `except OSError` narrowed (run 4): a keeper whose cleaner is gone
+    before it read "ready" (killed; the pipe's write fails with EPIPE) holds the files alone
+    now, and must go on holding the name's new file for as long as the old file is open;
+    narrowed, the error ended the keeper, and with it the only lock on the new file."""
+    path = lockdir / A
+    path.touch()
+    state = tmp_path / "state"
+    code = _CLEANER_DYING_BEFORE_READY.format(app=APP_DIR, opener=_OPENER, directory=str(lockdir))
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "XDG_STATE_HOME": str(state)},
+    )  # fmt: skip
+    opener = 0
+    keepers: list[int] = []
+    try:
+        opener = int(_readline(cleaner, 60))
+        assert cleaner.wait(60) == 9
+        log = state / "uvsweep" / "keeper.log"
+        deadline = time.monotonic() + 60
+        text = ""
+        while "(forked) keeping" not in text and "(forked) failed" not in text:
+            assert time.monotonic() < deadline, f"the keeper said nothing: {text!r}"
+            time.sleep(0.05)
+            text = log.read_text() if log.exists() else ""
+        assert "(forked) keeping" in text, text
+        assert flock_held(path), "the name's new file is not locked while the old one is open"
+        keepers = [
+            int(p) for p in os.listdir("/proc")
+            if p.isdigit() and int(p) != opener and _holds_open(int(p), path)
+        ]  # fmt: skip
+        assert len(keepers) == 1
+    finally:
+        if opener:
+            os.killpg(opener, signal.SIGKILL)
+        wait_keepers_gone(keepers)
+        _stop(cleaner)
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether `pid` has the file now at `path` open."""
+    try:
+        st = path.stat()
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            found = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (found.st_dev, found.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
 
 

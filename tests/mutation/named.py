@@ -1318,6 +1318,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
     ),
     (
+        "keeper: a cleaner gone before it heard ready ends the keeper (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        '    except OSError:\n        _log("the cleaner was gone before it heard ready',
+        '    except KeyError:\n        _log("the cleaner was gone before it heard ready',
+        [f"{KILLS}::test_a_forked_keeper_whose_cleaner_died_before_hearing_ready_keeps_the_files"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
