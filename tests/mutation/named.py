@@ -1325,6 +1325,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_whose_cleaner_died_before_hearing_ready_keeps_the_files"],
     ),
     (
+        "processes: _linux_stat: a stat field that is no number is a traceback",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\n_BOOT_TIMES",
+        "    except (IndexError,):\n        return None\n\n\n_BOOT_TIMES",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: $XDG_CACHE_HOME/uv never a cache dir (loop run zero times)",
+        PROCESSES,
+        'for xdg in (env.get("XDG_CACHE_HOME"), os.environ.get("XDG_CACHE_HOME")):',
+        "for xdg in []:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

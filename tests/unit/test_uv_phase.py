@@ -158,7 +158,7 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     printed before a uv's cache lock must not hide that uv, a uv waiting for its cache lock
     counts, only `--cache-dir` names a cache dir on a command line, and a hidden working dir
     drops only the relative cache dirs (`not os.path.isabs(directory) and not cwd`, `not`
-    removed)."""
+    removed), and `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times)."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / ".lock").touch()
@@ -172,13 +172,18 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.add(16, ("./uv-0.13.0", "sync"), env={"UV_CACHE_DIR": str(cache)})
     (proc.root / "16" / "cwd").unlink()  # its working dir hidden: absolute dirs still count
     proc.lock(16, inode)
+    xdg = tmp_path / "xdg"
+    (xdg / "uv").mkdir(parents=True)
+    (xdg / "uv" / ".lock").touch()
+    proc.add(17, ("./uv-0.13.1", "sync"), env={"XDG_CACHE_HOME": str(xdg)})
+    proc.lock(17, (xdg / "uv" / ".lock").stat().st_ino)  # `$XDG_CACHE_HOME/uv`
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
     data = tmp_path / "data"
     data.mkdir()
     (data / ".lock").touch()
     proc.add(14, ("./tool", "--data", str(data), "run"), env={})
     proc.lock(14, (data / ".lock").stat().st_ino)
-    assert sorted(judged(proc)) == [12, 13, 16]
+    assert sorted(judged(proc)) == [12, 13, 16, 17]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
@@ -267,6 +272,9 @@ def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert [p.pid for p in table.uv_processes()] == [81]
     assert not table.alive(80) and table.parent(80) is None  # `_linux_stat` alike
+    (proc.root / "81" / "stat").write_text("81 (uv) S x" + " y" * 20 + "\n")  # not numbers
+    fresh = ProcessTable(platform="linux", proc=str(proc.root))
+    assert fresh.uv_processes() == [] and not fresh.alive(81) and fresh.parent(81) is None
 
 
 def test_phases_on_the_table(proc: FakeProc) -> None:
