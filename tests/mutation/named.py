@@ -1339,6 +1339,43 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
     ),
     (
+        "processes: off Linux, environ inverted (is not None -> not ... is not None)",
+        PROCESSES,
+        "return dict(found) if found is not None else None",
+        "return dict(found) if not found is not None else None",
+        [
+            "tests/unit/test_psutil_double.py::test_a_process_environment_off_linux_or_none_when_denied"
+        ],
+    ),
+    (
+        "processes: uv as pid 1 never found by its cache lock (<= 0 -> <= 1)",
+        PROCESSES,
+        "if pid <= 0 or pid in skip:",
+        "if pid <= 1 or pid in skip:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: --cache-dir=DIR read from the wrong part ([1] -> [2])",
+        PROCESSES,
+        'dirs.append(word.split("=", 1)[1])',
+        'dirs.append(word.split("=", 1)[2])',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the home of a pid that is gone (and -> or)",
+        PROCESSES,
+        "if info is not None and info.uid is not None:",
+        "if info is not None or info.uid is not None:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: a uid with no passwd entry is a traceback (except narrowed)",
+        PROCESSES,
+        ".pw_dir)\n        except (ImportError, KeyError):",
+        ".pw_dir)\n        except (ImportError,):",
+        [f"{PHASE}::test_a_lock_holder_whose_uid_has_no_name_is_no_traceback"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

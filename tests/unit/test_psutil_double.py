@@ -71,3 +71,17 @@ def test_a_process_that_is_gone_is_not_alive(
     monkeypatch.setitem(sys.modules, "psutil", double)
     table = ProcessTable(platform=platform)
     assert table.alive(40) and not table.alive(42) and not table.alive(43)
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_a_process_environment_off_linux_or_none_when_denied(
+    platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `environ`'s `dict(found) if found is not None else None` inverted (run 4)."""
+    double = FakePsutil(platform, [
+        FakeProcess(40, environ={"UV_CACHE_DIR": "/c"}),
+        FakeProcess(41, denied={"environ"}),
+    ])  # fmt: skip
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform=platform)
+    assert table.environ(40) == {"UV_CACHE_DIR": "/c"} and table.environ(41) is None

@@ -3,6 +3,7 @@ the kernel lays it out (files written by the test; the real kernel runs in test_
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -158,7 +159,10 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     printed before a uv's cache lock must not hide that uv, a uv waiting for its cache lock
     counts, only `--cache-dir` names a cache dir on a command line, and a hidden working dir
     drops only the relative cache dirs (`not os.path.isabs(directory) and not cwd`, `not`
-    removed), and `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times)."""
+    removed); `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times), so is
+    `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`); uv may be pid 1 (`pid <= 0` -> `<= 1`);
+    a pid that is gone is no uv and no traceback (`info is not None and info.uid ...` ->
+    `or`)."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / ".lock").touch()
@@ -177,13 +181,21 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     (xdg / "uv" / ".lock").touch()
     proc.add(17, ("./uv-0.13.1", "sync"), env={"XDG_CACHE_HOME": str(xdg)})
     proc.lock(17, (xdg / "uv" / ".lock").stat().st_ino)  # `$XDG_CACHE_HOME/uv`
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".lock").touch()
+    proc.add(18, ("./uv-0.13.2", f"--cache-dir={other}", "sync"), env={})
+    proc.lock(18, (other / ".lock").stat().st_ino)  # `--cache-dir=DIR`
+    proc.add(1, ("./uv-0.13.3", "sync"), env={"UV_CACHE_DIR": str(cache)})
+    proc.lock(1, inode)  # uv as pid 1 (a container's)
+    proc.lock(4242, inode)  # a pid gone before its details were read: no uv, no traceback
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
     data = tmp_path / "data"
     data.mkdir()
     (data / ".lock").touch()
     proc.add(14, ("./tool", "--data", str(data), "run"), env={})
     proc.lock(14, (data / ".lock").stat().st_ino)
-    assert sorted(judged(proc)) == [12, 13, 16, 17]
+    assert sorted(judged(proc)) == [1, 12, 13, 16, 17, 18]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
@@ -208,6 +220,19 @@ def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
         + locks.read_text()
     )
     assert sorted(judged(proc)) == [12]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to a uid with no name needs root")
+def test_a_lock_holder_whose_uid_has_no_name_is_no_traceback(
+    proc: FakeProc, tmp_path: Path
+) -> None:
+    """Kills `_cache_dirs`' `except (ImportError, KeyError)` around `pwd.getpwuid` narrowed
+    (run 4): a process whose uid has no passwd entry (a container's) has no home dir to look
+    in, never a traceback of the gate."""
+    proc.add(18, ("./tool", "run"), env={})
+    os.chown(proc.root / "18", 54321, 54321)
+    proc.lock(18, 77)
+    assert judged(proc) == {}
 
 
 def test_alive_is_neither_a_zombie_nor_a_pid_that_is_gone(proc: FakeProc) -> None:
