@@ -1376,6 +1376,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_lock_holder_whose_uid_has_no_name_is_no_traceback"],
     ),
     (
+        "processes: --cache-dir=DIR cut at a second = (split 1 -> 2)",
+        PROCESSES,
+        'dirs.append(word.split("=", 1)[1])',
+        'dirs.append(word.split("=", 2)[1])',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: --cache-dir as the last word is a traceback (+ 1 -> + 0)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index + 0 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: no boot time is a traceback (and -> or)",
+        PROCESSES,
+        "if found and boot is not None:",
+        "if found or boot is not None:",
+        [f"{PHASE}::test_no_boot_time_means_no_start_time"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

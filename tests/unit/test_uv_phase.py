@@ -160,7 +160,9 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     counts, only `--cache-dir` names a cache dir on a command line, and a hidden working dir
     drops only the relative cache dirs (`not os.path.isabs(directory) and not cwd`, `not`
     removed); `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times), so is
-    `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`); uv may be pid 1 (`pid <= 0` -> `<= 1`);
+    `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`, `split("=", 2)`), and `--cache-dir` as the
+    last word is no traceback (`index + 1 < len(argv)` -> `+ 0`); uv may be pid 1 (`pid <= 0`
+    -> `<= 1`);
     a pid that is gone is no uv and no traceback (`info is not None and info.uid ...` ->
     `or`)."""
     cache = tmp_path / "cache"
@@ -181,7 +183,7 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     (xdg / "uv" / ".lock").touch()
     proc.add(17, ("./uv-0.13.1", "sync"), env={"XDG_CACHE_HOME": str(xdg)})
     proc.lock(17, (xdg / "uv" / ".lock").stat().st_ino)  # `$XDG_CACHE_HOME/uv`
-    other = tmp_path / "other"
+    other = tmp_path / "other=1"  # `--cache-dir=DIR` with an "=" in DIR
     other.mkdir()
     (other / ".lock").touch()
     proc.add(18, ("./uv-0.13.2", f"--cache-dir={other}", "sync"), env={})
@@ -189,6 +191,8 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.add(1, ("./uv-0.13.3", "sync"), env={"UV_CACHE_DIR": str(cache)})
     proc.lock(1, inode)  # uv as pid 1 (a container's)
     proc.lock(4242, inode)  # a pid gone before its details were read: no uv, no traceback
+    proc.add(19, ("./tool", "--cache-dir"), env={})  # no word after it (bad input)
+    proc.lock(19, inode + 1)
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
     data = tmp_path / "data"
     data.mkdir()
@@ -283,6 +287,15 @@ def test_the_holder_of_a_pid_that_is_gone_says_it_exited(proc: FakeProc) -> None
     pid that no longer runs is named as exited (a child of it may hold the file now)."""
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert "exited" in table.holder(4242).describe()
+
+
+def test_no_boot_time_means_no_start_time(proc: FakeProc) -> None:
+    """Kills `_linux_info`'s `found and boot is not None` -> `or` (run 4): a `/proc/stat`
+    without `btime` leaves the start time unknown, never a traceback."""
+    (proc.root / "stat").write_text("cpu 0\n")
+    proc.add(95, ("/opt/uv", "sync"))
+    info = ProcessTable(platform="linux", proc=str(proc.root)).info(95)
+    assert info is not None and info.started is None
 
 
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
