@@ -1397,6 +1397,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_no_boot_time_means_no_start_time"],
     ),
     (
+        "processes: a kernel thread, a zombie or a gone pid named uv (False -> True)",
+        PROCESSES,
+        '"X", "K"):\n                return False\n',
+        '"X", "K"):\n                return True\n',
+        [f"{PHASE}::test_a_kernel_thread_is_never_uv"],
+    ),
+    (
+        "processes: OwnerNames gives the number though there is a login (or -> and)",
+        PROCESSES,
+        "user_name(uid) or str(uid)",
+        "user_name(uid) and str(uid)",
+        [f"{PHASE}::test_a_file_owner_is_named_by_login_and_by_number_without_one"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -298,6 +298,25 @@ def test_no_boot_time_means_no_start_time(proc: FakeProc) -> None:
     assert info is not None and info.started is None
 
 
+def test_a_kernel_thread_is_never_uv(proc: FakeProc) -> None:
+    """Kills `_named_uv`'s `return False` for a zombie, a gone pid or a kernel thread ->
+    `True` (run 4): a kernel thread (PF_KTHREAD in its stat flags) is never uv, or the gate
+    would wait for it for ever."""
+    proc.add(2, ("",), comm="kthreadd")
+    flags = 0x00200000  # PF_KTHREAD
+    (proc.root / "2" / "stat").write_text(f"2 (kthreadd) S 0 0 0 0 0 {flags}" + " 0" * 13 + "\n")
+    proc.add(96, ("/opt/uv", "sync"))
+    assert sorted(judged(proc)) == [96]
+
+
+def test_a_file_owner_is_named_by_login_and_by_number_without_one() -> None:
+    """Kills `OwnerNames`' `user_name(uid) or str(uid)` -> `and` (run 4)."""
+    from uvsweep.processes import OwnerNames
+
+    names = OwnerNames()
+    assert names(0) == "root" and names(54321) == "54321"
+
+
 def test_a_stat_line_too_short_to_read_is_no_process_and_no_crash(proc: FakeProc) -> None:
     """Kills `_name_and_parent`'s `except (IndexError, ValueError)` narrowed and `_named_uv`'s
     `stat is None or ...` -> `and` (run 4): a stat line cut short (bad input) or gone makes
