@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -1271,6 +1272,64 @@ def _holds_open(pid: int, path: Path) -> bool:
             if (found.st_dev, found.st_ino) == (st.st_dev, st.st_ino):
                 return True
     return False
+
+
+def test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_forked_keeper`'s `said = True` -> `False` (run 4): once it has said "ready" and
+    heard GO the keeper alone holds the files, so a round that fails (here the first one,
+    injected) is logged and tried again; with `said` False it ended the keeper instead (the
+    error path for a keeper not yet ready), and with it the lock on the name's new file while
+    the old file was still open."""
+    from uvsweep.remove import handoff as handoff_module
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    rounds = handoff_module.run
+    failed: list[bool] = []
+
+    def first_round_fails(*args: Any, **kwargs: Any) -> Any:
+        if not failed and kwargs.get("wait", 0) is None:  # the keeper's rounds, not ours
+            failed.append(True)
+            raise RuntimeError("injected: a round that fails")
+        return rounds(*args, **kwargs)
+
+    monkeypatch.setattr(handoff_module, "run", first_round_fails)  # the forked copy has it too
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    keepers: list[int] = []
+    try:
+        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        keepers = remover.remove([str(lockdir)], Policy()).keepers
+        assert len(keepers) == 1
+        log = tmp_path / "state" / "uvsweep" / "keeper.log"
+        deadline = time.monotonic() + 30
+        while "a round failed" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the keeper's round never failed"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the keeper decides at once (it then sleeps 1 s before its next try)
+        assert procs.alive(keepers[0]) and flock_held(path), log.read_text()
+        _stop(*children)
+        wait_keepers_gone(keepers)
+        text = log.read_text()
+        assert "(forked) failed" not in text and "(forked) done with" in text, text
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------

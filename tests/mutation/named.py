@@ -1411,6 +1411,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_file_owner_is_named_by_login_and_by_number_without_one"],
     ),
     (
+        "keeper: a forked keeper that said ready forgets it (said = True -> False)",
+        "app/uvsweep/remove/handoff.py",
+        "                    said = True\n",
+        "                    said = False\n",
+        [f"{KILLS}::test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
