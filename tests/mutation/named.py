@@ -1418,6 +1418,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files"],
     ),
     (
+        "processes: --cache-dir DIR as the last two words skipped (+ 1 -> + 2)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index + 2 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the parent read from the wrong stat field (fields[1] -> [2])",
+        PROCESSES,
+        "return int(fields[1]), int(fields[19])",
+        "return int(fields[2]), int(fields[19])",
+        [f"{PHASE}::test_a_process_parent_and_ancestors_from_its_stat"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -161,7 +161,8 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     drops only the relative cache dirs (`not os.path.isabs(directory) and not cwd`, `not`
     removed); `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times), so is
     `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`, `split("=", 2)`), and `--cache-dir` as the
-    last word is no traceback (`index + 1 < len(argv)` -> `+ 0`); uv may be pid 1 (`pid <= 0`
+    last word is no traceback (`index + 1 < len(argv)` -> `+ 0`) and `--cache-dir DIR` may be
+    the last two (`+ 1` -> `+ 2`); uv may be pid 1 (`pid <= 0`
     -> `<= 1`);
     a pid that is gone is no uv and no traceback (`info is not None and info.uid ...` ->
     `or`)."""
@@ -191,6 +192,8 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.add(1, ("./uv-0.13.3", "sync"), env={"UV_CACHE_DIR": str(cache)})
     proc.lock(1, inode)  # uv as pid 1 (a container's)
     proc.lock(4242, inode)  # a pid gone before its details were read: no uv, no traceback
+    proc.add(20, ("./uv-0.13.4", "--cache-dir", str(other)), env={})  # its last two words
+    proc.lock(20, (other / ".lock").stat().st_ino)
     proc.add(19, ("./tool", "--cache-dir"), env={})  # no word after it (bad input)
     proc.lock(19, inode + 1)
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
@@ -199,7 +202,7 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     (data / ".lock").touch()
     proc.add(14, ("./tool", "--data", str(data), "run"), env={})
     proc.lock(14, (data / ".lock").stat().st_ino)
-    assert sorted(judged(proc)) == [1, 12, 13, 16, 17, 18]
+    assert sorted(judged(proc)) == [1, 12, 13, 16, 17, 18, 20]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
@@ -296,6 +299,15 @@ def test_no_boot_time_means_no_start_time(proc: FakeProc) -> None:
     proc.add(95, ("/opt/uv", "sync"))
     info = ProcessTable(platform="linux", proc=str(proc.root)).info(95)
     assert info is not None and info.started is None
+
+
+def test_a_process_parent_and_ancestors_from_its_stat(proc: FakeProc) -> None:
+    """Kills `_linux_stat`'s parent `fields[1]` -> `[2]` (run 4): the parent is the stat's
+    ppid, and the ancestors (which the gate never waits for) follow it."""
+    proc.add(96, ("/bin/sh",), ppid=1)
+    proc.add(97, ("/opt/uv", "run", "uvsweep"), ppid=96)
+    table = ProcessTable(platform="linux", proc=str(proc.root))
+    assert table.parent(97) == 96 and table.ancestors(97) == {97, 96, 1}
 
 
 def test_a_kernel_thread_is_never_uv(proc: FakeProc) -> None:
