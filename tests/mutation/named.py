@@ -1432,6 +1432,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_process_parent_and_ancestors_from_its_stat"],
     ),
     (
+        "processes: a pid we cannot see named as exited (or -> and)",
+        PROCESSES,
+        "if not pid or pid < 0:",
+        "if not pid and pid < 0:",
+        [f"{PHASE}::test_the_holder_of_a_pid_that_is_gone_says_it_exited"],
+    ),
+    (
+        "processes: an empty cache dir taken for the working dir (or -> and)",
+        PROCESSES,
+        "if not directory or (not os.path.isabs(directory) and not cwd):",
+        "if not directory and (not os.path.isabs(directory) and not cwd):",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_proc import BTIME, FakeProc
 from uvsweep import cleaner, uvphase
+from uvsweep.model import LockUser
 from uvsweep.processes import ProcessTable
 
 
@@ -162,7 +163,8 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     removed); `$XDG_CACHE_HOME/uv` is a cache dir (its loop run zero times), so is
     `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`, `split("=", 2)`), and `--cache-dir` as the
     last word is no traceback (`index + 1 < len(argv)` -> `+ 0`) and `--cache-dir DIR` may be
-    the last two (`+ 1` -> `+ 2`); uv may be pid 1 (`pid <= 0`
+    the last two (`+ 1` -> `+ 2`); an empty dir (an unset variable) is none, not the working
+    dir (`not directory or ...` -> `and`); uv may be pid 1 (`pid <= 0`
     -> `<= 1`);
     a pid that is gone is no uv and no traceback (`info is not None and info.uid ...` ->
     `or`)."""
@@ -194,6 +196,11 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     proc.lock(4242, inode)  # a pid gone before its details were read: no uv, no traceback
     proc.add(20, ("./uv-0.13.4", "--cache-dir", str(other)), env={})  # its last two words
     proc.lock(20, (other / ".lock").stat().st_ino)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / ".lock").touch()  # a tool's own `.lock` in its working dir is no cache's
+    proc.add(21, ("./tool", "run"), env={}, cwd=str(workdir))
+    proc.lock(21, (workdir / ".lock").stat().st_ino)
     proc.add(19, ("./tool", "--cache-dir"), env={})  # no word after it (bad input)
     proc.lock(19, inode + 1)
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
@@ -286,10 +293,13 @@ def test_is_uv_process_by_its_name_or_its_argv0() -> None:
 
 
 def test_the_holder_of_a_pid_that_is_gone_says_it_exited(proc: FakeProc) -> None:
-    """Kills `holder`'s `LockUser(pid=pid, alive=False)` -> `alive=True` (run 4): a lock entry's
-    pid that no longer runs is named as exited (a child of it may hold the file now)."""
+    """Kills `holder`'s `LockUser(pid=pid, alive=False)` -> `alive=True` and its `not pid or
+    pid < 0` -> `and` (run 4): a lock entry's pid that no longer runs is named as exited (a
+    child of it may hold the file now); one we cannot see is unknown."""
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert "exited" in table.holder(4242).describe()
+    # a pid we cannot see (0: another PID namespace; -1: an OFD lock) is unknown, not exited
+    assert table.holder(0) == table.holder(-1) == table.holder(None) == LockUser(pid=None)
 
 
 def test_no_boot_time_means_no_start_time(proc: FakeProc) -> None:
