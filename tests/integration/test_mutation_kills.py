@@ -1332,6 +1332,33 @@ def test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_keeper_gone_between_ready_and_go_is_said_in_plain_words(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_say_go`'s `except OSError` narrowed (run 4): a keeper that said "ready" and
+    stopped reading its GO pipe (it died) makes `take` raise that it ended before it took over
+    the locks (what the cleaner then shows), not a bare broken pipe. The keeper here is a
+    script that closes its GO end, says ready and exits."""
+    script = tmp_path / "keeper-that-leaves"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "args = sys.argv\n"
+        "os.close(int(args[args.index('--go-fd') + 1]))\n"
+        "os.write(int(args[args.index('--ready-fd') + 1]), b'ready\\n')\n"
+    )
+    script.chmod(0o755)
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(sys, "executable", str(script))
+    try:
+        with pytest.raises(OSError, match="ended before it took over the locks"):
+            Keeper().take(handoffs, {"platform": "linux"})
+    finally:
+        monkeypatch.undo()
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------
 
 

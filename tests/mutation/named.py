@@ -1446,6 +1446,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
     ),
     (
+        "keeper: a keeper gone before GO is a bare broken pipe (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        _write_all(go_w, GO)\n    except OSError as err:",
+        "        _write_all(go_w, GO)\n    except KeyError as err:",
+        [f"{KILLS}::test_a_keeper_gone_between_ready_and_go_is_said_in_plain_words"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
