@@ -1453,6 +1453,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_keeper_gone_between_ready_and_go_is_said_in_plain_words"],
     ),
     (
+        "keeper: a forked keeper says ready at every round (and -> or)",
+        "app/uvsweep/remove/handoff.py",
+        "                if ready_fd >= 0 and not said:\n                    _say_ready(",
+        "                if ready_fd >= 0 or not said:\n                    _say_ready(",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
+        "keeper start: the keeper's low pipe ends never closed (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        "            for low in (go_r, ready_w):",
+        "            for low in []:",
+        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
+    ),
+    (
+        "processes: --cache-dir as the last word is a traceback (+ 1 -> - 1)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index - 1 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
