@@ -1474,6 +1474,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
     ),
     (
+        "processes: no home dir's cache looked at (loop run zero times)",
+        PROCESSES,
+        'for home in [*homes, os.path.expanduser("~")]:',
+        "for home in []:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the state letter read from the ppid (fields[0] -> [1])",
+        PROCESSES,
+        "else chr(fields[0][0])",
+        "else chr(fields[1][0])",
+        [f"{PHASE}::test_a_zombie_child_does_not_park_its_uv"],
+    ),
+    (
+        "processes: the passwd home only for an unknown uid (is not None -> is None)",
+        PROCESSES,
+        "if info is not None and info.uid is not None:",
+        "if info is not None and info.uid is None:",
+        [f"{PHASE}::test_a_hidden_uvs_cache_is_looked_for_in_its_users_home"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

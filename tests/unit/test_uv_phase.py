@@ -164,7 +164,8 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     `--cache-dir=DIR` (`split("=", 1)[1]` -> `[2]`, `split("=", 2)`), and `--cache-dir` as the
     last word is no traceback (`index + 1 < len(argv)` -> `+ 0`) and `--cache-dir DIR` may be
     the last two (`+ 1` -> `+ 2`); an empty dir (an unset variable) is none, not the working
-    dir (`not directory or ...` -> `and`); uv may be pid 1 (`pid <= 0`
+    dir (`not directory or ...` -> `and`); `~/.cache/uv` of its `$HOME` counts (the homes'
+    loop run zero times); uv may be pid 1 (`pid <= 0`
     -> `<= 1`);
     a pid that is gone is no uv and no traceback (`info is not None and info.uid ...` ->
     `or`)."""
@@ -201,6 +202,11 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     (workdir / ".lock").touch()  # a tool's own `.lock` in its working dir is no cache's
     proc.add(21, ("./tool", "run"), env={}, cwd=str(workdir))
     proc.lock(21, (workdir / ".lock").stat().st_ino)
+    home = tmp_path / "home"
+    (home / ".cache" / "uv").mkdir(parents=True)
+    (home / ".cache" / "uv" / ".lock").touch()
+    proc.add(22, ("./uv-0.13.5", "sync"), env={"HOME": str(home)})
+    proc.lock(22, (home / ".cache" / "uv" / ".lock").stat().st_ino)  # `~/.cache/uv`
     proc.add(19, ("./tool", "--cache-dir"), env={})  # no word after it (bad input)
     proc.lock(19, inode + 1)
     # another program's lock on a `.lock` in a dir its command line names is no uv cache's
@@ -209,7 +215,7 @@ def test_a_cache_lock_after_one_with_no_pid_still_counts(proc: FakeProc, tmp_pat
     (data / ".lock").touch()
     proc.add(14, ("./tool", "--data", str(data), "run"), env={})
     proc.lock(14, (data / ".lock").stat().st_ino)
-    assert sorted(judged(proc)) == [1, 12, 13, 16, 17, 18, 20]
+    assert sorted(judged(proc)) == [1, 12, 13, 16, 17, 18, 20, 22]
 
 
 def test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read(
@@ -318,6 +324,38 @@ def test_a_process_parent_and_ancestors_from_its_stat(proc: FakeProc) -> None:
     proc.add(97, ("/opt/uv", "run", "uvsweep"), ppid=96)
     table = ProcessTable(platform="linux", proc=str(proc.root))
     assert table.parent(97) == 96 and table.ancestors(97) == {97, 96, 1}
+
+
+def test_a_zombie_child_does_not_park_its_uv(proc: FakeProc) -> None:
+    """Kills `_name_and_parent`'s state `chr(fields[0][0])` -> `fields[1]` (run 4): a child
+    that has exited (a zombie) is no command that runs, so its uv is still active."""
+    proc.add(100, ("/opt/uv", "run", "--", "sleep", "60"), exe="/opt/uv")
+    proc.add(101, ("sleep", "60"), ppid=100, state="Z")
+    assert judged(proc)[100][0] == "active"
+
+
+def test_a_hidden_uvs_cache_is_looked_for_in_its_users_home(
+    proc: FakeProc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_cache_dirs`' `info.uid is not None` -> `is None` (run 4): a uv whose environment
+    is hidden (another user's) is found by the lock on the cache in its user's home dir (the
+    passwd entry, injected: the home is the test's)."""
+    import pwd
+
+    home = tmp_path / "home"
+    (home / ".cache" / "uv").mkdir(parents=True)
+    (home / ".cache" / "uv" / ".lock").touch()
+    owner = (proc.root).stat().st_uid  # the fake /proc's pid dirs are the test's
+
+    def getpwuid(uid: int) -> object:
+        if uid != owner:
+            raise KeyError(uid)
+        return pwd.struct_passwd(("me", "x", uid, uid, "", str(home), "/bin/sh"))
+
+    monkeypatch.setattr(pwd, "getpwuid", getpwuid)
+    proc.add(23, ("./uv-0.13.6", "sync"))  # no environ: hidden
+    proc.lock(23, (home / ".cache" / "uv" / ".lock").stat().st_ino)
+    assert sorted(judged(proc)) == [23]
 
 
 def test_a_kernel_thread_is_never_uv(proc: FakeProc) -> None:
