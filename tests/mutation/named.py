@@ -1495,6 +1495,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_hidden_uvs_cache_is_looked_for_in_its_users_home"],
     ),
     (
+        "processes: the state letter read from the last stat field (fields[0] -> [-1])",
+        PROCESSES,
+        "else chr(fields[0][0])",
+        "else chr(fields[-1][0])",
+        [f"{PHASE}::test_a_zombie_child_does_not_park_its_uv"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
