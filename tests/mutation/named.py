@@ -1502,6 +1502,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PHASE}::test_a_zombie_child_does_not_park_its_uv"],
     ),
     (
+        "keeper: a failed second pipe leaks the first (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        "        for fd in pipes:\n            os.close(fd)\n        return []\n",
+        "        for fd in []:\n            os.close(fd)\n        return []\n",
+        [f"{PARTS}::test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open"],
+    ),
+    (
+        "keeper: _max_fd's cap of 2**20 made 0 (1 << 20 -> 0 << 20)",
+        "app/uvsweep/remove/handoff.py",
+        "return soft if 0 < soft < 1 << 20 else 1 << 20",
+        "return soft if 0 < soft < 1 << 20 else 0 << 20",
+        [f"{PARTS}::test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

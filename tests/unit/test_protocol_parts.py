@@ -237,3 +237,54 @@ def test_the_keepers_job_goes_in_a_temp_file_where_there_is_no_memfd(
         assert os.fstat(fd).st_nlink == 0, "the temp file is not unlinked"
     finally:
         os.close(fd)
+
+
+def test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills `_two_pipes`' `for fd in pipes: os.close(fd)` run zero times (run 4): when the
+    second `pipe()` fails (EMFILE: the reason a keeper is forked at all, often), the first
+    pipe's two fds are closed, and no pipes are given."""
+    import errno
+    import os
+
+    from uvsweep.remove import handoff
+
+    real_pipe = os.pipe
+    made: list[int] = []
+
+    def one_pipe_only() -> tuple[int, int]:
+        if made:
+            raise OSError(errno.EMFILE, "Too many open files")
+        made.extend(real_pipe())
+        return made[0], made[1]
+
+    monkeypatch.setattr(os, "pipe", one_pipe_only)
+    assert handoff._two_pipes() == []
+    for fd in made:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+
+@pytest.mark.parametrize(
+    ("soft", "highest"),
+    [(1024, 1024), ((1 << 20) - 1, (1 << 20) - 1), (1 << 20, 1 << 20), (0, 1 << 20), (-1, 1 << 20)],
+)
+def test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million(
+    soft: int, highest: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_max_fd`'s numbers and comparisons (run 4): the forked keeper closes every fd
+    below the soft open-file limit it is not given, up to 2**20 where the limit is higher or
+    infinite (RLIM_INFINITY is -1 here), and below 1024 where it cannot be read."""
+    import resource
+
+    from uvsweep.remove import handoff
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, 1 << 30))
+    assert handoff._max_fd() == highest
+
+    def unreadable(which: int) -> tuple[int, int]:
+        raise OSError("no limits here")
+
+    monkeypatch.setattr(resource, "getrlimit", unreadable)
+    assert handoff._max_fd() == 1024
