@@ -1516,6 +1516,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PARTS}::test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million"],
     ),
     (
+        "processes: off Linux, a gone pid's error escapes alive (except psutil.Error narrowed)",
+        PROCESSES,
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return False\n",
+        "STATUS_ZOMBIE\n        except KeyError:\n            return False\n",
+        ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
