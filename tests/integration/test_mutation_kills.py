@@ -1130,7 +1130,16 @@ _FORKING_CLEANER = textwrap.dedent(
         int(pid) for pid in os.listdir("/proc")
         if pid.isdigit() and parent_of(int(pid)) == os.getpid() and int(pid) != openers[0].pid
     ]
-    print(keeper, openers[0].pid, parent == os.getpid(), os.getpid(), len(children), flush=True)
+    def stdio(pid):
+        try:
+            return all(os.readlink(f"/proc/{{pid}}/fd/{{n}}") == "/dev/null" for n in (0, 1, 2))
+        except OSError:
+            return False
+
+    print(
+        keeper, openers[0].pid, parent == os.getpid(), os.getpid(), len(children),
+        stdio(keeper), flush=True,
+    )
     sys.stdin.readline()
     """
 )
@@ -1142,7 +1151,9 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
     would keep it as a zombie once it is done); and `fork`'s `if pid == 0` -> `!= 0`: the
     cleaner itself then exits (its shell sees a clean that ended) and goes on in its first
     copy; and `fork`'s `if keeper == pid` inverted: the first copy, which exits at once, is
-    then never reaped (a zombie for the tray's life). The cleaner here is a process of its own, so
+    then never reaped (a zombie for the tray's life); and `_become_keeper`'s stdio loop
+    `(0, 1, 2)` -> `(0, 0, 2)`: the keeper's stdout left closed, where its next open (a lock
+    file) would land. The cleaner here is a process of its own, so
     that the keeper's parent is not this test's (pid 1 of the namespace the mutation runs use
     adopts orphans)."""
     (lockdir / A).touch()
@@ -1153,11 +1164,12 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
     )  # fmt: skip
     keeper = opener = 0
     try:
-        keeper_s, opener_s, ours, who, children = _readline(cleaner, 60).split()
+        keeper_s, opener_s, ours, who, children, stdio = _readline(cleaner, 60).split()
         keeper, opener = int(keeper_s), int(opener_s)
         assert int(who) == cleaner.pid, "the cleaner went on in a copy of itself"
         assert ours == "False", "the forked keeper is the cleaner's own child"
         assert children == "0", "the keeper's first copy was never reaped"
+        assert stdio == "True", "the keeper's stdin, stdout and stderr are not /dev/null"
     finally:
         if opener:
             os.killpg(opener, signal.SIGKILL)

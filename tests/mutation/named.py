@@ -1523,6 +1523,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
     ),
     (
+        "keeper: the forked keeper's stdout left closed ((0, 1, 2) -> (0, 0, 2))",
+        "app/uvsweep/remove/handoff.py",
+        "        for fd in (0, 1, 2):\n",
+        "        for fd in (0, 0, 2):\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
