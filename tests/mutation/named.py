@@ -70,7 +70,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/linux.py",
         "return mine, [e for e in on_inode if (e.major, e.minor) != device]",
         "return mine, []",
-        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+        [
+            f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file",
+            f"{KILLS}::test_after_the_unlink_an_entry_on_an_unsure_device_still_counts",
+        ],
     ),
     (
         "still_named always true (now: changed()'s check of the name's inode)",
@@ -259,10 +262,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
     ),
     (
-        "still_named lets an lstat error through",
+        "still_named lets an lstat error through (now: changed()'s, a vanished name)",
         POSIX_REMOVER,
-        "            st = self.lstat(target.name, target.dir_handle)\n        except OSError:",
-        "            st = self.lstat(target.name, target.dir_handle)\n        except KeyError:",
+        'except FileNotFoundError:\n            return "replaced while it was being removed"',
+        'except KeyError:\n            return "replaced while it was being removed"',
         [f"{KILLS}::test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash"],
     ),
     (
