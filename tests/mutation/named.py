@@ -1533,6 +1533,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
     ),
     (
+        "keeper: the fd after each kept one left open in a forked keeper (+ 1 -> + 2)",
+        "app/uvsweep/remove/handoff.py",
+        "        start = fd + 1\n",
+        "        start = fd + 2\n",
+        [f"{PARTS}::test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session"],
+    ),
+    (
+        "keeper: a forked keeper keeps the cleaner's signal handlers (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        'for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP"):',
+        "for name in []:",
+        [f"{PARTS}::test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -288,3 +288,54 @@ def test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million(
 
     monkeypatch.setattr(resource, "getrlimit", unreadable)
     assert handoff._max_fd() == 1024
+
+
+def test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session() -> None:
+    """Kills `_become_keeper`'s `start = fd + 1` -> `+ 2` (the fd after each kept one left open:
+    a tray's display or bus connection held by the keeper) and its loop over SIGINT, SIGHUP,
+    SIGPIPE and SIGTSTP run zero times (a copy of the cleaner keeps its Ctrl-C handler: a
+    `kill -INT` ended the keeper, and with it its locks) (run 4). A real fork: the child
+    becomes a keeper and reports what it has."""
+    import json
+    import os
+    import signal
+
+    from uvsweep.remove import handoff
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 1
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 40)  # given to the keeper
+            os.dup2(null, 41)  # not given: must be closed
+            os.dup2(write_end, 42)  # given: the report goes there
+            handoff._become_keeper([40, 42])
+            report = {
+                "open": [fd for fd in (40, 41, 42) if _is_open(fd)],
+                "ignored": [
+                    signal.getsignal(getattr(signal, name)) == signal.SIG_IGN
+                    for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP")
+                ],
+            }
+            os.write(42, json.dumps(report).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as stream:
+        said = stream.read()
+    os.waitpid(pid, 0)
+    report = json.loads(said)
+    assert report == {"open": [40, 42], "ignored": [True, True, True, True]}
+
+
+def _is_open(fd: int) -> bool:
+    import os
+
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
