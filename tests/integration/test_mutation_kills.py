@@ -1036,7 +1036,9 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
     no-pipe `ready_w` -1 -> 0: the keeper then says "ready" into fd 0, here the handoff's dir,
     and closes it, and every round after fails. The forked keeper holds the
     name's new file while the old file is open, ends once it is let go, and logs only that it
-    keeps the lock and is done."""
+    keeps the lock and is done; and, being our child there (no second fork), it is reaped by
+    the next clean once it is done (`reap_forked`'s `== 0` -> `== 1`: a keeper still running
+    when asked was dropped from the list, and left a zombie)."""
     from uvsweep.remove import handoff as handoff_module
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
@@ -1069,8 +1071,12 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
         assert len(keepers) == 1
         time.sleep(1.0)  # many rounds (one each 0.1 s)
         assert flock_held(path), "the name's new file is not locked while the old one is open"
+        handoff_module.reap_forked()  # the next clean of a tray: the keeper still runs
         _stop(*children)
         wait_keepers_gone(keepers)
+        if not pipes:  # no second fork without pipes: the keeper is our child...
+            handoff_module.reap_forked()  # ...reaped by the next clean once it is done
+            assert not os.path.exists(f"/proc/{keepers[0]}"), "a keeper left as a zombie"
         (log,) = (tmp_path / "state").rglob("keeper.log")
         text = log.read_text()
         assert "failed" not in text and "gone" not in text, text[:2000]
@@ -1114,6 +1120,14 @@ _FORKING_CLEANER = textwrap.dedent(
         def take(self, handoffs, view):
             raise OSError("no program can start here")
 
+    exit_now = os._exit
+
+    def exit_late(status):  # the keeper's first copy is still there when asked about
+        import time
+        time.sleep(1.0)
+        exit_now(status)
+
+    os._exit = exit_late
     openers = []
 
     class OpenedDuringUnlink(LinuxRemover):
@@ -1162,8 +1176,9 @@ def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
     second be the keeper, so that the keeper is no child of the cleaner (a long-lived tray
     would keep it as a zombie once it is done); and `fork`'s `if pid == 0` -> `!= 0`: the
     cleaner itself then exits (its shell sees a clean that ended) and goes on in its first
-    copy; and `fork`'s `if keeper == pid` inverted: the first copy, which exits at once, is
-    then never reaped (a zombie for the tray's life); and `_become_keeper`'s stdio loop
+    copy; and `fork`'s `if keeper == pid` inverted, or its `os.waitpid(pid, 0)` -> `1`
+    (WNOHANG): the first copy, which exits at once (here a second late), is then never
+    reaped (a zombie for the tray's life); and `_become_keeper`'s stdio loop
     `(0, 1, 2)` -> `(0, 0, 2)`: the keeper's stdout left closed, where its next open (a lock
     file) would land. The cleaner here is a process of its own, so
     that the keeper's parent is not this test's (pid 1 of the namespace the mutation runs use

@@ -1547,6 +1547,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{PARTS}::test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session"],
     ),
     (
+        "keeper: the first copy of a forked keeper asked once, not waited for (0 -> WNOHANG)",
+        "app/uvsweep/remove/handoff.py",
+        "                        os.waitpid(pid, 0)\n",
+        "                        os.waitpid(pid, 1)\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: reap_forked drops a keeper that still runs (== 0 -> == 1)",
+        "app/uvsweep/remove/handoff.py",
+        "if os.waitpid(pid, os.WNOHANG)[0] == 0:",
+        "if os.waitpid(pid, os.WNOHANG)[0] == 1:",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",
