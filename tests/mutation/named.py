@@ -1561,6 +1561,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
     ),
     (
+        "keeper: _max_fd's cap of 2**20 taken as 2**21 (1 << 20 -> 1 << 21)",
+        "app/uvsweep/remove/handoff.py",
+        "return soft if 0 < soft < 1 << 20 else 1 << 20",
+        "return soft if 0 < soft < 1 << 21 else 1 << 20",
+        [f"{PARTS}::test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million"],
+    ),
+    (
         "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
         "app/uvsweep/remove/handoff.py",
         "    except (AttributeError, OSError):\n        import tempfile\n",

@@ -268,7 +268,14 @@ def test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open(
 
 @pytest.mark.parametrize(
     ("soft", "highest"),
-    [(1024, 1024), ((1 << 20) - 1, (1 << 20) - 1), (1 << 20, 1 << 20), (0, 1 << 20), (-1, 1 << 20)],
+    [
+        (1024, 1024),
+        ((1 << 20) - 1, (1 << 20) - 1),
+        (1 << 20, 1 << 20),
+        ((1 << 20) + 1, 1 << 20),
+        (0, 1 << 20),
+        (-1, 1 << 20),
+    ],
 )
 def test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million(
     soft: int, highest: int, monkeypatch: pytest.MonkeyPatch
