@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
-from uvsweep.remove.handoff import Keeper
+from uvsweep.remove.handoff import Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -212,6 +213,9 @@ class _UnlearnableDevice(LinuxRemover):
         self.holding = target is not None
         return target
 
+    def locked_one(self, fd: int, st: os.stat_result) -> None:
+        """Nothing learned from our fd's `fdinfo` either (a kernel that does not show it)."""
+
 
 def _other_device_line(path: Path, waiting: bool = True) -> str:
     st = os.stat(path)
@@ -237,6 +241,10 @@ def test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file(
     assert [(s.state, s.reason.split(":")[0]) for s in result.skipped] == [
         (LockState.WAITING, "a process began waiting for it during removal")
     ]
+    # the waiter is named: its own entry decided (run 4: a read that misses our own record
+    # counts the file as in use too, but without a name, so the reason tells them apart)
+    waiter = int(_other_device_line(path).split()[-4])
+    assert result.skipped[0].reason.split(": ", 1)[1].startswith(f"pid {waiter} ")
 
 
 def test_after_the_unlink_an_entry_on_an_unsure_device_still_counts(
@@ -713,8 +721,8 @@ def test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash(lockdir: Path
 
 def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Path) -> None:
     """Kills the keeper's `except (..., OSError)` narrowed, its exit status changed and its log's
-    rotation broken: a job it cannot take (here: its ready fd is not open) is logged, and the
-    keeper exits 2."""
+    rotation broken: a job it cannot take (here: its GO fd is not open; an unusable ready fd
+    alone is taken for a cleaner gone) is logged, and the keeper exits 2."""
     job = json.dumps({"view": {"platform": "linux"}, "handoffs": []}).encode()
     env = {**os.environ, "PYTHONPATH": APP_DIR, "XDG_STATE_HOME": str(tmp_path / "state")}
     old_log = tmp_path / "state" / "uvsweep" / "keeper.log"
@@ -723,10 +731,10 @@ def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Pat
     job_r, job_w = os.pipe()
     os.write(job_w, job)  # a whole job, as a cleaner writes it...
     os.close(job_w)
-    try:  # ...but fd 987, where it is to say "ready", is not open
+    try:  # ...but fds 987 and 988, where it is to say "ready" and hear GO, are not open
         done = subprocess.run(
             [sys.executable, "-m", "uvsweep", "_keeper", "--job-fd", str(job_r),
-             "--ready-fd", "987"],
+             "--ready-fd", "987", "--go-fd", "988"],
             capture_output=True, text=True, env=env, check=False, timeout=60, pass_fds=[job_r],
         )  # fmt: skip
     finally:
@@ -737,9 +745,14 @@ def test_a_keeper_that_cannot_start_says_so_in_its_log_and_exits_2(tmp_path: Pat
     assert len(log.read_text()) < 1024 and old_log.with_name("keeper.log.1").exists()
 
 
-def test_a_waiter_alone_in_the_table_is_named_in_the_reason(lockdir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("min_age", [0.0, 3600.0], ids=["found-holding-it", "kept-young"])
+def test_a_waiter_alone_in_the_table_is_named_in_the_reason(
+    lockdir: Path, tmp_path: Path, min_age: float
+) -> None:
     """Kills `holders or waiters or openers` -> `holders or waiters and openers` when a skip is
-    described: a waiter whose holder is hidden is still named."""
+    described: a waiter whose holder is hidden is still named (run 4: a file kept before the
+    lock, here for its age, is described by `_skip_observed`; one found once held, by its
+    `Use`)."""
     path = lockdir / A
     path.touch()
     st = os.stat(path)
@@ -747,7 +760,7 @@ def test_a_waiter_alone_in_the_table_is_named_in_the_reason(lockdir: Path, tmp_p
     device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
     me = os.getpid()  # a waiting line of ours is somebody else's as far as the table goes
     (fake / "locks").write_text(f"1: -> FLOCK  ADVISORY  WRITE {me} {device}:{st.st_ino} 0 EOF\n")
-    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy(min_age=min_age))
     ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
     assert state is LockState.WAITING and f"pid {me} " in reason, reason
 
@@ -914,6 +927,7 @@ _DEAD_KEEPER = textwrap.dedent(
     import os, sys
     sys.path.insert(0, {app!r})
     from uvsweep.probe.posix import SYSCALLS
+    from uvsweep.remove import handoff
     from uvsweep.remove.handoff import Handoff, Keeper
 
     dir_fd = os.open({directory!r}, os.O_RDONLY)
@@ -923,6 +937,7 @@ _DEAD_KEEPER = textwrap.dedent(
         for i in range(24)
     ]  # a job of ~100 KB: more than a pipe holds
     sys.executable = "/bin/false"  # the keeper dies at once, without a word
+    handoff.KEEPER_START_TIMEOUT = 3600.0  # seen dead at once, not when its time is up
     try:
         Keeper().take(handoffs, {{"platform": "linux"}})
     except OSError as err:
@@ -937,7 +952,10 @@ def test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size(
     """`Keeper.take` kept its own copies of the keeper's pipe ends (the job's read end and the
     "ready" write end, moved above stdio for the keeper): a keeper dead at once never looked
     dead, so a job bigger than a pipe blocked our write for ever (and a small one waited the
-    whole start timeout). The cleaner must see the keeper gone and keep its locks itself."""
+    whole start timeout). The cleaner must see the keeper gone and keep its locks itself.
+    (Run 4: with the job in a file, `take`'s loop that closes those copies run zero times
+    only made a dead keeper wait out the start timeout, an hour here: the bound is this
+    test's 60 s.)"""
     code = _DEAD_KEEPER.format(app=APP_DIR, directory=str(lockdir))
     try:
         done = subprocess.run(
@@ -945,8 +963,474 @@ def test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size(
             check=False, start_new_session=True,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        pytest.fail("the cleaner blocks writing its job to a keeper that is gone")
+        pytest.fail("the cleaner waits for a keeper that is gone")
     assert done.stdout.startswith("not taken:"), done.stdout + done.stderr
+
+
+def _one_handoff(lockdir: Path) -> list[Handoff]:
+    """One handoff of a real file of `lockdir` (its dir and file fds are the caller's to close)."""
+    from uvsweep.probe.posix import SYSCALLS
+
+    (lockdir / A).touch()
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    fd = os.open(lockdir / A, os.O_RDWR)
+    st = os.fstat(fd)
+    return [Handoff(SYSCALLS, dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda h: True)]
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_keeper_start_that_fails_leaves_no_fd_of_ours_open(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `Keeper.take`'s `os.close(low)` -> `pass` (run 4): the keeper's pipe ends copied
+    above its stdio left their originals open here. With the job in a file of its own that no
+    longer blocks, but every keeper start leaks two fds (a tray that cleans all day runs out),
+    and a keeper that dies at once is waited for until the start timeout (our own copy of its
+    "ready" end keeps the pipe from ending). The cleaner's fds after a failed start are the
+    ones it had before."""
+    from uvsweep.remove import handoff as handoff_module
+
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(handoff_module, "KEEPER_START_TIMEOUT", 5.0)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the keeper dies at once, silently
+    try:
+        before = _open_fds()
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().take(handoffs, {"platform": "linux"})
+        after = _open_fds()
+    finally:
+        monkeypatch.undo()
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+    assert after == before
+
+
+def test_a_keeper_that_never_says_ready_is_killed_and_never_trusted(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills the ready pipe's end or silence taken for "ready" (`next_line`'s `if not chunk`
+    returning the word; run 4): a keeper that is alive but never says it has the locks (stuck
+    before it could build its remover) must be killed when its time is up and `take` must
+    raise, so that the cleaner keeps its locks and finishes the handoffs itself. Trusted, it
+    would be told GO (it still reads the pipe) and the cleaner would let go of files a stuck
+    process holds."""
+    from uvsweep.remove import handoff as handoff_module
+
+    stuck = tmp_path / "stuck-keeper"
+    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    started: list[int] = []
+    launch = handoff_module._launch
+
+    def noted(*args: object) -> int:
+        pid = launch(*args)  # type: ignore[arg-type]
+        started.append(pid)
+        return pid
+
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(handoff_module, "_launch", noted)
+    monkeypatch.setattr(handoff_module, "KEEPER_START_TIMEOUT", 2.0)
+    monkeypatch.setattr(sys, "executable", str(stuck))
+    try:
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().take(handoffs, {"platform": "linux"})
+        assert started and procs.wait_gone(started) == [], "the silent keeper still runs"
+    finally:
+        monkeypatch.undo()
+        for pid in started:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
+class _ForkOnlyKeeper(Keeper):
+    """No new program can start (no /bin/sh, say): the forked keeper takes over."""
+
+    def take(self, handoffs: object, view: object) -> int:  # type: ignore[override]
+        raise OSError("no program can start here")
+
+
+@pytest.mark.parametrize("pipes", [True, False], ids=["pipes", "no-fds-for-pipes"])
+def test_a_forked_keeper_polls_its_rounds_without_failing_them(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipes: bool
+) -> None:
+    """Kills the forked keeper's poll interval `limit=0.1` -> `-0.9` (run 4): every round after
+    the second then fails (a negative sleep) and is tried again at once, a busy loop that
+    floods the keeper's log; and, where no fds were left for its pipes (`_two_pipes` gives
+    none, as when `pipe()` fails), `ready_fd >= 0` -> `>= -1`: a keeper told to say nothing
+    says "ready" on fd -1 and logs that its cleaner was gone; with stdin closed too, `fork`'s
+    no-pipe `ready_w` -1 -> 0: the keeper then says "ready" into fd 0, here the handoff's dir,
+    and closes it, and every round after fails. The forked keeper holds the
+    name's new file while the old file is open, ends once it is let go, and logs only that it
+    keeps the lock and is done; and, being our child there (no second fork), it is reaped by
+    the next clean once it is done (`reap_forked`'s `== 0` -> `== 1`: a keeper still running
+    when asked was dropped from the list, and left a zombie)."""
+    from uvsweep.remove import handoff as handoff_module
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the keeper's log goes there
+    if not pipes:
+        monkeypatch.setattr(handoff_module, "_two_pipes", list)  # no fds for pipes
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    keepers: list[int] = []
+    stdin = os.dup(0)
+    try:
+        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        if not pipes:
+            os.close(0)  # a starved cleaner run with stdin closed: the dir's fd is fd 0
+        try:
+            keepers = remover.remove([str(lockdir)], Policy()).keepers
+        finally:
+            os.dup2(stdin, 0)
+        assert len(keepers) == 1
+        time.sleep(1.0)  # many rounds (one each 0.1 s)
+        assert flock_held(path), "the name's new file is not locked while the old one is open"
+        handoff_module.reap_forked()  # the next clean of a tray: the keeper still runs
+        _stop(*children)
+        wait_keepers_gone(keepers)
+        if not pipes:  # no second fork without pipes: the keeper is our child...
+            handoff_module.reap_forked()  # ...reaped by the next clean once it is done
+            assert not os.path.exists(f"/proc/{keepers[0]}"), "a keeper left as a zombie"
+        (log,) = (tmp_path / "state").rglob("keeper.log")
+        text = log.read_text()
+        assert "failed" not in text and "gone" not in text, text[:2000]
+        assert text.splitlines()[-1].split(": ", 1)[1].startswith("(forked) done with"), text
+    finally:
+        os.close(stdin)
+        _stop(*children)
+        for pid in keepers:
+            if procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_forked_keeper_that_cannot_start_says_why_in_its_log(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_forked_keeper`'s `except BaseException` narrowed (run 4): a forked keeper that
+    fails before it is ready (here: a view of a platform whose remover has no Unix handoffs)
+    ends, `fork` raises so that the cleaner keeps its locks, and the keeper's log says why it
+    failed (narrowed, the error left through `finally` with status 0 and no word)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    handoffs = _one_handoff(lockdir)
+    try:
+        with pytest.raises(OSError, match="did not take over"):
+            Keeper().fork(handoffs, {"platform": "win32"})
+    finally:
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+    (log,) = (tmp_path / "state").rglob("keeper.log")
+    assert "(forked) failed: TypeError" in log.read_text(), log.read_text()
+
+
+_FORKING_CLEANER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    sys.path.insert(0, {app!r})
+    from uvsweep.remove import Policy
+    from uvsweep.remove.handoff import Keeper
+    from uvsweep.remove.posix import LinuxRemover
+
+    class ForkOnly(Keeper):
+        def take(self, handoffs, view):
+            raise OSError("no program can start here")
+
+    exit_now = os._exit
+
+    def exit_late(status):  # the keeper's first copy is still there when asked about
+        import time
+        time.sleep(1.0)
+        exit_now(status)
+
+    os._exit = exit_late
+    openers = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):
+            openers.append(subprocess.Popen(
+                [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
+                text=True, start_new_session=True,
+            ))
+            assert openers[0].stdout.readline().strip() == "opened"
+            super().unlink(target)
+
+    remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=ForkOnly())
+    result = remover.remove([{directory!r}], Policy())
+    (keeper,) = result.keepers
+    with open(f"/proc/{{keeper}}/stat") as stat:
+        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    def parent_of(pid):
+        try:
+            with open(f"/proc/{{pid}}/stat") as stat:
+                return int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    # the keeper's first copy, once it exited, was reaped: no child of ours but the opener
+    children = [
+        int(pid) for pid in os.listdir("/proc")
+        if pid.isdigit() and parent_of(int(pid)) == os.getpid() and int(pid) != openers[0].pid
+    ]
+    def stdio(pid):
+        try:
+            return all(os.readlink(f"/proc/{{pid}}/fd/{{n}}") == "/dev/null" for n in (0, 1, 2))
+        except OSError:
+            return False
+
+    print(
+        keeper, openers[0].pid, parent == os.getpid(), os.getpid(), len(children),
+        stdio(keeper), flush=True,
+    )
+    sys.stdin.readline()
+    """
+)
+
+
+def test_a_forked_keeper_is_nobodys_child(lockdir: Path) -> None:
+    """Kills `_second_fork`'s `if pid != 0` -> `== 0` (run 4): the first copy must exit and the
+    second be the keeper, so that the keeper is no child of the cleaner (a long-lived tray
+    would keep it as a zombie once it is done); and `fork`'s `if pid == 0` -> `!= 0`: the
+    cleaner itself then exits (its shell sees a clean that ended) and goes on in its first
+    copy; and `fork`'s `if keeper == pid` inverted, or its `os.waitpid(pid, 0)` -> `1`
+    (WNOHANG): the first copy, which exits at once (here a second late), is then never
+    reaped (a zombie for the tray's life); and `_become_keeper`'s stdio loop
+    `(0, 1, 2)` -> `(0, 0, 2)`: the keeper's stdout left closed, where its next open (a lock
+    file) would land. The cleaner here is a process of its own, so
+    that the keeper's parent is not this test's (pid 1 of the namespace the mutation runs use
+    adopts orphans)."""
+    (lockdir / A).touch()
+    code = _FORKING_CLEANER.format(app=APP_DIR, opener=_OPENER, directory=str(lockdir))
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    keeper = opener = 0
+    try:
+        keeper_s, opener_s, ours, who, children, stdio = _readline(cleaner, 60).split()
+        keeper, opener = int(keeper_s), int(opener_s)
+        assert int(who) == cleaner.pid, "the cleaner went on in a copy of itself"
+        assert ours == "False", "the forked keeper is the cleaner's own child"
+        assert children == "0", "the keeper's first copy was never reaped"
+        assert stdio == "True", "the keeper's stdin, stdout and stderr are not /dev/null"
+    finally:
+        if opener:
+            os.killpg(opener, signal.SIGKILL)
+        if keeper:
+            wait_keepers_gone([keeper])
+        _stop(cleaner)
+
+
+def test_a_fork_that_fails_leaves_no_pipe_of_ours_open(
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `Keeper.fork`'s `for fd in pipes: os.close(fd)` run zero times when `os.fork` fails
+    (run 4): a cleaner out of processes (EAGAIN) must not leak the keeper's two pipes at each
+    try; `fork` raises, so that the caller waits itself."""
+    import errno
+
+    def no_process(*args: object) -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    handoffs = _one_handoff(lockdir)
+    try:
+        before = _open_fds()
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fork", no_process)
+            with pytest.raises(OSError, match="temporarily unavailable"):
+                Keeper().fork(handoffs, {"platform": "linux"})
+        assert _open_fds() == before
+    finally:
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
+_CLEANER_DYING_BEFORE_READY = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    sys.path.insert(0, {app!r})
+    from uvsweep.remove import Policy, handoff
+    from uvsweep.remove.handoff import Keeper
+    from uvsweep.remove.posix import LinuxRemover
+
+    class ForkOnly(Keeper):
+        def take(self, handoffs, view):
+            raise OSError("no program can start here")
+
+    class DiesAtOnce:  # the cleaner is killed as it is about to hear the keeper
+        def __init__(self, fd):
+            os._exit(9)
+
+    handoff._ReadyPipe = DiesAtOnce
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):
+            opener = subprocess.Popen(
+                [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
+                text=True, start_new_session=True,
+            )
+            assert opener.stdout.readline().strip() == "opened"
+            print(opener.pid, flush=True)
+            super().unlink(target)
+
+    OpenedDuringUnlink(handoff_wait=0.0, keeper=ForkOnly()).remove([{directory!r}], Policy())
+    """
+)
+
+
+def test_a_forked_keeper_whose_cleaner_died_before_hearing_ready_keeps_the_files(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills `_say_ready`'s `except OSError` narrowed (run 4): a keeper whose cleaner is gone
+    before it read "ready" (killed; the pipe's write fails with EPIPE) holds the files alone
+    now, and must go on holding the name's new file for as long as the old file is open;
+    narrowed, the error ended the keeper, and with it the only lock on the new file."""
+    path = lockdir / A
+    path.touch()
+    state = tmp_path / "state"
+    code = _CLEANER_DYING_BEFORE_READY.format(app=APP_DIR, opener=_OPENER, directory=str(lockdir))
+    cleaner = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "XDG_STATE_HOME": str(state)},
+    )  # fmt: skip
+    opener = 0
+    keepers: list[int] = []
+    try:
+        opener = int(_readline(cleaner, 60))
+        assert cleaner.wait(60) == 9
+        log = state / "uvsweep" / "keeper.log"
+        deadline = time.monotonic() + 60
+        text = ""
+        while "(forked) keeping" not in text and "(forked) failed" not in text:
+            assert time.monotonic() < deadline, f"the keeper said nothing: {text!r}"
+            time.sleep(0.05)
+            text = log.read_text() if log.exists() else ""
+        assert "(forked) keeping" in text, text
+        assert flock_held(path), "the name's new file is not locked while the old one is open"
+        keepers = [
+            int(p) for p in os.listdir("/proc")
+            if p.isdigit() and int(p) != opener and _holds_open(int(p), path)
+        ]  # fmt: skip
+        assert len(keepers) == 1
+    finally:
+        if opener:
+            os.killpg(opener, signal.SIGKILL)
+        wait_keepers_gone(keepers)
+        _stop(cleaner)
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether `pid` has the file now at `path` open."""
+    try:
+        st = path.stat()
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            found = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (found.st_dev, found.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
+def test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_forked_keeper`'s `said = True` -> `False` (run 4): once it has said "ready" and
+    heard GO the keeper alone holds the files, so a round that fails (here the first one,
+    injected) is logged and tried again; with `said` False it ended the keeper instead (the
+    error path for a keeper not yet ready), and with it the lock on the name's new file while
+    the old file was still open."""
+    from uvsweep.remove import handoff as handoff_module
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    rounds = handoff_module.run
+    failed: list[bool] = []
+
+    def first_round_fails(*args: Any, **kwargs: Any) -> Any:
+        if not failed and kwargs.get("wait", 0) is None:  # the keeper's rounds, not ours
+            failed.append(True)
+            raise RuntimeError("injected: a round that fails")
+        return rounds(*args, **kwargs)
+
+    monkeypatch.setattr(handoff_module, "run", first_round_fails)  # the forked copy has it too
+    path = lockdir / A
+    path.touch()
+    children: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    keepers: list[int] = []
+    try:
+        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        keepers = remover.remove([str(lockdir)], Policy()).keepers
+        assert len(keepers) == 1
+        log = tmp_path / "state" / "uvsweep" / "keeper.log"
+        deadline = time.monotonic() + 30
+        while "a round failed" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the keeper's round never failed"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the keeper decides at once (it then sleeps 1 s before its next try)
+        assert procs.alive(keepers[0]) and flock_held(path), log.read_text()
+        _stop(*children)
+        wait_keepers_gone(keepers)
+        text = log.read_text()
+        assert "(forked) failed" not in text and "(forked) done with" in text, text
+    finally:
+        _stop(*children)
+        for pid in keepers:
+            if procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_keeper_gone_between_ready_and_go_is_said_in_plain_words(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_say_go`'s `except OSError` narrowed (run 4): a keeper that said "ready" and
+    stopped reading its GO pipe (it died) makes `take` raise that it ended before it took over
+    the locks (what the cleaner then shows), not a bare broken pipe. The keeper here is a
+    script that closes its GO end, says ready and exits."""
+    script = tmp_path / "keeper-that-leaves"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "args = sys.argv\n"
+        "os.close(int(args[args.index('--go-fd') + 1]))\n"
+        "os.write(int(args[args.index('--ready-fd') + 1]), b'ready\\n')\n"
+    )
+    script.chmod(0o755)
+    handoffs = _one_handoff(lockdir)
+    monkeypatch.setattr(sys, "executable", str(script))
+    try:
+        with pytest.raises(OSError, match="ended before it took over the locks"):
+            Keeper().take(handoffs, {"platform": "linux"})
+    finally:
+        monkeypatch.undo()
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
 
 
 # ---- survivors of the run on today's protocol (tests/MUTATION.md) --------------------------------

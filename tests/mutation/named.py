@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = "tests/integration/test_protocol_findings.py"
 KILLS = "tests/integration/test_mutation_kills.py"
 CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
+PARTS = "tests/unit/test_protocol_parts.py"
+PHASE = "tests/unit/test_uv_phase.py"
+PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
@@ -67,13 +70,19 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/linux.py",
         "return mine, [e for e in on_inode if (e.major, e.minor) != device]",
         "return mine, []",
-        [f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file"],
+        [
+            f"{KILLS}::test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file",
+            f"{KILLS}::test_after_the_unlink_an_entry_on_an_unsure_device_still_counts",
+        ],
     ),
     (
-        "still_named always true",
+        "still_named always true (now: changed()'s check of the name's inode)",
         POSIX_REMOVER,
-        "return (st.st_dev, st.st_ino) == (target.dev, target.ino)",
-        "return True or (st.st_dev, st.st_ino) == (target.dev, target.ino)",
+        "        if (\n            found.st_ino != target.ino or found.st_dev != target.dev\n",
+        (
+            "        if False and (\n"
+            "            found.st_ino != target.ino or found.st_dev != target.dev\n"
+        ),
         [f"{FINDINGS}::test_a_file_renamed_into_place_while_held_is_not_removed"],
     ),
     (
@@ -94,15 +103,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "scanner: lock lines of every other device taken for this file's",
         "app/uvsweep/probe/linux.py",
-        "e for e in entries if (e.major, e.minor) == (os.major(obs.dev), os.minor(obs.dev))",
-        "e for e in entries if (e.major, e.minor) != (os.major(obs.dev), os.minor(obs.dev))",
+        "mine, unsure = LockTable(self.table).entries(obs.dev, obs.ino, {}, own=False)",
+        "unsure, mine = LockTable(self.table).entries(obs.dev, obs.ino, {}, own=False)",
         [f"{KILLS}::test_scan_a_lock_on_another_device_with_our_inode_number_is_not_ours"],
     ),
     (
         "scanner: a same-device entry trusted only with the try-lock's word",
         "app/uvsweep/probe/linux.py",
-        "trusted = same_dev or (",
-        "trusted = same_dev and (",
+        "trusted = mine or (unsure if probe is LockProbe.HELD else [])",
+        "trusted = mine and (unsure if probe is LockProbe.HELD else [])",
         [f"{KILLS}::test_scan_a_waiter_on_our_device_counts_even_when_the_probe_finds_it_free"],
     ),
     (
@@ -127,10 +136,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_held_odd_file_the_lock_table_cannot_show_is_held_not_odd"],
     ),
     (
-        "batch size: the cap of 1024 files",
+        "batch size: the cap of 2048 files",
         POSIX_REMOVER,
-        "return max(1, min(1024, ",
-        "return max(1, min(1025, ",
+        "BATCH_CAP = 2048",
+        "BATCH_CAP = 2049",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -190,10 +199,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_an_lstat_error_is_reported_with_the_os_message_alone"],
     ),
     (
-        "lock lines: reading stops at the first short line",
+        "lock lines: reading stops at the first short line (parse_locks)",
         "app/uvsweep/probe/linux.py",
-        "        if len(parts) < 6:\n            continue\n",
-        "        if len(parts) < 6:\n            break\n",
+        "        if len(parts) < 6:\n            continue\n        index = 1\n",
+        "        if len(parts) < 6:\n            break\n        index = 1\n",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -253,10 +262,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
     ),
     (
-        "still_named lets an lstat error through",
+        "still_named lets an lstat error through (now: changed()'s, a vanished name)",
         POSIX_REMOVER,
-        "            st = self.lstat(target.name, target.dir_handle)\n        except OSError:",
-        "            st = self.lstat(target.name, target.dir_handle)\n        except KeyError:",
+        'except FileNotFoundError:\n            return "replaced while it was being removed"',
+        'except KeyError:\n            return "replaced while it was being removed"',
         [f"{KILLS}::test_a_name_removed_while_held_is_kept_as_replaced_not_a_crash"],
     ),
     (
@@ -283,15 +292,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "keeper start: our copies of the keeper's pipe ends kept (a dead keeper looks alive)",
         "app/uvsweep/remove/handoff.py",
-        "                os.close(low)  #",
-        "                pass  #",
-        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
+        "                os.close(low)\n            go_r, ready_w = high\n",
+        "                pass\n            go_r, ready_w = high\n",
+        [f"{KILLS}::test_a_keeper_start_that_fails_leaves_no_fd_of_ours_open"],
     ),
     (
-        "keeper: a negative poll interval",
+        "keeper: a negative poll interval (the launched keeper)",
         "app/uvsweep/remove/handoff.py",
-        "wait=None, limit=0.1,",
-        "wait=None, limit=-0.9,",
+        'limit=0.1, check=remover.handoffs_in_use)\n    _log(f"done with',
+        'limit=-0.9, check=remover.handoffs_in_use)\n    _log(f"done with',
         [f"{KILLS}::{KEEPER_TEST}"],
     ),
     (
@@ -311,8 +320,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "lstat: a file with no link left taken for an odd one",
         POSIX_REMOVER,
-        "if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:",
-        "if stat.S_ISREG(st.st_mode) and st.st_nlink == -1:",
+        "if regular and st.st_nlink == 0:",
+        "if regular and st.st_nlink == -1:",
         [f"{KILLS}::test_a_file_unlinked_under_our_eyes_is_gone_not_odd"],
     ),
     (
@@ -331,9 +340,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "result: hidden processes start at -1",
-        "app/uvsweep/remove/__init__.py",
-        "self.hidden_processes = 0  # processes",
-        "self.hidden_processes = -1  # processes",
+        "app/uvsweep/model.py",
+        "self.hidden_processes = 0  # processes whose open files",
+        "self.hidden_processes = -1  # processes whose open files",
         [f"{KILLS}::test_nothing_to_remove_hides_nothing"],
     ),
     (
@@ -367,8 +376,16 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "fd walk: a process gone meanwhile is an error",
         "app/uvsweep/probe/linux.py",
-        "        except OSError:\n            continue  # exited meanwhile",
-        "        except KeyError:\n            continue  # exited meanwhile",
+        (
+            "        except OSError as err:\n"
+            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "                continue  # exited meanwhile"
+        ),
+        (
+            "        except KeyError as err:\n"
+            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "                continue  # exited meanwhile"
+        ),
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -472,9 +489,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "keeper start: a keeper that never said ready trusted with the locks",
         "app/uvsweep/remove/handoff.py",
-        "if not readable or os.read(ready_r, 16)",
-        "if not readable and os.read(ready_r, 16)",
-        [f"{KILLS}::test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks"],
+        (
+            "            if not chunk:\n"
+            "                _kill(pid)\n"
+            '                raise OSError(f"{who} did not take over the locks in time")\n'
+        ),
+        '            if not chunk:\n                return "ready"\n',
+        [f"{KILLS}::test_a_keeper_that_never_says_ready_is_killed_and_never_trusted"],
     ),
     (
         "keeper log: rotation fails (a traceback past 256 KiB)",
@@ -518,8 +539,14 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "scanner: a file it may not lstat ends the scan",
         "app/uvsweep/probe/posix.py",
-        "    except OSError as err:\n                        result.errors.append(ScanError(f",
-        "    except ValueError as err:\n                        result.errors.append(ScanError(f",
+        (
+            "            except OSError as err:\n"
+            '                result.errors.append(ScanError(f"{directory}/{name}"'
+        ),
+        (
+            "            except ValueError as err:\n"
+            '                result.errors.append(ScanError(f"{directory}/{name}"'
+        ),
         [f"{KILLS}::test_scan_drops_a_file_gone_before_its_lstat"],
     ),
     (
@@ -553,8 +580,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "no lock table, not root: the blind spot does not keep the file",
         POSIX_REMOVER,
-        "why = policy.kept_by_visibility(directory, st) or self.blind_spot(directory)",
-        "why = policy.kept_by_visibility(directory, st) and self.blind_spot(directory)",
+        "why = why or self._dir_reason(directory)",
+        "why = why and self._dir_reason(directory)",
         [
             f"{KILLS}::test_without_the_lock_table_a_cleaner_that_is_not_root_cleans_only_private_dirs"
         ],
@@ -590,8 +617,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "a held file's holder from an unsure lock line not named",
         POSIX_REMOVER,
-        "        if self._table is None:\n            return None\n        mine, unsure",
-        "        if self._table is not None:\n            return None\n        mine, unsure",
+        "        return self._use_of(mine + unsure)\n",
+        "        return self._use_of(mine)\n",
         [f"{KILLS}::test_a_held_file_whose_lock_line_has_an_unknown_device_names_its_holder"],
     ),
     (
@@ -676,15 +703,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "lock table: read once by a cleaner that is not root, twice by root",
         POSIX_REMOVER,
-        "            if self.euid == 0:\n                return read_lock_table(",
-        "            if self.euid != 0:\n                return read_lock_table(",
+        "reads=1 if self.euid == 0 else 2",
+        "reads=1 if self.euid != 0 else 2",
         [f"{KILLS}::test_a_cleaner_that_is_not_root_reads_the_lock_table_twice"],
     ),
     (
         "keeper start: a launcher that printed no pid is a traceback",
         "app/uvsweep/remove/handoff.py",
-        "            except (IndexError, ValueError):\n                raise OSError(",
-        "            except (ValueError,):\n                raise OSError(",
+        '    except (IndexError, ValueError):\n        raise OSError(f"the keeper did not start',
+        '    except (ValueError,):\n        raise OSError(f"the keeper did not start',
         [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
     ),
     (
@@ -746,10 +773,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
     ),
     (
-        "re-check: an fstat error is a traceback",
+        "re-check: an lstat error is a traceback",
         POSIX_REMOVER,
-        "            found = self.calls.fstat(target.handle)\n        except OSError as err:",
-        "            found = self.calls.fstat(target.handle)\n        except ValueError as err:",
+        '        except OSError as err:\n            return f"cannot be checked again',
+        '        except ValueError as err:\n            return f"cannot be checked again',
         [f"{KILLS}::test_a_file_that_cannot_be_checked_again_is_kept_with_the_os_reason"],
     ),
     (
@@ -779,17 +806,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "cleaner: a blind dry run's skip reason made empty (or -> and)",
         "app/uvsweep/cleaner.py",
-        "young or hidden or report.blind))",
-        "young or hidden and report.blind))",
+        "report.skip(item.path, item.state, why or report.blind)",
+        "report.skip(item.path, item.state, why and report.blind)",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_that_cannot_see_every_namespace_keeps_each_file_and_says_why"
         ],
     ),
     (
         "cleaner: a report starts with one hidden process",
-        "app/uvsweep/cleaner.py",
-        "self.hidden_processes = 0",
-        "self.hidden_processes = 1",
+        "app/uvsweep/model.py",
+        "self.hidden_processes = 0  # processes whose open files",
+        "self.hidden_processes = 1  # processes whose open files",
         [
             f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
         ],
@@ -803,27 +830,27 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "cleaner: a report starts with one handoff",
-        "app/uvsweep/cleaner.py",
-        "self.handoffs = 0",
-        "self.handoffs = 1",
+        "app/uvsweep/model.py",
+        "self.handoffs = 0  # files a process grabbed",
+        "self.handoffs = 1  # files a process grabbed",
         [
             f"{CLEANER_KILLS}::test_a_run_that_removes_nothing_because_it_is_blind_counts_no_hidden_processes"
         ],
     ),
     (
-        "cleaner: a dry run takes any state but foreign (is -> is not)",
+        "cleaner: a dry run takes foreign files for its own (is -> is not)",
         "app/uvsweep/cleaner.py",
-        "item.state is LockState.FOREIGN and may_take_foreign",
-        "item.state is not LockState.FOREIGN and may_take_foreign",
+        "mine=item.state is LockState.ORPHANED",
+        "mine=item.state is not LockState.ORPHANED",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
         ],
     ),
     (
-        "cleaner: a dry run takes any state with all users (and -> or)",
-        "app/uvsweep/cleaner.py",
-        "item.state is LockState.FOREIGN and may_take_foreign",
-        "item.state is LockState.FOREIGN or may_take_foreign",
+        "policy: another user's file taken without all users (and -> or; the dry run's rule)",
+        "app/uvsweep/remove/__init__.py",
+        "return mine or (self.all_users and privileged)",
+        "return mine or (self.all_users or privileged)",
         [
             f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other_users_files_only_with_all_users"
         ],
@@ -847,8 +874,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "probe: a dir's listing error escapes the scan (except OSError narrowed)",
         "app/uvsweep/probe/posix.py",
-        "uv_names(dir_fd), observed, result)\n            except OSError as err:",
-        "uv_names(dir_fd), observed, result)\n            except ZeroDivisionError as err:",
+        "names.extend(uv_names(fd))\n                    except OSError as err:",
+        "names.extend(uv_names(fd))\n                    except ZeroDivisionError as err:",
         [
             f"{KILLS}::test_a_dir_whose_listing_fails_after_its_open_is_an_error_and_the_scan_goes_on"
         ],
@@ -878,14 +905,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "probe: probe_files stops at a dir it cannot open (continue -> break)",
         "app/uvsweep/probe/posix.py",
         (
-            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "result.errors.append(ScanError(directory, system.dir_reason(err)))\n"
+            "                continue\n"
         ),
         (
-            "result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                break\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "result.errors.append(ScanError(directory, system.dir_reason(err)))\n"
+            "                break\n"
         ),
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
@@ -920,10 +945,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
-        "probe: dir_error_message's last reason (or -> and)",
-        "app/uvsweep/probe/posix.py",
-        '        return "permission denied (cannot list it)"\n    return err.strerror or str(err)',
-        '        return "permission denied (cannot list it)"\n    return err.strerror and str(err)',
+        "probe: a dir's error's last reason (or -> and; now system.reason)",
+        "app/uvsweep/system.py",
+        "return err.strerror or str(err)",
+        "return err.strerror and str(err)",
         [f"{KILLS}::test_a_dir_that_cannot_be_opened_for_another_reason_says_so_in_the_os_words"],
     ),
     (
@@ -958,16 +983,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "probe: probe_files lets a dir's open error escape (except OSError narrowed)",
         "app/uvsweep/probe/posix.py",
         (
-            "            except OSError as err:\n"
-            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "                dir_fd = os.open(directory, DIR_FLAGS)\n"
+            "            except OSError as err:"
         ),
         (
-            "            except KeyError as err:\n"
-            "                result.errors.append(ScanError(directory, dir_error_message(err)))\n"
-            "                continue\n            try:\n"
-            "                self._observe_names(directory, dir_fd, names,"
+            "                dir_fd = os.open(directory, DIR_FLAGS)\n"
+            "            except KeyError as err:"
         ),
         [f"{KILLS}::test_probing_named_files_looks_at_those_files_only"],
     ),
@@ -981,8 +1002,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "linux: LockTable.unseen ignores an incomplete read (not removed)",
         "app/uvsweep/probe/linux.py",
-        "return not self.complete and ino not in self.own",
-        "return self.complete and ino not in self.own",
+        "return not self.complete and not self.shows(dev, ino, known)",
+        "return self.complete and not self.shows(dev, ino, known)",
         [f"{KILLS}::test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file"],
     ),
     (
@@ -1000,17 +1021,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_check_cut_short_never_leaves_an_old_file_locked_by_us"],
     ),
     (
-        "remove: the lock table's anchors never satisfied (>= -> >)",
-        POSIX_REMOVER,
-        "len(own.get(ino, ())) >= count",
-        "len(own.get(ino, ())) > count",
+        "remove: the lock table's anchors never satisfied (<= -> <)",
+        "app/uvsweep/probe/linux.py",
+        "if wanted <= table.own_keys and",
+        "if wanted < table.own_keys and",
         [f"{KILLS}::test_the_lock_table_is_read_until_our_own_records_show_and_no_longer"],
     ),
     (
-        "remove: handoffs_in_use asks unseen() about the device (old_key[1] -> [0])",
+        "remove: handoffs_in_use asks unseen() about the wrong file (device and inode swapped)",
         POSIX_REMOVER,
-        "if holding and table.unseen(handoff.old_key[1]):",
-        "if holding and table.unseen(handoff.old_key[0]):",
+        "if holding and table.unseen(*handoff.old_key, self.known):",
+        "if holding and table.unseen(*handoff.old_key[::-1], self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
@@ -1039,17 +1060,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "remove: handoffs_in_use's unseen() only for handoffs not holding (not added)",
         POSIX_REMOVER,
-        "if holding and table.unseen(handoff.old_key[1]):",
-        "if not holding and table.unseen(handoff.old_key[1]):",
+        "if holding and table.unseen(*handoff.old_key, self.known):",
+        "if not holding and table.unseen(*handoff.old_key, self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
     ),
     (
-        "remove: waiting_behind_us asks unseen() about the device (old_key[1] -> [0])",
+        "remove: waiting_behind_us asks unseen() about the wrong file (device and inode swapped)",
         POSIX_REMOVER,
-        "if mine or unsure or table.unseen(handoff.old_key[1]):",
-        "if mine or unsure or table.unseen(handoff.old_key[0]):",
+        "if mine or unsure or table.unseen(*handoff.old_key, self.known):",
+        "if mine or unsure or table.unseen(*handoff.old_key[::-1], self.known):",
         [
             f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose_record_is_missing"
         ],
@@ -1057,8 +1078,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "remove: handoffs_in_use anchors the handoffs not holding their old file (== -> !=)",
         POSIX_REMOVER,
-        "table = self._read_table(h.old_key[1] for h in handoffs if h.state == OLD)",
-        "table = self._read_table(h.old_key[1] for h in handoffs if h.state != OLD)",
+        "table = self._read_table(h.old_key for h in handoffs if h.state == OLD)",
+        "table = self._read_table(h.old_key for h in handoffs if h.state != OLD)",
         [
             f"{KILLS}::test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows"
         ],
@@ -1094,6 +1115,471 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [
             f"{KILLS}::test_a_handoff_still_holding_its_old_file_is_never_confirmed_and_keeps_its_lock"
         ],
+    ),
+    (
+        "lock lines: reading stops at the first short line (parse_lock_table)",
+        "app/uvsweep/probe/linux.py",
+        '        if len(parts) < 6:\n            continue\n        if parts[1] != "->":\n',
+        '        if len(parts) < 6:\n            break\n        if parts[1] != "->":\n',
+        [f"{PARTS}::test_the_removers_lock_table_skips_a_line_it_cannot_read_and_reads_the_rest"],
+    ),
+    (
+        "keeper: a negative poll interval (the forked keeper)",
+        "app/uvsweep/remove/handoff.py",
+        "limit=0.1, check=remover.handoffs_in_use)\n            except Exception as err:",
+        "limit=-0.9, check=remover.handoffs_in_use)\n            except Exception as err:",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    # run 4's survivors, killed by new tests
+    (
+        "processes: a process's name keeps its opening parenthesis (left + 1 -> + 0)",
+        PROCESSES,
+        'return raw[left + 1 : right].decode("utf-8", "replace")',
+        'return raw[left + 0 : right].decode("utf-8", "replace")',
+        [f"{PHASE}::test_uv_by_its_name_alone_or_its_argv0_alone"],
+    ),
+    (
+        "processes: argv[0] taken from the second word ([0] -> [1])",
+        PROCESSES,
+        'argv0 = raw.split(b"\\0", 1)[0]',
+        'argv0 = raw.split(b"\\0", 1)[1]',
+        [f"{PHASE}::test_uv_by_its_name_alone_or_its_argv0_alone"],
+    ),
+    (
+        "processes: cache_lock_pids stops at a lock with no pid (continue -> break)",
+        PROCESSES,
+        "            if pid <= 0 or pid in skip:\n                continue\n",
+        "            if pid <= 0 or pid in skip:\n                break\n",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: a short stat line is a traceback (except narrowed)",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\ndef _linux_info",
+        "    except (ValueError,):\n        return None\n\n\ndef _linux_info",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: off Linux, a pid that is gone is alive (return False -> True)",
+        PROCESSES,
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return False\n",
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return True\n",
+        ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
+    ),
+    (
+        "processes: a pid whose stat is gone is a traceback (or -> and)",
+        PROCESSES,
+        'if stat is None or stat[2] in ("Z", "X", "K"):',
+        'if stat is None and stat[2] in ("Z", "X", "K"):',
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "keeper: a forked keeper without pipes says ready on fd -1 (>= 0 -> >= -1)",
+        "app/uvsweep/remove/handoff.py",
+        "                if ready_fd >= 0 and not said:\n                    _say_ready(",
+        "                if ready_fd >= -1 and not said:\n                    _say_ready(",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
+        "processes: a short lock line is a traceback (except narrowed)",
+        PROCESSES,
+        'rsplit(":", 1)[1])\n        except (IndexError, ValueError):',
+        'rsplit(":", 1)[1])\n        except (ValueError,):',
+        [f"{PHASE}::test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read"],
+    ),
+    (
+        "keeper: the forked keeper stays the cleaner's child (_second_fork's != -> ==)",
+        "app/uvsweep/remove/handoff.py",
+        "    if pid != 0:\n        os._exit(0)\n",
+        "    if pid == 0:\n        os._exit(0)\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: fork's parent runs the child's part (pid == 0 -> != 0)",
+        "app/uvsweep/remove/handoff.py",
+        "        if pid == 0:  # the child",
+        "        if pid != 0:  # the child",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: a failed fork leaks the keeper's pipes (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        "            for fd in pipes:\n                os.close(fd)\n            raise\n",
+        "            for fd in []:\n                os.close(fd)\n            raise\n",
+        [f"{KILLS}::test_a_fork_that_fails_leaves_no_pipe_of_ours_open"],
+    ),
+    (
+        "processes: -m uv of any program (and -> or)",
+        PROCESSES,
+        "return info is not None and is_uv_process(info)",
+        "return info is not None or is_uv_process(info)",
+        [f"{PHASE}::test_uv_by_its_name_alone_or_its_argv0_alone"],
+    ),
+    (
+        "processes: a waiter's arrow left in place (del parts[1] -> [2])",
+        PROCESSES,
+        "            del parts[1]\n",
+        "            del parts[2]\n",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: any word names the next one a cache dir (and -> or)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" or index + 1 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: a one-word lock line is a traceback (> 1 -> >= 1)",
+        PROCESSES,
+        'waiting = len(parts) > 1 and parts[1] == "->"',
+        'waiting = len(parts) >= 1 and parts[1] == "->"',
+        [f"{PHASE}::test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read"],
+    ),
+    (
+        "processes: POSIX locks taken for uv's (or -> and)",
+        PROCESSES,
+        'if len(parts) < 2 or parts[1] != "FLOCK":',
+        'if len(parts) < 2 and parts[1] != "FLOCK":',
+        [f"{PHASE}::test_a_lock_line_too_short_to_read_is_skipped_and_the_rest_read"],
+    ),
+    (
+        "processes: alive for a zombie or a pid that is gone (and -> or)",
+        PROCESSES,
+        'return found is not None and found[2] not in ("Z", "X")',
+        'return found is not None or found[2] not in ("Z", "X")',
+        [f"{PHASE}::test_alive_is_neither_a_zombie_nor_a_pid_that_is_gone"],
+    ),
+    (
+        "processes: a /proc file that fails to read is a traceback (except narrowed)",
+        PROCESSES,
+        '        return b"".join(chunks)\n    except OSError:',
+        '        return b"".join(chunks)\n    except KeyError:',
+        [f"{PHASE}::test_a_process_file_that_opens_but_cannot_be_read_is_unknown"],
+    ),
+    (
+        "processes: a start time in ticks times the tick rate (/ -> *)",
+        PROCESSES,
+        'found[1] / os.sysconf("SC_CLK_TCK")',
+        'found[1] * os.sysconf("SC_CLK_TCK")',
+        [f"{PHASE}::test_a_process_started_when_its_stat_says"],
+    ),
+    (
+        "processes: a start time from the wrong stat field (fields[19] -> [18])",
+        PROCESSES,
+        "int(fields[19])",
+        "int(fields[18])",
+        [f"{PHASE}::test_a_process_started_when_its_stat_says"],
+    ),
+    (
+        "processes: is_uv_process: a process named uv is not uv (True -> False)",
+        PROCESSES,
+        "    if info.name and is_uv_name(info.name):\n        return True\n",
+        "    if info.name and is_uv_name(info.name):\n        return False\n",
+        [f"{PHASE}::test_is_uv_process_by_its_name_or_its_argv0"],
+    ),
+    (
+        "processes: is_uv_process: argv[1] taken for argv[0]",
+        PROCESSES,
+        "is_uv_name(uvphase.basename(info.cmdline[0]))",
+        "is_uv_name(uvphase.basename(info.cmdline[1]))",
+        [f"{PHASE}::test_is_uv_process_by_its_name_or_its_argv0"],
+    ),
+    (
+        "processes: the holder of a pid that is gone is alive (False -> True)",
+        PROCESSES,
+        "LockUser(pid=pid, alive=False)",
+        "LockUser(pid=pid, alive=True)",
+        [f"{PHASE}::test_the_holder_of_a_pid_that_is_gone_says_it_exited"],
+    ),
+    (
+        "keeper: the forked keeper's first copy never reaped (keeper == pid inverted)",
+        "app/uvsweep/remove/handoff.py",
+        "                if keeper == pid:\n",
+        "                if not keeper == pid:\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: without pipes, the forked keeper's ready fd is 0 (-1 -> 0)",
+        "app/uvsweep/remove/handoff.py",
+        "ready_r, ready_w, go_r, go_w = pipes or (-1, -1, -1, -1)",
+        "ready_r, ready_w, go_r, go_w = pipes or (-1, 0, -1, -1)",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
+        "processes: _linux_stat: a short stat line is a traceback (except narrowed)",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\n_BOOT_TIMES",
+        "    except (ValueError,):\n        return None\n\n\n_BOOT_TIMES",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: a hidden working dir drops the absolute cache dirs (not removed)",
+        PROCESSES,
+        "(not os.path.isabs(directory) and not cwd)",
+        "(os.path.isabs(directory) and not cwd)",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "keeper: a cleaner gone before it heard ready ends the keeper (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        '    except OSError:\n        _log("the cleaner was gone before it heard ready',
+        '    except KeyError:\n        _log("the cleaner was gone before it heard ready',
+        [f"{KILLS}::test_a_forked_keeper_whose_cleaner_died_before_hearing_ready_keeps_the_files"],
+    ),
+    (
+        "processes: _linux_stat: a stat field that is no number is a traceback",
+        PROCESSES,
+        "    except (IndexError, ValueError):\n        return None\n\n\n_BOOT_TIMES",
+        "    except (IndexError,):\n        return None\n\n\n_BOOT_TIMES",
+        [f"{PHASE}::test_a_stat_line_too_short_to_read_is_no_process_and_no_crash"],
+    ),
+    (
+        "processes: $XDG_CACHE_HOME/uv never a cache dir (loop run zero times)",
+        PROCESSES,
+        'for xdg in (env.get("XDG_CACHE_HOME"), os.environ.get("XDG_CACHE_HOME")):',
+        "for xdg in []:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: off Linux, environ inverted (is not None -> not ... is not None)",
+        PROCESSES,
+        "return dict(found) if found is not None else None",
+        "return dict(found) if not found is not None else None",
+        [
+            "tests/unit/test_psutil_double.py::test_a_process_environment_off_linux_or_none_when_denied"
+        ],
+    ),
+    (
+        "processes: uv as pid 1 never found by its cache lock (<= 0 -> <= 1)",
+        PROCESSES,
+        "if pid <= 0 or pid in skip:",
+        "if pid <= 1 or pid in skip:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: --cache-dir=DIR read from the wrong part ([1] -> [2])",
+        PROCESSES,
+        'dirs.append(word.split("=", 1)[1])',
+        'dirs.append(word.split("=", 1)[2])',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the home of a pid that is gone (and -> or)",
+        PROCESSES,
+        "if info is not None and info.uid is not None:",
+        "if info is not None or info.uid is not None:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: a uid with no passwd entry is a traceback (except narrowed)",
+        PROCESSES,
+        ".pw_dir)\n        except (ImportError, KeyError):",
+        ".pw_dir)\n        except (ImportError,):",
+        [f"{PHASE}::test_a_lock_holder_whose_uid_has_no_name_is_no_traceback"],
+    ),
+    (
+        "processes: --cache-dir=DIR cut at a second = (split 1 -> 2)",
+        PROCESSES,
+        'dirs.append(word.split("=", 1)[1])',
+        'dirs.append(word.split("=", 2)[1])',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: --cache-dir as the last word is a traceback (+ 1 -> + 0)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index + 0 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: no boot time is a traceback (and -> or)",
+        PROCESSES,
+        "if found and boot is not None:",
+        "if found or boot is not None:",
+        [f"{PHASE}::test_no_boot_time_means_no_start_time"],
+    ),
+    (
+        "processes: a kernel thread, a zombie or a gone pid named uv (False -> True)",
+        PROCESSES,
+        '"X", "K"):\n                return False\n',
+        '"X", "K"):\n                return True\n',
+        [f"{PHASE}::test_a_kernel_thread_is_never_uv"],
+    ),
+    (
+        "processes: OwnerNames gives the number though there is a login (or -> and)",
+        PROCESSES,
+        "user_name(uid) or str(uid)",
+        "user_name(uid) and str(uid)",
+        [f"{PHASE}::test_a_file_owner_is_named_by_login_and_by_number_without_one"],
+    ),
+    (
+        "keeper: a forked keeper that said ready forgets it (said = True -> False)",
+        "app/uvsweep/remove/handoff.py",
+        "                    said = True\n",
+        "                    said = False\n",
+        [f"{KILLS}::test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files"],
+    ),
+    (
+        "processes: --cache-dir DIR as the last two words skipped (+ 1 -> + 2)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index + 2 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the parent read from the wrong stat field (fields[1] -> [2])",
+        PROCESSES,
+        "return int(fields[1]), int(fields[19])",
+        "return int(fields[2]), int(fields[19])",
+        [f"{PHASE}::test_a_process_parent_and_ancestors_from_its_stat"],
+    ),
+    (
+        "processes: a pid we cannot see named as exited (or -> and)",
+        PROCESSES,
+        "if not pid or pid < 0:",
+        "if not pid and pid < 0:",
+        [f"{PHASE}::test_the_holder_of_a_pid_that_is_gone_says_it_exited"],
+    ),
+    (
+        "processes: an empty cache dir taken for the working dir (or -> and)",
+        PROCESSES,
+        "if not directory or (not os.path.isabs(directory) and not cwd):",
+        "if not directory and (not os.path.isabs(directory) and not cwd):",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "keeper: a keeper gone before GO is a bare broken pipe (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        _write_all(go_w, GO)\n    except OSError as err:",
+        "        _write_all(go_w, GO)\n    except KeyError as err:",
+        [f"{KILLS}::test_a_keeper_gone_between_ready_and_go_is_said_in_plain_words"],
+    ),
+    (
+        "keeper: a forked keeper says ready at every round (and -> or)",
+        "app/uvsweep/remove/handoff.py",
+        "                if ready_fd >= 0 and not said:\n                    _say_ready(",
+        "                if ready_fd >= 0 or not said:\n                    _say_ready(",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
+        "keeper start: the keeper's low pipe ends never closed (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        "            for low in (go_r, ready_w):",
+        "            for low in []:",
+        [f"{KILLS}::test_a_keeper_that_dies_at_once_is_not_waited_for_whatever_the_jobs_size"],
+    ),
+    (
+        "processes: --cache-dir as the last word is a traceback (+ 1 -> - 1)",
+        PROCESSES,
+        'if word == "--cache-dir" and index + 1 < len(argv):',
+        'if word == "--cache-dir" and index - 1 < len(argv):',
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: no home dir's cache looked at (loop run zero times)",
+        PROCESSES,
+        'for home in [*homes, os.path.expanduser("~")]:',
+        "for home in []:",
+        [f"{PHASE}::test_a_cache_lock_after_one_with_no_pid_still_counts"],
+    ),
+    (
+        "processes: the state letter read from the ppid (fields[0] -> [1])",
+        PROCESSES,
+        "else chr(fields[0][0])",
+        "else chr(fields[1][0])",
+        [f"{PHASE}::test_a_zombie_child_does_not_park_its_uv"],
+    ),
+    (
+        "processes: the passwd home only for an unknown uid (is not None -> is None)",
+        PROCESSES,
+        "if info is not None and info.uid is not None:",
+        "if info is not None and info.uid is None:",
+        [f"{PHASE}::test_a_hidden_uvs_cache_is_looked_for_in_its_users_home"],
+    ),
+    (
+        "processes: the state letter read from the last stat field (fields[0] -> [-1])",
+        PROCESSES,
+        "else chr(fields[0][0])",
+        "else chr(fields[-1][0])",
+        [f"{PHASE}::test_a_zombie_child_does_not_park_its_uv"],
+    ),
+    (
+        "keeper: a failed second pipe leaks the first (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        "        for fd in pipes:\n            os.close(fd)\n        return []\n",
+        "        for fd in []:\n            os.close(fd)\n        return []\n",
+        [f"{PARTS}::test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open"],
+    ),
+    (
+        "keeper: _max_fd's cap of 2**20 made 0 (1 << 20 -> 0 << 20)",
+        "app/uvsweep/remove/handoff.py",
+        "return soft if 0 < soft < 1 << 20 else 1 << 20",
+        "return soft if 0 < soft < 1 << 20 else 0 << 20",
+        [f"{PARTS}::test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million"],
+    ),
+    (
+        "processes: off Linux, a gone pid's error escapes alive (except psutil.Error narrowed)",
+        PROCESSES,
+        "STATUS_ZOMBIE\n        except psutil.Error:\n            return False\n",
+        "STATUS_ZOMBIE\n        except KeyError:\n            return False\n",
+        ["tests/unit/test_psutil_double.py::test_a_process_that_is_gone_is_not_alive"],
+    ),
+    (
+        "keeper: the forked keeper's stdout left closed ((0, 1, 2) -> (0, 0, 2))",
+        "app/uvsweep/remove/handoff.py",
+        "        for fd in (0, 1, 2):\n",
+        "        for fd in (0, 0, 2):\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: the fd after each kept one left open in a forked keeper (+ 1 -> + 2)",
+        "app/uvsweep/remove/handoff.py",
+        "        start = fd + 1\n",
+        "        start = fd + 2\n",
+        [f"{PARTS}::test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session"],
+    ),
+    (
+        "keeper: a forked keeper keeps the cleaner's signal handlers (loop run zero times)",
+        "app/uvsweep/remove/handoff.py",
+        'for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP"):',
+        "for name in []:",
+        [f"{PARTS}::test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session"],
+    ),
+    (
+        "keeper: the first copy of a forked keeper asked once, not waited for (0 -> WNOHANG)",
+        "app/uvsweep/remove/handoff.py",
+        "                        os.waitpid(pid, 0)\n",
+        "                        os.waitpid(pid, 1)\n",
+        [f"{KILLS}::test_a_forked_keeper_is_nobodys_child"],
+    ),
+    (
+        "keeper: reap_forked drops a keeper that still runs (== 0 -> == 1)",
+        "app/uvsweep/remove/handoff.py",
+        "if os.waitpid(pid, os.WNOHANG)[0] == 0:",
+        "if os.waitpid(pid, os.WNOHANG)[0] == 1:",
+        [f"{KILLS}::test_a_forked_keeper_polls_its_rounds_without_failing_them"],
+    ),
+    (
+        "keeper: _max_fd's cap of 2**20 taken as 2**21 (1 << 20 -> 1 << 21)",
+        "app/uvsweep/remove/handoff.py",
+        "return soft if 0 < soft < 1 << 20 else 1 << 20",
+        "return soft if 0 < soft < 1 << 21 else 1 << 20",
+        [f"{PARTS}::test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million"],
+    ),
+    (
+        "keeper: no memfd (macOS) is an AttributeError (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except (AttributeError, OSError):\n        import tempfile\n",
+        "    except (OSError,):\n        import tempfile\n",
+        [f"{PARTS}::test_the_keepers_job_goes_in_a_temp_file_where_there_is_no_memfd"],
+    ),
+    (
+        "keeper: a forked keeper's failure leaves unlogged (except BaseException narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except BaseException as err:  # noqa: BLE001",
+        "    except KeyError as err:  # noqa: BLE001",
+        [f"{KILLS}::test_a_forked_keeper_that_cannot_start_says_why_in_its_log"],
     ),
 ]
 

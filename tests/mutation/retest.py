@@ -5,7 +5,8 @@
     e.g. app/uvsweep/remove/posix.py:315)
 
 With RETEST_SUSPECTS=1, the kills a loaded machine could fake (`suspects.py`: a mutant stopped
-at the session's timeout, or a test that failed by a timeout of its own) are tested again too.
+at the session's timeout, or a test that failed by a timeout of its own) are tested again too;
+with RETEST_SUSPECTS=only, those alone.
 
 Copies the work tree's `tests/` over SCRATCH's (the source stays the copy the session mutated),
 runs each surviving mutant again with GROUP's test command as it is now, and records the verdict
@@ -48,6 +49,7 @@ def main(group: str, scratch: Path, lines: frozenset[str] = frozenset()) -> None
         + "\n"
     )
     config = load_config("session.toml")
+    suspects = os.environ.get("RETEST_SUSPECTS", "")
     with use_db("session.sqlite", WorkDB.Mode.open) as db:
         results = dict(db.results)
         todo = [
@@ -55,15 +57,15 @@ def main(group: str, scratch: Path, lines: frozenset[str] = frozenset()) -> None
             for item in db.work_items
             if (found := results.get(item.job_id)) is not None
             and (
-                found.test_outcome == TestOutcome.SURVIVED
-                or (os.environ.get("RETEST_SUSPECTS") == "1" and suspect(found) is not None)
+                (found.test_outcome == TestOutcome.SURVIVED and suspects != "only")
+                or (suspects in ("1", "only") and suspect(found) is not None)
             )
             and (
                 not lines
                 or f"{item.mutations[0].module_path}:{item.mutations[0].start_pos[0]}" in lines
             )
         ]
-        print(f"retesting {len(todo)} survivors", flush=True)
+        print(f"retesting {len(todo)} mutants", flush=True)
         for item in todo:
             result = mutate_and_test(item.mutations, config.test_command, config.timeout)
             db.set_result(item.job_id, result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from uvsweep.probe.linux import parse_lock_table
 from uvsweep.remove.posix import batch_size_for
 
@@ -44,6 +46,21 @@ def test_a_line_that_cannot_be_read_is_skipped_and_the_rest_read() -> None:
         "4: -> FLOCK  ADVISORY  WRITE 7 00:2d:2 0 EOF\n"
     )
     assert [(e.pid, e.waiting) for e in parse_locks(text)[2]] == [(5, False), (7, True)]
+
+
+def test_the_removers_lock_table_skips_a_line_it_cannot_read_and_reads_the_rest() -> None:
+    """Kills `parse_lock_table`'s `continue` after a short line -> `break` (run 4): a line too
+    short to read must not hide the waiters printed after it (the remover reads this table
+    while it holds the files)."""
+    text = (
+        "1: FLOCK  ADVISORY  WRITE notapid 00:2d:1 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 5 00:2d:2 0 EOF\n"
+        "garbage\n"
+        "3: FLOCK  ADVISORY  WRITE 6 00:2d 0 EOF\n"
+        "4: -> FLOCK  ADVISORY  WRITE 7 00:2d:2 0 EOF\n"
+    )
+    table = parse_lock_table(text, 4242)
+    assert [(e.pid, e.waiting) for e in table.others[2]] == [(5, False), (7, True)]
 
 
 def _fd_limit_raised_to(soft: int, hard: int) -> tuple[int, int]:
@@ -200,3 +217,132 @@ def test_rw_accessible_ignores_execute_bits() -> None:
     assert rw_accessible(st(0o661), 2, frozenset({1}))  # group: rw-; other's x is no matter
     assert not rw_accessible(st(0o606), 2, frozenset({1}))  # the group's bits decide
     assert rw_accessible(st(0o000), 0, frozenset())  # root
+
+
+def test_the_keepers_job_goes_in_a_temp_file_where_there_is_no_memfd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills `_job_file`'s `except (AttributeError, OSError)` narrowed (run 4): macOS and the
+    BSDs have no `memfd_create`; the job then goes in a temp file unlinked at once, read from
+    its start, never an AttributeError that stops every handoff there."""
+    import os
+
+    from uvsweep.remove.handoff import _job_file
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    job = b'{"handoffs": []}\n' * 1000
+    fd = _job_file(job)
+    try:
+        assert os.read(fd, len(job) + 1) == job
+        assert os.fstat(fd).st_nlink == 0, "the temp file is not unlinked"
+    finally:
+        os.close(fd)
+
+
+def test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills `_two_pipes`' `for fd in pipes: os.close(fd)` run zero times (run 4): when the
+    second `pipe()` fails (EMFILE: the reason a keeper is forked at all, often), the first
+    pipe's two fds are closed, and no pipes are given."""
+    import errno
+    import os
+
+    from uvsweep.remove import handoff
+
+    real_pipe = os.pipe
+    made: list[int] = []
+
+    def one_pipe_only() -> tuple[int, int]:
+        if made:
+            raise OSError(errno.EMFILE, "Too many open files")
+        made.extend(real_pipe())
+        return made[0], made[1]
+
+    monkeypatch.setattr(os, "pipe", one_pipe_only)
+    assert handoff._two_pipes() == []
+    for fd in made:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+
+@pytest.mark.parametrize(
+    ("soft", "highest"),
+    [
+        (1024, 1024),
+        ((1 << 20) - 1, (1 << 20) - 1),
+        (1 << 20, 1 << 20),
+        ((1 << 20) + 1, 1 << 20),
+        (0, 1 << 20),
+        (-1, 1 << 20),
+    ],
+)
+def test_the_forked_keeper_closes_fds_up_to_the_soft_limit_or_a_million(
+    soft: int, highest: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_max_fd`'s numbers and comparisons (run 4): the forked keeper closes every fd
+    below the soft open-file limit it is not given, up to 2**20 where the limit is higher or
+    infinite (RLIM_INFINITY is -1 here), and below 1024 where it cannot be read."""
+    import resource
+
+    from uvsweep.remove import handoff
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, 1 << 30))
+    assert handoff._max_fd() == highest
+
+    def unreadable(which: int) -> tuple[int, int]:
+        raise OSError("no limits here")
+
+    monkeypatch.setattr(resource, "getrlimit", unreadable)
+    assert handoff._max_fd() == 1024
+
+
+def test_a_forked_keeper_keeps_only_its_fds_and_ignores_the_signals_of_a_session() -> None:
+    """Kills `_become_keeper`'s `start = fd + 1` -> `+ 2` (the fd after each kept one left open:
+    a tray's display or bus connection held by the keeper) and its loop over SIGINT, SIGHUP,
+    SIGPIPE and SIGTSTP run zero times (a copy of the cleaner keeps its Ctrl-C handler: a
+    `kill -INT` ended the keeper, and with it its locks) (run 4). A real fork: the child
+    becomes a keeper and reports what it has."""
+    import json
+    import os
+    import signal
+
+    from uvsweep.remove import handoff
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 1
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 40)  # given to the keeper
+            os.dup2(null, 41)  # not given: must be closed
+            os.dup2(write_end, 42)  # given: the report goes there
+            handoff._become_keeper([40, 42])
+            report = {
+                "open": [fd for fd in (40, 41, 42) if _is_open(fd)],
+                "ignored": [
+                    signal.getsignal(getattr(signal, name)) == signal.SIG_IGN
+                    for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGTSTP")
+                ],
+            }
+            os.write(42, json.dumps(report).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as stream:
+        said = stream.read()
+    os.waitpid(pid, 0)
+    report = json.loads(said)
+    assert report == {"open": [40, 42], "ignored": [True, True, True, True]}
+
+
+def _is_open(fd: int) -> bool:
+    import os
+
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

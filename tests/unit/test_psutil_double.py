@@ -59,3 +59,29 @@ def test_the_process_table_works_on_each_os(platform: str, monkeypatch: pytest.M
     assert table.parent(40) == 4
     assert [p.pid for p in table.uv_processes()] == [40]  # the zombie does not count
     assert table.holder(40).describe().startswith("40 uv.exe")
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_a_process_that_is_gone_is_not_alive(
+    platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `alive`'s `except psutil.Error: return False` -> `True` (run 4): off Linux, a pid
+    psutil no longer finds is not alive (nor is a zombie)."""
+    double = FakePsutil(platform, [FakeProcess(40, name="uv"), FakeProcess(42, zombie=True)])
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform=platform)
+    assert table.alive(40) and not table.alive(42) and not table.alive(43)
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_a_process_environment_off_linux_or_none_when_denied(
+    platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `environ`'s `dict(found) if found is not None else None` inverted (run 4)."""
+    double = FakePsutil(platform, [
+        FakeProcess(40, environ={"UV_CACHE_DIR": "/c"}),
+        FakeProcess(41, denied={"environ"}),
+    ])  # fmt: skip
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform=platform)
+    assert table.environ(40) == {"UV_CACHE_DIR": "/c"} and table.environ(41) is None

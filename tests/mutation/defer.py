@@ -1,0 +1,62 @@
+"""Put off the pending mutants of some functions, or take them up again.
+
+    python tests/mutation/defer.py SESSION.sqlite MODULE FUNCTION...   (defer)
+    python tests/mutation/defer.py SESSION.sqlite --undo                (pending again)
+
+cosmic-ray runs a session's pending mutants in random order; when not all of them can be run,
+this makes the ones of the named functions (of MODULE, as the session names it; `<module>` for
+code outside any function) be skipped with the output "deferred: ...", so that the others run
+first. `survivors.py` counts them as filtered. Stop the session first (its list of pending
+mutants is read once, when it starts), then resume it (`resume.sh`).
+"""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+import sys
+
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+DEFERRED = "deferred: put off for lack of time (tests/mutation/defer.py)"
+
+
+def function_at(tree: ast.Module) -> dict[int, str]:
+    """The innermost function or class around each line of a module."""
+    found: dict[int, str] = {}
+    spans = sorted(
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    )
+    for first, last, name in spans:  # outer ones first: inner ones overwrite their lines
+        for line in range(first, last + 1):
+            found[line] = name
+    return found
+
+
+def main(session: str, *args: str) -> None:
+    if args == ("--undo",):
+        with sqlite3.connect(session) as db:
+            undone = db.execute("DELETE FROM work_results WHERE output LIKE 'deferred:%'")
+        print(f"{undone.rowcount} mutants pending again")
+        return
+    module, *functions = args
+    with open(module, encoding="utf-8") as source:
+        where = function_at(ast.parse(source.read()))
+    deferred = 0
+    with use_db(session, WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (spec,) = item.mutations
+            if str(spec.module_path) != module:
+                continue
+            if where.get(spec.start_pos[0], "<module>") in functions:
+                result = WorkResult(output=DEFERRED, worker_outcome=WorkerOutcome.SKIPPED)
+                db.set_result(item.job_id, result)
+                deferred += 1
+    print(f"{deferred} mutants deferred")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
