@@ -20,8 +20,10 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    replaced (only its owner, the dir's owner or root can do that in a sticky dir; anyone who
    may write a plain one), a next generation is taken again at once, whatever its owner: the
    name no longer protects the old file's users, and our lock on what is there now can only
-   help. The replaced file stays locked too until the handoff ends. The handoff stays in `NEW`
-   meanwhile: only the old file's last user ends it, never a change of the name.
+   help. The replaced file stays locked (a uv may have opened it, and waits behind us) until
+   the old file is free; then it is the old file in its turn (`_next_in_line`): its users go
+   on one at a time on it while the name stays ours. The handoff stays in `NEW` meanwhile:
+   only the last user of the last of them ends it, never a change of the name.
 
 **Whose file may be the next generation** (red-team R4, F5). It must be a regular file with one
 link, and still the file at the name once our exclusive try-lock holds (a swap between our open
