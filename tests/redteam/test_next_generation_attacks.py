@@ -204,12 +204,7 @@ def test_a_planter_renaming_files_over_the_name_cannot_exhaust_the_cleaners_fds(
 # ---- P3: a hard-linked plant stalls the old file's user for ever --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P3: another user's file with a second link at the name is refused for good (not only"
-    " for the patience): the latecomer waits on our old lock, and the keeper lives, as long as"
-    " the planter keeps it there",
-)
+# Fixed; it was P3.
 def test_a_hard_linked_plant_stalls_the_latecomer_no_longer_than_the_patience(
     shared_tmp: Path, nobody: list[str]
 ) -> None:

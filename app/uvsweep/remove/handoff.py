@@ -25,9 +25,11 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    on one at a time on it while the name stays ours. The handoff stays in `NEW` meanwhile:
    only the last user of the last of them ends it, never a change of the name.
 
-**Whose file may be the next generation** (red-team R4, F5). It must be a regular file with one
-link, and still the file at the name once our exclusive try-lock holds (a swap between our open
-and our lock is refused). Its owner could remove it while we hold it, and a new uv would then
+**Whose file may be the next generation** (red-team R4, F5). It must be a regular file, still
+the file at the name once our exclusive try-lock holds (a swap between our open and our lock is
+refused); one with more than one link waits out the patience below, as another user's file
+does (refused for good, it would keep the old file's users waiting as long as it stayed: P3).
+Its owner could remove it while we hold it, and a new uv would then
 make a fresh file at the name and lock it while an old user holds the old inode. Who can remove
 a file in a sticky dir (`/tmp`): its owner, the dir's owner, root; in a plain dir anyone who may
 write the dir removes any file, the old one too, so no owner rule adds safety there. Hence a
@@ -246,7 +248,7 @@ class Handoff:
         """A file at the name, exclusively locked by us; None if that cannot be had right now.
 
         `patient`: another user's file in a sticky dir is taken only after `FOREIGN_PATIENCE`
-        (see the module docstring); else any regular single-link file is.
+        (see the module docstring); else any regular file is.
         """
         create = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -262,14 +264,14 @@ class Handoff:
             return None  # the dir refuses a new file right now: keep the old lock meanwhile
         try:
             found = self.calls.fstat(fd)
-            if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+            if not stat.S_ISREG(found.st_mode):
                 self.calls.close(fd)  # a dir or FIFO planted at the name is no lock file
                 return None
             self.calls.flock(fd, LOCK_EX | LOCK_NB)
             # still the file at the name, now that it is ours (not swapped since our open)
             named = self.calls.lstat(self.name, self.dir_fd)
             same = (named.st_dev, named.st_ino) == (found.st_dev, found.st_ino)
-            if not same or named.st_nlink != 1 or not self._acceptable(named, patient):
+            if not same or not self._acceptable(named, patient):
                 self.calls.close(fd)
                 return None
         except OSError:
@@ -278,24 +280,31 @@ class Handoff:
         return fd
 
     def _acceptable(self, found: os.stat_result, patient: bool) -> bool:
-        """Whether a free file at the name may be the next generation by its owner."""
+        """Whether a free file at the name may be the next generation by its owner (and links:
+        a file with more than uv's one waits out the patience as another user's does; refused
+        for good, it would keep the old file's users waiting as long as it stayed)."""
         owner = found.st_uid
-        if not patient or owner in (0, self.calls.geteuid()):
+        if not patient:
             return True
-        here = self.calls.fstat(self.dir_fd)
-        if not here.st_mode & stat.S_ISVTX or owner == here.st_uid:
-            return True  # a plain dir (anyone may remove anything there), or its owner's
-        if self.old_fd is not None and owner == self.calls.fstat(self.old_fd).st_uid:
-            return True
+        if found.st_nlink == 1:
+            if owner in (0, self.calls.geteuid()):
+                return True
+            here = self.calls.fstat(self.dir_fd)
+            if not here.st_mode & stat.S_ISVTX or owner == here.st_uid:
+                return True  # a plain dir (anyone may remove anything there), or its owner's
+            if self.old_fd is not None and owner == self.calls.fstat(self.old_fd).st_uid:
+                return True
         key = (found.st_dev, found.st_ino)
         now = self.calls.monotonic()
         if self.foreign != key:
             self.foreign, self.foreign_since = key, now
         if now - self.foreign_since < FOREIGN_PATIENCE:
             return False  # keep the old lock; its owner may yet remove it
+        links = f", {found.st_nlink} links" if found.st_nlink != 1 else ""
         self._say(
             f"{self.path}: took uid {owner}'s file at the name as the next generation of the"
-            f" lock (there, free, for {now - self.foreign_since:.0f} s); its owner could remove it"
+            f" lock (there, free, for {now - self.foreign_since:.0f} s{links}); its owner could"
+            " remove it"
         )
         return True
 
