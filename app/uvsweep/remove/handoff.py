@@ -182,17 +182,16 @@ class Handoff:
         own users (a uv that opened it meanwhile waits behind our lock) take their turns on it
         now, one at a time, while the file at the name stays ours; it is done with as the old
         file was, and so on down the line."""
+        try:
+            st = self.calls.fstat(self.replaced[0])
+        except OSError:
+            return  # unknown: everything stays locked, and the next round tries again
         if self.old_fd is not None:
             with contextlib.suppress(OSError):
                 self.calls.close(self.old_fd)  # no name, no user: nobody can lock it again
-        fd = self.replaced.pop(0)
-        self.old_fd, self.followed = fd, set()
-        try:
-            st = self.calls.fstat(fd)
-            self.old_key = (st.st_dev, st.st_ino)
-        except OSError:
-            pass  # (an fd we hold cannot fail fstat; if it did, the old key only errs safe)
-        self.calls.flock(fd, LOCK_UN)
+        self.old_fd, self.followed = self.replaced.pop(0), set()
+        self.old_key = (st.st_dev, st.st_ino)
+        self.calls.flock(self.old_fd, LOCK_UN)
 
     def _keep_the_name(self) -> None:
         """In `NEW`: if the name no longer refers to our new file, take the next generation
