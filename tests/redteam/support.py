@@ -18,6 +18,10 @@ from pathlib import Path
 
 from tests import procs
 from tests.conftest import APP_DIR
+from tests.helpers import A
+from uvsweep.probe.posix import Syscalls
+from uvsweep.remove.handoff import Handoff
+from uvsweep.remove.posix import LinuxRemover
 
 #: A latecomer: opens the file (read-only is enough to lock it), says so, then sleeps until
 #: killed. The test decides when it "resumes" by locking the same inode itself (`lock_old`).
@@ -190,3 +194,22 @@ def read_pids(path: Path) -> list[int]:
     if not path.exists():
         return []
     return [int(line) for line in path.read_text().split()]
+
+
+def handoff_after_unlink(directory: Path, calls: Syscalls) -> tuple[Handoff, subprocess.Popen[str]]:
+    """As `LinuxRemover` leaves it after an unlink: the old file at `directory/A` locked by us,
+    opened by a latecomer (not locked yet), unlinked. The handoff asks the real lock table and
+    fd walk whether the old file is in use."""
+    path = directory / A
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    os.fchmod(fd, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    latecomer = start_latecomer(path)
+    st = os.fstat(fd)
+    os.unlink(path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover()
+    handoff = Handoff(calls, dir_fd, str(directory), A, fd, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)  # fmt: skip
+    handoff.warn = lambda _message: None
+    return handoff, latecomer

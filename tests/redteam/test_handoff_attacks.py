@@ -28,6 +28,7 @@ from tests.redteam.support import (
     CLEANER_WITH_PAUSE,
     cleaner_env,
     forked_keeper_pids,
+    handoff_after_unlink,
     keeper_pids,
     kill_keepers,
     old_inode_fd,
@@ -313,16 +314,7 @@ def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> 
     well (it may have waiters): it lets that file's users go on only once the old file is
     free, and the name only once they are done too (P1: each inode in its turn)."""
     path = lockdir / A
-    old = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    fcntl.flock(old, fcntl.LOCK_EX)
-    latecomer = start_latecomer(path)
-    st = os.fstat(old)
-    os.unlink(path)
-    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    remover = LinuxRemover()
-    handoff = Handoff(SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino),
-                      remover._handoff_in_use)  # fmt: skip
-    handoff.warn = lambda _message: None
+    handoff, latecomer = handoff_after_unlink(lockdir, SYSCALLS)
     before = set(keeper_pids())
     first = -1
     try:
@@ -332,9 +324,9 @@ def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> 
         os.unlink(path)  # removed by its owner (or root)
         handoff.step(used=True)
         assert handoff.replaced and flock_held(path)
-        Keeper().take([handoff], remover.view())
+        Keeper().take([handoff], LinuxRemover().view())
         handoff.close()
-        os.close(dir_fd)
+        os.close(handoff.dir_fd)
         with pytest.raises(BlockingIOError):  # still locked, now by the keeper
             fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
         assert flock_held(path)

@@ -23,10 +23,10 @@ from tests.helpers import A
 from tests.redteam.support import (
     CLEANER_WITH_PAUSE,
     cleaner_env,
+    handoff_after_unlink,
     keeper_pids,
     kill_keepers,
     old_inode_fd,
-    start_latecomer,
     stop,
     two_holders,
     wait_for,
@@ -50,25 +50,6 @@ class Clock(Syscalls):
 
     def monotonic(self) -> float:
         return self.now
-
-
-def _handoff(directory: Path, calls: Syscalls) -> tuple[Handoff, subprocess.Popen[str]]:
-    """As `LinuxRemover` leaves it after an unlink: the old file at `directory/A` locked by us,
-    opened by a latecomer (not locked yet), unlinked. The handoff asks the real lock table and
-    fd walk whether the old file is in use."""
-    path = directory / A
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    os.fchmod(fd, 0o666)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    latecomer = start_latecomer(path)
-    st = os.fstat(fd)
-    os.unlink(path)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    remover = LinuxRemover()
-    handoff = Handoff(calls, dir_fd, str(directory), A, fd, (st.st_dev, st.st_ino),
-                      remover._handoff_in_use)  # fmt: skip
-    handoff.warn = lambda _message: None
-    return handoff, latecomer
 
 
 def _done(handoff: Handoff) -> None:
@@ -148,7 +129,7 @@ def test_a_waiter_on_a_replaced_next_generation_never_holds_beside_the_name(
     lockdir: Path, hold: type[Holder]
 ) -> None:
     path = lockdir / A
-    handoff, latecomer = _handoff(lockdir, Syscalls())
+    handoff, latecomer = handoff_after_unlink(lockdir, Syscalls())
     try:
         handoff.step(used=True)
         assert handoff.state == NEW and flock_held(path)
@@ -184,7 +165,7 @@ def test_a_planter_renaming_files_over_the_name_cannot_exhaust_the_cleaners_fds(
     shared_tmp: Path, planter: subprocess.Popen[str]
 ) -> None:
     calls = Clock()
-    handoff, latecomer = _handoff(shared_tmp, calls)
+    handoff, latecomer = handoff_after_unlink(shared_tmp, calls)
     try:
         _plant(planter)  # nobody's file at the name, right after the unlink
         _taken_after_the_patience(handoff, calls)
@@ -210,7 +191,7 @@ def test_a_hard_linked_plant_stalls_the_latecomer_no_longer_than_the_patience(
 ) -> None:
     shared_tmp.chmod(0o1777)
     calls = Clock()
-    handoff, latecomer = _handoff(shared_tmp, calls)
+    handoff, latecomer = handoff_after_unlink(shared_tmp, calls)
     try:
         own = shared_tmp / ".nobodys"
         subprocess.run([*nobody, "touch", str(own)], check=True)
@@ -250,7 +231,7 @@ def test_a_forked_keeper_logs_that_it_took_another_users_file(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     log = tmp_path / "state" / "uvsweep" / "keeper.log"
     shared_tmp.chmod(0o1777)
-    handoff, latecomer = _handoff(shared_tmp, Syscalls())
+    handoff, latecomer = handoff_after_unlink(shared_tmp, Syscalls())
     # as `clean` passes it (its stderr); in the forked keeper, fd 2 is /dev/null
     handoff.warn = lambda message: os.write(2, f"{message}\n".encode()) and None
     before = set(keeper_pids())
@@ -284,9 +265,9 @@ def _broken_pipe(_message: str) -> None:
 
 
 # Fixed; it was P5.
-def test_a_warning_that_cannot_be_written_never_ends_the_handoff(lockdir: Path) -> None:
+def test_a_warning_that_cannot_be_written_never_ends_thehandoff_after_unlink(lockdir: Path) -> None:
     path = lockdir / A
-    handoff, latecomer = _handoff(lockdir, Syscalls())
+    handoff, latecomer = handoff_after_unlink(lockdir, Syscalls())
     handoff.warn = _broken_pipe
     try:
         handoff.step(used=True)
