@@ -25,6 +25,32 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    on one at a time on it while the name stays ours. The handoff stays in `NEW` meanwhile:
    only the last user of the last of them ends it, never a change of the name.
 
+**What a handoff keeps is bounded** (red-team P2: a user renaming fresh files of its own over
+the name made every round keep one more fd, for the whole handoff). Two rules:
+
+- *A replaced file that nothing can reach is closed at once* (`_set_aside`). In the round that
+  re-takes the name, the file we held there is closed if it has no name left (`st_nlink` 0 on
+  our own fd: nobody can open it anew) and the remover's `replaced_in_use` finds no other
+  process with it open (the fd walk, read first) and none waiting on it (the lock table read
+  afresh until our own record on it is in it: every waiter queues behind that record). Our
+  exclusive lock on it was never let go since we took it, so nobody holds it: that lock is the
+  confirming try-lock the old file needs. Then nobody can ever lock it again: it has no name,
+  and no process but us has it open. Anything unknown (an error, a name left, a table that
+  could be read before and not now) keeps it in the handoff, as before: each replaced file is
+  then the old file in its turn, as P1 needs (its waiters must not go on beside the old
+  file's users). Only this first look can close one early: a waiter seen on it once is not
+  forgotten when a signal takes it out of the table for a moment.
+- *The name is re-taken at most `MAX_RETAKES` times a handoff.* Whoever removes or replaces
+  our next generation that often is root, the dir's owner, the owner of the file at the name
+  (a planted file taken after the patience) or, in a plain dir, anyone who may write it: each
+  of them can break uv's exclusion at this name without uvsweep (by removing the file under a
+  uv that holds it), and a tmp cleaner does it once at most (our file is new). So after that,
+  the name is left to whoever changes it, with one warning: the file we held there is set
+  aside as above (closed, or kept for its users in turn), and the handoff goes on only for
+  the old file and the kept ones. A handoff then holds at most its dir, the old file, the new
+  one and `MAX_RETAKES` replaced files (a keeper inherits as many), and says at most
+  `MAX_RETAKES + 1` warnings about the name.
+
 **Whose file may be the next generation** (red-team R4, F5). It must be a regular file, still
 the file at the name once our exclusive try-lock holds (a swap between our open and our lock is
 refused); one with more than one link waits out the patience below, as another user's file
@@ -96,6 +122,9 @@ KEEPER_START_TIMEOUT = 20.0
 #: handoff takes it as the next generation (seconds, on `Syscalls.monotonic`): see the module
 #: docstring. A keeper starts counting afresh.
 FOREIGN_PATIENCE = 5.0
+#: How many times a handoff takes the name again after its next generation was removed or
+#: replaced (see the module docstring): after that, the name is left to whoever changes it.
+MAX_RETAKES = 3
 #: The keeper's hidden subcommand.
 KEEPER_COMMAND = "_keeper"
 
@@ -135,6 +164,11 @@ class Handoff:
         self.new_key: tuple[int, int] | None = None  # (st_dev, st_ino) of the file at new_fd
         self.replaced: list[int] = []  # earlier next generations, removed from the name: locked
         self.name_lost = False  # in NEW: the name is not our file's, and could not be re-taken
+        self.retakes = 0  # how many times the name was taken again in NEW (`MAX_RETAKES`)
+        # of files we hold locked that left the name (dev, ino), those another process has open
+        # or waits on; a remover passes its own look (`replaced_in_use`), unknown is "all"
+        self.replaced_in_use: Callable[[Handoff, list[tuple[int, int]]], set[tuple[int, int]]]
+        self.replaced_in_use = _all_in_use
         self.warn: Callable[[str], None] = _log  # a cleaner passes its progress output
 
     @property
@@ -209,6 +243,16 @@ class Handoff:
             pass  # removed: take it again
         except OSError:
             return  # unknown: keep what we hold, ask again next round
+        if self.retakes >= MAX_RETAKES:
+            gone, self.new_fd, self.new_key = self.new_fd, None, None  # no more re-takes
+            self._set_aside(gone)
+            self._say(
+                f"{self.path}: the next generation of the lock was removed or replaced"
+                f" {self.retakes + 1} times during the handoff; the name is left to whoever"
+                " changes it (who can do that can break uv's lock anyway), still holding the"
+                " old file for its users"
+            )
+            return
         fd = self._next_generation(patient=False)
         if fd is None:
             said, self.name_lost = self.name_lost, True
@@ -220,12 +264,29 @@ class Handoff:
                 )
             return
         self.name_lost = False
-        self.replaced.append(self.new_fd)  # stays locked (it may have waiters) until the end
-        self.new_fd, self.new_key = fd, None
+        self.retakes += 1
+        gone, self.new_fd, self.new_key = self.new_fd, fd, None
+        self._set_aside(gone)  # closed if nothing can reach it, else kept locked for its users
         self._say(
             f"{self.path}: the next generation of the lock was removed or replaced during the"
             " handoff; the lock was taken again on the file at the name now"
         )
+
+    def _set_aside(self, fd: int) -> None:
+        """A file we hold locked that has just left the name: closed at once if it has no
+        name left and no other process has it open or waits on it (see the module docstring),
+        else kept locked in `replaced` until its turn. Never raises: unknown keeps it."""
+        try:
+            st = self.calls.fstat(fd)
+            key = (st.st_dev, st.st_ino)
+            unreachable = st.st_nlink == 0 and key not in self.replaced_in_use(self, [key])
+        except Exception:  # noqa: BLE001 - unknown (no fd to look with, ...): keep it locked
+            unreachable = False
+        if not unreachable:
+            self.replaced.append(fd)  # stays locked (it may have waiters) until its turn
+            return
+        with contextlib.suppress(OSError):
+            self.calls.close(fd)  # no name, no user: nobody can lock it again
 
     def _say(self, message: str) -> None:
         """A warning through `warn`, which may fail (a cleaner's closed stderr): never in the
@@ -327,7 +388,13 @@ class Handoff:
             "directory": self.directory, "name": self.name, "dir_fd": self.dir_fd,
             "old_fd": self.old_fd, "new_fd": self.new_fd, "old_key": list(self.old_key),
             "state": self.state, "followed": sorted(self.followed), "replaced": self.replaced,
+            "retakes": self.retakes,
         }  # fmt: skip
+
+
+def _all_in_use(_handoff: Handoff, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Without a remover's look, every replaced file counts as used (kept to its turn)."""
+    return set(keys)
 
 
 def run(

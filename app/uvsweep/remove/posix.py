@@ -434,6 +434,7 @@ class PosixRemover(Remover):
         target.handle = None  # the handoff owns the old file's fd (and lock) from now on
         target.locked = False
         handoff.warn = self.progress
+        handoff.replaced_in_use = self.replaced_in_use
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
@@ -451,6 +452,8 @@ class PosixRemover(Remover):
         handoff.state = str(item["state"])
         handoff.followed = {int(pid) for pid in item.get("followed", ())}
         handoff.replaced = [int(fd) for fd in item.get("replaced", ())]
+        handoff.retakes = int(item.get("retakes", 0))
+        handoff.replaced_in_use = self.replaced_in_use
         return handoff
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
@@ -494,6 +497,12 @@ class PosixRemover(Remover):
         """Of handoffs whose old file we have just locked, those some process waits for; their
         pids are followed (`Handoff.followed`). None where there is no lock table."""
         return set()
+
+    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
+        """Of files (dev, ino) that `handoff` holds exclusively locked and that have left its
+        name, those another process has open or waits on (red-team P2: the others are closed
+        at once, `Handoff._set_aside`). Here, without a way to look: all of them."""
+        return set(keys)
 
     def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         """See `Remover`: one handoff (see `undo_all`)."""
@@ -865,6 +874,31 @@ class LinuxRemover(PosixRemover):
             handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}
             if mine or unsure or table.unseen(*handoff.old_key, self.known):
                 used.add(handoff)
+        return used
+
+    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
+        """See `PosixRemover`: the fd walk first (whoever has one open, unlinked or not), then
+        the lock table read until our own record on each is in it (whoever waits queues behind
+        that record; a record never seen leaves its waiters unknown: used). Whatever cannot be
+        read counts as used."""
+        if not keys:
+            return set()
+        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
+        try:
+            found, _count = walk_fds(
+                self.proc, pids, {handoff.name}, set(keys), self.calls, self.own_pid
+            )
+        except OSError:  # some process's open files could not be listed: unknown, so in use
+            return set(keys)
+        used = {key for key in keys if found.get(key)}
+        table = self._read_table(keys)
+        if table is None:
+            # never readable: as for the old file (R13's rule keeps such runs to private dirs)
+            return set(keys) if self._table_ever_read else used
+        for key in keys:
+            mine, unsure = table.entries(*key, self.known)
+            if mine or unsure or table.unseen(*key, self.known):
+                used.add(key)
         return used
 
     def old_in_use(self, dev: int, ino: int, path: str) -> bool:
