@@ -79,6 +79,7 @@ class Outcome:
     critical_sections: int = 0
     handoffs: int = 0  # locks the removers handed over to a new file
     keepers: int = 0  # keeper processes started
+    most_fds: int = 0  # the most fds a uvsweep process held at once (when checked)
 
     @property
     def failure(self) -> str | None:
@@ -181,6 +182,7 @@ def run(
             actor.resume()
             out.seen.append(actor.last)
             current = actor
+            world.after_step()
             if world.violation:
                 out.violation = world.violation
                 break
@@ -200,6 +202,7 @@ def run(
     out.critical_sections = sum(a.critical_sections for a in world.actors)
     out.handoffs = sum(getattr(r, "handoffs", 0) for r in out.results.values())
     out.keepers = sum(1 for a in world.actors if a.kind == "keeper")
+    out.most_fds = world.most_fds
     return out
 
 
@@ -287,16 +290,18 @@ class SearchReport:
     keepers: int = 0  # runs in which a keeper took a handoff over
     seed_run: int | None = None  # which random run failed
     finals: set[int] = field(default_factory=set)  # the states runs ended in
+    most_fds: int = 0  # the most fds a uvsweep process held at once, over every run
 
     def summary(self) -> str:
         how = "random" if self.random else "exhaustive"
         how = how if self.complete else f"{how}, stopped by the deadline"
         bound = "" if self.bound is None else f", preemption bound {self.bound}"
         found = "no counterexample" if self.failure is None else "COUNTEREXAMPLE"
+        fds = f" at most {self.most_fds} fds held by uvsweep," if self.most_fds else ""
         return (
             f"{how}{bound}: {self.runs} runs, {self.steps} steps, {self.states} distinct states,"
             f" {self.critical_sections} critical sections, {self.handoffs} runs with a handoff,"
-            f" {self.keepers} with a keeper, {self.seconds:.1f} s: {found}"
+            f" {self.keepers} with a keeper,{fds} {self.seconds:.1f} s: {found}"
         )
 
 
@@ -352,6 +357,7 @@ def dfs(
         report.critical_sections += out.critical_sections
         report.handoffs += bool(out.handoffs)
         report.keepers += bool(out.keepers)
+        report.most_fds = max(report.most_fds, out.most_fds)
         if out.final is not None:
             report.finals.add(out.final)
         if out.failure:
@@ -425,6 +431,7 @@ def random_runs(
         report.critical_sections += out.critical_sections
         report.handoffs += bool(out.handoffs)
         report.keepers += bool(out.keepers)
+        report.most_fds = max(report.most_fds, out.most_fds)
         if out.failure:
             report.failure = out
             report.seed_run = number

@@ -247,3 +247,85 @@ def test_a_keeper_goes_on_counting_the_retakes(lockdir: Path) -> None:
         assert remover.resume_handoff(older).retakes == 0
     finally:
         done_with(handoff)
+
+
+# ---- the Linux remover's look at replaced files (`LinuxRemover.replaced_in_use`) ---------------
+
+
+class Look(Syscalls):
+    """The real calls, but what the look reads can be made to fail or to see nobody."""
+
+    def __init__(
+        self, *, pids: bool = True, table: bytes | OSError | None = None, walk: bool = True
+    ) -> None:
+        self.pids, self.table, self.walk = pids, table, walk
+
+    def list_dir(self, where: int | str) -> list[str]:
+        if where == "/proc" and not self.pids:
+            return []  # a walk that sees no process (as one that may look at none)
+        if where == "/proc" and not self.walk:
+            return ["self", "999999"]  # one process besides us, even alone in a PID namespace
+        if isinstance(where, str) and where.endswith("/fd") and not self.walk:
+            raise OSError(errno.EMFILE, "Too many open files")  # no fd left to list its fds
+        return super().list_dir(where)
+
+    def read(self, path: str) -> bytes:
+        if path == "/proc/locks" and self.table is not None:
+            if isinstance(self.table, OSError):
+                raise self.table
+            return self.table
+        return super().read(path)
+
+
+def set_aside(directory: Path) -> tuple[Handoff, tuple[int, int]]:
+    """A handoff whose next generation has just left the name (the handoff still holds it)."""
+    handoff = handoff_in_new(directory, look=False)
+    st = os.fstat(handoff.new_fd or -1)
+    return handoff, (st.st_dev, st.st_ino)
+
+
+def test_the_look_sees_a_waiter_in_the_lock_table_alone(lockdir: Path, hold: type[Holder]) -> None:
+    handoff, key = set_aside(lockdir)
+    try:
+        hold(lockdir / A, wait=True)  # another user's uv, say: its fds are hidden from us
+        os.unlink(lockdir / A)
+        assert LinuxRemover(calls=Look(pids=False)).replaced_in_use(handoff, [key]) == {key}
+        assert LinuxRemover().replaced_in_use(handoff, [key]) == {key}
+    finally:
+        done_with(handoff)
+
+
+def test_the_look_counts_a_replaced_file_as_used_when_our_own_record_never_shows(
+    lockdir: Path,
+) -> None:
+    handoff, key = set_aside(lockdir)
+    try:
+        os.unlink(lockdir / A)
+        assert LinuxRemover().replaced_in_use(handoff, [key]) == set()  # nobody: it may go
+        # the table read (thrice) never shows our own lock: whoever waits behind it is unknown
+        assert LinuxRemover(calls=Look(table=b"")).replaced_in_use(handoff, [key]) == {key}
+    finally:
+        done_with(handoff)
+
+
+def test_the_look_counts_every_file_as_used_when_the_walk_fails(lockdir: Path) -> None:
+    handoff, key = set_aside(lockdir)
+    try:
+        os.unlink(lockdir / A)
+        assert LinuxRemover(calls=Look(walk=False)).replaced_in_use(handoff, [key]) == {key}
+        assert LinuxRemover().replaced_in_use(handoff, []) == set()
+    finally:
+        done_with(handoff)
+
+
+def test_an_unreadable_lock_table_is_unknown_once_it_was_read(lockdir: Path) -> None:
+    handoff, key = set_aside(lockdir)
+    try:
+        os.unlink(lockdir / A)
+        remover = LinuxRemover(calls=Look(table=PermissionError(errno.EACCES, "denied")))
+        # never readable (R13's rule keeps such runs to private dirs): the walk decides
+        assert remover.replaced_in_use(handoff, [key]) == set()
+        remover._table_ever_read = True  # it was readable a moment ago: unknown, so used
+        assert remover.replaced_in_use(handoff, [key]) == {key}
+    finally:
+        done_with(handoff)
