@@ -329,3 +329,9 @@ def test_an_unreadable_lock_table_is_unknown_once_it_was_read(lockdir: Path) -> 
         assert remover.replaced_in_use(handoff, [key]) == {key}
     finally:
         done_with(handoff)
+
+
+def test_the_readme_states_the_cap_and_the_bound_the_code_has() -> None:
+    text = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"the name is taken again at most {MAX_RETAKES} times in one handoff" in text
+    assert f"a handoff holds at most {MAX_RETAKES + 4} files open" in text
