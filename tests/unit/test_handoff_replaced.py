@@ -335,3 +335,19 @@ def test_the_readme_states_the_cap_and_the_bound_the_code_has() -> None:
     text = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
     assert f"the name is taken again at most {MAX_RETAKES} times in one handoff" in text
     assert f"a handoff holds at most {MAX_RETAKES + 4} files open" in text
+
+
+def test_a_cleaners_handoff_looks_with_its_remover(lockdir: Path) -> None:
+    from uvsweep.remove import Target
+
+    path = lockdir / A
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    st = os.fstat(fd)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover()
+    target = Target(str(lockdir), A, str(path), st.st_dev, st.st_ino, fd, dir_fd)
+    handoff = remover._handoff(target)
+    try:
+        assert handoff.replaced_in_use == remover.replaced_in_use
+    finally:
+        done_with(handoff)
