@@ -1,0 +1,302 @@
+"""Red team: the P2 fix (`Handoff._set_aside`, `MAX_RETAKES`, `LinuxRemover.replaced_in_use`),
+attacked with real files, real flock and real processes. Each test reproduces a finding of
+"Third review: the P2 fix" in FINDINGS.md and is `xfail(strict=True)` with its id until fixed.
+
+The handoff runs in a process of its own as `nobody` (a cleaner that is not root: the P2 fix
+closes a replaced file on what its remover can see, and `nobody` cannot see root's fds); root
+processes play the other user's uv. The handoff process is the real `Handoff` with the real
+`LinuxRemover` look, driven line by line (`HANDOFF`); `nobody` owns the next generation it
+made, so it may rename a fresh file over it in a sticky dir, as the P2 planter does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import procs
+from tests.conftest import APP_DIR, flock_held, need, other_user_python
+from tests.helpers import A
+from tests.redteam.support import handoff_after_unlink, old_inode_fd, stop, wait_for
+from uvsweep.probe.posix import Syscalls
+from uvsweep.remove.handoff import NEW
+from uvsweep.remove.posix import LinuxRemover
+
+pytestmark = [
+    pytest.mark.linux,
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
+]
+
+#: A handoff as `LinuxRemover` leaves it after an unlink (the old file locked by us, unlinked),
+#: run by a cleaner that is not root. It says `new PID OLD_FD` once in NEW (a file of its own
+#: locked at the name). Then, per line on stdin:
+#: - `replace`: a fresh file of its own is renamed over the name (the P2 planter: nobody owns
+#:   the file it replaces) and one round runs with the old file still in use; it says how many
+#:   replaced files it keeps and whether it holds the name;
+#: - `finish SECONDS`: the old file's user is done; rounds run with the remover's own look (the
+#:   lock table, the fd walk, the confirming try-lock) for at most SECONDS; it says its state.
+HANDOFF = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    sys.path.insert(0, sys.argv[3])
+    from uvsweep.probe.posix import Syscalls
+    from uvsweep.remove.handoff import Handoff, run
+    from uvsweep.remove.posix import LinuxRemover
+
+    directory, name = sys.argv[1], sys.argv[2]
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    st = os.fstat(fd)
+    os.unlink(path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover()
+    handoff = Handoff(Syscalls(), dir_fd, directory, name, fd, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)
+    handoff.replaced_in_use = remover.replaced_in_use  # as `LinuxRemover._handoff` passes it
+    handoff.warn = lambda message: None
+    handoff.step(used=True)  # a latecomer has the old file: the next generation is ours
+    print("new", os.getpid(), fd, handoff.state, flush=True)
+    for n, line in enumerate(sys.stdin):
+        word = line.split()
+        if word[0] == "replace":
+            fresh = os.path.join(directory, f".fresh-{n}")
+            os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.rename(fresh, path)
+            handoff.step(used=True)
+            print(len(handoff.replaced), handoff.new_fd is not None, flush=True)
+        elif word[0] == "finish":
+            run([handoff], Syscalls(), wait=float(word[1]), check=remover.handoffs_in_use)
+            print(handoff.state, flush=True)
+    """
+)
+
+#: Another user's uv (root here): opens the name, says `opened`, and takes its blocking
+#: `flock` at the first line on stdin (at once with `now`), saying `locked` when it has it.
+UV = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    print("opened", os.fstat(fd).st_ino, flush=True)
+    if sys.argv[2] != "now":
+        sys.stdin.readline()  # preempted between its open and its flock
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+class Driven:
+    """A child process spoken to by lines."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def hear(self, timeout: float = 30.0) -> str | None:
+        """Its next line, or None if none comes within `timeout` (or it ended)."""
+        out = self.proc.stdout
+        assert out is not None
+        if not select.select([out], [], [], timeout)[0]:
+            return None
+        return out.readline().strip() or None
+
+
+@pytest.fixture
+def sticky(shared_tmp: Path) -> Path:
+    need(
+        other_user_python() is not None,
+        "root and the user nobody (setpriv, util-linux) to run as another user",
+    )
+    shared_tmp.chmod(0o1777)  # like /tmp: anybody may create a name, only its owner remove it
+    return shared_tmp
+
+
+@pytest.fixture
+def handoff(sticky: Path) -> Iterator[Driven]:
+    found = other_user_python()
+    assert found is not None
+    uid, gid, python = found
+    child: subprocess.Popen[str] = procs.popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c", HANDOFF,
+         str(sticky), A, APP_DIR],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+        env=procs.marked_env({"PATH": "/usr/bin:/bin"}),
+    )  # fmt: skip
+    try:
+        yield Driven(child)
+    finally:
+        stop(child)
+
+
+@pytest.fixture
+def uvs() -> Iterator[list[Driven]]:
+    """Start root's uv processes on the name with `start(now)`; all killed at the end."""
+    started: list[Driven] = []
+    yield started
+    for one in started:
+        if one.proc.poll() is None:
+            os.killpg(one.proc.pid, signal.SIGCONT)  # a stopped one, too, goes at once
+        stop(one.proc)
+
+
+def start_uv(started: list[Driven], path: Path, *, now: bool) -> Driven:
+    child: subprocess.Popen[str] = procs.popen(
+        [sys.executable, "-c", UV, str(path), "now" if now else "later"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+    )  # fmt: skip
+    one = Driven(child)
+    started.append(one)
+    said = one.hear()
+    assert said is not None and said.startswith("opened"), said
+    return one
+
+
+def _in_new(handoff: Driven) -> tuple[int, int]:
+    said = handoff.hear()
+    assert said is not None, "the handoff process said nothing"
+    word, pid, old_fd, state = said.split()
+    assert (word, state) == ("new", "new"), said
+    return int(pid), int(old_fd)
+
+
+def _waiting_on(ino: int) -> bool:
+    """Whether `/proc/locks` shows a waiter on inode `ino` (any device)."""
+    text = Path("/proc/locks").read_text()
+    return any("->" in line and line.split()[-3].endswith(f":{ino}") for line in text.splitlines())
+
+
+def _old_file_lockable(pid: int, old_fd: int) -> bool:
+    """Whether the old file (the handoff's, through its /proc fd link) can be locked now: its
+    latecomer would be in its critical section on it. The open is closed again at once."""
+    fd = os.open(f"/proc/{pid}/fd/{old_fd}", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+# ---- Q1: a hidden opener of the replaced file ------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Q1: LinuxRemover.replaced_in_use ignores the hidden-process count of walk_fds: a"
+    " replaced next generation that another user's uv has open (not yet locked) is closed as"
+    " unreachable by a cleaner that is not root; that uv then locks it beside the old file's user",
+)
+def test_a_replaced_file_another_users_uv_has_open_stays_locked(
+    sticky: Path, handoff: Driven, uvs: list[Driven]
+) -> None:
+    path = sticky / A
+    pid, old_fd = _in_new(handoff)
+    assert flock_held(path)  # the next generation, nobody's own file, is locked at the name
+    opener = start_uv(uvs, path, now=False)  # root's uv opened it; preempted before its flock
+    handoff.say("replace")  # nobody renames a fresh file over the name: re-taken
+    kept, named = (handoff.hear() or "? ?").split()
+    assert named == "True" and flock_held(path)
+    opener.say("go")  # its flock: it must wait behind the handoff's lock on the file it opened
+    locked = opener.hear(timeout=2.0) == "locked"
+    # the handoff is still in NEW: the old file is its latecomer's now, one at a time
+    assert not (locked and _old_file_lockable(pid, old_fd)), (
+        f"two holders: root's uv locked the replaced file ({kept} kept, so it was closed) while"
+        " the old file's user can lock the old inode"
+    )
+
+
+# ---- Q2: a replaced file's waiter, seen once, is forgotten at its turn ----------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Q2: Handoff._next_in_line starts the replaced file's turn with `followed` empty:"
+    " its waiter seen by replaced_in_use is not followed; stopped (Ctrl-Z) or woken and not yet"
+    " run when the turn comes, a cleaner that is not root sees nobody, ends the handoff and"
+    " frees the name, and the waiter then locks the replaced file beside a new uv at the name",
+)
+def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn(
+    sticky: Path, handoff: Driven, uvs: list[Driven]
+) -> None:
+    path = sticky / A
+    _in_new(handoff)
+    ino = path.stat().st_ino
+    waiter = start_uv(uvs, path, now=True)  # root's uv waits behind the handoff's lock
+    wait_for(lambda: _waiting_on(ino), what="root's uv waiting on the next generation")
+    handoff.say("replace")
+    assert handoff.hear() == "1 True"  # seen waiting: kept, as the P2 fix intends
+    os.kill(waiter.proc.pid, signal.SIGSTOP)  # its user presses Ctrl-Z while it waits
+    wait_for(lambda: not _waiting_on(ino), what="the stopped waiter out of the lock table")
+    handoff.say("finish 3")  # the old file's user is done: the replaced file's turn
+    state = handoff.hear()
+    os.kill(waiter.proc.pid, signal.SIGCONT)  # fg: it waits again, on the replaced file
+    locked = waiter.hear(timeout=5.0) == "locked"
+    assert not (locked and not flock_held(path)), (
+        f"two holders: root's uv holds the replaced file and the name is free (handoff {state})"
+    )
+
+
+# ---- Q3: a replaced file renamed away before it was unlinked --------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Q3: replaced_in_use walks the fds with the lock name as a filter; a next generation"
+    " renamed away from the name and then unlinked shows the other name in its openers' fd"
+    " links, so even a root cleaner finds no opener and closes it; the opener then locks it"
+    " beside the old file's user",
+)
+def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_it_open(
+    lockdir: Path, uvs: list[Driven]
+) -> None:
+    path = lockdir / A
+    handoff, latecomer = handoff_after_unlink(lockdir, Syscalls())
+    handoff.replaced_in_use = LinuxRemover().replaced_in_use  # as a cleaner's handoff has it
+    old_fd = -1
+    try:
+        handoff.step(used=True)
+        assert handoff.state == NEW and flock_held(path)
+        opener = start_uv(uvs, path, now=False)  # a uv opened the next generation, preempted
+        # whoever may (its owner, the dir's owner, root) moves it away and then removes it, and
+        # a fresh file is put at the name
+        away = lockdir / ".moved"
+        os.rename(path, away)
+        os.unlink(away)
+        path.touch()
+        handoff.step(used=True)  # re-taken: the file at the name is ours again
+        assert flock_held(path)
+        opener.say("go")  # its flock: it must wait behind our lock on the file it opened
+        locked = opener.hear(timeout=2.0) == "locked"
+        old_fd = old_inode_fd(latecomer.pid, A)
+        try:
+            fcntl.flock(old_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the old file's user goes in
+            old_locked = True
+        except BlockingIOError:
+            old_locked = False
+        assert not (locked and old_locked), (
+            f"two holders: the opener locked the replaced file ({len(handoff.replaced)} kept, so"
+            " it was closed) while the old file's user holds the old inode"
+        )
+    finally:
+        if old_fd >= 0:
+            os.close(old_fd)
+        stop(latecomer)
+        handoff.close()
+        os.close(handoff.dir_fd)
