@@ -11,6 +11,7 @@ made, so it may rename a fresh file over it in a sticky dir, as the P2 planter d
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -26,7 +27,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from tests.helpers import A
-from tests.redteam.support import handoff_after_unlink, old_inode_fd, stop, wait_for
+from tests.redteam.support import handoff_after_unlink, stop, wait_for
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove.handoff import NEW
 from uvsweep.remove.posix import LinuxRemover
@@ -81,13 +82,13 @@ HANDOFF = textwrap.dedent(
     """
 )
 
-#: Another user's uv (root here): opens the name, says `opened`, and takes its blocking
+#: Another user's uv (root here): opens the name, says `opened INO FD`, and takes its blocking
 #: `flock` at the first line on stdin (at once with `now`), saying `locked` when it has it.
 UV = textwrap.dedent(
     """
     import fcntl, os, sys, time
     fd = os.open(sys.argv[1], os.O_RDWR)
-    print("opened", os.fstat(fd).st_ino, flush=True)
+    print("opened", os.fstat(fd).st_ino, fd, flush=True)
     if sys.argv[2] != "now":
         sys.stdin.readline()  # preempted between its open and its flock
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -102,6 +103,7 @@ class Driven:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
+        self.link = ""  # a uv's open lock file, as a /proc fd link (`start_uv`)
 
     def say(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -127,18 +129,31 @@ def sticky(shared_tmp: Path) -> Path:
     return shared_tmp
 
 
+#: How the handoff process's `/proc` is mounted: as the host's, or `hidepid=2` (a new proc
+#: instance in a mount namespace of its own), where other users' processes are not even listed
+#: (`walk_fds` then counts none of them as hidden).
+PROCS = ["plain", "hidepid=2"]
+
+
 @pytest.fixture
-def handoff(sticky: Path) -> Iterator[Driven]:
+def handoff(sticky: Path, request: pytest.FixtureRequest) -> Iterator[Driven]:
     found = other_user_python()
     assert found is not None
     uid, gid, python = found
+    as_nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    argv = [*as_nobody, python, "-c", HANDOFF, str(sticky), A, APP_DIR]
+    proc = getattr(request, "param", "plain")
+    if proc != "plain":
+        script = f'mount -t proc -o {proc} proc /proc || exit 99; exec "$@"'
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
     child: subprocess.Popen[str] = procs.popen(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c", HANDOFF,
-         str(sticky), A, APP_DIR],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
         env=procs.marked_env({"PATH": "/usr/bin:/bin"}),
     )  # fmt: skip
     try:
+        if proc != "plain" and child.stdout is not None:
+            ready = select.select([child.stdout], [], [], 30.0)[0]
+            need(bool(ready) and child.poll() != 99, f"a proc mount with {proc} (root, unshare)")
         yield Driven(child)
     finally:
         stop(child)
@@ -164,6 +179,7 @@ def start_uv(started: list[Driven], path: Path, *, now: bool) -> Driven:
     started.append(one)
     said = one.hear()
     assert said is not None and said.startswith("opened"), said
+    one.link = f"/proc/{child.pid}/fd/{said.split()[2]}"  # its open file, as it sees it
     return one
 
 
@@ -181,17 +197,30 @@ def _waiting_on(ino: int) -> bool:
     return any("->" in line and line.split()[-3].endswith(f":{ino}") for line in text.splitlines())
 
 
-def _old_file_lockable(pid: int, old_fd: int) -> bool:
-    """Whether the old file (the handoff's, through its /proc fd link) can be locked now: its
-    latecomer would be in its critical section on it. The open is closed again at once."""
-    fd = os.open(f"/proc/{pid}/fd/{old_fd}", os.O_RDONLY)
+def two_in(*links: str) -> bool:
+    """Whether every one of these files (each through a /proc fd link: a process's own open
+    file, as it sees it) can be locked exclusively at once: as many processes in their critical
+    sections of the one lock. The test's own locks go with its opens, at once."""
+    fds: list[int] = []
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for link in links:
+            fds.append(os.open(link, os.O_RDONLY))
+            fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
     return True
+
+
+def _deleted_link(pid: int) -> str:
+    """The /proc fd link of the unlinked lock file process `pid` has open."""
+    for entry in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{entry}").endswith(f"/{A} (deleted)"):
+                return f"/proc/{pid}/fd/{entry}"
+    raise AssertionError(f"pid {pid} has no unlinked {A} open")
 
 
 # ---- Q1: a hidden opener of the replaced file ------------------------------------------------
@@ -203,6 +232,7 @@ def _old_file_lockable(pid: int, old_fd: int) -> bool:
     " replaced next generation that another user's uv has open (not yet locked) is closed as"
     " unreachable by a cleaner that is not root; that uv then locks it beside the old file's user",
 )
+@pytest.mark.parametrize("handoff", PROCS, indirect=True)
 def test_a_replaced_file_another_users_uv_has_open_stays_locked(
     sticky: Path, handoff: Driven, uvs: list[Driven]
 ) -> None:
@@ -213,12 +243,11 @@ def test_a_replaced_file_another_users_uv_has_open_stays_locked(
     handoff.say("replace")  # nobody renames a fresh file over the name: re-taken
     kept, named = (handoff.hear() or "? ?").split()
     assert named == "True" and flock_held(path)
-    opener.say("go")  # its flock: it must wait behind the handoff's lock on the file it opened
-    locked = opener.hear(timeout=2.0) == "locked"
-    # the handoff is still in NEW: the old file is its latecomer's now, one at a time
-    assert not (locked and _old_file_lockable(pid, old_fd)), (
-        f"two holders: root's uv locked the replaced file ({kept} kept, so it was closed) while"
-        " the old file's user can lock the old inode"
+    # when root's uv runs again, its flock must wait behind the handoff's lock on the file it
+    # opened: the handoff is still in NEW, the old file its latecomer's, one at a time
+    assert not two_in(opener.link, f"/proc/{pid}/fd/{old_fd}"), (
+        f"two holders: root's uv can lock the replaced file it opened ({kept} kept: it was"
+        " closed) while the old file's user can lock the old inode"
     )
 
 
@@ -246,10 +275,11 @@ def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn(
     wait_for(lambda: not _waiting_on(ino), what="the stopped waiter out of the lock table")
     handoff.say("finish 3")  # the old file's user is done: the replaced file's turn
     state = handoff.hear()
-    os.kill(waiter.proc.pid, signal.SIGCONT)  # fg: it waits again, on the replaced file
-    locked = waiter.hear(timeout=5.0) == "locked"
-    assert not (locked and not flock_held(path)), (
-        f"two holders: root's uv holds the replaced file and the name is free (handoff {state})"
+    # `fg`: it waits again on the replaced file, which must not be free while a new uv can
+    # lock the file at the name
+    assert not two_in(waiter.link, str(path)), (
+        f"two holders: the replaced file root's uv waits on and the file at the name are both"
+        f" free (handoff {state})"
     )
 
 
@@ -269,7 +299,6 @@ def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_
     path = lockdir / A
     handoff, latecomer = handoff_after_unlink(lockdir, Syscalls())
     handoff.replaced_in_use = LinuxRemover().replaced_in_use  # as a cleaner's handoff has it
-    old_fd = -1
     try:
         handoff.step(used=True)
         assert handoff.state == NEW and flock_held(path)
@@ -282,21 +311,12 @@ def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_
         path.touch()
         handoff.step(used=True)  # re-taken: the file at the name is ours again
         assert flock_held(path)
-        opener.say("go")  # its flock: it must wait behind our lock on the file it opened
-        locked = opener.hear(timeout=2.0) == "locked"
-        old_fd = old_inode_fd(latecomer.pid, A)
-        try:
-            fcntl.flock(old_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the old file's user goes in
-            old_locked = True
-        except BlockingIOError:
-            old_locked = False
-        assert not (locked and old_locked), (
-            f"two holders: the opener locked the replaced file ({len(handoff.replaced)} kept, so"
-            " it was closed) while the old file's user holds the old inode"
+        # when the opener runs again, its flock must wait behind our lock on the file it opened
+        assert not two_in(opener.link, _deleted_link(latecomer.pid)), (
+            f"two holders: the opener can lock the replaced file ({len(handoff.replaced)} kept:"
+            " it was closed) while the old file's user can lock the old inode"
         )
     finally:
-        if old_fd >= 0:
-            os.close(old_fd)
         stop(latecomer)
         handoff.close()
         os.close(handoff.dir_fd)
