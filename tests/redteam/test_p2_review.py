@@ -29,7 +29,7 @@ from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from tests.helpers import A
 from tests.redteam.support import handoff_after_unlink, stop, wait_for
 from uvsweep.probe.posix import Syscalls
-from uvsweep.remove.handoff import NEW
+from uvsweep.remove.handoff import NEW, run
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -315,6 +315,44 @@ def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_
         assert not two_in(opener.link, _deleted_link(latecomer.pid)), (
             f"two holders: the opener can lock the replaced file ({len(handoff.replaced)} kept:"
             " it was closed) while the old file's user can lock the old inode"
+        )
+    finally:
+        stop(latecomer)
+        handoff.close()
+        os.close(handoff.dir_fd)
+
+
+# ---- Q4: a replaced file with a name elsewhere, in its turn ----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Q4: in a replaced file's turn (`_next_in_line`) handoffs_in_use walks the fds with"
+    " the lock name as a filter; a next generation renamed away from the name (kept: it has a"
+    " name) shows the new name in its openers' fd links, so even a root cleaner ends the"
+    " handoff while one of them has it open and frees the name",
+)
+def test_a_replaced_file_renamed_away_is_followed_in_its_turn(
+    lockdir: Path, uvs: list[Driven]
+) -> None:
+    path = lockdir / A
+    handoff, latecomer = handoff_after_unlink(lockdir, Syscalls())
+    remover = LinuxRemover()
+    handoff.replaced_in_use = remover.replaced_in_use  # as a cleaner's handoff has it
+    try:
+        handoff.step(used=True)
+        assert handoff.state == NEW and flock_held(path)
+        opener = start_uv(uvs, path, now=False)  # a uv opened the next generation, preempted
+        os.rename(path, lockdir / ".moved")  # moved away by whoever may (owner, dir owner, root)
+        path.touch()  # and a fresh file put at the name
+        handoff.step(used=True)
+        assert len(handoff.replaced) == 1 and flock_held(path)  # kept: it has a name
+        stop(latecomer)  # the old file's user is done: the replaced file's turn
+        run([handoff], Syscalls(), wait=2.0, check=remover.handoffs_in_use)
+        # when the opener runs again, a new uv at the name must still wait
+        assert not two_in(opener.link, str(path)), (
+            f"two holders: the replaced file the opener has open and the file at the name are"
+            f" both free (handoff {handoff.state})"
         )
     finally:
         stop(latecomer)
