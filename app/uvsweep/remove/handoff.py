@@ -35,11 +35,17 @@ the name made every round keep one more fd, for the whole handoff). Two rules:
   afresh until our own record on it is in it: every waiter queues behind that record). Our
   exclusive lock on it was never let go since we took it, so nobody holds it: that lock is the
   confirming try-lock the old file needs. Then nobody can ever lock it again: it has no name,
-  and no process but us has it open. Anything unknown (an error, a name left, a table that
-  could be read before and not now) keeps it in the handoff, as before: each replaced file is
-  then the old file in its turn, as P1 needs (its waiters must not go on beside the old
-  file's users). Only this first look can close one early: a waiter seen on it once is not
-  forgotten when a signal takes it out of the table for a moment.
+  and no process but us has it open. The walk matches by inode whatever name a link shows (the
+  file may have been moved to another name first: red-team Q3), and a cleaner that cannot
+  look into every process's fds (not root, or any process hidden) closes none early (an
+  opener between its open and its flock shows nowhere else: Q1). Anything unknown (an error,
+  a name left, a table that could be read before and not now) keeps it in the handoff, as
+  before: each replaced file is then the old file in its turn, as P1 needs (its waiters must
+  not go on beside the old file's users). Only this first look can close one early. The pids
+  a look sees waiting on a kept file (`seen`), at its set-aside and once more just before its
+  turn, are followed in its turn as the old file's are (Q2): a waiter seen once is not
+  forgotten when a signal takes it out of the table for a moment. In its turn its openers are
+  found by inode whatever their links show (`old_was_new`, Q4).
 - *The name is re-taken at most `MAX_RETAKES` times a handoff.* Whoever removes or replaces
   our next generation that often is root, the dir's owner, the owner of the file at the name
   (a planted file taken after the patience) or, in a plain dir, anyone who may write it: each
@@ -169,6 +175,12 @@ class Handoff:
         # or waits on; a remover passes its own look (`replaced_in_use`), unknown is "all"
         self.replaced_in_use: Callable[[Handoff, list[tuple[int, int]]], set[tuple[int, int]]]
         self.replaced_in_use = _all_in_use
+        # the pids a remover's look saw waiting on a replaced file (by its (dev, ino)):
+        # followed in that file's turn (`_next_in_line`), as `followed` is for the old file
+        self.seen: dict[tuple[int, int], set[int]] = {}
+        # the old file is a former next generation: it may have been moved to another name
+        # since, so its openers are found by inode whatever their fd links show
+        self.old_was_new = False
         self.warn: Callable[[str], None] = _log  # a cleaner passes its progress output
 
     @property
@@ -218,13 +230,17 @@ class Handoff:
         file was, and so on down the line."""
         try:
             st = self.calls.fstat(self.replaced[0])
-        except OSError:
-            return  # unknown: everything stays locked, and the next round tries again
+            key = (st.st_dev, st.st_ino)
+            # who waits on it now, behind our lock (the pids a look sees are remembered in
+            # `seen`): with those seen before, followed in its turn (red-team Q2)
+            self.replaced_in_use(self, [key])
+        except Exception:  # noqa: BLE001 - unknown: everything stays locked, next round again
+            return
         if self.old_fd is not None:
             with contextlib.suppress(OSError):
                 self.calls.close(self.old_fd)  # no name, no user: nobody can lock it again
-        self.old_fd, self.followed = self.replaced.pop(0), set()
-        self.old_key = (st.st_dev, st.st_ino)
+        self.old_fd, self.followed = self.replaced.pop(0), self.seen.pop(key, set())
+        self.old_key, self.old_was_new = key, True
         self.calls.flock(self.old_fd, LOCK_UN)
 
     def _keep_the_name(self) -> None:
@@ -279,12 +295,14 @@ class Handoff:
         try:
             st = self.calls.fstat(fd)
             key = (st.st_dev, st.st_ino)
-            unreachable = st.st_nlink == 0 and key not in self.replaced_in_use(self, [key])
+            used = key in self.replaced_in_use(self, [key])  # (its waiters' pids are `seen`)
+            unreachable = st.st_nlink == 0 and not used
         except Exception:  # noqa: BLE001 - unknown (no fd to look with, ...): keep it locked
             unreachable = False
         if not unreachable:
             self.replaced.append(fd)  # stays locked (it may have waiters) until its turn
             return
+        self.seen.pop(key, None)
         with contextlib.suppress(OSError):
             self.calls.close(fd)  # no name, no user: nobody can lock it again
 
@@ -388,7 +406,8 @@ class Handoff:
             "directory": self.directory, "name": self.name, "dir_fd": self.dir_fd,
             "old_fd": self.old_fd, "new_fd": self.new_fd, "old_key": list(self.old_key),
             "state": self.state, "followed": sorted(self.followed), "replaced": self.replaced,
-            "retakes": self.retakes,
+            "retakes": self.retakes, "old_was_new": self.old_was_new,
+            "seen": [[*key, sorted(pids)] for key, pids in self.seen.items()],
         }  # fmt: skip
 
 
