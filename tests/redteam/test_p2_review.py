@@ -6,7 +6,12 @@ The handoff runs in a process of its own as `nobody` (a cleaner that is not root
 closes a replaced file on what its remover can see, and `nobody` cannot see root's fds); root
 processes play the other user's uv. The handoff process is the real `Handoff` with the real
 `LinuxRemover` look, driven line by line (`HANDOFF`); `nobody` owns the next generation it
-made, so it may rename a fresh file over it in a sticky dir, as the P2 planter does.
+made, so it may rename a fresh file over it in a sticky dir, as the P2 planter does. Q3, Q4
+and Q5 hold for a root cleaner too: their handoffs run in the test process.
+
+Every check is exclusive try-locks held at once on the files uv processes would lock (all free:
+as many uv processes in their critical sections), never a wait for a child's word, so a loaded
+machine changes nothing but the time taken.
 """
 
 from __future__ import annotations
@@ -161,7 +166,7 @@ def handoff(sticky: Path, request: pytest.FixtureRequest) -> Iterator[Driven]:
 
 @pytest.fixture
 def uvs() -> Iterator[list[Driven]]:
-    """Start root's uv processes on the name with `start(now)`; all killed at the end."""
+    """Root's uv processes a test starts (`start_uv`); all killed at the end."""
     started: list[Driven] = []
     yield started
     for one in started:
