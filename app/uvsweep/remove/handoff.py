@@ -53,9 +53,10 @@ the name made every round keep one more fd, for the whole handoff). Two rules:
   uv that holds it), and a tmp cleaner does it once at most (our file is new). So after that,
   the name is left to whoever changes it, with one warning: the file we held there is set
   aside as above (closed, or kept for its users in turn), and the handoff goes on only for
-  the old file and the kept ones. A handoff then holds at most its dir, the old file, the new
-  one and `MAX_RETAKES` replaced files (a keeper inherits as many), and says at most
-  `MAX_RETAKES + 1` warnings about the name.
+  the old file and the kept ones. A handoff then holds at most its dir, the old file and
+  `MAX_RETAKES + 1` files that were at the name (the new one and the replaced ones; a keeper
+  inherits as many), and says at most `2 * MAX_RETAKES + 1` warnings about the name (a
+  re-take may follow a round that said the name could not be locked).
 
 **Whose file may be the next generation** (red-team R4, F5). It must be a regular file, still
 the file at the name once our exclusive try-lock holds (a swap between our open and our lock is
@@ -427,9 +428,17 @@ def run(
     """Step every handoff until all are over, `wait` seconds pass or `stop()`; the unfinished.
 
     `check`, if given, says in one pass over the OS's tables which handoffs' old files are in
-    use (one `/proc` walk a round, however many handoffs).
+    use (one `/proc` walk a round, however many handoffs). `stop()` and the wait are heeded
+    between two handoffs' steps too: a step may look at the OS's tables itself (a next
+    generation taken again), and a round of a thousand such steps must not outlast a Ctrl-C
+    (red-team Q5); a handoff left without its step this round is as it was, and unfinished.
     """
     from uvsweep.remove import backoff  # the package imports this module
+
+    began = calls.monotonic()
+
+    def over() -> bool:
+        return stop() or (wait is not None and calls.monotonic() - began >= wait)
 
     pending = list(handoffs)
     for waited in backoff(limit=limit, calls=calls):
@@ -439,10 +448,14 @@ def run(
             used = check(pending) if check is not None else None
         except Exception:  # noqa: BLE001 - unknown is not "unused": keep every lock this round
             used = set(pending)
-        pending = [
-            handoff for handoff in pending
-            if not handoff.step(None if used is None else handoff in used)
-        ]  # fmt: skip
+        left: list[Handoff] = []
+        for index, handoff in enumerate(pending):
+            if index and over():
+                left.extend(pending[index:])
+                break
+            if not handoff.step(None if used is None else handoff in used):
+                left.append(handoff)
+        pending = left
         if not pending or (wait is not None and waited >= wait) or stop():
             break
     return pending
