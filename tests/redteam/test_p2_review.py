@@ -1,6 +1,7 @@
 """Red team: the P2 fix (`Handoff._set_aside`, `MAX_RETAKES`, `LinuxRemover.replaced_in_use`),
 attacked with real files, real flock and real processes. Each test reproduces a finding of
-"Third review: the P2 fix" in FINDINGS.md and is `xfail(strict=True)` with its id until fixed.
+"Third review: the P2 fix" in FINDINGS.md (Q1 to Q5). Each was `xfail(strict=True)` and failed
+on the P2 fix as it was (`10c08a3`); each passes with its fix.
 
 The handoff runs in a process of its own as `nobody` (a cleaner that is not root: the P2 fix
 closes a replaced file on what its remover can see, and `nobody` cannot see root's fds); root
@@ -231,12 +232,6 @@ def _deleted_link(pid: int) -> str:
 # ---- Q1: a hidden opener of the replaced file ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Q1: LinuxRemover.replaced_in_use ignores the hidden-process count of walk_fds: a"
-    " replaced next generation that another user's uv has open (not yet locked) is closed as"
-    " unreachable by a cleaner that is not root; that uv then locks it beside the old file's user",
-)
 @pytest.mark.parametrize("handoff", PROCS, indirect=True)
 def test_a_replaced_file_another_users_uv_has_open_stays_locked(
     sticky: Path, handoff: Driven, uvs: list[Driven]
@@ -259,13 +254,6 @@ def test_a_replaced_file_another_users_uv_has_open_stays_locked(
 # ---- Q2: a replaced file's waiter, seen once, is forgotten at its turn ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Q2: Handoff._next_in_line starts the replaced file's turn with `followed` empty:"
-    " its waiter seen by replaced_in_use is not followed; stopped (Ctrl-Z) or woken and not yet"
-    " run when the turn comes, a cleaner that is not root sees nobody, ends the handoff and"
-    " frees the name, and the waiter then locks the replaced file beside a new uv at the name",
-)
 def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn(
     sticky: Path, handoff: Driven, uvs: list[Driven]
 ) -> None:
@@ -291,13 +279,6 @@ def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn(
 # ---- Q3: a replaced file renamed away before it was unlinked --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Q3: replaced_in_use walks the fds with the lock name as a filter; a next generation"
-    " renamed away from the name and then unlinked shows the other name in its openers' fd"
-    " links, so even a root cleaner finds no opener and closes it; the opener then locks it"
-    " beside the old file's user",
-)
 def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_it_open(
     lockdir: Path, uvs: list[Driven]
 ) -> None:
@@ -330,13 +311,6 @@ def test_a_replaced_file_renamed_away_and_unlinked_is_closed_only_if_nobody_has_
 # ---- Q4: a replaced file with a name elsewhere, in its turn ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Q4: in a replaced file's turn (`_next_in_line`) handoffs_in_use walks the fds with"
-    " the lock name as a filter; a next generation renamed away from the name (kept: it has a"
-    " name) shows the new name in its openers' fd links, so even a root cleaner ends the"
-    " handoff while one of them has it open and frees the name",
-)
 def test_a_replaced_file_renamed_away_is_followed_in_its_turn(
     lockdir: Path, uvs: list[Driven]
 ) -> None:
@@ -385,13 +359,6 @@ class _Walks(Syscalls):
         return super().list_dir(where)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Q5: each re-take's set-aside walks /proc and reads the lock table for its handoff"
-    " alone, inside the round, where neither Ctrl-C nor clean's wait is checked: a tmp cleaner"
-    " that removes every next generation at once costs one walk per handoff after a Ctrl-C"
-    " (R6 again)",
-)
 def test_ctrl_c_is_honoured_after_one_pass_when_every_next_generation_is_removed(
     lockdir: Path,
 ) -> None:
