@@ -408,20 +408,6 @@ class PosixRemover(Remover):
                 found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
         return found
 
-    def still_named(self, target: Target) -> bool:
-        """See `Remover`."""
-        return self._named(target) is not None
-
-    def _named(self, target: Target) -> os.stat_result | None:
-        """The name's lstat if it is still the very file we hold (a regular file), else None."""
-        try:
-            st = self.lstat(target.name, target.dir_handle)
-        except OSError:
-            return None
-        if st.st_ino != target.ino or st.st_dev != target.dev or not stat.S_ISREG(st.st_mode):
-            return None
-        return st
-
     def changed(self, target: Target) -> str | None:
         """See `Remover`: the name still that file, and the file itself as it was checked.
 
