@@ -103,8 +103,10 @@ def test_a_removal_keeps_the_table_warm_and_leaves_nothing_behind(tmp_path: Path
         result = remover.remove([str(tmp_path / "d")], Policy())
     assert len(result.removed) == 600 and not result.skipped and not result.errors
     (warmer,) = made
-    # 600 opens and 600 unlinks: started at the first, then every EVERY-th
-    assert warmer.reads == 1 + (1200 - 1) // TableWarmer.EVERY
+    # told of 600 opens and 600 unlinks; started at the first, then it read every EVERY-th
+    # once the first read was over (it may wait for a grace period meanwhile)
+    assert warmer.ticks == 1200
+    assert 2 <= warmer.reads <= 1 + (1200 - 1) // TableWarmer.EVERY
     # with the table warm, the removal reads it on its own thread
     assert beside == []
     assert warmer.fd == -1 and remover._warmer is None
@@ -150,3 +152,62 @@ def test_it_is_stopped_before_a_handoff_can_fork_a_keeper() -> None:
     assert _warm_threads() or warmer.reads == 1  # started
     remover.undo_all([], CleanResult([]))
     assert remover._warmer is None and warmer.fd == -1 and not _warm_threads()
+
+
+def test_its_fd_may_be_0_and_is_used_and_closed_there() -> None:
+    """A cleaner started with stdin closed opens the table as fd 0 (mutation run 5c: `fd > 0`
+    in `tick` or `_close` read nothing, or left fd 0 open)."""
+    saved = os.dup(0)
+    try:
+        os.close(0)
+        warmer = TableWarmer()
+        warmer.tick()
+        assert warmer.fd == 0
+        assert warmer._first is not None
+        warmer._first.wait()
+        for _ in range(TableWarmer.EVERY):
+            warmer.tick()
+        assert warmer.reads == 2
+        warmer.stop()
+        with pytest.raises(OSError):
+            os.fstat(0)  # closed
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_one_that_could_not_start_never_starts_later(tmp_path: Path) -> None:
+    table = tmp_path / "locks"
+    warmer = TableWarmer(str(table))
+    warmer.tick()  # nothing to open yet
+    table.write_text("1: FLOCK  ADVISORY  WRITE 1 00:2d:1 0 EOF\n")
+    for _ in range(3 * TableWarmer.EVERY):
+        warmer.tick()
+    assert warmer.reads == 0 and warmer.fd == -1 and warmer._first is None
+
+
+def test_the_removals_thread_never_reads_while_the_first_read_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first read may wait for a grace period on its thread: the removal's own reads start
+    only once it is over (one fd, read by one thread at a time)."""
+    release = threading.Event()
+    real_read = os.read
+
+    def read(fd: int, size: int) -> bytes:
+        if threading.current_thread().name == "uvsweep-beside":
+            release.wait(10)  # as a grace period that lasts
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", read)
+    warmer = TableWarmer()
+    warmer.tick()
+    for _ in range(2 * TableWarmer.EVERY):
+        warmer.tick()
+    assert warmer.reads == 0  # the first is still waiting, and nobody else read
+    release.set()
+    assert warmer._first is not None
+    warmer._first.wait()
+    assert warmer.reads == 1
+    warmer.tick()
+    warmer.stop()

@@ -318,12 +318,14 @@ class TableWarmer:
         self.path = path
         self.fd = -1
         self.reads = 0  # how many reads it made (for tests)
+        self.ticks = 0  # how many files it was told of (for tests)
         self._count = self.EVERY - 1  # the first tick starts it
         self._first: Beside | None = None
         self._off = False  # stopped, or it could not start
 
     def tick(self) -> None:
         """One more file gone through: read a byte of the table every `EVERY` of them."""
+        self.ticks += 1
         self._count += 1
         if self._count < self.EVERY or self._off:
             return
