@@ -7,6 +7,7 @@ Each test names the mutation it was shown to fail under (applied by hand and by
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -1257,6 +1258,135 @@ def test_a_fork_that_fails_leaves_no_pipe_of_ours_open(
     finally:
         os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
         os.close(handoffs[0].dir_fd)
+
+
+def test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_second_fork`'s `pid = 0` -> `1` when the second fork fails (run 5): a cleaner at
+    its process limit after the first fork (here `os.fork` fails in every process but this
+    one, EAGAIN) must let its first copy be the keeper, our child (reaped by the next clean),
+    rather than have it exit too: then no copy is left, `fork` raises, and the cleaner waits
+    out the old file's users itself although a keeper had started."""
+    import errno
+
+    from uvsweep.remove import handoff as handoff_module
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    real_fork, cleaner = os.fork, os.getpid()
+
+    def fork_here_only() -> int:
+        if os.getpid() != cleaner:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    handoffs = _one_handoff(lockdir)
+    keeper = 0
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fork", fork_here_only)
+            keeper = Keeper().fork(handoffs, {"platform": "linux"})
+        with open(f"/proc/{keeper}/stat", encoding="ascii") as stat:
+            parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        assert parent == os.getpid(), "the keeper is not the cleaner's first copy"
+        assert keeper in handoff_module._FORKED, "our child keeper is never reaped"
+    finally:
+        if keeper:
+            os.kill(keeper, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(keeper, 0)
+            with contextlib.suppress(ValueError):
+                handoff_module._FORKED.remove(keeper)
+        os.close(handoffs[0].old_fd)  # type: ignore[arg-type]
+        os.close(handoffs[0].dir_fd)
+
+
+def test_a_handoff_whose_old_file_nobody_uses_closes_its_fd(lockdir: Path) -> None:
+    """Kills `Handoff._drop_old(close=True)`'s default -> `False` (run 4's open one): a handoff
+    whose old file turns out unused ends at once (`released_unused`), and nothing closes it
+    after that (`undo_all` closes only the handoffs left to a keeper or given up): left open,
+    its fd leaked for the process's life, one for each such handoff of a tray that cleans all
+    day. The old file's fd is closed (and its lock gone) when the handoff ends."""
+    from uvsweep.probe.posix import SYSCALLS
+
+    (lockdir / A).touch()
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    fd = os.open(lockdir / A, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st = os.fstat(fd)
+        handoff = Handoff(
+            SYSCALLS, dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda _h: False
+        )
+        assert handoff.step() is True
+        assert handoff.released_unused and handoff.old_fd is None
+        assert not _fd_open(fd), "the old file's fd stays open after its handoff ended"
+        assert not flock_held(lockdir / A)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        os.close(dir_fd)
+
+
+def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold: type[Holder]
+) -> None:
+    """Kills `_become_keeper`'s `fd != null and fd not in keep` -> `or` (run 4's open one): a
+    cleaner started with stdin and stdout closed opens the handoff's dir as fd 0 and the old
+    file as fd 1; a forked keeper that puts /dev/null on its stdio must skip the fds it keeps,
+    or the old file's lock goes with the cleaner's copy. Here a new uv holds the file at the
+    name, so the handoff stays in `OLD`: the keeper must hold the old file's lock, or its
+    waiters lock the unlinked inode while the new uv holds the name (two holders)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = lockdir / A
+    path.touch()
+    openers: list[subprocess.Popen[str]] = []
+    old_ino: list[int] = []
+
+    class NewUvAfterUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            opener = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            openers.append(opener)
+            assert _readline(opener) == "opened"
+            old_ino.append(os.stat(target.path).st_ino)
+            super().unlink(target)
+            path.touch()  # a new uv's file at the name, locked: no next generation yet
+            hold(path)
+
+    keepers: list[int] = []
+    saved = os.dup(0), os.dup(1)
+    try:
+        remover = NewUvAfterUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        os.close(0)  # a cleaner started with stdin and stdout closed: the dir's fd is fd 0,
+        os.close(1)  # the old file's fd 1
+        try:
+            keepers = remover.remove([str(lockdir)], Policy()).keepers
+        finally:
+            os.dup2(saved[0], 0)
+            os.dup2(saved[1], 1)
+        assert len(keepers) == 1
+        (opener,) = openers
+        (again,) = (
+            f"/proc/{opener.pid}/fd/{n}"
+            for n in os.listdir(f"/proc/{opener.pid}/fd")
+            if os.stat(f"/proc/{opener.pid}/fd/{n}").st_ino == old_ino[0]
+        )
+        old = os.open(again, os.O_RDONLY)  # the unlinked old file, opened afresh
+        try:
+            with pytest.raises(BlockingIOError):  # its lock is the keeper's...
+                fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ...or a waiter's to take
+        finally:
+            os.close(old)
+    finally:
+        for fd in saved:
+            os.close(fd)
+        _stop(*openers)
+        for pid in keepers:
+            if procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(

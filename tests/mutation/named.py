@@ -1584,6 +1584,28 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    except KeyError as err:  # noqa: BLE001",
         [f"{KILLS}::test_a_forked_keeper_that_cannot_start_says_why_in_its_log"],
     ),
+    # run 5
+    (
+        "keeper: a second fork that fails leaves no keeper (_second_fork's pid = 0 -> 1)",
+        "app/uvsweep/remove/handoff.py",
+        "    except OSError:  # no second copy: this one is the keeper\n        pid = 0\n",
+        "    except OSError:  # no second copy: this one is the keeper\n        pid = 1\n",
+        [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
+    ),
+    (
+        "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
+        "app/uvsweep/remove/handoff.py",
+        "    def _drop_old(self, close: bool = True) -> None:",
+        "    def _drop_old(self, close: bool = False) -> None:",
+        [f"{KILLS}::test_a_handoff_whose_old_file_nobody_uses_closes_its_fd"],
+    ),
+    (
+        "keeper: /dev/null put over a kept fd 0-2 (_become_keeper's and -> or)",
+        "app/uvsweep/remove/handoff.py",
+        "            if fd != null and fd not in keep:",
+        "            if fd != null or fd not in keep:",
+        [f"{KILLS}::test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio"],
+    ),
 ]
 
 
