@@ -22,6 +22,7 @@ KILLS = "tests/integration/test_mutation_kills.py"
 CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
 PARTS = "tests/unit/test_protocol_parts.py"
 PHASE = "tests/unit/test_uv_phase.py"
+PSUTIL = "tests/unit/test_psutil_double.py"
 PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
@@ -1605,6 +1606,55 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            if fd != null and fd not in keep:",
         "            if fd != null or fd not in keep:",
         [f"{KILLS}::test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio"],
+    ),
+    (
+        "processes: uv's fork known by its argv alone no more (_judged's or -> and)",
+        PROCESSES,
+        "forked = child_argv == argv or (own_exe is not None and",
+        "forked = child_argv == argv and (own_exe is not None and",
+        [f"{PHASE}::test_a_child_is_uvs_own_fork_by_its_command_line_or_by_its_executable"],
+    ),
+    (
+        "processes: uv's fork known by its executable no more (own_exe is not None -> is None)",
+        PROCESSES,
+        "forked = child_argv == argv or (own_exe is not None and",
+        "forked = child_argv == argv or (own_exe is None and",
+        [f"{PHASE}::test_a_child_is_uvs_own_fork_by_its_command_line_or_by_its_executable"],
+    ),
+    (
+        "processes: a uv without a readable argv taken for a launcher (else False -> True)",
+        PROCESSES,
+        "            if argv\n            else False\n",
+        "            if argv\n            else True\n",
+        [f"{PHASE}::test_a_uv_whose_command_line_cannot_be_read_is_no_launcher"],
+    ),
+    (
+        "processes: any stat flag below PF_KTHREAD taken for it (0x00200000 -> 0x001fffff)",
+        PROCESSES,
+        "_PF_KTHREAD = 0x00200000",
+        "_PF_KTHREAD = 0x001FFFFF",
+        [f"{PHASE}::test_a_process_with_the_flags_of_roots_processes_is_no_kernel_thread"],
+    ),
+    (
+        "processes: off Linux, a gone pid's parent a traceback (parent's except narrowed)",
+        PROCESSES,
+        "            return psutil.Process(pid).ppid()\n        except psutil.Error:\n",
+        "            return psutil.Process(pid).ppid()\n        except psutil.AccessDenied:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
+    ),
+    (
+        "processes: off Linux, a gone pid's children a traceback (children's except narrowed)",
+        PROCESSES,
+        "psutil.Process(pid).children()]\n            except psutil.Error:\n",
+        "psutil.Process(pid).children()]\n            except psutil.AccessDenied:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
+    ),
+    (
+        "processes: off Linux, a gone pid's exe a traceback (_psutil_call's except narrowed)",
+        PROCESSES,
+        "            self.denied.add(pid)\n            return None\n        except psutil.Error:\n",
+        "            self.denied.add(pid)\n            return None\n        except KeyError:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
     ),
 ]
 
