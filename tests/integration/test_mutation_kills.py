@@ -1267,7 +1267,8 @@ def test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper(
     its process limit after the first fork (here `os.fork` fails in every process but this
     one, EAGAIN) must let its first copy be the keeper, our child (reaped by the next clean),
     rather than have it exit too: then no copy is left, `fork` raises, and the cleaner waits
-    out the old file's users itself although a keeper had started."""
+    out the old file's users itself although a keeper had started. Also `_second_fork`'s
+    `except OSError` narrowed: the first copy then returned into the cleaner's code."""
     import errno
 
     from uvsweep.remove import handoff as handoff_module
@@ -1285,7 +1286,11 @@ def test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper(
     try:
         with monkeypatch.context() as patch:
             patch.setattr(os, "fork", fork_here_only)
-            keeper = Keeper().fork(handoffs, {"platform": "linux"})
+            try:
+                keeper = Keeper().fork(handoffs, {"platform": "linux"})
+            finally:
+                if os.getpid() != cleaner:  # a copy came back into the test: it ends here
+                    os._exit(3)
         with open(f"/proc/{keeper}/stat", encoding="ascii") as stat:
             parent = int(stat.read().rsplit(")", 1)[1].split()[1])
         assert parent == os.getpid(), "the keeper is not the cleaner's first copy"

@@ -1594,6 +1594,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
     ),
     (
+        "keeper: a second fork's failure returns into the cleaner's code (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except OSError:  # no second copy: this one is the keeper\n",
+        "    except KeyError:  # no second copy: this one is the keeper\n",
+        [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
+    ),
+    (
         "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
         "app/uvsweep/remove/handoff.py",
         "    def _drop_old(self, close: bool = True) -> None:",
