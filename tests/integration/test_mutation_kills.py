@@ -29,7 +29,7 @@ from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
-from uvsweep.remove.handoff import Handoff, Keeper
+from uvsweep.remove.handoff import NEW, Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -929,7 +929,7 @@ _DEAD_KEEPER = textwrap.dedent(
     sys.path.insert(0, {app!r})
     from uvsweep.probe.posix import SYSCALLS
     from uvsweep.remove import handoff
-    from uvsweep.remove.handoff import Handoff, Keeper
+    from uvsweep.remove.handoff import NEW, Handoff, Keeper
 
     dir_fd = os.open({directory!r}, os.O_RDONLY)
     handoffs = [
@@ -1392,6 +1392,94 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
         for pid in keepers:
             if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one_is_closed(
+    lockdir: Path,
+) -> None:
+    """Kills `Handoff._next_in_line`'s `self.replaced[0]` -> `[-1]` and `if self.old_fd is not
+    None` -> `is None` (run 5): once the old file is free, the oldest of the next generations
+    removed from the name while we held them becomes the old file, by its own identity (read
+    from the newest, a uv that opened the oldest and has not locked it yet went unseen, and
+    the handoff could end under it); and the old file done with is closed (left open, its fd,
+    locked by our confirming try-lock, leaked for the process's life)."""
+    from uvsweep.probe.posix import SYSCALLS
+
+    def locked() -> int:  # the file at the name, locked by us
+        fd = os.open(lockdir / A, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    old = locked()
+    os.unlink(lockdir / A)
+    first = locked()
+    opener = subprocess.Popen(
+        [sys.executable, "-c", _OPENER, str(lockdir / A)], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    dir_fd = os.open(lockdir, os.O_RDONLY)
+    second = new = -1
+    try:
+        assert _readline(opener) == "opened"  # a uv between its open and its lock
+        os.unlink(lockdir / A)
+        second = locked()
+        os.unlink(lockdir / A)
+        new = locked()
+        st = os.fstat(old)
+        handoff = Handoff(
+            SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino), lambda _h: False
+        )
+        handoff.state, handoff.new_fd, handoff.replaced = NEW, new, [first, second]
+        assert handoff.step() is False  # the old file is free: the first replaced is next
+        assert handoff.old_fd == first and handoff.replaced == [second]
+        assert not _fd_open(old), "the old file done with is still open"
+        assert LinuxRemover().handoffs_in_use([handoff]) == {handoff}, "its opener went unseen"
+    finally:
+        _stop(opener)
+        for fd in (old, first, second, new, dir_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root(
+    lockdir: Path,
+) -> None:
+    """Kills `Handoff._acceptable`'s `owner in (0, euid)` -> `(1, euid)` or `(-1, euid)`
+    (run 5): in a sticky dir that neither root nor we own, a free file of root's at the name
+    is the next generation at once (root may remove any file anyway), while a file of uid 1's
+    waits out the patience as any other user's does. The cleaner's uid is injected (the test
+    runs as root, whose own files are taken at once either way)."""
+    from uvsweep.probe.posix import Syscalls
+
+    need(os.geteuid() == 0, "root, to give files to other owners (chown)")
+
+    class NotRoot(Syscalls):
+        def geteuid(self) -> int:
+            return 4322
+
+    os.chown(lockdir, 65534, -1)
+    lockdir.chmod(0o1777)
+    for owner, taken in ((0, True), (1, False)):
+        fd = os.open(lockdir / A, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        os.fchown(fd, 4321, -1)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        st = os.fstat(fd)
+        os.unlink(lockdir / A)
+        dir_fd = os.open(lockdir, os.O_RDONLY)
+        handoff = Handoff(
+            NotRoot(), dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda _h: True
+        )
+        handoff.warn = lambda _message: None
+        planted = os.open(lockdir / A, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.fchown(planted, owner, -1)
+        os.close(planted)
+        try:
+            handoff.step()
+            assert (handoff.state == NEW) is taken, f"uid {owner}'s file"
+        finally:
+            handoff.close()
+            os.close(dir_fd)
+            os.unlink(lockdir / A)
 
 
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(

@@ -30,6 +30,12 @@ DARWIN_TEST = (
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
 )
 KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
+NEXT_GENERATION_ATTACKS = "tests/redteam/test_next_generation_attacks.py"
+WARNING_TEST = "test_a_warning_that_cannot_be_written_never_ends_thehandoff_after_unlink"
+CLOSE_OLD = "                self.calls.close(self.old_fd)  # no name, no user"
+NEXT_IN_LINE_TEST = (
+    "test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one_is_closed"
+)
 ROOT_WAITER_TEST = (
     "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
 )
@@ -1613,6 +1619,36 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            if fd != null and fd not in keep:",
         "            if fd != null or fd not in keep:",
         [f"{KILLS}::test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio"],
+    ),
+    (
+        "handoff: the next in line's identity read from the newest replaced ([0] -> [-1])",
+        "app/uvsweep/remove/handoff.py",
+        "            st = self.calls.fstat(self.replaced[0])\n",
+        "            st = self.calls.fstat(self.replaced[-1])\n",
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff: the old file done with left open by _next_in_line (is not None -> is None)",
+        "app/uvsweep/remove/handoff.py",
+        "        if self.old_fd is not None:\n            with contextlib.suppress(OSError):\n"
+        + CLOSE_OLD,
+        "        if self.old_fd is None:\n            with contextlib.suppress(OSError):\n"
+        + CLOSE_OLD,
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff: root's file at the name waits out the patience ((0, euid) -> (1, euid))",
+        "app/uvsweep/remove/handoff.py",
+        "if owner in (0, self.calls.geteuid()):",
+        "if owner in (1, self.calls.geteuid()):",
+        [f"{KILLS}::test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root"],
+    ),
+    (
+        "handoff: a warning that raises escapes the handoff (_say's except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        except Exception:  # noqa: BLE001 - a warning lost; the log may still have it\n",
+        "        except KeyError:  # noqa: BLE001 - a warning lost; the log may still have it\n",
+        [f"{NEXT_GENERATION_ATTACKS}::{WARNING_TEST}"],
     ),
     (
         "processes: uv's fork known by its argv alone no more (_judged's or -> and)",
