@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -1997,8 +1998,10 @@ def test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error(
 ) -> None:
     """Kills `Keeper.take`'s `except (IndexError, ValueError)` narrowed: when the launcher's
     shell cannot fork the keeper (a process limit reached: it then prints no pid), the cleaner
-    gets an OSError it handles (it keeps its locks), never an IndexError traceback. Run as a
-    uid of its own, so that the process count is exactly ours."""
+    gets an OSError it handles (it keeps its locks), never an IndexError traceback; and it says
+    the launcher's status in one short line (run 5: the launcher run with `check=True` said
+    "Command '[...]' returned non-zero exit status 2", the keeper's whole command line). Run
+    as a uid of its own, so that the process count is exactly ours."""
     _uid, _gid, python = nobody
     uid = 4_000_123  # no other process on the machine runs as this uid
     code = _TAKE_NOTHING.format(app=APP_DIR, nproc=2)  # us and the shell
@@ -2006,7 +2009,8 @@ def test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", python, "-c", code],
         capture_output=True, text=True, timeout=60, check=False, cwd="/",
     )  # fmt: skip
-    assert done.stdout.startswith("not taken: the keeper did not start"), done.stdout + done.stderr
+    said = done.stdout.strip()
+    assert re.fullmatch(r"not taken: the keeper did not start \(status \d+\)", said), said
 
 
 def test_a_cleaner_that_is_not_root_reads_the_lock_table_twice(

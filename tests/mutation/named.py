@@ -1607,6 +1607,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
     ),
     (
+        "keeper: the launcher run with check=True (its failure said as a command line)",
+        "app/uvsweep/remove/handoff.py",
+        "stderr=subprocess.DEVNULL, check=False, timeout=30,",
+        "stderr=subprocess.DEVNULL, check=True, timeout=30,",
+        [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
+    ),
+    (
         "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
         "app/uvsweep/remove/handoff.py",
         "    def _drop_old(self, close: bool = True) -> None:",
