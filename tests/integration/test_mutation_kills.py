@@ -30,7 +30,7 @@ from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
-from uvsweep.remove.handoff import NEW, Handoff, Keeper
+from uvsweep.remove.handoff import FOREIGN_PATIENCE, NEW, Handoff, Keeper
 from uvsweep.remove.posix import LinuxRemover
 
 pytestmark = [
@@ -930,7 +930,7 @@ _DEAD_KEEPER = textwrap.dedent(
     sys.path.insert(0, {app!r})
     from uvsweep.probe.posix import SYSCALLS
     from uvsweep.remove import handoff
-    from uvsweep.remove.handoff import NEW, Handoff, Keeper
+    from uvsweep.remove.handoff import FOREIGN_PATIENCE, NEW, Handoff, Keeper
 
     dir_fd = os.open({directory!r}, os.O_RDONLY)
     handoffs = [
@@ -1342,7 +1342,8 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
     file as fd 1; a forked keeper that puts /dev/null on its stdio must skip the fds it keeps,
     or the old file's lock goes with the cleaner's copy. Here a new uv holds the file at the
     name, so the handoff stays in `OLD`: the keeper must hold the old file's lock, or its
-    waiters lock the unlinked inode while the new uv holds the name (two holders)."""
+    waiters lock the unlinked inode while the new uv holds the name (two holders). Also
+    `if null > 2` -> `> 1` (run 5): /dev/null, opened as fd 2 here, closed."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = lockdir / A
     path.touch()
@@ -1374,6 +1375,9 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
             os.dup2(saved[0], 0)
             os.dup2(saved[1], 1)
         assert len(keepers) == 1
+        # its stderr is /dev/null too (`null > 2` -> `> 1` closed /dev/null, here fd 2: the
+        # keeper's next open, a new lock file, would take stderr's place)
+        assert os.readlink(f"/proc/{keepers[0]}/fd/2") == "/dev/null"
         (opener,) = openers
         (again,) = (
             f"/proc/{opener.pid}/fd/{n}"
@@ -1395,6 +1399,19 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
                 os.kill(pid, signal.SIGKILL)
 
 
+class _FstatFails(Syscalls):
+    """The real calls, but `fstat` of one fd fails (EIO)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def fstat(self, fd: int) -> os.stat_result:
+        if fd == self.fd:
+            raise OSError(5, "Input/output error")
+        return super().fstat(fd)
+
+
 def test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one_is_closed(
     lockdir: Path,
 ) -> None:
@@ -1403,7 +1420,9 @@ def test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one
     removed from the name while we held them becomes the old file, by its own identity (read
     from the newest, a uv that opened the oldest and has not locked it yet went unseen, and
     the handoff could end under it); and the old file done with is closed (left open, its fd,
-    locked by our confirming try-lock, leaked for the process's life)."""
+    locked by our confirming try-lock, leaked for the process's life). Also its `except
+    OSError` narrowed (run 5): a replaced file that cannot be fstat'ed leaves everything as
+    it was for the next round, never an error out of the handoff's round."""
     from uvsweep.probe.posix import SYSCALLS
 
     def locked() -> int:  # the file at the name, locked by us
@@ -1431,6 +1450,10 @@ def test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one
             SYSCALLS, dir_fd, str(lockdir), A, old, (st.st_dev, st.st_ino), lambda _h: False
         )
         handoff.state, handoff.new_fd, handoff.replaced = NEW, new, [first, second]
+        handoff.calls = _FstatFails(first)
+        assert handoff.step() is False  # the first replaced cannot be known: nothing changes
+        assert handoff.old_fd == old and handoff.replaced == [first, second]
+        handoff.calls = SYSCALLS
         assert handoff.step() is False  # the old file is free: the first replaced is next
         assert handoff.old_fd == first and handoff.replaced == [second]
         assert not _fd_open(old), "the old file done with is still open"
@@ -1448,15 +1471,22 @@ def test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root(
     """Kills `Handoff._acceptable`'s `owner in (0, euid)` -> `(1, euid)` or `(-1, euid)`
     (run 5): in a sticky dir that neither root nor we own, a free file of root's at the name
     is the next generation at once (root may remove any file anyway), while a file of uid 1's
-    waits out the patience as any other user's does. The cleaner's uid is injected (the test
-    runs as root, whose own files are taken at once either way)."""
+    waits out the patience as any other user's does. The cleaner's uid and clock are injected
+    (the test runs as root, whose own files are taken at once either way). Also the warning
+    then given (run 5): how long the file was there (`now - since` -> `+`), and no link count
+    for a file of one link (`st_nlink != 1` -> `!= 0`)."""
     from uvsweep.probe.posix import Syscalls
 
     need(os.geteuid() == 0, "root, to give files to other owners (chown)")
 
     class NotRoot(Syscalls):
+        now = 1000.0
+
         def geteuid(self) -> int:
             return 4322
+
+        def monotonic(self) -> float:
+            return self.now
 
     os.chown(lockdir, 65534, -1)
     lockdir.chmod(0o1777)
@@ -1467,16 +1497,28 @@ def test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root(
         st = os.fstat(fd)
         os.unlink(lockdir / A)
         dir_fd = os.open(lockdir, os.O_RDONLY)
+        calls = NotRoot()
         handoff = Handoff(
-            NotRoot(), dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda _h: True
+            calls, dir_fd, str(lockdir), A, fd, (st.st_dev, st.st_ino), lambda _h: True
         )
-        handoff.warn = lambda _message: None
+        said: list[str] = []
+        handoff.warn = said.append
         planted = os.open(lockdir / A, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.fchown(planted, owner, -1)
         os.close(planted)
         try:
             handoff.step()
             assert (handoff.state == NEW) is taken, f"uid {owner}'s file"
+            if not taken:  # taken once it has been there, free, for the patience
+                calls.now += FOREIGN_PATIENCE
+                handoff.step()
+                assert handoff.state == NEW
+                warning = (
+                    f"{lockdir}/{A}: took uid 1's file at the name as the next generation of"
+                    f" the lock (there, free, for {FOREIGN_PATIENCE:.0f} s); its owner could"
+                    " remove it"
+                )
+                assert said == [warning]
         finally:
             handoff.close()
             os.close(dir_fd)
