@@ -1525,6 +1525,42 @@ def test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root(
             os.unlink(lockdir / A)
 
 
+def test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_and_handoff(
+    lockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `_never_failing`'s `except Exception` narrowed (run 5): the line that says a file
+    is being handed over is written between its unlink and its handoff; a progress output that
+    raises there (`clean ... 2>&1 | head -1`: a closed pipe) must not end the removal, or the
+    batch's locks go with it while a latecomer has the unlinked file open and the name is
+    free (two holders). The handoff is made, and the name's new file is locked."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = lockdir / A
+    path.touch()
+    openers: list[subprocess.Popen[str]] = []
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            opener = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            openers.append(opener)
+            assert _readline(opener) == "opened"
+            super().unlink(target)
+
+    def broken_pipe(_message: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    keepers: list[int] = []
+    try:
+        remover = OpenedDuringUnlink(progress=broken_pipe, handoff_wait=0.0)
+        keepers = remover.remove([str(lockdir)], Policy()).keepers
+        assert len(keepers) == 1 and flock_held(path), "no handoff: the name is free"
+    finally:
+        _stop(*openers)
+        wait_keepers_gone(keepers)
+
+
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(
     """
     import os, subprocess, sys

@@ -32,6 +32,9 @@ DARWIN_TEST = (
 KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
 NEXT_GENERATION_ATTACKS = "tests/redteam/test_next_generation_attacks.py"
 WARNING_TEST = "test_a_warning_that_cannot_be_written_never_ends_thehandoff_after_unlink"
+PROGRESS_TEST = (
+    "test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_and_handoff"
+)
 CLOSE_OLD = "                self.calls.close(self.old_fd)  # no name, no user"
 NEXT_IN_LINE_TEST = (
     "test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one_is_closed"
@@ -1647,6 +1650,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         'links" if found.st_nlink != 1 else ""',
         'links" if found.st_nlink != 0 else ""',
         [f"{KILLS}::test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root"],
+    ),
+    (
+        "remover: progress that raises stops a removal after its unlink (except narrowed)",
+        "app/uvsweep/remove/__init__.py",
+        "        except Exception:  # noqa: BLE001 - progress is never worth a lock\n",
+        "        except KeyError:  # noqa: BLE001 - progress is never worth a lock\n",
+        [f"{KILLS}::{PROGRESS_TEST}"],
     ),
     (
         "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
