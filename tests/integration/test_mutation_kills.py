@@ -25,7 +25,7 @@ import pytest
 
 from tests import procs
 from tests.conftest import APP_DIR, Holder, flock_held, need, other_user_python
-from tests.helpers import A, wait_keepers_gone
+from tests.helpers import A, eventually, wait_keepers_gone
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.probe.posix import Syscalls
@@ -1559,6 +1559,45 @@ def test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_an
     finally:
         _stop(*openers)
         wait_keepers_gone(keepers)
+
+
+def test_a_keeper_still_running_never_keeps_the_next_ones_from_being_reaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills `reap_forked`'s `continue` -> `break` (run 5): a forked keeper that still runs is
+    skipped, and the ones after it that have exited are reaped (stopped at the first, a tray
+    kept every later keeper as a zombie for as long as that one ran)."""
+    from uvsweep.remove import handoff as handoff_module
+
+    running = subprocess.Popen(["sleep", "60"])
+    done = subprocess.Popen(["true"])
+    try:
+        eventually(lambda: not procs.alive(done.pid))  # a zombie, not reaped yet
+        monkeypatch.setattr(handoff_module, "_FORKED", [running.pid, done.pid])
+        handoff_module.reap_forked()
+        left = list(handoff_module._FORKED)
+        assert left == [running.pid]
+        assert not os.path.exists(f"/proc/{done.pid}"), "an exited keeper left a zombie"
+    finally:
+        running.kill()
+        running.wait()
+        done.wait()
+
+
+def test_a_launcher_that_hangs_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills `_launch`'s `except subprocess.SubprocessError` replaced (run 5): a launcher that
+    does not return in time (its timeout made a second here) is an OSError the cleaner
+    handles (it keeps its locks), never another exception out of the handoff."""
+    from uvsweep.remove.handoff import _launch
+
+    run = subprocess.run
+
+    def soon(*args: Any, **kwargs: Any) -> Any:
+        return run(*args, **{**kwargs, "timeout": 1.0})
+
+    monkeypatch.setattr(subprocess, "run", soon)
+    with pytest.raises(OSError, match="the keeper did not start"):
+        _launch("exec sleep 60", [], set())
 
 
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(

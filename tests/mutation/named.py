@@ -1659,6 +1659,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{KILLS}::{PROGRESS_TEST}"],
     ),
     (
+        "keeper: reap_forked stops at a keeper that still runs (continue -> break)",
+        "app/uvsweep/remove/handoff.py",
+        "            if os.waitpid(pid, os.WNOHANG)[0] == 0:\n                continue\n",
+        "            if os.waitpid(pid, os.WNOHANG)[0] == 0:\n                break\n",
+        [f"{KILLS}::test_a_keeper_still_running_never_keeps_the_next_ones_from_being_reaped"],
+    ),
+    (
+        "keeper: a launcher that hangs is no OSError (except SubprocessError narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except subprocess.SubprocessError as err:  # the launcher hung: no keeper\n",
+        "    except subprocess.CalledProcessError as err:  # the launcher hung: no keeper\n",
+        [f"{KILLS}::test_a_launcher_that_hangs_is_a_clear_error"],
+    ),
+    (
         "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
         "app/uvsweep/remove/handoff.py",
         "    def _drop_old(self, close: bool = True) -> None:",
