@@ -16,8 +16,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1598,6 +1599,70 @@ def test_a_launcher_that_hangs_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(subprocess, "run", soon)
     with pytest.raises(OSError, match="the keeper did not start"):
         _launch("exec sleep 60", [], set())
+
+
+class _SwapBeforeOpen(Syscalls):
+    """The real calls; `swap` runs once, just before the remover's first open of a file (the
+    name listed as a regular file becomes something else in the window before the open)."""
+
+    def __init__(self, swap: Callable[[], None]) -> None:
+        super().__init__()
+        self.swap: list[Callable[[], None]] = [swap]
+
+    def open(self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
+        if self.swap and dir_fd is not None:
+            self.swap.pop()()
+        return super().open(name, flags, mode, dir_fd=dir_fd)
+
+
+def test_a_symlink_swapped_in_before_the_open_is_never_followed(
+    lockdir: Path, tmp_path: Path
+) -> None:
+    """Kills issue 12's `O_NOFOLLOW` removed (run 5: the tests it had reach the open no more,
+    the listing's file type now keeps a symlink from being opened at all): a symlink put at
+    the name between the listing and the open is refused by the open itself, and stays with
+    the symlink's reason; its target, a file another process holds, is never opened or
+    locked by us (followed, it was, and the name was removed)."""
+    path = lockdir / A
+    path.touch()
+    victim = tmp_path / "victim"
+    victim.touch()
+
+    def swap() -> None:
+        os.unlink(path)
+        path.symlink_to(victim)
+
+    result = LinuxRemover(calls=_SwapBeforeOpen(swap)).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.is_symlink() and victim.exists()
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "a symlink; uv never makes one")
+    ]
+
+
+def test_a_fifo_swapped_in_before_the_open_never_hangs_the_remover(lockdir: Path) -> None:
+    """Kills issue 12's `O_NONBLOCK` removed (run 5, as `O_NOFOLLOW` above): a FIFO put at the
+    name between the listing and the open must not block the remover's open (a read-only
+    open of a FIFO waits for a writer). After 10 s a writer's open lets a stuck remover go
+    on, so the test fails instead of hanging."""
+    path = lockdir / A
+    path.touch()
+
+    def swap() -> None:
+        os.unlink(path)
+        os.mkfifo(path)
+
+    done: list[object] = []
+    remover = LinuxRemover(calls=_SwapBeforeOpen(swap))
+    thread = threading.Thread(target=lambda: done.append(remover.remove([str(lockdir)], Policy())))
+    thread.start()
+    thread.join(10)
+    hung = thread.is_alive()
+    if hung:
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+    assert not hung, "the remover hangs on a FIFO swapped in before its open"
+    assert path.is_fifo() and done
 
 
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(

@@ -103,14 +103,14 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/posix.py",
         '    | getattr(os, "O_NOFOLLOW", 0)\n',
         "",
-        [f"{FINDINGS}::test_a_symlink_at_the_name_is_named_as_such"],
+        [f"{KILLS}::test_a_symlink_swapped_in_before_the_open_is_never_followed"],
     ),
     (
         "O_NONBLOCK removed",
         "app/uvsweep/probe/posix.py",
         '    | getattr(os, "O_NONBLOCK", 0)\n',
         "",
-        [f"{FINDINGS}::test_a_fifo_at_the_name_never_hangs_the_remover"],
+        [f"{KILLS}::test_a_fifo_swapped_in_before_the_open_never_hangs_the_remover"],
     ),
     # survivors of the first cosmic-ray run, killed by new tests
     (
