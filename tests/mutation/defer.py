@@ -2,12 +2,17 @@
 
     python tests/mutation/defer.py SESSION.sqlite MODULE FUNCTION...   (defer)
     python tests/mutation/defer.py SESSION.sqlite --undo                (pending again)
+    python tests/mutation/defer.py SESSION.sqlite --only MODULE FUNCTION...
+        (defer every pending mutant but those of the named functions of MODULE)
 
 cosmic-ray runs a session's pending mutants in random order; when not all of them can be run,
 this makes the ones of the named functions (of MODULE, as the session names it; `<module>` for
 code outside any function) be skipped with the output "deferred: ...", so that the others run
-first. `survivors.py` counts them as filtered. Stop the session first (its list of pending
-mutants is read once, when it starts), then resume it (`resume.sh`).
+first. With `--only`, the other way round: only the named functions' mutants stay pending
+(the mutants of other modules of the session are deferred too); `run.sh` does this with
+`ONLY="MODULE FUNCTION..."`, to run what an older session deferred. `survivors.py` counts
+them as filtered. Stop the session first (its list of pending mutants is read once, when it
+starts), then resume it (`resume.sh`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ def main(session: str, *args: str) -> None:
             undone = db.execute("DELETE FROM work_results WHERE output LIKE 'deferred:%'")
         print(f"{undone.rowcount} mutants pending again")
         return
-    module, *functions = args
+    only = args[:1] == ("--only",)
+    module, *functions = args[1:] if only else args
     with open(module, encoding="utf-8") as source:
         where = function_at(ast.parse(source.read()))
     deferred = 0
@@ -50,8 +56,10 @@ def main(session: str, *args: str) -> None:
         for item in list(db.pending_work_items):
             (spec,) = item.mutations
             if str(spec.module_path) != module:
-                continue
-            if where.get(spec.start_pos[0], "<module>") in functions:
+                named = False
+            else:
+                named = where.get(spec.start_pos[0], "<module>") in functions
+            if named != only:
                 result = WorkResult(output=DEFERRED, worker_outcome=WorkerOutcome.SKIPPED)
                 db.set_result(item.job_id, result)
                 deferred += 1

@@ -22,6 +22,7 @@ KILLS = "tests/integration/test_mutation_kills.py"
 CLEANER_KILLS = "tests/integration/test_cleaner_kills.py"
 PARTS = "tests/unit/test_protocol_parts.py"
 PHASE = "tests/unit/test_uv_phase.py"
+PSUTIL = "tests/unit/test_psutil_double.py"
 PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 DARWIN_TEST = (
@@ -29,6 +30,15 @@ DARWIN_TEST = (
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
 )
 KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
+NEXT_GENERATION_ATTACKS = "tests/redteam/test_next_generation_attacks.py"
+WARNING_TEST = "test_a_warning_that_cannot_be_written_never_ends_thehandoff_after_unlink"
+PROGRESS_TEST = (
+    "test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_and_handoff"
+)
+CLOSE_OLD = "                self.calls.close(self.old_fd)  # no name, no user"
+NEXT_IN_LINE_TEST = (
+    "test_a_replaced_next_generation_is_the_old_file_in_its_turn_and_the_last_one_is_closed"
+)
 ROOT_WAITER_TEST = (
     "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
 )
@@ -93,14 +103,14 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/posix.py",
         '    | getattr(os, "O_NOFOLLOW", 0)\n',
         "",
-        [f"{FINDINGS}::test_a_symlink_swapped_in_after_lstat_is_named_as_such"],
+        [f"{KILLS}::test_a_symlink_swapped_in_before_the_open_is_never_followed"],
     ),
     (
         "O_NONBLOCK removed",
         "app/uvsweep/probe/posix.py",
         '    | getattr(os, "O_NONBLOCK", 0)\n',
         "",
-        [f"{FINDINGS}::test_a_fifo_swapped_in_after_lstat_never_hangs_the_remover"],
+        [f"{KILLS}::test_a_fifo_swapped_in_before_the_open_never_hangs_the_remover"],
     ),
     # survivors of the first cosmic-ray run, killed by new tests
     (
@@ -1583,6 +1593,177 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    except BaseException as err:  # noqa: BLE001",
         "    except KeyError as err:  # noqa: BLE001",
         [f"{KILLS}::test_a_forked_keeper_that_cannot_start_says_why_in_its_log"],
+    ),
+    # run 5
+    (
+        "keeper: a second fork that fails leaves no keeper (_second_fork's pid = 0 -> 1)",
+        "app/uvsweep/remove/handoff.py",
+        "    except OSError:  # no second copy: this one is the keeper\n        pid = 0\n",
+        "    except OSError:  # no second copy: this one is the keeper\n        pid = 1\n",
+        [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
+    ),
+    (
+        "keeper: a second fork's failure returns into the cleaner's code (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except OSError:  # no second copy: this one is the keeper\n",
+        "    except KeyError:  # no second copy: this one is the keeper\n",
+        [f"{KILLS}::test_a_fork_that_fails_in_the_keepers_copy_only_leaves_that_copy_the_keeper"],
+    ),
+    (
+        "keeper: the launcher run with check=True (its failure said as a command line)",
+        "app/uvsweep/remove/handoff.py",
+        "stderr=subprocess.DEVNULL, check=False, timeout=30,",
+        "stderr=subprocess.DEVNULL, check=True, timeout=30,",
+        [f"{KILLS}::test_a_launcher_that_cannot_fork_the_keeper_is_a_clear_error"],
+    ),
+    (
+        "keeper: /dev/null closed when it is fd 2 (null > 2 -> null > 1)",
+        "app/uvsweep/remove/handoff.py",
+        "        if null > 2:\n",
+        "        if null > 1:\n",
+        [f"{KILLS}::test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio"],
+    ),
+    (
+        "keeper: a job that cannot be written leaks its fd (_job_file's except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        os.lseek(fd, 0, os.SEEK_SET)\n    except OSError:\n",
+        "        os.lseek(fd, 0, os.SEEK_SET)\n    except KeyError:\n",
+        [f"{PARTS}::test_a_keepers_job_that_cannot_be_written_leaves_no_fd_open"],
+    ),
+    (
+        "handoff: a replaced file that cannot be fstat'ed ends the round (except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "            st = self.calls.fstat(self.replaced[0])\n        except OSError:\n",
+        "            st = self.calls.fstat(self.replaced[0])\n        except KeyError:\n",
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff: the warning's time there, free (now - since -> now + since)",
+        "app/uvsweep/remove/handoff.py",
+        "{now - self.foreign_since:.0f} s{links}",
+        "{now + self.foreign_since:.0f} s{links}",
+        [f"{KILLS}::test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root"],
+    ),
+    (
+        "handoff: the warning gives a link count for one link (nlink != 1 -> != 0)",
+        "app/uvsweep/remove/handoff.py",
+        'links" if found.st_nlink != 1 else ""',
+        'links" if found.st_nlink != 0 else ""',
+        [f"{KILLS}::test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root"],
+    ),
+    (
+        "remover: progress that raises stops a removal after its unlink (except narrowed)",
+        "app/uvsweep/remove/__init__.py",
+        "        except Exception:  # noqa: BLE001 - progress is never worth a lock\n",
+        "        except KeyError:  # noqa: BLE001 - progress is never worth a lock\n",
+        [f"{KILLS}::{PROGRESS_TEST}"],
+    ),
+    (
+        "keeper: reap_forked stops at a keeper that still runs (continue -> break)",
+        "app/uvsweep/remove/handoff.py",
+        "            if os.waitpid(pid, os.WNOHANG)[0] == 0:\n                continue\n",
+        "            if os.waitpid(pid, os.WNOHANG)[0] == 0:\n                break\n",
+        [f"{KILLS}::test_a_keeper_still_running_never_keeps_the_next_ones_from_being_reaped"],
+    ),
+    (
+        "keeper: a launcher that hangs is no OSError (except SubprocessError narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "    except subprocess.SubprocessError as err:  # the launcher hung: no keeper\n",
+        "    except subprocess.CalledProcessError as err:  # the launcher hung: no keeper\n",
+        [f"{KILLS}::test_a_launcher_that_hangs_is_a_clear_error"],
+    ),
+    (
+        "handoff: an unused old file's fd left open (_drop_old(close=True) -> False)",
+        "app/uvsweep/remove/handoff.py",
+        "    def _drop_old(self, close: bool = True) -> None:",
+        "    def _drop_old(self, close: bool = False) -> None:",
+        [f"{KILLS}::test_a_handoff_whose_old_file_nobody_uses_closes_its_fd"],
+    ),
+    (
+        "keeper: /dev/null put over a kept fd 0-2 (_become_keeper's and -> or)",
+        "app/uvsweep/remove/handoff.py",
+        "            if fd != null and fd not in keep:",
+        "            if fd != null or fd not in keep:",
+        [f"{KILLS}::test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio"],
+    ),
+    (
+        "handoff: the next in line's identity read from the newest replaced ([0] -> [-1])",
+        "app/uvsweep/remove/handoff.py",
+        "            st = self.calls.fstat(self.replaced[0])\n",
+        "            st = self.calls.fstat(self.replaced[-1])\n",
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff: the old file done with left open by _next_in_line (is not None -> is None)",
+        "app/uvsweep/remove/handoff.py",
+        "        if self.old_fd is not None:\n            with contextlib.suppress(OSError):\n"
+        + CLOSE_OLD,
+        "        if self.old_fd is None:\n            with contextlib.suppress(OSError):\n"
+        + CLOSE_OLD,
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff: root's file at the name waits out the patience ((0, euid) -> (1, euid))",
+        "app/uvsweep/remove/handoff.py",
+        "if owner in (0, self.calls.geteuid()):",
+        "if owner in (1, self.calls.geteuid()):",
+        [f"{KILLS}::test_roots_file_at_the_name_is_taken_at_once_by_a_cleaner_that_is_not_root"],
+    ),
+    (
+        "handoff: a warning that raises escapes the handoff (_say's except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        except Exception:  # noqa: BLE001 - a warning lost; the log may still have it\n",
+        "        except KeyError:  # noqa: BLE001 - a warning lost; the log may still have it\n",
+        [f"{NEXT_GENERATION_ATTACKS}::{WARNING_TEST}"],
+    ),
+    (
+        "processes: uv's fork known by its argv alone no more (_judged's or -> and)",
+        PROCESSES,
+        "forked = child_argv == argv or (own_exe is not None and",
+        "forked = child_argv == argv and (own_exe is not None and",
+        [f"{PHASE}::test_a_child_is_uvs_own_fork_by_its_command_line_or_by_its_executable"],
+    ),
+    (
+        "processes: uv's fork known by its executable no more (own_exe is not None -> is None)",
+        PROCESSES,
+        "forked = child_argv == argv or (own_exe is not None and",
+        "forked = child_argv == argv or (own_exe is None and",
+        [f"{PHASE}::test_a_child_is_uvs_own_fork_by_its_command_line_or_by_its_executable"],
+    ),
+    (
+        "processes: a uv without a readable argv taken for a launcher (else False -> True)",
+        PROCESSES,
+        "            if argv\n            else False\n",
+        "            if argv\n            else True\n",
+        [f"{PHASE}::test_a_uv_whose_command_line_cannot_be_read_is_no_launcher"],
+    ),
+    (
+        "processes: any stat flag below PF_KTHREAD taken for it (0x00200000 -> 0x001fffff)",
+        PROCESSES,
+        "_PF_KTHREAD = 0x00200000",
+        "_PF_KTHREAD = 0x001FFFFF",
+        [f"{PHASE}::test_a_process_with_the_flags_of_roots_processes_is_no_kernel_thread"],
+    ),
+    (
+        "processes: off Linux, a gone pid's parent a traceback (parent's except narrowed)",
+        PROCESSES,
+        "            return psutil.Process(pid).ppid()\n        except psutil.Error:\n",
+        "            return psutil.Process(pid).ppid()\n        except psutil.AccessDenied:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
+    ),
+    (
+        "processes: off Linux, a gone pid's children a traceback (children's except narrowed)",
+        PROCESSES,
+        "psutil.Process(pid).children()]\n            except psutil.Error:\n",
+        "psutil.Process(pid).children()]\n            except psutil.AccessDenied:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
+    ),
+    (
+        "processes: off Linux, a gone pid's exe a traceback (_psutil_call's except narrowed)",
+        PROCESSES,
+        "            self.denied.add(pid)\n            return None\n        except psutil.Error:\n",
+        "            self.denied.add(pid)\n            return None\n        except KeyError:\n",
+        [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
     ),
 ]
 

@@ -4,7 +4,9 @@
 #   [SINCE=COMMIT] tests/mutation/run.sh GROUP MODULE...
 #       GROUP: a tests/mutation/GROUP.toml (its test command); SINCE: run only the mutants on
 #       lines changed since COMMIT (since.py), the rest are recorded as filtered; with
-#       SINCE_PENDING=OLD_SESSION.sqlite also those an older session on COMMIT left pending
+#       SINCE_PENDING=OLD_SESSION.sqlite also those an older session on COMMIT left pending;
+#       with ONLY="MODULE FUNCTION...", only the mutants of those functions (defer.py --only);
+#       with DEFER="MODULE FUNCTION...", none of those functions' mutants (defer.py)
 #
 # cosmic-ray mutates the source files in place, so the run works on a copy of the tree
 # ($SCRATCH, default /tmp/uvsweep-mutation-GROUP), never on the work tree. The tests import that
@@ -38,6 +40,14 @@ python tests/mutation/skip_equivalent.py session.sqlite
 if [ -n "${SINCE:-}" ]; then
     # only the mutants on lines changed since a commit a full run was made on
     python tests/mutation/since.py session.sqlite "$root" "$SINCE" ${SINCE_PENDING:-}
+fi
+if [ -n "${ONLY:-}" ]; then
+    # shellcheck disable=SC2086  # MODULE FUNCTION... as words
+    python tests/mutation/defer.py session.sqlite --only $ONLY
+fi
+if [ -n "${DEFER:-}" ]; then
+    # shellcheck disable=SC2086  # MODULE FUNCTION... as words
+    python tests/mutation/defer.py session.sqlite $DEFER
 fi
 # the unmutated tree must pass, or every mutant would look killed
 nice -n 19 cosmic-ray baseline "$config"

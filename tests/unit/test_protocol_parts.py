@@ -239,6 +239,26 @@ def test_the_keepers_job_goes_in_a_temp_file_where_there_is_no_memfd(
         os.close(fd)
 
 
+def test_a_keepers_job_that_cannot_be_written_leaves_no_fd_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kills `_job_file`'s `except OSError` around the write narrowed (run 5): a job that
+    cannot be written (a full memfd or disk: ENOSPC) raises, so that the cleaner keeps its
+    locks, and its unnamed file is closed (left open, each failed keeper start leaked it)."""
+    import os
+
+    from uvsweep.remove import handoff
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(handoff, "_write_all", full)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="No space left"):
+        handoff._job_file(b'{"handoffs": []}\n')
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def test_no_fds_for_a_second_pipe_leaves_none_of_the_first_open(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

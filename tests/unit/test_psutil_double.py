@@ -85,3 +85,21 @@ def test_a_process_environment_off_linux_or_none_when_denied(
     monkeypatch.setitem(sys.modules, "psutil", double)
     table = ProcessTable(platform=platform)
     assert table.environ(40) == {"UV_CACHE_DIR": "/c"} and table.environ(41) is None
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_a_process_that_is_gone_has_no_parent_children_executable_or_environment(
+    platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kills `parent`'s, `children`'s and `_psutil_call`'s `except psutil.Error` narrowed
+    (run 5): off Linux, a pid that has exited when the table asks about it (psutil's
+    NoSuchProcess) has no parent, no children, no executable and no environment, and is no
+    traceback of the gate."""
+    double = FakePsutil(platform, [
+        FakeProcess(40, name="uv", ppid=1), FakeProcess(41, name="sleep", ppid=40),
+    ])  # fmt: skip
+    monkeypatch.setitem(sys.modules, "psutil", double)
+    table = ProcessTable(platform=platform)
+    assert table.parent(41) == 40 and table.children(40) == [41] and table.exe(41)
+    assert table.parent(43) is None and table.children(43) == []
+    assert table.exe(43) is None and table.environ(43) is None

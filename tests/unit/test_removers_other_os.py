@@ -83,7 +83,7 @@ def test_windows_never_leaves_a_name_delete_pending_while_other_files_are_checke
     fs.add(B)
     uv: list[object] = []
 
-    def uv_comes_for_a() -> None:  # B's second lstat (still_named): A is done with by now
+    def uv_comes_for_a() -> None:  # B's second lstat (`changed`): A is done with by now
         assert "delete" in fs.log
         try:
             handle = fs.uv_open(A, pid=4242)
@@ -111,7 +111,7 @@ def test_windows_hands_the_lock_over_to_a_late_opener() -> None:
     late: dict[str, int] = {}
     seen: list[str] = []
 
-    def uv_opens() -> None:  # the still_named lstat, right before the rename
+    def uv_opens() -> None:  # the `changed` lstat, right before the rename
         late["handle"] = fs.uv_open(A, pid=777)
         assert not fs.try_lock(late["handle"])  # our lock: uv waits in LockFileEx
 
@@ -147,7 +147,7 @@ def test_windows_handoff_waits_through_one_ctrl_c_and_gives_up_on_the_second() -
     late: dict[str, int] = {}
     said: list[str] = []
 
-    def uv_opens() -> None:  # the still_named lstat, right before the rename
+    def uv_opens() -> None:  # the `changed` lstat, right before the rename
         late["handle"] = fs.uv_open(A, pid=777)  # ... and keeps the old file for ever
 
     fs.hooks["lstat " + fs.path(A)] = lambda: fs.hooks.__setitem__("lstat " + fs.path(A), uv_opens)

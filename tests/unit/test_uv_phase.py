@@ -458,3 +458,49 @@ def test_windows_launchers_and_denied_details(monkeypatch: pytest.MonkeyPatch) -
     assert found == {10: "parked", 11: "parked", 20: "active"}
     assert table.denied == {40}
     assert "1 process of other users was denied" in cleaner.hidden_notes(table, "win32")[0]
+
+
+def test_a_child_is_uvs_own_fork_by_its_command_line_or_by_its_executable(
+    proc: FakeProc,
+) -> None:
+    """Kills `_judged`'s `child_argv == argv or (own_exe is not None and ...)` -> `and`, and
+    `own_exe is not None` -> `is None` (run 5): a child of `uv run` that has uv's command line
+    (its executable hidden) or uv's executable (its command line not readable yet) is uv
+    itself between its fork and its exec, which may still take locks: uv is active, not
+    parked behind the user's command."""
+    run = ("/opt/uv", "run", "--", "sleep", "60")
+    proc.add(110, run, exe="/opt/uv")
+    proc.add(111, run, ppid=110)  # uv's argv, no executable to read
+    proc.add(120, run, exe="/opt/uv")
+    proc.add(121, ("sleep", "60"), ppid=120, exe="/opt/uv")
+    (proc.root / "121" / "cmdline").write_bytes(b"")  # uv's executable, no argv yet
+    proc.add(130, run, exe="/opt/uv")
+    proc.add(131, ("sleep", "60"), ppid=130)  # the user's command: uv only waits
+    found = judged(proc)
+    assert found[110] == ("active", "it is starting a process (pid 111)")
+    assert found[120] == ("active", "it is starting a process (pid 121)")
+    assert found[130][0] == "parked"
+
+
+def test_a_uv_whose_command_line_cannot_be_read_is_no_launcher(proc: FakeProc) -> None:
+    """Kills `_judged`'s `... if argv else False` -> `True` (run 5): a uv found by its name
+    whose command line cannot be read is active (it could be any command), never taken for a
+    launcher (uvx) parked behind a uv child of its own."""
+    proc.add(140, ("uv",), comm="uv")
+    (proc.root / "140" / "cmdline").write_bytes(b"")
+    proc.add(141, ("/opt/uv", "sync"), ppid=140)
+    assert judged(proc)[140] == ("active", "its command line cannot be read")
+
+
+def test_a_process_with_the_flags_of_roots_processes_is_no_kernel_thread(
+    proc: FakeProc,
+) -> None:
+    """Kills `_PF_KTHREAD = 0x00200000` -> `0x001fffff` (run 5): only the kernel-thread flag
+    makes a process a kernel thread; root's uv, whose stat flags carry PF_SUPERPRIV (0x100)
+    and PF_RANDOMIZE (as bash's do here: 0x400100), is uv, and kthreadd (0x208040) is not."""
+    for pid, name, flags in ((2, "kthreadd", 0x208040), (150, "uv", 0x400100)):
+        proc.add(pid, (name,), comm=name)
+        (proc.root / str(pid) / "stat").write_text(
+            f"{pid} ({name}) S 0 0 0 0 0 {flags}" + " 0" * 13 + "\n"
+        )
+    assert sorted(judged(proc)) == [150]

@@ -7,6 +7,7 @@ is trusted when its device matches, and otherwise only when our own try-lock agr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Collection, Container, Iterable, Sequence
@@ -14,7 +15,15 @@ from collections.abc import Callable, Collection, Container, Iterable, Sequence
 from uvsweep import system
 from uvsweep.model import Record
 from uvsweep.probe import LockProbe, Observation, ProbeResult
-from uvsweep.probe.posix import SYSCALLS, FileKey, PosixBackend, Syscalls, holder_list, opened_key
+from uvsweep.probe.posix import (
+    SYSCALLS,
+    Beside,
+    FileKey,
+    PosixBackend,
+    Syscalls,
+    holder_list,
+    opened_key,
+)
 from uvsweep.processes import ProcessTable
 
 
@@ -279,6 +288,82 @@ def _union(texts: Sequence[str]) -> str:
             # "12: FLOCK ..." / "12: -> FLOCK ...": the number is a position, not an identity
             seen.setdefault(line.partition(":")[2] if ":" in line else line, None)
     return "\n".join(f"0:{line}" for line in seen)
+
+
+class TableWarmer:
+    """Keeps a removal's reads of `/proc/locks` from each waiting for an RCU grace period: a
+    byte of the table is read every `EVERY` files the removal goes through (`tick`), the first
+    time on a thread of its own. What it reads is never looked at: it changes how soon the
+    removal's own reads are answered, never what they say.
+
+    Why it pays: the kernel prints `/proc/locks` on the write side of a per-CPU rwsem
+    (`file_rwsem`), and the first writer after a quiet spell waits for an RCU grace period
+    (`rcu_sync_enter`; 6-10 ms measured here), while one within about a grace period of the
+    last (15 ms and more here) does not. A removal reads the table twice a batch, each time
+    after 15-30 ms of opening or unlinking files: ten grace periods for 10,000 files, a third of
+    the removal's time, of which this leaves the first (waited for on the thread, while the
+    first files are opened). The later reads are made on the removal's own thread: a thread
+    woken by a timer would take the interpreter's lock from it every few milliseconds.
+
+    What it costs: one fd from the first file on (started only with fds to spare), a read of a
+    few microseconds every `EVERY` files, and meanwhile every lock call on the machine takes
+    the rwsem's slow path (a full memory barrier more) and may wait out one of these reads.
+    Nothing at all for a removal that finds no file to open. Any error stops it quietly: the
+    removal's reads are then only slower.
+    """
+
+    EVERY = 128
+
+    def __init__(self, path: str = "/proc/locks") -> None:
+        self.path = path
+        self.fd = -1
+        self.reads = 0  # how many reads it made (for tests)
+        self.ticks = 0  # how many files it was told of (for tests)
+        self._count = self.EVERY - 1  # the first tick starts it
+        self._first: Beside | None = None
+        self._off = False  # stopped, or it could not start
+
+    def tick(self) -> None:
+        """One more file gone through: read a byte of the table every `EVERY` of them."""
+        self.ticks += 1
+        self._count += 1
+        if self._count < self.EVERY or self._off:
+            return
+        self._count = 0
+        if self._first is None:
+            self._start()
+        elif self.fd >= 0 and not self._first.thread.is_alive():
+            self._read()
+
+    def _start(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._first = Beside(self._read)  # the one grace period it waits for
+        except (OSError, RuntimeError):  # (RuntimeError: no thread can start now)
+            self.stop()
+
+    def _read(self) -> None:
+        try:
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            os.read(self.fd, 1)
+        except OSError:
+            self._close()  # the removal's reads are then only slower
+        else:
+            self.reads += 1
+
+    def _close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def stop(self) -> None:
+        """Wait for the first read (nothing of ours may run on when the caller forks) and close
+        the fd; idempotent, and it never starts again."""
+        self._off = True
+        if self._first is not None:
+            self._first.wait()
+        self._close()
 
 
 def read_locks(

@@ -256,12 +256,8 @@ class Remover(ABC):
         """Targets some other process holds, waits for or has open, in one pass for all."""
 
     @abstractmethod
-    def still_named(self, target: Target) -> bool:
-        """Whether the name still refers to the very file we hold."""
-
     def changed(self, target: Target) -> str | None:
         """Why the file may not go after all (renamed, replaced, written to), or None."""
-        return None if self.still_named(target) else "replaced while it was being removed"
 
     @abstractmethod
     def unlink(self, target: Target) -> None:

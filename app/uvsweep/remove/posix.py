@@ -23,6 +23,7 @@ from uvsweep.probe.linux import (
     Device,
     LockEntry,
     LockTable,
+    TableWarmer,
     device_key,
     printed_device,
     read_lock_table,
@@ -106,6 +107,7 @@ class PosixRemover(Remover):
         self._not_regular: set[str] = set()  # per dir: names the listing says are no files
         self._owner = OwnerNames()
         self._devices_seen: set[int] = set()  # file systems a file was locked on (`locked_one`)
+        self._warmer: TableWarmer | None = None  # during `remove` (see `warm_table`)
         self._dir_reasons: dict[str, str | None] = {}  # per batch (`_dir_reason`)
 
     # ---- what subclasses provide --------------------------------------------------------------
@@ -147,6 +149,11 @@ class PosixRemover(Remover):
         """
         return False
 
+    def warm_table(self) -> TableWarmer | None:
+        """A `TableWarmer` that keeps this removal's reads of the lock table from
+        waiting for the kernel, or None (no table, or no fd to spare for it)."""
+        return None
+
     def view(self) -> dict[str, Any]:
         """What a keeper needs to build the same remover (`for_platform(**view)`)."""
         return {"platform": "posix"}
@@ -167,6 +174,22 @@ class PosixRemover(Remover):
         why = self.blind_spot(directory)
         self._dir_reasons[directory] = why
         return why
+
+    def remove(
+        self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
+    ) -> CleanResult:
+        """See `Remover`; the lock table is kept warm meanwhile (`warm_table`)."""
+        self._warmer = self.warm_table()
+        try:
+            return super().remove(dirs, policy, result)
+        finally:
+            self._cool()
+
+    def _cool(self) -> None:
+        """Stop the table's warmer, if it runs (idempotent)."""
+        if self._warmer is not None:
+            self._warmer.stop()
+            self._warmer = None
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -257,6 +280,8 @@ class PosixRemover(Remover):
         would be let go, a device's driver run), nor in a dir none of whose files may go:
         `lstat` says why those stay.
         """
+        if self._warmer is not None:
+            self._warmer.tick()
         if (
             name in self._not_regular
             or policy.kept_by_visibility(directory, None)
@@ -384,20 +409,6 @@ class PosixRemover(Remover):
                 found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
         return found
 
-    def still_named(self, target: Target) -> bool:
-        """See `Remover`."""
-        return self._named(target) is not None
-
-    def _named(self, target: Target) -> os.stat_result | None:
-        """The name's lstat if it is still the very file we hold (a regular file), else None."""
-        try:
-            st = self.lstat(target.name, target.dir_handle)
-        except OSError:
-            return None
-        if st.st_ino != target.ino or st.st_dev != target.dev or not stat.S_ISREG(st.st_mode):
-            return None
-        return st
-
     def changed(self, target: Target) -> str | None:
         """See `Remover`: the name still that file, and the file itself as it was checked.
 
@@ -425,6 +436,8 @@ class PosixRemover(Remover):
 
     def unlink(self, target: Target) -> None:
         """See `Remover`: by name, relative to the dir, while our lock is held."""
+        if self._warmer is not None:
+            self._warmer.tick()
         self.calls.unlink(target.name, dir_fd=target.dir_handle)
 
     def _handoff(self, target: Target) -> Handoff:
@@ -519,6 +532,7 @@ class PosixRemover(Remover):
         self, pending: Sequence[tuple[Target, Use]], result: CleanResult
     ) -> dict[Target, str | None]:
         """See `Remover` and `remove.handoff`: bounded here, then finished by a keeper."""
+        self._cool()  # no thread of ours may run on when a keeper is forked
         handoffs: dict[Target, Handoff] = {}
         for target, use in pending:
             handoff = handoffs[target] = self._handoff(target)
@@ -778,10 +792,20 @@ class LinuxRemover(PosixRemover):
             return Use(LockState.WAITING, holder_list(self.processes, waiting))
         return None
 
+    def warm_table(self) -> TableWarmer | None:
+        """See `PosixRemover`: only beside real system calls, and with a batch, the table's
+        reader and the fd walk all given their fds."""
+        spare = self.fd_limit - 2 * self.batch_size - FD_RESERVE >= 8
+        if not (spare and self.calls.concurrent):
+            return None
+        return TableWarmer(f"{self.proc}/locks")
+
     def table_beside(self) -> bool:
         """See `PosixRemover`: `/proc/locks` waits for an RCU grace period (5-25 ms) before
-        the kernel prints it, time the fd walk can use (unless the calls are simulated)."""
-        return self.calls.concurrent
+        the kernel prints it, time the fd walk can use (unless the calls are simulated). Not
+        while a `TableWarmer` runs: then there is no wait to use, and a reader on a thread would
+        queue for the interpreter's lock after each of its page-sized reads."""
+        return self.calls.concurrent and self._warmer is None
 
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
         """See `PosixRemover`: every entry on our files except our own locks.

@@ -353,16 +353,14 @@ class WindowsRemover(Remover):
                 found[target] = Use(LockState.OPEN, [self._holder(pid) for pid in sorted(pids)])
         return found
 
-    def still_named(self, target: Target) -> bool:
-        """See `Remover`."""
+    def changed(self, target: Target) -> str | None:
+        """See `Remover`: the name must still refer to the very file we hold."""
         try:
             st = self.lstat(target.path)
         except OSError:
-            return False
-        return (st.st_dev & 0xFFFFFFFF, st.st_ino & 0xFFFFFFFFFFFFFFFF) == (
-            target.dev,
-            target.ino,
-        )
+            return "replaced while it was being removed"
+        key = (st.st_dev & 0xFFFFFFFF, st.st_ino & 0xFFFFFFFFFFFFFFFF)
+        return None if key == (target.dev, target.ino) else "replaced while it was being removed"
 
     def unlink(self, target: Target) -> None:
         """See `Remover`: free the name at once (a rename away), then delete by handle.
