@@ -45,16 +45,27 @@ class Step:
     current: Actor | None  # who ran last
     preemptions: int  # used so far
     timeouts: list[Actor]  # sleepers nothing woke, resumed only if a long time passes
+    idle: bool = False  # nobody could run: every one in `runnable` is a sleeper nothing woke
 
     def costs(self, actor: Actor) -> int:
-        """1 if running `actor` now is a preemption (a timeout always is one)."""
+        """1 if running `actor` now is a preemption (a timeout always is one; when nobody could
+        run, any sleeper but the first to wake up)."""
         if actor in self.timeouts:
             return 1
+        if self.idle:
+            return int(actor is not self.first_awake())
         current_can_go_on = self.current in self.runnable and self.current not in self.timeouts
         return int(current_can_go_on and actor is not self.current)
 
+    def first_awake(self) -> Actor:
+        """When nobody could run, time passes to the earliest wake-up: that sleeper's."""
+        return min(self.runnable, key=lambda actor: actor.wake)
+
     def default(self) -> Actor:
-        """Go on with the current actor while it can run, else the first runnable one."""
+        """Go on with the current actor while it can run, else the first runnable one (when
+        nobody could run, the first sleeper to wake up)."""
+        if self.idle:
+            return self.first_awake()
         if self.current in self.runnable and self.current not in self.timeouts:
             return self.current
         return self.runnable[0]
@@ -155,7 +166,8 @@ def run(
         while True:
             runnable = [a for a in world.actors if a.runnable()]
             late: list[Actor] = []
-            if not runnable:
+            idle = not runnable
+            if idle:
                 runnable = [a for a in world.actors if a.may_time_out()]  # time passes
                 if not runnable:
                     break
@@ -166,7 +178,7 @@ def run(
                 busy = [a.name for a in world.actors if a.status != "done"]
                 out.endless = f"not done after {max_steps} steps: {', '.join(busy)}"
                 break
-            step = Step(world, len(out.schedule), runnable, current, preemptions, late)
+            step = Step(world, len(out.schedule), runnable, current, preemptions, late, idle)
             actor = choose(step)
             if actor is None:
                 out.pruned = True

@@ -16,7 +16,8 @@ Two checks beyond the usual ones (`Scenario(renames=...)`):
   once (its dir, the old file, the new one, the replaced ones it keeps, one being checked). Before
   the fix every rename kept one more.
 
-Deep runs (one more preemption) only with `UVSWEEP_SIM_DEEP=1`.
+Deep runs (the planter keeping its files open; one more preemption) only with
+`UVSWEEP_SIM_DEEP=1`.
 """
 
 from __future__ import annotations
@@ -192,6 +193,6 @@ def test_every_schedule_after_the_plant_without_more_preemptions(keep_open: bool
 
 
 @DEEP
-@pytest.mark.parametrize("keep_open", [False, True], ids=["closing", "keeping-open"])
-def test_every_schedule_after_the_plant_within_one_more_preemption(keep_open: bool) -> None:
-    _search(keep_open, extra=1)
+def test_every_schedule_after_the_plant_within_one_more_preemption() -> None:
+    # the planter keeping its files open too is longer than a deep run here (see the README)
+    _search(keep_open=False, extra=1)

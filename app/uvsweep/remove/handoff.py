@@ -53,10 +53,11 @@ the name made every round keep one more fd, for the whole handoff). Two rules:
   uv that holds it), and a tmp cleaner does it once at most (our file is new). So after that,
   the name is left to whoever changes it, with one warning: the file we held there is set
   aside as above (closed, or kept for its users in turn), and the handoff goes on only for
-  the old file and the kept ones. A handoff then holds at most its dir, the old file and
-  `MAX_RETAKES + 1` files that were at the name (the new one and the replaced ones; a keeper
-  inherits as many), and says at most `2 * MAX_RETAKES + 1` warnings about the name (a
-  re-take may follow a round that said the name could not be locked).
+  the old file and the kept ones. A handoff then holds at most `MAX_RETAKES + 3` fds (its dir,
+  the old file, and the new one with up to `MAX_RETAKES` replaced ones, or, once the name is
+  left, up to `MAX_RETAKES + 1` replaced ones), one more while it looks at a file at the name,
+  and a keeper inherits no more; it says at most `2 * MAX_RETAKES + 1` warnings about the name
+  (a re-take may follow a round that said the name could not be locked).
 
 **Whose file may be the next generation** (red-team R4, F5). It must be a regular file, still
 the file at the name once our exclusive try-lock holds (a swap between our open and our lock is
