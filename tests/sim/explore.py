@@ -45,16 +45,27 @@ class Step:
     current: Actor | None  # who ran last
     preemptions: int  # used so far
     timeouts: list[Actor]  # sleepers nothing woke, resumed only if a long time passes
+    idle: bool = False  # nobody could run: every one in `runnable` is a sleeper nothing woke
 
     def costs(self, actor: Actor) -> int:
-        """1 if running `actor` now is a preemption (a timeout always is one)."""
+        """1 if running `actor` now is a preemption (a timeout always is one; when nobody could
+        run, any sleeper but the first to wake up)."""
         if actor in self.timeouts:
             return 1
+        if self.idle:
+            return int(actor is not self.first_awake())
         current_can_go_on = self.current in self.runnable and self.current not in self.timeouts
         return int(current_can_go_on and actor is not self.current)
 
+    def first_awake(self) -> Actor:
+        """When nobody could run, time passes to the earliest wake-up: that sleeper's."""
+        return min(self.runnable, key=lambda actor: actor.wake)
+
     def default(self) -> Actor:
-        """Go on with the current actor while it can run, else the first runnable one."""
+        """Go on with the current actor while it can run, else the first runnable one (when
+        nobody could run, the first sleeper to wake up)."""
+        if self.idle:
+            return self.first_awake()
         if self.current in self.runnable and self.current not in self.timeouts:
             return self.current
         return self.runnable[0]
@@ -79,6 +90,7 @@ class Outcome:
     critical_sections: int = 0
     handoffs: int = 0  # locks the removers handed over to a new file
     keepers: int = 0  # keeper processes started
+    most_fds: int = 0  # the most fds a uvsweep process held at once (when checked)
 
     @property
     def failure(self) -> str | None:
@@ -154,7 +166,8 @@ def run(
         while True:
             runnable = [a for a in world.actors if a.runnable()]
             late: list[Actor] = []
-            if not runnable:
+            idle = not runnable
+            if idle:
                 runnable = [a for a in world.actors if a.may_time_out()]  # time passes
                 if not runnable:
                     break
@@ -165,7 +178,7 @@ def run(
                 busy = [a.name for a in world.actors if a.status != "done"]
                 out.endless = f"not done after {max_steps} steps: {', '.join(busy)}"
                 break
-            step = Step(world, len(out.schedule), runnable, current, preemptions, late)
+            step = Step(world, len(out.schedule), runnable, current, preemptions, late, idle)
             actor = choose(step)
             if actor is None:
                 out.pruned = True
@@ -181,6 +194,7 @@ def run(
             actor.resume()
             out.seen.append(actor.last)
             current = actor
+            world.after_step()
             if world.violation:
                 out.violation = world.violation
                 break
@@ -200,6 +214,7 @@ def run(
     out.critical_sections = sum(a.critical_sections for a in world.actors)
     out.handoffs = sum(getattr(r, "handoffs", 0) for r in out.results.values())
     out.keepers = sum(1 for a in world.actors if a.kind == "keeper")
+    out.most_fds = world.most_fds
     return out
 
 
@@ -287,16 +302,18 @@ class SearchReport:
     keepers: int = 0  # runs in which a keeper took a handoff over
     seed_run: int | None = None  # which random run failed
     finals: set[int] = field(default_factory=set)  # the states runs ended in
+    most_fds: int = 0  # the most fds a uvsweep process held at once, over every run
 
     def summary(self) -> str:
         how = "random" if self.random else "exhaustive"
         how = how if self.complete else f"{how}, stopped by the deadline"
         bound = "" if self.bound is None else f", preemption bound {self.bound}"
         found = "no counterexample" if self.failure is None else "COUNTEREXAMPLE"
+        fds = f" at most {self.most_fds} fds held by uvsweep," if self.most_fds else ""
         return (
             f"{how}{bound}: {self.runs} runs, {self.steps} steps, {self.states} distinct states,"
             f" {self.critical_sections} critical sections, {self.handoffs} runs with a handoff,"
-            f" {self.keepers} with a keeper, {self.seconds:.1f} s: {found}"
+            f" {self.keepers} with a keeper,{fds} {self.seconds:.1f} s: {found}"
         )
 
 
@@ -352,6 +369,7 @@ def dfs(
         report.critical_sections += out.critical_sections
         report.handoffs += bool(out.handoffs)
         report.keepers += bool(out.keepers)
+        report.most_fds = max(report.most_fds, out.most_fds)
         if out.final is not None:
             report.finals.add(out.final)
         if out.failure:
@@ -425,6 +443,7 @@ def random_runs(
         report.critical_sections += out.critical_sections
         report.handoffs += bool(out.handoffs)
         report.keepers += bool(out.keepers)
+        report.most_fds = max(report.most_fds, out.most_fds)
         if out.failure:
             report.failure = out
             report.seed_run = number

@@ -6,7 +6,8 @@ it (`fs/locks.c`, `fs/namei.c`, `fs/proc/`):
 - a directory of names -> inodes (dev, ino, mode, uid, size, nlink, mtime); an unlinked inode
   lives on while some open file description refers to it;
 - per-process fd tables of open file descriptions (OFDs); `open` with `O_CREAT`, `O_EXCL`,
-  `O_NOFOLLOW`, `O_DIRECTORY`; `renameat2(RENAME_NOREPLACE)`; `unlink`; `close`;
+  `O_NOFOLLOW`, `O_DIRECTORY`; `renameat2(RENAME_NOREPLACE)`; `rename` (replacing); `unlink`;
+  `close`;
 - `flock` locks belong to the OFD: exclusive/shared, non-blocking (`EWOULDBLOCK`) or blocking. A
   blocked request is a *waiter* listed under the lock that blocks it; when that lock goes (unlock,
   close of the OFD, a conversion), every waiter on it is woken and **leaves the table** until it
@@ -59,6 +60,14 @@ class Inode:
     size: int = 0
     nlink: int = 1
     path: str = ""  # the last path it had (what /proc/<pid>/fd shows)
+    # the test's view only (red-team P2's oracle, `world.Actor.enter_critical`), never a call's:
+    # the number of arrivals at a name when it arrived at its own (`Kernel.arrivals`), that
+    # number when it left its name (-1: never), whether it left by a planter's act, whether a
+    # uvsweep process (remover, keeper) ever locked it
+    arrival: int = 0
+    left_at: int = -1
+    left_by_planter: bool = False
+    taken: bool = False
 
     def stat(self) -> os.stat_result:
         gid = os.getegid()
@@ -77,6 +86,8 @@ class OpenFile:
     pid: int  # the process that opened it, and its fd there: the OFD's name in fingerprints
     fd: int
     refs: int = 1  # fds referring to it, in any process (a keeper inherits the cleaner's)
+    # the test's view: its file left the name by a planter's act while this was open (P2)
+    lost_to_planter: bool = False
 
 
 @dataclass
@@ -117,6 +128,9 @@ class Kernel:
         self.procs: dict[int, Process] = {}
         self.now = 0.0  # virtual monotonic time
         self.version = 0  # bumped by every change another process could see
+        self.arrivals = 0  # files that came to a name so far (the test's view: `Inode.arrival`)
+        #: the uid whose acts count as a planter's (`world.PLANTER_UID`; the test's view)
+        self.planter_uid = 65534
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -130,8 +144,24 @@ class Kernel:
         inode = self._new_inode(stat.S_IFREG | mode, EPOCH - 3600)
         inode.size = size
         inode.path = f"{TMP}/{name}"
+        self._arrive(inode)
         self.names[name] = inode
         return inode
+
+    # ---- the test's view of names (P2's oracle): nothing a call returns depends on it ----------
+
+    def _arrive(self, inode: Inode) -> None:
+        self.arrivals += 1
+        inode.arrival = self.arrivals
+
+    def _leave(self, pid: int, inode: Inode) -> None:
+        inode.left_at = self.arrivals
+        inode.left_by_planter = self._proc(pid).uid == self.planter_uid
+        if inode.left_by_planter:
+            for proc in self.procs.values():
+                for ofd in proc.fds.values():
+                    if ofd.inode is inode:
+                        ofd.lost_to_planter = True
 
     def _new_inode(self, mode: int, mtime: float, uid: int | None = None) -> Inode:
         self.next_ino += 1
@@ -239,6 +269,7 @@ class Kernel:
             stat.S_IFREG | (mode & 0o7777 & ~self.umask), EPOCH + self.now, creator
         )
         inode.path = f"{TMP}/{base}"
+        self._arrive(inode)
         self.names[base] = inode
         return self._install(pid, inode, flags)
 
@@ -268,6 +299,33 @@ class Kernel:
         del self.names[old_base]
         self.names[new_base] = inode
         inode.path = f"{TMP}/{new_base}"
+        self._arrive(inode)
+        self._changed()
+
+    def rename(self, pid: int, old: str, new: str, dir_fd: int | None) -> None:
+        """`renameat(2)`: a file at `new` is replaced (atomically: the name is never free). In
+        the sticky dir both the file moved and the one replaced must be the caller's, the
+        dir's owner's, or the caller root (`may_delete` on each)."""
+        old_base = self._in_dir(pid, old, dir_fd)
+        new_base = self._in_dir(pid, new, dir_fd)
+        inode = self.names.get(old_base)
+        if inode is None:
+            raise _err(errno.ENOENT, old)
+        self._may_remove(pid, inode, old)
+        replaced = self.names.get(new_base)
+        if replaced is inode:
+            return  # two links to one inode: nothing to do (POSIX)
+        if replaced is not None:
+            self._may_remove(pid, replaced, new)
+            if stat.S_ISDIR(replaced.mode):
+                raise _err(errno.EISDIR, new)
+        del self.names[old_base]
+        self.names[new_base] = inode
+        inode.path = f"{TMP}/{new_base}"
+        self._arrive(inode)
+        if replaced is not None:
+            replaced.nlink -= 1
+            self._leave(pid, replaced)
         self._changed()
 
     def unlink(self, pid: int, name: str, dir_fd: int | None) -> None:
@@ -280,6 +338,7 @@ class Kernel:
             raise _err(errno.EISDIR, name)
         del self.names[base]
         inode.nlink -= 1
+        self._leave(pid, inode)
         self._changed()
 
     def close(self, pid: int, fd: int) -> None:
@@ -329,6 +388,8 @@ class Kernel:
         if blocker is None:
             self.waiters = [w for w in self.waiters if w.ofd is not ofd]
             self.locks.append(Lock(ofd, exclusive, pid))
+            if self._proc(pid).name == "uvsweep":
+                ofd.inode.taken = True  # the test's view (P2's oracle)
             self._changed()
             return None
         if operation & LOCK_NB:
@@ -437,14 +498,27 @@ class Kernel:
             for fd, ofd in sorted(proc.fds.items()):
                 if ofd.inode is not None:
                     inodes[ofd.inode.ino] = ofd.inode
-                fds.append((pid, fd, ofd.inode.ino if ofd.inode else 0, ofd.flags))
+                fds.append((pid, fd, ofd.inode.ino if ofd.inode else 0, ofd.flags,
+                            ofd.lost_to_planter))  # fmt: skip
             fds.append((pid, proc.alive))
         shape = tuple(
-            (i.ino, i.mode, i.uid, i.nlink, i.size, i.mtime, i.path)
+            (
+                i.ino,
+                i.mode,
+                i.uid,
+                i.nlink,
+                i.size,
+                i.mtime,
+                i.path,
+                i.arrival,
+                i.left_at,
+                i.left_by_planter,
+                i.taken,
+            )
             for _, i in sorted(inodes.items())
         )
         locks = tuple((lk.ofd.pid, lk.ofd.fd, lk.exclusive) for lk in self.locks)
         waiters = tuple(
             (w.ofd.pid, w.ofd.fd, w.exclusive, w.blocker.pid, w.blocker.fd) for w in self.waiters
         )
-        return (names, shape, tuple(fds), locks, waiters, self.next_ino, self.now)
+        return (names, shape, tuple(fds), locks, waiters, self.next_ino, self.now, self.arrivals)

@@ -205,13 +205,28 @@ try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         print(os.fstat(fd).st_uid)
         os.unlink(path)  # its own file: allowed
+    elif how in ("rename-over-roots", "rename-over-own"):
+        if how == "rename-over-own":
+            mine = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fresh = path + ".fresh"
+        os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        try:
+            os.rename(fresh, path)  # replaces the file at the name (P2's planter)
+        except OSError:
+            os.unlink(fresh)
+            raise
+        if how == "rename-over-own":
+            print(os.fstat(mine).st_nlink)  # the replaced file has no name left
+        os.unlink(path)
     print("ok")
 except OSError as err:
     print(errno.errorcode[err.errno])
 """
 
 
-@pytest.mark.parametrize("how", ["unlink", "write", "fchmod", "create"])
+@pytest.mark.parametrize(
+    "how", ["unlink", "write", "fchmod", "create", "rename-over-roots", "rename-over-own"]
+)
 def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
     how: str, shared_tmp: Path
 ) -> None:
@@ -225,7 +240,7 @@ def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
     uid, gid, python = found
     shared_tmp.chmod(0o1777)
     real = shared_tmp / NAME
-    if how != "create":
+    if how not in ("create", "rename-over-own"):
         real.touch()  # root's 0644 file
         real.chmod(0o644)
     argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c"]
@@ -235,7 +250,7 @@ def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
     kernel = Kernel(umask=0)
     kernel.euid = 0
     kernel.spawn(20, "sh", uid=uid)
-    if how != "create":
+    if how not in ("create", "rename-over-own"):
         kernel.make_file(NAME, mode=0o644)
     dir_fd = kernel.open_dir(20, TMP)
     seen: list[str] = []
@@ -246,6 +261,19 @@ def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
             kernel.open(20, NAME, os.O_RDWR, 0, dir_fd)
         elif how == "fchmod":
             kernel.fchmod(20, kernel.open(20, NAME, os.O_RDONLY, 0, dir_fd), 0o666)
+        elif how.startswith("rename-over"):
+            create = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            if how == "rename-over-own":
+                mine = kernel.open(20, NAME, create, 0o644, dir_fd)
+            kernel.close(20, kernel.open(20, NAME + ".fresh", create, 0o644, dir_fd))
+            try:
+                kernel.rename(20, NAME + ".fresh", NAME, dir_fd)
+            except OSError:
+                kernel.unlink(20, NAME + ".fresh", dir_fd)
+                raise
+            if how == "rename-over-own":
+                seen.append(str(kernel.fstat(20, mine).st_nlink))
+            kernel.unlink(20, NAME, dir_fd)
         else:
             fd = kernel.open(20, NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd)
             seen.append(str(kernel.fstat(20, fd).st_uid))
@@ -257,4 +285,5 @@ def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
         seen.append(errno.errorcode[err.errno or 0])
     assert seen == said
     assert said == {"unlink": ["EPERM"], "write": ["EACCES"], "fchmod": ["EPERM"],
-                    "create": [str(uid), "ok"]}[how]  # fmt: skip
+                    "create": [str(uid), "ok"], "rename-over-roots": ["EPERM"],
+                    "rename-over-own": ["0", "ok"]}[how]  # fmt: skip

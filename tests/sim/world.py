@@ -64,6 +64,8 @@ class Actor:
         self.wake = 0.0
         self.in_cs = False
         self.on_planted = False  # in its critical section on a planter's file
+        self.holding: Any = None  # the open file description it locked (strict scenarios)
+        self.slipped_in = False  # it locked a planter's file free at the name (strict)
         self.resource = LOCK_NAME  # the lock file a uv actor works on
         self.critical_sections = 0
         self.error: str | None = None  # a traceback if its code crashed
@@ -139,17 +141,30 @@ class Actor:
 
     # ---- the critical section of a uv actor ----------------------------------------------------
 
-    def enter_critical(self, planted: bool = False) -> None:
+    def enter_critical(self, planted: bool = False, fd: int | None = None) -> None:
         """`planted`: its lock is on a planter's file (`planter`). Two holders where one holds
         such a file are not counted: that file's owner can break uv's mutual exclusion with or
         without uvsweep (by removing it while a uv holds it), so only overlaps on files of the
-        uv user are uvsweep's to prevent."""
+        uv user are uvsweep's to prevent.
+
+        With `Scenario.strict` (red-team P2's renamer, `fd`: the fd it locked), an overlap on a
+        planter's file counts too, unless the planter caused it: see `_planters_doing`."""
+        strict = self.world.scenario.strict
+        if strict and fd is not None:
+            self.holding = self.world.kernel.procs[self.pid].fds[fd]
+            inode = self.holding.inode
+            at_name = self.world.kernel.names.get(self.resource) is inode
+            # it locked a planter's file that was at the name and free, never taken by
+            # uvsweep: the planter put it there (the documented residual, or the name left
+            # to it after MAX_RETAKES); any uv could lock it, with or without uvsweep
+            self.slipped_in = planted and at_name and not inode.taken
         others = [
             a.name for a in self.world.actors
-            if a.in_cs and a is not self and a.resource == self.resource and not a.on_planted
+            if a.in_cs and a is not self and a.resource == self.resource
+            and (not a.on_planted if not strict else not _planters_doing(self, a))
         ]  # fmt: skip
         self.on_planted = planted
-        if planted:
+        if planted and not strict:
             others = []
         self.in_cs = True
         self.critical_sections += 1
@@ -160,9 +175,28 @@ class Actor:
 
     def leave_critical(self) -> None:
         self.in_cs = False
+        self.holding, self.slipped_in = None, False
 
 
 Body = Callable[[Actor], Any]
+
+
+def _planters_doing(one: Actor, other: Actor) -> bool:
+    """Whether an overlap of two uv actors' critical sections is the planter's own doing (a
+    strict scenario's oracle; never uvsweep's to prevent): one of them locked a planter's file
+    that was free at the name (see `enter_critical`), or one holds a planter's file that the
+    planter removed or replaced at the name while that uv had it open, and the other's file came
+    to the name after that (without uvsweep, the two would overlap just the same)."""
+    if one.slipped_in or other.slipped_in:
+        return True
+    for mine, theirs in ((one, other), (other, one)):
+        ofd, their = mine.holding, theirs.holding
+        if ofd is None or their is None:
+            continue
+        inode = ofd.inode
+        if ofd.lost_to_planter and inode.left_by_planter and their.inode.arrival >= inode.left_at:
+            return True
+    return False
 
 
 class ActorCalls:
@@ -294,6 +328,9 @@ class SimCalls(ActorCalls, Syscalls):
             lambda: self.kernel.rename_noreplace(self.pid, old, new, None),
         )
 
+    def rename(self, old: str, new: str) -> None:
+        self._do(("rename", old, new), lambda: self.kernel.rename(self.pid, old, new, None))
+
 
 class SimProcesses(ProcessTable):
     """The process table the remover describes holders with, read from the simulated kernel."""
@@ -380,7 +417,7 @@ def uv_worker(
                 calls.flock(fd, LOCK_EX | LOCK_NB)
             except BlockingIOError:
                 calls.flock(fd, LOCK_EX)
-            actor.enter_critical(_planted(actor, fd))
+            actor.enter_critical(_planted(actor, fd), fd)
             calls.flock(fd, LOCK_UN)  # leaves the critical section when it runs
             calls.close(fd)
         return rounds
@@ -412,6 +449,53 @@ def planter(tries: int = 3, name: str = LOCK_NAME) -> Body:
             calls.unlink(path, None)
             return True
         return False
+
+    return body
+
+
+def renamer(renames: int, keep_open: bool = False, name: str = LOCK_NAME) -> Body:
+    """Red-team P2's planter: another local user (uid 65534) who plants a file at the lock name
+    in the sticky temp dir as soon as the name is free, then renames fresh files of its own over
+    it, `renames` times (atomic: the name is never free; the sticky dir lets it replace only
+    its own file, so a rename over the remover's file is refused, and it waits for a change).
+    After each rename it waits for a change (inotify), as an attacker who renames again as soon
+    as the remover has taken its file would. `keep_open`: it keeps every file it planted open
+    (each replaced file then has a user)."""
+    import os
+
+    path = f"{TMP}/{name}"
+    create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+    def body(actor: Actor) -> int:
+        calls = actor.calls
+        for _ in range(3):  # the plant, when the name is free (tries on each change it sees)
+            try:
+                fd = calls.open(path, create, 0o644)
+            except FileExistsError:
+                calls.sleep(0.01)
+                continue
+            break
+        else:
+            return 0
+        if not keep_open:
+            calls.close(fd)
+        done = 0
+        for number in range(renames + 2):  # a refused rename waits for a change, twice at most
+            fresh = f"{TMP}/.plant-{number}"
+            fd = calls.open(fresh, create, 0o644)
+            if not keep_open:
+                calls.close(fd)
+            try:
+                calls.rename(fresh, path)
+            except PermissionError:  # the file at the name is not its own
+                calls.unlink(fresh, None)
+                calls.sleep(0.01)
+                continue
+            done += 1
+            if done == renames:
+                break
+            calls.sleep(0.01)  # until something changes (inotify): the remover's next round
+        return done
 
     return body
 
@@ -520,6 +604,18 @@ class Scenario:
     worker: Callable[..., Body] = field(default=uv_worker)  # (rounds, exact, name=...)
     os_name: str = "Linux"
     planters: int = 0  # other users who plant a file at the name and remove it (F5)
+    # P2: another user who plants a file at the name, then renames fresh files of its own over
+    # it this many times (0: none); `keep_open`: it keeps each of its files open
+    renames: int = 0
+    keep_open: bool = False
+    # the most fds a uvsweep process (remover, keeper) may hold at once (None: not checked)
+    max_fds: int | None = None
+
+    @property
+    def strict(self) -> bool:
+        """Overlaps on a planter's file count unless the planter caused them (P2's oracle,
+        `world._planters_doing`); else they never count (F5's scenarios)."""
+        return self.renames > 0
 
     def describe(self) -> str:
         rounds = f" x{self.rounds} rounds" if self.rounds > 1 else ""
@@ -528,6 +624,9 @@ class Scenario:
             start = f"{self.files} names, " + ("an orphaned file at each" if self.existing else
                                               "no file at first")  # fmt: skip
         planted = f", {self.planters} planter(s) (uid {PLANTER_UID})" if self.planters else ""
+        if self.renames:
+            kept = ", keeping each open" if self.keep_open else ""
+            planted += f", a planter renaming {self.renames} files over the name{kept}"
         return (
             f"{self.os_name}: {self.uv} uv actors{rounds}, {self.removers} remover run(s),"
             f" {start}{planted}"
@@ -542,6 +641,8 @@ class Scenario:
             specs.append((f"W{i + 1}", "uv", self.worker(self.rounds, self.uv_exact, name=name)))
         for i in range(self.planters):
             specs.append((f"P{i + 1}" if self.planters > 1 else "P", "planter", planter()))
+        if self.renames:
+            specs.append(("P", "planter", renamer(self.renames, self.keep_open)))
         return specs
 
 
@@ -556,6 +657,7 @@ class World:
                 self.kernel.make_file(name)
         self.aborting = False
         self.violation: str | None = None
+        self.most_fds = 0  # the most fds a uvsweep process held at once (`after_step`)
         self.actors: list[Actor] = []
         for name, kind, body in scenario.actor_specs():
             self.add(name, kind, body)
@@ -581,6 +683,20 @@ class World:
 
     def fingerprint(self) -> int:
         return hash((self.kernel.fingerprint(), tuple(a.state() for a in self.actors)))
+
+    def after_step(self) -> None:
+        """Checks of the whole world after each step: the fds a uvsweep process holds."""
+        bound = self.scenario.max_fds
+        if bound is None:
+            return
+        for actor in self.actors:
+            proc = self.kernel.procs.get(actor.pid) if actor.kind != "uv" else None
+            if proc is None or not proc.alive or actor.kind == "planter":
+                continue
+            held = len(proc.fds)
+            self.most_fds = max(self.most_fds, held)
+            if held > bound and self.violation is None:
+                self.violation = f"{actor.name} holds {held} fds (more than {bound})"
 
     def finish(self) -> None:
         """End every actor thread (aborting those still parked) and wait for them."""

@@ -437,7 +437,7 @@ class LinuxBackend(PosixBackend):
 def walk_fds(
     proc: str,
     pids: Iterable[int],
-    names: set[str],
+    names: Container[str],
     wanted: Container[FileKey],
     calls: Syscalls = SYSCALLS,
     own_pid: int | None = None,

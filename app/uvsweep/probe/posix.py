@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 
 from uvsweep import system
 from uvsweep.model import LockUser, ScanError
@@ -135,13 +135,26 @@ class Syscalls:
 SYSCALLS = Syscalls()
 
 
+class _EveryName:
+    """A set of names that holds every name (`ANY_NAME`)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+#: For `opened_key` and the fd walk: every fd link is stat'ed, and the inode alone decides (for
+#: a file that may have been moved to another name since it was opened).
+ANY_NAME: Container[str] = _EveryName()
+
+
 def opened_key(
-    shown_path: str, stat_path: str, names: set[str], stat: Callable[[str], os.stat_result]
-) -> FileKey | None:
+    shown_path: str, stat_path: str, names: Container[str],
+    stat: Callable[[str], os.stat_result],
+) -> FileKey | None:  # fmt: skip
     """The (dev, ino) another process has open, if its path names one of ours; else None.
 
     Names are compared first so only candidates cost a stat; the inode then decides, so a file
-    of the same name elsewhere (or one renamed since) never counts.
+    of the same name elsewhere (or one renamed since) never counts. `ANY_NAME`: every link.
     """
     base = shown_path.rsplit("/", 1)[-1]
     if base.endswith(DELETED) and base not in names:

@@ -25,6 +25,40 @@ new uv would create a fresh file there, and two processes would both hold "the" 
    on one at a time on it while the name stays ours. The handoff stays in `NEW` meanwhile:
    only the last user of the last of them ends it, never a change of the name.
 
+**What a handoff keeps is bounded** (red-team P2: a user renaming fresh files of its own over
+the name made every round keep one more fd, for the whole handoff). Two rules:
+
+- *A replaced file that nothing can reach is closed at once* (`_set_aside`). In the round that
+  re-takes the name, the file we held there is closed if it has no name left (`st_nlink` 0 on
+  our own fd: nobody can open it anew) and the remover's `replaced_in_use` finds no other
+  process with it open (the fd walk, read first) and none waiting on it (the lock table read
+  afresh until our own record on it is in it: every waiter queues behind that record). Our
+  exclusive lock on it was never let go since we took it, so nobody holds it: that lock is the
+  confirming try-lock the old file needs. Then nobody can ever lock it again: it has no name,
+  and no process but us has it open. The walk matches by inode whatever name a link shows (the
+  file may have been moved to another name first: red-team Q3), and a cleaner that cannot
+  look into every process's fds (not root, or any process hidden) closes none early (an
+  opener between its open and its flock shows nowhere else: Q1). Anything unknown (an error,
+  a name left, a table that could be read before and not now) keeps it in the handoff, as
+  before: each replaced file is then the old file in its turn, as P1 needs (its waiters must
+  not go on beside the old file's users). Only this first look can close one early. The pids
+  a look sees waiting on a kept file (`seen`), at its set-aside and once more just before its
+  turn, are followed in its turn as the old file's are (Q2): a waiter seen once is not
+  forgotten when a signal takes it out of the table for a moment. In its turn its openers are
+  found by inode whatever their links show (`old_was_new`, Q4).
+- *The name is re-taken at most `MAX_RETAKES` times a handoff.* Whoever removes or replaces
+  our next generation that often is root, the dir's owner, the owner of the file at the name
+  (a planted file taken after the patience) or, in a plain dir, anyone who may write it: each
+  of them can break uv's exclusion at this name without uvsweep (by removing the file under a
+  uv that holds it), and a tmp cleaner does it once at most (our file is new). So after that,
+  the name is left to whoever changes it, with one warning: the file we held there is set
+  aside as above (closed, or kept for its users in turn), and the handoff goes on only for
+  the old file and the kept ones. A handoff then holds at most `MAX_RETAKES + 3` fds (its dir,
+  the old file, and the new one with up to `MAX_RETAKES` replaced ones, or, once the name is
+  left, up to `MAX_RETAKES + 1` replaced ones), one more while it looks at a file at the name,
+  and a keeper inherits no more; it says at most `2 * MAX_RETAKES + 1` warnings about the name
+  (a re-take may follow a round that said the name could not be locked).
+
 **Whose file may be the next generation** (red-team R4, F5). It must be a regular file, still
 the file at the name once our exclusive try-lock holds (a swap between our open and our lock is
 refused); one with more than one link waits out the patience below, as another user's file
@@ -96,6 +130,9 @@ KEEPER_START_TIMEOUT = 20.0
 #: handoff takes it as the next generation (seconds, on `Syscalls.monotonic`): see the module
 #: docstring. A keeper starts counting afresh.
 FOREIGN_PATIENCE = 5.0
+#: How many times a handoff takes the name again after its next generation was removed or
+#: replaced (see the module docstring): after that, the name is left to whoever changes it.
+MAX_RETAKES = 3
 #: The keeper's hidden subcommand.
 KEEPER_COMMAND = "_keeper"
 
@@ -135,6 +172,17 @@ class Handoff:
         self.new_key: tuple[int, int] | None = None  # (st_dev, st_ino) of the file at new_fd
         self.replaced: list[int] = []  # earlier next generations, removed from the name: locked
         self.name_lost = False  # in NEW: the name is not our file's, and could not be re-taken
+        self.retakes = 0  # how many times the name was taken again in NEW (`MAX_RETAKES`)
+        # of files we hold locked that left the name (dev, ino), those another process has open
+        # or waits on; a remover passes its own look (`replaced_in_use`), unknown is "all"
+        self.replaced_in_use: Callable[[Handoff, list[tuple[int, int]]], set[tuple[int, int]]]
+        self.replaced_in_use = _all_in_use
+        # the pids a remover's look saw waiting on a replaced file (by its (dev, ino)):
+        # followed in that file's turn (`_next_in_line`), as `followed` is for the old file
+        self.seen: dict[tuple[int, int], set[int]] = {}
+        # the old file is a former next generation: it may have been moved to another name
+        # since, so its openers are found by inode whatever their fd links show
+        self.old_was_new = False
         self.warn: Callable[[str], None] = _log  # a cleaner passes its progress output
 
     @property
@@ -184,13 +232,17 @@ class Handoff:
         file was, and so on down the line."""
         try:
             st = self.calls.fstat(self.replaced[0])
-        except OSError:
-            return  # unknown: everything stays locked, and the next round tries again
+            key = (st.st_dev, st.st_ino)
+            # who waits on it now, behind our lock (the pids a look sees are remembered in
+            # `seen`): with those seen before, followed in its turn (red-team Q2)
+            self.replaced_in_use(self, [key])
+        except Exception:  # noqa: BLE001 - unknown: everything stays locked, next round again
+            return
         if self.old_fd is not None:
             with contextlib.suppress(OSError):
                 self.calls.close(self.old_fd)  # no name, no user: nobody can lock it again
-        self.old_fd, self.followed = self.replaced.pop(0), set()
-        self.old_key = (st.st_dev, st.st_ino)
+        self.old_fd, self.followed = self.replaced.pop(0), self.seen.pop(key, set())
+        self.old_key, self.old_was_new = key, True
         self.calls.flock(self.old_fd, LOCK_UN)
 
     def _keep_the_name(self) -> None:
@@ -209,6 +261,16 @@ class Handoff:
             pass  # removed: take it again
         except OSError:
             return  # unknown: keep what we hold, ask again next round
+        if self.retakes >= MAX_RETAKES:
+            gone, self.new_fd, self.new_key = self.new_fd, None, None  # no more re-takes
+            self._set_aside(gone)
+            self._say(
+                f"{self.path}: the next generation of the lock was removed or replaced"
+                f" {self.retakes + 1} times during the handoff; the name is left to whoever"
+                " changes it (who can do that can break uv's lock anyway), still holding the"
+                " old file for its users"
+            )
+            return
         fd = self._next_generation(patient=False)
         if fd is None:
             said, self.name_lost = self.name_lost, True
@@ -220,12 +282,31 @@ class Handoff:
                 )
             return
         self.name_lost = False
-        self.replaced.append(self.new_fd)  # stays locked (it may have waiters) until the end
-        self.new_fd, self.new_key = fd, None
+        self.retakes += 1
+        gone, self.new_fd, self.new_key = self.new_fd, fd, None
+        self._set_aside(gone)  # closed if nothing can reach it, else kept locked for its users
         self._say(
             f"{self.path}: the next generation of the lock was removed or replaced during the"
             " handoff; the lock was taken again on the file at the name now"
         )
+
+    def _set_aside(self, fd: int) -> None:
+        """A file we hold locked that has just left the name: closed at once if it has no
+        name left and no other process has it open or waits on it (see the module docstring),
+        else kept locked in `replaced` until its turn. Never raises: unknown keeps it."""
+        try:
+            st = self.calls.fstat(fd)
+            key = (st.st_dev, st.st_ino)
+            used = key in self.replaced_in_use(self, [key])  # (its waiters' pids are `seen`)
+            unreachable = st.st_nlink == 0 and not used
+        except Exception:  # noqa: BLE001 - unknown (no fd to look with, ...): keep it locked
+            unreachable = False
+        if not unreachable:
+            self.replaced.append(fd)  # stays locked (it may have waiters) until its turn
+            return
+        self.seen.pop(key, None)
+        with contextlib.suppress(OSError):
+            self.calls.close(fd)  # no name, no user: nobody can lock it again
 
     def _say(self, message: str) -> None:
         """A warning through `warn`, which may fail (a cleaner's closed stderr): never in the
@@ -327,7 +408,14 @@ class Handoff:
             "directory": self.directory, "name": self.name, "dir_fd": self.dir_fd,
             "old_fd": self.old_fd, "new_fd": self.new_fd, "old_key": list(self.old_key),
             "state": self.state, "followed": sorted(self.followed), "replaced": self.replaced,
+            "retakes": self.retakes, "old_was_new": self.old_was_new,
+            "seen": [[*key, sorted(pids)] for key, pids in self.seen.items()],
         }  # fmt: skip
+
+
+def _all_in_use(_handoff: Handoff, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Without a remover's look, every replaced file counts as used (kept to its turn)."""
+    return set(keys)
 
 
 def run(
@@ -341,9 +429,17 @@ def run(
     """Step every handoff until all are over, `wait` seconds pass or `stop()`; the unfinished.
 
     `check`, if given, says in one pass over the OS's tables which handoffs' old files are in
-    use (one `/proc` walk a round, however many handoffs).
+    use (one `/proc` walk a round, however many handoffs). `stop()` and the wait are heeded
+    between two handoffs' steps too: a step may look at the OS's tables itself (a next
+    generation taken again), and a round of a thousand such steps must not outlast a Ctrl-C
+    (red-team Q5); a handoff left without its step this round is as it was, and unfinished.
     """
     from uvsweep.remove import backoff  # the package imports this module
+
+    began = calls.monotonic()
+
+    def over() -> bool:
+        return stop() or (wait is not None and calls.monotonic() - began >= wait)
 
     pending = list(handoffs)
     for waited in backoff(limit=limit, calls=calls):
@@ -353,10 +449,14 @@ def run(
             used = check(pending) if check is not None else None
         except Exception:  # noqa: BLE001 - unknown is not "unused": keep every lock this round
             used = set(pending)
-        pending = [
-            handoff for handoff in pending
-            if not handoff.step(None if used is None else handoff in used)
-        ]  # fmt: skip
+        left: list[Handoff] = []
+        for index, handoff in enumerate(pending):
+            if index and over():
+                left.extend(pending[index:])
+                break
+            if not handoff.step(None if used is None else handoff in used):
+                left.append(handoff)
+        pending = left
         if not pending or (wait is not None and waited >= wait) or stop():
             break
     return pending

@@ -30,6 +30,7 @@ from uvsweep.probe.linux import (
     walk_fds,
 )
 from uvsweep.probe.posix import (
+    ANY_NAME,
     BUSY_ERRNOS,
     LOCK_EX,
     LOCK_NB,
@@ -447,6 +448,7 @@ class PosixRemover(Remover):
         target.handle = None  # the handoff owns the old file's fd (and lock) from now on
         target.locked = False
         handoff.warn = self.progress
+        handoff.replaced_in_use = self.replaced_in_use
         return handoff
 
     def _handoff_in_use(self, handoff: Handoff) -> bool:
@@ -464,6 +466,13 @@ class PosixRemover(Remover):
         handoff.state = str(item["state"])
         handoff.followed = {int(pid) for pid in item.get("followed", ())}
         handoff.replaced = [int(fd) for fd in item.get("replaced", ())]
+        handoff.retakes = int(item.get("retakes", 0))
+        handoff.old_was_new = bool(item.get("old_was_new", False))
+        handoff.seen = {
+            (int(dev), int(ino)): {int(pid) for pid in pids}
+            for dev, ino, pids in item.get("seen", ())
+        }
+        handoff.replaced_in_use = self.replaced_in_use
         return handoff
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
@@ -507,6 +516,12 @@ class PosixRemover(Remover):
         """Of handoffs whose old file we have just locked, those some process waits for; their
         pids are followed (`Handoff.followed`). None where there is no lock table."""
         return set()
+
+    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
+        """Of files (dev, ino) that `handoff` holds exclusively locked and that have left its
+        name, those another process has open or waits on (red-team P2: the others are closed
+        at once, `Handoff._set_aside`). Here, without a way to look: all of them."""
+        return set(keys)
 
     def undo(self, target: Target, use: Use, result: CleanResult) -> str:
         """See `Remover`: one handoff (see `undo_all`)."""
@@ -840,9 +855,12 @@ class LinuxRemover(PosixRemover):
         pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
         hidden: set[int] = set()
         try:
+            # a former next generation may have been moved to another name before it left ours
+            # (red-team Q4): its openers are found by inode whatever their links show
+            names = ANY_NAME if any(h.old_was_new for h in handoffs) else {h.name for h in handoffs}
             found, _count = walk_fds(
-                self.proc, pids, {h.name for h in handoffs}, {h.old_key for h in handoffs},
-                self.calls, self.own_pid, hidden,
+                self.proc, pids, names, {h.old_key for h in handoffs}, self.calls, self.own_pid,
+                hidden,
             )  # fmt: skip
         except OSError:  # some process's open files could not be listed: unknown, so in use
             return set(handoffs)
@@ -889,6 +907,41 @@ class LinuxRemover(PosixRemover):
             handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}
             if mine or unsure or table.unseen(*handoff.old_key, self.known):
                 used.add(handoff)
+        return used
+
+    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
+        """See `PosixRemover`: the fd walk first (whoever has one open, unlinked or not), then
+        the lock table read until our own record on each is in it (whoever waits queues behind
+        that record; a record never seen leaves its waiters unknown: used). Whatever cannot be
+        read counts as used.
+
+        The walk matches by inode whatever name a link shows: such a file may have been moved
+        to another name before it left ours (red-team Q3). A cleaner that cannot look into
+        every process's fds (not root: other users' are hidden, or not even listed under
+        `hidepid`) finds every one in use, since an opener between its open and its flock shows
+        nowhere else (Q1); the table is read all the same, for the pids of the waiters, which
+        are remembered (`Handoff.seen`) and followed in the file's turn (Q2).
+        """
+        if not keys:
+            return set()
+        pids = [int(entry) for entry in self.calls.list_dir(self.proc) if entry.isdigit()]
+        try:
+            found, hidden = walk_fds(
+                self.proc, pids, ANY_NAME, set(keys), self.calls, self.own_pid
+            )  # fmt: skip
+        except OSError:  # some process's open files could not be listed: unknown, so in use
+            return set(keys)
+        blind = self.euid != 0 or hidden > 0
+        used = set(keys) if blind else {key for key in keys if found.get(key)}
+        table = self._read_table(keys)
+        if table is None:
+            # never readable: as for the old file (R13's rule keeps such runs to private dirs)
+            return set(keys) if self._table_ever_read else used
+        for key in keys:
+            mine, unsure = table.entries(*key, self.known)
+            handoff.seen.setdefault(key, set()).update(e.pid for e in mine + unsure if e.pid > 0)
+            if mine or unsure or table.unseen(*key, self.known):
+                used.add(key)
         return used
 
     def old_in_use(self, dev: int, ino: int, path: str) -> bool:
