@@ -1633,8 +1633,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "handoff: a replaced file that cannot be fstat'ed ends the round (except narrowed)",
         "app/uvsweep/remove/handoff.py",
-        "            st = self.calls.fstat(self.replaced[0])\n        except OSError:\n",
-        "            st = self.calls.fstat(self.replaced[0])\n        except KeyError:\n",
+        "            self.replaced_in_use(self, [key])\n        except Exception:  # noqa",
+        "            self.replaced_in_use(self, [key])\n        except KeyError:  # noqa",
         [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
     ),
     (
