@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -211,3 +212,33 @@ def test_the_removals_thread_never_reads_while_the_first_read_waits(
     assert warmer.reads == 1
     warmer.tick()
     warmer.stop()
+
+
+def test_it_grows_the_fd_table_once_before_its_thread_starts() -> None:
+    """A table shared with a second thread waits for an RCU grace period at each doubling
+    (`expand_fdtable`): the warmer grows it to the removal's size first, in a fresh process
+    (FDSize in /proc/self/status: the table's size), and leaves no fd there."""
+    import subprocess
+
+    code = textwrap.dedent(
+        """
+        import os
+        from uvsweep.probe.linux import TableWarmer
+
+        def size():
+            for line in open("/proc/self/status"):
+                if line.startswith("FDSize:"):
+                    return int(line.split()[1])
+
+        before, fds = size(), set(os.listdir("/proc/self/fd"))
+        warmer = TableWarmer(room=3000)
+        warmer.tick()
+        warmer.stop()
+        print(before, size(), set(os.listdir("/proc/self/fd")) == fds)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    before, after, same_fds = int(out[0]), int(out[1]), out[2]
+    assert before < 3000 <= after and same_fds == "True"

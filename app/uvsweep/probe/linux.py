@@ -305,6 +305,11 @@ class TableWarmer:
     first files are opened). The later reads are made on the removal's own thread: a thread
     woken by a timer would take the interpreter's lock from it every few milliseconds.
 
+    Before its thread starts it grows the process's fd table to `room` fds at once: a table
+    that grows by doubling as files are opened waits for a grace period at each doubling while
+    another thread shares it (`expand_fdtable`), five of them for the first batch of a fresh
+    process, which cost more than the thread saves.
+
     What it costs: one fd from the first file on (started only with fds to spare), a read of a
     few microseconds every `EVERY` files, and meanwhile every lock call on the machine takes
     the rwsem's slow path (a full memory barrier more) and may wait out one of these reads.
@@ -314,8 +319,9 @@ class TableWarmer:
 
     EVERY = 128
 
-    def __init__(self, path: str = "/proc/locks") -> None:
+    def __init__(self, path: str = "/proc/locks", room: int = 0) -> None:
         self.path = path
+        self.room = room  # the fds the removal will hold at once (the fd table's size)
         self.fd = -1
         self.reads = 0  # how many reads it made (for tests)
         self.ticks = 0  # how many files it was told of (for tests)
@@ -338,6 +344,7 @@ class TableWarmer:
     def _start(self) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _grow_fd_table(self.fd, self.room)
             self._first = Beside(self._read)  # the one grace period it waits for
         except (OSError, RuntimeError):  # (RuntimeError: no thread can start now)
             self.stop()
@@ -364,6 +371,21 @@ class TableWarmer:
         if self._first is not None:
             self._first.wait()
         self._close()
+
+
+def _grow_fd_table(fd: int, room: int) -> None:
+    """Grow the fd table so that fds below `room` need no growth: a copy of `fd` is made at
+    the first free fd from `room - 1` on (never over an open one) and closed again. Where that
+    cannot be done (the limit, no fd left), the table grows as files are opened, as before."""
+    import fcntl  # noqa: PLC0415 - Unix only (this module imports everywhere)
+
+    if room <= 1:
+        return
+    try:
+        copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, room - 1)
+    except OSError:
+        return
+    os.close(copy)
 
 
 def read_locks(
