@@ -1765,6 +1765,40 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            self.denied.add(pid)\n            return None\n        except KeyError:\n",
         [f"{PSUTIL}::test_a_process_that_is_gone_has_no_parent_children_executable_or_environment"],
     ),
+    (
+        "handoff: the next in line taken from the newest replaced (pop(0) -> pop(-1); run 5d)",
+        "app/uvsweep/remove/handoff.py",
+        "self.old_fd, self.followed = self.replaced.pop(0), self.seen.pop(key, set())",
+        "self.old_fd, self.followed = self.replaced.pop(-1), self.seen.pop(key, set())",
+        [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
+    ),
+    (
+        "handoff run: the wait between two steps (- began -> + began; run 5d, Q5)",
+        "app/uvsweep/remove/handoff.py",
+        "calls.monotonic() - began >= wait",
+        "calls.monotonic() + began >= wait",
+        ["tests/unit/test_handoff_run.py::test_one_round_steps_every_handoff_while_there_is_time"],
+    ),
+    (
+        "handoff run: a stop between two steps goes on stepping (break -> continue; run 5d, Q5)",
+        "app/uvsweep/remove/handoff.py",
+        "                left.extend(pending[index:])\n                break\n",
+        "                left.extend(pending[index:])\n                continue\n",
+        [
+            "tests/unit/test_handoff_run.py"
+            "::test_a_stop_between_two_steps_leaves_the_rest_as_they_were_and_unfinished"
+        ],
+    ),
+    (
+        "replaced_in_use: one hidden process is not enough (hidden > 0 -> > 1; run 5d, Q1)",
+        POSIX_REMOVER,
+        "blind = self.euid != 0 or hidden > 0",
+        "blind = self.euid != 0 or hidden > 1",
+        [
+            "tests/unit/test_handoff_replaced.py"
+            "::test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file"
+        ],
+    ),
 ]
 
 

@@ -351,3 +351,27 @@ def test_a_cleaners_handoff_looks_with_its_remover(lockdir: Path) -> None:
         assert handoff.replaced_in_use == remover.replaced_in_use
     finally:
         done_with(handoff)
+
+
+class OneHidden(Syscalls):
+    """The real calls, but one process's fds may not be looked at (a root cleaner without the
+    right to look, in some sandbox)."""
+
+    def list_dir(self, where: int | str) -> list[str]:
+        if where == "/proc":
+            return [*super().list_dir(where), "999998"]
+        if where == "/proc/999998/fd":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return super().list_dir(where)
+
+
+def test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file(lockdir: Path) -> None:
+    """Red-team Q1, run 5d (`hidden > 0` -> `> 1`): a single process the walk could not look
+    into may be a uv between its open and its flock on the replaced file."""
+    handoff, key = set_aside(lockdir)
+    try:
+        os.unlink(lockdir / A)
+        assert LinuxRemover().replaced_in_use(handoff, [key]) == set()  # all seen: nobody
+        assert LinuxRemover(calls=OneHidden()).replaced_in_use(handoff, [key]) == {key}
+    finally:
+        done_with(handoff)

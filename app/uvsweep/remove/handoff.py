@@ -442,7 +442,7 @@ def run(
         return stop() or (wait is not None and calls.monotonic() - began >= wait)
 
     pending = list(handoffs)
-    for waited in backoff(limit=limit, calls=calls):
+    for _waited in backoff(limit=limit, calls=calls):
         if stop():
             break
         try:
@@ -457,7 +457,7 @@ def run(
             if not handoff.step(None if used is None else handoff in used):
                 left.append(handoff)
         pending = left
-        if not pending or (wait is not None and waited >= wait) or stop():
+        if not pending or over():
             break
     return pending
 
