@@ -1785,8 +1785,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "                left.extend(pending[index:])\n                break\n",
         "                left.extend(pending[index:])\n                continue\n",
         [
-            "tests/unit/test_handoff_run.py"
-            "::test_a_stop_between_two_steps_leaves_the_rest_as_they_were_and_unfinished"
+            (
+                "tests/unit/test_handoff_run.py"
+                "::test_a_stop_between_two_steps_leaves_the_rest_as_they_were_and_unfinished"
+            )
         ],
     ),
     (
@@ -1795,8 +1797,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "blind = self.euid != 0 or hidden > 0",
         "blind = self.euid != 0 or hidden > 1",
         [
-            "tests/unit/test_handoff_replaced.py"
-            "::test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file"
+            (
+                "tests/unit/test_handoff_replaced.py"
+                "::test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file"
+            )
         ],
     ),
 ]
