@@ -612,6 +612,23 @@ _OPENER = (
 )
 
 
+def _latecomer_at_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRemover]:
+    """A remover under which a process opens each file between the checks and the unlink and
+    stops before its flock (a latecomer: `_OPENER`), kept in `children` to be stopped."""
+
+    class OpenedDuringUnlink(LinuxRemover):
+        def unlink(self, target):  # type: ignore[no-untyped-def]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            children.append(child)
+            assert _readline(child) == "opened"
+            super().unlink(target)
+
+    return OpenedDuringUnlink
+
+
 def _fd_open(fd: int) -> bool:
     try:
         os.fstat(fd)
@@ -634,15 +651,7 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
     path.touch()
     children: list[subprocess.Popen[str]] = []
 
-    class OpenedDuringUnlink(LinuxRemover):
-        def unlink(self, target):  # type: ignore[no-untyped-def]
-            child = subprocess.Popen(
-                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
-                start_new_session=True,
-            )  # fmt: skip
-            children.append(child)
-            assert _readline(child) == "opened"
-            super().unlink(target)
+    latecomer_at_unlink = _latecomer_at_unlink(children)
 
     keepers: list[int] = []
     stdin_open = _fd_open(0)
@@ -651,7 +660,7 @@ def test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone(
         # (`nohup`), so that only the keeper's own ignoring keeps it alive below
         hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
         try:
-            result = OpenedDuringUnlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
+            result = latecomer_at_unlink(handoff_wait=0.0).remove([str(lockdir)], Policy())
         finally:
             signal.signal(signal.SIGHUP, hangup)
         keepers = result.keepers
@@ -1081,20 +1090,12 @@ def test_a_forked_keeper_polls_its_rounds_without_failing_them(
     path.touch()
     children: list[subprocess.Popen[str]] = []
 
-    class OpenedDuringUnlink(LinuxRemover):
-        def unlink(self, target):  # type: ignore[no-untyped-def]
-            child = subprocess.Popen(
-                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
-                start_new_session=True,
-            )  # fmt: skip
-            children.append(child)
-            assert _readline(child) == "opened"
-            super().unlink(target)
+    latecomer_at_unlink = _latecomer_at_unlink(children)
 
     keepers: list[int] = []
     stdin = os.dup(0)
     try:
-        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        remover = latecomer_at_unlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
         if not pipes:
             os.close(0)  # a starved cleaner run with stdin closed: the dir's fd is fd 0
         try:
@@ -1539,22 +1540,14 @@ def test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_an
     path.touch()
     openers: list[subprocess.Popen[str]] = []
 
-    class OpenedDuringUnlink(LinuxRemover):
-        def unlink(self, target):  # type: ignore[no-untyped-def]
-            opener = subprocess.Popen(
-                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
-                start_new_session=True,
-            )  # fmt: skip
-            openers.append(opener)
-            assert _readline(opener) == "opened"
-            super().unlink(target)
+    latecomer_at_unlink = _latecomer_at_unlink(openers)
 
     def broken_pipe(_message: str) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
     keepers: list[int] = []
     try:
-        remover = OpenedDuringUnlink(progress=broken_pipe, handoff_wait=0.0)
+        remover = latecomer_at_unlink(progress=broken_pipe, handoff_wait=0.0)
         keepers = remover.remove([str(lockdir)], Policy()).keepers
         assert len(keepers) == 1 and flock_held(path), "no handoff: the name is free"
     finally:
@@ -1779,19 +1772,11 @@ def test_a_forked_keeper_whose_round_fails_after_go_keeps_the_files(
     path.touch()
     children: list[subprocess.Popen[str]] = []
 
-    class OpenedDuringUnlink(LinuxRemover):
-        def unlink(self, target):  # type: ignore[no-untyped-def]
-            child = subprocess.Popen(
-                [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
-                start_new_session=True,
-            )  # fmt: skip
-            children.append(child)
-            assert _readline(child) == "opened"
-            super().unlink(target)
+    latecomer_at_unlink = _latecomer_at_unlink(children)
 
     keepers: list[int] = []
     try:
-        remover = OpenedDuringUnlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
+        remover = latecomer_at_unlink(handoff_wait=0.0, keeper=_ForkOnlyKeeper())
         keepers = remover.remove([str(lockdir)], Policy()).keepers
         assert len(keepers) == 1
         log = tmp_path / "state" / "uvsweep" / "keeper.log"
