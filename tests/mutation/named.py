@@ -1803,6 +1803,30 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "handoff: a lost name said once a handoff, not once a loss (name_lost after a re-take)",
+        "app/uvsweep/remove/handoff.py",
+        "        self.name_lost = False\n        self.retakes += 1\n",
+        "        self.name_lost = True\n        self.retakes += 1\n",
+        [
+            (
+                "tests/unit/test_handoff_replaced.py"
+                "::test_the_name_lost_again_after_a_retake_is_said_again"
+            )
+        ],
+    ),
+    (
+        "handoff: the name's lstat failing ends the round (_keep_the_name's except narrowed)",
+        "app/uvsweep/remove/handoff.py",
+        "        except OSError:\n            return  # unknown: keep what we hold",
+        "        except KeyError:\n            return  # unknown: keep what we hold",
+        [
+            (
+                "tests/unit/test_handoff_replaced.py"
+                "::test_a_name_that_cannot_be_looked_at_leaves_the_handoff_as_it_was"
+            )
+        ],
+    ),
 ]
 
 

@@ -375,3 +375,45 @@ def test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file(lockdir:
         assert LinuxRemover(calls=OneHidden()).replaced_in_use(handoff, [key]) == {key}
     finally:
         done_with(handoff)
+
+
+class LstatFails(Syscalls):
+    """The real calls, but the name's lstat fails for another reason than a missing name."""
+
+    def lstat(self, name: str, dir_fd: int) -> os.stat_result:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_name_that_cannot_be_looked_at_leaves_the_handoff_as_it_was(lockdir: Path) -> None:
+    """Run 5e (`_keep_the_name`'s `except OSError` narrowed): unknown is "keep what we hold and
+    ask again next round", never an error out of the handoff's round."""
+    handoff = handoff_in_new(lockdir)
+    try:
+        new_fd = handoff.new_fd
+        handoff.calls = LstatFails()
+        assert handoff.step(used=True) is False
+        assert handoff.state == NEW and handoff.new_fd == new_fd and handoff.replaced == []
+        assert handoff.retakes == 0 and flock_held(lockdir / A)
+    finally:
+        handoff.calls = Syscalls()
+        done_with(handoff)
+
+
+def test_the_name_lost_again_after_a_retake_is_said_again(lockdir: Path) -> None:
+    """Run 5e (`self.name_lost = False` after a re-take -> `True`): "cannot be locked" is said
+    once for each time the name is lost, not once a handoff."""
+    path = lockdir / A
+    handoff = handoff_in_new(lockdir)
+    try:
+        lost = "cannot be locked"
+        for round_ in range(2):
+            os.unlink(path)
+            path.mkdir()  # what is at the name cannot be locked
+            handoff.step(used=True)
+            handoff.step(used=True)  # said once, not every round
+            assert sum(lost in line for line in said) == round_ + 1, said
+            path.rmdir()
+            handoff.step(used=True)  # the name is free: taken again
+            assert flock_held(path) and not handoff.name_lost
+    finally:
+        done_with(handoff)
