@@ -222,6 +222,19 @@ def flock_held(path: Path) -> bool:
     return False
 
 
+def lock_free(fd: int) -> bool:
+    """Whether nobody holds a flock on the file `fd` refers to (an exclusive try-lock through
+    `fd`, let go again at once)."""
+    import fcntl  # Unix only: conftest itself must import on Windows
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 # ---- real uv ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs
-from tests.conftest import flock_held, need, other_user_python
+from tests.conftest import flock_held, lock_free, need, other_user_python
 from tests.helpers import A
 from tests.redteam.support import (
     CLEANER_WITH_LATECOMER,
@@ -331,7 +331,7 @@ def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> 
             fcntl.flock(first, fcntl.LOCK_SH | fcntl.LOCK_NB)
         assert flock_held(path)
         stop(latecomer)  # the old file's user is done: the replaced file's users' turn
-        wait_for(lambda: _free(first), what="the keeper to let the replaced file go")
+        wait_for(lambda: lock_free(first), what="the keeper to let the replaced file go")
         assert flock_held(path), "the name must stay locked while the replaced file is used"
         os.close(first)  # its last user (this test) is done with it
         first = -1
@@ -341,15 +341,6 @@ def test_a_keeper_keeps_a_replaced_next_generation_locked_too(lockdir: Path) -> 
             os.close(first)
         stop(latecomer)
         kill_keepers(before)
-
-
-def _free(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return True
 
 
 # ---- R5: many handoffs: the keeper cannot be started, and the wait is not bounded -------------

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs
-from tests.conftest import Holder, flock_held
+from tests.conftest import Holder, flock_held, lock_free
 from tests.helpers import A
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove.handoff import DONE, MAX_RETAKES, NEW, Handoff
@@ -61,16 +61,6 @@ def handoff_in_new(directory: Path, look: bool = True) -> Handoff:
 def done_with(handoff: Handoff) -> None:
     handoff.close()
     os.close(handoff.dir_fd)
-
-
-def free(fd: int) -> bool:
-    """Whether nobody else holds a lock on the file `fd` refers to (checked, then let go)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return True
 
 
 def replace(path: Path) -> None:
@@ -122,7 +112,7 @@ def test_a_replaced_file_nobody_else_has_open_is_closed_at_once(lockdir: Path) -
         handoff.step(used=True)
         assert handoff.state == NEW and flock_held(lockdir / A)  # the name is ours again
         assert handoff.replaced == [] and handoff.retakes == 1
-        assert free(first), "the replaced file nobody could reach is still locked"
+        assert lock_free(first), "the replaced file nobody could reach is still locked"
         assert open_fds() == before  # one fd for the new file, one less for the replaced
     finally:
         os.close(first)
@@ -143,7 +133,7 @@ def test_a_replaced_file_another_process_uses_stays_locked(
         os.unlink(lockdir / A)
         handoff.step(used=True)
         assert handoff.replaced and flock_held(lockdir / A)
-        assert not free(first), "a replaced file in use was let go beside the old file's users"
+        assert not lock_free(first), "a replaced file in use was let go beside the old file's users"
         if how == "waits on it":
             out = waiter.proc.stdout
             assert out is not None and not select.select([out], [], [], 0.3)[0]  # still waits
@@ -158,7 +148,7 @@ def test_a_replaced_file_with_a_name_elsewhere_stays_locked(lockdir: Path) -> No
     try:
         os.rename(lockdir / A, lockdir / "elsewhere")  # anyone may open it anew there
         handoff.step(used=True)
-        assert handoff.replaced and not free(first)
+        assert handoff.replaced and not lock_free(first)
     finally:
         os.close(first)
         done_with(handoff)
@@ -177,7 +167,7 @@ def test_a_replaced_file_is_kept_when_nobody_can_say_who_uses_it(lockdir: Path, 
     try:
         os.unlink(lockdir / A)
         handoff.step(used=True)
-        assert handoff.replaced and not free(first) and flock_held(lockdir / A)
+        assert handoff.replaced and not lock_free(first) and flock_held(lockdir / A)
     finally:
         os.close(first)
         done_with(handoff)
@@ -206,12 +196,12 @@ def test_the_name_is_taken_again_at_most_max_retakes_times_then_left_with_one_wa
         assert open_fds() - before == MAX_RETAKES  # new_fd's place taken by the last one
         for fd in handoff.replaced:
             held.append(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY))
-        assert not any(free(fd) for fd in held)
+        assert not any(lock_free(fd) for fd in held)
         for _ in range(2 * len(handoff.replaced) + 2):  # the old file's users are done
             if handoff.step(used=False):
                 break
         assert handoff.state == DONE and not handoff.replaced
-        assert all(free(fd) for fd in held)  # every kept file let go in its turn
+        assert all(lock_free(fd) for fd in held)  # every kept file let go in its turn
     finally:
         for fd in held:
             os.close(fd)
