@@ -1827,6 +1827,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "replaced_in_use: a waiter whose pid is 1 not seen (not followed in its file's turn)",
+        POSIX_REMOVER,
+        "update(e.pid for e in mine + unsure if e.pid > 0)",
+        "update(e.pid for e in mine + unsure if e.pid > 1)",
+        [
+            (
+                "tests/redteam/test_p2_review.py"
+                "::test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn_even_as_pid_1"
+            )
+        ],
+    ),
 ]
 
 

@@ -8,7 +8,9 @@ closes a replaced file on what its remover can see, and `nobody` cannot see root
 processes play the other user's uv. The handoff process is the real `Handoff` with the real
 `LinuxRemover` look, driven line by line (`HANDOFF`); `nobody` owns the next generation it
 made, so it may rename a fresh file over it in a sticky dir, as the P2 planter does. Q3, Q4
-and Q5 hold for a root cleaner too: their handoffs run in the test process.
+and Q5 hold for a root cleaner too: their handoffs run in the test process. Q2 is also played
+with the waiter as pid 1 of the handoff process's own PID namespace (a mutant of the look that
+dropped pid 1 survived every other test).
 
 Every check is exclusive try-locks held at once on the files uv processes would lock (all free:
 as many uv processes in their critical sections), never a wait for a child's word, so a loaded
@@ -21,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,6 +276,121 @@ def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn(
     assert not two_in(waiter.link, str(path)), (
         f"two holders: the replaced file root's uv waits on and the file at the name are both"
         f" free (handoff {state})"
+    )
+
+
+#: The init (pid 1) of a PID namespace of its own, as root, with its namespace's proc at /proc:
+#: it starts the handoff process (argv[3:], as nobody, on its own stdin and stdout), then, at a
+#: line on fd argv[1], opens argv[2] and waits in a blocking `flock` there: root's uv waiting
+#: on the next generation, as pid 1 of the namespace the cleaner runs in. At the end of that fd
+#: it exits, and the kernel ends everything in its namespace.
+INIT = textwrap.dedent(
+    """
+    import fcntl, os, subprocess, sys, time
+    subprocess.Popen(sys.argv[3:])
+    with os.fdopen(int(sys.argv[1])) as told:
+        if not told.readline():
+            sys.exit(0)
+    fd = os.open(sys.argv[2], os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    time.sleep(600)
+    """
+)
+
+
+class InitWaits:
+    """`HANDOFF` (as nobody) in a PID namespace whose init is root's uv (`INIT`)."""
+
+    def __init__(self, proc: subprocess.Popen[str], told: int) -> None:
+        self.handoff = Driven(proc)  # unshare's stdin and stdout: the handoff's
+        self.proc, self.told = proc, told
+
+    def init_pid(self) -> int:
+        """The init's pid as this process sees it (the only child of `unshare --fork`)."""
+        for pid in procs.pids():
+            status = procs.read(pid, "status").decode(errors="replace").splitlines()
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if fields.get("PPid", "").strip() == str(self.proc.pid):
+                assert fields.get("NSpid", "").split()[-1:] == ["1"], fields.get("NSpid")
+                return pid
+        raise AssertionError("the namespace's init is not running")
+
+    def wait_on(self, path: Path) -> str:
+        """The init opens `path` (the file at the name now) and waits on it; the /proc link of
+        its open file, once its namespace's lock table (the one the handoff reads) shows a
+        waiter with pid 1 on that file."""
+        named = path.stat()
+        key, ino = (named.st_dev, named.st_ino), named.st_ino
+        os.write(self.told, b"wait\n")
+        pid = self.init_pid()
+        locks = Path(f"/proc/{pid}/root/proc/locks")  # its proc, in its mount namespace
+
+        def waiting() -> bool:
+            return any(
+                parts[1:2] == ["->"] and parts[5] == "1" and parts[6].endswith(f":{ino}")
+                for parts in (line.split() for line in locks.read_text().splitlines())
+            )
+
+        wait_for(waiting, what="the namespace's init (pid 1 there) waiting on the next generation")
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = f"/proc/{pid}/fd/{fd}"
+            with contextlib.suppress(OSError):
+                opened = os.stat(link)
+                if (opened.st_dev, opened.st_ino) == key:
+                    return link
+        raise AssertionError("the init has not the next generation open")
+
+
+@pytest.fixture
+def init_waits(sticky: Path) -> Iterator[InitWaits]:
+    need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", "true"]
+    probe = procs.run(argv, capture_output=True, timeout=30)
+    need(probe.returncode == 0, "unshare --pid --fork --mount-proc (util-linux; root)")
+    found = other_user_python()
+    assert found is not None
+    uid, gid, python = found
+    as_nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    argv = [*as_nobody, python, "-c", HANDOFF, str(sticky), A, APP_DIR]
+    read_end, told = os.pipe()
+    try:
+        child: subprocess.Popen[str] = procs.popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", INIT,
+             str(read_end), str(sticky / A), *argv],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+            pass_fds=[read_end], env=procs.marked_env({"PATH": "/usr/bin:/bin"}),
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
+    try:
+        yield InitWaits(child, told)
+    finally:
+        os.close(told)
+        stop(child)  # SIGKILL reaches an init from here even while it is stopped: all of it ends
+
+
+def test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn_even_as_pid_1(
+    sticky: Path, init_waits: InitWaits
+) -> None:
+    """Q2 with the waiter as its namespace's init: pid 1 is a pid like any other (the look
+    keeps every pid above 0; 0 is a process of another namespace)."""
+    path = sticky / A
+    handoff = init_waits.handoff
+    _in_new(handoff)
+    waiter = init_waits.wait_on(path)  # root's uv waits behind the handoff's lock, as pid 1
+    handoff.say("replace")
+    assert handoff.hear() == "1 True"  # seen waiting: kept, as the P2 fix intends
+    init = init_waits.init_pid()
+    os.kill(init, signal.SIGSTOP)  # Ctrl-Z while it waits (SIGSTOP reaches an init from here)
+    ino = os.stat(waiter).st_ino
+    wait_for(lambda: not _waiting_on(ino), what="the stopped waiter out of the lock table")
+    handoff.say("finish 3")  # the old file's user is done: the replaced file's turn
+    state = handoff.hear()
+    # `fg`: it waits again on the replaced file, which must not be free while a new uv can
+    # lock the file at the name
+    assert not two_in(waiter, str(path)), (
+        f"two holders: the replaced file the namespace's init (pid 1) waits on and the file at"
+        f" the name are both free (handoff {state})"
     )
 
 
