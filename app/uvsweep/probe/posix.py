@@ -41,6 +41,19 @@ DELETED = " (deleted)"
 LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
 
 
+#: `fcntl.flock`, once first needed (Unix only: this module imports on every OS, and a
+#: function-level import would cost every one of a clean's ten thousand calls).
+_FLOCK: Callable[[int, int], None] | None = None
+
+
+def _load_flock() -> Callable[[int, int], None]:
+    global _FLOCK  # noqa: PLW0603 - set once, the first time a lock is taken
+    import fcntl
+
+    _FLOCK = fcntl.flock
+    return _FLOCK
+
+
 class Syscalls:
     """The OS calls the Unix remover makes, in one place: the seam a simulated kernel replaces.
 
@@ -85,9 +98,7 @@ class Syscalls:
 
     def flock(self, fd: int, operation: int) -> None:
         """`flock`; OSError (EWOULDBLOCK) when `LOCK_NB` finds it held."""
-        import fcntl  # Unix only; this module imports on every OS
-
-        fcntl.flock(fd, operation)
+        (_FLOCK or _load_flock())(fd, operation)
 
     def close(self, fd: int) -> None:
         """`close` (drops our flock with the last fd of the open file description)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from uvsweep import system
 from uvsweep.model import CleanResult, LockState, LockUser, ScanError
-from uvsweep.naming import is_lock_name
+from uvsweep.naming import LOCK_NAME_RE
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import (
     Device,
@@ -196,14 +196,17 @@ class PosixRemover(Remover):
     def listing(self, directory: str) -> tuple[int, list[str]]:
         """See `Remover`."""
         dir_fd = self.calls.open_dir(directory)
+        lock_name = LOCK_NAME_RE.fullmatch  # `is_lock_name`, without a call per entry
         try:
             kinds = [(name, kind) for name, kind in self.calls.list_kinds(dir_fd)
-                     if is_lock_name(name)]  # fmt: skip
+                     if lock_name(name)]  # fmt: skip
         except OSError:
             self.calls.close(dir_fd)
             raise
         self._not_regular = {name for name, regular in kinds if not regular}
-        return dir_fd, sorted(name for name, _regular in kinds)
+        names = [name for name, _regular in kinds]
+        names.sort()
+        return dir_fd, names
 
     def close_dir(self, dir_handle: int) -> None:
         """See `Remover`."""
