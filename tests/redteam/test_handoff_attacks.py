@@ -292,7 +292,8 @@ def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_pa
         # after the patience it is taken, with a warning; its owner removes it: at once a file
         # of ours is locked at the name again, and the latecomer still cannot get the old inode
         wait_for(lambda: handoff.state == NEW, what="the file taken after the patience")
-        assert any(f"uid {uid}'s file" in line for line in said), said
+        # (the handoff records its state before it says anything, on the cleaner's thread)
+        wait_for(lambda: any(f"uid {uid}'s file" in line for line in said), what=f"{said}")
         planted_ino = path.stat().st_ino
         subprocess.run([*nobody, "rm", "-f", str(path)], check=True)
         wait_for(
