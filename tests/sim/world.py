@@ -507,8 +507,9 @@ def _planted(actor: Actor, fd: int) -> bool:
     return getattr(inode, "uid", None) == PLANTER_UID
 
 
-def remover_run() -> Body:
-    """One run of the real Linux remover over the simulated temp dir (`uvsweep clean`)."""
+def remover_run(batch_size: int | None = None) -> Body:
+    """One run of the real Linux remover over the simulated temp dir (`uvsweep clean`);
+    `batch_size`: how many files a batch holds (by default as many as the fds allow)."""
 
     def body(actor: Actor) -> Any:
         from uvsweep.remove import Policy
@@ -522,6 +523,8 @@ def remover_run() -> Body:
             clock=lambda: EPOCH + kernel.now,
             **({"keeper": SimKeeper(actor)} if HAS_KEEPER else {}),
         )
+        if batch_size is not None:
+            remover.batch_size = batch_size
         return remover.remove([TMP], Policy())
 
     return body
