@@ -478,6 +478,35 @@ class LinuxBackend(PosixBackend):
         return found
 
 
+def _thread_fds(proc: str, pid: int, calls: Syscalls) -> tuple[str | None, list[str]]:
+    """(the fd dir, its fds) of the first other thread of `pid` that lists any, or ("", [])
+    when none does; (None, []) when one would not be listed (hidden, as a refused
+    `/proc/PID/fd` is). OSError as `walk_fds` raises it (EMFILE...)."""
+    try:
+        tids = calls.list_dir(f"{proc}/{pid}/task")
+    except PermissionError:
+        return None, []
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ESRCH):
+            return "", []  # exited meanwhile
+        raise
+    for tid in tids:
+        if tid == str(pid):
+            continue
+        fd_dir = f"{proc}/{pid}/task/{tid}/fd"
+        try:
+            fds = calls.list_dir(fd_dir)
+        except PermissionError:
+            return None, []
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ESRCH):
+                continue  # that thread exited meanwhile
+            raise
+        if fds:
+            return fd_dir, fds
+    return "", []
+
+
 def walk_fds(
     proc: str,
     pids: Iterable[int],
@@ -512,6 +541,16 @@ def walk_fds(
             if err.errno in (errno.ENOENT, errno.ESRCH):
                 continue  # exited meanwhile
             raise  # EMFILE, ENOMEM...: who has what open is unknown now, never "nobody"
+        if not fds:
+            # none: a kernel thread, or a process whose main thread has exited while others
+            # run on (its zombie leader lists no fds; theirs are under task/TID/fd)
+            where, fds = _thread_fds(proc, pid, calls)
+            if where is None:
+                hidden += 1
+                if hidden_pids is not None:
+                    hidden_pids.add(pid)
+                continue
+            fd_dir = where
         for fd in fds:
             link = f"{fd_dir}/{fd}"
             try:

@@ -1,0 +1,81 @@
+"""`walk_fds` looks past a zombie leader to its live threads' fds (red-team B5)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from uvsweep.probe.linux import walk_fds
+from uvsweep.probe.posix import Syscalls
+
+ST = os.stat_result((0o100644, 42, 7, 1, 0, 0, 0, 0, 0, 0))
+
+
+class _Proc(Syscalls):
+    """A `/proc` of listings (an exception where a listing fails) and fd links."""
+
+    def __init__(self, dirs: dict[str, list[str] | OSError], links: dict[str, str]) -> None:
+        self.dirs, self.links = dirs, links
+        self.listed: list[str] = []
+
+    def list_dir(self, where: int | str) -> list[str]:
+        self.listed.append(str(where))
+        found = self.dirs.get(str(where), OSError(errno.ENOENT, "No such file"))
+        if isinstance(found, OSError):
+            raise found
+        return found
+
+    def readlink(self, path: str) -> str:
+        return self.links[path]
+
+    def stat(self, path: str) -> os.stat_result:
+        assert path in self.links
+        return ST
+
+
+NAME = "uv-00000000000000aa.lock"
+
+
+def _walk(calls: _Proc) -> tuple[dict[tuple[int, int], list[int]], int, set[int]]:
+    hidden_pids: set[int] = set()
+    found, hidden = walk_fds(
+        "/p", [10], {NAME}, {(7, 42)}, calls, own_pid=1, hidden_pids=hidden_pids
+    )
+    return found, hidden, hidden_pids
+
+
+def test_a_zombie_leaders_threads_are_walked() -> None:
+    calls = _Proc(
+        {"/p/10/fd": [], "/p/10/task": ["10", "11", "12"], "/p/10/task/11/fd": ["3"]},
+        {"/p/10/task/11/fd/3": f"/tmp/{NAME}"},
+    )
+    assert _walk(calls) == ({(7, 42): [10]}, 0, set())
+
+
+def test_a_thread_gone_meanwhile_is_passed_over() -> None:
+    calls = _Proc(
+        {"/p/10/fd": [], "/p/10/task": ["10", "11", "12"], "/p/10/task/12/fd": ["4"]},
+        {"/p/10/task/12/fd/4": f"/tmp/{NAME} (deleted)"},
+    )
+    assert _walk(calls) == ({(7, 42): [10]}, 0, set())
+
+
+@pytest.mark.parametrize("where", ["/p/10/task", "/p/10/task/11/fd"])
+def test_threads_that_refuse_a_look_hide_the_process(where: str) -> None:
+    dirs: dict[str, list[str] | OSError] = {"/p/10/fd": [], "/p/10/task": ["10", "11"]}
+    dirs[where] = PermissionError(errno.EACCES, "Permission denied")
+    assert _walk(_Proc(dirs, {})) == ({}, 1, {10})
+
+
+def test_a_kernel_thread_costs_one_more_listing_and_shows_nothing() -> None:
+    calls = _Proc({"/p/10/fd": [], "/p/10/task": ["10"]}, {})
+    assert _walk(calls) == ({}, 0, set())
+    assert calls.listed == ["/p/10/fd", "/p/10/task"]
+
+
+def test_no_fds_left_for_the_threads_listing_is_an_error_not_nobody() -> None:
+    calls = _Proc({"/p/10/fd": [], "/p/10/task": OSError(errno.EMFILE, "Too many")}, {})
+    with pytest.raises(OSError, match="Too many"):
+        _walk(calls)
