@@ -303,7 +303,8 @@ def test_another_users_file_at_the_name_is_not_the_next_generation_within_the_pa
         assert path.stat().st_uid == 0
         assert not two_holders(old_fd, path), "two processes hold the lock at once"
         assert handoff.state == NEW  # never over because the name changed
-        assert any("removed or replaced" in line for line in said), said
+        # (said after the new file is made and locked, as every warning is said after the state)
+        wait_for(lambda: any("removed or replaced" in line for line in said), what=f"{said}")
     finally:
         if old_fd >= 0:
             os.close(old_fd)
