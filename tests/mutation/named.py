@@ -1839,6 +1839,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "fd walk: stops at a process whose threads hide (run 6b)",
+        "app/uvsweep/probe/linux.py",
+        "hidden_pids.add(pid)\n                continue\n            fd_dir = where",
+        "hidden_pids.add(pid)\n                break\n            fd_dir = where",
+        [
+            "tests/unit/test_walk_threads.py::test_the_walk_goes_on_past_a_process_whose_threads_hide"
+        ],
+    ),
 ]
 
 

@@ -79,3 +79,19 @@ def test_no_fds_left_for_the_threads_listing_is_an_error_not_nobody() -> None:
     calls = _Proc({"/p/10/fd": [], "/p/10/task": OSError(errno.EMFILE, "Too many")}, {})
     with pytest.raises(OSError, match="Too many"):
         _walk(calls)
+
+
+def test_the_walk_goes_on_past_a_process_whose_threads_hide() -> None:
+    calls = _Proc(
+        {
+            "/p/10/fd": [],
+            "/p/10/task": PermissionError(errno.EACCES, "Permission denied"),
+            "/p/20/fd": ["5"],
+        },
+        {"/p/20/fd/5": f"/tmp/{NAME}"},
+    )
+    hidden_pids: set[int] = set()
+    found, hidden = walk_fds(
+        "/p", [10, 20], {NAME}, {(7, 42)}, calls, own_pid=1, hidden_pids=hidden_pids
+    )
+    assert (found, hidden, hidden_pids) == ({(7, 42): [20]}, 1, {10})
