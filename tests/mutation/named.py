@@ -25,6 +25,8 @@ PHASE = "tests/unit/test_uv_phase.py"
 PSUTIL = "tests/unit/test_psutil_double.py"
 PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+LINUX_PROBE = "app/uvsweep/probe/linux.py"
+LOCK_TABLE_PARSE = "tests/unit/test_lock_table_parse.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
@@ -1838,6 +1840,43 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
                 "::test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn_even_as_pid_1"
             )
         ],
+    ),
+    # run 6: parse_lock_table's shortcut for our own flocks, by hand (the focused operator set
+    # makes no mutant of a regex, an `in` or a call)
+    (
+        "parse shortcut: the lines left to the loop are the marked ones (its filter inverted)",
+        LINUX_PROBE,
+        "rest = [line for line in lines if mark not in line]",
+        "rest = [line for line in lines if mark in line]",
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: its keys found anywhere in a line (the regex's leading newline dropped)",
+        LINUX_PROBE,
+        'return re.compile(r"\\n\\d+: FLOCK',
+        'return re.compile(r"\\d+: FLOCK',
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: an empty key taken for ours (the regex's key \\S+ -> \\S*)",
+        LINUX_PROBE,
+        'pid + r" (\\S+)")',
+        'pid + r" (\\S*)")',
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: taken whether or not every marked line matched",
+        LINUX_PROBE,
+        "if len(keys) + len(rest) == len(lines):",
+        "if True:",
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: the keys it found never said ours",
+        LINUX_PROBE,
+        "            own.update(keys)\n",
+        "            pass\n",
+        [LOCK_TABLE_PARSE],
     ),
 ]
 
