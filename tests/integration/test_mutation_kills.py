@@ -1908,6 +1908,33 @@ def test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed(lockdir: P
     assert calls.opened and calls.closed == calls.opened, "the dir fd was left open"
 
 
+def test_a_dirs_files_are_taken_and_reported_in_name_order_whatever_order_it_lists(
+    lockdir: Path,
+) -> None:
+    """Kills `listing`'s sort dropped (run 6): a dir's files are taken, removed and reported
+    in the order of their names, not in the order the file system lists them (ext4's hash
+    order, tmpfs' newest first), so a run's batches and its report are the same everywhere.
+    The listing is given backwards through the seam: a real dir need not list out of order."""
+    from uvsweep.probe.posix import Syscalls
+
+    names = [f"uv-{index:016x}.lock" for index in range(12)]
+    for name in names:
+        (lockdir / name).touch()
+    (lockdir / "uv-00000000000000AA.lock").touch()  # no lock name: never listed
+
+    class Backwards(Syscalls):
+        def list_kinds(self, dir_fd: int) -> list[tuple[str, bool]]:
+            return sorted(super().list_kinds(dir_fd), reverse=True)
+
+    remover = LinuxRemover(calls=Backwards())
+    dir_fd, listed = remover.listing(str(lockdir))
+    remover.close_dir(dir_fd)
+    assert listed == names
+    result = remover.remove([str(lockdir)], Policy())
+    assert result.removed == [str(lockdir / name) for name in names]
+    assert [path.name for path in lockdir.iterdir()] == ["uv-00000000000000AA.lock"]
+
+
 def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRemover]:
     """A remover in whose unlink window a root process opens the file and waits in flock."""
 

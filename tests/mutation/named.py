@@ -1878,6 +1878,25 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            pass\n",
         [LOCK_TABLE_PARSE],
     ),
+    (
+        "listing: every name of the dir listed, not only uv's lock names (its filter dropped)",
+        POSIX_REMOVER,
+        "                     if lock_name(name)]  # fmt: skip",
+        "                     if name]  # fmt: skip",
+        ["tests/integration/test_clean_protocol.py::test_removes_orphans_and_nothing_else"],
+    ),
+    (
+        "listing: the names in the order the file system lists them (the sort dropped)",
+        POSIX_REMOVER,
+        "        names.sort()\n",
+        "",
+        [
+            (
+                f"{KILLS}::test_a_dirs_files_are_taken_and_reported_in_name_order"
+                "_whatever_order_it_lists"
+            )
+        ],
+    ),
 ]
 
 
