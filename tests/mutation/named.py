@@ -1897,6 +1897,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "waiting_behind_us: a waiter whose pid is 1 not followed (e.pid > 0 -> > 1; run 6)",
+        POSIX_REMOVER,
+        "handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}",
+        "handoff.followed |= {e.pid for e in mine + unsure if e.pid > 1}",
+        [
+            (
+                "tests/redteam/test_p2_review.py::test_the_old_files_waiter_seen_behind_our"
+                "_confirming_lock_is_followed_even_as_pid_1"
+            )
+        ],
+    ),
 ]
 
 
