@@ -3068,6 +3068,34 @@ def test_a_process_whose_fds_cannot_be_listed_for_want_of_fds_keeps_the_handoff(
             os.close(dir_fd)
 
 
+def test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use(
+    lockdir: Path,
+) -> None:
+    """Kills `LinuxRemover.old_in_use`'s `except OSError` narrowed (run 6): the one-file look
+    says "in use" when a process's fds cannot be listed (EMFILE, at the fd limit), as
+    `handoffs_in_use` does, and never raises out of a handoff's step."""
+    import errno
+
+    from tests.conftest import child_with_file
+    from uvsweep.probe.posix import Syscalls
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    with child_with_file(path) as opener:
+
+        class NoFds(Syscalls):
+            def list_dir(self, where: int | str) -> list[str]:
+                if where == f"/proc/{opener.pid}/fd":
+                    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return super().list_dir(where)
+
+        assert LinuxRemover(calls=NoFds()).old_in_use(st.st_dev, st.st_ino, str(path)) is True
+        # and, its fds listed, the opener is what makes it so
+        assert LinuxRemover().old_in_use(st.st_dev, st.st_ino, str(path)) is True
+    assert LinuxRemover().old_in_use(st.st_dev, st.st_ino, str(path)) is False
+
+
 def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows(
     lockdir: Path, tmp_path: Path
 ) -> None:

@@ -1909,6 +1909,19 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "old_in_use: a walk that fails raises instead of 'in use' (except OSError narrowed)",
+        POSIX_REMOVER,
+        (
+            "except OSError:  # some process's open files could not be listed: unknown, so"
+            " in use\n            return True\n"
+        ),
+        (
+            "except KeyError:  # some process's open files could not be listed: unknown, so"
+            " in use\n            return True\n"
+        ),
+        [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
+    ),
 ]
 
 
