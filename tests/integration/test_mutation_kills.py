@@ -3096,6 +3096,31 @@ def test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_us
     assert LinuxRemover().old_in_use(st.st_dev, st.st_ino, str(path)) is False
 
 
+def test_a_file_kept_because_the_fd_walk_failed_names_no_process(lockdir: Path) -> None:
+    """Kills `open_users`' pid `[0]` -> `[1]` for a walk that fails (run 6): when a process's
+    fds cannot be listed (EMFILE, at the fd limit), each file of the batch is kept as open by
+    a process nobody can name, never by pid 1 (init; the suite itself in a PID namespace)."""
+    import errno
+
+    from tests.conftest import child_with_file
+    from uvsweep.probe.posix import Syscalls
+
+    path = lockdir / A
+    path.touch()
+    with child_with_file(path) as opener:
+
+        class NoFds(Syscalls):
+            def list_dir(self, where: int | str) -> list[str]:
+                if where == f"/proc/{opener.pid}/fd":
+                    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return super().list_dir(where)
+
+        result = LinuxRemover(calls=NoFds()).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.exists()
+    assert [s.state for s in result.skipped] == [LockState.OPEN]
+    assert result.skipped[0].reason.endswith(": a process the OS does not show"), result.skipped
+
+
 def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows(
     lockdir: Path, tmp_path: Path
 ) -> None:

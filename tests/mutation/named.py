@@ -1922,6 +1922,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ),
         [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
     ),
+    (
+        "open_users: a walk that fails names pid 1 as the opener ([0] -> [1])",
+        POSIX_REMOVER,
+        "return {target: [0] for target in targets}",
+        "return {target: [1] for target in targets}",
+        [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
+    ),
 ]
 
 
