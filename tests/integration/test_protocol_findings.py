@@ -297,6 +297,60 @@ def test_a_lock_on_another_tmpfs_with_the_same_inode_number_is_not_ours(tmp_path
     assert "rc=0" in out.stdout
 
 
+#: In a mount namespace with two fresh tmpfs mounts whose files `one/other` and `two/A` share
+#: an inode number: this process holds `one/other` locked (as a cleaner's handoff of another
+#: dir does: a lock printed with its pid), `flock` waits on it, and a remover cleans `two`.
+_ANOTHER_TMPFS_WAITER = textwrap.dedent(
+    """
+    import fcntl, json, os, subprocess, sys, time
+    from uvsweep.remove import Policy
+    from uvsweep.remove.posix import LinuxRemover
+
+    one, two = sys.argv[1:3]
+    fd = os.open(os.path.join(one, "other"), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    ino = os.fstat(fd).st_ino
+    waiter = subprocess.Popen(["flock", os.path.join(one, "other"), "true"])
+    deadline = time.monotonic() + 30
+    while not any(parts[1:2] == ["->"] and parts[6].endswith(f":{ino}")
+                  for parts in map(str.split, open("/proc/locks"))):
+        assert time.monotonic() < deadline, "flock never waited"
+        time.sleep(0.01)
+    result = LinuxRemover().remove([two], Policy(min_age=3600))  # it stays: too young
+    os.close(fd)
+    waiter.wait(30)
+    print(json.dumps([[s.state.value, s.reason] for s in result.skipped]))
+    """
+)
+
+
+def test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode_number_is_not_this_files(
+    tmp_path: Path,
+) -> None:
+    """Kills `pre_lock_use`'s `own=False` -> `True` (run 6): a file we do not lock (one that
+    stays anyway: too young, another user's, odd) is said held or waited for only by entries
+    on it; our own lock on another file system's file with the same inode number says nothing
+    of its device, so a waiter on that other file never makes it "waited for"."""
+    need(shutil.which("flock") is not None, "flock (Debian package util-linux)")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    code = tmp_path / "holds_and_cleans.py"
+    code.write_text(_ANOTHER_TMPFS_WAITER)
+    script = (
+        f"mount -t tmpfs tmpfs {one} && mount -t tmpfs tmpfs {two} && "
+        f"touch {one}/other {two}/{A} && "
+        f'[ "$(stat -c %i {one}/other)" = "$(stat -c %i {two}/{A})" ]'
+        " || { echo noclash; exit 0; }; "
+        f"{sys.executable} {code} {one} {two}"
+    )
+    out = _run_in_namespace(script, "--mount", "--propagation", "private")
+    assert "noclash" not in out.stdout, "fresh tmpfs mounts did not share an inode number"
+    assert out.returncode == 0, out.stdout + out.stderr
+    [(state, reason)] = json.loads(out.stdout)
+    assert (state, reason.split(" (")[0]) == ("orphaned", "younger than the minimum age")
+
+
 def test_a_child_pid_namespace_removes_nothing_unless_told(lockdir: Path) -> None:
     path = lockdir / A
     path.touch()

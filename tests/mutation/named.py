@@ -1929,6 +1929,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "return {target: [1] for target in targets}",
         [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
     ),
+    (
+        "pre_lock_use: our own locks say which device a file we do not hold is on (own=True)",
+        POSIX_REMOVER,
+        "mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=False)",
+        "mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=True)",
+        [
+            (
+                f"{FINDINGS}::test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode"
+                "_number_is_not_this_files"
+            )
+        ],
+    ),
 ]
 
 
