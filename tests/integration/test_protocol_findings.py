@@ -477,6 +477,26 @@ def test_a_file_written_while_held_is_never_removed(lockdir: Path) -> None:
     ]
 
 
+def test_a_file_hard_linked_while_held_is_never_removed(lockdir: Path) -> None:
+    """Run 6 (`changed`'s `st_nlink != 1` -> `!= 2`: a second link made while we held the
+    file went unchecked, the name removed from under whoever made it): the check before the
+    unlink sees a hard link as it sees a write."""
+    path = lockdir / A
+    elsewhere = lockdir / "kept-by-someone"
+
+    def lstat_after_a_link(name: str, dir_fd: int) -> os.stat_result:
+        if name == A and not elsewhere.exists():
+            os.link(path, elsewhere)  # a hard link made while the cleaner holds the file
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+    path.touch()
+    result = LinuxRemover(lstat=lstat_after_a_link).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.exists() and os.stat(path).st_nlink == 2
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "changed while it was being removed: a hard link (2 links)")
+    ]
+
+
 def test_a_fifo_at_the_name_never_hangs_the_remover(lockdir: Path) -> None:
     path = lockdir / A
     os.mkfifo(path)

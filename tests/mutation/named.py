@@ -1941,6 +1941,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "changed: a hard link made while held goes unchecked (st_nlink != 1 -> != 2)",
+        POSIX_REMOVER,
+        "if found.st_size or found.st_nlink != 1 or found.st_uid != target.uid",
+        "if found.st_size or found.st_nlink != 2 or found.st_uid != target.uid",
+        [f"{FINDINGS}::test_a_file_hard_linked_while_held_is_never_removed"],
+    ),
 ]
 
 
