@@ -1948,6 +1948,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "if found.st_size or found.st_nlink != 2 or found.st_uid != target.uid",
         [f"{FINDINGS}::test_a_file_hard_linked_while_held_is_never_removed"],
     ),
+    (
+        "open_users: a walk that fails raises out of the batch (except OSError narrowed)",
+        POSIX_REMOVER,
+        "except OSError:  # some process's open files could not be listed: any could be open",
+        "except KeyError:  # some process's open files could not be listed: any could be open",
+        [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
+    ),
 ]
 
 
