@@ -3097,9 +3097,10 @@ def test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_us
 
 
 def test_a_file_kept_because_the_fd_walk_failed_names_no_process(lockdir: Path) -> None:
-    """Kills `open_users`' pid `[0]` -> `[1]` for a walk that fails (run 6): when a process's
-    fds cannot be listed (EMFILE, at the fd limit), each file of the batch is kept as open by
-    a process nobody can name, never by pid 1 (init; the suite itself in a PID namespace)."""
+    """Kills `open_users`' pid `[0]` -> `[1]` for a walk that fails, and its `except OSError`
+    narrowed (run 6): when a process's fds cannot be listed (EMFILE, at the fd limit), each
+    file of the batch is kept as open by a process nobody can name, never by pid 1 (init; the
+    suite itself in a PID namespace), and the removal goes on."""
     import errno
 
     from tests.conftest import child_with_file
