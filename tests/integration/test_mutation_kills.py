@@ -3122,6 +3122,62 @@ def test_a_file_kept_because_the_fd_walk_failed_names_no_process(lockdir: Path) 
     assert result.skipped[0].reason.endswith(": a process the OS does not show"), result.skipped
 
 
+#: A process with a POSIX (fcntl) read lock on a file: not uv's kind of lock, and one that
+#: coexists with our flock on it.
+_POSIX_LOCKER = (
+    "import fcntl, os, sys, time\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "fcntl.lockf(fd, fcntl.LOCK_SH)\n"
+    "print('ok', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_handoff_still_holding_its_old_file_keeps_its_lock_beside_a_posix_lock(
+    lockdir: Path,
+) -> None:
+    """Kills `handoffs_in_use`' unlock `... and any(not e.waiting ...)` -> `or any(...)` (run
+    6): only a NEW handoff's old description is unlocked there. In OLD our flock is what keeps
+    the latecomer off the old inode; a process's POSIX lock on that inode (a holder in the
+    table beside our flock) must not make us drop it, least of all while a new uv holds the
+    name and the next generation cannot be had."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    old_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(old_fd, fcntl.LOCK_EX)
+    st = os.fstat(old_fd)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    posix = procs.popen([sys.executable, "-c", _POSIX_LOCKER, str(path)],
+                        stdout=subprocess.PIPE, text=True, lasting=True)  # fmt: skip
+    try:
+        assert _readline(posix) == "ok"
+        with child_with_file(path, write=False) as latecomer:  # opened, not locked yet
+            os.unlink(path)
+            path.touch()
+            with child_with_file(path, lock=True):  # a new uv made the name and holds it
+                remover = LinuxRemover()
+                handoff = Handoff(
+                    Syscalls(), dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+                    remover._handoff_in_use,
+                )  # fmt: skip
+                handoff.warn = lambda _message: None
+                assert not handoff.step()  # in use; no next generation to be had: OLD
+                assert handoff.state != NEW and handoff.old_fd == old_fd
+                link = f"/proc/{latecomer.pid}/fd"
+                opened = [
+                    f"{link}/{fd}" for fd in os.listdir(link)
+                    if os.readlink(f"{link}/{fd}").endswith(f"/{A} (deleted)")
+                ]  # fmt: skip
+                assert len(opened) == 1
+                # the latecomer's turn must not come while the new uv holds the name
+                assert flock_held(Path(opened[0])), "the old inode left unlocked in OLD"
+    finally:
+        _stop(posix)
+        os.close(old_fd)
+        os.close(dir_fd)
+
+
 def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows(
     lockdir: Path, tmp_path: Path
 ) -> None:

@@ -1955,6 +1955,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "except KeyError:  # some process's open files could not be listed: any could be open",
         [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
     ),
+    (
+        "handoffs_in_use: a holder in the table unlocks even an OLD handoff (and any -> or any)",
+        POSIX_REMOVER,
+        "                and any(not e.waiting for e in entries)\n",
+        "                or any(not e.waiting for e in entries)\n",
+        [f"{KILLS}::test_a_handoff_still_holding_its_old_file_keeps_its_lock_beside_a_posix_lock"],
+    ),
 ]
 
 
