@@ -1962,6 +1962,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "                or any(not e.waiting for e in entries)\n",
         [f"{KILLS}::test_a_handoff_still_holding_its_old_file_keeps_its_lock_beside_a_posix_lock"],
     ),
+    (
+        "old_in_use: a walk that fails says 'nobody' (return True -> False)",
+        POSIX_REMOVER,
+        "unknown, so in use\n            return True\n        return bool(found)",
+        "unknown, so in use\n            return False\n        return bool(found)",
+        [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
+    ),
 ]
 
 
