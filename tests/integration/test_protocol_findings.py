@@ -306,6 +306,7 @@ _ANOTHER_TMPFS_WAITER = textwrap.dedent(
     from uvsweep.remove import Policy
     from uvsweep.remove.posix import LinuxRemover
 
+    HOLD = "import fcntl, os, sys, time; fcntl.flock(os.open(sys.argv[1], 0), 2); time.sleep(30)"
     one, two = sys.argv[1:3]
     fd = os.open(os.path.join(one, "other"), os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -317,9 +318,18 @@ _ANOTHER_TMPFS_WAITER = textwrap.dedent(
         assert time.monotonic() < deadline, "flock never waited"
         time.sleep(0.01)
     result = LinuxRemover().remove([two], Policy(min_age=3600))  # it stays: too young
+    # and one held by another process: our try-lock fails, the table names its holder
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, os.path.join(two, sys.argv[3])])
+    while not any(parts[1:2] == ["FLOCK"] and parts[4] == str(holder.pid)
+                  for parts in map(str.split, open("/proc/locks"))):
+        assert time.monotonic() < deadline, "flock never held"
+        time.sleep(0.01)
+    held = LinuxRemover().remove([two], Policy())
+    holder.kill()
+    holder.wait(30)
     os.close(fd)
     waiter.wait(30)
-    print(json.dumps([[s.state.value, s.reason] for s in result.skipped]))
+    print(json.dumps([[s.state.value, s.reason] for s in result.skipped + held.skipped]))
     """
 )
 
@@ -327,7 +337,8 @@ _ANOTHER_TMPFS_WAITER = textwrap.dedent(
 def test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode_number_is_not_this_files(
     tmp_path: Path,
 ) -> None:
-    """Kills `pre_lock_use`'s `own=False` -> `True` (run 6): a file we do not lock (one that
+    """Kills `pre_lock_use`'s and `busy_use`'s `own=False` -> `True` (run 6): a file we do not
+    lock (one that
     stays anyway: too young, another user's, odd) is said held or waited for only by entries
     on it; our own lock on another file system's file with the same inode number says nothing
     of its device, so a waiter on that other file never makes it "waited for"."""
@@ -342,13 +353,14 @@ def test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode_number_is_no
         f"touch {one}/other {two}/{A} && "
         f'[ "$(stat -c %i {one}/other)" = "$(stat -c %i {two}/{A})" ]'
         " || { echo noclash; exit 0; }; "
-        f"{sys.executable} {code} {one} {two}"
+        f"{sys.executable} {code} {one} {two} {A}"
     )
     out = _run_in_namespace(script, "--mount", "--propagation", "private")
     assert "noclash" not in out.stdout, "fresh tmpfs mounts did not share an inode number"
     assert out.returncode == 0, out.stdout + out.stderr
-    [(state, reason)] = json.loads(out.stdout)
+    [(state, reason), (held, by)] = json.loads(out.stdout)
     assert (state, reason.split(" (")[0]) == ("orphaned", "younger than the minimum age")
+    assert held == "held", by  # its holder, not the waiter on the other file
 
 
 def test_a_child_pid_namespace_removes_nothing_unless_told(lockdir: Path) -> None:

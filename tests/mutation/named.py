@@ -1969,6 +1969,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "unknown, so in use\n            return False\n        return bool(found)",
         [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
     ),
+    (
+        "busy_use: our own locks say which device a file we could not lock is on (own=True)",
+        POSIX_REMOVER,
+        "mine, unsure = self._batch_table().entries(dev, ino, self.known, own=False)",
+        "mine, unsure = self._batch_table().entries(dev, ino, self.known, own=True)",
+        [
+            (
+                f"{FINDINGS}::test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode"
+                "_number_is_not_this_files"
+            )
+        ],
+    ),
 ]
 
 
