@@ -1908,6 +1908,33 @@ def test_a_dir_that_cannot_be_listed_is_an_error_and_its_fd_is_closed(lockdir: P
     assert calls.opened and calls.closed == calls.opened, "the dir fd was left open"
 
 
+def test_a_dirs_files_are_taken_and_reported_in_name_order_whatever_order_it_lists(
+    lockdir: Path,
+) -> None:
+    """Kills `listing`'s sort dropped (run 6): a dir's files are taken, removed and reported
+    in the order of their names, not in the order the file system lists them (ext4's hash
+    order, tmpfs' newest first), so a run's batches and its report are the same everywhere.
+    The listing is given backwards through the seam: a real dir need not list out of order."""
+    from uvsweep.probe.posix import Syscalls
+
+    names = [f"uv-{index:016x}.lock" for index in range(12)]
+    for name in names:
+        (lockdir / name).touch()
+    (lockdir / "uv-00000000000000AA.lock").touch()  # no lock name: never listed
+
+    class Backwards(Syscalls):
+        def list_kinds(self, dir_fd: int) -> list[tuple[str, bool]]:
+            return sorted(super().list_kinds(dir_fd), reverse=True)
+
+    remover = LinuxRemover(calls=Backwards())
+    dir_fd, listed = remover.listing(str(lockdir))
+    remover.close_dir(dir_fd)
+    assert listed == names
+    result = remover.remove([str(lockdir)], Policy())
+    assert result.removed == [str(lockdir / name) for name in names]
+    assert [path.name for path in lockdir.iterdir()] == ["uv-00000000000000AA.lock"]
+
+
 def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRemover]:
     """A remover in whose unlink window a root process opens the file and waits in flock."""
 
@@ -3039,6 +3066,116 @@ def test_a_process_whose_fds_cannot_be_listed_for_want_of_fds_keeps_the_handoff(
         finally:
             os.close(old_fd)
             os.close(dir_fd)
+
+
+def test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use(
+    lockdir: Path,
+) -> None:
+    """Kills `LinuxRemover.old_in_use`'s `except OSError` narrowed (run 6): the one-file look
+    says "in use" when a process's fds cannot be listed (EMFILE, at the fd limit), as
+    `handoffs_in_use` does, and never raises out of a handoff's step."""
+    import errno
+
+    from tests.conftest import child_with_file
+    from uvsweep.probe.posix import Syscalls
+
+    path = lockdir / A
+    path.touch()
+    st = os.stat(path)
+    with child_with_file(path) as opener:
+
+        class NoFds(Syscalls):
+            def list_dir(self, where: int | str) -> list[str]:
+                if where == f"/proc/{opener.pid}/fd":
+                    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return super().list_dir(where)
+
+        assert LinuxRemover(calls=NoFds()).old_in_use(st.st_dev, st.st_ino, str(path)) is True
+        # and, its fds listed, the opener is what makes it so
+        assert LinuxRemover().old_in_use(st.st_dev, st.st_ino, str(path)) is True
+    assert LinuxRemover().old_in_use(st.st_dev, st.st_ino, str(path)) is False
+
+
+def test_a_file_kept_because_the_fd_walk_failed_names_no_process(lockdir: Path) -> None:
+    """Kills `open_users`' pid `[0]` -> `[1]` for a walk that fails, and its `except OSError`
+    narrowed (run 6): when a process's fds cannot be listed (EMFILE, at the fd limit), each
+    file of the batch is kept as open by a process nobody can name, never by pid 1 (init; the
+    suite itself in a PID namespace), and the removal goes on."""
+    import errno
+
+    from tests.conftest import child_with_file
+    from uvsweep.probe.posix import Syscalls
+
+    path = lockdir / A
+    path.touch()
+    with child_with_file(path) as opener:
+
+        class NoFds(Syscalls):
+            def list_dir(self, where: int | str) -> list[str]:
+                if where == f"/proc/{opener.pid}/fd":
+                    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return super().list_dir(where)
+
+        result = LinuxRemover(calls=NoFds()).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.exists()
+    assert [s.state for s in result.skipped] == [LockState.OPEN]
+    assert result.skipped[0].reason.endswith(": a process the OS does not show"), result.skipped
+
+
+#: A process with a POSIX (fcntl) read lock on a file: not uv's kind of lock, and one that
+#: coexists with our flock on it.
+_POSIX_LOCKER = (
+    "import fcntl, os, sys, time\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "fcntl.lockf(fd, fcntl.LOCK_SH)\n"
+    "print('ok', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_handoff_still_holding_its_old_file_keeps_its_lock_beside_a_posix_lock(
+    lockdir: Path,
+) -> None:
+    """Kills `handoffs_in_use`' unlock `... and any(not e.waiting ...)` -> `or any(...)` (run
+    6): only a NEW handoff's old description is unlocked there. In OLD our flock is what keeps
+    the latecomer off the old inode; a process's POSIX lock on that inode (a holder in the
+    table beside our flock) must not make us drop it, least of all while a new uv holds the
+    name and the next generation cannot be had."""
+    from tests.conftest import child_with_file
+
+    path = lockdir / A
+    old_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(old_fd, fcntl.LOCK_EX)
+    st = os.fstat(old_fd)
+    dir_fd = os.open(lockdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    posix = procs.popen([sys.executable, "-c", _POSIX_LOCKER, str(path)],
+                        stdout=subprocess.PIPE, text=True, lasting=True)  # fmt: skip
+    try:
+        assert _readline(posix) == "ok"
+        with child_with_file(path, write=False) as latecomer:  # opened, not locked yet
+            os.unlink(path)
+            path.touch()
+            with child_with_file(path, lock=True):  # a new uv made the name and holds it
+                remover = LinuxRemover()
+                handoff = Handoff(
+                    Syscalls(), dir_fd, str(lockdir), A, old_fd, (st.st_dev, st.st_ino),
+                    remover._handoff_in_use,
+                )  # fmt: skip
+                handoff.warn = lambda _message: None
+                assert not handoff.step()  # in use; no next generation to be had: OLD
+                assert handoff.state != NEW and handoff.old_fd == old_fd
+                link = f"/proc/{latecomer.pid}/fd"
+                opened = [
+                    f"{link}/{fd}" for fd in os.listdir(link)
+                    if os.readlink(f"{link}/{fd}").endswith(f"/{A} (deleted)")
+                ]  # fmt: skip
+                assert len(opened) == 1
+                # the latecomer's turn must not come while the new uv holds the name
+                assert flock_held(Path(opened[0])), "the old inode left unlocked in OLD"
+    finally:
+        _stop(posix)
+        os.close(old_fd)
+        os.close(dir_fd)
 
 
 def test_a_handoff_still_holding_its_old_file_reads_the_table_until_its_record_shows(

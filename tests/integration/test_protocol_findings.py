@@ -297,6 +297,72 @@ def test_a_lock_on_another_tmpfs_with_the_same_inode_number_is_not_ours(tmp_path
     assert "rc=0" in out.stdout
 
 
+#: In a mount namespace with two fresh tmpfs mounts whose files `one/other` and `two/A` share
+#: an inode number: this process holds `one/other` locked (as a cleaner's handoff of another
+#: dir does: a lock printed with its pid), `flock` waits on it, and a remover cleans `two`.
+_ANOTHER_TMPFS_WAITER = textwrap.dedent(
+    """
+    import fcntl, json, os, subprocess, sys, time
+    from uvsweep.remove import Policy
+    from uvsweep.remove.posix import LinuxRemover
+
+    HOLD = "import fcntl, os, sys, time; fcntl.flock(os.open(sys.argv[1], 0), 2); time.sleep(30)"
+    one, two = sys.argv[1:3]
+    fd = os.open(os.path.join(one, "other"), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    ino = os.fstat(fd).st_ino
+    waiter = subprocess.Popen(["flock", os.path.join(one, "other"), "true"])
+    deadline = time.monotonic() + 30
+    while not any(parts[1:2] == ["->"] and parts[6].endswith(f":{ino}")
+                  for parts in map(str.split, open("/proc/locks"))):
+        assert time.monotonic() < deadline, "flock never waited"
+        time.sleep(0.01)
+    result = LinuxRemover().remove([two], Policy(min_age=3600))  # it stays: too young
+    # and one held by another process: our try-lock fails, the table names its holder
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, os.path.join(two, sys.argv[3])])
+    while not any(parts[1:2] == ["FLOCK"] and parts[4] == str(holder.pid)
+                  for parts in map(str.split, open("/proc/locks"))):
+        assert time.monotonic() < deadline, "flock never held"
+        time.sleep(0.01)
+    held = LinuxRemover().remove([two], Policy())
+    holder.kill()
+    holder.wait(30)
+    os.close(fd)
+    waiter.wait(30)
+    print(json.dumps([[s.state.value, s.reason] for s in result.skipped + held.skipped]))
+    """
+)
+
+
+def test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode_number_is_not_this_files(
+    tmp_path: Path,
+) -> None:
+    """Kills `pre_lock_use`'s and `busy_use`'s `own=False` -> `True` (run 6): a file we do not
+    lock (one that
+    stays anyway: too young, another user's, odd) is said held or waited for only by entries
+    on it; our own lock on another file system's file with the same inode number says nothing
+    of its device, so a waiter on that other file never makes it "waited for"."""
+    need(shutil.which("flock") is not None, "flock (Debian package util-linux)")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    code = tmp_path / "holds_and_cleans.py"
+    code.write_text(_ANOTHER_TMPFS_WAITER)
+    script = (
+        f"mount -t tmpfs tmpfs {one} && mount -t tmpfs tmpfs {two} && "
+        f"touch {one}/other {two}/{A} && "
+        f'[ "$(stat -c %i {one}/other)" = "$(stat -c %i {two}/{A})" ]'
+        " || { echo noclash; exit 0; }; "
+        f"{sys.executable} {code} {one} {two} {A}"
+    )
+    out = _run_in_namespace(script, "--mount", "--propagation", "private")
+    assert "noclash" not in out.stdout, "fresh tmpfs mounts did not share an inode number"
+    assert out.returncode == 0, out.stdout + out.stderr
+    [(state, reason), (held, by)] = json.loads(out.stdout)
+    assert (state, reason.split(" (")[0]) == ("orphaned", "younger than the minimum age")
+    assert held == "held", by  # its holder, not the waiter on the other file
+
+
 def test_a_child_pid_namespace_removes_nothing_unless_told(lockdir: Path) -> None:
     path = lockdir / A
     path.touch()
@@ -420,6 +486,26 @@ def test_a_file_written_while_held_is_never_removed(lockdir: Path) -> None:
     assert result.removed == [] and path.read_text() == "precious"
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.SUSPICIOUS, "changed while it was being removed: not empty (8 bytes)")
+    ]
+
+
+def test_a_file_hard_linked_while_held_is_never_removed(lockdir: Path) -> None:
+    """Run 6 (`changed`'s `st_nlink != 1` -> `!= 2`: a second link made while we held the
+    file went unchecked, the name removed from under whoever made it): the check before the
+    unlink sees a hard link as it sees a write."""
+    path = lockdir / A
+    elsewhere = lockdir / "kept-by-someone"
+
+    def lstat_after_a_link(name: str, dir_fd: int) -> os.stat_result:
+        if name == A and not elsewhere.exists():
+            os.link(path, elsewhere)  # a hard link made while the cleaner holds the file
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+    path.touch()
+    result = LinuxRemover(lstat=lstat_after_a_link).remove([str(lockdir)], Policy())
+    assert result.removed == [] and path.exists() and os.stat(path).st_nlink == 2
+    assert [(s.state, s.reason) for s in result.skipped] == [
+        (LockState.SUSPICIOUS, "changed while it was being removed: a hard link (2 links)")
     ]
 
 

@@ -25,6 +25,8 @@ PHASE = "tests/unit/test_uv_phase.py"
 PSUTIL = "tests/unit/test_psutil_double.py"
 PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
+LINUX_PROBE = "app/uvsweep/probe/linux.py"
+LOCK_TABLE_PARSE = "tests/unit/test_lock_table_parse.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
@@ -1836,6 +1838,146 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             (
                 "tests/redteam/test_p2_review.py"
                 "::test_a_waiter_seen_on_a_replaced_file_is_followed_in_its_turn_even_as_pid_1"
+            )
+        ],
+    ),
+    # run 6: parse_lock_table's shortcut for our own flocks, by hand (the focused operator set
+    # makes no mutant of a regex, an `in` or a call)
+    (
+        "parse shortcut: the lines left to the loop are the marked ones (its filter inverted)",
+        LINUX_PROBE,
+        "rest = [line for line in lines if mark not in line]",
+        "rest = [line for line in lines if mark in line]",
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: its keys found anywhere in a line (the regex's leading newline dropped)",
+        LINUX_PROBE,
+        'return re.compile(r"\\n\\d+: FLOCK',
+        'return re.compile(r"\\d+: FLOCK',
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: an empty key taken for ours (the regex's key \\S+ -> \\S*)",
+        LINUX_PROBE,
+        'pid + r" (\\S+)")',
+        'pid + r" (\\S*)")',
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: taken whether or not every marked line matched",
+        LINUX_PROBE,
+        "if len(keys) + len(rest) == len(lines):",
+        "if True:",
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "parse shortcut: the keys it found never said ours",
+        LINUX_PROBE,
+        "            own.update(keys)\n",
+        "            pass\n",
+        [LOCK_TABLE_PARSE],
+    ),
+    (
+        "listing: every name of the dir listed, not only uv's lock names (its filter dropped)",
+        POSIX_REMOVER,
+        "                     if lock_name(name)]  # fmt: skip",
+        "                     if name]  # fmt: skip",
+        ["tests/integration/test_clean_protocol.py::test_removes_orphans_and_nothing_else"],
+    ),
+    (
+        "listing: the names in the order the file system lists them (the sort dropped)",
+        POSIX_REMOVER,
+        "        names.sort()\n",
+        "",
+        [
+            (
+                f"{KILLS}::test_a_dirs_files_are_taken_and_reported_in_name_order"
+                "_whatever_order_it_lists"
+            )
+        ],
+    ),
+    (
+        "waiting_behind_us: a waiter whose pid is 1 not followed (e.pid > 0 -> > 1; run 6)",
+        POSIX_REMOVER,
+        "handoff.followed |= {e.pid for e in mine + unsure if e.pid > 0}",
+        "handoff.followed |= {e.pid for e in mine + unsure if e.pid > 1}",
+        [
+            (
+                "tests/redteam/test_p2_review.py::test_the_old_files_waiter_seen_behind_our"
+                "_confirming_lock_is_followed_even_as_pid_1"
+            )
+        ],
+    ),
+    (
+        "old_in_use: a walk that fails raises instead of 'in use' (except OSError narrowed)",
+        POSIX_REMOVER,
+        (
+            "except OSError:  # some process's open files could not be listed: unknown, so"
+            " in use\n            return True\n"
+        ),
+        (
+            "except KeyError:  # some process's open files could not be listed: unknown, so"
+            " in use\n            return True\n"
+        ),
+        [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
+    ),
+    (
+        "open_users: a walk that fails names pid 1 as the opener ([0] -> [1])",
+        POSIX_REMOVER,
+        "return {target: [0] for target in targets}",
+        "return {target: [1] for target in targets}",
+        [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
+    ),
+    (
+        "pre_lock_use: our own locks say which device a file we do not hold is on (own=True)",
+        POSIX_REMOVER,
+        "mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=False)",
+        "mine, _unsure = self._batch_table().entries(dev, ino, self.known, own=True)",
+        [
+            (
+                f"{FINDINGS}::test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode"
+                "_number_is_not_this_files"
+            )
+        ],
+    ),
+    (
+        "changed: a hard link made while held goes unchecked (st_nlink != 1 -> != 2)",
+        POSIX_REMOVER,
+        "if found.st_size or found.st_nlink != 1 or found.st_uid != target.uid",
+        "if found.st_size or found.st_nlink != 2 or found.st_uid != target.uid",
+        [f"{FINDINGS}::test_a_file_hard_linked_while_held_is_never_removed"],
+    ),
+    (
+        "open_users: a walk that fails raises out of the batch (except OSError narrowed)",
+        POSIX_REMOVER,
+        "except OSError:  # some process's open files could not be listed: any could be open",
+        "except KeyError:  # some process's open files could not be listed: any could be open",
+        [f"{KILLS}::test_a_file_kept_because_the_fd_walk_failed_names_no_process"],
+    ),
+    (
+        "handoffs_in_use: a holder in the table unlocks even an OLD handoff (and any -> or any)",
+        POSIX_REMOVER,
+        "                and any(not e.waiting for e in entries)\n",
+        "                or any(not e.waiting for e in entries)\n",
+        [f"{KILLS}::test_a_handoff_still_holding_its_old_file_keeps_its_lock_beside_a_posix_lock"],
+    ),
+    (
+        "old_in_use: a walk that fails says 'nobody' (return True -> False)",
+        POSIX_REMOVER,
+        "unknown, so in use\n            return True\n        return bool(found)",
+        "unknown, so in use\n            return False\n        return bool(found)",
+        [f"{KILLS}::test_an_old_file_whose_openers_fds_cannot_be_listed_for_want_of_fds_is_in_use"],
+    ),
+    (
+        "busy_use: our own locks say which device a file we could not lock is on (own=True)",
+        POSIX_REMOVER,
+        "mine, unsure = self._batch_table().entries(dev, ino, self.known, own=False)",
+        "mine, unsure = self._batch_table().entries(dev, ino, self.known, own=True)",
+        [
+            (
+                f"{FINDINGS}::test_a_waiter_on_another_tmpfs_file_we_hold_with_the_same_inode"
+                "_number_is_not_this_files"
             )
         ],
     ),

@@ -3,7 +3,8 @@
 #
 #   [SINCE=COMMIT] tests/mutation/run.sh GROUP MODULE...
 #       GROUP: a tests/mutation/GROUP.toml (its test command); SINCE: run only the mutants on
-#       lines changed since COMMIT (since.py), the rest are recorded as filtered; with
+#       lines changed since COMMIT (since.py; OLD..UNTIL: changed between the two and not
+#       since), the rest are recorded as filtered; with
 #       SINCE_PENDING=OLD_SESSION.sqlite also those an older session on COMMIT left pending;
 #       with ONLY="MODULE FUNCTION...", only the mutants of those functions (defer.py --only);
 #       with DEFER="MODULE FUNCTION...", none of those functions' mutants (defer.py)

@@ -9,6 +9,13 @@ as changed when any line from its start to its end is. The others are recorded a
 the output "filtered: unchanged since COMMIT", so a session runs only the code changed since a
 full run was made on COMMIT, and `survivors.py` counts the rest as "filtered".
 
+COMMIT may also be a range SINCE..UNTIL: then a module's changed lines are those of the work
+tree that changed between SINCE and UNTIL (the new side of `git diff -U0 SINCE UNTIL`) and not
+since UNTIL (carried to their numbers of now through `git diff -U0 UNTIL`; a line changed again
+after UNTIL is left out): the mutants a session on UNTIL ran with SINCE, on the lines they still
+hold, as when a stopped session's file is gone (run 6: `be75988..2af6a0f`, run 3's
+`remove/posix.py`).
+
 With OLD_SESSION (a session made on COMMIT and stopped before it was done), the mutants it left
 pending on lines that did not change are run too: an unchanged line keeps its text, so such a
 mutant is the one with the same operator at the same place on the line's new number.
@@ -25,20 +32,52 @@ from pathlib import Path
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
-HUNK = re.compile(r"^@@ -\S+ \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 
 
-def changed_lines(root: Path, commit: str, module: str) -> set[int]:
+def _hunks(root: Path, module: str, *commits: str) -> list[tuple[int, int, int, int]]:
+    """(old start, old count, new start, new count) of each hunk of `git diff -U0 COMMITS`."""
     diff = subprocess.run(
-        ["git", "-C", str(root), "diff", "-U0", commit, "--", module],
+        ["git", "-C", str(root), "diff", "-U0", *commits, "--", module],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+    return [(int(m[1]), int(m[2] or "1"), int(m[3]), int(m[4] or "1")) for m in HUNK.finditer(diff)]
+
+
+def _unchanged(root: Path, module: str, commit: str) -> dict[int, int]:
+    """Each line of MODULE at COMMIT that the work tree still has unchanged: its number now."""
+    old_count = subprocess.run(
+        ["git", "-C", str(root), "show", f"{commit}:{module}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.count("\n")
+    moved: dict[int, int] = {}
+    old = new = 1
+    for old_start, old_lines, new_start, new_lines in _hunks(root, module, commit):
+        # a hunk of no lines on one side lies after its start line there
+        first_old = old_start if old_lines else old_start + 1
+        first_new = new_start if new_lines else new_start + 1
+        while old < first_old:
+            moved[old] = new
+            old, new = old + 1, new + 1
+        old, new = first_old + old_lines, first_new + new_lines
+    while old <= old_count:
+        moved[old] = new
+        old, new = old + 1, new + 1
+    return moved
+
+
+def changed_lines(root: Path, commit: str, module: str) -> set[int]:
+    since, until = commit.split("..") if ".." in commit else (commit, "")
     lines: set[int] = set()
-    for match in HUNK.finditer(diff):
-        start, count = int(match[1]), int(match[2] or "1")
+    for _old, _count, start, count in _hunks(root, module, since, *([until] if until else [])):
         lines.update(range(start, start + count))
+    if until:
+        moved = _unchanged(root, module, until)
+        lines = {moved[line] for line in lines if line in moved}
     return lines
 
 

@@ -10,7 +10,8 @@ processes play the other user's uv. The handoff process is the real `Handoff` wi
 made, so it may rename a fresh file over it in a sticky dir, as the P2 planter does. Q3, Q4
 and Q5 hold for a root cleaner too: their handoffs run in the test process. Q2 is also played
 with the waiter as pid 1 of the handoff process's own PID namespace (a mutant of the look that
-dropped pid 1 survived every other test).
+dropped pid 1 survived every other test), and so is the old file's waiter seen behind the
+remover's confirming try-lock (`waiting_behind_us`; the same mutant there, run 6).
 
 Every check is exclusive try-locks held at once on the files uv processes would lock (all free:
 as many uv processes in their critical sections), never a wait for a child's word, so a loaded
@@ -512,3 +513,133 @@ def test_ctrl_c_is_honoured_after_one_pass_when_every_next_generation_is_removed
         for handoff in handoffs:
             handoff.close()
         os.close(dir_fd)
+
+
+# ---- run 6: the old file's waiter behind our confirming try-lock, as pid 1 -------------------
+
+#: A handoff as in `HANDOFF`, in NEW (`new PID OLD_FD INO`), whose remover's calls stop twice
+#: for a line on stdin: once its confirming try-lock of the old file is taken (`confirming`:
+#: the test starts a waiter behind it), and before that lock's unlock (`unlocking`). At a line
+#: it runs rounds with the remover's own look for 3 s and says its state.
+CONFIRMING = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    sys.path.insert(0, sys.argv[3])
+    from uvsweep.probe.posix import LOCK_EX, LOCK_NB, LOCK_UN, Syscalls
+    from uvsweep.remove.handoff import Handoff, run
+    from uvsweep.remove.posix import LinuxRemover
+
+    class Stops(Syscalls):
+        stops = ["confirming", "unlocking"]
+
+        def flock(self, fd, operation):
+            if fd == old and operation == LOCK_UN and self.stops[:1] == ["unlocking"]:
+                print(self.stops.pop(0), flush=True)
+                sys.stdin.readline()
+            super().flock(fd, operation)
+            if fd == old and operation == LOCK_EX | LOCK_NB and self.stops[:1] == ["confirming"]:
+                print(self.stops.pop(0), flush=True)
+                sys.stdin.readline()
+
+    directory, name = sys.argv[1], sys.argv[2]
+    path = os.path.join(directory, name)
+    old = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(old, fcntl.LOCK_EX)
+    st = os.fstat(old)
+    os.unlink(path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    remover = LinuxRemover(calls=Stops())
+    handoff = Handoff(Syscalls(), dir_fd, directory, name, old, (st.st_dev, st.st_ino),
+                      remover._handoff_in_use)
+    handoff.replaced_in_use = remover.replaced_in_use
+    handoff.warn = lambda message: None
+    handoff.step(used=True)  # a latecomer had the old file: the next generation is ours
+    print("new", os.getpid(), old, st.st_ino, handoff.state, flush=True)
+    sys.stdin.readline()
+    run([handoff], Syscalls(), wait=3.0, check=remover.handoffs_in_use)
+    print(handoff.state, flush=True)
+    sys.stdin.readline()
+    """
+)
+
+#: As `INIT`, but the file it opens and waits on is the line it is told.
+INIT_TOLD = textwrap.dedent(
+    """
+    import fcntl, os, subprocess, sys, time
+    subprocess.Popen(sys.argv[2:])
+    with os.fdopen(int(sys.argv[1])) as told:
+        path = told.readline().strip()
+    if not path:
+        sys.exit(0)
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    time.sleep(600)
+    """
+)
+
+
+def test_the_old_files_waiter_seen_behind_our_confirming_lock_is_followed_even_as_pid_1(
+    sticky: Path,
+) -> None:
+    """Kills `waiting_behind_us`' waiter pids `e.pid > 0` -> `> 1` (run 6): a cleaner that is
+    not root confirms the old file free with its own try-lock; root's uv, pid 1 of the
+    cleaner's PID namespace, opens the old file and waits behind that lock, and is stopped
+    (Ctrl-Z) before the unlock, out of the lock table, its fds hidden. Followed, it keeps the
+    next generation locked; not followed, the handoff ends and, at `fg`, root's uv locks the old
+    inode while a new uv can lock the file at the name."""
+    need(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
+    probe = procs.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], timeout=30)
+    need(probe.returncode == 0, "unshare --pid --fork --mount-proc (util-linux; root)")
+    found = other_user_python()
+    assert found is not None
+    uid, gid, python = found
+    as_nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    argv = [*as_nobody, python, "-c", CONFIRMING, str(sticky), A, APP_DIR]
+    read_end, told = os.pipe()
+    try:
+        child: subprocess.Popen[str] = procs.popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", INIT_TOLD,
+             str(read_end), *argv],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+            pass_fds=[read_end], env=procs.marked_env({"PATH": "/usr/bin:/bin"}),
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
+    namespace = InitWaits(child, told)
+    handoff = namespace.handoff
+    try:
+        said = (handoff.hear() or "").split()
+        assert said[:1] == ["new"] and said[-1:] == ["new"], said
+        pid, old_fd, ino = said[1:4]
+        handoff.say("finish")
+        assert handoff.hear() == "confirming"  # the old file free: our try-lock holds it
+        os.write(told, f"/proc/{pid}/fd/{old_fd}\n".encode())  # root's uv opens it, waits
+        init = namespace.init_pid()
+        locks = Path(f"/proc/{init}/root/proc/locks")  # the lock table the handoff reads
+
+        def waiting_as_pid_1() -> bool:
+            return any(
+                parts[1:2] == ["->"] and parts[5] == "1" and parts[6].endswith(f":{ino}")
+                for parts in (line.split() for line in locks.read_text().splitlines())
+            )
+
+        wait_for(waiting_as_pid_1, what="the namespace's init (pid 1) waiting on the old file")
+        waiter = next(
+            link for link in (f"/proc/{init}/fd/{fd}" for fd in os.listdir(f"/proc/{init}/fd"))
+            if os.path.exists(link) and str(os.stat(link).st_ino) == ino
+        )  # fmt: skip
+        handoff.say("go")  # the remover reads the table behind its lock: pid 1 waits there
+        assert handoff.hear() == "unlocking"
+        os.kill(init, signal.SIGSTOP)  # Ctrl-Z while it waits
+        wait_for(lambda: not _waiting_on(int(ino)), what="the stopped waiter out of the table")
+        handoff.say("go")
+        state = handoff.hear()
+        # `fg`: it waits again on the old file, which our unlock left free: the file at the
+        # name must not be free too
+        assert not two_in(waiter, str(sticky / A)), (
+            f"two holders: the old file the namespace's init (pid 1) waits on and the file at"
+            f" the name are both free (handoff {state})"
+        )
+    finally:
+        os.close(told)
+        stop(child)  # SIGKILL reaches an init from here even while it is stopped: all of it ends

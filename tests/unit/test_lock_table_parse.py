@@ -71,6 +71,20 @@ def test_a_table_of_our_own_locks_with_a_waiter_and_other_processes() -> None:
     _same(text, {"fe:00:2001"})
 
 
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_as_many_other_processes_lines_as_our_own_are_each_read(count: int) -> None:
+    """The shortcut leaves the loop every line without our mark, however many of ours there
+    are (as many as the others', say: run 6's mutant that left it the marked ones instead)."""
+    ours = [f"{n}: FLOCK  ADVISORY  WRITE {PID} fe:00:{100 + n} 0 EOF\n" for n in range(count)]
+    theirs = [f"{n}: FLOCK  ADVISORY  WRITE 77 fe:00:{200 + n} 0 EOF\n" for n in range(count)]
+    for text in ("".join(ours + theirs), "".join(theirs + ours)):
+        table = parse_lock_table(text, PID)
+        assert table.own_keys == {f"fe:00:{100 + n}" for n in range(count)}
+        assert sorted(table.others) == [200 + n for n in range(count)]
+        assert all([e.pid for e in table.others[200 + n]] == [77] for n in range(count))
+        _same(text, set())
+
+
 MARK = f": FLOCK  ADVISORY  WRITE {PID} "
 OURS = "".join(f"{n}{MARK}fe:00:{n} 0 EOF\n" for n in range(1, 6))
 
@@ -103,6 +117,12 @@ _LINE = st.one_of(
     st.builds(
         lambda n, ino: f"{n}: FLOCK  ADVISORY  WRITE {PID} fe:00:{ino} 0 EOF",
         st.integers(1, 99),
+        st.integers(10, 14),
+    ),
+    st.builds(
+        lambda n, pid, ino: f"{n}: FLOCK  ADVISORY  WRITE {pid} fe:00:{ino} 0 EOF",
+        st.integers(1, 99),
+        st.sampled_from([77, 1, PID * 10]),
         st.integers(10, 14),
     ),
     st.lists(st.tuples(_FIELD, _SPACE), min_size=0, max_size=9).map(
