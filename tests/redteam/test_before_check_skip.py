@@ -27,7 +27,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -187,6 +187,43 @@ def stopped(pid: int) -> bool:
     return states <= {"T", "Z"} and "T" in states
 
 
+def _opener_then_a_new_uv(
+    path: Path, opener: Child, cleaner: Callable[[], Cleaner], started: list[Cleaner | Child]
+) -> None:
+    """Once `opener` has the file open (it waits to lock it), a cleaner starts and runs to its
+    end; then the opener locks whatever inode it has, and a new uv at the name must not get
+    the lock beside it."""
+    started.append(opener)
+    opener.expect("opened")
+    started.append(run := cleaner())
+    assert run.next() == "holding"
+    run.go()
+    result = run.finish()
+    opener.tell()
+    opener.expect("locked")
+    assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+
+
+def _holding_with_a_waiter_out_of_sight(
+    lockdir: Path, code: str, word: str, started: list[Cleaner | Child]
+) -> tuple[Path, int, Cleaner, Child]:
+    """A cleaner holding its batch (paused at `holding`) and a waiter queued behind it that
+    then hides its fd (`code`, which says `word` once it has): no link of the waiter's shows
+    the file, the lock table still shows it waiting."""
+    path, ino = lock_file(lockdir)
+    cleaner = Cleaner(lockdir, [])
+    started.append(cleaner)
+    assert cleaner.next() == "holding"
+    waiter = Child([sys.executable, "-c", code, str(path)])
+    started.append(waiter)
+    waiter.expect("opened")
+    wait_for(lambda: queued(waiter.pid, ino), what="the waiter to queue behind the cleaner")
+    waiter.tell()
+    waiter.expect(word)
+    assert not _links_to(waiter.pid, ino) and queued(waiter.pid, ino)
+    return path, ino, cleaner, waiter
+
+
 def new_uv_locks(path: Path) -> bool:
     """Whether a new uv at the name gets the lock now (creating the file if it is gone)."""
     import fcntl
@@ -302,16 +339,7 @@ def test_a_root_cleaner_without_ptrace_never_removes_a_file_another_user_has_ope
         "print('locked', flush=True)\n"
         "sys.stdin.readline()\n"
     ), str(path)])  # fmt: skip
-    started.append(opener)
-    opener.expect("opened")
-    cleaner = Cleaner(shared_tmp, NO_PTRACE)
-    started.append(cleaner)
-    assert cleaner.next() == "holding"
-    cleaner.go()
-    result = cleaner.finish()
-    opener.tell()
-    opener.expect("locked")
-    assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+    _opener_then_a_new_uv(path, opener, lambda: Cleaner(shared_tmp, NO_PTRACE), started)
 
 
 # ---- F2: root in a child PID namespace (`--accept-hidden-processes`) -------------------------
@@ -386,17 +414,9 @@ def test_a_waiter_whose_fd_another_thread_closed_is_handed_over_or_kept(
     both: its flock returns 0, and the lock goes at once with the syscall's reference to the
     file (no lock of its pid is left in the table): that process broke its own exclusion, on the
     old inode or on the file at the name alike."""
-    path, ino = lock_file(lockdir)
-    cleaner = Cleaner(lockdir, [])
-    started.append(cleaner)
-    assert cleaner.next() == "holding"
-    waiter = Child([sys.executable, "-c", CLOSED_FD_WAITER, str(path)])
-    started.append(waiter)
-    waiter.expect("opened")
-    wait_for(lambda: queued(waiter.pid, ino), what="the waiter to queue behind the cleaner")
-    waiter.tell()
-    waiter.expect("closed")
-    assert not _links_to(waiter.pid, ino) and queued(waiter.pid, ino)
+    path, ino, cleaner, waiter = _holding_with_a_waiter_out_of_sight(
+        lockdir, CLOSED_FD_WAITER, "closed", started
+    )
     cleaner.go()
     while (word := cleaner.next()) != "result":
         if word == "handing":  # the name is ours again before the old lock goes
@@ -456,17 +476,9 @@ IN_FLIGHT_WAITER = textwrap.dedent(
 def test_a_waiter_whose_file_is_in_flight_in_a_socket_keeps_the_file(
     lockdir: Path, started: list[Cleaner | Child]
 ) -> None:
-    path, ino = lock_file(lockdir)
-    cleaner = Cleaner(lockdir, [])
-    started.append(cleaner)
-    assert cleaner.next() == "holding"
-    waiter = Child([sys.executable, "-c", IN_FLIGHT_WAITER, str(path)])
-    started.append(waiter)
-    waiter.expect("opened")
-    wait_for(lambda: queued(waiter.pid, ino), what="the waiter to queue behind the cleaner")
-    waiter.tell()
-    waiter.expect("in-flight")
-    assert not _links_to(waiter.pid, ino) and queued(waiter.pid, ino)
+    path, _ino, cleaner, waiter = _holding_with_a_waiter_out_of_sight(
+        lockdir, IN_FLIGHT_WAITER, "in-flight", started
+    )
     cleaner.go()
     gave_up = False
     while (word := cleaner.next()) != "result":
@@ -557,16 +569,7 @@ def test_an_opener_whose_main_thread_has_exited_keeps_the_file(
 ) -> None:
     path, _ino = lock_file(lockdir)
     opener = Child([sys.executable, "-c", ZOMBIE_LEADER, str(path), "stdin"])
-    started.append(opener)
-    opener.expect("opened")
-    cleaner = Cleaner(lockdir, [])
-    started.append(cleaner)
-    assert cleaner.next() == "holding"
-    cleaner.go()
-    result = cleaner.finish()
-    opener.tell()
-    opener.expect("locked")
-    assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+    _opener_then_a_new_uv(path, opener, lambda: Cleaner(lockdir, []), started)
 
 
 def test_a_waiter_whose_main_thread_has_exited_keeps_the_file(
@@ -675,17 +678,9 @@ def test_a_waiter_whose_file_is_only_mapped_keeps_the_name_until_it_unmaps(
     waiter, so with the skip (76cf5fc, reverted) the file was handed over (main keeps it); the
     waiter then holds the old inode's lock through the mapping alone, and the handoff's own try-
     lock keeps the name locked until it unmaps."""
-    path, ino = lock_file(lockdir)
-    cleaner = Cleaner(lockdir, [])
-    started.append(cleaner)
-    assert cleaner.next() == "holding"
-    waiter = Child([sys.executable, "-c", MAPPED_WAITER, str(path)])
-    started.append(waiter)
-    waiter.expect("opened")
-    wait_for(lambda: queued(waiter.pid, ino), what="the waiter to queue behind the cleaner")
-    waiter.tell()
-    waiter.expect("mapped")
-    assert not _links_to(waiter.pid, ino)
+    path, _ino, cleaner, waiter = _holding_with_a_waiter_out_of_sight(
+        lockdir, MAPPED_WAITER, "mapped", started
+    )
     cleaner.go()
     result = cleaner.finish()
     assert result["removed"] == [], result
