@@ -1990,6 +1990,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             "tests/unit/test_walk_threads.py::test_the_walk_goes_on_past_a_process_whose_threads_hide"
         ],
     ),
+    (
+        "privileged: root is not (run 6 C; == 1 and == -1 alike)",
+        POSIX_REMOVER,
+        '"""See `Remover`: root."""\n        return self.euid == 0',
+        '"""See `Remover`: root."""\n        return self.euid != 0',
+        [
+            (
+                f"{CLEANER_KILLS}::test_a_dry_run_names_what_the_real_run_removes_and_other"
+                "_users_files_only_with_all_users"
+            )
+        ],
+    ),
 ]
 
 
