@@ -392,14 +392,14 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "fd walk: a process gone meanwhile is an error",
         "app/uvsweep/probe/linux.py",
         (
-            "        except OSError as err:\n"
-            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
-            "                continue  # exited meanwhile"
+            "    except OSError as err:\n"
+            "        if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "            return _GONE"
         ),
         (
-            "        except KeyError as err:\n"
-            "            if err.errno in (errno.ENOENT, errno.ESRCH):\n"
-            "                continue  # exited meanwhile"
+            "    except KeyError as err:\n"
+            "        if err.errno in (errno.ENOENT, errno.ESRCH):\n"
+            "            return _GONE"
         ),
         ["tests/unit/test_protocol_parts.py"],
     ),
@@ -1984,8 +1984,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "fd walk: stops at a process whose threads hide (run 6b)",
         "app/uvsweep/probe/linux.py",
-        "hidden_pids.add(pid)\n                continue\n            fd_dir = where",
-        "hidden_pids.add(pid)\n                break\n            fd_dir = where",
+        "hidden_pids.add(pid)\n            continue\n        for fd in fds:",
+        "hidden_pids.add(pid)\n            break\n        for fd in fds:",
         [
             "tests/unit/test_walk_threads.py::test_the_walk_goes_on_past_a_process_whose_threads_hide"
         ],

@@ -478,32 +478,37 @@ class LinuxBackend(PosixBackend):
         return found
 
 
-def _thread_fds(proc: str, pid: int, calls: Syscalls) -> tuple[str | None, list[str]]:
-    """(the fd dir, its fds) of the first other thread of `pid` that lists any, or ("", [])
-    when none does; (None, []) when one would not be listed (hidden, as a refused
-    `/proc/PID/fd` is). OSError as `walk_fds` raises it (EMFILE...)."""
+#: What `_listing` gives for a process (or thread) that has exited meanwhile: no names.
+_GONE: list[str] = []
+
+
+def _listing(calls: Syscalls, where: str) -> list[str] | None:
+    """The names in one of a process's `/proc` dirs: `_GONE` (empty) once it has exited, None
+    when it will not let us look (hidden). OSError otherwise (EMFILE, ENOMEM...: who has what
+    open is unknown then, never "nobody")."""
     try:
-        tids = calls.list_dir(f"{proc}/{pid}/task")
+        return calls.list_dir(where)
     except PermissionError:
-        return None, []
+        return None
     except OSError as err:
         if err.errno in (errno.ENOENT, errno.ESRCH):
-            return "", []  # exited meanwhile
+            return _GONE
         raise
+
+
+def _thread_fds(proc: str, pid: int, calls: Syscalls) -> tuple[str, list[str] | None]:
+    """(the fd dir, its fds) of the first other thread of `pid` that lists any (its zombie
+    leader lists none), ("", []) when none does, and None for the fds when a listing is
+    refused (hidden, as a refused `/proc/PID/fd` is)."""
+    tids = _listing(calls, f"{proc}/{pid}/task")
+    if tids is None:
+        return "", None
     for tid in tids:
-        if tid == str(pid):
-            continue
-        fd_dir = f"{proc}/{pid}/task/{tid}/fd"
-        try:
-            fds = calls.list_dir(fd_dir)
-        except PermissionError:
-            return None, []
-        except OSError as err:
-            if err.errno in (errno.ENOENT, errno.ESRCH):
-                continue  # that thread exited meanwhile
-            raise
-        if fds:
-            return fd_dir, fds
+        if tid != str(pid):
+            fd_dir = f"{proc}/{pid}/task/{tid}/fd"
+            fds = _listing(calls, fd_dir)
+            if fds is None or fds:
+                return fd_dir, fds
     return "", []
 
 
@@ -530,27 +535,18 @@ def walk_fds(
         if pid == me:
             continue
         fd_dir = f"{proc}/{pid}/fd"
-        try:
-            fds = calls.list_dir(fd_dir)
-        except PermissionError:
+        fds = _listing(calls, fd_dir)
+        if fds is _GONE:
+            continue  # exited meanwhile
+        if fds == []:
+            # none: a kernel thread, or a process whose main thread has exited while others
+            # run on (its zombie leader lists no fds; theirs are under task/TID/fd)
+            fd_dir, fds = _thread_fds(proc, pid, calls)
+        if fds is None:
             hidden += 1
             if hidden_pids is not None:
                 hidden_pids.add(pid)
             continue
-        except OSError as err:
-            if err.errno in (errno.ENOENT, errno.ESRCH):
-                continue  # exited meanwhile
-            raise  # EMFILE, ENOMEM...: who has what open is unknown now, never "nobody"
-        if not fds:
-            # none: a kernel thread, or a process whose main thread has exited while others
-            # run on (its zombie leader lists no fds; theirs are under task/TID/fd)
-            where, fds = _thread_fds(proc, pid, calls)
-            if where is None:
-                hidden += 1
-                if hidden_pids is not None:
-                    hidden_pids.add(pid)
-                continue
-            fd_dir = where
         for fd in fds:
             link = f"{fd_dir}/{fd}"
             try:
