@@ -7,6 +7,7 @@ Every open is relative to a directory fd and refuses symlinks, and a FIFO is nev
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -54,6 +55,27 @@ def _load_flock() -> Callable[[int, int], None]:
     return _FLOCK
 
 
+#: `fcntl.fcntl` and the numbers a write lease needs (`F_SETSIG`, `F_SETLEASE`, `F_WRLCK`,
+#: `F_UNLCK`, `SIGURG`), once first needed; False where there are no leases (only Linux has them).
+_Lease = tuple[Callable[[int, int, int], int], int, int, int, int, int]
+_LEASE: _Lease | bool | None = None
+
+
+def _load_lease() -> _Lease | bool:
+    global _LEASE  # noqa: PLW0603 - set once, the first time a lease is asked for
+    try:
+        import fcntl
+        import signal
+
+        _LEASE = (
+            fcntl.fcntl, fcntl.F_SETSIG, fcntl.F_SETLEASE, fcntl.F_WRLCK, fcntl.F_UNLCK,
+            signal.SIGURG,
+        )  # fmt: skip
+    except (ImportError, AttributeError):
+        _LEASE = False
+    return _LEASE
+
+
 class Syscalls:
     """The OS calls the Unix remover makes, in one place: the seam a simulated kernel replaces.
 
@@ -99,6 +121,36 @@ class Syscalls:
     def flock(self, fd: int, operation: int) -> None:
         """`flock`; OSError (EWOULDBLOCK) when `LOCK_NB` finds it held."""
         (_FLOCK or _load_flock())(fd, operation)
+
+    def alone(self, fd: int) -> bool | None:
+        """Whether `fd`'s open file description is the only one its file has, anywhere.
+
+        The kernel grants a write lease (`F_SETLEASE` `F_WRLCK`, Linux) only while no other
+        open file description of the inode exists: in any process, of any user, in any PID
+        namespace, open for reading or writing, blocked in `flock` or only in an `SCM_RIGHTS`
+        message in flight (its counts go up before an `open` returns and down after its locks
+        are dropped). So a lease granted says nobody else has the file open, holds it or waits
+        for it, which no `/proc` walk can say where it is refused a process's fds. The lease is
+        given back at once. True: alone; False: another description exists (EAGAIN); None:
+        cannot tell (no leases on this OS or file system, or not the file's owner without
+        `CAP_LEASE`).
+
+        An `open` that comes while the lease is held waits for its release (microseconds), and
+        the kernel signals us: with `SIGURG`, which is ignored unless handled, not `SIGIO`,
+        whose default ends the process.
+        """
+        lease = _LEASE if _LEASE is not None else _load_lease()
+        if not isinstance(lease, tuple):
+            return None
+        fcntl, set_sig, set_lease, wrlck, unlck, sigurg = lease
+        try:
+            fcntl(fd, set_sig, sigurg)
+            fcntl(fd, set_lease, wrlck)
+        except OSError as err:
+            return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None
+        with contextlib.suppress(OSError):  # (it goes with the fd's close at the latest)
+            fcntl(fd, set_lease, unlck)
+        return True
 
     def close(self, fd: int) -> None:
         """`close` (drops our flock with the last fd of the open file description)."""

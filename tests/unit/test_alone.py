@@ -1,0 +1,190 @@
+"""`Syscalls.alone`: the kernel's write lease says whether anybody else has a file open.
+
+Real files, real processes, the real kernel (Linux: `F_SETLEASE`). The remover asks it where
+its walk of `/proc/*/fd` was refused some process's fds (red-team B2): each case here is a way a
+file can be open, held or waited for that such a walk may miss.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import procs
+from tests.conftest import APP_DIR, need, other_user_python
+from tests.helpers import wait_for
+from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
+
+pytestmark = [
+    pytest.mark.linux,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="leases are Linux's"),
+]
+
+
+@pytest.fixture
+def lock(shared_tmp: Path) -> Iterator[tuple[Path, int]]:
+    """A lock file (another user may open it), opened as the remover opens it."""
+    path = shared_tmp / "uv-00000000000000aa.lock"
+    path.touch()
+    path.chmod(0o666)
+    fd = os.open(path, OPEN_FLAGS)
+    yield path, fd
+    os.close(fd)
+
+
+def _as_nobody(code: str, *args: str) -> subprocess.Popen[str]:
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, python = found
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c", code]
+    return procs.popen(
+        [*argv, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True
+    )
+
+
+def test_a_file_nobody_else_has_open_is_alone(lock: tuple[Path, int]) -> None:
+    path, fd = lock
+    assert SYSCALLS.alone(fd) is True
+    # the lease was given back: an open that would wait for it (O_NONBLOCK: fail) goes through
+    other = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    os.close(other)
+    assert SYSCALLS.alone(fd) is True
+
+
+def test_our_own_second_open_is_another_description(lock: tuple[Path, int]) -> None:
+    path, fd = lock
+    other = os.open(path, os.O_RDONLY)
+    try:
+        assert SYSCALLS.alone(fd) is False
+    finally:
+        os.close(other)
+    assert SYSCALLS.alone(fd) is True
+
+
+def test_a_dup_is_the_same_description(lock: tuple[Path, int]) -> None:
+    _path, fd = lock
+    copy = os.dup(fd)
+    try:
+        assert SYSCALLS.alone(fd) is True
+    finally:
+        os.close(copy)
+
+
+def test_another_users_opener_before_its_flock_is_seen_and_after_the_unlink_too(
+    lock: tuple[Path, int],
+) -> None:
+    """The opener B2 is about: in no lock table yet, its fds perhaps not ours to read."""
+    path, fd = lock
+    opener = _as_nobody(
+        "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint('opened', flush=True)\n"
+        "sys.stdin.readline()\n",
+        str(path),
+    )
+    try:
+        assert opener.stdout is not None and opener.stdout.readline() == "opened\n"
+        assert SYSCALLS.alone(fd) is False
+        path.unlink()
+        assert SYSCALLS.alone(fd) is False  # unlinked: only its openers can reach it
+    finally:
+        procs.stop(opener, grace=0)
+    assert SYSCALLS.alone(fd) is True
+
+
+def test_a_description_only_in_flight_in_a_unix_socket_is_seen(lock: tuple[Path, int]) -> None:
+    """Red-team B4: an fd sent with SCM_RIGHTS and closed by its sender is in no process's fd
+    table until it is received, but its open file description lives on."""
+    path, fd = lock
+    left, right = socket.socketpair(socket.AF_UNIX)
+    try:
+        sent = os.open(path, os.O_RDWR)
+        socket.send_fds(left, [b"x"], [sent])
+        os.close(sent)
+        assert SYSCALLS.alone(fd) is False
+        _msg, [received], _flags, _addr = socket.recv_fds(right, 1, 1)
+        os.close(received)
+        assert SYSCALLS.alone(fd) is True
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_waiter_blocked_in_flock_is_seen(lock: tuple[Path, int]) -> None:
+    path, fd = lock
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    code = "import fcntl, os, sys\nfcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_EX)\n"
+    waiter = procs.popen([sys.executable, "-c", code, str(path)], lasting=True)
+    try:
+        # queued behind our lock (the lock table says so): its description is seen
+        table = Path("/proc/locks")
+        wait_for("the waiter to queue", lambda: f" {waiter.pid} " in table.read_text())
+        assert SYSCALLS.alone(fd) is False
+    finally:
+        procs.stop(waiter, grace=0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+#: `alone` in a process of its own whose lease is broken while it is held: an open comes right
+#: after the kernel grants it (O_NONBLOCK: it fails, but the lease's owner is signalled)
+BROKEN_LEASE = """
+import fcntl, os, sys
+sys.path.insert(0, sys.argv[2])
+from uvsweep.probe import posix
+path, sig = sys.argv[1], int(sys.argv[3])
+real = fcntl.fcntl
+def fcntl_then_an_open(fd, cmd, arg):
+    if cmd == fcntl.F_SETSIG and sig >= 0:
+        arg = sig
+    done = real(fd, cmd, arg)
+    if cmd == fcntl.F_SETLEASE and arg == fcntl.F_WRLCK:
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except BlockingIOError:
+            print("broken", flush=True)
+    return done
+lease = posix._load_lease()
+posix._LEASE = (fcntl_then_an_open, *lease[1:])
+print(posix.SYSCALLS.alone(os.open(path, posix.OPEN_FLAGS)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [-1, 0])
+def test_a_lease_broken_while_it_is_held_never_ends_the_process(tmp_path: Path, sig: int) -> None:
+    """The kernel signals the owner of a lease that an open breaks: `SIGIO` by default (the
+    `sig` 0 case, which shows it), whose default ends a process. `alone` asks for `SIGURG`,
+    ignored unless handled."""
+    path = tmp_path / "uv-00000000000000aa.lock"
+    path.touch()
+    done = procs.run(
+        [sys.executable, "-c", BROKEN_LEASE, str(path), APP_DIR, str(sig)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if sig == 0:  # F_SETSIG 0: SIGIO, what the lease would send without `alone`'s F_SETSIG
+        assert done.returncode == -signal.SIGIO, done
+    else:
+        assert (done.returncode, done.stdout) == (0, "broken\nTrue\n"), done
+
+
+def test_without_the_right_to_lease_it_cannot_tell(lock: tuple[Path, int]) -> None:
+    """Not the file's owner and without CAP_LEASE: the kernel refuses the lease (EACCES), so
+    nothing is known, never "alone"."""
+    path, _fd = lock
+    code = (
+        "import os, sys\nsys.path.insert(0, sys.argv[2])\n"
+        "from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS\n"
+        "print(SYSCALLS.alone(os.open(sys.argv[1], OPEN_FLAGS)), flush=True)\n"
+    )
+    checker = _as_nobody(code, str(path), APP_DIR)
+    assert checker.stdout is not None
+    try:
+        assert checker.stdout.readline() == "None\n"
+    finally:
+        procs.stop(checker, grace=0)
