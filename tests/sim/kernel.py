@@ -13,7 +13,11 @@ it (`fs/locks.c`, `fs/namei.c`, `fs/proc/`):
   close of the OFD, a conversion), every waiter on it is woken and **leaves the table** until it
   retries, exactly as `locks_wake_up_blocks` does, so anybody may take the lock first;
 - `/proc/locks` text in the kernel's format, `/proc` (pids), `/proc/<pid>/fd` (fd numbers),
-  `readlink` of an fd link (the path, with ` (deleted)` once unlinked) and `stat` through it.
+  `readlink` of an fd link (the path, with ` (deleted)` once unlinked) and `stat` through it
+  (with `refused_links`, EACCES for a uv process's links, as root without `CAP_SYS_PTRACE`
+  gets for another user's);
+- a write lease taken and given back (`alone`): granted only while no other OFD refers to the
+  inode.
 
 Every method is called by exactly one actor at a time (the scheduler guarantees it), with the
 pid of the calling process. A blocking `flock` returns `BLOCKED` instead of sleeping: the caller
@@ -117,8 +121,13 @@ class Process:
 class Kernel:
     """The shared state every actor's system calls act on."""
 
-    def __init__(self, umask: int = 0o022) -> None:
+    def __init__(self, umask: int = 0o022, *, refused_links: bool = False, leases: bool = True):
         self.umask = umask
+        #: root without CAP_SYS_PTRACE (red-team B2): a uv process's fd links are listed but
+        #: reading one fails with EACCES (`ptrace_may_access`), for every other process
+        self.refused_links = refused_links
+        #: whether the file system grants leases (`alone`); where not, nobody can tell
+        self.leases = leases
         self.euid = os.geteuid()
         self.names: dict[str, Inode] = {}
         self.dir_inode = Inode(ino=2, mode=stat.S_IFDIR | 0o1777, uid=0, mtime=EPOCH, path=TMP)
@@ -475,17 +484,38 @@ class Kernel:
             raise _err(errno.ENOENT, path)
         return ofd
 
+    def _refused(self, pid: int | None, path: str) -> None:
+        """EACCES where `refused_links` keeps another process's uv fd links from `pid`."""
+        owner = self.procs[int(self._proc_parts(path)[0])]
+        if self.refused_links and owner.name == "uv" and owner.pid != pid:
+            raise _err(errno.EACCES, path)
+
     def readlink(self, pid: int, path: str) -> str:
         if path == f"{PROC}/self":
             return str(pid)
         ofd = self._fd_link(path)
+        self._refused(pid, path)
         if ofd.inode is None:
             return TMP
         return ofd.inode.path + (" (deleted)" if ofd.inode.nlink == 0 else "")
 
     def stat(self, path: str) -> os.stat_result:
         ofd = self._fd_link(path)
+        self._refused(None, path)
         return (ofd.inode or self.dir_inode).stat()
+
+    def alone(self, pid: int, fd: int) -> bool | None:
+        """`F_SETLEASE` `F_WRLCK` on `fd`, given back at once: granted (True) only while no
+        other OFD refers to its inode (`check_conflicting_open`: any process, open, waiting or
+        holding, the inode linked or not); EAGAIN (False) otherwise; None without leases."""
+        ofd = self._ofd(pid, fd)
+        if not self.leases or ofd.inode is None:
+            return None
+        for proc in self.procs.values():
+            for other in proc.fds.values():
+                if other is not ofd and other.inode is ofd.inode:
+                    return False
+        return True
 
     # ---- for the scheduler ---------------------------------------------------------------------
 

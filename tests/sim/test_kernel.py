@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.sim.kernel import (
     BLOCKED,
     LOCK_EX,
@@ -287,3 +289,92 @@ def test_another_user_in_the_sticky_dir_is_refused_as_linux_refuses_it(
     assert said == {"unlink": ["EPERM"], "write": ["EACCES"], "fchmod": ["EPERM"],
                     "create": [str(uid), "ok"], "rename-over-roots": ["EPERM"],
                     "rename-over-own": ["0", "ok"]}[how]  # fmt: skip
+
+
+# ---- the write lease (`alone`) and links refused to root without CAP_SYS_PTRACE (B2) ---------
+
+
+def _real_alone_steps(path: Path) -> list[bool | None]:
+    """On the real OS: alone, beside a second open, beside it once unlinked, after its close."""
+    from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
+
+    path.touch()
+    fd = os.open(path, OPEN_FLAGS)
+    seen = [SYSCALLS.alone(fd)]
+    other = os.open(path, os.O_RDWR)
+    seen.append(SYSCALLS.alone(fd))
+    path.unlink()
+    seen.append(SYSCALLS.alone(fd))
+    os.close(other)
+    seen.append(SYSCALLS.alone(fd))
+    os.close(fd)
+    return seen
+
+
+def test_the_lease_is_granted_only_to_the_one_open_file_description_as_linux_grants_it(
+    tmp_path: Path,
+) -> None:
+    real = _real_alone_steps(tmp_path / NAME)
+    assert real == [True, False, False, True]
+
+    kernel, _ino = _kernel()
+    dir_fd = kernel.open_dir(10, TMP)
+    fd = kernel.open(10, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)
+    seen = [kernel.alone(10, fd)]
+    other = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    seen.append(kernel.alone(10, fd))
+    kernel.unlink(10, NAME, dir_fd)
+    seen.append(kernel.alone(10, fd))
+    kernel.close(11, other)
+    seen.append(kernel.alone(10, fd))
+    assert seen == real
+    kernel.inherit(10, 12, [fd])  # the same OFD in another process: still alone
+    assert kernel.alone(10, fd) is True
+    blind = Kernel(leases=False)
+    blind.make_file(NAME)
+    blind.spawn(10, "uvsweep")
+    assert blind.alone(10, blind.open(10, f"{TMP}/{NAME}", os.O_RDONLY, 0, None)) is None
+
+
+def test_refused_links_fail_as_linux_fails_root_without_cap_sys_ptrace(tmp_path: Path) -> None:
+    """The real OS: root whose bounding set lacks CAP_SYS_PTRACE lists another user's fds and
+    is refused each link (EACCES); the simulated kernel refuses a uv process's the same way."""
+    from tests.conftest import need, other_user_python
+
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    uid, gid, python = found
+    holder = procs.popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python, "-c",
+         "import sys; print('up', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, lasting=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "up\n"
+        look = (
+            "import errno, os, sys\nfds = os.listdir(f'/proc/{sys.argv[1]}/fd')\ntry:\n"
+            "    os.readlink(f'/proc/{sys.argv[1]}/fd/{fds[0]}')\n    print('read')\n"
+            "except OSError as err:\n    print(bool(fds), errno.errorcode[err.errno])\n"
+        )
+        done = procs.run(
+            ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", sys.executable,
+             "-c", look, str(holder.pid)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.stdout == "True EACCES\n", done
+    finally:
+        procs.stop(holder, grace=0)
+
+    kernel = Kernel(refused_links=True)
+    kernel.make_file(NAME)
+    kernel.spawn(10, "uvsweep")
+    kernel.spawn(11, "uv")
+    fd = kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None)
+    link = f"{PROC}/11/fd/{fd}"
+    assert kernel.proc_list_dir(f"{PROC}/11/fd") == [str(fd)]
+    with pytest.raises(PermissionError):
+        kernel.readlink(10, link)
+    with pytest.raises(PermissionError):
+        kernel.stat(link)
+    assert kernel.readlink(11, link) == f"{TMP}/{NAME}"  # its own links: read

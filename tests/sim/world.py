@@ -306,6 +306,9 @@ class SimCalls(ActorCalls, Syscalls):
     def read(self, path: str) -> bytes:
         return self._do(("read", path), lambda: self.kernel.read(path))
 
+    def alone(self, fd: int) -> bool | None:
+        return self._do(("alone", fd), lambda: self.kernel.alone(self.pid, fd))
+
     def readlink(self, path: str) -> str:
         return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))
 
