@@ -13,7 +13,7 @@ import platform
 import sys
 
 from uvsweep import __version__, system
-from uvsweep.model import plural
+from uvsweep.model import hidden_processes_text, plural
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,9 +93,8 @@ def report() -> dict[str, Any]:
     created = "" if os.path.exists(settings.config_path()) else " (not created: defaults)"
     hidden = "nothing"
     if snapshot.hidden_processes:
-        hidden = f"{plural(snapshot.hidden_processes, 'process', 'processes')} of other users:"
-        hidden += " their open files"
-        hidden += " cannot be seen (root can)"
+        hidden = hidden_processes_text(snapshot.hidden_processes, os.geteuid() == 0)
+        hidden += ": their open files cannot be seen"
     info: dict[str, Any] = {
         "uvsweep": __version__,
         "python": f"{platform.python_version()} ({sys.executable})",

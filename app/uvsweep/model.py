@@ -50,6 +50,14 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (many or noun + 's')}"
 
 
+def hidden_processes_text(count: int, root: bool) -> str:
+    """`count` processes whose open files could not be inspected, and why, for a note."""
+    who = plural(count, "process", "processes")
+    if root:  # its links are refused: no CAP_SYS_PTRACE (Docker's default), a security module
+        return f"{who} (the OS refuses root its fd links: no CAP_SYS_PTRACE, or a security module)"
+    return f"{who} of other users (root can see them)"
+
+
 def format_age(seconds: float) -> str:
     """A short age: `42s`, `5m`, `3h`, `12d`."""
     seconds = max(0, int(seconds))

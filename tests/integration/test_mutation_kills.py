@@ -570,13 +570,34 @@ def test_an_lstat_error_is_reported_with_the_os_message_alone(lockdir: Path) -> 
     assert [(e.path, e.message) for e in result.errors] == [(str(lockdir / A), "Permission denied")]
 
 
+def _links_refused() -> set[int]:
+    """The processes whose fd links this process may list but not read (as the test sees it:
+    for root, those a security module or a missing CAP_SYS_PTRACE keeps from it)."""
+    refused = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+            if fds:
+                os.readlink(f"/proc/{entry}/fd/{fds[0]}")
+        except PermissionError:
+            refused.add(int(entry))
+        except OSError:
+            pass
+    return refused
+
+
 def test_root_sees_every_process(lockdir: Path) -> None:
-    """Kills `hidden = 0` -> `1` in `walk_fds`: nothing is hidden from root (a note would
-    otherwise say some processes could not be looked at)."""
+    """Kills `hidden = 0` -> `1` in `walk_fds`: nothing is hidden from root but the processes
+    whose links it is refused (on the machine uvsweep is built on, its pid 1; none in a PID
+    namespace of the suite's own), so no note says otherwise."""
     need(os.geteuid() == 0, "root, to see every process's fds")
     (lockdir / A).touch()
+    refused = _links_refused()
     result = LinuxRemover().remove([str(lockdir)], Policy())
-    assert result.removed == [str(lockdir / A)] and result.hidden_processes == 0
+    assert result.removed == [str(lockdir / A)]
+    assert result.hidden_processes == len(refused | _links_refused())
 
 
 def test_a_use_gone_by_the_handoff_leaves_the_file_removed(lockdir: Path) -> None:

@@ -45,6 +45,12 @@ ROOT_WAITER_TEST = (
     "test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_cleaner"
 )
 
+B2_TESTS = "tests/redteam/test_before_check_skip.py"
+B2_KEPT = "test_a_root_cleaner_without_ptrace_never_removes_a_file_another_user_has_open"
+B2_HANDED = (
+    "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
+)
+
 #: (name, file, the text, its mutant, the tests that must fail)
 MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
@@ -406,8 +412,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "fd walk: stops at the first fd gone meanwhile",
         "app/uvsweep/probe/linux.py",
-        "calls.readlink(link)\n            except OSError:\n                continue",
-        "calls.readlink(link)\n            except OSError:\n                break",
+        "                    continue  # closed meanwhile",
+        "                    break  # closed meanwhile",
         ["tests/unit/test_protocol_parts.py"],
     ),
     (
@@ -1635,8 +1641,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "handoff: a replaced file that cannot be fstat'ed ends the round (except narrowed)",
         "app/uvsweep/remove/handoff.py",
-        "            self.replaced_in_use(self, [key])\n        except Exception:  # noqa",
-        "            self.replaced_in_use(self, [key])\n        except KeyError:  # noqa",
+        "[key], [self.replaced[0]])\n        except Exception:  # noqa",
+        "[key], [self.replaced[0]])\n        except KeyError:  # noqa",
         [f"{KILLS}::{NEXT_IN_LINE_TEST}"],
     ),
     (
@@ -1796,12 +1802,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "replaced_in_use: one hidden process is not enough (hidden > 0 -> > 1; run 5d, Q1)",
         POSIX_REMOVER,
-        "blind = self.euid != 0 or hidden > 0",
-        "blind = self.euid != 0 or hidden > 1",
+        "        if self.euid != 0 or hidden > 0:\n            alone = {key",
+        "        if self.euid != 0 or hidden > 1:\n            alone = {key",
         [
             (
                 "tests/unit/test_handoff_replaced.py"
-                "::test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file"
+                "::test_one_process_whose_fds_cannot_be_seen_keeps_a_replaced_file_it_has_open"
             )
         ],
     ),
@@ -2001,6 +2007,81 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
                 "_users_files_only_with_all_users"
             )
         ],
+    ),
+    (
+        "B2: a refused link hides nothing (errno not in _REFUSED -> in)",
+        LINUX_PROBE,
+        "                if err.errno not in _REFUSED:",
+        "                if err.errno in _REFUSED:",
+        ["tests/unit/test_walk_threads.py", f"{B2_TESTS}::{B2_KEPT}"],
+    ),
+    (
+        "B2: a process whose links are refused counted once a link (break -> continue)",
+        LINUX_PROBE,
+        "                    hidden_pids.add(pid)\n                break\n",
+        "                    hidden_pids.add(pid)\n                continue\n",
+        ["tests/unit/test_walk_threads.py"],
+    ),
+    (
+        "B2: no lease asked before the unlink or after it (open_users)",
+        POSIX_REMOVER,
+        "opened and self.calls.alone(target.handle) is False:",
+        "opened and self.calls.alone(target.handle) is None:",
+        [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
+    ),
+    (
+        "B2: the lease asked only when nothing is hidden (open_users)",
+        POSIX_REMOVER,
+        "        if hidden or self.euid != 0:\n            # some process's fds",
+        "        if not hidden and self.euid != 0:\n            # some process's fds",
+        [f"{B2_TESTS}::{B2_KEPT}"],
+    ),
+    (
+        "B2: no lease asked in a handoff's round",
+        POSIX_REMOVER,
+        "and self.calls.alone(handoff.old_fd) is False",
+        "and self.calls.alone(handoff.old_fd) is None",
+        [f"{B2_TESTS}::{B2_HANDED}"],
+    ),
+    (
+        "B2: a handoff's round asks the lease only when nothing is hidden",
+        POSIX_REMOVER,
+        "        blind = bool(hidden) or self.euid != 0\n",
+        "        blind = not hidden and self.euid != 0\n",
+        [f"{B2_TESTS}::{B2_HANDED}"],
+    ),
+    (
+        "B2: a replaced file whose lease cannot be asked taken for unused (None -> alone)",
+        POSIX_REMOVER,
+        "if self.calls.alone(fd)}",
+        "if self.calls.alone(fd) is not False}",
+        [
+            (
+                "tests/unit/test_handoff_replaced.py"
+                "::test_one_process_whose_fds_cannot_be_seen_keeps_a_replaced_file_it_has_open"
+            )
+        ],
+    ),
+    (
+        "alone: a lease refused for another opener (EAGAIN) taken for cannot-tell",
+        "app/uvsweep/probe/posix.py",
+        "return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None",
+        "return None if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None",
+        ["tests/unit/test_alone.py", f"{B2_TESTS}::{B2_KEPT}"],
+    ),
+    (
+        "alone: the lease's signal left SIGIO (F_SETSIG dropped), which ends the process",
+        "app/uvsweep/probe/posix.py",
+        "            fcntl(fd, set_sig, sigurg)\n",
+        "",
+        ["tests/unit/test_alone.py"],
+    ),
+    (
+        "alone: the lease kept, never given back (F_UNLCK dropped)",
+        "app/uvsweep/probe/posix.py",
+        "            fcntl(fd, set_lease, unlck)\n",
+        "            pass\n",
+        ["tests/unit/test_alone.py"],
     ),
 ]
 

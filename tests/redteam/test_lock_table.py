@@ -211,13 +211,17 @@ def test_a_handoff_never_ends_while_someone_the_tables_miss_holds_the_old_file(
 
 class _FdsHidden(Syscalls):
     """A process whose fds the cleaner cannot read (another user's, for a cleaner that is not
-    root), though its lock-table lines show; and a hook on our own try-lock of the old file."""
+    root), though its lock-table lines show; and a hook on our own try-lock of the old file.
+    No lease can be taken, so the kernel cannot say who has a file open."""
 
     def __init__(self, hidden: int, old_fd: int, on_confirm: object) -> None:
         self.hidden, self.old_fd, self.on_confirm, self.confirms = hidden, old_fd, on_confirm, 0
 
     def list_dir(self, path: str) -> list[str]:
         return [entry for entry in super().list_dir(path) if entry != str(self.hidden)]
+
+    def alone(self, fd: int) -> bool | None:
+        return None  # no lease to ask (NFS, say): the lock table and our try-lock decide
 
     def flock(self, fd: int, operation: int) -> None:
         super().flock(fd, operation)

@@ -105,14 +105,20 @@ def open_in_another_process(path: Path, started: list[subprocess.Popen[str]]) ->
 
 def test_a_replaced_file_nobody_else_has_open_is_closed_at_once(lockdir: Path) -> None:
     handoff = handoff_in_new(lockdir)
-    first = os.open(lockdir / A, os.O_RDONLY)  # ours (the walk never counts us): to look with
+    # ours, to look with afterwards: O_PATH, no open file description the kernel's lease counts
+    # (a walk refused some process's links asks it: the test's own look would be a user)
+    first = os.open(lockdir / A, os.O_PATH)
     try:
         before = open_fds()
         os.unlink(lockdir / A)  # removed by whoever may (root's tmp cleaner, the dir's owner)
         handoff.step(used=True)
         assert handoff.state == NEW and flock_held(lockdir / A)  # the name is ours again
         assert handoff.replaced == [] and handoff.retakes == 1
-        assert lock_free(first), "the replaced file nobody could reach is still locked"
+        look = os.open(f"/proc/self/fd/{first}", os.O_RDONLY)
+        try:
+            assert lock_free(look), "the replaced file nobody could reach is still locked"
+        finally:
+            os.close(look)
         assert open_fds() == before  # one fd for the new file, one less for the replaced
     finally:
         os.close(first)
@@ -267,6 +273,19 @@ class Look(Syscalls):
         return super().read(path)
 
 
+def fd(handoff: Handoff) -> int:
+    """Our fd on the file `set_aside` set aside (the handoff's next generation)."""
+    assert handoff.new_fd is not None
+    return handoff.new_fd
+
+
+def aside(
+    handoff: Handoff, key: tuple[int, int]
+) -> tuple[Handoff, list[tuple[int, int]], list[int]]:
+    """`replaced_in_use`'s arguments for the file `set_aside` set aside."""
+    return handoff, [key], [fd(handoff)]
+
+
 def set_aside(directory: Path) -> tuple[Handoff, tuple[int, int]]:
     """A handoff whose next generation has just left the name (the handoff still holds it)."""
     handoff = handoff_in_new(directory, look=False)
@@ -279,8 +298,10 @@ def test_the_look_sees_a_waiter_in_the_lock_table_alone(lockdir: Path, hold: typ
     try:
         hold(lockdir / A, wait=True)  # another user's uv, say: its fds are hidden from us
         os.unlink(lockdir / A)
-        assert LinuxRemover(calls=Look(pids=False)).replaced_in_use(handoff, [key]) == {key}
-        assert LinuxRemover().replaced_in_use(handoff, [key]) == {key}
+        assert LinuxRemover(calls=Look(pids=False)).replaced_in_use(
+            handoff, [key], [fd(handoff)]
+        ) == {key}
+        assert LinuxRemover().replaced_in_use(*aside(handoff, key)) == {key}
     finally:
         done_with(handoff)
 
@@ -291,9 +312,11 @@ def test_the_look_counts_a_replaced_file_as_used_when_our_own_record_never_shows
     handoff, key = set_aside(lockdir)
     try:
         os.unlink(lockdir / A)
-        assert LinuxRemover().replaced_in_use(handoff, [key]) == set()  # nobody: it may go
+        assert LinuxRemover().replaced_in_use(*aside(handoff, key)) == set()  # nobody: it may go
         # the table read (thrice) never shows our own lock: whoever waits behind it is unknown
-        assert LinuxRemover(calls=Look(table=b"")).replaced_in_use(handoff, [key]) == {key}
+        assert LinuxRemover(calls=Look(table=b"")).replaced_in_use(
+            handoff, [key], [fd(handoff)]
+        ) == {key}
     finally:
         done_with(handoff)
 
@@ -302,8 +325,10 @@ def test_the_look_counts_every_file_as_used_when_the_walk_fails(lockdir: Path) -
     handoff, key = set_aside(lockdir)
     try:
         os.unlink(lockdir / A)
-        assert LinuxRemover(calls=Look(walk=False)).replaced_in_use(handoff, [key]) == {key}
-        assert LinuxRemover().replaced_in_use(handoff, []) == set()
+        assert LinuxRemover(calls=Look(walk=False)).replaced_in_use(
+            handoff, [key], [fd(handoff)]
+        ) == {key}
+        assert LinuxRemover().replaced_in_use(handoff, [], []) == set()
     finally:
         done_with(handoff)
 
@@ -314,9 +339,9 @@ def test_an_unreadable_lock_table_is_unknown_once_it_was_read(lockdir: Path) -> 
         os.unlink(lockdir / A)
         remover = LinuxRemover(calls=Look(table=PermissionError(errno.EACCES, "denied")))
         # never readable (R13's rule keeps such runs to private dirs): the walk decides
-        assert remover.replaced_in_use(handoff, [key]) == set()
+        assert remover.replaced_in_use(*aside(handoff, key)) == set()
         remover._table_ever_read = True  # it was readable a moment ago: unknown, so used
-        assert remover.replaced_in_use(handoff, [key]) == {key}
+        assert remover.replaced_in_use(*aside(handoff, key)) == {key}
     finally:
         done_with(handoff)
 
@@ -347,23 +372,45 @@ class OneHidden(Syscalls):
     """The real calls, but one process's fds may not be looked at (a root cleaner without the
     right to look, in some sandbox)."""
 
+    def __init__(self, pid: int, leases: bool = True) -> None:
+        self.pid, self.leases = pid, leases
+
+    def alone(self, fd: int) -> bool | None:
+        return super().alone(fd) if self.leases else None
+
     def list_dir(self, where: int | str) -> list[str]:
-        if where == "/proc":
-            return [*super().list_dir(where), "999998"]
-        if where == "/proc/999998/fd":
+        if where == f"/proc/{self.pid}/fd":
             raise PermissionError(errno.EACCES, "Permission denied")
         return super().list_dir(where)
 
 
-def test_one_process_whose_fds_cannot_be_seen_keeps_every_replaced_file(lockdir: Path) -> None:
+def test_one_process_whose_fds_cannot_be_seen_keeps_a_replaced_file_it_has_open(
+    lockdir: Path,
+) -> None:
     """Red-team Q1, run 5d (`hidden > 0` -> `> 1`): a single process the walk could not look
-    into may be a uv between its open and its flock on the replaced file."""
+    into may be a uv between its open and its flock on the replaced file; the kernel's lease
+    then says whether it (or anybody) has the file open (B2)."""
     handoff, key = set_aside(lockdir)
+    opener = procs.popen([sys.executable, "-c", OPENER, str(lockdir / A)],
+                         stdout=subprocess.PIPE, text=True, lasting=True)  # fmt: skip
     try:
+        assert opener.stdout is not None and opener.stdout.readline() == "opened\n"
         os.unlink(lockdir / A)
-        assert LinuxRemover().replaced_in_use(handoff, [key]) == set()  # all seen: nobody
-        assert LinuxRemover(calls=OneHidden()).replaced_in_use(handoff, [key]) == {key}
+        look = LinuxRemover(calls=OneHidden(opener.pid)).replaced_in_use
+        assert look(handoff, [key], [fd(handoff)]) == {key}
+        assert look(handoff, [key], []) == {key}  # no fd to ask the lease through: used
+        # where no lease can be taken (NFS, say), nobody can tell: used
+        unsure = LinuxRemover(calls=OneHidden(opener.pid, leases=False)).replaced_in_use
+        assert unsure(handoff, [key], [fd(handoff)]) == {key}
+        sleeper = procs.popen([sys.executable, "-c", "import time; time.sleep(600)"], lasting=True)
+        try:
+            procs.stop(opener, grace=0)
+            hidden = LinuxRemover(calls=OneHidden(sleeper.pid)).replaced_in_use
+            assert hidden(handoff, [key], [fd(handoff)]) == set()  # nobody else has it open
+        finally:
+            procs.stop(sleeper, grace=0)
     finally:
+        procs.stop(opener, grace=0)
         done_with(handoff)
 
 

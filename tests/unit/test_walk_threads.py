@@ -1,4 +1,5 @@
-"""`walk_fds` looks past a zombie leader to its live threads' fds (red-team B5)."""
+"""`walk_fds` looks past a zombie leader to its live threads' fds (red-team B5), and counts a
+process whose fd links it may list but not read as hidden (red-team B2)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ ST = os.stat_result((0o100644, 42, 7, 1, 0, 0, 0, 0, 0, 0))
 class _Proc(Syscalls):
     """A `/proc` of listings (an exception where a listing fails) and fd links."""
 
-    def __init__(self, dirs: dict[str, list[str] | OSError], links: dict[str, str]) -> None:
+    def __init__(
+        self, dirs: dict[str, list[str] | OSError], links: dict[str, str | OSError]
+    ) -> None:
         self.dirs, self.links = dirs, links
         self.listed: list[str] = []
 
@@ -28,7 +31,10 @@ class _Proc(Syscalls):
         return found
 
     def readlink(self, path: str) -> str:
-        return self.links[path]
+        found = self.links.get(path, OSError(errno.ENOENT, "No such file"))
+        if isinstance(found, OSError):
+            raise found
+        return found
 
     def stat(self, path: str) -> os.stat_result:
         assert path in self.links
@@ -95,3 +101,23 @@ def test_the_walk_goes_on_past_a_process_whose_threads_hide() -> None:
         "/p", [10, 20], {NAME}, {(7, 42)}, calls, own_pid=1, hidden_pids=hidden_pids
     )
     assert (found, hidden, hidden_pids) == ({(7, 42): [20]}, 1, {10})
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_a_process_whose_links_are_refused_is_hidden_once(code: int) -> None:
+    """Root without CAP_SYS_PTRACE lists another user's fds but may not read where they
+    point: such a process could have any file open, as one whose fds cannot be listed."""
+    refused = PermissionError(code, "Permission denied")
+    calls = _Proc(
+        {"/p/10/fd": ["3", "4", "5"]},
+        {"/p/10/fd/3": OSError(errno.ENOENT, "gone"), "/p/10/fd/4": refused, "/p/10/fd/5": refused},
+    )
+    assert _walk(calls) == ({}, 1, {10})
+
+
+def test_a_link_closed_meanwhile_hides_nothing() -> None:
+    calls = _Proc(
+        {"/p/10/fd": ["3", "4"]},
+        {"/p/10/fd/3": OSError(errno.ENOENT, "gone"), "/p/10/fd/4": f"/tmp/{NAME}"},
+    )
+    assert _walk(calls) == ({(7, 42): [10]}, 0, set())

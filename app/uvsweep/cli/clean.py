@@ -7,7 +7,7 @@ import os
 import time
 
 from uvsweep.cli.main import Console, ExitStatus, UsageError
-from uvsweep.model import plural
+from uvsweep.model import hidden_processes_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,10 +113,11 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> ExitStatus:
                    lambda: report.clean_text(outcome, now, paint=colours))  # fmt: skip
     console.notes([*outcome.gate_notes, *outcome.notes], prefix="note: ")
     if outcome.hidden_processes and not outcome.busy:
+        hidden = hidden_processes_text(outcome.hidden_processes, os.geteuid() == 0)
         console.note(
-            f"note: the open files of {plural(outcome.hidden_processes, 'process', 'processes')}"
-            " of other users could not be inspected (root can); every user's locks, waits and"
-            " uv processes were"
+            f"note: the open files of {hidden} could not be inspected; every user's locks, waits"
+            " and uv processes were, and where the file system grants leases the kernel said"
+            " whether anybody else had each file open"
         )
     if outcome.keepers:
         pids = ", ".join(str(pid) for pid in outcome.keepers)

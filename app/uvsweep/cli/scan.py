@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from uvsweep.cli.main import Console, ExitStatus, UsageError
-from uvsweep.model import LockState, plural
+from uvsweep.model import LockState, hidden_processes_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,10 +57,8 @@ def cmd_scan(args: argparse.Namespace, console: Console) -> ExitStatus:
     if not args.json:
         console.notes(notes, prefix="note: ")
     if not args.json and snapshot.hidden_processes and snapshot.files:
-        console.note(
-            f"note: {plural(snapshot.hidden_processes, 'process', 'processes')} of other users"
-            " could not be inspected for open files (run as root to see them)."
-        )
+        hidden = hidden_processes_text(snapshot.hidden_processes, os.geteuid() == 0)
+        console.note(f"note: the open files of {hidden} could not be inspected.")
     if fail_on and snapshot.in_states(fail_on):
         return ExitStatus.FOUND
     if snapshot.errors:

@@ -478,6 +478,9 @@ class LinuxBackend(PosixBackend):
         return found
 
 
+#: What `readlink` of a listed fd fails with when the process's fds are not ours to look into.
+_REFUSED = frozenset({errno.EACCES, errno.EPERM})
+
 #: What `_listing` gives for a process (or thread) that has exited meanwhile: no names.
 _GONE: list[str] = []
 
@@ -524,7 +527,9 @@ def walk_fds(
     """One walk of `/proc/<pid>/fd` for `pids` (never our own): who has which wanted file open.
 
     Only links whose target has one of `names` (unlinked ones included) are stat'ed, and the inode
-    decides. Returns the pids per file and how many processes would not let us look. OSError
+    decides. Returns the pids per file and how many processes would not let us look (their fds
+    not listed, or listed but their links refused: root without `CAP_SYS_PTRACE`, Docker's
+    default, reads no other user's); those pids are added to `hidden_pids`. OSError
     when a process's fds cannot be listed for another reason than its exit (no fds left to list
     them with): the callers then count the files as in use.
     """
@@ -551,8 +556,15 @@ def walk_fds(
             link = f"{fd_dir}/{fd}"
             try:
                 target = calls.readlink(link)
-            except OSError:
-                continue
+            except OSError as err:
+                if err.errno not in _REFUSED:
+                    continue  # closed meanwhile
+                # listed, but where its fds point is not ours to read (root without
+                # CAP_SYS_PTRACE, a security module): as hidden as a process we cannot list
+                hidden += 1
+                if hidden_pids is not None:
+                    hidden_pids.add(pid)
+                break
             key = opened_key(target, link, names, calls.stat)
             if key is not None and key in wanted:
                 found.setdefault(key, []).append(pid)

@@ -173,9 +173,12 @@ class Handoff:
         self.replaced: list[int] = []  # earlier next generations, removed from the name: locked
         self.name_lost = False  # in NEW: the name is not our file's, and could not be re-taken
         self.retakes = 0  # how many times the name was taken again in NEW (`MAX_RETAKES`)
-        # of files we hold locked that left the name (dev, ino), those another process has open
-        # or waits on; a remover passes its own look (`replaced_in_use`), unknown is "all"
-        self.replaced_in_use: Callable[[Handoff, list[tuple[int, int]]], set[tuple[int, int]]]
+        # of files we hold locked that left the name (dev, ino), with our fd on each, those
+        # another process has open or waits on; a remover passes its own look
+        # (`replaced_in_use`), unknown is "all"
+        self.replaced_in_use: Callable[
+            [Handoff, list[tuple[int, int]], list[int]], set[tuple[int, int]]
+        ]
         self.replaced_in_use = _all_in_use
         # the pids a remover's look saw waiting on a replaced file (by its (dev, ino)):
         # followed in that file's turn (`_next_in_line`), as `followed` is for the old file
@@ -235,7 +238,7 @@ class Handoff:
             key = (st.st_dev, st.st_ino)
             # who waits on it now, behind our lock (the pids a look sees are remembered in
             # `seen`): with those seen before, followed in its turn (red-team Q2)
-            self.replaced_in_use(self, [key])
+            self.replaced_in_use(self, [key], [self.replaced[0]])
         except Exception:  # noqa: BLE001 - unknown: everything stays locked, next round again
             return
         if self.old_fd is not None:
@@ -297,7 +300,7 @@ class Handoff:
         try:
             st = self.calls.fstat(fd)
             key = (st.st_dev, st.st_ino)
-            used = key in self.replaced_in_use(self, [key])  # (its waiters' pids are `seen`)
+            used = key in self.replaced_in_use(self, [key], [fd])  # (its waiters' are `seen`)
             unreachable = st.st_nlink == 0 and not used
         except Exception:  # noqa: BLE001 - unknown (no fd to look with, ...): keep it locked
             unreachable = False
@@ -413,7 +416,9 @@ class Handoff:
         }  # fmt: skip
 
 
-def _all_in_use(_handoff: Handoff, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+def _all_in_use(
+    _handoff: Handoff, keys: list[tuple[int, int]], _fds: list[int]
+) -> set[tuple[int, int]]:
     """Without a remover's look, every replaced file counts as used (kept to its turn)."""
     return set(keys)
 

@@ -520,10 +520,13 @@ class PosixRemover(Remover):
         pids are followed (`Handoff.followed`). None where there is no lock table."""
         return set()
 
-    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
-        """Of files (dev, ino) that `handoff` holds exclusively locked and that have left its
-        name, those another process has open or waits on (red-team P2: the others are closed
-        at once, `Handoff._set_aside`). Here, without a way to look: all of them."""
+    def replaced_in_use(
+        self, handoff: Handoff, keys: list[FileKey], fds: list[int]
+    ) -> set[FileKey]:
+        """Of files (dev, ino) that `handoff` holds exclusively locked through `fds` (one
+        each) and that have left its name, those another process has open or waits on
+        (red-team P2: the others are closed at once, `Handoff._set_aside`). Here, without a
+        way to look: all of them."""
         return set(keys)
 
     def undo(self, target: Target, use: Use, result: CleanResult) -> str:
@@ -844,7 +847,14 @@ class LinuxRemover(PosixRemover):
         except OSError:  # some process's open files could not be listed: any could be open
             return {target: [0] for target in targets}  # (pid 0: a process we cannot name)
         result.hidden_processes = max(result.hidden_processes, hidden)
-        return {by_key[key]: pids for key, pids in found.items()}
+        opened = {by_key[key]: pids for key, pids in found.items()}
+        if hidden or self.euid != 0:
+            # some process's fds were out of sight (red-team B2): an opener between its open
+            # and its flock there shows nowhere else, but the kernel's lease sees every open
+            for target in targets:
+                if target not in opened and self.calls.alone(target.handle) is False:
+                    opened[target] = [0]
+        return opened
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
         """See `PosixRemover`: one read of the lock table and one fd walk for all of them.
@@ -868,6 +878,7 @@ class LinuxRemover(PosixRemover):
         except OSError:  # some process's open files could not be listed: unknown, so in use
             return set(handoffs)
         used: set[Handoff] = set()
+        blind = bool(hidden) or self.euid != 0
         for handoff in handoffs:
             entries: list[LockEntry] = []
             holding = handoff.state == OLD
@@ -880,6 +891,11 @@ class LinuxRemover(PosixRemover):
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
             if found.get(handoff.old_key) or handoff.followed:
                 used.add(handoff)
+            elif (
+                blind and handoff.old_fd is not None
+                and self.calls.alone(handoff.old_fd) is False
+            ):  # fmt: skip
+                used.add(handoff)  # opened where the walk cannot see (the kernel's lease)
             elif entries and holding:
                 used.add(handoff)  # waiting behind our lock (our own record is not here)
             # in NEW, a lock entry alone is left to our try-lock (`confirm_in_use`): it fails
@@ -912,7 +928,9 @@ class LinuxRemover(PosixRemover):
                 used.add(handoff)
         return used
 
-    def replaced_in_use(self, handoff: Handoff, keys: list[FileKey]) -> set[FileKey]:
+    def replaced_in_use(
+        self, handoff: Handoff, keys: list[FileKey], fds: list[int]
+    ) -> set[FileKey]:
         """See `PosixRemover`: the fd walk first (whoever has one open, unlinked or not), then
         the lock table read until our own record on each is in it (whoever waits queues behind
         that record; a record never seen leaves its waiters unknown: used). Whatever cannot be
@@ -921,9 +939,11 @@ class LinuxRemover(PosixRemover):
         The walk matches by inode whatever name a link shows: such a file may have been moved
         to another name before it left ours (red-team Q3). A cleaner that cannot look into
         every process's fds (not root: other users' are hidden, or not even listed under
-        `hidepid`) finds every one in use, since an opener between its open and its flock shows
-        nowhere else (Q1); the table is read all the same, for the pids of the waiters, which
-        are remembered (`Handoff.seen`) and followed in the file's turn (Q2).
+        `hidepid`; root refused some process's links) finds every one in use, since an opener
+        between its open and its flock shows nowhere else (Q1), unless the kernel grants a
+        lease through our fd on it (`Syscalls.alone`: nobody else has it open). The table is
+        read all the same, for the pids of the waiters, which are remembered (`Handoff.seen`)
+        and followed in the file's turn (Q2).
         """
         if not keys:
             return set()
@@ -934,8 +954,10 @@ class LinuxRemover(PosixRemover):
             )  # fmt: skip
         except OSError:  # some process's open files could not be listed: unknown, so in use
             return set(keys)
-        blind = self.euid != 0 or hidden > 0
-        used = set(keys) if blind else {key for key in keys if found.get(key)}
+        used = {key for key in keys if found.get(key)}
+        if self.euid != 0 or hidden > 0:
+            alone = {key for key, fd in zip(keys, fds, strict=False) if self.calls.alone(fd)}
+            used |= set(keys) - alone
         table = self._read_table(keys)
         if table is None:
             # never readable: as for the old file (R13's rule keeps such runs to private dirs)

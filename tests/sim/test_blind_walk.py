@@ -1,0 +1,46 @@
+"""The interleaving search with a walk that cannot read the uv processes' fd links (red-team B2).
+
+Root without `CAP_SYS_PTRACE` (Docker's default set) lists another user's `/proc/PID/fd` but
+reading a link there fails with EACCES. A uv between its open and its flock is then in no lock
+table and behind no link the walk can read. The simulated kernel refuses the uv actors' links
+to the remover (`Kernel(refused_links=True)`); the real remover counts each such process
+hidden and asks the kernel's write lease (`Syscalls.alone`) whether anybody else has the file
+open, before the unlink, after it, and in each round of a handoff.
+
+Without leases (`leases=False`: a file system or an owner that cannot take one) the search
+finds the two holders B2 is about; it must: it shows the search can see them here.
+"""
+
+from __future__ import annotations
+
+from tests.sim.explore import dfs, random_runs
+from tests.sim.kernel import Kernel
+from tests.sim.world import Scenario
+
+
+def _blind() -> Kernel:
+    return Kernel(refused_links=True)
+
+
+def _blind_without_leases() -> Kernel:
+    return Kernel(refused_links=True, leases=False)
+
+
+def test_every_schedule_of_a_blind_walk_within_two_preemptions_keeps_one_holder() -> None:
+    report = dfs(Scenario(uv=2, kernel=_blind), bound=2)
+    print(report.summary())
+    assert report.failure is None, report.failure.describe()
+    assert report.complete
+    assert report.states > 1_000  # it did explore
+
+
+def test_random_schedules_of_three_uv_actors_and_a_blind_walk() -> None:
+    report = random_runs(Scenario(uv=3, kernel=_blind), seed=11, runs=300)
+    print(report.summary())
+    assert report.failure is None, report.failure.describe()
+
+
+def test_without_leases_the_search_finds_b2s_two_holders() -> None:
+    report = dfs(Scenario(uv=2, kernel=_blind_without_leases), bound=2)
+    print(report.summary())
+    assert report.failure is not None, "the search no longer sees B2: it proves nothing above"
