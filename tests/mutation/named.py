@@ -46,7 +46,7 @@ ROOT_WAITER_TEST = (
 )
 
 B2_TESTS = "tests/redteam/test_before_check_skip.py"
-B2_KEPT = "test_a_root_cleaner_without_ptrace_never_removes_a_file_another_user_has_open"
+B2_KEPT = "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open"
 B2_HANDED = (
     "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
 )

@@ -66,7 +66,9 @@ def keeper_pids(forked: bool = True) -> list[int]:
                 comm = handle.read().strip()
         except OSError:
             continue
-        if (b"_keeper" in argv or (forked and comm == b"uvsweep-keeper")) and procs.alive(
+        # `uvsweep _keeper`, or the interpreter's `-I -c ... keeper_main(...)`
+        started = b"_keeper" in argv or any(b"import keeper_main" in arg for arg in argv)
+        if (started or (forked and comm == b"uvsweep-keeper")) and procs.alive(
             int(entry)
         ):  # a zombie is no keeper (the suite may be its namespace's init, which reaps nobody)
             found.append(int(entry))

@@ -333,17 +333,20 @@ PREEMPTED = (
 )
 
 
-def test_a_root_cleaner_without_ptrace_never_removes_a_file_another_user_has_open(
+def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open(
     shared_tmp: Path, nobody_prefix: list[str], started: list[Cleaner | Child]
 ) -> None:
-    """B2: the opener's links are refused to the walk, and it is in no table yet; the kernel's
-    lease says somebody else has the file open, so it is kept."""
+    """B2: the opener's links are refused to the walk, and it is in no table yet. After the
+    unlink the kernel's lease says somebody else still has the file open: the lock is handed
+    over and followed, so the opener's flock on the old inode never meets a new uv's."""
     path, _ino = lock_file(shared_tmp)
     opener = Child([*nobody_prefix, "-c", PREEMPTED, str(path)])
     result = _opener_then_a_new_uv(path, opener, lambda: Cleaner(shared_tmp, NO_PTRACE), started)
-    assert result["removed"] == [] and result["hidden"], result
+    assert result["removed"] == [] and result["handoffs"] == 1 and result["hidden"], result
     [[kept, state, why]] = result["skipped"]  # type: ignore[misc]
-    assert (kept, state) == (str(path), "OPEN") and "the OS does not show" in why, result
+    assert (kept, state) == (str(path), "HELD") and "the OS does not show" in why, result
+    opener.tell()  # done: it unlocks and exits, and the handoff with it
+    _handoff_ends(result)
 
 
 def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed(

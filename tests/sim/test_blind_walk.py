@@ -5,7 +5,7 @@ reading a link there fails with EACCES. A uv between its open and its flock is t
 table and behind no link the walk can read. The simulated kernel refuses the uv actors' links
 to the remover (`Kernel(refused_links=True)`); the real remover counts each such process
 hidden and asks the kernel's write lease (`Syscalls.alone`) whether anybody else has the file
-open, before the unlink, after it, and in each round of a handoff.
+open, after the unlink and in each round of a handoff.
 
 Without leases (`leases=False`: a file system or an owner that cannot take one) the search
 finds the two holders B2 is about; it must: it shows the search can see them here.

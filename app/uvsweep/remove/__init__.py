@@ -120,6 +120,7 @@ class Target:
 
     __slots__ = (
         "dev", "dir_handle", "directory", "handle", "ino", "locked", "name", "path", "uid",
+        "unlinked",
     )  # fmt: skip
 
     def __init__(
@@ -131,6 +132,7 @@ class Target:
         self.dir_handle = dir_handle  # what `listing` returned (Unix: the dir fd)
         self.locked = True
         self.uid = -1  # the owner the checks saw (Unix)
+        self.unlinked = False  # its name removed by us (step 4): `users` looks again
 
 
 class Use(Record):
@@ -368,6 +370,7 @@ class Remover(ABC):
                         target.path, LockState.ORPHANED, f"the OS refused to remove it ({message})"
                     )
                     continue
+                target.unlinked = True
                 unlinked.append(target)
         return unlinked
 

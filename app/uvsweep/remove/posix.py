@@ -850,9 +850,15 @@ class LinuxRemover(PosixRemover):
         opened = {by_key[key]: pids for key, pids in found.items()}
         if hidden or self.euid != 0:
             # some process's fds were out of sight (red-team B2): an opener between its open
-            # and its flock there shows nowhere else, but the kernel's lease sees every open
+            # and its flock there shows nowhere else, but the kernel's lease sees every open.
+            # Asked after the unlink only: every opener still has the file open then, whether
+            # it came before our first look or after it, and is handed over (a lease costs
+            # three calls a file, and this look runs twice)
             for target in targets:
-                if target not in opened and self.calls.alone(target.handle) is False:
+                if (
+                    target.unlinked and target not in opened
+                    and self.calls.alone(target.handle) is False
+                ):  # fmt: skip
                     opened[target] = [0]
         return opened
 
