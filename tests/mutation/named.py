@@ -278,8 +278,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "batch: a refused unlink stops the batch",
         "app/uvsweep/remove/__init__.py",
-        "                    )\n                    continue\n                unlinked",
-        "                    )\n                    break\n                unlinked",
+        "                    continue\n                target.unlinked = True",
+        "                    break\n                target.unlinked = True",
         [f"{KILLS}::test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch"],
     ),
     (
@@ -2023,10 +2023,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ["tests/unit/test_walk_threads.py"],
     ),
     (
-        "B2: no lease asked before the unlink or after it (open_users)",
+        "B2: no lease asked after the unlink (open_users)",
         POSIX_REMOVER,
-        "opened and self.calls.alone(target.handle) is False:",
-        "opened and self.calls.alone(target.handle) is None:",
+        "                    and self.calls.alone(target.handle) is False\n",
+        "                    and self.calls.alone(target.handle) is None\n",
+        [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
+    ),
+    (
+        "B2: the lease asked before the unlink only (open_users)",
+        POSIX_REMOVER,
+        "                    target.unlinked and target not in opened",
+        "                    not target.unlinked and target not in opened",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (

@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from tests.sim.explore import SearchReport, decode, dfs, encode, follow, random_runs, run
+from tests.sim.kernel import Kernel
 from tests.sim.world import Scenario
 
 
@@ -58,6 +59,15 @@ def _scenario(args: argparse.Namespace) -> Scenario:
             uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
             files=args.files, uv_exact=args.uv_exact,
         )  # fmt: skip
+    if args.refused_links or args.no_leases:
+
+        def kernel() -> Kernel:
+            return Kernel(refused_links=args.refused_links, leases=not args.no_leases)
+
+        return Scenario(
+            uv=args.actors, removers=args.removers, rounds=args.rounds,
+            existing=not args.no_file, files=args.files, uv_exact=args.uv_exact, kernel=kernel,
+        )  # fmt: skip
     return Scenario(
         uv=args.actors, removers=args.removers, rounds=args.rounds, existing=not args.no_file,
         files=args.files, uv_exact=args.uv_exact,
@@ -80,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         "--uv-exact",
         action="store_true",
         help="uv's real EEXIST path: one reopen, and on without the lock if that fails",
+    )
+    parser.add_argument(
+        "--refused-links", action="store_true",
+        help="linux: the uv actors' fd links are refused to the remover (root without"
+        " CAP_SYS_PTRACE, red-team B2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-leases",
+        action="store_true",
+        help="linux: no write lease can be taken (a file system without them)",
     )
     parser.add_argument(
         "--os", choices=("linux", "windows", "macos"), default="linux",
