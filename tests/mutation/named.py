@@ -2044,11 +2044,23 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{B2_TESTS}::{B2_KEPT}"],
     ),
     (
-        "B2: no lease asked in a handoff's round",
+        "B2: a lease refused in a handoff's round not taken for use",
         POSIX_REMOVER,
-        "and self.calls.alone(handoff.old_fd) is False",
-        "and self.calls.alone(handoff.old_fd) is None",
+        "            if found.get(handoff.old_key) or alone is False:\n",
+        "            if found.get(handoff.old_key) or alone is None:\n",
         [f"{B2_TESTS}::{B2_HANDED}"],
+    ),
+    (
+        "B2: a followed pid waited for until it exits though the lease answers (liveness)",
+        POSIX_REMOVER,
+        "            elif handoff.followed and alone is None:\n",
+        "            elif handoff.followed:\n",
+        [
+            (
+                "tests/sim/test_blind_walk.py"
+                "::test_a_followed_uv_that_comes_back_for_the_name_is_not_waited_for_until_it_exits"
+            )
+        ],
     ),
     (
         "B2: a handoff's round asks the lease only when nothing is hidden",

@@ -40,6 +40,17 @@ def test_random_schedules_of_three_uv_actors_and_a_blind_walk() -> None:
     assert report.failure is None, report.failure.describe()
 
 
+def test_a_followed_uv_that_comes_back_for_the_name_is_not_waited_for_until_it_exits() -> None:
+    """Liveness: a uv the walk cannot see, followed since it waited on the old file, takes the
+    old lock, lets go, and opens the name again (a second lock in one run), where the keeper
+    holds the new file. Followed until it exits, it never would (it waits on the keeper): the
+    lease says nobody has the old file open any more, and the handoff ends. Before, the search
+    found "not done after 2000 steps: W1, K1" within 30 runs."""
+    report = random_runs(Scenario(uv=3, rounds=2, kernel=_blind), seed=5, runs=300)
+    print(report.summary())
+    assert report.failure is None, report.failure.describe()
+
+
 def test_without_leases_the_search_finds_b2s_two_holders() -> None:
     report = dfs(Scenario(uv=2, kernel=_blind_without_leases), bound=2)
     print(report.summary())

@@ -867,7 +867,9 @@ class LinuxRemover(PosixRemover):
 
         A process seen on an old file's lock entry whose fds we cannot read (another user's,
         when we are not root) is followed until it exits: once our lock goes, a woken waiter
-        is in no table until it runs again, and its open fd is hidden from us.
+        is in no table until it runs again, and its open fd is hidden from us. Unless the
+        kernel's lease (`Syscalls.alone`) can be asked: it sees every open file description of
+        the old file, that waiter's included, so it decides instead.
         """
         # the old files we still hold (OLD) are anchors: their waiters queue behind us
         table = self._read_table(h.old_key for h in handoffs if h.state == OLD)
@@ -895,13 +897,18 @@ class LinuxRemover(PosixRemover):
                     used.add(handoff)  # our own record never showed: its waiters are unknown
             handoff.followed |= {e.pid for e in entries if e.pid > 0}
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
-            if found.get(handoff.old_key) or handoff.followed:
+            # where the walk cannot see everybody, the kernel's lease says whether anybody
+            # still has the old file open (B2); it answers for the followed pids too: one that
+            # let go of the old file cannot take its lock again (no name, no open file left),
+            # so it need not be followed until it exits (it may wait on our new file meanwhile)
+            alone = (
+                self.calls.alone(handoff.old_fd)
+                if blind and handoff.old_fd is not None else None
+            )  # fmt: skip
+            if found.get(handoff.old_key) or alone is False:
                 used.add(handoff)
-            elif (
-                blind and handoff.old_fd is not None
-                and self.calls.alone(handoff.old_fd) is False
-            ):  # fmt: skip
-                used.add(handoff)  # opened where the walk cannot see (the kernel's lease)
+            elif handoff.followed and alone is None:
+                used.add(handoff)  # it may use the old file unseen: followed until it exits
             elif entries and holding:
                 used.add(handoff)  # waiting behind our lock (our own record is not here)
             # in NEW, a lock entry alone is left to our try-lock (`confirm_in_use`): it fails
