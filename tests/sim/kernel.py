@@ -504,11 +504,17 @@ class Kernel:
         self._refused(None, path)
         return (ofd.inode or self.dir_inode).stat()
 
-    def alone(self, pid: int, fd: int) -> bool | None:
+    def alone(self, pid: int, fd: int, keep: bool = False) -> bool | None:
         """`F_SETLEASE` `F_WRLCK` on `fd`, given back at once: granted (True) only while no
         other OFD refers to its inode (`check_conflicting_open`: any process, open, waiting or
-        holding, the inode linked or not); EAGAIN (False) otherwise; None without leases."""
+        holding, the inode linked or not); EAGAIN (False) otherwise; None without leases.
+
+        `keep` (the lease held until the OFD's close) is modelled only where it changes
+        nothing here: on an inode no name leads to (its only opens would come through
+        `/proc/<pid>/fd` links, which no actor takes); anywhere else it is refused."""
         ofd = self._ofd(pid, fd)
+        if keep and ofd.inode is not None and ofd.inode.nlink:
+            raise AssertionError("a lease kept on a file a name still leads to")
         if not self.leases or ofd.inode is None:
             return None
         for proc in self.procs.values():

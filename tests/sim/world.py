@@ -306,8 +306,8 @@ class SimCalls(ActorCalls, Syscalls):
     def read(self, path: str) -> bytes:
         return self._do(("read", path), lambda: self.kernel.read(path))
 
-    def alone(self, fd: int) -> bool | None:
-        return self._do(("alone", fd), lambda: self.kernel.alone(self.pid, fd))
+    def alone(self, fd: int, keep: bool = False) -> bool | None:
+        return self._do(("alone", fd, keep), lambda: self.kernel.alone(self.pid, fd, keep))
 
     def readlink(self, path: str) -> str:
         return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))

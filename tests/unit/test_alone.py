@@ -60,6 +60,25 @@ def test_a_file_nobody_else_has_open_is_alone(lock: tuple[Path, int]) -> None:
     assert SYSCALLS.alone(fd) is True
 
 
+def test_a_kept_lease_goes_with_the_close(tmp_path: Path) -> None:
+    """`keep`: granted and held until the fd is closed (the remover keeps it on a file it has
+    unlinked): an open that would wait for it (O_NONBLOCK: fails) goes through once the fd is
+    closed."""
+    path = tmp_path / "uv-00000000000000aa.lock"
+    path.touch()
+    fd = os.open(path, OPEN_FLAGS)
+    os.unlink(path)
+    link = os.open(f"/proc/self/fd/{fd}", os.O_PATH)  # to reach it afterwards (no lease breaks)
+    try:
+        assert SYSCALLS.alone(fd, keep=True) is True
+        with pytest.raises(BlockingIOError):
+            os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    finally:
+        os.close(fd)
+    os.close(os.open(f"/proc/self/fd/{link}", os.O_RDONLY | os.O_NONBLOCK))  # released
+    os.close(link)
+
+
 def test_our_own_second_open_is_another_description(lock: tuple[Path, int]) -> None:
     path, fd = lock
     other = os.open(path, os.O_RDONLY)

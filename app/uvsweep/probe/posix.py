@@ -122,7 +122,7 @@ class Syscalls:
         """`flock`; OSError (EWOULDBLOCK) when `LOCK_NB` finds it held."""
         (_FLOCK or _load_flock())(fd, operation)
 
-    def alone(self, fd: int) -> bool | None:
+    def alone(self, fd: int, keep: bool = False) -> bool | None:
         """Whether `fd`'s open file description is the only one its file has, anywhere.
 
         The kernel grants a write lease (`F_SETLEASE` `F_WRLCK`, Linux) only while no other
@@ -131,13 +131,14 @@ class Syscalls:
         message in flight (its counts go up before an `open` returns and down after its locks
         are dropped). So a lease granted says nobody else has the file open, holds it or waits
         for it, which no `/proc` walk can say where it is refused a process's fds. The lease is
-        given back at once. True: alone; False: another description exists (EAGAIN); None:
-        cannot tell (no leases on this OS or file system, or not the file's owner without
-        `CAP_LEASE`).
+        given back at once, or with `keep` at the fd's close (for a file no name leads to any
+        more: its release then costs less than giving it back). True: alone; False: another
+        description exists (EAGAIN); None: cannot tell (no leases on this OS or file system, or
+        not the file's owner without `CAP_LEASE`).
 
-        An `open` that comes while the lease is held waits for its release (microseconds), and
-        the kernel signals us: with `SIGURG`, which is ignored unless handled, not `SIGIO`,
-        whose default ends the process.
+        An `open` that comes while the lease is held waits for its release, and the kernel
+        signals us: with `SIGURG`, which is ignored unless handled, not `SIGIO`, whose default
+        ends the process.
         """
         lease = _LEASE if _LEASE is not None else _load_lease()
         if not isinstance(lease, tuple):
@@ -148,8 +149,9 @@ class Syscalls:
             fcntl(fd, set_lease, wrlck)
         except OSError as err:
             return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None
-        with contextlib.suppress(OSError):  # (it goes with the fd's close at the latest)
-            fcntl(fd, set_lease, unlck)
+        if not keep:
+            with contextlib.suppress(OSError):  # (it goes with the fd's close at the latest)
+                fcntl(fd, set_lease, unlck)
         return True
 
     def close(self, fd: int) -> None:
