@@ -2025,8 +2025,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "B2: no lease asked after the unlink (open_users)",
         POSIX_REMOVER,
-        "                    and self.calls.alone(target.handle) is False\n",
-        "                    and self.calls.alone(target.handle) is None\n",
+        "                    and self.calls.alone(target.handle, keep=True) is False\n",
+        "                    and self.calls.alone(target.handle, keep=True) is None\n",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
