@@ -215,7 +215,7 @@ def _opener_then_a_new_uv(path: Path, opener: Child, cleaner: Cleaner) -> dict[s
     return result
 
 
-# ---- L1: an opener blocked inside open() (an on-access scanner), root sees every process -------
+# ---- an opener held inside open() by an on-access scanner ----------------------------------------
 
 #: a uv whose open of the lock file an on-access scanner holds (a fanotify permission event not
 #: answered yet): says "ready", opens on a line (blocking in the kernel), locks, holds
@@ -349,12 +349,12 @@ def test_an_opener_held_in_open_by_a_hidden_scanner_is_seen_by_the_lease(
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
 
 
-# ---- L2: root in a child PID namespace (`--accept-hidden-processes`) asks no lease -------------
+# ---- L1: root in a child PID namespace (`--accept-hidden-processes`) asks no lease -------------
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="L2: in a child PID namespace with its own /proc the walk lists only the namespace"
+    reason="L1: in a child PID namespace with its own /proc the walk lists only the namespace"
     " and counts nobody hidden, so root asks no lease; an outside uv between its open and its"
     " flock is missed, the file removed, and the uv then locks the unlinked inode beside a new"
     " uv. The flag accepts unseen openers, but the lease sees them across namespaces: ask it"
@@ -376,7 +376,7 @@ def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
     assert result["removed"] == [], result
 
 
-# ---- L3: root without CAP_LEASE (Docker's default) and another user's file ---------------------
+# ---- L2: root without CAP_LEASE (Docker's default) and another user's file ---------------------
 
 #: root as Docker starts it: no CAP_SYS_PTRACE (other users' fd links refused) and no CAP_LEASE
 #: (a lease only on files whose owner is our fsuid)
@@ -392,7 +392,7 @@ NO_PTRACE_NO_LEASE = [
         pytest.param(
             NO_PTRACE_NO_LEASE, id="no-ptrace-no-lease", marks=pytest.mark.xfail(
                 strict=True,
-                reason="L3: without CAP_LEASE the lease on another user's file is refused"
+                reason="L2: without CAP_LEASE the lease on another user's file is refused"
                 " (EACCES: `alone` says None) and nothing else changes: with --all-users,"
                 " that user's uv between its open and its flock is missed, the file removed,"
                 " and the uv then locks the unlinked inode beside a new uv. Take the lease"
@@ -416,7 +416,7 @@ def test_root_in_docker_never_removes_another_users_file_its_uv_has_open(
     assert result["removed"] == [] and result["hidden"], result
 
 
-# ---- L4: open file descriptions the lease does not count ---------------------------------------
+# ---- L3: open file descriptions the lease does not count ---------------------------------------
 
 #: a uv-like process that keeps the file by a description the kernel's lease does not count
 #: (argv[2]: "path", `O_PATH`; "none", access mode 3: neither read nor write, an ioctl-only
@@ -445,7 +445,7 @@ UNCOUNTED = textwrap.dedent(
         pytest.param(
             NO_PTRACE, id="root-without-ptrace", marks=pytest.mark.xfail(
                 strict=True,
-                reason="L4: an O_PATH description, or one opened with access mode 3, counts"
+                reason="L3: an O_PATH description, or one opened with access mode 3, counts"
                 " in neither i_readcount nor i_writecount: the lease is granted while such a"
                 " process (its links refused to the walk) can reopen the file through"
                 " /proc/self/fd, even unlinked, and lock it beside a new uv. The walk, where"
@@ -509,12 +509,12 @@ def test_an_open_held_up_by_the_cleaners_own_lease_is_handed_over(
     assert new_uv_locks(path)
 
 
-# ---- L5: another cleaner's open meets our lease -------------------------------------------------
+# ---- L4: another cleaner's open meets our lease -------------------------------------------------
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="L5: a second cleaner whose open (O_NONBLOCK) meets the first one's lease gets"
+    reason="L4: a second cleaner whose open (O_NONBLOCK) meets the first one's lease gets"
     " EWOULDBLOCK and reports the file 'suspicious: unreadable, its lock cannot be checked:"
     " Resource temporarily unavailable'; `scan` says held, and before the lease the second"
     " cleaner did too. Treat EAGAIN from the open as busy (a lease is held only by whoever"
@@ -537,7 +537,7 @@ def test_a_second_cleaner_that_meets_the_first_ones_lease_says_the_file_is_held(
     assert (kept, state) == (str(path), "HELD"), f"{state}: {why}"
 
 
-# ---- L6: the note says the kernel was asked where it refused ------------------------------------
+# ---- L5: the note says the kernel was asked where it refused ------------------------------------
 
 #: `uvsweep` itself (argv), the gate aside (the machine's own uv processes are not under test)
 CLI = (
@@ -550,7 +550,7 @@ CLI = (
 
 @pytest.mark.xfail(
     strict=True,
-    reason="L6: root without CAP_LEASE cleaning another user's file (--all-users, Docker's"
+    reason="L5: root without CAP_LEASE cleaning another user's file (--all-users, Docker's"
     " root) took no lease (EACCES), yet `clean` says 'where the file system grants leases the"
     " kernel said whether anybody else had each file open', as when it did: the user cannot"
     " tell that B2's gap is open for those files. Count the files `alone` could not tell"
@@ -604,12 +604,12 @@ def test_a_cleaner_that_is_not_root_never_removes_a_file_roots_uv_has_open(
     assert (kept, state) == (str(path), "OPEN") and "the OS does not show" in why, result
 
 
-# ---- L7: the cleaner's own process has the file open (a tray scanning as it cleans) ------------
+# ---- L6: the cleaner's own process has the file open (a tray scanning as it cleans) ------------
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="L7: the lease counts every description, our own process's too: a tray whose"
+    reason="L6: the lease counts every description, our own process's too: a tray whose"
     " watcher thread probes a file while its cleanup holds it (the try-lock's open, between"
     " its open and its close) makes the lease refused, and the file is kept as 'open in a"
     " process the OS does not show' (pid 0, unknown) where it is uvsweep itself (after the"
@@ -628,7 +628,7 @@ def test_a_tray_that_scans_as_it_cleans_never_blames_an_unseen_process(
         assert "the OS does not show" not in why, result
 
 
-# ---- L8: an opener whose thread has an fd table of its own, root sees every process ------------
+# ---- L7: an opener whose thread has an fd table of its own, root sees every process ------------
 
 #: a uv-like process one of whose threads has an fd table of its own (`unshare(CLONE_FILES)`):
 #: its fds show under `/proc/PID/task/TID/fd` only, while the leader's `/proc/PID/fd` (alive)
@@ -661,12 +661,12 @@ OWN_TABLE = textwrap.dedent(
         pytest.param(
             False, id="root-sees-all", marks=pytest.mark.xfail(
                 strict=True,
-                reason="L8: the walk reads /proc/PID/fd, the leader's table; a thread with a"
+                reason="L7: the walk reads /proc/PID/fd, the leader's table; a thread with a"
                 " table of its own (unshare(CLONE_FILES)) shows its fds under"
                 " /proc/PID/task/TID/fd only (B5's fix looks there only when the leader's"
                 " list is empty). Root whose walk hid nobody asks no lease: the opener is"
                 " missed and locks the unlinked inode beside a new uv. Where a process was"
-                " hidden the lease sees it. Ask the lease always (L2's and this gap's fix),"
+                " hidden the lease sees it. Ask the lease always (L1's and this gap's fix),"
                 " or walk every task whose fd table differs",
             ),
         ),
