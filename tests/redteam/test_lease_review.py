@@ -611,11 +611,11 @@ def test_a_cleaner_that_is_not_root_never_removes_a_file_roots_uv_has_open(
     strict=True,
     reason="L6: the lease counts every description, our own process's too: a tray whose"
     " watcher thread probes a file while its cleanup holds it (the try-lock's open, between"
-    " its open and its close) makes the lease refused, and the file is kept as 'open in a"
-    " process the OS does not show' (pid 0, unknown) where it is uvsweep itself (after the"
-    " unlink: handed over for nothing). When the lease is refused, look at our own"
-    " /proc/self/fd for another description of the inode and say 'uvsweep itself (a scan in"
-    " this process)'; or keep a process's own probes off the files its cleanup holds",
+    " its open and its close) makes the lease refused, and the file is kept as 'a process"
+    " opened it during removal: a process the OS does not show' (pid 0) where it is uvsweep"
+    " itself (after the unlink: handed over for nothing). When the lease is refused, look at"
+    " our own /proc/self/fd for another description of the inode and say 'uvsweep itself (a"
+    " scan in this process)'; or keep a process's own probes off the files its cleanup holds",
 )
 def test_a_tray_that_scans_as_it_cleans_never_blames_an_unseen_process(
     shared_tmp: Path, started: list[Cleaner | Child]
@@ -625,7 +625,7 @@ def test_a_tray_that_scans_as_it_cleans_never_blames_an_unseen_process(
     started.append(cleaner := Cleaner(directory, prefix, python=python, own_open=True))
     result = cleaner.finish()
     for _kept, _state, why in result["skipped"]:  # type: ignore[attr-defined]
-        assert "the OS does not show" not in why, result
+        assert "the OS does not show" not in why, f"{_state}: {why}; {result}"
 
 
 # ---- L7: an opener whose thread has an fd table of its own, root sees every process ------------
