@@ -46,6 +46,7 @@ ROOT_WAITER_TEST = (
 )
 
 B2_TESTS = "tests/redteam/test_before_check_skip.py"
+B2_TESTS_REVIEW = "tests/redteam/test_lease_review.py"
 B2_KEPT = "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open"
 B2_HANDED = (
     "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
@@ -1802,8 +1803,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "replaced_in_use: one hidden process is not enough (hidden > 0 -> > 1; run 5d, Q1)",
         POSIX_REMOVER,
-        "        if self.euid != 0 or hidden > 0:\n            alone = {key",
-        "        if self.euid != 0 or hidden > 1:\n            alone = {key",
+        "        blind = self.euid != 0 or hidden > 0\n        by_key",
+        "        blind = self.euid != 0 or hidden > 1\n        by_key",
         [
             (
                 "tests/unit/test_handoff_replaced.py"
@@ -2025,23 +2026,40 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "B2: no lease asked after the unlink (open_users)",
         POSIX_REMOVER,
-        "                    and self.calls.alone(target.handle, keep=True) is False\n",
-        "                    and self.calls.alone(target.handle, keep=True) is None\n",
+        "                if said is False:\n                    opened[target] = [0]",
+        "                if said is None:\n                    opened[target] = [0]",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
         "B2: the lease asked before the unlink only (open_users)",
         POSIX_REMOVER,
-        "                    target.unlinked and target not in opened",
-        "                    not target.unlinked and target not in opened",
+        "            if target.unlinked and target not in opened:",
+        "            if not target.unlinked and target not in opened:",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
-        "B2: the lease asked only when nothing is hidden (open_users)",
+        "L2: root without CAP_LEASE never takes the lease as the file's owner",
+        "app/uvsweep/probe/posix.py",
+        "            return self._alone_as_owner(fd, keep) if err.errno == errno.EACCES else None",
+        "            return None",
+        [
+            f"{B2_TESTS_REVIEW}::test_root_in_docker_never_removes_another_users_file_its_uv_has_open",
+            "tests/unit/test_alone.py",
+        ],
+    ),
+    (
+        "L2: the fsuid left at the file's owner after the lease",
+        "app/uvsweep/probe/posix.py",
+        "        finally:\n            setfsuid(before)",
+        "        finally:\n            pass",
+        ["tests/unit/test_alone.py"],
+    ),
+    (
+        "L4: a refused lease never asked again (a probe's description let go meanwhile)",
         POSIX_REMOVER,
-        "        if hidden or self.euid != 0:\n            # some process's fds",
-        "        if not hidden and self.euid != 0:\n            # some process's fds",
-        [f"{B2_TESTS}::{B2_KEPT}"],
+        "            if said is not False:\n                break",
+        "            if said is not None:\n                break",
+        ["tests/unit/test_alone_retries.py"],
     ),
     (
         "B2: a lease refused in a handoff's round not taken for use",
@@ -2063,17 +2081,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
-        "B2: a handoff's round asks the lease only when nothing is hidden",
+        "L5: files the lease could not be asked about not counted",
         POSIX_REMOVER,
-        "        blind = bool(hidden) or self.euid != 0\n",
-        "        blind = not hidden and self.euid != 0\n",
-        [f"{B2_TESTS}::{B2_HANDED}"],
+        "                elif said is None:\n                    self.unasked += 1",
+        "                elif said is None:\n                    self.unasked += 0",
+        [f"{B2_TESTS_REVIEW}::test_clean_says_when_the_kernel_could_not_be_asked"],
     ),
     (
         "B2: a replaced file whose lease cannot be asked taken for unused (None -> alone)",
         POSIX_REMOVER,
-        "if self.calls.alone(fd)}",
-        "if self.calls.alone(fd) is not False}",
+        "            if said is False or (said is None and blind):",
+        "            if said is False or (said is None and not blind):",
         [
             (
                 "tests/unit/test_handoff_replaced.py"
@@ -2098,8 +2116,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "alone: the lease kept, never given back (F_UNLCK dropped)",
         "app/uvsweep/probe/posix.py",
-        "            fcntl(fd, set_lease, unlck)\n",
-        "            pass\n",
+        "unlck)\n        return True\n\n    def _alone_as_owner",
+        "unlck) if False else None\n        return True\n\n    def _alone_as_owner",
         ["tests/unit/test_alone.py"],
     ),
 ]

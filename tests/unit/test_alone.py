@@ -207,3 +207,37 @@ def test_without_the_right_to_lease_it_cannot_tell(lock: tuple[Path, int]) -> No
         assert checker.stdout.readline() == "None\n"
     finally:
         procs.stop(checker, grace=0)
+
+
+#: `alone` as root without CAP_LEASE (Docker's default set) on a file of nobody's: alone, beside
+#: another open, and the thread's file-system uid after each (4th field of `Uid:`)
+AS_OWNER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
+def fsuid():
+    with open("/proc/thread-self/status") as handle:
+        return [line.split()[4] for line in handle if line.startswith("Uid:")][0]
+fd = os.open(sys.argv[1], OPEN_FLAGS)
+print(SYSCALLS.alone(fd), fsuid())
+other = os.open(sys.argv[1], os.O_RDONLY)
+print(SYSCALLS.alone(fd), fsuid())
+os.close(other)
+"""
+
+
+def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: Path) -> None:
+    """Red-team L2: without CAP_LEASE a lease is granted only where the file's owner is our
+    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back."""
+    path = shared_tmp / "uv-00000000000000aa.lock"
+    path.touch()
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    os.chown(path, found[0], found[1])
+    done = procs.run(
+        ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c", AS_OWNER,
+         str(path), APP_DIR],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "True 0\nFalse 0\n"), done

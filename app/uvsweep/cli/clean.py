@@ -116,8 +116,8 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> ExitStatus:
         hidden = hidden_processes_text(outcome.hidden_processes, os.geteuid() == 0)
         console.note(
             f"note: the open files of {hidden} could not be inspected; every user's locks, waits"
-            " and uv processes were, and where the file system grants leases the kernel said"
-            " whether anybody else had each file open"
+            " and uv processes were, and the kernel's write lease was asked about each removed"
+            " file (a note says where it could not be)"
         )
     if outcome.keepers:
         pids = ", ".join(str(pid) for pid in outcome.keepers)

@@ -76,6 +76,26 @@ def _load_lease() -> _Lease | bool:
     return _LEASE
 
 
+#: libc's `setfsuid` (Linux), once first needed; False where it cannot be had.
+_SETFSUID: Callable[[int], int] | bool | None = None
+
+
+def _load_setfsuid() -> Callable[[int], int] | None:
+    """libc's `setfsuid`: it sets the calling thread's file-system uid only (glibc makes no
+    process-wide call of it, unlike `setuid`), and returns the one it had."""
+    global _SETFSUID  # noqa: PLW0603 - set once, the first time it is needed
+    if _SETFSUID is None:
+        try:
+            import ctypes
+
+            function = ctypes.CDLL(None, use_errno=True).setfsuid  # (libc: linked in already)
+            function.argtypes, function.restype = [ctypes.c_uint], ctypes.c_int
+            _SETFSUID = function
+        except (ImportError, OSError, AttributeError):
+            _SETFSUID = False
+    return _SETFSUID if callable(_SETFSUID) else None
+
+
 class Syscalls:
     """The OS calls the Unix remover makes, in one place: the seam a simulated kernel replaces.
 
@@ -126,11 +146,14 @@ class Syscalls:
         """Whether `fd`'s open file description is the only one its file has, anywhere.
 
         The kernel grants a write lease (`F_SETLEASE` `F_WRLCK`, Linux) only while no other
-        open file description of the inode exists: in any process, of any user, in any PID
-        namespace, open for reading or writing, blocked in `flock` or only in an `SCM_RIGHTS`
-        message in flight (its counts go up before an `open` returns and down after its locks
-        are dropped). So a lease granted says nobody else has the file open, holds it or waits
-        for it, which no `/proc` walk can say where it is refused a process's fds. The lease is
+        open file description of the inode is open for reading or writing: in any process, of
+        any user, in any PID namespace, blocked in `flock`, held only by a mapping or in an
+        `SCM_RIGHTS` message in flight (its counts go up before an `open` returns and down
+        after its locks are dropped). So a lease granted says nobody else has the file open,
+        holds it or waits for it, which no `/proc` walk can say where it is refused a process's
+        fds. Not counted: an `O_PATH` description, or one opened with access mode 3, neither of
+        which can lock the file, but either can reopen it through `/proc/PID/fd` (red-team L3;
+        a walk that reads the process's links sees both). The lease is
         given back at once, or with `keep` at the fd's close (for a file no name leads to any
         more: its release then costs less than giving it back). True: alone; False: another
         description exists (EAGAIN); None: cannot tell (no leases on this OS or file system, or
@@ -148,10 +171,37 @@ class Syscalls:
             fcntl(fd, set_sig, sigurg)
             fcntl(fd, set_lease, wrlck)
         except OSError as err:
-            return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None
+            if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return False
+            return self._alone_as_owner(fd, keep) if err.errno == errno.EACCES else None
         if not keep:
             with contextlib.suppress(OSError):  # (it goes with the fd's close at the latest)
                 fcntl(fd, set_lease, unlck)
+        return True
+
+    def _alone_as_owner(self, fd: int, keep: bool) -> bool | None:
+        """`alone` for root without `CAP_LEASE` (Docker's default set) on another user's file:
+        the lease taken, and given back, with this thread's fsuid set to the file's owner
+        (`setfsuid`, per thread, with `CAP_SETUID`), then set back (red-team L2)."""
+        setfsuid = _load_setfsuid()
+        lease = _LEASE
+        if setfsuid is None or not isinstance(lease, tuple) or os.geteuid() != 0:
+            return None
+        fcntl, _set_sig, set_lease, wrlck, unlck, _sigurg = lease
+        try:
+            owner = os.fstat(fd).st_uid
+        except OSError:
+            return None
+        before = setfsuid(owner)
+        try:
+            fcntl(fd, set_lease, wrlck)
+            if not keep:
+                with contextlib.suppress(OSError):
+                    fcntl(fd, set_lease, unlck)
+        except OSError as err:
+            return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else None
+        finally:
+            setfsuid(before)
         return True
 
     def close(self, fd: int) -> None:

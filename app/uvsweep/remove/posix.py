@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from uvsweep import system
-from uvsweep.model import CleanResult, LockState, LockUser, ScanError
+from uvsweep.model import CleanResult, LockState, LockUser, ScanError, plural
 from uvsweep.naming import LOCK_NAME_RE
 from uvsweep.probe import LockProbe, Observation, classify
 from uvsweep.probe.linux import (
@@ -647,6 +647,12 @@ FD_RESERVE = 24
 #: The most files a batch holds at once (see `batch_size_for`).
 BATCH_CAP = 2048
 
+#: How often, and how far apart, the lease on an unlinked file is asked again while another
+#: open file description refuses it (`LinuxRemover._alone_now`): a scan's or another
+#: cleaner's probe holds one for microseconds; a uv between its open and its flock for good.
+LEASE_RETRIES = 3
+LEASE_RETRY_WAIT = 0.0003
+
 
 def _error(path: str, err: OSError, what: str = "") -> ScanError:
     message = system.reason(err)
@@ -675,6 +681,25 @@ class LinuxRemover(PosixRemover):
         self._table: LockTable | None = None
         self._table_readable = True
         self._table_ever_read = False
+        #: removed files of which the kernel could not say whether anybody else had them open
+        #: (no lease: a file system without them, another user's file without CAP_LEASE)
+        self.unasked = 0
+
+    def remove(
+        self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
+    ) -> CleanResult:
+        """See `PosixRemover`; says how many removed files the kernel's lease could not be asked
+        about where the walk could not see every process (red-team L5)."""
+        self.unasked = 0
+        done = super().remove(dirs, policy, result)
+        if self.unasked and (done.hidden_processes or self.euid != 0):
+            done.note(
+                f"the kernel could not be asked whether anybody else had"
+                f" {plural(self.unasked, 'removed file')} open (no write lease: a file system"
+                " without leases, or another user's file without CAP_LEASE): a process whose"
+                " open files could not be inspected may have opened one unseen"
+            )
+        return done
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
@@ -848,20 +873,32 @@ class LinuxRemover(PosixRemover):
             return {target: [0] for target in targets}  # (pid 0: a process we cannot name)
         result.hidden_processes = max(result.hidden_processes, hidden)
         opened = {by_key[key]: pids for key, pids in found.items()}
-        if hidden or self.euid != 0:
-            # some process's fds were out of sight (red-team B2): an opener between its open
-            # and its flock there shows nowhere else, but the kernel's lease sees every open.
-            # Asked after the unlink only: every opener still has the file open then, whether
-            # it came before our first look or after it, and is handed over (a lease costs
-            # microseconds a file, and this look runs twice). Kept until our close: no name
-            # leads to the file any more, and giving it back costs more than the close's
-            for target in targets:
-                if (
-                    target.unlinked and target not in opened
-                    and self.calls.alone(target.handle, keep=True) is False
-                ):  # fmt: skip
+        # after the unlink, the kernel's lease: an opener between its open and its flock shows
+        # in no table, and no walk sees it where its fds are out of sight (another user's,
+        # another PID namespace's, a thread's own fd table: red-team B2, L1, L7). Every such
+        # opener, whether it came before our first look or after it, still has the file open
+        # now, and is handed over. Kept until our close: no name leads to the file any more,
+        # and giving it back costs more than the close's
+        for target in targets:
+            if target.unlinked and target not in opened:
+                said = self._alone_now(target.handle)
+                if said is False:
                     opened[target] = [0]
+                elif said is None:
+                    self.unasked += 1
         return opened
+
+    def _alone_now(self, fd: int) -> bool | None:
+        """`Syscalls.alone` (kept) through `fd`, asked again a few times over a millisecond
+        while it is refused: a description closed meanwhile (another cleaner's or a scan's
+        probe, opened before our unlink) can never lock the unlinked file (red-team L4, L6)."""
+        said = self.calls.alone(fd, keep=True)
+        for _retry in range(LEASE_RETRIES):
+            if said is not False:
+                break
+            self.calls.sleep(LEASE_RETRY_WAIT)
+            said = self.calls.alone(fd, keep=True)
+        return said
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
         """See `PosixRemover`: one read of the lock table and one fd walk for all of them.
@@ -887,7 +924,6 @@ class LinuxRemover(PosixRemover):
         except OSError:  # some process's open files could not be listed: unknown, so in use
             return set(handoffs)
         used: set[Handoff] = set()
-        blind = bool(hidden) or self.euid != 0
         for handoff in handoffs:
             entries: list[LockEntry] = []
             holding = handoff.state == OLD
@@ -898,14 +934,11 @@ class LinuxRemover(PosixRemover):
                     used.add(handoff)  # our own record never showed: its waiters are unknown
             handoff.followed |= {e.pid for e in entries if e.pid > 0}
             handoff.followed &= hidden  # a visible one is seen below; an exited one is gone
-            # where the walk cannot see everybody, the kernel's lease says whether anybody
-            # still has the old file open (B2); it answers for the followed pids too: one that
+            # the kernel's lease says whether anybody still has the old file open, whoever the
+            # walk cannot see (B2, L1, L7); it answers for the followed pids too: one that
             # let go of the old file cannot take its lock again (no name, no open file left),
             # so it need not be followed until it exits (it may wait on our new file meanwhile)
-            alone = (
-                self.calls.alone(handoff.old_fd)
-                if blind and handoff.old_fd is not None else None
-            )  # fmt: skip
+            alone = self.calls.alone(handoff.old_fd) if handoff.old_fd is not None else None
             if found.get(handoff.old_key) or alone is False:
                 used.add(handoff)
             elif handoff.followed and alone is None:
@@ -969,9 +1002,15 @@ class LinuxRemover(PosixRemover):
         except OSError:  # some process's open files could not be listed: unknown, so in use
             return set(keys)
         used = {key for key in keys if found.get(key)}
-        if self.euid != 0 or hidden > 0:
-            alone = {key for key, fd in zip(keys, fds, strict=False) if self.calls.alone(fd)}
-            used |= set(keys) - alone
+        blind = self.euid != 0 or hidden > 0
+        by_key = dict(zip(keys, fds, strict=False))
+        for key in keys:
+            # the lease sees every open the walk may not (another user's, a thread's own fd
+            # table); where it cannot be asked, a blind walk leaves the file used
+            fd = by_key.get(key)
+            said = self.calls.alone(fd) if fd is not None else None
+            if said is False or (said is None and blind):
+                used.add(key)
         table = self._read_table(keys)
         if table is None:
             # never readable: as for the old file (R13's rule keeps such runs to private dirs)
