@@ -3,7 +3,9 @@
     python tests/mutation/defer.py SESSION.sqlite MODULE FUNCTION...   (defer)
     python tests/mutation/defer.py SESSION.sqlite --undo                (pending again)
     python tests/mutation/defer.py SESSION.sqlite --only MODULE FUNCTION...
-        (defer every pending mutant but those of the named functions of MODULE)
+        (defer every pending mutant but those of the named functions of MODULE; a name
+        FUNCTION@ROW:COL keeps only that function's mutants that start at ROW:COL of the
+        module as the session has it: one left pending by an older session, say)
 
 cosmic-ray runs a session's pending mutants in random order; when not all of them can be run,
 this makes the ones of the named functions (of MODULE, as the session names it; `<module>` for
@@ -51,6 +53,7 @@ def main(session: str, *args: str) -> None:
     module, *functions = args[1:] if only else args
     with open(module, encoding="utf-8") as source:
         where = function_at(ast.parse(source.read()))
+    places = {tuple(name.partition("@")[::2]) for name in functions}
     deferred = 0
     with use_db(session, WorkDB.Mode.open) as db:
         for item in list(db.pending_work_items):
@@ -58,7 +61,9 @@ def main(session: str, *args: str) -> None:
             if str(spec.module_path) != module:
                 named = False
             else:
-                named = where.get(spec.start_pos[0], "<module>") in functions
+                function = where.get(spec.start_pos[0], "<module>")
+                place = "{}:{}".format(*spec.start_pos)
+                named = (function, "") in places or (function, place) in places
             if named != only:
                 result = WorkResult(output=DEFERRED, worker_outcome=WorkerOutcome.SKIPPED)
                 db.set_result(item.job_id, result)

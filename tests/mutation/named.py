@@ -1998,6 +1998,21 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        # run 6 C finished: the session's kill was a test's own timeout (`suspects.py`); applied
+        # by hand, these fail by their assertions (an unused old file in use; two holders)
+        "handoffs_in_use: an opener of the old file ignored, nobody taken for a user (not added)",
+        POSIX_REMOVER,
+        "            if found.get(handoff.old_key) or handoff.followed:\n",
+        "            if not found.get(handoff.old_key) or handoff.followed:\n",
+        [
+            (
+                f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose"
+                "_record_is_missing"
+            ),
+            f"{FINDINGS}::test_a_waiter_and_a_preempted_opener_never_hold_two_generations",
+        ],
+    ),
+    (
         "privileged: root is not (run 6 C; == 1 and == -1 alike)",
         POSIX_REMOVER,
         '"""See `Remover`: root."""\n        return self.euid == 0',
