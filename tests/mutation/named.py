@@ -2002,8 +2002,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         # by hand, these fail by their assertions (an unused old file in use; two holders)
         "handoffs_in_use: an opener of the old file ignored, nobody taken for a user (not added)",
         POSIX_REMOVER,
-        "            if found.get(handoff.old_key) or handoff.followed:\n",
-        "            if not found.get(handoff.old_key) or handoff.followed:\n",
+        "            if found.get(handoff.old_key) or alone is False:\n",
+        "            if not found.get(handoff.old_key) or alone is False:\n",
         [
             (
                 f"{KILLS}::test_an_incomplete_lock_table_holds_back_only_the_handoffs_whose"
