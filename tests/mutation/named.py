@@ -2041,15 +2041,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "B2: no lease asked after the unlink (open_users)",
         POSIX_REMOVER,
-        "                if said is False:\n                    opened[target] = [0]",
-        "                if said is None:\n                    opened[target] = [0]",
+        "            if said is False:\n                opened[target] = [0]",
+        "            if said is None:\n                opened[target] = [0]",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
         "B2: the lease asked before the unlink only (open_users)",
         POSIX_REMOVER,
-        "            if target.unlinked and target not in opened:",
-        "            if not target.unlinked and target not in opened:",
+        "asked = [t for t in targets if t.unlinked and t not in opened]",
+        "asked = [t for t in targets if not t.unlinked and t not in opened]",
         [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
@@ -2067,6 +2067,20 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/posix.py",
         "        finally:\n            setfsuid(before)",
         "        finally:\n            pass",
+        ["tests/unit/test_alone.py"],
+    ),
+    (
+        "SIGIO: the lease's own SIGURG skipped though SIGIO was never ignored",
+        "app/uvsweep/probe/posix.py",
+        "            if not _SIGIO_IGNORED:\n",
+        "            if _SIGIO_IGNORED:\n",
+        ["tests/unit/test_alone.py"],
+    ),
+    (
+        "SIGIO: ignore_lease_breaks leaves SIGIO at its default (and says it ignores it)",
+        "app/uvsweep/probe/posix.py",
+        "            signal.signal(signal.SIGIO, signal.SIG_IGN)\n",
+        "            pass\n",
         ["tests/unit/test_alone.py"],
     ),
     (
@@ -2098,8 +2112,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "L5: files the lease could not be asked about not counted",
         POSIX_REMOVER,
-        "                elif said is None:\n                    self.unasked += 1",
-        "                elif said is None:\n                    self.unasked += 0",
+        "            elif said is None:\n                self.unasked += 1",
+        "            elif said is None:\n                self.unasked += 0",
         [f"{B2_TESTS_REVIEW}::test_clean_says_when_the_kernel_could_not_be_asked"],
     ),
     (
@@ -2131,8 +2145,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "alone: the lease kept, never given back (F_UNLCK dropped)",
         "app/uvsweep/probe/posix.py",
-        "unlck)\n        return True\n\n    def _alone_as_owner",
-        "unlck) if False else None\n        return True\n\n    def _alone_as_owner",
+        "unlck)\n        return True\n\n    def alone_all",
+        "unlck) if False else None\n        return True\n\n    def alone_all",
         ["tests/unit/test_alone.py"],
     ),
 ]

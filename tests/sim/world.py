@@ -309,6 +309,9 @@ class SimCalls(ActorCalls, Syscalls):
     def alone(self, fd: int, keep: bool = False) -> bool | None:
         return self._do(("alone", fd, keep), lambda: self.kernel.alone(self.pid, fd, keep))
 
+    def alone_all(self, fds: Sequence[int], keep: bool = False) -> list[bool | None]:
+        return [self.alone(fd, keep) for fd in fds]  # each a scheduling point of its own
+
     def readlink(self, path: str) -> str:
         return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))
 

@@ -42,6 +42,7 @@ from uvsweep.probe.posix import (
     FileKey,
     Syscalls,
     holder_list,
+    ignore_lease_breaks,
     rw_accessible,
 )
 from uvsweep.processes import OwnerNames, ProcessTable
@@ -691,6 +692,7 @@ class LinuxRemover(PosixRemover):
         """See `PosixRemover`; says how many removed files the kernel's lease could not be asked
         about where the walk could not see every process (red-team L5)."""
         self.unasked = 0
+        ignore_lease_breaks()
         done = super().remove(dirs, policy, result)
         if self.unasked and (done.hidden_processes or self.euid != 0):
             done.note(
@@ -879,25 +881,26 @@ class LinuxRemover(PosixRemover):
         # opener, whether it came before our first look or after it, still has the file open
         # now, and is handed over. Kept until our close: no name leads to the file any more,
         # and giving it back costs more than the close's
-        for target in targets:
-            if target.unlinked and target not in opened:
-                said = self._alone_now(target.handle)
-                if said is False:
-                    opened[target] = [0]
-                elif said is None:
-                    self.unasked += 1
+        asked = [t for t in targets if t.unlinked and t not in opened]
+        answers = self.calls.alone_all([t.handle for t in asked], keep=True)
+        for target, first in zip(asked, answers, strict=True):
+            said = self._alone_again(target.handle) if first is False else first
+            if said is False:
+                opened[target] = [0]
+            elif said is None:
+                self.unasked += 1
         return opened
 
-    def _alone_now(self, fd: int) -> bool | None:
-        """`Syscalls.alone` (kept) through `fd`, asked again a few times over a millisecond
-        while it is refused: a description closed meanwhile (another cleaner's or a scan's
-        probe, opened before our unlink) can never lock the unlinked file (red-team L4, L6)."""
-        said = self.calls.alone(fd, keep=True)
+    def _alone_again(self, fd: int) -> bool | None:
+        """`Syscalls.alone` (kept) through `fd`, refused once, asked again a few times over a
+        millisecond: a description closed meanwhile (another cleaner's or a scan's probe,
+        opened before our unlink) can never lock the unlinked file (red-team L4, L6)."""
+        said: bool | None = False
         for _retry in range(LEASE_RETRIES):
-            if said is not False:
-                break
             self.calls.sleep(LEASE_RETRY_WAIT)
             said = self.calls.alone(fd, keep=True)
+            if said is not False:
+                break
         return said
 
     def handoffs_in_use(self, handoffs: Sequence[Handoff]) -> set[Handoff]:
