@@ -154,9 +154,10 @@ def test_a_waiter_blocked_in_flock_is_seen(lock: tuple[Path, int]) -> None:
 #: `alone` in a process of its own whose lease is broken while it is held: an open comes right
 #: after the kernel grants it (O_NONBLOCK: it fails, but the lease's owner is signalled)
 BROKEN_LEASE = """
-import fcntl, os, sys
+import fcntl, os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from uvsweep.probe import posix
+signal.signal(signal.SIGIO, signal.SIG_DFL)  # (not what a parent may have left it)
 path, sig = sys.argv[1], int(sys.argv[3])
 real = fcntl.fcntl
 if sig == -2:

@@ -78,7 +78,9 @@ def wait_for_idle(limit: float | None, status: Status) -> bool:
 def cmd_clean(args: argparse.Namespace, console: Console) -> ExitStatus:
     """Safely remove orphaned uv lock files."""
     from uvsweep import cleaner, report, scanner, settings
+    from uvsweep.probe.posix import ignore_lease_breaks
 
+    ignore_lease_breaks()  # this process's removals' leases then need no signal of their own
     if args.all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
         raise UsageError(
             "--all-users needs root: other users' lock files can only be removed by root "

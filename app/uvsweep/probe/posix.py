@@ -85,7 +85,9 @@ def ignore_lease_breaks() -> None:
     """Ignore `SIGIO` in this process, if it takes the default action (which ends the
     process), from the main thread: the kernel signals the holder of a lease that an open
     breaks (`Syscalls.alone`), and uvsweep uses `SIGIO` for nothing else. A lease then costs
-    one system call less. Elsewhere each lease asks for `SIGURG` instead (ignored by default)."""
+    one system call less. For a program's own process (`clean`): children inherit the ignored
+    signal, so a library never calls it. Elsewhere each lease asks for `SIGURG` instead
+    (ignored by default)."""
     global _SIGIO_IGNORED  # noqa: PLW0603 - once a process
     if _SIGIO_IGNORED or not system.LINUX:
         return

@@ -42,7 +42,6 @@ from uvsweep.probe.posix import (
     FileKey,
     Syscalls,
     holder_list,
-    ignore_lease_breaks,
     rw_accessible,
 )
 from uvsweep.processes import OwnerNames, ProcessTable
@@ -692,7 +691,6 @@ class LinuxRemover(PosixRemover):
         """See `PosixRemover`; says how many removed files the kernel's lease could not be asked
         about where the walk could not see every process (red-team L5)."""
         self.unasked = 0
-        ignore_lease_breaks()
         done = super().remove(dirs, policy, result)
         if self.unasked and (done.hidden_processes or self.euid != 0):
             done.note(
