@@ -8,8 +8,11 @@ while the name's next generation stays locked until the latecomer is done with t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -103,16 +106,9 @@ def two_holders(old_fd: int, path: Path) -> bool:
     except BlockingIOError:
         return False
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # a new uv at the name
+        return new_uv_locks(path)  # a new uv at the name
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 #: A cleaner process whose unlink of `A` waits for the test (which starts a latecomer then):
@@ -215,3 +211,117 @@ def handoff_after_unlink(directory: Path, calls: Syscalls) -> tuple[Handoff, sub
                       remover._handoff_in_use)  # fmt: skip
     handoff.warn = lambda _message: None
     return handoff, latecomer
+
+
+# ---- uv-like children and lock files (the fourth and fifth reviews' tests) --------------------
+
+#: root without CAP_SYS_PTRACE (Docker's default set): `/proc/PID/fd` of another user's process
+#: (or of a process with capabilities the cleaner lacks) lists, but its links cannot be read
+NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
+
+#: a uv preempted between its open and its flock: open, say so, wait for a line, flock
+#: (blocking), say so, hold until the next line
+PREEMPTED = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "print('opened', flush=True)\n"
+    "sys.stdin.readline()\n"  # preempted between its open and its flock
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """`procs.stop`, after a SIGKILL to the group while the process is not reaped: a process
+    whose main thread has exited is a zombie to `procs.alive` (never signalled there) while its
+    other threads run on, and `wait` would wait for them for ever."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    procs.stop(proc, grace=0)
+
+
+class Child:
+    """A uv-like process of the test's (its lines read one at a time)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc: subprocess.Popen[str] = procs.popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, lasting=True,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def expect(self, word: str) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith(word), f"expected {word!r}, got {line!r}"
+        return line
+
+    def tell(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+def lock_file(directory: Path) -> tuple[Path, int]:
+    """A lock file as uv makes it (0666, empty) in `directory`; its path and inode."""
+    path = directory / A
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    os.fchmod(fd, 0o666)
+    os.close(fd)
+    return path, os.stat(path).st_ino
+
+
+def new_uv_locks(path: Path) -> bool:
+    """Whether a new uv at the name gets the lock now (creating the file if it is gone)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+class ScriptedCleaner:
+    """A cleaner process running `code` (`python -c code directory *args`) that pauses at
+    words it prints until `go()`; `next()` is its next word, and its `result {json}` line
+    ends it (`result`)."""
+
+    def __init__(
+        self, code: str, directory: Path, prefix: list[str], python: str = sys.executable,
+        args: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": APP_DIR}
+        self.proc: subprocess.Popen[str] = procs.popen(
+            [*prefix, python, "-c", code, str(directory), *args], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, lasting=True,
+        )  # fmt: skip
+        self.result: dict[str, object] = {}
+
+    def next(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            assert self.proc.stderr is not None
+            raise AssertionError(f"the cleaner ended: {self.proc.stderr.read()[-2000:]}")
+        word, _, rest = line.strip().partition(" ")
+        if word == "result":
+            self.result = json.loads(rest)
+        return word
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        stop_group(self.proc)

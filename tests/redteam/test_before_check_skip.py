@@ -19,11 +19,8 @@ flock it asked for while a new uv at the name takes the file there (two critical
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -33,9 +30,19 @@ from pathlib import Path
 import pytest
 
 from tests import procs
-from tests.conftest import APP_DIR, need, other_user_python
+from tests.conftest import need, other_user_python
 from tests.helpers import A
-from tests.redteam.support import keeper_pids, kill_keepers, wait_for
+from tests.redteam.support import (
+    NO_PTRACE,
+    PREEMPTED,
+    Child,
+    ScriptedCleaner,
+    keeper_pids,
+    kill_keepers,
+    lock_file,
+    new_uv_locks,
+    wait_for,
+)
 from uvsweep.model import CleanResult, LockState
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
@@ -89,32 +96,12 @@ CLEANER = textwrap.dedent(
 )
 
 
-class Cleaner:
-    """The cleaner process; `next()` is its next word, `go()` lets it on from a pause."""
+class Cleaner(ScriptedCleaner):
+    """The cleaner process (`CLEANER`); `next()` is its next word, `go()` lets it on from a
+    pause."""
 
     def __init__(self, directory: Path, prefix: list[str], python: str = sys.executable) -> None:
-        env = {**os.environ, "PYTHONPATH": APP_DIR}
-        self.proc: subprocess.Popen[str] = procs.popen(
-            [*prefix, python, "-c", CLEANER, str(directory)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, lasting=True,
-        )  # fmt: skip
-        self.result: dict[str, object] = {}
-
-    def next(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            assert self.proc.stderr is not None
-            raise AssertionError(f"the cleaner ended: {self.proc.stderr.read()[-2000:]}")
-        word, _, rest = line.strip().partition(" ")
-        if word == "result":
-            self.result = json.loads(rest)
-        return word
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
+        super().__init__(CLEANER, directory, prefix, python)
 
     def finish(self) -> dict[str, object]:
         """Let it on from every pause until its result."""
@@ -122,47 +109,6 @@ class Cleaner:
             assert word in ("checked", "rechecking", "handing"), word
             self.go()
         return self.result
-
-    def stop(self) -> None:
-        _stop(self.proc)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """`procs.stop`, after a SIGKILL to the group while the process is not reaped: a process
-    whose main thread has exited is a zombie to `procs.alive` (never signalled there) while its
-    other threads run on, and `wait` would wait for them for ever."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    procs.stop(proc, grace=0)
-
-
-class Child:
-    """A uv-like process of the test's (its lines read one at a time)."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc: subprocess.Popen[str] = procs.popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, lasting=True,
-        )  # fmt: skip
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def expect(self, word: str) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith(word), f"expected {word!r}, got {line!r}"
-        return line
-
-    def tell(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        _stop(self.proc)
 
 
 def queued(pid: int, ino: int) -> bool:
@@ -225,28 +171,6 @@ def _holding_with_a_waiter_out_of_sight(
     return path, ino, cleaner, waiter
 
 
-def new_uv_locks(path: Path) -> bool:
-    """Whether a new uv at the name gets the lock now (creating the file if it is gone)."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
-def lock_file(directory: Path) -> tuple[Path, int]:
-    path = directory / A
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    os.fchmod(fd, 0o666)  # as uv makes them
-    os.close(fd)
-    return path, os.stat(path).st_ino
-
-
 @pytest.fixture
 def nobody_prefix() -> list[str]:
     found = other_user_python()
@@ -266,10 +190,6 @@ def started() -> Iterator[list[Cleaner | Child]]:
         item.stop()
     kill_keepers(before)
 
-
-#: root without CAP_SYS_PTRACE (Docker's default set): `/proc/PID/fd` of another user's process
-#: lists, but its links cannot be read (`ptrace_may_access`), and `walk_fds` skips them silently
-NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
 
 #: a uv that waits for the lock: open, say so, flock (blocking), say so, hold until killed
 WAITER = (
@@ -318,19 +238,6 @@ def test_a_waiter_a_root_cleaner_without_ptrace_cannot_see_keeps_the_file(
 ) -> None:
     two, result = _waiter_stopped_during_the_handoff(shared_tmp, NO_PTRACE, nobody_prefix, started)
     assert not two, f"two holders: the waiter and a new uv at the name; cleaner: {result}"
-
-
-#: a uv preempted between its open and its flock: open, say so, wait for a line, flock
-#: (blocking), say so, hold until the next line
-PREEMPTED = (
-    "import fcntl, os, sys\n"
-    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-    "print('opened', flush=True)\n"
-    "sys.stdin.readline()\n"  # preempted between its open and its flock
-    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.readline()\n"
-)
 
 
 def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -27,82 +26,23 @@ import pytest
 
 from tests import procs
 from tests.conftest import APP_DIR, need, other_user_python
-from tests.helpers import A
-from tests.redteam.support import keeper_pids, kill_keepers, wait_for
+from tests.redteam.support import (
+    NO_PTRACE,
+    PREEMPTED,
+    Child,
+    ScriptedCleaner,
+    keeper_pids,
+    kill_keepers,
+    lock_file,
+    new_uv_locks,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.linux,
     pytest.mark.integration,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and leases"),
 ]
-
-#: root without CAP_SYS_PTRACE (Docker's default set): `/proc/PID/fd` of another user's process
-#: (or of a process with capabilities the cleaner lacks) lists, but its links cannot be read
-NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
-
-#: a uv preempted between its open and its flock: open, say so, wait for a line, flock
-#: (blocking), say so, hold until the next line
-PREEMPTED = (
-    "import fcntl, os, sys\n"
-    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-    "print('opened', flush=True)\n"
-    "sys.stdin.readline()\n"
-    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.readline()\n"
-)
-
-
-class Child:
-    """A uv-like process of the test's (its lines read one at a time)."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc: subprocess.Popen[str] = procs.popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, lasting=True,
-        )  # fmt: skip
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def expect(self, word: str) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith(word), f"expected {word!r}, got {line!r}"
-        return line
-
-    def tell(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        procs.stop(self.proc, grace=0)
-
-
-def lock_file(directory: Path) -> tuple[Path, int]:
-    """A lock file as uv makes it (0666, empty) in `directory`; its path and inode."""
-    path = directory / A
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    os.fchmod(fd, 0o666)
-    os.close(fd)
-    return path, os.stat(path).st_ino
-
-
-def new_uv_locks(path: Path) -> bool:
-    """Whether a new uv at the name gets the lock now (creating the file if it is gone)."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
 
 #: The cleaner: `LinuxRemover(calls=...).remove([dir], Policy(all_users=...))`, then one line
 #: `result {json}`. argv: the dir and a JSON object of options:
@@ -179,43 +119,18 @@ CLEANER = textwrap.dedent(
 )
 
 
-class Cleaner:
+class Cleaner(ScriptedCleaner):
     """The cleaner process (`CLEANER`); `next()` is its next word, `go()` ends a pause."""
 
     def __init__(
         self, directory: Path, prefix: list[str], python: str = sys.executable, **options: object
     ) -> None:
-        env = {**os.environ, "PYTHONPATH": APP_DIR}
-        self.proc: subprocess.Popen[str] = procs.popen(
-            [*prefix, python, "-c", CLEANER, str(directory), json.dumps(options)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env, lasting=True,
-        )  # fmt: skip
-        self.result: dict[str, object] = {}
-
-    def next(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            assert self.proc.stderr is not None
-            raise AssertionError(f"the cleaner ended: {self.proc.stderr.read()[-2000:]}")
-        word, _, rest = line.strip().partition(" ")
-        if word == "result":
-            self.result = json.loads(rest)
-        return word
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
+        super().__init__(CLEANER, directory, prefix, python, (json.dumps(options),))
 
     def finish(self) -> dict[str, object]:
         while self.next() != "result":
             self.go()
         return self.result
-
-    def stop(self) -> None:
-        procs.stop(self.proc, grace=0)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ file and locks it while the first still holds the unlinked one.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import A
-from tests.redteam.support import stop
+from tests.redteam.support import new_uv_locks, stop
 from uvsweep.remove import Policy, Target
 from uvsweep.remove.posix import LinuxRemover
 
@@ -90,13 +89,6 @@ def test_a_file_created_at_the_name_after_the_last_check_is_never_removed(lockdi
 
 def _next_uv_gets_in(path: Path) -> bool:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
+        return new_uv_locks(path)
+    except OSError:  # it cannot even open the name: it holds nothing
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
