@@ -648,7 +648,7 @@ FD_RESERVE = 24
 BATCH_CAP = 2048
 
 #: How often, and how far apart, the lease on an unlinked file is asked again while another
-#: open file description refuses it (`LinuxRemover._alone_now`): a scan's or another
+#: open file description refuses it (`LinuxRemover._alone_again`): a scan's or another
 #: cleaner's probe holds one for microseconds; a uv between its open and its flock for good.
 LEASE_RETRIES = 3
 LEASE_RETRY_WAIT = 0.0003
