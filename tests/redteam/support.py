@@ -325,3 +325,21 @@ class ScriptedCleaner:
 
     def stop(self) -> None:
         stop_group(self.proc)
+
+
+def links_to(pid: int, ino: int) -> bool:
+    """Whether any fd link of `pid` (read as root with every capability) is the inode."""
+    for entry in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.stat(f"/proc/{pid}/fd/{entry}").st_ino == ino:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def keepers_end(result: dict[str, object]) -> None:
+    """Wait until the keepers a cleaner's `result` names have exited (their handoffs over)."""
+    keepers = result["keepers"]
+    assert isinstance(keepers, list)
+    wait_for(lambda: not any(procs.alive(pid) for pid in keepers), what="the keeper to end")

@@ -24,7 +24,7 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,8 +37,8 @@ from tests.redteam.support import (
     PREEMPTED,
     Child,
     ScriptedCleaner,
-    keeper_pids,
-    kill_keepers,
+    keepers_end,
+    links_to,
     lock_file,
     new_uv_locks,
     wait_for,
@@ -167,7 +167,7 @@ def _holding_with_a_waiter_out_of_sight(
     wait_for(lambda: queued(waiter.pid, ino), what="the waiter to queue behind the cleaner")
     waiter.tell()
     waiter.expect(word)
-    assert not _links_to(waiter.pid, ino) and queued(waiter.pid, ino)
+    assert not links_to(waiter.pid, ino) and queued(waiter.pid, ino)
     return path, ino, cleaner, waiter
 
 
@@ -178,17 +178,6 @@ def nobody_prefix() -> list[str]:
     assert found is not None
     uid, gid, python = found
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python]
-
-
-@pytest.fixture
-def started() -> Iterator[list[Cleaner | Child]]:
-    """Whatever a test starts, stopped (whole groups) at its end; keepers it left ended too."""
-    before = set(keeper_pids())
-    running: list[Cleaner | Child] = []
-    yield running
-    for item in running:
-        item.stop()
-    kill_keepers(before)
 
 
 #: a uv that waits for the lock: open, say so, flock (blocking), say so, hold until killed
@@ -253,7 +242,7 @@ def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open(
     [[kept, state, why]] = result["skipped"]  # type: ignore[misc]
     assert (kept, state) == (str(path), "HELD") and "the OS does not show" in why, result
     opener.tell()  # done: it unlocks and exits, and the handoff with it
-    _handoff_ends(result)
+    keepers_end(result)
 
 
 def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed(
@@ -279,7 +268,7 @@ def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_i
     opener.expect("locked")
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
     opener.tell()  # done: it unlocks and exits, and the handoff with it
-    _handoff_ends(result)
+    keepers_end(result)
     assert new_uv_locks(path)
 
 
@@ -328,16 +317,6 @@ CLOSED_FD_WAITER = (
     "thread.join()\n"
     "time.sleep(600)\n"
 )
-
-
-def _links_to(pid: int, ino: int) -> bool:
-    for entry in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.stat(f"/proc/{pid}/fd/{entry}").st_ino == ino:
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _own_locks(pid: int) -> list[str]:
@@ -567,13 +546,7 @@ def test_an_opener_after_the_walk_is_handed_over(
     opener.expect("locked")
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
     opener.tell()  # done: it closes the old file, and the handoff (or its keeper) ends
-    _handoff_ends(result)
-
-
-def _handoff_ends(result: dict[str, object]) -> None:
-    keepers = result["keepers"]
-    assert isinstance(keepers, list)
-    wait_for(lambda: not any(procs.alive(pid) for pid in keepers), what="the keeper to end")
+    keepers_end(result)
 
 
 # ---- a waiter whose file is held by a mapping, its fd closed ----------------------------------
@@ -631,7 +604,7 @@ def test_a_waiter_whose_file_is_only_mapped_keeps_the_name_until_it_unmaps(
     assert not new_uv_locks(path), f"two holders: the waiter and a new uv; cleaner: {result}"
     waiter.tell()
     waiter.expect("unmapped")
-    _handoff_ends(result)
+    keepers_end(result)
 
 
 # ---- root with a process that refuses the walk still reads the table ---------------------------

@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,11 +30,10 @@ from tests.redteam.support import (
     PREEMPTED,
     Child,
     ScriptedCleaner,
-    keeper_pids,
-    kill_keepers,
+    keepers_end,
+    links_to,
     lock_file,
     new_uv_locks,
-    wait_for,
 )
 
 pytestmark = [
@@ -133,34 +131,12 @@ class Cleaner(ScriptedCleaner):
         return self.result
 
 
-@pytest.fixture
-def started() -> Iterator[list[Cleaner | Child]]:
-    """Whatever a test starts, stopped (whole groups) at its end; keepers it left ended too."""
-    before = set(keeper_pids())
-    running: list[Cleaner | Child] = []
-    yield running
-    for item in running:
-        item.stop()
-    kill_keepers(before)
-
-
 def _nobody() -> tuple[int, int, list[str]]:
     found = other_user_python()
     need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
     assert found is not None
     uid, gid, python = found
     return uid, gid, ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python]
-
-
-def _links_to(pid: int, ino: int) -> bool:
-    """Whether any fd link of `pid` (read as root with every capability) is the inode."""
-    for entry in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.stat(f"/proc/{pid}/fd/{entry}").st_ino == ino:
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _alone(path: Path) -> bool:
@@ -184,9 +160,7 @@ def _alone(path: Path) -> bool:
 def _done(opener: Child, result: dict[str, object]) -> None:
     """The opener lets go and exits; the handoff (its keeper) ends with it."""
     opener.tell()
-    keepers = result["keepers"]
-    assert isinstance(keepers, list)
-    wait_for(lambda: not any(procs.alive(pid) for pid in keepers), what="the keeper to end")
+    keepers_end(result)
 
 
 def _opener_then_a_new_uv(path: Path, opener: Child, cleaner: Cleaner) -> dict[str, object]:
@@ -282,7 +256,7 @@ def _blocked_in_open(path: Path, started: list[Cleaner | Child]) -> tuple[Child,
     opener.tell()
     scanner.expect("holding")
     ino = os.stat(path).st_ino
-    assert not _links_to(opener.pid, ino), "no fd yet: no walk can see it"
+    assert not links_to(opener.pid, ino), "no fd yet: no walk can see it"
     assert not _alone(path), "the kernel counts its open already"
     return opener, scanner
 
