@@ -257,6 +257,14 @@ class Remover(ABC):
     def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """Targets some other process holds, waits for or has open, in one pass for all."""
 
+    def users_after_unlink(
+        self, unlinked: Sequence[Target], result: CleanResult
+    ) -> dict[Target, Use]:
+        """Step 4's look: of the files just unlinked (still locked by us), those some other
+        process holds, waits for or has open now. By default `users`; an OS whose kernel can
+        say at once that nobody else has a file open asks it first (Linux: the lease)."""
+        return self.users(unlinked, result)
+
     @abstractmethod
     def changed(self, target: Target) -> str | None:
         """Why the file may not go after all (renamed, replaced, written to), or None."""
@@ -383,7 +391,7 @@ class Remover(ABC):
     ) -> None:
         """Step 4: whoever got hold of an unlinked file meanwhile gets a handoff."""
         try:
-            after = self.users(unlinked, result)
+            after = self.users_after_unlink(unlinked, result)
         except Exception as err:  # noqa: BLE001 - never drop an unlinked file's lock unchecked
             result.errors.append(
                 ScanError(directory, f"the removed files could not be checked again: {err}")

@@ -684,6 +684,9 @@ class LinuxRemover(PosixRemover):
         #: removed files of which the kernel could not say whether anybody else had them open
         #: (no lease: a file system without them, another user's file without CAP_LEASE)
         self.unasked = 0
+        #: unlinked files whose lease `users_after_unlink` was refused (False) or could not ask
+        #: (None), for `open_users` to go on from
+        self._lease_said: dict[Target, bool | None] = {}
 
     def remove(
         self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
@@ -878,16 +881,44 @@ class LinuxRemover(PosixRemover):
         # another PID namespace's, a thread's own fd table: red-team B2, L1, L7). Every such
         # opener, whether it came before our first look or after it, still has the file open
         # now, and is handed over. Kept until our close: no name leads to the file any more,
-        # and giving it back costs more than the close's
+        # and giving it back costs more than the close's. `users_after_unlink` has asked it
+        # already for the files it brings here: its answers stand
         asked = [t for t in targets if t.unlinked and t not in opened]
-        answers = self.calls.alone_all([t.handle for t in asked], keep=True)
-        for target, first in zip(asked, answers, strict=True):
+        known = self._lease_said
+        unknown = [t for t in asked if t not in known]
+        answers = self.calls.alone_all([t.handle for t in unknown], keep=True)
+        firsts = dict(zip(unknown, answers, strict=True))
+        for target in asked:
+            first = known.pop(target) if target in known else firsts[target]
             said = self._alone_again(target.handle) if first is False else first
             if said is False:
                 opened[target] = [0]
             elif said is None:
                 self.unasked += 1
         return opened
+
+    def users_after_unlink(
+        self, unlinked: Sequence[Target], result: CleanResult
+    ) -> dict[Target, Use]:
+        """See `Remover`: the kernel's lease first, for the whole batch (kept until our close,
+        see `open_users`). A file it is granted for has no other open file description: no
+        process holds it, waits for it (a waiter has it open) or has it open between its open
+        and its flock, and none can open it anew (no name leads to it): nobody to hand over to,
+        so the lock table and the fd walk are not needed for it. Only the files it is refused
+        for (someone has it open: `users` names who, and a refusal the walk cannot explain is
+        asked again there, `_alone_again`) or cannot be asked about (no lease on this file
+        system, or no right to one: `users` decides as without leases) are looked at."""
+        doubt: list[Target] = []
+        answers = self.calls.alone_all([t.handle for t in unlinked], keep=True)
+        for target, said in zip(unlinked, answers, strict=True):
+            if said is not True:
+                self._lease_said[target] = said
+                doubt.append(target)
+        try:
+            return self.users(doubt, result) if doubt else {}
+        finally:
+            for target in doubt:
+                self._lease_said.pop(target, None)
 
     def _alone_again(self, fd: int) -> bool | None:
         """`Syscalls.alone` (kept) through `fd`, refused once, asked again a few times over a
