@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from tests.redteam.support import (
     lock_file,
     new_uv_locks,
 )
+from uvsweep.remove.posix import OUTLIVED_NOTE
 
 pytestmark = [
     pytest.mark.linux,
@@ -110,7 +112,7 @@ CLEANER = textwrap.dedent(
     result = remover.remove([sys.argv[1]], Policy(all_users=bool(options.get("all_users"))))
     print("result", json.dumps({
         "removed": result.removed, "handoffs": result.handoffs, "keepers": result.keepers,
-        "hidden": result.hidden_processes,
+        "hidden": result.hidden_processes, "notes": result.notes,
         "skipped": [[s.path, s.state.name, s.reason] for s in result.skipped],
     }), flush=True)
     """
@@ -333,17 +335,14 @@ def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
     cleaner.proc.wait(timeout=60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="L8 (found while fixing L1): a cleaner that is the first process of its PID"
-    " namespace (`unshare --pid --fork`, a container's entry point) hands a handoff to a"
-    " keeper in that namespace, and the kernel kills the keeper when the cleaner exits: an"
-    " outside uv still using the old inode then overlaps with a new uv at the name. Wait in"
-    " the cleaner itself when its pid is 1 (no keeper can outlive it)",
-)
 def test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process(
     lockdir: Path, started: list[Cleaner | Child]
 ) -> None:
+    """L8 (fixed): a cleaner that is the first process of its PID namespace (`unshare --pid
+    --fork`, a container's entry point) hands a handoff to a keeper in that namespace, and the
+    kernel kills the keeper when the cleaner exits: an outside uv still using the old inode
+    then overlapped with a new uv at the name (two holders on c8d2abb, checked). Now the
+    cleaner reports, then waits for its keeper before it exits."""
     need(
         procs.run(["unshare", "--pid", "--fork", "--mount-proc", "true"]).returncode == 0,
         "unshare (util-linux) and the right to make a PID namespace",
@@ -355,10 +354,15 @@ def test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process(
     started.append(cleaner := Cleaner(lockdir, ["unshare", "--pid", "--fork", "--mount-proc"]))
     result = cleaner.finish()
     assert result["handoffs"] == 1 and result["keepers"], result
-    cleaner.proc.wait(timeout=60)  # the namespace's first process is gone, and all in it
+    assert OUTLIVED_NOTE in result["notes"], result  # type: ignore[operator]
     opener.tell()
-    opener.expect("locked")
+    opener.expect("locked")  # the outside uv holds the old inode
+    time.sleep(0.3)  # (the cleaner would have exited by now: it has nothing left to do)
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+    assert cleaner.proc.poll() is None, "the cleaner waits for its keeper"
+    opener.tell()  # done: the keeper lets go of the name, and the cleaner exits after it
+    assert cleaner.proc.wait(timeout=60) == 0
+    assert new_uv_locks(path), "the name is free again once the handoff is over"
 
 
 # ---- L2: root without CAP_LEASE (Docker's default) and another user's file ---------------------

@@ -825,6 +825,78 @@ def reap_forked() -> None:
         _FORKED.remove(pid)
 
 
+#: Keepers this process waits for before it exits (`outlive`), and how often it looks.
+_OUTLIVED: list[int] = []
+OUTLIVE_POLL = 0.05
+
+
+def outlive(pid: int) -> None:
+    """Make this process wait, as it exits, until keeper `pid` has ended.
+
+    For a cleaner that is the first process of its PID namespace (pid 1: `unshare --pid
+    --fork`, a container's entry point): when it exits the kernel kills every other process of
+    the namespace, its keepers too, and a uv outside the namespace still using an old file would
+    then overlap with a new uv at the name (red-team L8). The report is out by then; only the
+    process's exit waits (`_await_outlived`, at exit).
+    """
+    if not _OUTLIVED:
+        import atexit
+
+        atexit.register(_await_outlived)
+    _OUTLIVED.append(pid)
+
+
+def _await_outlived(say: Callable[[str], None] | None = None) -> None:
+    """At exit: wait until every keeper in `_OUTLIVED` has ended, reaping each (the first
+    process of a namespace is the parent of every orphan in it). The first Ctrl-C says what
+    giving up means; a second one gives up, loudly."""
+    import time
+
+    def _say(message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"uvsweep: {message}\n")
+            sys.stderr.flush()
+
+    say = say or _say
+    pending = [pid for pid in _OUTLIVED if _running(pid)]
+    if pending:
+        say(
+            f"waiting for keeper {', '.join(map(str, pending))} to finish its handoffs: this"
+            " process is the first of its PID namespace, and its exit would end the keeper"
+            " (Ctrl-C twice gives up; two uv processes could then hold one lock)"
+        )
+    interrupts = 0
+    while pending:
+        try:
+            time.sleep(OUTLIVE_POLL)
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts > 1:
+                say("gave up waiting for the keeper on request: its handoffs end with it")
+                return
+            say("Ctrl-C again gives up the wait (two uv processes could then hold one lock)")
+        pending = [pid for pid in pending if _running(pid)]
+    _OUTLIVED.clear()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs (reaped here if it is our child and has exited)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not (yet) ours: its launcher has not exited, or we are not its reaper
+    except OSError:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # (EPERM: alive, not ours to signal)
+    return True
+
+
 def _become_keeper(keep: Sequence[int]) -> None:
     """In a forked keeper: a session of its own, only the handoffs' fds, stdio on /dev/null."""
     import signal

@@ -54,7 +54,7 @@ from uvsweep.remove import (
     Use,
     describe_holders,
 )
-from uvsweep.remove.handoff import HANDOFF_WAIT, NEW, OLD, Handoff, Keeper
+from uvsweep.remove.handoff import HANDOFF_WAIT, NEW, OLD, Handoff, Keeper, outlive
 from uvsweep.remove.handoff import run as run_handoffs
 
 TYPE_CHECKING = False
@@ -562,6 +562,10 @@ class PosixRemover(Remover):
                     self.progress(f"no keeper could start ({err}): a copy of uvsweep keeps it")
             if keeper_pid is not None:
                 result.keepers.append(keeper_pid)
+                if self.calls.getpid() == 1:
+                    # the first process of a PID namespace: the keeper ends when we do (L8)
+                    outlive(keeper_pid)
+                    result.note(OUTLIVED_NOTE)
                 for handoff in left:
                     handoff.close()  # the keeper shares these file descriptions: locks stay
         hows: dict[Target, str | None] = {}
@@ -608,6 +612,14 @@ HELD_BY_US = (
     "held by uvsweep itself (this process, or a keeper it started): a process opened it while"
     " it was being removed, and the lock at the name is kept until that process is done with"
     " the old file"
+)
+
+
+#: Why a cleaner that is the first process of its PID namespace lingers after its report.
+OUTLIVED_NOTE = (
+    "this process is the first of its PID namespace (a container's entry point, `unshare"
+    " --pid --fork`): every keeper it started ends when it exits, so it waits for them before"
+    " exiting"
 )
 
 

@@ -1,0 +1,93 @@
+"""A cleaner that is the first process of its PID namespace waits, as it exits, for the keepers
+it started (red-team L8): `handoff.outlive` and the wait at exit, with real child processes in
+place of keepers. The whole path, in a real PID namespace, is
+`tests/redteam/test_lease_review.py::test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import procs
+from uvsweep.remove import handoff
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
+
+
+@pytest.fixture
+def outlived(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The list of keepers to outlive, fresh, with no exit hook registered for the test's."""
+    monkeypatch.setattr(handoff, "_OUTLIVED", [])
+    import atexit
+
+    monkeypatch.setattr(atexit, "register", lambda _func: None)
+    return handoff._OUTLIVED
+
+
+def _sleeper(seconds: float) -> subprocess.Popen[bytes]:
+    return procs.popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+
+
+def test_the_exit_waits_until_the_keeper_has_ended(outlived: list[int]) -> None:
+    keeper = _sleeper(0.6)
+    handoff.outlive(keeper.pid)
+    said: list[str] = []
+    started = time.monotonic()
+    handoff._await_outlived(said.append)
+    assert time.monotonic() - started >= 0.4, "it returned before the keeper ended"
+    assert said and f"waiting for keeper {keeper.pid} " in said[0], said
+    assert keeper.poll() is not None or not os.path.exists(f"/proc/{keeper.pid}")
+    assert outlived == []
+
+
+def test_an_ended_keeper_is_not_waited_for(outlived: list[int]) -> None:
+    keeper = _sleeper(0)
+    keeper.wait()
+    handoff.outlive(keeper.pid)
+    said: list[str] = []
+    handoff._await_outlived(said.append)
+    assert said == []
+
+
+def test_a_zombie_keeper_is_reaped_and_not_waited_for(outlived: list[int]) -> None:
+    """A keeper that has exited unreaped (our child, as every orphan of the namespace is its
+    first process's) is a zombie: alive to a signal, ended to the wait."""
+    keeper = _sleeper(0)
+    while Path(f"/proc/{keeper.pid}/stat").read_text().split(") ")[1][0] != "Z":
+        time.sleep(0.01)
+    handoff.outlive(keeper.pid)
+    said: list[str] = []
+    handoff._await_outlived(said.append)
+    assert said == []
+    assert not os.path.exists(f"/proc/{keeper.pid}"), "reaped"
+    keeper.returncode = 0  # (reaped above: Popen must not wait for it again)
+
+
+def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None:
+    keeper = _sleeper(60)
+    try:
+        handoff.outlive(keeper.pid)
+        said: list[str] = []
+
+        def interrupt() -> None:
+            for _ in range(2):
+                time.sleep(0.3)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        started = time.monotonic()
+        handoff._await_outlived(said.append)
+        assert time.monotonic() - started < 30
+        assert len(said) == 3, said
+        assert "Ctrl-C again gives up" in said[1] and "gave up waiting" in said[2], said
+        assert keeper.poll() is None, "the keeper itself is left alone"
+    finally:
+        procs.stop(keeper, grace=0)
