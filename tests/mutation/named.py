@@ -48,6 +48,19 @@ ROOT_WAITER_TEST = (
 B2_TESTS = "tests/redteam/test_before_check_skip.py"
 B2_TESTS_REVIEW = "tests/redteam/test_lease_review.py"
 B2_KEPT = "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open"
+SEEING_WITHOUT_LEASES = (
+    "tests/sim/test_blind_walk.py"
+    "::test_without_leases_a_walk_that_sees_every_process_keeps_one_holder"
+)
+BLIND_SEARCH = (
+    "tests/sim/test_blind_walk.py"
+    "::test_every_schedule_of_a_blind_walk_within_two_preemptions_keeps_one_holder"
+)
+L8_TEST = "test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process"
+L8_OTHER_SIDE = (
+    "test_a_cleaner_that_is_not_its_namespaces_first_process_exits_while_its_keeper_holds"
+)
+ONE_WALK = "tests/integration/test_clean_protocol.py::test_one_fd_walk_per_batch"
 B2_HANDED = (
     "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
 )
@@ -2148,6 +2161,55 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "unlck)\n        return True\n\n    def alone_all",
         "unlck) if False else None\n        return True\n\n    def alone_all",
         ["tests/unit/test_alone.py"],
+    ),
+    (
+        "lease first: a lease that cannot be asked taken for a granted one (users_after_unlink)",
+        POSIX_REMOVER,
+        "            if said is not True:\n                self._lease_said[target] = said",
+        "            if said is False:\n                self._lease_said[target] = said",
+        [SEEING_WITHOUT_LEASES, ONE_WALK],
+    ),
+    (
+        "lease first: a refused lease taken for a granted one (users_after_unlink)",
+        POSIX_REMOVER,
+        "            if said is not True:\n                self._lease_said[target] = said",
+        "            if said is None:\n                self._lease_said[target] = said",
+        [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}", BLIND_SEARCH],
+    ),
+    (
+        "lease first: every unlinked file looked for again (the shortcut dropped: safe, slower)",
+        POSIX_REMOVER,
+        "            if said is not True:\n                self._lease_said[target] = said",
+        "            if True:\n                self._lease_said[target] = said",
+        [ONE_WALK],
+    ),
+    (
+        "L8: the first process of a PID namespace exits before its keepers",
+        POSIX_REMOVER,
+        "                    outlive(keeper_pid)\n",
+        "                    pass\n",
+        [f"{B2_TESTS_REVIEW}::{L8_TEST}"],
+    ),
+    (
+        "L8: every cleaner waits for its keepers as it exits (the pid test inverted)",
+        POSIX_REMOVER,
+        "                if self.calls.getpid() == 1:\n",
+        "                if self.calls.getpid() != 1:\n",
+        [f"{B2_TESTS_REVIEW}::{L8_OTHER_SIDE}"],
+    ),
+    (
+        "L8: a keeper that has ended is still waited for (its exit read the wrong way)",
+        "app/uvsweep/remove/handoff.py",
+        "        if os.waitpid(pid, os.WNOHANG)[0] == pid:\n            return False",
+        "        if os.waitpid(pid, os.WNOHANG)[0] != pid:\n            return False",
+        ["tests/unit/test_outlive.py"],
+    ),
+    (
+        "L8: the first Ctrl-C gives the wait up",
+        "app/uvsweep/remove/handoff.py",
+        "            if interrupts > 1:\n",
+        "            if interrupts > 0:\n",
+        ["tests/unit/test_outlive.py"],
     ),
 ]
 

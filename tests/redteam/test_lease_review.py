@@ -365,6 +365,26 @@ def test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process(
     assert new_uv_locks(path), "the name is free again once the handoff is over"
 
 
+def test_a_cleaner_that_is_not_its_namespaces_first_process_exits_while_its_keeper_holds(
+    lockdir: Path, started: list[Cleaner | Child]
+) -> None:
+    """L8's other side: any other cleaner exits as soon as it has reported (`clean` is bounded),
+    its keeper holding the name meanwhile, and says nothing of waiting."""
+    path, _ino = lock_file(lockdir)
+    opener = Child([sys.executable, "-c", PREEMPTED, str(path)])
+    started.append(opener)
+    opener.expect("opened")
+    started.append(cleaner := Cleaner(lockdir, [], sees_all=True, refuse=opener.pid))
+    result = cleaner.finish()
+    assert result["handoffs"] == 1 and result["keepers"], result
+    assert OUTLIVED_NOTE not in result["notes"], result  # type: ignore[operator]
+    assert cleaner.proc.wait(timeout=20) == 0, "the cleaner waits for its keeper"
+    opener.tell()
+    opener.expect("locked")  # the old inode's
+    assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+    _done(opener, result)
+
+
 # ---- L2: root without CAP_LEASE (Docker's default) and another user's file ---------------------
 
 #: root as Docker starts it: no CAP_SYS_PTRACE (other users' fd links refused) and no CAP_LEASE

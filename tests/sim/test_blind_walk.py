@@ -55,3 +55,19 @@ def test_without_leases_the_search_finds_b2s_two_holders() -> None:
     report = dfs(Scenario(uv=2, kernel=_blind_without_leases), bound=2)
     print(report.summary())
     assert report.failure is not None, "the search no longer sees B2: it proves nothing above"
+
+
+def _seeing_without_leases() -> Kernel:
+    return Kernel(leases=False)
+
+
+def test_without_leases_a_walk_that_sees_every_process_keeps_one_holder() -> None:
+    """Where no lease can be asked (NFS, another user's file without `CAP_LEASE`) the check
+    after the unlink is the lock table and the walk, as before leases: with every process's
+    links readable, still no two holders. (It guards the remover's reading of a lease it could
+    not ask: taken for a granted one, the search finds two holders here.)"""
+    report = dfs(Scenario(uv=2, kernel=_seeing_without_leases), bound=2)
+    print(report.summary())
+    assert report.failure is None, report.failure.describe()
+    assert report.complete
+    assert report.handoffs > 100  # the check after the unlink did hand files over
