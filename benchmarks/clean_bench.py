@@ -162,8 +162,9 @@ def main() -> None:
 {med["bare"] / med["rm"]:.2f}x, and `uvsweep clean` takes {med["uvsweep"] / med["bare"]:.2f}x
 of that. Every file went
 through the whole protocol: `O_NOFOLLOW` open, fstat, exclusive flock, one `/proc/*/fd`
-walk and one `/proc/locks` read (more if uvsweep's own records were skipped) per batch before and
-after the unlink, lstat, unlink while locked, close.
+walk and one `/proc/locks` read (more if uvsweep's own records were skipped) per batch while
+holding, lstat, unlink while locked, the kernel's write lease on the unlinked file (the table
+and the walk again only for files it is refused for), close.
 """
     print(body)
     if not args.quick:

@@ -72,6 +72,9 @@ def test_a_zombie_keeper_is_reaped_and_not_waited_for(outlived: list[int]) -> No
 
 
 def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None:
+    # Python's own Ctrl-C handler, as in a terminal (a suite started in the background, as
+    # `pytest &`, inherits SIGINT ignored, and Python then leaves it so)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     keeper = _sleeper(60)
     try:
         handoff.outlive(keeper.pid)
@@ -90,4 +93,5 @@ def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None
         assert "Ctrl-C again gives up" in said[1] and "gave up waiting" in said[2], said
         assert keeper.poll() is None, "the keeper itself is left alone"
     finally:
+        signal.signal(signal.SIGINT, previous)
         procs.stop(keeper, grace=0)
