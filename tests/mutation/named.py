@@ -2211,6 +2211,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            if interrupts > 0:\n",
         ["tests/unit/test_outlive.py"],
     ),
+    (
+        "L8: a keeper that cannot be signalled (EPERM) taken for ended",
+        "app/uvsweep/remove/handoff.py",
+        "        return True  # (EPERM: alive, not ours to signal)",
+        "        return False  # (EPERM: alive, not ours to signal)",
+        ["tests/unit/test_outlive.py"],
+    ),
 ]
 
 

@@ -95,3 +95,54 @@ def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None
     finally:
         signal.signal(signal.SIGINT, previous)
         procs.stop(keeper, grace=0)
+
+
+def test_a_keeper_whose_state_cannot_be_read_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anything unknown keeps the wait going: `waitpid` failing other than with ECHILD, or a
+    signal refused (EPERM: alive, another user's), say the keeper may still run."""
+    import errno
+
+    keeper = _sleeper(60)
+    try:
+        real_kill = os.kill
+
+        def refused(pid: int, sig: int) -> None:
+            if sig == 0 and pid == keeper.pid:
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            real_kill(pid, sig)
+
+        def failing(pid: int, options: int) -> tuple[int, int]:
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "kill", refused)
+            assert handoff._running(keeper.pid)
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "waitpid", failing)
+            assert handoff._running(keeper.pid)
+    finally:
+        procs.stop(keeper, grace=0)
+
+
+def test_a_keeper_that_is_not_our_child_is_waited_for_until_it_ends(outlived: list[int]) -> None:
+    """Until its launcher has exited, a keeper is not the cleaner's child (no `waitpid` for it):
+    a signal 0 says whether it still runs."""
+    launcher = procs.popen(
+        ["sh", "-c", "sleep 0.6 & echo $!; wait"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        keeper = int(launcher.stdout.readline())
+        handoff.outlive(keeper)
+        said: list[str] = []
+        waiting = threading.Thread(target=handoff._await_outlived, args=(said.append,), daemon=True)
+        started = time.monotonic()
+        waiting.start()
+        waiting.join(timeout=20)
+        assert not waiting.is_alive(), "still waiting for a keeper that has ended"
+        assert time.monotonic() - started >= 0.3, "it returned while the keeper ran"
+        assert said and f"waiting for keeper {keeper} " in said[0], said
+    finally:
+        procs.stop(launcher, grace=0)

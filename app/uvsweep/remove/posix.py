@@ -929,8 +929,7 @@ class LinuxRemover(PosixRemover):
         try:
             return self.users(doubt, result) if doubt else {}
         finally:
-            for target in doubt:
-                self._lease_said.pop(target, None)
+            self._lease_said.clear()  # (for this call's `open_users` only)
 
     def _alone_again(self, fd: int) -> bool | None:
         """`Syscalls.alone` (kept) through `fd`, refused once, asked again a few times over a
