@@ -60,6 +60,8 @@ L8_TEST = "test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_pr
 L8_OTHER_SIDE = (
     "test_a_cleaner_that_is_not_its_namespaces_first_process_exits_while_its_keeper_holds"
 )
+SIXTH = "tests/redteam/test_sixth_review.py"
+M6_TEST = "test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over"
 ONE_WALK = "tests/integration/test_clean_protocol.py::test_one_fd_walk_per_batch"
 B2_HANDED = (
     "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
@@ -2158,8 +2160,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "alone: the lease kept, never given back (F_UNLCK dropped)",
         "app/uvsweep/probe/posix.py",
-        "unlck)\n        return True\n\n    def alone_all",
-        "unlck) if False else None\n        return True\n\n    def alone_all",
+        "unlck)\n        return True\n\n    def lease_broken",
+        "unlck) if False else None\n        return True\n\n    def lease_broken",
         ["tests/unit/test_alone.py"],
     ),
     (
@@ -2207,8 +2209,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "L8: the first Ctrl-C gives the wait up",
         "app/uvsweep/remove/handoff.py",
-        "            if interrupts > 1:\n",
-        "            if interrupts > 0:\n",
+        "            if len(caught) > 1:\n",
+        "            if len(caught) > 0:\n",
         ["tests/unit/test_outlive.py"],
     ),
     (
@@ -2217,6 +2219,44 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        return True  # (EPERM: alive, not ours to signal)",
         "        return False  # (EPERM: alive, not ours to signal)",
         ["tests/unit/test_outlive.py"],
+    ),
+    (
+        "M6: a breaking lease not looked at before the close (let_go closes every file)",
+        POSIX_REMOVER,
+        "            if target in leased and target.handle is not None and broken(target.handle):",
+        "            if False:",
+        [f"{SIXTH}::{M6_TEST}"],
+    ),
+    (
+        "M6: a lease granted first not recorded (never looked at before the close)",
+        POSIX_REMOVER,
+        "            else:\n                self._leased.add(target)\n        try:",
+        "            else:\n                pass\n        try:",
+        [f"{SIXTH}::{M6_TEST}"],
+    ),
+    (
+        "M6: a lease held read as breaking (every removed file handed over)",
+        "app/uvsweep/probe/posix.py",
+        "            if fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK:",
+        "            if fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_WRLCK:",
+        [ONE_WALK, f"{SIXTH}::{M6_TEST}"],
+    ),
+    (
+        "M4: Ctrl-C counted only where the wait sleeps (no handler of its own)",
+        "app/uvsweep/remove/handoff.py",
+        "        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: caught.append(1))",
+        "        previous = None",
+        [f"{SIXTH}::test_one_ctrl_c_never_ends_a_first_process_cleaners_wait"],
+    ),
+    (
+        "M2: giving the wait up exits 0",
+        "app/uvsweep/remove/handoff.py",
+        "    if gave_up:\n        (end or _end_interrupted)()",
+        "    if False:\n        (end or _end_interrupted)()",
+        [
+            "tests/unit/test_outlive.py",
+            f"{SIXTH}::test_a_first_process_cleaner_that_gives_up_its_wait_says_so_in_its_exit_status",
+        ],
     ),
 ]
 

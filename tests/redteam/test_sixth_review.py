@@ -212,19 +212,18 @@ def _lease_breaking(ino: int) -> bool:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="M6: the lease kept until the close is never looked at again: an open whose count"
-    " comes after the lease was granted and before the close (an open held between its lookup"
-    " and its count for longer than the unlink-to-lease gap, which 2e86f50 shrank from the"
-    " after-unlink walk's few milliseconds to well under one) breaks the lease and waits in"
-    " open(); the cleaner closes, reporting the file removed, the open completes on the unlinked"
-    " inode and its flock succeeds beside a new uv. `F_GETLEASE` before the close (anything but"
-    " F_WRLCK: an open is waiting) would hand it over",
-)
 def test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over(
     slow_fuse: SlowFuse, started: list[object]
 ) -> None:
+    """M6: the lease kept until the close is never looked at again: an open whose count
+    comes after the lease was granted and before the close (an open held between its lookup
+    and its count for longer than the unlink-to-lease gap, which 2e86f50 shrank from the
+    after-unlink walk's few milliseconds to well under one) breaks the lease and waits in
+    open(); the cleaner closes, reporting the file removed, the open completes on the
+    unlinked inode and its flock succeeds beside a new uv. `F_GETLEASE` before the close
+    (anything but F_WRLCK: an open is waiting) would hand it over (fixed:
+    `LinuxRemover.let_go` asks `F_GETLEASE` right before each close, gives a breaking lease
+    up and hands the file over)."""
     path, ino = lock_file(slow_fuse.mountpoint)
     opener = Child([sys.executable, "-c", OPENER, str(path)])
     started.append(opener)
@@ -371,16 +370,14 @@ def test_a_first_process_cleaner_reports_and_ignores_sigterm_while_it_waits(
     assert cleaner.proc.wait(timeout=60) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="M2: Ctrl-C twice gives the wait up (as documented) and the keeper dies with the"
-    " namespace, so two uv processes can hold one lock; yet `clean` exits 0 (its report, already"
-    " out, still says a keeper holds the name): a script or a container's restart policy cannot"
-    " tell. Exit 130 (interrupted) after giving up",
-)
 def test_a_first_process_cleaner_that_gives_up_its_wait_says_so_in_its_exit_status(
     lockdir: Path, started: list[object]
 ) -> None:
+    """M2: Ctrl-C twice gives the wait up (as documented) and the keeper dies with the
+    namespace, so two uv processes can hold one lock; yet `clean` exits 0 (its report,
+    already out, still says a keeper holds the name): a script or a container's restart
+    policy cannot tell. Exit 130 (interrupted) after giving up (fixed: after giving up, the
+    process exits with status 130)."""
     _pid_namespaces()
     cleaner, opener, path = _handoff_to_a_keeper(lockdir, started)
     cleaner.await_report()
@@ -459,18 +456,16 @@ def _full_pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="M4: only `time.sleep` in `_await_outlived`'s loop catches KeyboardInterrupt: one"
-    " Ctrl-C that lands anywhere else (its first `say`, here blocked writing to a stderr nobody"
-    " reads yet; a terminal paused with Ctrl-S, which Ctrl-C resumes; `_running`) escapes the"
-    " exit handler ('Exception ignored in atexit callback', a traceback), the process exits, the"
-    " kernel kills the keeper: two holders after one Ctrl-C where two were promised. Catch"
-    " KeyboardInterrupt around the whole wait (say included) and count it there",
-)
 def test_one_ctrl_c_never_ends_a_first_process_cleaners_wait(
     lockdir: Path, started: list[object]
 ) -> None:
+    """M4: only `time.sleep` in `_await_outlived`'s loop catches KeyboardInterrupt: one
+    Ctrl-C that lands anywhere else (its first `say`, here blocked writing to a stderr
+    nobody reads yet; a terminal paused with Ctrl-S, which Ctrl-C resumes; `_running`)
+    escapes the exit handler ('Exception ignored in atexit callback', a traceback), the
+    process exits, the kernel kills the keeper: two holders after one Ctrl-C where two were
+    promised. Catch KeyboardInterrupt around the whole wait (say included) and count it
+    there (fixed: the wait counts Ctrl-C with a handler of its own)."""
     _pid_namespaces()
     read_end, write_end = _full_pipe()
     try:

@@ -312,6 +312,15 @@ class SimCalls(ActorCalls, Syscalls):
     def alone_all(self, fds: Sequence[int], keep: bool = False) -> list[bool | None]:
         return [self.alone(fd, keep) for fd in fds]  # each a scheduling point of its own
 
+    def lease_broken(self, fd: int) -> bool:
+        # never: the model's `open` finds a name and counts its file in one step, and a lease is
+        # kept only on a file no name leads to (`Kernel.alone`), so no open can come to wait on
+        # it. (The real kernel's gap between the two, red-team M1 and M6, is beyond the model;
+        # `tests/redteam/test_sixth_review.py` shows it with a FUSE file system.) It reads
+        # nothing shared here, so it is no scheduling point.
+        self.actor.observe(("lease_broken", fd), False)
+        return False
+
     def readlink(self, path: str) -> str:
         return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))
 

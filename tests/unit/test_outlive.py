@@ -71,9 +71,11 @@ def test_a_zombie_keeper_is_reaped_and_not_waited_for(outlived: list[int]) -> No
     keeper.returncode = 0  # (reaped above: Popen must not wait for it again)
 
 
-def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None:
-    # Python's own Ctrl-C handler, as in a terminal (a suite started in the background, as
-    # `pytest &`, inherits SIGINT ignored, and Python then leaves it so)
+def test_ctrl_c_twice_gives_up_the_wait_says_so_and_exits_interrupted(
+    outlived: list[int],
+) -> None:
+    """The wait counts Ctrl-C with a handler of its own (red-team M4), and after giving up
+    ends the process with status 130, interrupted (M2); Python's handler is back after it."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     keeper = _sleeper(60)
     try:
@@ -87,10 +89,13 @@ def test_ctrl_c_twice_gives_up_the_wait_and_says_so(outlived: list[int]) -> None
 
         threading.Thread(target=interrupt, daemon=True).start()
         started = time.monotonic()
-        handoff._await_outlived(said.append)
+        ended: list[int] = []
+        handoff._await_outlived(said.append, end=lambda: ended.append(130))
         assert time.monotonic() - started < 30
         assert len(said) == 3, said
         assert "Ctrl-C again gives up" in said[1] and "gave up waiting" in said[2], said
+        assert ended == [130], "the process ends, interrupted"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert keeper.poll() is None, "the keeper itself is left alone"
     finally:
         signal.signal(signal.SIGINT, previous)

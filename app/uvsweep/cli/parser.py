@@ -75,7 +75,8 @@ exit codes:
   5    clean: active uv is running, so nothing was removed (--wait waits for it)
   6    tray: no graphical session, or the display cannot be opened
   7    clean: processes that could use the files are hidden, so nothing was removed
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); also a clean that is its PID namespace's first process and was
+       told twice to stop waiting for its keepers
 """
 
 _SEE_STATES = "states and exit codes: `uvsweep help states`\n"

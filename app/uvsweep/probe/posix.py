@@ -208,6 +208,25 @@ class Syscalls:
                 fcntl(fd, set_lease, unlck)
         return True
 
+    def lease_broken(self, fd: int) -> bool:
+        """Whether an open waits on the write lease kept through `fd` (one `alone(fd,
+        keep=True)` granted): an open that found the file by its name before it was unlinked
+        and is counted only now (held in between by a slow permission check, or by the
+        scheduler) breaks the lease and waits in the kernel, and `F_GETLEASE` then says
+        anything but `F_WRLCK`. Such a lease is given up at once, so that the open goes on (on
+        the file the caller still holds) instead of waiting `lease-break-time` (45 s) or our
+        close. An error counts as broken: the caller then hands the file over (the safe side)."""
+        try:
+            import fcntl  # (Unix: only a kept lease, which only Linux grants, is asked about)
+
+            if fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK:
+                return False
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        except (ImportError, AttributeError, OSError):
+            pass
+        return True
+
     def alone_all(self, fds: Sequence[int], keep: bool = False) -> list[bool | None]:
         """`alone` for each of `fds`, in order (one call for a batch: the loop is the cost)."""
         alone = self.alone

@@ -265,6 +265,13 @@ class Remover(ABC):
         say at once that nobody else has a file open asks it first (Linux: the lease)."""
         return self.users(unlinked, result)
 
+    def let_go(self, targets: Sequence[Target]) -> list[Target]:
+        """Release the unlinked `targets` nobody else used: those that turn out used at the
+        last moment stay locked and are returned, to be handed over. By default none."""
+        for target in targets:
+            self.release(target)
+        return []
+
     @abstractmethod
     def changed(self, target: Target) -> str | None:
         """Why the file may not go after all (renamed, replaced, written to), or None."""
@@ -399,13 +406,25 @@ class Remover(ABC):
             unknown = Use(LockState.OPEN, [LockUser(pid=None)])
             after = dict.fromkeys(unlinked, unknown)  # the safe side: hand every one over
         pending: list[tuple[Target, Use]] = []
+        unused: list[Target] = []
         for target in unlinked:
             use = after.get(target)
             if use is None:
-                result.removed.append(target.path)
+                unused.append(target)
                 continue
             self.progress(
                 f"{target.path}: {use.describe()} opened it while it was being removed;"
+                " handing the lock over"
+            )
+            pending.append((target, use))
+        late = set(self.let_go(unused))  # a last look at each, as it is closed
+        for target in unused:
+            if target not in late:
+                result.removed.append(target.path)
+                continue
+            use = Use(LockState.OPEN, [LockUser(pid=None)])
+            self.progress(
+                f"{target.path}: {use.describe()} was opening it as it was being removed;"
                 " handing the lock over"
             )
             pending.append((target, use))

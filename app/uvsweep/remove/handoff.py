@@ -846,37 +846,76 @@ def outlive(pid: int) -> None:
     _OUTLIVED.append(pid)
 
 
-def _await_outlived(say: Callable[[str], None] | None = None) -> None:
+def _await_outlived(
+    say: Callable[[str], None] | None = None, end: Callable[[], None] | None = None
+) -> None:
     """At exit: wait until every keeper in `_OUTLIVED` has ended, reaping each (the first
-    process of a namespace is the parent of every orphan in it). The first Ctrl-C says what
-    giving up means; a second one gives up, loudly."""
+    process of a namespace is the parent of every orphan in it). Ctrl-C is counted by a handler
+    of the wait's own, wherever it lands (a message blocked on a full stderr included: red-team
+    M4): the first says what giving up means; a second gives the wait up, loudly, and the
+    process exits with status 130 (interrupted: its keepers end with it, red-team M2), through
+    `end`."""
+    import signal
+
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: caught.append(1))
+    except (ValueError, OSError):  # not the main thread: Ctrl-C is not ours to count
+        previous = None
+    try:
+        gave_up = _wait_for_keepers(say or _say, caught)
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGINT, previous)
+    if gave_up:
+        (end or _end_interrupted)()
+
+
+def _say(message: str) -> None:
+    """One line on stderr, if it can be written."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"uvsweep: {message}\n")
+        sys.stderr.flush()
+
+
+def _wait_for_keepers(say: Callable[[str], None], caught: list[int]) -> bool:
+    """`_await_outlived`'s wait; True if Ctrl-C twice gave it up."""
     import time
 
-    def _say(message: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"uvsweep: {message}\n")
-            sys.stderr.flush()
-
-    say = say or _say
-    pending = [pid for pid in _OUTLIVED if _running(pid)]
-    if pending:
-        say(
-            f"waiting for keeper {', '.join(map(str, pending))} to finish its handoffs: this"
-            " process is the first of its PID namespace, and its exit would end the keeper"
-            " (Ctrl-C twice gives up; two uv processes could then hold one lock)"
-        )
-    interrupts = 0
-    while pending:
+    told = 0
+    pending = list(_OUTLIVED)
+    while True:
         try:
-            time.sleep(OUTLIVE_POLL)
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts > 1:
+            pending = [pid for pid in pending if _running(pid)]
+            if not pending:
+                _OUTLIVED.clear()
+                return False
+            if not told:
+                told = 1
+                say(
+                    f"waiting for keeper {', '.join(map(str, pending))} to finish its handoffs:"
+                    " this process is the first of its PID namespace, and its exit would end the"
+                    " keeper (Ctrl-C twice gives up; two uv processes could then hold one lock)"
+                )
+            if len(caught) > 1:
                 say("gave up waiting for the keeper on request: its handoffs end with it")
-                return
-            say("Ctrl-C again gives up the wait (two uv processes could then hold one lock)")
-        pending = [pid for pid in pending if _running(pid)]
-    _OUTLIVED.clear()
+                return True
+            if caught and told < 2:
+                told = 2
+                say("Ctrl-C again gives up the wait (two uv processes could then hold one lock)")
+            time.sleep(OUTLIVE_POLL)
+        except KeyboardInterrupt:  # (one that came before the wait's own handler was set)
+            caught.append(1)
+
+
+def _end_interrupted() -> None:
+    """Exit at once with status 130 (interrupted), what was written flushed first (an exit
+    handler cannot change the status otherwise: a `SystemExit` raised there is ignored)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(130)
 
 
 def _running(pid: int) -> bool:

@@ -699,6 +699,8 @@ class LinuxRemover(PosixRemover):
         #: unlinked files whose lease `users_after_unlink` was refused (False) or could not ask
         #: (None), for `open_users` to go on from
         self._lease_said: dict[Target, bool | None] = {}
+        #: unlinked files whose write lease we hold (kept until the close: `let_go` looks at it)
+        self._leased: set[Target] = set()
 
     def remove(
         self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
@@ -732,6 +734,7 @@ class LinuxRemover(PosixRemover):
         """See `Remover`: the lock table is read afresh for each batch."""
         super().begin_batch()
         self._table = None
+        self._leased.clear()
 
     def locked_one(self, fd: int, st: os.stat_result) -> None:
         """See `PosixRemover`: the first lock on a file system tells the device `/proc/locks`
@@ -907,6 +910,8 @@ class LinuxRemover(PosixRemover):
                 opened[target] = [0]
             elif said is None:
                 self.unasked += 1
+            else:
+                self._leased.add(target)
         return opened
 
     def users_after_unlink(
@@ -915,8 +920,10 @@ class LinuxRemover(PosixRemover):
         """See `Remover`: the kernel's lease first, for the whole batch (kept until our close,
         see `open_users`). A file it is granted for has no other open file description: no
         process holds it, waits for it (a waiter has it open) or has it open between its open
-        and its flock, and none can open it anew (no name leads to it): nobody to hand over to,
-        so the lock table and the fd walk are not needed for it. Only the files it is refused
+        and its flock, and the lock name no longer leads to it (a hard link made meanwhile, or
+        a handle, could still: red-team M5; an open that breaks the kept lease is handed over
+        by `let_go`): nobody to hand over to, so the lock table and the fd walk are not needed
+        for it. Only the files it is refused
         for (someone has it open: `users` names who, and a refusal the walk cannot explain is
         asked again there, `_alone_again`) or cannot be asked about (no lease on this file
         system, or no right to one: `users` decides as without leases) are looked at."""
@@ -926,10 +933,30 @@ class LinuxRemover(PosixRemover):
             if said is not True:
                 self._lease_said[target] = said
                 doubt.append(target)
+            else:
+                self._leased.add(target)
         try:
             return self.users(doubt, result) if doubt else {}
         finally:
             self._lease_said.clear()  # (for this call's `open_users` only)
+
+    def let_go(self, targets: Sequence[Target]) -> list[Target]:
+        """See `Remover`: each file whose lease we keep is asked, right before its close,
+        whether an open waits on that lease (`Syscalls.lease_broken`, red-team M6): an open
+        that found the name before the unlink and was counted only after the lease was granted
+        (held in between by a slow permission check, or descheduled) would get the unlinked
+        file once we close it, and lock it beside a new uv at the name. Such a file stays
+        locked, its lease given up, and is returned to be handed over. An open still held
+        before its count when the file is closed is seen by nothing (red-team M1)."""
+        late: list[Target] = []
+        leased, broken = self._leased, self.calls.lease_broken
+        for target in targets:
+            if target in leased and target.handle is not None and broken(target.handle):
+                late.append(target)
+            else:
+                self.release(target)
+        leased.clear()
+        return late
 
     def _alone_again(self, fd: int) -> bool | None:
         """`Syscalls.alone` (kept) through `fd`, refused once, asked again a few times over a
