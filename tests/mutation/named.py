@@ -2242,13 +2242,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [ONE_WALK, f"{SIXTH}::{M6_TEST}"],
     ),
     (
-        "M4: Ctrl-C counted only where the wait sleeps (no handler of its own)",
-        "app/uvsweep/remove/handoff.py",
-        "        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: caught.append(1))",
-        "        previous = None",
-        [f"{SIXTH}::test_one_ctrl_c_never_ends_a_first_process_cleaners_wait"],
-    ),
-    (
         "M2: giving the wait up exits 0",
         "app/uvsweep/remove/handoff.py",
         "    if gave_up:\n        (end or _end_interrupted)()",
