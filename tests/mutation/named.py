@@ -46,6 +46,7 @@ ROOT_WAITER_TEST = (
 )
 
 B2_TESTS = "tests/redteam/test_before_check_skip.py"
+ALONE = "tests/unit/test_alone.py"
 B2_TESTS_REVIEW = "tests/redteam/test_lease_review.py"
 B2_KEPT = "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open"
 B2_HANDED = (
@@ -2148,6 +2149,21 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "unlck)\n        return True\n\n    def alone_all",
         "unlck) if False else None\n        return True\n\n    def alone_all",
         ["tests/unit/test_alone.py"],
+    ),
+    # run 8 (cosmic-ray over the lease code changed since 6ca413b): its survivors, killed
+    (
+        "alone_all: each lease kept by default (keep=False -> True) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "def alone_all(self, fds: Sequence[int], keep: bool = False)",
+        "def alone_all(self, fds: Sequence[int], keep: bool = True)",
+        [f"{ALONE}::test_alone_all_answers_each_in_order_and_gives_each_lease_back"],
+    ),
+    (
+        "_alone_as_owner: a missing setfsuid called (the first `or` -> `and`) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "        if setfsuid is None or not isinstance(lease, tuple) or os.geteuid() != 0:",
+        "        if setfsuid is None and not isinstance(lease, tuple) or os.geteuid() != 0:",
+        [f"{ALONE}::test_root_without_cap_lease_and_without_setfsuid_cannot_tell"],
     ),
 ]
 

@@ -247,3 +247,48 @@ def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: P
         capture_output=True, text=True,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "True 0\nFalse 0\n"), done
+
+
+def test_alone_all_answers_each_in_order_and_gives_each_lease_back(tmp_path: Path) -> None:
+    """`alone_all` is `alone` for each fd, in order: without `keep`, each lease is given back at
+    once (an open that would wait for a lease still held, O_NONBLOCK: fails, goes through)."""
+    paths = [tmp_path / f"uv-00000000000000a{n}.lock" for n in range(3)]
+    for path in paths:
+        path.touch()
+    fds = [os.open(path, OPEN_FLAGS) for path in paths]
+    other = os.open(paths[1], os.O_RDONLY)  # the second one is open elsewhere too
+    try:
+        assert SYSCALLS.alone_all(fds) == [True, False, True]
+        for path in paths:
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # no lease left on any
+    finally:
+        for fd in [*fds, other]:
+            os.close(fd)
+
+
+#: `alone` as root without CAP_LEASE on a file of nobody's, where libc has no `setfsuid` (as
+#: `_load_setfsuid` finds it when the call cannot be had)
+NO_SETFSUID = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from uvsweep.probe import posix
+posix._SETFSUID = False
+print(posix.SYSCALLS.alone(os.open(sys.argv[1], posix.OPEN_FLAGS)), flush=True)
+"""
+
+
+def test_root_without_cap_lease_and_without_setfsuid_cannot_tell(shared_tmp: Path) -> None:
+    """Red-team L2's way round CAP_LEASE needs libc's `setfsuid`: where it cannot be had, root
+    without CAP_LEASE on another user's file cannot tell (None), and never fails."""
+    path = shared_tmp / "uv-00000000000000aa.lock"
+    path.touch()
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    os.chown(path, found[0], found[1])
+    done = procs.run(
+        ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c",
+         NO_SETFSUID, str(path), APP_DIR],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "None\n"), done
