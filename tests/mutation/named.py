@@ -2165,6 +2165,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        if setfsuid is None and not isinstance(lease, tuple) or os.geteuid() != 0:",
         [f"{ALONE}::test_root_without_cap_lease_and_without_setfsuid_cannot_tell"],
     ),
+    (
+        "_alone_as_owner: the lease taken as the owner never given back (not keep -> keep) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "            fcntl(fd, set_lease, wrlck)\n            if not keep:\n",
+        "            fcntl(fd, set_lease, wrlck)\n            if keep:\n",
+        [f"{ALONE}::test_root_without_cap_lease_takes_the_lease_as_the_files_owner"],
+    ),
 ]
 
 

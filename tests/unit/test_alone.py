@@ -215,8 +215,9 @@ def test_without_the_right_to_lease_it_cannot_tell(lock: tuple[Path, int]) -> No
         procs.stop(checker, grace=0)
 
 
-#: `alone` as root without CAP_LEASE (Docker's default set) on a file of nobody's: alone, beside
-#: another open, and the thread's file-system uid after each (4th field of `Uid:`)
+#: `alone` as root without CAP_LEASE (Docker's default set) on a file of nobody's: alone (the
+#: lease given back), beside another open, and the thread's file-system uid after each (4th
+#: field of `Uid:`)
 AS_OWNER = """
 import os, sys
 sys.path.insert(0, sys.argv[2])
@@ -226,6 +227,10 @@ def fsuid():
         return [line.split()[4] for line in handle if line.startswith("Uid:")][0]
 fd = os.open(sys.argv[1], OPEN_FLAGS)
 print(SYSCALLS.alone(fd), fsuid())
+try:  # given back: an open that would wait for the lease (O_NONBLOCK: fail) goes through
+    os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK))
+except BlockingIOError:
+    sys.exit("the lease taken as the owner was kept")
 other = os.open(sys.argv[1], os.O_RDONLY)
 print(SYSCALLS.alone(fd), fsuid())
 os.close(other)
@@ -234,7 +239,8 @@ os.close(other)
 
 def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: Path) -> None:
     """Red-team L2: without CAP_LEASE a lease is granted only where the file's owner is our
-    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back."""
+    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back,
+    and gives the lease back (else the next opener would wait the lease-break time, 45 s)."""
     path = shared_tmp / "uv-00000000000000aa.lock"
     path.touch()
     found = other_user_python()
