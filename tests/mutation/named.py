@@ -2163,7 +2163,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "app/uvsweep/probe/posix.py",
         "        if setfsuid is None or not isinstance(lease, tuple) or os.geteuid() != 0:",
         "        if setfsuid is None and not isinstance(lease, tuple) or os.geteuid() != 0:",
-        [f"{ALONE}::test_root_without_cap_lease_and_without_setfsuid_cannot_tell"],
+        [f"{ALONE}::test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell"],
     ),
     (
         "_alone_as_owner: the lease taken as the owner never given back (not keep -> keep) [run 8]",
@@ -2171,6 +2171,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            fcntl(fd, set_lease, wrlck)\n            if not keep:\n",
         "            fcntl(fd, set_lease, wrlck)\n            if keep:\n",
         [f"{ALONE}::test_root_without_cap_lease_takes_the_lease_as_the_files_owner"],
+    ),
+    (
+        "_alone_as_owner: a failed fstat for the owner raised (except OSError narrowed) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "            owner = os.fstat(fd).st_uid\n        except OSError:\n",
+        "            owner = os.fstat(fd).st_uid\n        except ZeroDivisionError:\n",
+        [f"{ALONE}::test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell"],
     ),
 ]
 

@@ -272,20 +272,31 @@ def test_alone_all_answers_each_in_order_and_gives_each_lease_back(tmp_path: Pat
             os.close(fd)
 
 
-#: `alone` as root without CAP_LEASE on a file of nobody's, where libc has no `setfsuid` (as
-#: `_load_setfsuid` finds it when the call cannot be had)
-NO_SETFSUID = """
-import os, sys
+#: `alone` as root without CAP_LEASE on a file of nobody's, where its owner cannot be had:
+#: libc has no `setfsuid` (as `_load_setfsuid` finds it when the call cannot be had), or the
+#: `fstat` for the owner fails (ENOMEM, the one way it can fail on an open fd)
+CANNOT_BE_OWNER = """
+import errno, os, sys
 sys.path.insert(0, sys.argv[2])
 from uvsweep.probe import posix
-posix._SETFSUID = False
-print(posix.SYSCALLS.alone(os.open(sys.argv[1], posix.OPEN_FLAGS)), flush=True)
+fd = os.open(sys.argv[1], posix.OPEN_FLAGS)
+if sys.argv[3] == "no-setfsuid":
+    posix._SETFSUID = False
+else:
+    def fstat(fd):
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+    os.fstat = fstat
+print(posix.SYSCALLS.alone(fd), flush=True)
 """
 
 
-def test_root_without_cap_lease_and_without_setfsuid_cannot_tell(shared_tmp: Path) -> None:
-    """Red-team L2's way round CAP_LEASE needs libc's `setfsuid`: where it cannot be had, root
-    without CAP_LEASE on another user's file cannot tell (None), and never fails."""
+@pytest.mark.parametrize("missing", ["no-setfsuid", "no-fstat"])
+def test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell(
+    shared_tmp: Path, missing: str
+) -> None:
+    """Red-team L2's way round CAP_LEASE needs libc's `setfsuid` and the file's owner: where
+    either cannot be had, root without CAP_LEASE on another user's file cannot tell (None),
+    and never fails."""
     path = shared_tmp / "uv-00000000000000aa.lock"
     path.touch()
     found = other_user_python()
@@ -294,7 +305,7 @@ def test_root_without_cap_lease_and_without_setfsuid_cannot_tell(shared_tmp: Pat
     os.chown(path, found[0], found[1])
     done = procs.run(
         ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c",
-         NO_SETFSUID, str(path), APP_DIR],
+         CANNOT_BE_OWNER, str(path), APP_DIR, missing],
         capture_output=True, text=True,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "None\n"), done
