@@ -2179,6 +2179,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "            owner = os.fstat(fd).st_uid\n        except ZeroDivisionError:\n",
         [f"{ALONE}::test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell"],
     ),
+    (
+        "_load_lease: an fcntl without F_SETLEASE (macOS, BSD) raises (AttributeError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "    except (ImportError, AttributeError):\n        _LEASE = False",
+        "    except (ImportError, ZeroDivisionError):\n        _LEASE = False",
+        [f"{ALONE}::test_where_there_are_no_leases_it_cannot_tell"],
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, need, other_user_python
 from tests.helpers import wait_for
+from uvsweep.probe import posix
 from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
 
 pytestmark = [
@@ -309,3 +310,20 @@ def test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell(
         capture_output=True, text=True,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "None\n"), done
+
+
+@pytest.mark.parametrize("os_name", ["no fcntl (Windows)", "no leases in fcntl (macOS, BSD)"])
+def test_where_there_are_no_leases_it_cannot_tell(
+    lock: tuple[Path, int], monkeypatch: pytest.MonkeyPatch, os_name: str
+) -> None:
+    """`alone` on an OS without leases: Python's `fcntl` is missing (Windows), or has no
+    `F_SETLEASE`, `F_SETSIG` (every Unix but Linux): None, never an error."""
+    _path, fd = lock
+    if os_name.startswith("no fcntl"):
+        monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl`: ImportError
+    else:
+        monkeypatch.delattr(fcntl, "F_SETLEASE")
+        monkeypatch.delattr(fcntl, "F_SETSIG")
+    monkeypatch.setattr(posix, "_LEASE", None)  # (loaded again; set back after the test)
+    assert SYSCALLS.alone(fd) is None
+    assert SYSCALLS.alone_all([fd, fd], keep=True) == [None, None]
