@@ -2186,6 +2186,34 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    except (ImportError, ZeroDivisionError):\n        _LEASE = False",
         [f"{ALONE}::test_where_there_are_no_leases_it_cannot_tell"],
     ),
+    (
+        "_load_setfsuid: a libc without setfsuid (macOS, BSD) raises (AttributeError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ImportError, OSError, ZeroDivisionError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "_load_setfsuid: a libc that cannot be loaded raises (OSError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ImportError, ZeroDivisionError, AttributeError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "_load_setfsuid: no ctypes raises (ImportError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ZeroDivisionError, OSError, AttributeError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "ignore_lease_breaks: SIGIO ignored on other OSes too (or not LINUX -> and) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "    if _SIGIO_IGNORED or not system.LINUX:",
+        "    if _SIGIO_IGNORED and not system.LINUX:",
+        [f"{ALONE}::test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux"],
+    ),
 ]
 
 

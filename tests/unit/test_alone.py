@@ -327,3 +327,67 @@ def test_where_there_are_no_leases_it_cannot_tell(
     monkeypatch.setattr(posix, "_LEASE", None)  # (loaded again; set back after the test)
     assert SYSCALLS.alone(fd) is None
     assert SYSCALLS.alone_all([fd, fd], keep=True) == [None, None]
+
+
+@pytest.mark.parametrize("failure", ["no ctypes", "no libc to load", "no setfsuid in libc"])
+def test_where_setfsuid_cannot_be_had_it_is_none(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """`_load_setfsuid` where the call cannot be had: no `ctypes` (ImportError), a process
+    without a loadable libc (OSError), a libc without `setfsuid` (macOS, BSD: AttributeError,
+    here a real library that lacks it): None, never an error, and `alone` then cannot take a
+    lease as the owner (`_alone_as_owner`: None)."""
+    import ctypes
+
+    real = ctypes.CDLL
+    if failure == "no ctypes":
+        monkeypatch.setitem(sys.modules, "ctypes", None)  # `import ctypes`: ImportError
+    elif failure == "no libc to load":
+        monkeypatch.setattr(ctypes, "CDLL", lambda _name, **kw: real("libuvsweep-none.so", **kw))
+    else:  # glibc's dynamic loader: a library loaded already that has no `setfsuid`
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            loader = next(line.split()[-1] for line in maps if "/ld-linux" in line)
+        monkeypatch.setattr(ctypes, "CDLL", lambda _name, **kw: real(loader, **kw))
+    monkeypatch.setattr(posix, "_SETFSUID", None)  # (loaded again; set back after the test)
+    assert posix._load_setfsuid() is None
+    assert posix._SETFSUID is False  # not looked for again
+
+
+#: `ignore_lease_breaks` in a fresh process (SIGIO at its default), called as MODE says: what
+#: SIGIO's disposition is after it, and whether leases then go without a signal of their own
+IGNORE = """
+import signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+from uvsweep import system
+from uvsweep.probe import posix
+signal.signal(signal.SIGIO, signal.SIG_DFL)  # (not what a parent may have left it)
+mode = sys.argv[2]
+if mode == "not-linux":
+    system.LINUX = False
+if mode == "handled":
+    signal.signal(signal.SIGIO, lambda *_: None)
+if mode == "thread":
+    thread = threading.Thread(target=posix.ignore_lease_breaks)
+    thread.start()
+    thread.join()
+else:
+    posix.ignore_lease_breaks()
+disposition = signal.getsignal(signal.SIGIO)
+print(getattr(disposition, "name", "handler"), posix._SIGIO_IGNORED, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "after"),
+    [
+        ("main", "SIG_IGN True"),
+        ("not-linux", "SIG_DFL False"),  # (no leases: SIGIO left as it is)
+        ("thread", "SIG_DFL False"),  # (only the main thread may set a disposition)
+        ("handled", "handler False"),  # (a program's own use of SIGIO is left alone)
+    ],
+)
+def test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux(mode: str, after: str) -> None:
+    done = procs.run(
+        [sys.executable, "-c", IGNORE, APP_DIR, mode], capture_output=True, text=True
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{after}\n", ""), done
