@@ -2214,6 +2214,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    if _SIGIO_IGNORED and not system.LINUX:",
         [f"{ALONE}::test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux"],
     ),
+    (
+        "ignore_lease_breaks: a subinterpreter's ValueError raised (except narrowed) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ValueError, OSError, AttributeError)",
+        "(ZeroDivisionError, OSError, AttributeError)",
+        [f"{ALONE}::test_lease_breaks_are_left_alone_in_a_subinterpreter"],
+    ),
 ]
 
 

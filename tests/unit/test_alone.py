@@ -391,3 +391,29 @@ def test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux(mode: str, 
         [sys.executable, "-c", IGNORE, APP_DIR, mode], capture_output=True, text=True
     )  # fmt: skip
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{after}\n", ""), done
+
+
+#: `ignore_lease_breaks` from a subinterpreter's main thread (mod_wsgi runs programs so): there
+#: `signal.signal` raises ValueError (only the main interpreter may set a disposition)
+IN_A_SUBINTERPRETER = """
+import signal, sys
+try:
+    import _xxsubinterpreters as interpreters
+except ImportError:
+    import _interpreters as interpreters
+signal.signal(signal.SIGIO, signal.SIG_DFL)
+interpreters.run_string(interpreters.create(), '''
+import signal, sys
+sys.path.insert(0, %r)
+from uvsweep.probe import posix
+posix.ignore_lease_breaks()
+print(signal.getsignal(signal.SIGIO) == signal.SIG_DFL, posix._SIGIO_IGNORED, flush=True)
+''' % sys.argv[1])
+"""
+
+
+def test_lease_breaks_are_left_alone_in_a_subinterpreter() -> None:
+    done = procs.run(
+        [sys.executable, "-c", IN_A_SUBINTERPRETER, APP_DIR], capture_output=True, text=True
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True False\n", ""), done
