@@ -2233,6 +2233,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             )
         ],
     ),
+    (
+        "L5: the note said of 0 files (`self.unasked and` -> `or`) [run 8]",
+        POSIX_REMOVER,
+        "if self.unasked and (done.hidden_processes or self.euid != 0):",
+        "if self.unasked or (done.hidden_processes or self.euid != 0):",
+        [
+            (
+                f"{B2_TESTS_REVIEW}::test_root_says_the_kernel_could_not_be_asked_only_where_a"
+                "_process_was_hidden"
+            )
+        ],
+    ),
 ]
 
 
