@@ -350,7 +350,10 @@ def test_where_setfsuid_cannot_be_had_it_is_none(
         monkeypatch.setattr(ctypes, "CDLL", lambda _name, **kw: real(loader, **kw))
     monkeypatch.setattr(posix, "_SETFSUID", None)  # (loaded again; set back after the test)
     assert posix._load_setfsuid() is None
-    assert posix._SETFSUID is False  # not looked for again
+    found = posix._SETFSUID
+    monkeypatch.undo()  # ctypes as it is; what was found is kept, not looked for again
+    monkeypatch.setattr(posix, "_SETFSUID", found)
+    assert posix._load_setfsuid() is None
 
 
 #: `ignore_lease_breaks` in a fresh process (SIGIO at its default), called as MODE says: what
