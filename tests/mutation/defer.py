@@ -3,6 +3,7 @@
     python tests/mutation/defer.py SESSION.sqlite MODULE FUNCTION...   (defer)
     python tests/mutation/defer.py SESSION.sqlite --undo                (pending again)
     python tests/mutation/defer.py SESSION.sqlite --only MODULE FUNCTION...
+    (MODULE FUNCTION... may be repeated: a word ending in .py starts the next module)
         (defer every pending mutant but those of the named functions of MODULE; a name
         FUNCTION@ROW:COL keeps only that function's mutants that start at ROW:COL of the
         module as the session has it: one left pending by an older session, say)
@@ -50,20 +51,30 @@ def main(session: str, *args: str) -> None:
         print(f"{undone.rowcount} mutants pending again")
         return
     only = args[:1] == ("--only",)
-    module, *functions = args[1:] if only else args
-    with open(module, encoding="utf-8") as source:
-        where = function_at(ast.parse(source.read()))
-    places = {tuple(name.partition("@")[::2]) for name in functions}
+    # MODULE FUNCTION... [MODULE FUNCTION...]: a word ending in .py starts the next module
+    places: dict[str, set[tuple[str, str]]] = {}
+    for word in args[1:] if only else args:
+        if word.endswith(".py"):
+            module = word
+            places[module] = set()
+        else:
+            function, _, place = word.partition("@")
+            places[module].add((function, place))
+    where: dict[str, dict[int, str]] = {}
+    for module in places:
+        with open(module, encoding="utf-8") as source:
+            where[module] = function_at(ast.parse(source.read()))
     deferred = 0
     with use_db(session, WorkDB.Mode.open) as db:
         for item in list(db.pending_work_items):
             (spec,) = item.mutations
-            if str(spec.module_path) != module:
+            module = str(spec.module_path)
+            if module not in places:
                 named = False
             else:
-                function = where.get(spec.start_pos[0], "<module>")
+                function = where[module].get(spec.start_pos[0], "<module>")
                 place = "{}:{}".format(*spec.start_pos)
-                named = (function, "") in places or (function, place) in places
+                named = (function, "") in places[module] or (function, place) in places[module]
             if named != only:
                 result = WorkResult(output=DEFERRED, worker_outcome=WorkerOutcome.SKIPPED)
                 db.set_result(item.job_id, result)

@@ -46,6 +46,7 @@ ROOT_WAITER_TEST = (
 )
 
 B2_TESTS = "tests/redteam/test_before_check_skip.py"
+ALONE = "tests/unit/test_alone.py"
 B2_TESTS_REVIEW = "tests/redteam/test_lease_review.py"
 B2_KEPT = "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_had_open"
 SEEING_WITHOUT_LEASES = (
@@ -2250,6 +2251,121 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
             "tests/unit/test_outlive.py",
             f"{SIXTH}::test_a_first_process_cleaner_that_gives_up_its_wait_says_so_in_its_exit_status",
         ],
+    ),
+    # run 8 (cosmic-ray over the lease code changed since 6ca413b): its survivors, killed
+    (
+        "alone_all: each lease kept by default (keep=False -> True) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "def alone_all(self, fds: Sequence[int], keep: bool = False)",
+        "def alone_all(self, fds: Sequence[int], keep: bool = True)",
+        [f"{ALONE}::test_alone_all_answers_each_in_order_and_gives_each_lease_back"],
+    ),
+    (
+        "_alone_as_owner: a missing setfsuid called (the first `or` -> `and`) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "        if setfsuid is None or not isinstance(lease, tuple) or os.geteuid() != 0:",
+        "        if setfsuid is None and not isinstance(lease, tuple) or os.geteuid() != 0:",
+        [f"{ALONE}::test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell"],
+    ),
+    (
+        "_alone_as_owner: the lease taken as the owner never given back (not keep -> keep) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "            fcntl(fd, set_lease, wrlck)\n            if not keep:\n",
+        "            fcntl(fd, set_lease, wrlck)\n            if keep:\n",
+        [f"{ALONE}::test_root_without_cap_lease_takes_the_lease_as_the_files_owner"],
+    ),
+    (
+        "_alone_as_owner: a failed fstat for the owner raised (except OSError narrowed) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "            owner = os.fstat(fd).st_uid\n        except OSError:\n",
+        "            owner = os.fstat(fd).st_uid\n        except ZeroDivisionError:\n",
+        [f"{ALONE}::test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell"],
+    ),
+    (
+        "_load_lease: an fcntl without F_SETLEASE (macOS, BSD) raises (AttributeError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "    except (ImportError, AttributeError):\n        _LEASE = False",
+        "    except (ImportError, ZeroDivisionError):\n        _LEASE = False",
+        [f"{ALONE}::test_where_there_are_no_leases_it_cannot_tell"],
+    ),
+    (
+        "_load_setfsuid: a libc without setfsuid (macOS, BSD) raises (AttributeError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ImportError, OSError, ZeroDivisionError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "_load_setfsuid: a libc that cannot be loaded raises (OSError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ImportError, ZeroDivisionError, AttributeError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "_load_setfsuid: no ctypes raises (ImportError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ImportError, OSError, AttributeError)",
+        "(ZeroDivisionError, OSError, AttributeError)",
+        [f"{ALONE}::test_where_setfsuid_cannot_be_had_it_is_none"],
+    ),
+    (
+        "ignore_lease_breaks: SIGIO ignored on other OSes too (or not LINUX -> and) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "    if _SIGIO_IGNORED or not system.LINUX:",
+        "    if _SIGIO_IGNORED and not system.LINUX:",
+        [f"{ALONE}::test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux"],
+    ),
+    (
+        "ignore_lease_breaks: a subinterpreter's ValueError raised (except narrowed) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "(ValueError, OSError, AttributeError)",
+        "(ZeroDivisionError, OSError, AttributeError)",
+        [f"{ALONE}::test_lease_breaks_are_left_alone_in_a_subinterpreter"],
+    ),
+    (
+        "L5: root's note said though its walk saw every process (euid != 0 -> != 1) [run 8]",
+        POSIX_REMOVER,
+        "if self.unasked and (done.hidden_processes or self.euid != 0):",
+        "if self.unasked and (done.hidden_processes or self.euid != 1):",
+        [
+            (
+                f"{B2_TESTS_REVIEW}::test_root_says_the_kernel_could_not_be_asked_only_where_a"
+                "_process_was_hidden"
+            )
+        ],
+    ),
+    (
+        "L5: the note said of 0 files (`self.unasked and` -> `or`) [run 8]",
+        POSIX_REMOVER,
+        "if self.unasked and (done.hidden_processes or self.euid != 0):",
+        "if self.unasked or (done.hidden_processes or self.euid != 0):",
+        [
+            (
+                f"{B2_TESTS_REVIEW}::test_root_says_the_kernel_could_not_be_asked_only_where_a"
+                "_process_was_hidden"
+            )
+        ],
+    ),
+    (
+        # the session's kill of these two was the L8 race in another test (see MUTATION.md)
+        "L5: the note said where every lease was asked (`not` added) [run 8]",
+        POSIX_REMOVER,
+        "if self.unasked and (done.hidden_processes or self.euid != 0):",
+        "if not self.unasked and (done.hidden_processes or self.euid != 0):",
+        [
+            (
+                f"{B2_TESTS_REVIEW}::test_root_says_the_kernel_could_not_be_asked_only_where_a"
+                "_process_was_hidden"
+            )
+        ],
+    ),
+    (
+        "_load_lease: no fcntl (Windows) raises (ImportError) [run 8]",
+        "app/uvsweep/probe/posix.py",
+        "    except (ImportError, AttributeError):\n        _LEASE = False",
+        "    except (ZeroDivisionError, AttributeError):\n        _LEASE = False",
+        [f"{ALONE}::test_where_there_are_no_leases_it_cannot_tell"],
     ),
 ]
 

@@ -7,7 +7,8 @@
 #       since), the rest are recorded as filtered; with
 #       SINCE_PENDING=OLD_SESSION.sqlite also those an older session on COMMIT left pending;
 #       with ONLY="MODULE FUNCTION...", only the mutants of those functions (defer.py --only);
-#       with DEFER="MODULE FUNCTION...", none of those functions' mutants (defer.py)
+#       with DEFER="MODULE FUNCTION...", none of those functions' mutants (defer.py); in both,
+#       MODULE FUNCTION... may repeat for more modules
 #
 # cosmic-ray mutates the source files in place, so the run works on a copy of the tree
 # ($SCRATCH, default /tmp/uvsweep-mutation-GROUP), never on the work tree. The tests import that

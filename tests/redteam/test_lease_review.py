@@ -328,11 +328,17 @@ def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
     opener = Child([sys.executable, "-c", PREEMPTED, str(path)])
     started.append(opener)
     opener.expect("opened")
-    started.append(cleaner := Cleaner(lockdir, ["unshare", "--pid", "--fork", "--mount-proc"]))
+    # the namespace's first process is a shell that outlives the cleaner: the kernel kills the
+    # keeper with the namespace's first process (L8, the next test), and with the cleaner as
+    # that process whether the new uv is tried before it exits was a race the load decided
+    first = ["sh", "-c", '"$@"; exec sleep 120 </dev/null >/dev/null 2>&1', "sh"]
+    started.append(
+        cleaner := Cleaner(lockdir, ["unshare", "--pid", "--fork", "--mount-proc", *first])
+    )
     result = _opener_then_a_new_uv(path, opener, cleaner)
     assert result["removed"] == [] and result["handoffs"] == 1, result
-    opener.tell()  # done (its keeper's pid is the namespace's: it ends with the cleaner, L8)
-    cleaner.proc.wait(timeout=60)
+    opener.tell()  # done
+    cleaner.stop()  # the shell, and the namespace with it (its keeper too)
 
 
 def test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process(
@@ -558,6 +564,36 @@ def test_clean_says_when_the_kernel_could_not_be_asked(shared_tmp: Path) -> None
     assert "could not be inspected" in done.stderr, done.stderr  # a process was hidden
     said = "the kernel could not be asked whether anybody else had 1 removed file open"
     assert said in " ".join(done.stderr.split()), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("walk", "lease", "notes"),
+    [
+        ("sees-all", False, 0),  # root's walk sees every process: nobody opened it unseen
+        ("a-process-hidden", False, 1),
+        ("a-process-hidden", True, 0),  # the lease was asked: nothing to say
+    ],
+)
+def test_root_says_the_kernel_could_not_be_asked_only_where_a_process_was_hidden(
+    shared_tmp: Path, started: list[Cleaner | Child], walk: str, lease: bool, notes: int
+) -> None:
+    """L5: root's note on a removed file the lease could not be asked about (another user's,
+    root without CAP_LEASE and without CAP_SETUID) is said only where the walk had a process
+    hidden, and only where a lease could not be asked."""
+    uid, gid, _nobody_argv = _nobody()
+    path, _ino = lock_file(shared_tmp)
+    os.chown(path, uid, gid)
+    no_lease = ["setpriv", "--inh-caps=-lease,-setuid", "--bounding-set=-lease,-setuid"]
+    hidden = {} if walk == "sees-all" else {"refuse": os.getpid()}  # (its fds not listed)
+    started.append(
+        cleaner := Cleaner(
+            shared_tmp, [] if lease else no_lease, all_users=True, sees_all=True, **hidden
+        )
+    )
+    result = cleaner.finish()
+    assert result["removed"] == [str(path)], result
+    said = [n for n in result["notes"] if "the kernel could not be asked" in n]  # type: ignore[attr-defined]
+    assert (result["hidden"], len(said)) == (int(walk != "sees-all"), notes), result
 
 
 # ---- a cleaner that is not root ------------------------------------------------------------------

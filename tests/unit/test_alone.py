@@ -21,6 +21,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, need, other_user_python
 from tests.helpers import wait_for
+from uvsweep.probe import posix
 from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
 
 pytestmark = [
@@ -215,8 +216,9 @@ def test_without_the_right_to_lease_it_cannot_tell(lock: tuple[Path, int]) -> No
         procs.stop(checker, grace=0)
 
 
-#: `alone` as root without CAP_LEASE (Docker's default set) on a file of nobody's: alone, beside
-#: another open, and the thread's file-system uid after each (4th field of `Uid:`)
+#: `alone` as root without CAP_LEASE (Docker's default set) on a file of nobody's: alone (the
+#: lease given back), beside another open, and the thread's file-system uid after each (4th
+#: field of `Uid:`)
 AS_OWNER = """
 import os, sys
 sys.path.insert(0, sys.argv[2])
@@ -226,6 +228,10 @@ def fsuid():
         return [line.split()[4] for line in handle if line.startswith("Uid:")][0]
 fd = os.open(sys.argv[1], OPEN_FLAGS)
 print(SYSCALLS.alone(fd), fsuid())
+try:  # given back: an open that would wait for the lease (O_NONBLOCK: fail) goes through
+    os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK))
+except BlockingIOError:
+    sys.exit("the lease taken as the owner was kept")
 other = os.open(sys.argv[1], os.O_RDONLY)
 print(SYSCALLS.alone(fd), fsuid())
 os.close(other)
@@ -234,7 +240,8 @@ os.close(other)
 
 def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: Path) -> None:
     """Red-team L2: without CAP_LEASE a lease is granted only where the file's owner is our
-    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back."""
+    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back,
+    and gives the lease back (else the next opener would wait the lease-break time, 45 s)."""
     path = shared_tmp / "uv-00000000000000aa.lock"
     path.touch()
     found = other_user_python()
@@ -247,3 +254,169 @@ def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: P
         capture_output=True, text=True,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "True 0\nFalse 0\n"), done
+
+
+def test_alone_all_answers_each_in_order_and_gives_each_lease_back(tmp_path: Path) -> None:
+    """`alone_all` is `alone` for each fd, in order: without `keep`, each lease is given back at
+    once (an open that would wait for a lease still held, O_NONBLOCK: fails, goes through)."""
+    paths = [tmp_path / f"uv-00000000000000a{n}.lock" for n in range(3)]
+    for path in paths:
+        path.touch()
+    fds = [os.open(path, OPEN_FLAGS) for path in paths]
+    other = os.open(paths[1], os.O_RDONLY)  # the second one is open elsewhere too
+    try:
+        assert SYSCALLS.alone_all(fds) == [True, False, True]
+        for path in paths:
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # no lease left on any
+    finally:
+        for fd in [*fds, other]:
+            os.close(fd)
+
+
+#: `alone` as root without CAP_LEASE on a file of nobody's, where its owner cannot be had:
+#: libc has no `setfsuid` (as `_load_setfsuid` finds it when the call cannot be had), or the
+#: `fstat` for the owner fails (ENOMEM, the one way it can fail on an open fd)
+CANNOT_BE_OWNER = """
+import errno, os, sys
+sys.path.insert(0, sys.argv[2])
+from uvsweep.probe import posix
+fd = os.open(sys.argv[1], posix.OPEN_FLAGS)
+if sys.argv[3] == "no-setfsuid":
+    posix._SETFSUID = False
+else:
+    def fstat(fd):
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+    os.fstat = fstat
+print(posix.SYSCALLS.alone(fd), flush=True)
+"""
+
+
+@pytest.mark.parametrize("missing", ["no-setfsuid", "no-fstat"])
+def test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell(
+    shared_tmp: Path, missing: str
+) -> None:
+    """Red-team L2's way round CAP_LEASE needs libc's `setfsuid` and the file's owner: where
+    either cannot be had, root without CAP_LEASE on another user's file cannot tell (None),
+    and never fails."""
+    path = shared_tmp / "uv-00000000000000aa.lock"
+    path.touch()
+    found = other_user_python()
+    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
+    assert found is not None
+    os.chown(path, found[0], found[1])
+    done = procs.run(
+        ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c",
+         CANNOT_BE_OWNER, str(path), APP_DIR, missing],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "None\n"), done
+
+
+@pytest.mark.parametrize("os_name", ["no fcntl (Windows)", "no leases in fcntl (macOS, BSD)"])
+def test_where_there_are_no_leases_it_cannot_tell(
+    lock: tuple[Path, int], monkeypatch: pytest.MonkeyPatch, os_name: str
+) -> None:
+    """`alone` on an OS without leases: Python's `fcntl` is missing (Windows), or has no
+    `F_SETLEASE`, `F_SETSIG` (every Unix but Linux): None, never an error."""
+    _path, fd = lock
+    if os_name.startswith("no fcntl"):
+        monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl`: ImportError
+    else:
+        monkeypatch.delattr(fcntl, "F_SETLEASE")
+        monkeypatch.delattr(fcntl, "F_SETSIG")
+    monkeypatch.setattr(posix, "_LEASE", None)  # (loaded again; set back after the test)
+    assert SYSCALLS.alone(fd) is None
+    assert SYSCALLS.alone_all([fd, fd], keep=True) == [None, None]
+
+
+@pytest.mark.parametrize("failure", ["no ctypes", "no libc to load", "no setfsuid in libc"])
+def test_where_setfsuid_cannot_be_had_it_is_none(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """`_load_setfsuid` where the call cannot be had: no `ctypes` (ImportError), a process
+    without a loadable libc (OSError), a libc without `setfsuid` (macOS, BSD: AttributeError,
+    here a real library that lacks it): None, never an error, and `alone` then cannot take a
+    lease as the owner (`_alone_as_owner`: None)."""
+    import ctypes
+
+    real = ctypes.CDLL
+    if failure == "no ctypes":
+        monkeypatch.setitem(sys.modules, "ctypes", None)  # `import ctypes`: ImportError
+    elif failure == "no libc to load":
+        monkeypatch.setattr(ctypes, "CDLL", lambda _name, **kw: real("libuvsweep-none.so", **kw))
+    else:  # glibc's dynamic loader: a library loaded already that has no `setfsuid`
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            loader = next(line.split()[-1] for line in maps if "/ld-linux" in line)
+        monkeypatch.setattr(ctypes, "CDLL", lambda _name, **kw: real(loader, **kw))
+    monkeypatch.setattr(posix, "_SETFSUID", None)  # (loaded again; set back after the test)
+    assert posix._load_setfsuid() is None
+    found = posix._SETFSUID
+    monkeypatch.undo()  # ctypes as it is; what was found is kept, not looked for again
+    monkeypatch.setattr(posix, "_SETFSUID", found)
+    assert posix._load_setfsuid() is None
+
+
+#: `ignore_lease_breaks` in a fresh process (SIGIO at its default), called as MODE says: what
+#: SIGIO's disposition is after it, and whether leases then go without a signal of their own
+IGNORE = """
+import signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+from uvsweep import system
+from uvsweep.probe import posix
+signal.signal(signal.SIGIO, signal.SIG_DFL)  # (not what a parent may have left it)
+mode = sys.argv[2]
+if mode == "not-linux":
+    system.LINUX = False
+if mode == "handled":
+    signal.signal(signal.SIGIO, lambda *_: None)
+if mode == "thread":
+    thread = threading.Thread(target=posix.ignore_lease_breaks)
+    thread.start()
+    thread.join()
+else:
+    posix.ignore_lease_breaks()
+disposition = signal.getsignal(signal.SIGIO)
+print(getattr(disposition, "name", "handler"), posix._SIGIO_IGNORED, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "after"),
+    [
+        ("main", "SIG_IGN True"),
+        ("not-linux", "SIG_DFL False"),  # (no leases: SIGIO left as it is)
+        ("thread", "SIG_DFL False"),  # (only the main thread may set a disposition)
+        ("handled", "handler False"),  # (a program's own use of SIGIO is left alone)
+    ],
+)
+def test_lease_breaks_are_ignored_only_from_the_main_thread_on_linux(mode: str, after: str) -> None:
+    done = procs.run(
+        [sys.executable, "-c", IGNORE, APP_DIR, mode], capture_output=True, text=True
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{after}\n", ""), done
+
+
+#: `ignore_lease_breaks` from a subinterpreter's main thread (mod_wsgi runs programs so): there
+#: `signal.signal` raises ValueError (only the main interpreter may set a disposition)
+IN_A_SUBINTERPRETER = """
+import signal, sys
+try:
+    import _xxsubinterpreters as interpreters
+except ImportError:
+    import _interpreters as interpreters
+signal.signal(signal.SIGIO, signal.SIG_DFL)
+interpreters.run_string(interpreters.create(), '''
+import signal, sys
+sys.path.insert(0, %r)
+from uvsweep.probe import posix
+posix.ignore_lease_breaks()
+print(signal.getsignal(signal.SIGIO) == signal.SIG_DFL, posix._SIGIO_IGNORED, flush=True)
+''' % sys.argv[1])
+"""
+
+
+def test_lease_breaks_are_left_alone_in_a_subinterpreter() -> None:
+    done = procs.run(
+        [sys.executable, "-c", IN_A_SUBINTERPRETER, APP_DIR], capture_output=True, text=True
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True False\n", ""), done
