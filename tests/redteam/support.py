@@ -19,6 +19,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from tests import procs
 from tests.conftest import APP_DIR
 from tests.helpers import A
@@ -219,8 +221,43 @@ def handoff_after_unlink(directory: Path, calls: Syscalls) -> tuple[Handoff, sub
 #: (or of a process with capabilities the cleaner lacks) lists, but its links cannot be read
 NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
 
+
 #: a uv preempted between its open and its flock: open, say so, wait for a line, flock
 #: (blocking), say so, hold until the next line
+def lease_breaking(ino: int) -> bool:
+    """Whether `/proc/locks` shows a lease on inode `ino` being broken (an open waits on it)."""
+    with open("/proc/locks") as handle:
+        return any(
+            "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
+            for line in handle
+        )
+
+
+def leased(path: Path) -> bool:
+    """Whether the kernel grants a write lease on `path` through a fresh fd of ours (given back
+    at once): whether nobody else has the file open."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except BlockingIOError:
+            return False
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    finally:
+        os.close(fd)
+
+
+#: The marks of a red-team file that runs real processes against Linux's `/proc`, flock and
+#: leases (`pytestmark = LINUX_REAL`).
+LINUX_REAL = [
+    pytest.mark.linux,
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and leases"),
+]
+
+
 PREEMPTED = (
     "import fcntl, os, sys\n"
     "fd = os.open(sys.argv[1], os.O_RDONLY)\n"

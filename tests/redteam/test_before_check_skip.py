@@ -33,6 +33,7 @@ from tests import procs
 from tests.conftest import need, other_user_python
 from tests.helpers import A
 from tests.redteam.support import (
+    LINUX_REAL,
     NO_PTRACE,
     PREEMPTED,
     Child,
@@ -48,11 +49,7 @@ from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy
 from uvsweep.remove.posix import LinuxRemover
 
-pytestmark = [
-    pytest.mark.linux,
-    pytest.mark.integration,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
-]
+pytestmark = LINUX_REAL
 
 #: The cleaner: `LinuxRemover().remove([dir])`, paused at the points named in the module's doc
 #: until the test writes a line; then one line `result {json}`.

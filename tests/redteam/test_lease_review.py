@@ -27,22 +27,20 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, need, other_user_python
 from tests.redteam.support import (
+    LINUX_REAL,
     NO_PTRACE,
     PREEMPTED,
     Child,
     ScriptedCleaner,
     keepers_end,
+    leased,
     links_to,
     lock_file,
     new_uv_locks,
 )
 from uvsweep.remove.posix import OUTLIVED_NOTE
 
-pytestmark = [
-    pytest.mark.linux,
-    pytest.mark.integration,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and leases"),
-]
+pytestmark = LINUX_REAL
 
 #: The cleaner: `LinuxRemover(calls=...).remove([dir], Policy(all_users=...))`, then one line
 #: `result {json}`. argv: the dir and a JSON object of options:
@@ -139,24 +137,6 @@ def _nobody() -> tuple[int, int, list[str]]:
     assert found is not None
     uid, gid, python = found
     return uid, gid, ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", python]
-
-
-def _alone(path: Path) -> bool:
-    """Whether the kernel grants a write lease on `path` through a fresh fd of ours."""
-    import fcntl
-    import signal
-
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
-        try:
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-        except BlockingIOError:
-            return False
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        return True
-    finally:
-        os.close(fd)
 
 
 def _done(opener: Child, result: dict[str, object]) -> None:
@@ -259,7 +239,7 @@ def _blocked_in_open(path: Path, started: list[Cleaner | Child]) -> tuple[Child,
     scanner.expect("holding")
     ino = os.stat(path).st_ino
     assert not links_to(opener.pid, ino), "no fd yet: no walk can see it"
-    assert not _alone(path), "the kernel counts its open already"
+    assert not leased(path), "the kernel counts its open already"
     return opener, scanner
 
 
@@ -471,22 +451,13 @@ def test_a_description_the_lease_does_not_count_keeps_the_file(
     opener = Child([*nobody, "-c", UNCOUNTED, str(path), kind])
     started.append(opener)
     opener.expect("opened")
-    assert _alone(path), "the kernel grants the lease beside such a description"
+    assert leased(path), "the kernel grants the lease beside such a description"
     started.append(cleaner := Cleaner(shared_tmp, prefix))
     result = _opener_then_a_new_uv(path, opener, cleaner)
     assert result["removed"] == [], result
 
 
 # ---- an open that the lease itself holds up -----------------------------------------------------
-
-
-def _lease_breaking(ino: int) -> bool:
-    """Whether `/proc/locks` shows a lease on inode `ino` being broken (an open waits on it)."""
-    with open("/proc/locks") as handle:
-        return any(
-            "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
-            for line in handle
-        )
 
 
 def test_a_uv_opening_the_name_is_never_held_up_by_the_cleaners_lease(

@@ -14,7 +14,6 @@ sixth review); an attack that held is a plain test whose docstring starts "Attac
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import select
@@ -32,21 +31,20 @@ from tests import procs
 from tests.conftest import APP_DIR, need
 from tests.redteam.support import (
     CLEANER_WITH_PAUSE,
+    LINUX_REAL,
     PREEMPTED,
     Child,
     ScriptedCleaner,
     keepers_end,
+    lease_breaking,
+    leased,
     links_to,
     lock_file,
     new_uv_locks,
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.linux,
-    pytest.mark.integration,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and leases"),
-]
+pytestmark = LINUX_REAL
 
 #: The cleaner: `LinuxRemover().remove([dir], Policy())`, then one line `result {json}`. With
 #: argv[2] "pause-after-look", it says `looked` once its look after the unlink is over, and waits
@@ -158,19 +156,17 @@ def slow_fuse(tmp_path: Path) -> Iterator[SlowFuse]:
         daemon.stop()
 
 
-def _leased(path: Path) -> bool:
-    """Whether the kernel grants a write lease on `path` through a fresh fd of ours."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
-        try:
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-        except BlockingIOError:
-            return False
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        return True
-    finally:
-        os.close(fd)
+def _opener_held_in_open(slow_fuse: SlowFuse, started: list[object]) -> tuple[Path, int, Child]:
+    """A lock file on the FUSE mount and a uv (`OPENER`) held inside its open of it: the name
+    resolved, its permission refresh not answered until the test says `release`."""
+    path, ino = lock_file(slow_fuse.mountpoint)
+    opener = Child([sys.executable, "-c", OPENER, str(path)])
+    started.append(opener)
+    opener.expect("ready")
+    slow_fuse.say(f"stall {opener.pid}", "stalling")
+    opener.tell()
+    slow_fuse.expect("held")  # inside open(): the name resolved, the permission being asked
+    return path, ino, opener
 
 
 @pytest.mark.xfail(
@@ -185,15 +181,9 @@ def _leased(path: Path) -> bool:
 def test_an_open_held_between_its_lookup_and_its_count_never_ends_beside_a_new_uv(
     slow_fuse: SlowFuse, started: list[object]
 ) -> None:
-    path, ino = lock_file(slow_fuse.mountpoint)
-    opener = Child([sys.executable, "-c", OPENER, str(path)])
-    started.append(opener)
-    opener.expect("ready")
-    slow_fuse.say(f"stall {opener.pid}", "stalling")
-    opener.tell()
-    slow_fuse.expect("held")  # inside open(): the name resolved, the permission being asked
+    path, ino, opener = _opener_held_in_open(slow_fuse, started)
     assert not links_to(opener.pid, ino), "no fd yet: no walk can see it"
-    assert _leased(path), "not counted yet: the kernel grants the lease"
+    assert leased(path), "not counted yet: the kernel grants the lease"
     result = _cleaner(slow_fuse.mountpoint, started)
     slow_fuse.say("release", "released")
     opener.expect("opened")
@@ -201,15 +191,6 @@ def test_an_open_held_between_its_lookup_and_its_count_never_ends_beside_a_new_u
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
     opener.tell()  # done: a keeper (had there been a handoff) ends with it
     keepers_end(result)
-
-
-def _lease_breaking(ino: int) -> bool:
-    """Whether `/proc/locks` shows a lease on inode `ino` being broken (an open waits on it)."""
-    with open("/proc/locks") as handle:
-        return any(
-            "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
-            for line in handle
-        )
 
 
 def test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over(
@@ -224,18 +205,12 @@ def test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over(
     (anything but F_WRLCK: an open is waiting) would hand it over (fixed:
     `LinuxRemover.let_go` asks `F_GETLEASE` right before each close, gives a breaking lease
     up and hands the file over)."""
-    path, ino = lock_file(slow_fuse.mountpoint)
-    opener = Child([sys.executable, "-c", OPENER, str(path)])
-    started.append(opener)
-    opener.expect("ready")
-    slow_fuse.say(f"stall {opener.pid}", "stalling")
-    opener.tell()
-    slow_fuse.expect("held")
+    path, ino, opener = _opener_held_in_open(slow_fuse, started)
     cleaner = ScriptedCleaner(CLEANER, slow_fuse.mountpoint, [], args=("pause-after-look",))
     started.append(cleaner)
     assert cleaner.next() == "looked"  # unlinked, lease granted and kept: nobody else
     slow_fuse.say("release", "released")  # the open goes on: counted, waits on the lease
-    wait_for(lambda: _lease_breaking(ino), what="the open to break the cleaner's lease")
+    wait_for(lambda: lease_breaking(ino), what="the open to break the cleaner's lease")
     cleaner.go()
     assert cleaner.next() == "result"
     opener.expect("opened")

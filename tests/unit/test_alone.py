@@ -238,16 +238,22 @@ os.close(other)
 """
 
 
-def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: Path) -> None:
-    """Red-team L2: without CAP_LEASE a lease is granted only where the file's owner is our
-    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back,
-    and gives the lease back (else the next opener would wait the lease-break time, 45 s)."""
-    path = shared_tmp / "uv-00000000000000aa.lock"
+def _nobodys_file(directory: Path) -> Path:
+    """A lock file in `directory` owned by the user nobody (another user's, for root)."""
+    path = directory / "uv-00000000000000aa.lock"
     path.touch()
     found = other_user_python()
     need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
     assert found is not None
     os.chown(path, found[0], found[1])
+    return path
+
+
+def test_root_without_cap_lease_takes_the_lease_as_the_files_owner(shared_tmp: Path) -> None:
+    """Red-team L2: without CAP_LEASE a lease is granted only where the file's owner is our
+    file-system uid; root sets its thread's to the owner for the lease (CAP_SETUID), then back,
+    and gives the lease back (else the next opener would wait the lease-break time, 45 s)."""
+    path = _nobodys_file(shared_tmp)
     done = procs.run(
         ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c", AS_OWNER,
          str(path), APP_DIR],
@@ -298,12 +304,7 @@ def test_root_without_cap_lease_that_cannot_be_the_owner_cannot_tell(
     """Red-team L2's way round CAP_LEASE needs libc's `setfsuid` and the file's owner: where
     either cannot be had, root without CAP_LEASE on another user's file cannot tell (None),
     and never fails."""
-    path = shared_tmp / "uv-00000000000000aa.lock"
-    path.touch()
-    found = other_user_python()
-    need(found is not None, "root and the user nobody (setpriv, util-linux) to run as another user")
-    assert found is not None
-    os.chown(path, found[0], found[1])
+    path = _nobodys_file(shared_tmp)
     done = procs.run(
         ["setpriv", "--inh-caps=-lease", "--bounding-set=-lease", sys.executable, "-c",
          CANNOT_BE_OWNER, str(path), APP_DIR, missing],
