@@ -2059,7 +2059,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         POSIX_REMOVER,
         "            if said is False:\n                opened[target] = [0]",
         "            if said is None:\n                opened[target] = [0]",
-        [f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
+        # (since M6's fix the file is still handed over, by `let_go`: a refused lease reads as
+        # a broken one; `open_users` itself must say the file is open)
+        ["tests/unit/test_alone_retries.py", f"{B2_TESTS}::{B2_KEPT}", f"{B2_TESTS}::{B2_HANDED}"],
     ),
     (
         "B2: the lease asked before the unlink only (open_users)",
