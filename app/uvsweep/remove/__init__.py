@@ -397,14 +397,14 @@ class Remover(ABC):
         result: CleanResult,
     ) -> None:
         """Step 4: whoever got hold of an unlinked file meanwhile gets a handoff."""
+        unseen = Use(LockState.OPEN, [LockUser(pid=None)])  # somebody we cannot name
         try:
             after = self.users_after_unlink(unlinked, result)
         except Exception as err:  # noqa: BLE001 - never drop an unlinked file's lock unchecked
             result.errors.append(
                 ScanError(directory, f"the removed files could not be checked again: {err}")
             )
-            unknown = Use(LockState.OPEN, [LockUser(pid=None)])
-            after = dict.fromkeys(unlinked, unknown)  # the safe side: hand every one over
+            after = dict.fromkeys(unlinked, unseen)  # the safe side: hand every one over
         pending: list[tuple[Target, Use]] = []
         unused: list[Target] = []
         for target in unlinked:
@@ -422,12 +422,11 @@ class Remover(ABC):
             if target not in late:
                 result.removed.append(target.path)
                 continue
-            use = Use(LockState.OPEN, [LockUser(pid=None)])
             self.progress(
-                f"{target.path}: {use.describe()} was opening it as it was being removed;"
+                f"{target.path}: {unseen.describe()} was opening it as it was being removed;"
                 " handing the lock over"
             )
-            pending.append((target, use))
+            pending.append((target, unseen))
         if not pending:
             return
         handing = {target for target, _use in pending}
