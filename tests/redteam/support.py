@@ -258,6 +258,25 @@ LINUX_REAL = [
 ]
 
 
+#: a uv-like process that keeps the file by a description the kernel's lease does not count
+#: (argv[2]: "path", `O_PATH`; "none", access mode 3: neither read nor write, an ioctl-only
+#: open), says so, and on a line reopens it through its own `/proc/self/fd` link (the unlinked
+#: inode too) and locks that (flock refuses both kinds of description themselves)
+UNCOUNTED = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    flags = os.O_PATH if sys.argv[2] == "path" else 3
+    kept = os.open(sys.argv[1], flags)
+    print("opened", flush=True)
+    sys.stdin.readline()
+    fd = os.open(f"/proc/self/fd/{kept}", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
 PREEMPTED = (
     "import fcntl, os, sys\n"
     "fd = os.open(sys.argv[1], os.O_RDONLY)\n"

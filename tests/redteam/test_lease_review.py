@@ -30,6 +30,7 @@ from tests.redteam.support import (
     LINUX_REAL,
     NO_PTRACE,
     PREEMPTED,
+    UNCOUNTED,
     Child,
     ScriptedCleaner,
     keepers_end,
@@ -294,12 +295,9 @@ def test_an_opener_held_in_open_by_a_hidden_scanner_is_seen_by_the_lease(
 # ---- L1: root in a child PID namespace (`--accept-hidden-processes`) asks no lease -------------
 
 
-def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
-    lockdir: Path, started: list[Cleaner | Child]
-) -> None:
-    """L1 (fixed): in a child PID namespace with its own /proc the walk lists only the
-    namespace and counts nobody hidden; the lease, asked after every unlink, sees the outside
-    uv between its open and its flock: handed over."""
+def _outside_opener(lockdir: Path, started: list[Cleaner | Child]) -> tuple[Path, Child]:
+    """A lock file and a uv outside the cleaner's coming PID namespace that has it open and is
+    preempted before its flock (`PREEMPTED`: it locks on a line)."""
     need(
         procs.run(["unshare", "--pid", "--fork", "--mount-proc", "true"]).returncode == 0,
         "unshare (util-linux) and the right to make a PID namespace",
@@ -308,6 +306,16 @@ def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
     opener = Child([sys.executable, "-c", PREEMPTED, str(path)])
     started.append(opener)
     opener.expect("opened")
+    return path, opener
+
+
+def test_an_opener_outside_the_cleaners_pid_namespace_is_seen_by_the_lease(
+    lockdir: Path, started: list[Cleaner | Child]
+) -> None:
+    """L1 (fixed): in a child PID namespace with its own /proc the walk lists only the
+    namespace and counts nobody hidden; the lease, asked after every unlink, sees the outside
+    uv between its open and its flock: handed over."""
+    path, opener = _outside_opener(lockdir, started)
     # the namespace's first process is a shell that outlives the cleaner: the kernel kills the
     # keeper with the namespace's first process (L8, the next test), and with the cleaner as
     # that process whether the new uv is tried before it exits was a race the load decided
@@ -329,14 +337,7 @@ def test_a_handoff_outlives_a_cleaner_that_is_its_pid_namespaces_first_process(
     kernel kills the keeper when the cleaner exits: an outside uv still using the old inode
     then overlapped with a new uv at the name (two holders on c8d2abb, checked). Now the
     cleaner reports, then waits for its keeper before it exits."""
-    need(
-        procs.run(["unshare", "--pid", "--fork", "--mount-proc", "true"]).returncode == 0,
-        "unshare (util-linux) and the right to make a PID namespace",
-    )
-    path, _ino = lock_file(lockdir)
-    opener = Child([sys.executable, "-c", PREEMPTED, str(path)])
-    started.append(opener)
-    opener.expect("opened")
+    path, opener = _outside_opener(lockdir, started)
     started.append(cleaner := Cleaner(lockdir, ["unshare", "--pid", "--fork", "--mount-proc"]))
     result = cleaner.finish()
     assert result["handoffs"] == 1 and result["keepers"], result
@@ -405,24 +406,6 @@ def test_root_in_docker_never_removes_another_users_file_its_uv_has_open(
 
 
 # ---- L3: open file descriptions the lease does not count ---------------------------------------
-
-#: a uv-like process that keeps the file by a description the kernel's lease does not count
-#: (argv[2]: "path", `O_PATH`; "none", access mode 3: neither read nor write, an ioctl-only
-#: open), says so, and on a line reopens it through its own `/proc/self/fd` link (the unlinked
-#: inode too) and locks that (flock refuses both kinds of description themselves)
-UNCOUNTED = textwrap.dedent(
-    """
-    import fcntl, os, sys
-    flags = os.O_PATH if sys.argv[2] == "path" else 3
-    kept = os.open(sys.argv[1], flags)
-    print("opened", flush=True)
-    sys.stdin.readline()
-    fd = os.open(f"/proc/self/fd/{kept}", os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    print("locked", flush=True)
-    sys.stdin.readline()
-    """
-)
 
 
 @pytest.mark.parametrize("kind", ["path", "none"])

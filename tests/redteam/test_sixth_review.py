@@ -33,6 +33,7 @@ from tests.redteam.support import (
     CLEANER_WITH_PAUSE,
     LINUX_REAL,
     PREEMPTED,
+    UNCOUNTED,
     Child,
     ScriptedCleaner,
     keepers_end,
@@ -497,22 +498,6 @@ def test_a_hard_link_made_before_the_unlink_leaves_the_name_to_a_new_uv(
 
 # ---- M7: a description the lease does not count, made between the check and the unlink --------
 
-#: a uv-like process that keeps the file by an `O_PATH` description (not counted by the lease),
-#: says so, and on a line reopens it through its own `/proc/self/fd` link (the unlinked inode
-#: too) and locks that; holds until the next line
-UNCOUNTED = textwrap.dedent(
-    """
-    import fcntl, os, sys
-    kept = os.open(sys.argv[1], os.O_PATH)
-    print("opened", flush=True)
-    sys.stdin.readline()
-    fd = os.open(f"/proc/self/fd/{kept}", os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    print("locked", flush=True)
-    sys.stdin.readline()
-    """
-)
-
 
 @pytest.mark.xfail(
     strict=True,
@@ -530,7 +515,7 @@ def test_an_o_path_opener_between_the_check_and_the_unlink_is_seen_by_root(
     cleaner = FirstProcessCleaner(lockdir, prefix=())
     started.append(cleaner)
     cleaner.unlinking()
-    opener = Child([sys.executable, "-c", UNCOUNTED, str(path)])
+    opener = Child([sys.executable, "-c", UNCOUNTED, str(path), "path"])
     started.append(opener)
     opener.expect("opened")
     cleaner.go()
