@@ -1679,6 +1679,30 @@ def test_a_fifo_swapped_in_before_the_open_never_hangs_the_remover(lockdir: Path
     assert path.is_fifo() and done
 
 
+@pytest.mark.parametrize(("kind", "reason"), [("fifo", "a FIFO"), ("dir", "a directory")])
+def test_a_file_of_another_type_swapped_in_before_the_open_is_kept_for_its_type(
+    lockdir: Path, kind: str, reason: str
+) -> None:
+    """Kills "acquire's common case: a file of any type taken" (named.py): what the open finds
+    is judged by its own `fstat`, so a FIFO or a dir put at the name after the listing said
+    "regular file" is never locked, and stays for what it is, as the scanner says it (not
+    "replaced while it was being removed", which a lock and the later look would say)."""
+    path = lockdir / A
+    path.touch()
+
+    def swap() -> None:
+        os.unlink(path)
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+
+    result = LinuxRemover(calls=_SwapBeforeOpen(swap)).remove([str(lockdir)], Policy())
+    assert result.removed == [] and result.errors == []
+    assert [(s.state, s.reason) for s in result.skipped] == [(LockState.SUSPICIOUS, reason)]
+    assert path.is_fifo() if kind == "fifo" else path.is_dir()
+
+
 _CLEANER_DYING_BEFORE_READY = textwrap.dedent(
     """
     import os, subprocess, sys

@@ -2369,6 +2369,47 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "    except (ZeroDivisionError, AttributeError):\n        _LEASE = False",
         [f"{ALONE}::test_where_there_are_no_leases_it_cannot_tell"],
     ),
+    # acquire's common case, decided without `_may_lock` (the collector-pause session)
+    (
+        "acquire's common case: a hard-linked file taken (st_nlink == 1 -> >= 1)",
+        POSIX_REMOVER,
+        "                st.st_nlink == 1\n                and not st.st_size\n",
+        "                st.st_nlink >= 1\n                and not st.st_size\n",
+        [
+            f"{FINDINGS}::test_a_hard_link_made_while_it_is_held_is_held_in_clean_as_in_scan",
+            f"{FINDINGS}::test_a_file_hard_linked_while_held_is_never_removed",
+            "tests/integration/test_clean_protocol.py",
+        ],
+    ),
+    (
+        "acquire's common case: a file with data taken (the size not looked at)",
+        POSIX_REMOVER,
+        "                and not st.st_size\n                and st.st_mode",
+        "                and st.st_mode",
+        [
+            f"{FINDINGS}::test_a_non_empty_file_at_the_name_is_never_removed",
+            "tests/integration/test_clean_protocol.py",
+        ],
+    ),
+    (
+        "acquire's common case: a file of any type taken (the type not looked at)",
+        POSIX_REMOVER,
+        "                and st.st_mode & _FILE_TYPE == stat.S_IFREG\n",
+        "",
+        [
+            f"{KILLS}::test_a_file_of_another_type_swapped_in_before_the_open_is_kept_for_its_type",
+        ],
+    ),
+    (
+        "acquire's common case: the policy's answer ignored (a young or foreign file taken)",
+        POSIX_REMOVER,
+        "                ) is None\n            ) or self._may_lock(",
+        "                ) is None or True\n            ) or self._may_lock(",
+        [
+            "tests/integration/test_clean_protocol.py::test_min_age",
+            f"{KILLS}::test_another_users_file_is_kept_and_its_owner_named",
+        ],
+    ),
 ]
 
 

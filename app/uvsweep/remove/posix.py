@@ -292,8 +292,9 @@ class PosixRemover(Remover):
         ):
             self._skip_unopened(dir_handle, directory, name, None, policy, result)
             return None
+        calls = self.calls
         try:
-            fd = self.calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
+            fd = calls.open(name, OPEN_FLAGS, dir_fd=dir_handle)
         except FileNotFoundError:
             return None  # gone: another cleaner, or never there
         except OSError as err:
@@ -302,21 +303,32 @@ class PosixRemover(Remover):
             self._skip_unopened(dir_handle, directory, name, err, policy, result)
             return None
         try:
-            st = self.calls.fstat(fd)
-            may_lock = self._may_lock(dir_handle, directory, name, st, policy, result)
+            st = calls.fstat(fd)
+            # the common case decided here as `_may_lock` would (the dir's own reasons are
+            # known to be none, above): a regular, empty file with one link that the policy
+            # lets go; anything else is `_may_lock`'s to decide, and to say why it stays
+            may_lock = (
+                st.st_nlink == 1
+                and not st.st_size
+                and st.st_mode & _FILE_TYPE == stat.S_IFREG
+                and policy.may_remove(
+                    mine=st.st_uid == self.euid, privileged=self.euid == 0,
+                    age=self.clock() - st.st_mtime, directory=directory,
+                ) is None
+            ) or self._may_lock(dir_handle, directory, name, st, policy, result)  # fmt: skip
         except BaseException as err:
-            self.calls.close(fd)
+            calls.close(fd)
             if not isinstance(err, OSError):
                 raise
             result.errors.append(_error(_joined(directory, name), err))
             return None
         if not may_lock:
-            self.calls.close(fd)
+            calls.close(fd)
             return None
         try:
-            self.calls.flock(fd, LOCK_EX | LOCK_NB)
+            calls.flock(fd, LOCK_EX | LOCK_NB)
         except OSError as err:
-            self.calls.close(fd)
+            calls.close(fd)
             if err.errno in BUSY_ERRNOS:
                 # held: name the holder where the lock table shows one, even on a device we
                 # could not match (the failed try-lock says the entry is this file's)
@@ -621,6 +633,10 @@ OUTLIVED_NOTE = (
     " --pid --fork`): every keeper it started ends when it exits, so it waits for them before"
     " exiting"
 )
+
+
+#: `st_mode`'s file type bits (`stat.S_IFMT`, without its call).
+_FILE_TYPE = 0o170000
 
 
 def _joined(directory: str, name: str) -> str:
