@@ -10,6 +10,9 @@ exclusive flock it asked for on the old inode while a new uv at the name takes t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +34,11 @@ pytestmark = LINUX_REAL
 
 #: The cleaner as `clean` runs it (`SIGIO` ignored: the kept leases' fast path), pausing with
 #: argv[2]: "after-grant", once the batch's leases are granted (before the walk, the table and
-#: the check of the leases before the unlink), or "before-unlink", once the look before the
-#: unlink is over (the leases checked: the unlink comes next). It says `paused`, waits for a
-#: line, and ends with `result {json}`.
+#: the check of the leases before the unlink), "before-unlink", once the look before the
+#: unlink is over (the leases checked: the unlink comes next), or "after-unlink-unasked", where
+#: the lease cannot be asked before the unlink (as on a file system without leases), once the
+#: look after the unlink is over (it was granted then, and is kept). It says `paused`, waits
+#: for a line, and ends with `result {json}`.
 CLEANER = textwrap.dedent(
     """
     import json, sys
@@ -51,21 +56,33 @@ CLEANER = textwrap.dedent(
             sys.stdin.readline()
 
     class Calls(Syscalls):
+        asked = 0
+
         def alone_all(self, fds, keep=False):
+            self.asked += 1
+            if where == "after-unlink-unasked" and self.asked == 1:
+                return [None] * len(fds)  # as where the lease cannot be asked before the unlink
             said = super().alone_all(fds, keep)
             if where == "after-grant":
                 pause()
             return said
 
-    real_look = LinuxRemover.users_before_unlink
+    real_before, real_after = LinuxRemover.users_before_unlink, LinuxRemover.users_after_unlink
 
-    def look(self, targets, result):
-        found = real_look(self, targets, result)
+    def before(self, targets, result):
+        found = real_before(self, targets, result)
         if where == "before-unlink":
             pause()
         return found
 
-    LinuxRemover.users_before_unlink = look
+    def after(self, targets, result):
+        found = real_after(self, targets, result)
+        if where == "after-unlink-unasked":
+            pause()
+        return found
+
+    LinuxRemover.users_before_unlink = before
+    LinuxRemover.users_after_unlink = after
     result = LinuxRemover(calls=Calls()).remove([sys.argv[1]], Policy())
     print("result", json.dumps({
         "removed": result.removed, "handoffs": result.handoffs, "keepers": result.keepers,
@@ -102,7 +119,17 @@ def started() -> Iterator[list[object]]:
             child.stop()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("where", ["after-grant", "before-unlink"])
+def _fd_link(cleaner: ScriptedCleaner, ino: int) -> str:
+    """The cleaner's `/proc/PID/fd/N` link to inode `ino`."""
+    fds = f"/proc/{cleaner.proc.pid}/fd"
+    for entry in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            if os.stat(f"{fds}/{entry}").st_ino == ino:
+                return f"{fds}/{entry}"
+    raise AssertionError(f"the cleaner has no fd on inode {ino}")
+
+
+@pytest.mark.parametrize("where", ["after-grant", "before-unlink", "after-unlink-unasked"])
 def test_an_opener_waiting_on_the_lease_before_the_unlink_never_ends_beside_a_new_uv(
     tmp_path: Path, started: list[object], where: str
 ) -> None:
@@ -116,7 +143,11 @@ def test_an_opener_waiting_on_the_lease_before_the_unlink_never_ends_beside_a_ne
     cleaner = ScriptedCleaner(CLEANER, tmp_path, [], args=(where,))
     started.append(cleaner)
     assert cleaner.next() == "paused"  # the batch locked, its lease granted and kept
-    opener = Child([__import__("sys").executable, "-c", OPENER, str(path)])
+    # a uv that resolved the name before the unlink (in the second case, where the name is gone
+    # by now, its open comes through the cleaner's own fd link: the same inode, as M6's FUSE
+    # opener held between its lookup and its count gets it)
+    where_from = str(path) if where != "after-unlink-unasked" else _fd_link(cleaner, ino)
+    opener = Child([sys.executable, "-c", OPENER, where_from])
     started.append(opener)
     opener.expect("ready")
     opener.tell()
@@ -136,7 +167,7 @@ def test_an_opener_waiting_on_the_lease_before_the_unlink_never_ends_beside_a_ne
             [str(path), "OPEN", ("a process opened it during removal: a process the OS does"
              " not show")]
         ]  # fmt: skip
-    else:
+    else:  # (M6, for a lease granted before or after the unlink)
         assert links == 0, result  # it got the unlinked inode: handed over
         assert result["handoffs"] == 1, result
     opener.tell()  # done: a keeper (had there been one) ends with it

@@ -51,7 +51,13 @@ PROC = "/sim/proc"
 #: mtime of the files that exist before the run (old enough for any policy).
 EPOCH = 1_700_000_000.0
 
-BLOCKED = object()  # what a blocking flock returns when the caller has to wait
+
+class _Blocked:
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()  # what a blocking flock (or an open that meets a lease) returns: wait
 
 
 def _err(code: int, name: str | None = None) -> OSError:

@@ -117,6 +117,11 @@ class PosixRemover(Remover):
         """Targets with a lock-table entry that is not ours (none where there is no table)."""
         return {}
 
+    def tabled(self, targets: Sequence[Target]) -> list[Target]:
+        """Of `users`' targets, those the lock table is read for: all, unless something else
+        has answered for some (`LinuxRemover`: a write lease kept on the file)."""
+        return list(targets)
+
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
         """A holder or waiter of this file in the lock table, before we open it."""
         return None
@@ -395,18 +400,14 @@ class PosixRemover(Remover):
                 why = "replaced by a symlink" if err.errno == errno.ELOOP else system.reason(err)
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
 
-    def users(
-        self, targets: Sequence[Target], result: CleanResult,
-        table_for: Sequence[Target] | None = None,
-    ) -> dict[Target, Use]:  # fmt: skip
+    def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """See `Remover`: the lock table, and one pass over open files, for *every* target
-        (`table_for`: the table only for those, where something else has answered for the
-        others: `LinuxRemover.users_before_unlink`; none, and it is not read).
+        (the table only for those `tabled` keeps: none, and it is not read).
 
         A lock-table entry decides the state shown; the open-file pass is never skipped for a
         target that has one (a late opener beside a waiter must be seen too).
         """
-        tabled = targets if table_for is None else table_for
+        tabled = self.tabled(targets)
         # (the reader needs an fd of its own while the walk uses one: only with some to spare)
         spare = self.fd_limit - 2 * len(targets) - FD_RESERVE >= 8
         beside = (
@@ -955,13 +956,10 @@ class LinuxRemover(PosixRemover):
         """
         answers = self.calls.alone_all([t.handle for t in locked], keep=True)
         leased = self._leased
-        doubt: list[Target] = []
         for target, said in zip(locked, answers, strict=True):
             if said is True:
                 leased.add(target)
-            else:
-                doubt.append(target)
-        found = self.users(locked, result, table_for=doubt)
+        found = self.users(locked, result)  # (the lock table for the others only: `tabled`)
         broken = self.calls.lease_broken
         for target in locked:
             if target in leased and target not in found and broken(target.handle):
@@ -970,6 +968,12 @@ class LinuxRemover(PosixRemover):
                 leased.discard(target)
                 found[target] = Use(LockState.OPEN, [LockUser(pid=None)])
         return found
+
+    def tabled(self, targets: Sequence[Target]) -> list[Target]:
+        """See `PosixRemover`: the files without a kept lease (`users_before_unlink`): nobody
+        holds or waits for a file whose lease was granted, and an open since breaks it."""
+        leased = self._leased
+        return [t for t in targets if t not in leased] if leased else list(targets)
 
     def users_after_unlink(
         self, unlinked: Sequence[Target], result: CleanResult
