@@ -587,10 +587,10 @@ def test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_
         from uvsweep.remove.posix import LinuxRemover
 
         class Slow(LinuxRemover):
-            def users(self, targets, result):
+            def users_before_unlink(self, targets, result):  # (holding, no lease taken yet)
                 print("holding", flush=True)
                 sys.stdin.readline()
-                return super().users(targets, result)
+                return super().users_before_unlink(targets, result)
 
         result = Slow().remove([{str(shared_tmp)!r}], Policy())
         print(json.dumps([result.removed, [(s.state.value, s.reason) for s in result.skipped],
@@ -722,7 +722,8 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
         self.workers = workers
         self.waiter: subprocess.Popen[str] | None = None
 
-    def users(self, targets, result):  # type: ignore[no-untyped-def]
+    def users_before_unlink(self, targets, result):  # type: ignore[no-untyped-def]
+        # (the batch held, before its leases: the waiter opens B as before the cleaner's lock)
         if self.waiter is None:
             before = Path("/proc/locks").read_text().count("->")
             self.waiter = self.workers.start(Path(targets[0].path).with_name(B), 0.0, 0.0)
@@ -730,7 +731,7 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
             while Path("/proc/locks").read_text().count("->") == before:
                 assert time.monotonic() < deadline, "the waiter on B never queued"
                 time.sleep(0.01)
-        return super().users(targets, result)
+        return super().users_before_unlink(targets, result)
 
     def unlink(self, target: Target) -> None:
         if target.name == A:

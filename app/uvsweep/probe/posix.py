@@ -187,8 +187,8 @@ class Syscalls:
         fds. Not counted: an `O_PATH` description, or one opened with access mode 3, neither of
         which can lock the file, but either can reopen it through `/proc/PID/fd` (red-team L3;
         a walk that reads the process's links sees both). The lease is
-        given back at once, or with `keep` at the fd's close (for a file no name leads to any
-        more: its release then costs less than giving it back). True: alone; False: another
+        given back at once, or with `keep` at the fd's close (any open of the file meanwhile,
+        anyone's, breaks it: `lease_broken`; an unlink does not). True: alone; False: another
         description exists (EAGAIN); None: cannot tell (no leases on this OS or file system, or
         not the file's owner without `CAP_LEASE`).
 

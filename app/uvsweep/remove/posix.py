@@ -1,7 +1,10 @@
 """The removal primitives on Unix: flock, a dir fd, and the OS's lock and open-file tables.
 
-Linux reads `/proc/locks` (holders and waiters of every user) and walks `/proc/*/fd` (who has the
-file open, unlinked or not). macOS and the BSDs have no lock table; open files come from psutil,
+Linux takes the kernel's write lease on each locked file first (granted only where no other open
+file description of it exists: nobody holds, waits for or has it open) and keeps it to the close,
+walks `/proc/*/fd` (who has the file open, unlinked or not, `O_PATH` included), and reads
+`/proc/locks` (holders and waiters of every user) only for the files the lease was refused for.
+macOS and the BSDs have no lock table; open files come from psutil,
 matched by path, so a process that has any file open at the name counts as a user of it.
 """
 # ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
@@ -692,7 +695,8 @@ def _error(path: str, err: OSError, what: str = "") -> ScanError:
 
 
 class LinuxRemover(PosixRemover):
-    """Linux: `/proc/locks` for holders and waiters, one `/proc/*/fd` walk per batch."""
+    """Linux: the write lease before the unlink, one `/proc/*/fd` walk per batch, and
+    `/proc/locks` for holders and waiters where the lease is refused."""
 
     def __init__(
         self,
