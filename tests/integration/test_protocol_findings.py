@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -111,6 +112,16 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         found.kill()
 
 
+def _no_lease_before_the_unlink(remover: LinuxRemover, target: Target) -> None:
+    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
+    taken before the unlink: a process the test starts now opens the file at once, as it did
+    before that lease, instead of waiting on it in open() (that path, the opener waiting on the
+    lease, is `tests/redteam/test_lease_before_unlink.py`'s)."""
+    if target in remover._leased:
+        remover._leased.discard(target)
+        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+
 class _TwoLatecomers(LinuxRemover):
     """During the unlink of A: W1 opens and waits in flock; W2 opens and pauses before its flock."""
 
@@ -121,6 +132,7 @@ class _TwoLatecomers(LinuxRemover):
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
+            _no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=0.0, hold=0.5)  # W1: will wait
             self.workers.start(Path(target.path), pause=3.0, hold=1.0)  # W2: preempted
         super().unlink(target)
@@ -735,6 +747,7 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
+            _no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=1.5, hold=0.0)
         super().unlink(target)
 
