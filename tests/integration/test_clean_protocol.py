@@ -459,10 +459,12 @@ def test_one_fd_walk_per_batch(
 
     monkeypatch.setattr(posix, "walk_fds", counting)
     calls = _Unleased(lockdir, unleased, before_only)
-    remover = LinuxRemover(calls=calls)
+    said: list[str] = []
+    remover = LinuxRemover(calls=calls, progress=said.append)
     remover.batch_size = 200
     result = remover.remove([str(lockdir)], Policy())
     assert len(result.removed) == 300
+    assert result.skipped == [] and said == []  # nobody used any: no handoff, not even begun
     # two batches (200 + 100): the one file the lease cannot clear, in the first, is walked again
     assert walks == ([200, 1, 100] if unleased and not before_only else [200, 100])
     # the lock table only for a batch with a file the lease cannot clear: before its unlink and
