@@ -65,7 +65,6 @@ SIXTH = "tests/redteam/test_sixth_review.py"
 M6_TEST = "test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over"
 ONE_WALK = "tests/integration/test_clean_protocol.py::test_one_fd_walk_per_batch"
 PROTOCOL = "tests/integration/test_clean_protocol.py"
-O_PATH_TEST = "test_an_o_path_opener_between_the_check_and_the_unlink_is_seen_by_root"
 SCAN_LEASED = "test_a_file_another_cleaner_holds_the_lease_of_is_held_not_unreadable"
 HIDDEN_WAITER = "test_a_waiter_the_walk_cannot_see_is_found_in_the_table_before_the_unlink"
 BEFORE_UNLINK = "tests/redteam/test_lease_before_unlink.py"
@@ -2298,18 +2297,11 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{BEFORE_UNLINK}::{BLOCKED_OPENER}"],
     ),
     (
-        "lease before: a lease broken before the unlink not given up for the close's check",
-        POSIX_REMOVER,
-        "                leased.discard(target)\n                found[target] = Use(",
-        "                pass\n                found[target] = Use(",
-        [f"{BEFORE_UNLINK}::{BLOCKED_OPENER}"],
-    ),
-    (
         "lease before: the walk before the unlink only for the refused files",
         POSIX_REMOVER,
         "        found = self.users(locked, result)  # (the lock table",
         "        found = self.users([t for t in locked if t not in leased], result)  # (",
-        [f"{SIXTH}::{O_PATH_TEST}", "tests/redteam/test_fd_walk.py"],
+        [f"{B2_TESTS_REVIEW}::test_a_description_the_lease_does_not_count_keeps_the_file"],
     ),
     (
         "alone_all: a failed F_SETLEASE of the kept leases' loop taken for granted",

@@ -968,8 +968,7 @@ class LinuxRemover(PosixRemover):
         for target in locked:
             if target in leased and target not in found and broken(target.handle):
                 # opened since the grant (an opener waiting on the lease now goes on, on the
-                # file at the name, and queues for our lock like any other)
-                leased.discard(target)
+                # file at the name, and queues for our lock like any other; the file is kept)
                 found[target] = Use(LockState.OPEN, [LockUser(pid=None)])
         return found
 
