@@ -62,6 +62,16 @@ def start_latecomer(path: str | Path, argv_prefix: list[str] | None = None) -> (
     return child
 
 
+def no_lease_before_the_unlink(remover: LinuxRemover, target: object) -> None:
+    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
+    taken before the unlink: a process the test starts now opens the file at once, as it did
+    before that lease, instead of waiting on it in open() (that path, the opener waiting on
+    the lease, is `test_lease_before_unlink.py`'s)."""
+    if target in remover._leased:
+        remover._leased.discard(target)  # type: ignore[arg-type]
+        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)  # type: ignore[attr-defined]
+
+
 def stop(child: subprocess.Popen[str] | None) -> None:
     """Kill a child's whole process group and reap it."""
     if child is not None:
