@@ -11,12 +11,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
 from tests.helpers import A, B, wait_for
 from uvsweep.model import CleanResult, LockState
@@ -413,12 +414,16 @@ class _Unleased(Syscalls):
     """The real calls, except that the kernel's lease cannot be asked about `names` (as on a
     file system without leases): `alone` says None for the fds open on them."""
 
-    def __init__(self, lockdir: Path, names: set[str]) -> None:
+    def __init__(self, lockdir: Path, names: set[str], before_only: bool = False) -> None:
         self.lockdir, self.names = lockdir, names
+        self.before_only = before_only  # only while the file is linked (before the unlink)
         self.table_reads = 0
 
     def alone(self, fd: int, keep: bool = False) -> bool | None:
-        linked = os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+        shown = os.readlink(f"/proc/self/fd/{fd}")
+        linked = shown.removesuffix(" (deleted)")
+        if self.before_only and linked != shown:
+            return super().alone(fd, keep)
         if os.path.basename(linked) in self.names:
             return None
         return super().alone(fd, keep)
@@ -428,13 +433,19 @@ class _Unleased(Syscalls):
         return super().read(path)
 
 
-@pytest.mark.parametrize("unleased", [set(), {"uv-0000000000000007.lock"}])
+@pytest.mark.parametrize(
+    ("unleased", "before_only"),
+    [(set(), False), ({"uv-0000000000000007.lock"}, False), ({"uv-0000000000000007.lock"}, True)],
+    ids=["all-leased", "one-never", "one-before-the-unlink"],
+)
 def test_one_fd_walk_per_batch(
-    lockdir: Path, monkeypatch: pytest.MonkeyPatch, unleased: set[str]
+    lockdir: Path, monkeypatch: pytest.MonkeyPatch, unleased: set[str], before_only: bool
 ) -> None:
-    """Each batch is walked once before the unlink. After it, only the files the kernel's lease
-    did not clear are looked at again (the lock table and the walk): here every file but one
-    on a file system that cannot say."""
+    """Each batch is walked once before the unlink; the lock table is read only for a batch
+    with a file the kernel's lease, taken before the unlink, did not clear. After it, only
+    those files are looked at again (the lock table and the walk): here every file but one on
+    a file system that cannot say, or where the lease can be asked after the unlink only (its
+    lease granted then, the file is not looked for again)."""
     import uvsweep.remove.posix as posix
 
     for index in range(300):
@@ -447,15 +458,152 @@ def test_one_fd_walk_per_batch(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(posix, "walk_fds", counting)
-    calls = _Unleased(lockdir, unleased)
-    remover = LinuxRemover(calls=calls)
+    calls = _Unleased(lockdir, unleased, before_only)
+    said: list[str] = []
+    remover = LinuxRemover(calls=calls, progress=said.append)
     remover.batch_size = 200
     result = remover.remove([str(lockdir)], Policy())
     assert len(result.removed) == 300
+    assert result.skipped == [] and said == []  # nobody used any: no handoff, not even begun
     # two batches (200 + 100): the one file the lease cannot clear, in the first, is walked again
-    assert walks == ([200, 1, 100] if unleased else [200, 100])
-    reads_before = 2 if remover.euid == 0 else 4  # (a non-root cleaner reads it twice a time)
-    assert calls.table_reads == reads_before * (1.5 if unleased else 1)
+    assert walks == ([200, 1, 100] if unleased and not before_only else [200, 100])
+    # the lock table only for a batch with a file the lease cannot clear: before its unlink and
+    # after it (a non-root cleaner reads it twice a time)
+    per_read = 1 if remover.euid == 0 else 2
+    assert calls.table_reads == per_read * (0 if not unleased else 1 if before_only else 2)
+
+
+class _Ordered(Syscalls):
+    """The real calls, recording the order of the lock table's reads and the unlinks. Seams:
+    `hide`, pids the `/proc` listing leaves out (processes a walk cannot see: another user's,
+    another PID namespace's); `before_lease`, called once, before the batch's leases are asked
+    (the files are locked then)."""
+
+    def __init__(
+        self, hide: set[str] | None = None, before_lease: Callable[[], None] | None = None
+    ) -> None:
+        self.events: list[str] = []
+        self.hide = hide if hide is not None else set()
+        self.before_lease = before_lease
+
+    def read(self, path: str) -> bytes:
+        if path.endswith("/locks"):
+            self.events.append("table")
+        return super().read(path)
+
+    def unlink(self, name: str, dir_fd: int) -> None:
+        self.events.append("unlink")
+        super().unlink(name, dir_fd)
+
+    def list_dir(self, where: int | str) -> list[str]:
+        found = super().list_dir(where)
+        return [entry for entry in found if entry not in self.hide] if where == "/proc" else found
+
+    def alone_all(self, fds: Sequence[int], keep: bool = False) -> list[bool | None]:
+        before, self.before_lease = self.before_lease, None
+        if before is not None:
+            before()
+        return super().alone_all(fds, keep)
+
+    def before_unlink(self) -> list[str]:
+        """What happened before the first unlink."""
+        events = self.events
+        return events[: events.index("unlink")] if "unlink" in events else events
+
+
+def test_a_batch_whose_leases_are_all_granted_reads_no_lock_table(lockdir: Path) -> None:
+    """Every file of the batch has its write lease granted (nobody else has any of them open:
+    no holder, no waiter, no opener), so the lock table, and its wait for the kernel, is not
+    read before the unlink, nor after it."""
+    paths = [touch(lockdir, f"uv-{i:016x}.lock") for i in range(20)]
+    calls = _Ordered()
+    result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    assert sorted(result.removed) == sorted(map(str, paths))
+    assert calls.before_unlink() == []
+    assert "table" not in calls.events
+
+
+def test_a_reader_open_before_the_clean_refuses_the_lease_and_is_seen(lockdir: Path) -> None:
+    """A process that has the file open before the clean: the lease is refused for it, so the
+    batch reads the lock table and walks the fds before its unlink; the walk names the reader
+    and the file stays. The other file of the batch goes."""
+    reader_file, other = touch(lockdir, A), touch(lockdir, B)
+    calls = _Ordered()
+    with child_with_file(reader_file, write=False) as reader:
+        result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+        assert result.removed == [str(other)]
+        assert [(s.path, s.state) for s in result.skipped] == [(str(reader_file), LockState.OPEN)]
+        assert f"pid {reader.pid}" in result.skipped[0].reason
+    assert reader_file.exists()
+    assert "table" in calls.before_unlink()
+
+
+def test_a_waiter_the_walk_cannot_see_is_found_in_the_table_before_the_unlink(
+    lockdir: Path,
+) -> None:
+    """A uv that opened the file and waits in flock behind our lock, in a process the walk
+    cannot see: its open refuses the lease, so the lock table is read for the batch, before
+    the unlink, and shows it waiting. The file stays at the name, untouched (no unlink, no
+    handoff); the other file of the batch goes."""
+    waited, other = touch(lockdir, A), touch(lockdir, B)
+    ino = waited.stat().st_ino
+    waiter: list[subprocess.Popen[str]] = []
+
+    def start_waiter() -> None:
+        code = (
+            "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "print('opened', flush=True)\nfcntl.flock(fd, fcntl.LOCK_EX)\ntime.sleep(60)\n"
+        )
+        child = procs.popen(
+            [sys.executable, "-c", code, str(waited)], stdout=subprocess.PIPE, text=True,
+            lasting=True,
+        )  # fmt: skip
+        waiter.append(child)
+        calls.hide.add(str(child.pid))
+        assert child.stdout is not None and child.stdout.readline().strip() == "opened"
+        wait_for("the waiter in /proc/locks", lambda: _waits_in_table(ino))
+
+    calls = _Ordered(before_lease=start_waiter)
+    try:
+        result = LinuxRemover(calls=calls).remove([str(lockdir)], Policy())
+    finally:
+        for child in waiter:
+            procs.stop(child, grace=0)
+    assert waiter, "the waiter started"
+    assert result.removed == [str(other)]
+    assert result.handoffs == 0
+    assert [(s.path, s.state) for s in result.skipped] == [(str(waited), LockState.WAITING)]
+    assert waited.exists() and waited.stat().st_ino == ino
+    assert "table" in calls.before_unlink()
+
+
+def test_a_file_another_cleaner_holds_the_lease_of_is_skipped_as_held(lockdir: Path) -> None:
+    """Another cleaner removing a file holds its write lease (taken before its unlink): our
+    open of it fails with EWOULDBLOCK (and breaks that lease, which that cleaner then sees).
+    The file is kept as held by another process, with no error; the rest of the batch goes."""
+    from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
+    from uvsweep.remove.posix import LEASED_BY_OTHER
+
+    leased, other = touch(lockdir, A), touch(lockdir, B)
+    fd = os.open(leased, OPEN_FLAGS)
+    try:
+        assert SYSCALLS.alone(fd, keep=True) is True  # kept, as a cleaner keeps it
+        result = LinuxRemover().remove([str(lockdir)], Policy())
+        assert SYSCALLS.lease_broken(fd)  # our open broke it: that cleaner keeps its file
+    finally:
+        os.close(fd)
+    assert result.removed == [str(other)]
+    assert [(s.path, s.state, s.reason) for s in result.skipped] == [
+        (str(leased), LockState.HELD, LEASED_BY_OTHER)
+    ]
+    assert result.errors == []
+    assert leased.exists()
+
+
+def _waits_in_table(ino: int) -> bool:
+    """Whether `/proc/locks` shows a waiter (`->`) on inode `ino`."""
+    with open("/proc/locks") as handle:
+        return any("->" in line and line.split()[-3].endswith(f":{ino}") for line in handle)
 
 
 def test_ctrl_c_waits_until_the_batch_is_released(lockdir: Path) -> None:

@@ -49,6 +49,9 @@ class _SkippedRecord(Syscalls):
         self.key, self.decoy, self.waiter_pid = _key(st), decoy, waiter_pid
         self.held_reads = 0
 
+    def alone(self, fd: int, keep: bool = False) -> bool | None:
+        return False  # the waiter it shows has the file open: the kernel refuses the lease
+
     def read(self, path: str) -> bytes:
         data = super().read(path)
         if not path.endswith("/locks"):

@@ -43,6 +43,33 @@ pytestmark = [
 C = "uv-00000000000000cc.lock"
 
 
+class _WaiterHasItOpen(Syscalls):
+    """The real calls, except that the kernel refuses every lease: the waiter a fake lock table
+    shows would have the file open (so the lock table is read, before the unlink too)."""
+
+    def alone(self, fd: int, keep: bool = False) -> bool | None:
+        return False
+
+
+class _NoLeases(Syscalls):
+    """The real calls on a file system without leases: the kernel cannot say whether anybody
+    else has a file open, so the lock table is read for it, before the unlink and after."""
+
+    def alone(self, fd: int, keep: bool = False) -> bool | None:
+        return None
+
+
+def _no_lease_before_the_unlink(remover: LinuxRemover, target: Any) -> None:
+    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
+    taken before the unlink: a process the test starts now opens the file at once, as it did
+    before that lease, instead of waiting on it in open() (that path, the opener waiting on the
+    lease, is `tests/redteam/test_lease_before_unlink.py`'s). After the unlink the lease is
+    asked, refused, and the walk names the opener, as before."""
+    if target in remover._leased:
+        remover._leased.discard(target)
+        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+
 def _readline(child: subprocess.Popen[str], timeout: float = 30.0) -> str:
     """The child's next stdout line; fails (instead of hanging) when none comes in time."""
     assert child.stdout is not None
@@ -85,6 +112,10 @@ _NOBODY_CLEANER = textwrap.dedent(
 
     class PausedAtUnlink(LinuxRemover):
         def unlink(self, target):
+            import fcntl  # (no lease kept before the unlink: as where none can be taken)
+            if target in self._leased:
+                self._leased.discard(target)
+                fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
             print("unlinking", flush=True)
             sys.stdin.readline()
             super().unlink(target)
@@ -237,7 +268,7 @@ def test_a_waiter_on_a_device_that_cannot_be_told_apart_keeps_the_file(
     path = lockdir / A
     path.touch()
     fake = _fake_proc(tmp_path)
-    remover = _UnlearnableDevice(fake, _other_device_line(path))
+    remover = _UnlearnableDevice(fake, _other_device_line(path), calls=_WaiterHasItOpen())
     result = remover.remove([str(lockdir)], Policy())
     assert remover.holding, "the file was never locked: the unsure entry decided too early"
     assert result.removed == [] and path.exists()
@@ -425,6 +456,7 @@ def test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -639,6 +671,7 @@ def _latecomer_at_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRem
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
                 start_new_session=True,
@@ -723,6 +756,7 @@ def test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch(lockdir: Path) 
 
     class RefusingOne(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             if target.name == A:
                 raise PermissionError(1, "Operation not permitted")
             super().unlink(target)
@@ -793,7 +827,9 @@ def test_a_waiter_alone_in_the_table_is_named_in_the_reason(
     device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
     me = os.getpid()  # a waiting line of ours is somebody else's as far as the table goes
     (fake / "locks").write_text(f"1: -> FLOCK  ADVISORY  WRITE {me} {device}:{st.st_ino} 0 EOF\n")
-    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy(min_age=min_age))
+    result = LinuxRemover(proc=str(fake), calls=_WaiterHasItOpen()).remove(
+        [str(lockdir)], Policy(min_age=min_age)
+    )
     ((state, reason),) = [(s.state, s.reason) for s in result.skipped]
     assert state is LockState.WAITING and f"pid {me} " in reason, reason
 
@@ -839,6 +875,7 @@ def test_a_file_another_cleaner_removed_first_does_not_stop_the_batch(lockdir: P
 
     class RemovedFirst(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             if target.name == A:
                 os.unlink(target.path)
                 raise FileNotFoundError(2, "No such file or directory")
@@ -923,6 +960,7 @@ def test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [python, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -1187,6 +1225,10 @@ _FORKING_CLEANER = textwrap.dedent(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):
+            import fcntl  # (no lease kept before the unlink: as where none can be taken)
+            if target in self._leased:
+                self._leased.discard(target)
+                fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
             openers.append(subprocess.Popen(
                 [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
                 text=True, start_new_session=True,
@@ -1375,6 +1417,7 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
 
     class NewUvAfterUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             opener = subprocess.Popen(
                 [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
                 start_new_session=True,
@@ -1723,6 +1766,10 @@ _CLEANER_DYING_BEFORE_READY = textwrap.dedent(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):
+            import fcntl  # (no lease kept before the unlink: as where none can be taken)
+            if target in self._leased:
+                self._leased.discard(target)
+                fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
             opener = subprocess.Popen(
                 [sys.executable, "-c", {opener!r}, target.path], stdout=subprocess.PIPE,
                 text=True, start_new_session=True,
@@ -1985,6 +2032,7 @@ def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRe
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -2425,6 +2473,7 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
         failed = 0
 
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             super().unlink(target)
             calls.armed = True
 
@@ -2587,6 +2636,7 @@ def test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed(
         rounds = 0
 
         def unlink(self, target):  # type: ignore[no-untyped-def]
+            _no_lease_before_the_unlink(self, target)
             super().unlink(target)
             path.symlink_to(victim)
 
@@ -2875,7 +2925,8 @@ def test_a_lock_table_that_never_shows_our_own_lock_keeps_the_file(
     went), so whoever waits behind it went unseen too, and the file must stay."""
     (lockdir / A).touch()
     fake = _fake_proc(tmp_path)
-    result = LinuxRemover(proc=str(fake)).remove([str(lockdir)], Policy())
+    # (without leases: a lease granted says nobody waits, whatever the table shows or skips)
+    result = LinuxRemover(proc=str(fake), calls=_NoLeases()).remove([str(lockdir)], Policy())
     assert result.removed == [] and (lockdir / A).exists()
     assert [s.state for s in result.skipped] == [LockState.WAITING]
 
@@ -2959,11 +3010,10 @@ def test_the_lock_table_is_read_until_our_own_records_show_and_no_longer(lockdir
     incomplete). Root's removal of one free file sees its own lock record in the first read or,
     if the kernel skipped it while other locks came and went, in one of the next few."""
     from uvsweep.probe.linux import ANCHORED_READS
-    from uvsweep.probe.posix import Syscalls
 
     (lockdir / A).touch()
 
-    class CountingReads(Syscalls):
+    class CountingReads(_NoLeases):  # (without leases: the table is read for the file)
         reads: list[int]
 
         def read(self, path: str) -> bytes:

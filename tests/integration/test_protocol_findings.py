@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -111,6 +112,16 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         found.kill()
 
 
+def _no_lease_before_the_unlink(remover: LinuxRemover, target: Target) -> None:
+    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
+    taken before the unlink: a process the test starts now opens the file at once, as it did
+    before that lease, instead of waiting on it in open() (that path, the opener waiting on the
+    lease, is `tests/redteam/test_lease_before_unlink.py`'s)."""
+    if target in remover._leased:
+        remover._leased.discard(target)
+        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+
 class _TwoLatecomers(LinuxRemover):
     """During the unlink of A: W1 opens and waits in flock; W2 opens and pauses before its flock."""
 
@@ -121,6 +132,7 @@ class _TwoLatecomers(LinuxRemover):
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
+            _no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=0.0, hold=0.5)  # W1: will wait
             self.workers.start(Path(target.path), pause=3.0, hold=1.0)  # W2: preempted
         super().unlink(target)
@@ -587,10 +599,10 @@ def test_a_root_waiter_seen_only_in_the_lock_table_keeps_the_file_of_a_non_root_
         from uvsweep.remove.posix import LinuxRemover
 
         class Slow(LinuxRemover):
-            def users(self, targets, result):
+            def users_before_unlink(self, targets, result):  # (holding, no lease taken yet)
                 print("holding", flush=True)
                 sys.stdin.readline()
-                return super().users(targets, result)
+                return super().users_before_unlink(targets, result)
 
         result = Slow().remove([{str(shared_tmp)!r}], Policy())
         print(json.dumps([result.removed, [(s.state.value, s.reason) for s in result.skipped],
@@ -722,7 +734,8 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
         self.workers = workers
         self.waiter: subprocess.Popen[str] | None = None
 
-    def users(self, targets, result):  # type: ignore[no-untyped-def]
+    def users_before_unlink(self, targets, result):  # type: ignore[no-untyped-def]
+        # (the batch held, before its leases: the waiter opens B as before the cleaner's lock)
         if self.waiter is None:
             before = Path("/proc/locks").read_text().count("->")
             self.waiter = self.workers.start(Path(targets[0].path).with_name(B), 0.0, 0.0)
@@ -730,10 +743,11 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
             while Path("/proc/locks").read_text().count("->") == before:
                 assert time.monotonic() < deadline, "the waiter on B never queued"
                 time.sleep(0.01)
-        return super().users(targets, result)
+        return super().users_before_unlink(targets, result)
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
+            _no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=1.5, hold=0.0)
         super().unlink(target)
 

@@ -64,6 +64,11 @@ L8_OTHER_SIDE = (
 SIXTH = "tests/redteam/test_sixth_review.py"
 M6_TEST = "test_an_open_that_breaks_the_kept_lease_before_the_close_is_handed_over"
 ONE_WALK = "tests/integration/test_clean_protocol.py::test_one_fd_walk_per_batch"
+PROTOCOL = "tests/integration/test_clean_protocol.py"
+SCAN_LEASED = "test_a_file_another_cleaner_holds_the_lease_of_is_held_not_unreadable"
+HIDDEN_WAITER = "test_a_waiter_the_walk_cannot_see_is_found_in_the_table_before_the_unlink"
+BEFORE_UNLINK = "tests/redteam/test_lease_before_unlink.py"
+BLOCKED_OPENER = "test_an_opener_waiting_on_the_lease_before_the_unlink_never_ends_beside_a_new_uv"
 B2_HANDED = (
     "test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_it_is_removed"
 )
@@ -74,10 +79,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "waiters re-checked while holding ignored (users() skips the lock table)",
         POSIX_REMOVER,
         (
-            "found: dict[Target, Use] = self.lock_users(targets) if beside is None else beside"
-            ".take()\n"
+            "            beside.take() if beside is not None\n"
+            "            else self.lock_users(tabled) if tabled else {}\n"
         ),
-        "found: dict[Target, Use] = {}\n",
+        "            (beside.take() and {}) if beside is not None\n            else {}\n",
         [f"{FINDINGS}::{ROOT_WAITER_TEST}"],
     ),
     (
@@ -2235,14 +2240,96 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         POSIX_REMOVER,
         "            else:\n                self._leased.add(target)\n        try:",
         "            else:\n                pass\n        try:",
-        [f"{SIXTH}::{M6_TEST}"],
+        # (since the lease before the unlink, only a lease granted after it: one that could not
+        # be asked before, `test_lease_before_unlink.py`'s third case; M6's FUSE opener meets
+        # the lease taken before the unlink)
+        [f"{BEFORE_UNLINK}::{BLOCKED_OPENER}"],
     ),
     (
         "M6: a lease held read as breaking (every removed file handed over)",
         "app/uvsweep/probe/posix.py",
-        "            if fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK:",
-        "            if fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_WRLCK:",
-        [ONE_WALK, f"{SIXTH}::{M6_TEST}"],
+        "            if fcntl(fd, get_lease, 0) == wrlck:",
+        "            if fcntl(fd, get_lease, 0) != wrlck:",
+        # (every file is now kept before its unlink: the M6 FUSE test's teardown then hangs)
+        [ONE_WALK, f"{PROTOCOL}::test_a_batch_whose_leases_are_all_granted_reads_no_lock_table"],
+    ),
+    # the lease before the unlink (`users_before_unlink`): a granted lease spares the lock table
+    (
+        "lease before: a granted lease taken as refused (the lock table read for every batch)",
+        POSIX_REMOVER,
+        "            if said is True:\n                leased.add(target)",
+        "            if said is True and False:\n                leased.add(target)",
+        [ONE_WALK, f"{PROTOCOL}::test_a_batch_whose_leases_are_all_granted_reads_no_lock_table"],
+    ),
+    (
+        "lease before: a refused lease taken as granted (no lock table for it)",
+        POSIX_REMOVER,
+        "            if said is True:\n                leased.add(target)",
+        "            if said is not None:\n                leased.add(target)",
+        [f"{PROTOCOL}::{HIDDEN_WAITER}"],
+    ),
+    (
+        "lease before: the lock table skipped even with a refused file",
+        POSIX_REMOVER,
+        "        return [t for t in targets if t not in leased] if leased else list(targets)",
+        "        return []",
+        [f"{PROTOCOL}::{HIDDEN_WAITER}", ONE_WALK],
+    ),
+    (
+        "lease before: the lock table read for every file of a batch with a refused one (tabled)",
+        POSIX_REMOVER,
+        "        tabled = self.tabled(targets)",
+        "        tabled = list(targets)",
+        [ONE_WALK, f"{PROTOCOL}::test_a_batch_whose_leases_are_all_granted_reads_no_lock_table"],
+    ),
+    (
+        "lease before: a broken lease not looked at before the unlink (handed over at the close)",
+        POSIX_REMOVER,
+        "            if target in leased and target not in found and broken(target.handle):",
+        "            if False:",
+        [f"{BEFORE_UNLINK}::{BLOCKED_OPENER}"],
+    ),
+    (
+        "lease before: a lease granted before the unlink not recorded (asked again after it)",
+        POSIX_REMOVER,
+        "            if said is True:\n                leased.add(target)\n",
+        "            if said is True:\n                pass\n",
+        [f"{BEFORE_UNLINK}::{BLOCKED_OPENER}"],
+    ),
+    (
+        "lease before: the walk before the unlink only for the refused files",
+        POSIX_REMOVER,
+        "        found = self.users(locked, result)  # (the lock table",
+        "        found = self.users([t for t in locked if t not in leased], result)  # (",
+        [f"{B2_TESTS_REVIEW}::test_a_description_the_lease_does_not_count_keeps_the_file"],
+    ),
+    (
+        "alone_all: a failed F_SETLEASE of the kept leases' loop taken for granted",
+        "app/uvsweep/probe/posix.py",
+        "                said(alone(fd, keep))",
+        "                said(granted)",
+        [f"{ALONE}::test_alone_all_keeps_each_lease_granted_in_a_clean"],
+    ),
+    (
+        "lease_broken: a broken lease never given up (F_UNLCK dropped)",
+        "app/uvsweep/probe/posix.py",
+        "                fcntl(fd, set_lease, unlck)\n        except OSError:",
+        "                pass\n        except OSError:",
+        [f"{ALONE}::test_alone_all_keeps_each_lease_granted_in_a_clean"],
+    ),
+    (
+        "scan: an open that meets a cleaner's lease (EWOULDBLOCK) reported unreadable",
+        "app/uvsweep/probe/posix.py",
+        "        if err.errno in LEASED_ERRNOS:\n            return LockProbe.HELD",
+        "        if False:\n            return LockProbe.HELD",
+        [f"tests/unit/test_scan_races.py::{SCAN_LEASED}"],
+    ),
+    (
+        "acquire: an open that meets another cleaner's lease (EWOULDBLOCK) not held",
+        POSIX_REMOVER,
+        "            if err.errno in LEASED_ERRNOS:  # another cleaner's lease",
+        "            if False:  # another cleaner's lease",
+        [f"{PROTOCOL}::test_a_file_another_cleaner_holds_the_lease_of_is_skipped_as_held"],
     ),
     (
         "M2: giving the wait up exits 0",

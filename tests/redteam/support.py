@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -41,15 +42,34 @@ LATECOMER = (
 def start_latecomer(path: str | Path, argv_prefix: list[str] | None = None) -> (
     subprocess.Popen[str]
 ):  # fmt: skip
-    """A process that has `path` open and has not locked it (killed by `stop`)."""
+    """A process that has `path` open and has not locked it (killed by `stop`), or whose open
+    of it waits on a cleaner's write lease (taken before its unlink, kept to its close): that
+    open completes, on the inode it resolved, when the cleaner gives the lease up (`let_go`,
+    which hands the file over) or closes the file."""
+    ino = os.stat(path).st_ino
     child: subprocess.Popen[str] = procs.popen(
         [*(argv_prefix or []), sys.executable, "-c", LATECOMER, str(path)],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )  # fmt: skip
     assert child.stdout is not None
+    deadline = time.monotonic() + 30
+    while not select.select([child.stdout], [], [], 0.01)[0]:
+        if lease_breaking(ino):
+            return child  # its open waits on the lease
+        assert time.monotonic() < deadline, "the latecomer neither opened nor waits"
     assert child.stdout.readline().startswith("opened")
     return child
+
+
+def no_lease_before_the_unlink(remover: LinuxRemover, target: object) -> None:
+    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
+    taken before the unlink: a process the test starts now opens the file at once, as it did
+    before that lease, instead of waiting on it in open() (that path, the opener waiting on
+    the lease, is `test_lease_before_unlink.py`'s)."""
+    if target in remover._leased:
+        remover._leased.discard(target)  # type: ignore[arg-type]
+        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)  # type: ignore[attr-defined]
 
 
 def stop(child: subprocess.Popen[str] | None) -> None:
@@ -145,7 +165,7 @@ def cleaner_env() -> dict[str, str]:
 #: appended to the file named by $REDTEAM_LATECOMERS), then unlinks. argv: the uvsweep command.
 CLEANER_WITH_LATECOMER = textwrap.dedent(
     """
-    import os, subprocess, sys
+    import os, select, subprocess, sys
     from uvsweep import cleaner, cli
     from uvsweep.remove.posix import LinuxRemover
 
@@ -153,12 +173,21 @@ CLEANER_WITH_LATECOMER = textwrap.dedent(
     real_unlink = LinuxRemover.unlink
     LATECOMER = {latecomer!r}
 
+    def breaking(ino):  # the latecomer's open waits on our lease (taken before the unlink)
+        with open("/proc/locks") as handle:
+            return any("LEASE" in line and "BREAK" in line
+                       and line.split()[-3].endswith(f":{{ino}}") for line in handle)
+
     def unlink(self, target):
         child = subprocess.Popen(
             [sys.executable, "-c", LATECOMER, target.path], stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        child.stdout.readline()
+        while not select.select([child.stdout], [], [], 0.01)[0]:
+            if breaking(target.ino):
+                break
+        else:
+            child.stdout.readline()
         with open(os.environ["REDTEAM_LATECOMERS"], "a") as handle:
             handle.write(f"{{child.pid}}\\n")
         real_unlink(self, target)
@@ -176,17 +205,22 @@ CLEANER_WITH_LATECOMER = textwrap.dedent(
 ).format(latecomer=LATECOMER)
 
 
-def old_inode_fd(pid: int, name: str) -> int:
-    """A new open of the unlinked file process `pid` has open (through its /proc fd link)."""
+def old_inode_fd(pid: int, name: str, wait: float = 10.0) -> int:
+    """A new open of the unlinked file process `pid` has open (through its /proc fd link); its
+    own open may still be completing (it waited on the cleaner's lease: `start_latecomer`)."""
     fd_dir = f"/proc/{pid}/fd"
-    for entry in os.listdir(fd_dir):
-        try:
-            target = os.readlink(f"{fd_dir}/{entry}")
-        except OSError:
-            continue
-        if target.endswith(f"/{name} (deleted)"):
-            return os.open(f"{fd_dir}/{entry}", os.O_RDONLY)
-    raise AssertionError(f"pid {pid} has no unlinked {name} open")
+    deadline = time.monotonic() + wait
+    while True:
+        for entry in os.listdir(fd_dir):
+            try:
+                target = os.readlink(f"{fd_dir}/{entry}")
+            except OSError:
+                continue
+            if target.endswith(f"/{name} (deleted)"):
+                return os.open(f"{fd_dir}/{entry}", os.O_RDONLY)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pid {pid} has no unlinked {name} open")
+        time.sleep(0.01)
 
 
 def read_pids(path: Path) -> list[int]:

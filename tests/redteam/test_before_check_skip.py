@@ -8,10 +8,12 @@ table read before the unlink. B2 and B5 are gaps of the walk itself, older than 
 (strict xfails): an opener between its open and its flock that the walk cannot see.
 
 Every test runs a real cleaner process (`LinuxRemover.remove`, real flock, real `/proc`) that
-stops at four points for the test: holding its batch before the first `users` call
-(`holding`), before its `changed` look at each file it found unused (`checked`: the walk is
-over), before the second `users` call (`rechecking`: the file is unlinked) and before the
-handoffs run (`handing`). When the table shows a waiter, the cleaner never gets past `holding`:
+stops at four points for the test: holding its batch before its look before the unlink
+(`holding`: `users_before_unlink`, before it takes the batch's write leases, so a process the
+test starts there has the file open before the lease is asked, as one before the cleaner's
+lock would), before its `changed` look at each file it found unused (`checked`: the walk is
+over), before its `users` call on unlinked files (`rechecking`) and before the handoffs run
+(`handing`). When the table shows a waiter, the cleaner never gets past `holding`:
 it keeps the file (`result` comes next). The "uv" processes are small scripts that lock as uv
 does (an exclusive flock on the lock file, blocking). Two holders: a process that has taken the
 flock it asked for while a new uv at the name takes the file there (two critical sections).
@@ -59,15 +61,20 @@ CLEANER = textwrap.dedent(
     from uvsweep.remove import Policy, posix
     from uvsweep.remove.posix import LinuxRemover
 
-    real_users, real_run, calls = LinuxRemover.users, posix.run_handoffs, []
+    real_users, real_run = LinuxRemover.users, posix.run_handoffs
+    real_before = getattr(LinuxRemover, "users_before_unlink", None)  # (`users` before it)
 
     def pause(word):
         print(word, flush=True)
         sys.stdin.readline()
 
+    def before(self, targets, result):
+        pause("holding")  # the batch locked, no lease taken yet
+        return real_before(self, targets, result)
+
     def users(self, targets, result):
-        calls.append(len(targets))
-        pause("holding" if len(calls) == 1 else "rechecking")
+        if real_before is None or any(t.unlinked for t in targets):
+            pause("holding" if not any(t.unlinked for t in targets) else "rechecking")
         return real_users(self, targets, result)
 
     def run_handoffs(*args, **kwargs):
@@ -81,6 +88,8 @@ CLEANER = textwrap.dedent(
         return real_changed(self, target)
 
     LinuxRemover.users = users
+    if real_before is not None:
+        LinuxRemover.users_before_unlink = before
     LinuxRemover.changed = changed
     posix.run_handoffs = run_handoffs
     result = LinuxRemover().remove([sys.argv[1]], Policy())

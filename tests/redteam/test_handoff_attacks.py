@@ -31,6 +31,7 @@ from tests.redteam.support import (
     handoff_after_unlink,
     keeper_pids,
     kill_keepers,
+    no_lease_before_the_unlink,
     old_inode_fd,
     read_pids,
     start_latecomer,
@@ -196,6 +197,7 @@ class _PlantAfterUnlink(LinuxRemover):
         self.handoffs: list[Handoff] = []
 
     def unlink(self, target: Target) -> None:
+        no_lease_before_the_unlink(self, target)  # (the latecomer opens at once, as before)
         self.latecomer = start_latecomer(target.path)
         super().unlink(target)
         subprocess.run([*self.plant, target.path], check=True)  # inotify saw IN_DELETE
@@ -450,6 +452,7 @@ class _ManyLatecomers(LinuxRemover):
         self.walks_at_sigint = -1
 
     def unlink(self, target: Target) -> None:
+        no_lease_before_the_unlink(self, target)  # (the helper's opens would wait on it)
         assert self.helper.stdin is not None and self.helper.stdout is not None
         self.helper.stdin.write(target.path + "\n")
         self.helper.stdin.flush()
@@ -532,6 +535,7 @@ class _LatecomerAtUnlink(LinuxRemover):
     latecomer: subprocess.Popen[str] | None = None
 
     def unlink(self, target: Target) -> None:
+        no_lease_before_the_unlink(self, target)  # (the latecomer opens at once, as before)
         self.latecomer = start_latecomer(target.path)
         super().unlink(target)
 

@@ -34,10 +34,12 @@ from tests.redteam.support import (
     Child,
     ScriptedCleaner,
     keepers_end,
+    lease_breaking,
     leased,
     links_to,
     lock_file,
     new_uv_locks,
+    wait_for,
 )
 from uvsweep.remove.posix import OUTLIVED_NOTE
 
@@ -443,43 +445,65 @@ def test_a_description_the_lease_does_not_count_keeps_the_file(
 # ---- an open that the lease itself holds up -----------------------------------------------------
 
 
-def test_a_uv_opening_the_name_is_never_held_up_by_the_cleaners_lease(
+def test_a_uv_opening_the_name_waits_on_the_cleaners_lease_as_on_its_lock(
     shared_tmp: Path, started: list[Cleaner | Child]
 ) -> None:
     """Attack (holds): the cleaner is stopped while it holds its first lease (the scheduler,
-    or Ctrl-Z). An open of the leased file would wait inside open() for the lease, saying
-    nothing, up to `lease-break-time` (45 s). But the lease is taken after the unlink only, on
-    a file no name leads to: a uv that opens the name meanwhile makes a new file there."""
-    path, _ino = lock_file(shared_tmp)
+    or Ctrl-Z). The lease is taken before the unlink (it spares the lock table), so a uv that
+    opens the name meanwhile waits inside open() for it, as it would have waited in flock for
+    the cleaner's lock (held all the while), and its open breaks the lease. When the cleaner
+    goes on, its look right before the unlink sees the broken lease, gives it up and keeps the
+    file: the uv's open completes on the file at the name, and it locks it once the cleaner
+    lets go. (Were the cleaner stopped for good, the kernel takes the lease away after
+    `lease-break-time`, 45 s, and the uv then waits in flock, as before.)"""
+    path, ino = lock_file(shared_tmp)
     started.append(cleaner := Cleaner(shared_tmp, NO_PTRACE, pause_lease=True))
     assert cleaner.next() == "leased"
-    assert not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)  # (would fail if leased)
-    os.close(fd)
-    os.unlink(path)
+    assert path.exists() and os.stat(path).st_ino == ino  # before the unlink
+    started.append(opener := Child([sys.executable, "-c", BLOCKED_OPENER, str(path)]))
+    opener.expect("ready")
+    opener.tell()
+    wait_for(lambda: lease_breaking(ino), what="the uv's open to wait on the cleaner's lease")
     cleaner.go()
     result = cleaner.finish()
-    assert result["removed"] == [str(path)], result
+    opener.expect("opened")
+    opener.expect("locked")
+    assert not new_uv_locks(path), f"two holders: the opener and a new uv; cleaner: {result}"
+    assert os.stat(path).st_ino == ino  # the file at the name it locked: never unlinked
+    assert result["removed"] == [] and result["handoffs"] == 0, result
+    assert [(kept, state) for kept, state, _why in result["skipped"]] == [  # type: ignore[attr-defined]
+        (str(path), "OPEN")
+    ], result
+    opener.tell()
 
 
 # ---- L4: another cleaner's open meets our lease -------------------------------------------------
 
 
-def test_a_second_cleaner_never_meets_the_first_ones_lease(
+def test_a_second_cleaner_that_meets_the_first_ones_lease_says_it_is_held(
     shared_tmp: Path, started: list[Cleaner | Child]
 ) -> None:
-    """L4 (fixed): the first cleaner (root without CAP_SYS_PTRACE) is preempted while it holds
-    its lease; a second cleaner (the tray, a timer, a user's `clean`) looks at the same dir
-    then. The lease is taken after the unlink only, so the second finds no file to open, and
-    reports nothing suspicious (before: 'unreadable ... Resource temporarily unavailable')."""
+    """L4 (fixed, and changed by the lease before the unlink): the first cleaner (root without
+    CAP_SYS_PTRACE) is preempted while it holds its lease; a second cleaner (the tray, a timer,
+    a user's `clean`) looks at the same dir then. The lease is taken before the unlink, so the
+    second one's open (`O_NONBLOCK`) fails with EWOULDBLOCK: it reports the file held by
+    another cleaner, nothing unreadable and no error (before 0.1's first fix: 'unreadable ...
+    Resource temporarily unavailable'). Its open broke the first one's lease, which the first
+    sees right before its unlink: it keeps the file too (a later run removes it)."""
+    from uvsweep.remove.posix import LEASED_BY_OTHER
+
     path, _ino = lock_file(shared_tmp)
     started.append(first := Cleaner(shared_tmp, NO_PTRACE, pause_lease=True))
     assert first.next() == "leased"
     started.append(second := Cleaner(shared_tmp, []))
     result = second.finish()
     first.go()
-    assert first.finish()["removed"] == [str(path)]
-    assert result["skipped"] == [] and result["removed"] == [], result
+    first_result = first.finish()
+    assert result["removed"] == [] and result["skipped"] == [
+        [str(path), "HELD", LEASED_BY_OTHER]
+    ], result
+    assert first_result["removed"] == [] and first_result["handoffs"] == 0, first_result
+    assert path.exists()
 
 
 # ---- L5: the note says the kernel was asked where it refused ------------------------------------

@@ -16,8 +16,14 @@ it (`fs/locks.c`, `fs/namei.c`, `fs/proc/`):
   `readlink` of an fd link (the path, with ` (deleted)` once unlinked) and `stat` through it
   (with `refused_links`, EACCES for a uv process's links, as root without `CAP_SYS_PTRACE`
   gets for another user's);
-- a write lease taken and given back (`alone`): granted only while no other OFD refers to the
-  inode.
+- a write lease (`alone`, `F_SETLEASE F_WRLCK`): granted only while no other OFD refers to the
+  inode (an opener waiting on a lease counts: its open is counted before it waits), given back
+  at once or kept (`keep`) by the OFD until its last close or an `F_UNLCK`. Any `open` of a
+  leased inode, by anyone (the holder's own process too), breaks the lease: with `O_NONBLOCK`
+  it fails with `EWOULDBLOCK`; without, the opener waits (not runnable) until the lease goes,
+  then completes its open on the inode it resolved, linked or not (it never looks at the name
+  again). `lease_broken` is `F_GETLEASE`, and `F_UNLCK` when broken. An unlink breaks no lease
+  (only NFS delegations); `lease-break-time` (45 s) is beyond the model's waits.
 
 Every method is called by exactly one actor at a time (the scheduler guarantees it), with the
 pid of the calling process. A blocking `flock` returns `BLOCKED` instead of sleeping: the caller
@@ -45,7 +51,13 @@ PROC = "/sim/proc"
 #: mtime of the files that exist before the run (old enough for any policy).
 EPOCH = 1_700_000_000.0
 
-BLOCKED = object()  # what a blocking flock returns when the caller has to wait
+
+class _Blocked:
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()  # what a blocking flock (or an open that meets a lease) returns: wait
 
 
 def _err(code: int, name: str | None = None) -> OSError:
@@ -110,6 +122,24 @@ class Waiter:
 
 
 @dataclass
+class Lease:
+    """A write lease kept by `ofd` (`F_SETLEASE F_WRLCK`, until its last close or `F_UNLCK`)."""
+
+    ofd: OpenFile
+    broken: bool = False  # an open met it (`F_GETLEASE` no longer says `F_WRLCK`)
+
+
+@dataclass
+class LeaseWaiter:
+    """An `open` without `O_NONBLOCK` that met a lease: it resolved `inode` and is counted as an
+    open of it (no lease can be granted meanwhile), but has no fd yet (no `/proc` shows it)."""
+
+    pid: int
+    inode: Inode
+    flags: int
+
+
+@dataclass
 class Process:
     pid: int
     name: str
@@ -134,6 +164,8 @@ class Kernel:
         self.next_ino = 100
         self.locks: list[Lock] = []  # in the order they were taken (the /proc/locks order)
         self.waiters: list[Waiter] = []
+        self.held_leases: list[Lease] = []  # kept write leases, in the order they were granted
+        self.lease_waiters: list[LeaseWaiter] = []  # opens waiting for a lease to go
         self.procs: dict[int, Process] = {}
         self.now = 0.0  # virtual monotonic time
         self.version = 0  # bumped by every change another process could see
@@ -270,6 +302,16 @@ class Kernel:
             if flags & os.O_DIRECTORY and not stat.S_ISDIR(inode.mode):
                 raise _err(errno.ENOTDIR, name)
             self._may(pid, inode, flags)
+            lease = self._lease_on(inode)
+            if lease is not None:  # `break_lease`: any open, the holder's own process's too
+                if not lease.broken:
+                    lease.broken = True
+                    self._changed()
+                if flags & os.O_NONBLOCK:
+                    raise _err(errno.EWOULDBLOCK, name)
+                self.lease_waiters.append(LeaseWaiter(pid, inode, flags))
+                self._changed()
+                return BLOCKED
             return self._install(pid, inode, flags)
         if not flags & os.O_CREAT:
             raise _err(errno.ENOENT, name)
@@ -281,6 +323,15 @@ class Kernel:
         self._arrive(inode)
         self.names[base] = inode
         return self._install(pid, inode, flags)
+
+    def finish_open(self, pid: int) -> object:
+        """The open `pid` waits with on a lease (`open` returned `BLOCKED`): its fd once no
+        lease is left on the inode it resolved (whatever name leads to it now), else `BLOCKED`."""
+        waiter = next(w for w in self.lease_waiters if w.pid == pid)
+        if self._lease_on(waiter.inode) is not None:
+            return BLOCKED
+        self.lease_waiters.remove(waiter)
+        return self._install(pid, waiter.inode, waiter.flags)
 
     def fstat(self, pid: int, fd: int) -> os.stat_result:
         ofd = self._ofd(pid, fd)
@@ -356,6 +407,7 @@ class Kernel:
         ofd.refs -= 1
         if ofd.refs == 0:
             self._drop_lock(ofd)  # the last fd of the OFD: its flock goes with it
+            self._drop_lease(ofd)  # and its lease (`locks_remove_file`)
         self._changed()
 
     def inherit(self, parent: int, child: int, fds: list[int]) -> None:
@@ -373,6 +425,7 @@ class Kernel:
             self.close(pid, fd)
         proc.alive = False
         self.waiters = [w for w in self.waiters if w.pid != pid]
+        self.lease_waiters = [w for w in self.lease_waiters if w.pid != pid]
         self._changed()
 
     # ---- flock ---------------------------------------------------------------------------------
@@ -430,8 +483,41 @@ class Kernel:
         self._changed()
 
     def blocked(self, pid: int) -> bool:
-        """Whether `pid` is queued on a lock (not runnable until woken)."""
-        return any(w.pid == pid for w in self.waiters)
+        """Whether `pid` is queued on a lock, or its open waits on a lease that is still there
+        (not runnable until woken)."""
+        return any(w.pid == pid for w in self.waiters) or any(
+            w.pid == pid and self._lease_on(w.inode) is not None for w in self.lease_waiters
+        )
+
+    # ---- leases --------------------------------------------------------------------------------
+
+    def _lease_on(self, inode: Inode) -> Lease | None:
+        for lease in self.held_leases:
+            if lease.ofd.inode is inode:
+                return lease
+        return None
+
+    def _lease_of(self, ofd: OpenFile) -> Lease | None:
+        for lease in self.held_leases:
+            if lease.ofd is ofd:
+                return lease
+        return None
+
+    def _drop_lease(self, ofd: OpenFile) -> None:
+        lease = self._lease_of(ofd)
+        if lease is not None:
+            self.held_leases.remove(lease)  # its waiting openers may go on
+            self._changed()
+
+    def lease_broken(self, pid: int, fd: int) -> bool:
+        """`F_GETLEASE` on `fd`: False while our kept lease is intact (`F_WRLCK`); else True,
+        and the lease (broken, or none) is given up (`F_UNLCK`), so a waiting open goes on."""
+        ofd = self._ofd(pid, fd)
+        lease = self._lease_of(ofd)
+        if lease is not None and not lease.broken:
+            return False
+        self._drop_lease(ofd)
+        return True
 
     # ---- the /proc views (Linux) ---------------------------------------------------------------
 
@@ -505,22 +591,26 @@ class Kernel:
         return (ofd.inode or self.dir_inode).stat()
 
     def alone(self, pid: int, fd: int, keep: bool = False) -> bool | None:
-        """`F_SETLEASE` `F_WRLCK` on `fd`, given back at once: granted (True) only while no
-        other OFD refers to its inode (`check_conflicting_open`: any process, open, waiting or
-        holding, the inode linked or not); EAGAIN (False) otherwise; None without leases.
-
-        `keep` (the lease held until the OFD's close) is modelled only where it changes
-        nothing here: on an inode no name leads to (its only opens would come through
-        `/proc/<pid>/fd` links, which no actor takes); anywhere else it is refused."""
+        """`F_SETLEASE` `F_WRLCK` on `fd`: granted (True) only while no other OFD refers to its
+        inode (`check_conflicting_open`: any process, open, waiting or holding, the inode linked
+        or not, and an opener waiting on a lease, whose open is counted already); EAGAIN (False)
+        otherwise, a lease already kept left as it was; None without leases. Granted, it is
+        given back at once (`F_UNLCK`, a kept one too), or with `keep` kept by the OFD (one
+        already kept stays as it is, broken or not: Linux keeps its pending break)."""
         ofd = self._ofd(pid, fd)
-        if keep and ofd.inode is not None and ofd.inode.nlink:
-            raise AssertionError("a lease kept on a file a name still leads to")
         if not self.leases or ofd.inode is None:
             return None
         for proc in self.procs.values():
             for other in proc.fds.values():
                 if other is not ofd and other.inode is ofd.inode:
                     return False
+        if any(w.inode is ofd.inode for w in self.lease_waiters):
+            return False
+        if not keep:
+            self._drop_lease(ofd)
+        elif self._lease_of(ofd) is None:
+            self.held_leases.append(Lease(ofd))
+            self._changed()
         return True
 
     # ---- for the scheduler ---------------------------------------------------------------------
@@ -537,6 +627,8 @@ class Kernel:
                 fds.append((pid, fd, ofd.inode.ino if ofd.inode else 0, ofd.flags,
                             ofd.lost_to_planter))  # fmt: skip
             fds.append((pid, proc.alive))
+        for waiting in self.lease_waiters:
+            inodes[waiting.inode.ino] = waiting.inode  # (it may be on no name, in no fd)
         shape = tuple(
             (
                 i.ino,
@@ -557,4 +649,7 @@ class Kernel:
         waiters = tuple(
             (w.ofd.pid, w.ofd.fd, w.exclusive, w.blocker.pid, w.blocker.fd) for w in self.waiters
         )
-        return (names, shape, tuple(fds), locks, waiters, self.next_ino, self.now, self.arrivals)
+        leases = tuple((ls.ofd.pid, ls.ofd.fd, ls.broken) for ls in self.held_leases)
+        opening = tuple((w.pid, w.inode.ino, w.flags) for w in self.lease_waiters)
+        return (names, shape, tuple(fds), locks, waiters, leases, opening, self.next_ino,
+                self.now, self.arrivals)  # fmt: skip

@@ -5,6 +5,7 @@ Where it can, each test does the same thing on the real OS and compares.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -28,6 +29,7 @@ from tests.sim.kernel import (
     Kernel,
 )
 from uvsweep.probe.linux import parse_locks
+from uvsweep.probe.posix import OPEN_FLAGS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -378,3 +380,111 @@ def test_refused_links_fail_as_linux_fails_root_without_cap_sys_ptrace(tmp_path:
     with pytest.raises(PermissionError):
         kernel.stat(link)
     assert kernel.readlink(11, link) == f"{TMP}/{NAME}"  # its own links: read
+
+
+# ---- a kept lease on a linked file, and the opens that meet it -----------------------------------
+
+
+def _real_kept_lease(path: Path) -> list[object]:
+    """On the real OS: a kept lease, an unlink (breaks none), an `O_NONBLOCK` open of a leased
+    file (EWOULDBLOCK, and the lease broken), a blocking opener (waits, then gets the inode it
+    resolved, unlinked) once the broken lease is given up."""
+    from uvsweep.probe.posix import OPEN_FLAGS, SYSCALLS
+
+    seen: list[object] = []
+    path.touch()
+    fd = os.open(path, OPEN_FLAGS)
+    seen.append(SYSCALLS.alone(fd, keep=True))
+    other = path.with_name("uv-1111111111111111.lock")
+    other.touch()
+    kept = os.open(other, OPEN_FLAGS)
+    assert SYSCALLS.alone(kept, keep=True) is True
+    os.unlink(other)
+    seen.append(SYSCALLS.lease_broken(kept))  # an unlink breaks no lease
+    os.close(kept)
+    try:
+        os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        seen.append(errno.errorcode[err.errno])
+    seen.append(SYSCALLS.lease_broken(fd))  # broken, and given up
+    seen.append(SYSCALLS.alone(fd, keep=True))  # nobody else: granted again
+    ino = os.fstat(fd).st_ino
+    opener = procs.popen(
+        [sys.executable, "-c",
+         ("import os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\nst = os.fstat(fd)\n"
+         "print(st.st_ino, st.st_nlink, flush=True)\n"), str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK:  # until its open meets it
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        seen.append(opener.poll() is None)  # it waits in open()
+        seen.append(SYSCALLS.alone(fd, keep=True))  # its open is counted: refused
+        os.unlink(path)
+        path.touch()  # a new file at the name: the waiting opener never looks at it
+        seen.append(SYSCALLS.lease_broken(fd))  # given up: its open goes on
+        assert opener.stdout is not None
+        got_ino, got_links = map(int, opener.stdout.readline().split())
+        seen.append((got_ino == ino, got_links))
+    finally:
+        procs.stop(opener, grace=0)
+        os.close(fd)
+    return seen
+
+
+def test_a_kept_lease_is_broken_by_any_open_as_linux_breaks_it(tmp_path: Path) -> None:
+    real = _real_kept_lease(tmp_path / NAME)
+    assert real == [True, False, "EAGAIN", True, True, True, False, True, (True, 0)]
+
+    kernel, ino = _kernel()
+    dir_fd = kernel.open_dir(10, TMP)
+    fd = kernel.open(10, f"{TMP}/{NAME}", OPEN_FLAGS, 0, None)
+    seen: list[object] = [kernel.alone(10, fd, keep=True)]
+    other = kernel.make_file("uv-1111111111111111.lock")
+    kept = kernel.open(10, f"{TMP}/uv-1111111111111111.lock", OPEN_FLAGS, 0, None)
+    assert kernel.alone(10, kept, keep=True) is True
+    kernel.unlink(10, "uv-1111111111111111.lock", dir_fd)
+    seen.append(kernel.lease_broken(10, kept))
+    kernel.close(10, kept)
+    assert other.nlink == 0
+    try:
+        kernel.open(12, f"{TMP}/{NAME}", os.O_RDONLY | os.O_NONBLOCK, 0, None)
+    except OSError as err:
+        seen.append(errno.errorcode[err.errno])
+    seen.append(kernel.lease_broken(10, fd))
+    seen.append(kernel.alone(10, fd, keep=True))
+    assert kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None) is BLOCKED
+    seen.append(kernel.blocked(11))
+    assert kernel.proc_list_dir(f"{PROC}/11/fd") == []  # no fd yet: no walk sees it
+    seen.append(kernel.alone(10, fd, keep=True))
+    kernel.unlink(10, NAME, dir_fd)
+    kernel.make_file(NAME)
+    seen.append(kernel.lease_broken(10, fd))
+    assert not kernel.blocked(11)
+    got = kernel.fstat(11, int(kernel.finish_open(11)))  # type: ignore[call-overload]
+    seen.append((got.st_ino == ino, got.st_nlink))
+    assert seen == real
+
+
+def test_a_kept_lease_goes_with_the_last_close_and_its_waiters_with_their_process() -> None:
+    """The lease belongs to the OFD: a child sharing it keeps it past the parent's close; the
+    last close releases it, and a waiting opener goes on. An exiting opener stops waiting."""
+    kernel, _ino = _kernel()
+    fd = kernel.open(10, f"{TMP}/{NAME}", OPEN_FLAGS, 0, None)
+    assert kernel.alone(10, fd, keep=True) is True
+    kernel.inherit(10, 12, [fd])
+    assert kernel.open(11, f"{TMP}/{NAME}", os.O_RDWR, 0, None) is BLOCKED
+    kernel.close(10, fd)
+    assert kernel.blocked(11)  # the keeper's fd still holds the OFD, and the lease
+    kernel.exit(11)
+    assert kernel.lease_waiters == []
+    kernel.spawn(13, "uv")
+    assert kernel.open(13, f"{TMP}/{NAME}", os.O_RDWR, 0, None) is BLOCKED
+    fingerprint = kernel.fingerprint()
+    kernel.close(12, fd)
+    assert kernel.fingerprint() != fingerprint
+    assert not kernel.blocked(13)
+    assert kernel.finish_open(13) == 3
+    assert kernel.alone(13, 3, keep=False) is True

@@ -257,10 +257,17 @@ class SimCalls(ActorCalls, Syscalls):
         return self._do(("lstat", name, dir_fd), lambda: self.kernel.lstat(self.pid, name, dir_fd))
 
     def open(self, name: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
-        return self._do(
-            ("open", name, flags, mode, dir_fd),
-            lambda: self.kernel.open(self.pid, name, flags, mode, dir_fd),
-        )
+        what = ("open", name, flags, mode, dir_fd)
+        outcome = self._do(what, lambda: self.kernel.open(self.pid, name, flags, mode, dir_fd))
+        while outcome is BLOCKED:
+            # it met a lease: not runnable until the lease goes, then its open completes on
+            # the inode it resolved (`Kernel.finish_open`), whatever is at the name by then
+            self.actor.status = "blocked"
+            self.actor.park(("open-wait", name))
+            self.actor.status = "ready"
+            outcome = self.kernel.finish_open(self.pid)
+            self.actor.observe(("open-wait", name), outcome)
+        return int(outcome)
 
     def open_dir(self, path: str) -> int:
         return self._do(("open_dir", path), lambda: self.kernel.open_dir(self.pid, path))
@@ -313,13 +320,8 @@ class SimCalls(ActorCalls, Syscalls):
         return [self.alone(fd, keep) for fd in fds]  # each a scheduling point of its own
 
     def lease_broken(self, fd: int) -> bool:
-        # never: the model's `open` finds a name and counts its file in one step, and a lease is
-        # kept only on a file no name leads to (`Kernel.alone`), so no open can come to wait on
-        # it. (The real kernel's gap between the two, red-team M1 and M6, is beyond the model;
-        # `tests/redteam/test_sixth_review.py` shows it with a FUSE file system.) It reads
-        # nothing shared here, so it is no scheduling point.
-        self.actor.observe(("lease_broken", fd), False)
-        return False
+        # `F_GETLEASE` reads shared state (an open may have broken the lease): a scheduling point
+        return bool(self._do(("lease_broken", fd), lambda: self.kernel.lease_broken(self.pid, fd)))
 
     def readlink(self, path: str) -> str:
         return self._do(("readlink", path), lambda: self.kernel.readlink(self.pid, path))

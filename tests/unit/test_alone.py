@@ -421,3 +421,46 @@ def test_lease_breaks_are_left_alone_in_a_subinterpreter() -> None:
         [sys.executable, "-c", IN_A_SUBINTERPRETER, APP_DIR], capture_output=True, text=True
     )  # fmt: skip
     assert (done.returncode, done.stdout, done.stderr) == (0, "True False\n", ""), done
+
+
+#: `alone_all(keep=True)` as `clean` asks it (`SIGIO` ignored: one `F_SETLEASE` a file), over
+#: three files, the second open elsewhere too; then whether each lease is still there (an
+#: `O_NONBLOCK` open fails on a kept lease) and what `F_GETLEASE` says once it is broken
+KEPT_IN_CLEAN = """
+import errno, fcntl, os, sys
+sys.path.insert(0, sys.argv[1])
+from uvsweep.probe import posix
+posix.ignore_lease_breaks()
+paths = [os.path.join(sys.argv[2], f"uv-00000000000000b{n}.lock") for n in range(3)]
+for path in paths:
+    open(path, "w").close()
+fds = [os.open(path, posix.OPEN_FLAGS) for path in paths]
+other = os.open(paths[1], os.O_RDONLY)
+said = posix.SYSCALLS.alone_all(fds, keep=True)
+os.close(other)
+kept = []
+for path in paths:
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        kept.append(False)
+    except OSError as err:
+        kept.append(errno.errorcode[err.errno])
+broken = [posix.SYSCALLS.lease_broken(fd) for fd in fds]
+left = [fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_UNLCK for fd in fds]
+print(said, kept, broken, left, flush=True)
+"""
+
+
+def test_alone_all_keeps_each_lease_granted_in_a_clean(tmp_path: Path) -> None:
+    """In a process that ignores `SIGIO` (`clean`), `alone_all(keep=True)` is one `F_SETLEASE`
+    a file: each answer in order (a refusal asked through `alone`), each granted lease kept
+    (an open then fails with EWOULDBLOCK, and breaks it), a refused one never taken. A broken
+    lease is given up by `lease_broken` (F_UNLCK: a waiting opener goes on)."""
+    done = procs.run(
+        [sys.executable, "-c", KEPT_IN_CLEAN, APP_DIR, str(tmp_path)], capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, ""), done
+    assert done.stdout == (
+        "[True, False, True] ['EAGAIN', False, 'EAGAIN'] [True, True, True] [True, True, True]\n"
+    )

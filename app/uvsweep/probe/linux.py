@@ -321,10 +321,12 @@ class TableWarmer:
     Why it pays: the kernel prints `/proc/locks` on the write side of a per-CPU rwsem
     (`file_rwsem`), and the first writer after a quiet spell waits for an RCU grace period
     (`rcu_sync_enter`; 6-10 ms measured here), while one within about a grace period of the
-    last (15 ms and more here) does not. A removal reads the table twice a batch, each time
-    after 15-30 ms of opening or unlinking files: ten grace periods for 10,000 files, a third of
-    the removal's time, of which this leaves the first (waited for on the thread, while the
-    first files are opened). The later reads are made on the removal's own thread: a thread
+    last (15 ms and more here) does not. A removal reads the table (only for a batch with a
+    file the kernel's lease was refused for: `LinuxRemover.users_before_unlink`) up to twice a
+    batch, each time after 15-30 ms of opening or unlinking files: up to ten grace periods for
+    10,000 files, of which this leaves the first (waited for on the thread, while the first
+    files are opened). A batch whose leases are all granted reads no table: for it the warmer
+    is only its cost (below). The later reads are made on the removal's own thread: a thread
     woken by a timer would take the interpreter's lock from it every few milliseconds.
 
     Before its thread starts it grows the process's fd table to `room` fds at once: a table

@@ -33,6 +33,10 @@ OPEN_FLAGS = (
 )
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 BUSY_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+#: What an `O_NONBLOCK` open fails with on a file another open file description holds a write
+#: lease on (Linux: a cleaner removing it, `LinuxRemover.users_before_unlink`); the open has
+#: broken that lease. (`EACCES`, a busy flock's errno elsewhere, is a refused permission here.)
+LEASED_ERRNOS = frozenset({errno.EWOULDBLOCK, errno.EAGAIN})
 
 #: (st_dev, st_ino): how a file is known to the lock and open-file tables.
 FileKey = tuple[int, int]
@@ -56,8 +60,9 @@ def _load_flock() -> Callable[[int, int], None]:
 
 
 #: `fcntl.fcntl` and the numbers a write lease needs (`F_SETSIG`, `F_SETLEASE`, `F_WRLCK`,
-#: `F_UNLCK`, `SIGURG`), once first needed; False where there are no leases (only Linux has them).
-_Lease = tuple[Callable[[int, int, int], int], int, int, int, int, int]
+#: `F_UNLCK`, `SIGURG`, `F_GETLEASE`), once first needed; False where there are no leases (only
+#: Linux has them).
+_Lease = tuple[Callable[[int, int, int], int], int, int, int, int, int, int]
 _LEASE: _Lease | bool | None = None
 
 
@@ -69,7 +74,7 @@ def _load_lease() -> _Lease | bool:
 
         _LEASE = (
             fcntl.fcntl, fcntl.F_SETSIG, fcntl.F_SETLEASE, fcntl.F_WRLCK, fcntl.F_UNLCK,
-            signal.SIGURG,
+            signal.SIGURG, fcntl.F_GETLEASE,
         )  # fmt: skip
     except (ImportError, AttributeError):
         _LEASE = False
@@ -182,8 +187,8 @@ class Syscalls:
         fds. Not counted: an `O_PATH` description, or one opened with access mode 3, neither of
         which can lock the file, but either can reopen it through `/proc/PID/fd` (red-team L3;
         a walk that reads the process's links sees both). The lease is
-        given back at once, or with `keep` at the fd's close (for a file no name leads to any
-        more: its release then costs less than giving it back). True: alone; False: another
+        given back at once, or with `keep` at the fd's close (any open of the file meanwhile,
+        anyone's, breaks it: `lease_broken`; an unlink does not). True: alone; False: another
         description exists (EAGAIN); None: cannot tell (no leases on this OS or file system, or
         not the file's owner without `CAP_LEASE`).
 
@@ -194,7 +199,7 @@ class Syscalls:
         lease = _LEASE if _LEASE is not None else _load_lease()
         if not isinstance(lease, tuple):
             return None
-        fcntl, set_sig, set_lease, wrlck, unlck, sigurg = lease
+        fcntl, set_sig, set_lease, wrlck, unlck, sigurg, _get_lease = lease
         try:
             if not _SIGIO_IGNORED:
                 fcntl(fd, set_sig, sigurg)
@@ -209,28 +214,51 @@ class Syscalls:
         return True
 
     def lease_broken(self, fd: int) -> bool:
-        """Whether an open waits on the write lease kept through `fd` (one `alone(fd,
-        keep=True)` granted): an open that found the file by its name before it was unlinked
-        and is counted only now (held in between by a slow permission check, or by the
-        scheduler) breaks the lease and waits in the kernel, and `F_GETLEASE` then says
-        anything but `F_WRLCK`. Such a lease is given up at once, so that the open goes on (on
-        the file the caller still holds) instead of waiting `lease-break-time` (45 s) or our
-        close. An error counts as broken: the caller then hands the file over (the safe side)."""
+        """Whether an open has met the write lease kept through `fd` (one `alone(fd,
+        keep=True)` granted): an open of the file by anyone, after the grant, breaks the lease
+        (one without `O_NONBLOCK` then waits in the kernel, one with it fails with
+        `EWOULDBLOCK`), and `F_GETLEASE` then says anything but `F_WRLCK`. Such an open may
+        have found the file by its name before it was unlinked (held in between by a slow
+        permission check, or by the scheduler). A broken lease is given up at once, so that a
+        waiting open goes on (on the file the caller still holds) instead of waiting
+        `lease-break-time` (45 s) or our close. An error counts as broken: the caller then
+        keeps or hands the file over (the safe side)."""
+        lease = _LEASE if _LEASE is not None else _load_lease()
+        if not isinstance(lease, tuple):
+            return True  # (only a kept lease, which only Linux grants, is asked about)
+        fcntl, _set_sig, set_lease, wrlck, unlck, _sigurg, get_lease = lease
         try:
-            import fcntl  # (Unix: only a kept lease, which only Linux grants, is asked about)
-
-            if fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK:
+            if fcntl(fd, get_lease, 0) == wrlck:
                 return False
             with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        except (ImportError, AttributeError, OSError):
+                fcntl(fd, set_lease, unlck)
+        except OSError:
             pass
         return True
 
     def alone_all(self, fds: Sequence[int], keep: bool = False) -> list[bool | None]:
-        """`alone` for each of `fds`, in order (one call for a batch: the loop is the cost)."""
+        """`alone` for each of `fds`, in order (one call for a batch: the loop is the cost).
+
+        Kept leases in a process that ignores `SIGIO` need one `F_SETLEASE` each: a file whose
+        call fails is asked through `alone`, which says why (refused, or not ours to lease).
+        (A subclass's own `alone`, a test's seam, is asked for every file.)"""
+        lease = _LEASE if _LEASE is not None else _load_lease()
         alone = self.alone
-        return [alone(fd, keep) for fd in fds]
+        fast = keep and _SIGIO_IGNORED and type(self).alone is Syscalls.alone
+        if not (fast and isinstance(lease, tuple)):
+            return [alone(fd, keep) for fd in fds]
+        fcntl, set_lease, wrlck = lease[0], lease[2], lease[3]
+        answers: list[bool | None] = []
+        said = answers.append
+        granted: bool | None = True
+        for fd in fds:
+            try:
+                fcntl(fd, set_lease, wrlck)
+            except OSError:
+                said(alone(fd, keep))
+            else:
+                said(granted)
+        return answers
 
     def _alone_as_owner(self, fd: int, keep: bool) -> bool | None:
         """`alone` for root without `CAP_LEASE` (Docker's default set) on another user's file:
@@ -240,7 +268,7 @@ class Syscalls:
         lease = _LEASE
         if setfsuid is None or not isinstance(lease, tuple) or os.geteuid() != 0:
             return None
-        fcntl, _set_sig, set_lease, wrlck, unlck, _sigurg = lease
+        fcntl, _set_sig, set_lease, wrlck, unlck, _sigurg, _get_lease = lease
         try:
             owner = os.fstat(fd).st_uid
         except OSError:
@@ -377,6 +405,8 @@ def try_lock(dir_fd: int, name: str, dev: int, ino: int) -> tuple[LockProbe, str
     except FileNotFoundError:
         raise  # it vanished after lstat: the caller drops it
     except OSError as err:
+        if err.errno in LEASED_ERRNOS:
+            return LockProbe.HELD, ""  # a cleaner's lease: it holds the file to remove it
         return LockProbe.UNREADABLE, system.reason(err)
     try:
         found = os.fstat(fd)

@@ -9,12 +9,14 @@ The protocol (the README's "The per-file protocol" says it for users) is written
    information), and an exclusive try-lock (it fails on any holder; waiters queue only behind
    a holder, so they are looked for in step 2, while we hold it). Anything else is skipped with
    its state and reason.
-2. `users`, while holding every lock of a batch: nobody waits for, holds or has the file open (one
-   pass over the OS's tables for the whole batch: the lock table *and* every process's files), and
-   `changed`: the name is still that file, and the file still what we checked.
+2. `users_before_unlink`, while holding every lock of a batch: nobody waits for, holds or has the
+   file open (by default `users`: one pass over the OS's tables for the whole batch, the lock
+   table *and* every process's files; on Linux the kernel's write lease is taken first and kept,
+   and the lock table is read only for a batch with a file it was refused for), and `changed`:
+   the name is still that file, and the file still what we checked.
 3. `unlink` while still holding the lock (it frees the name at once: on Windows the file is
-   renamed away by handle, then deleted with POSIX semantics), then `users` again for the batch,
-   both tables again.
+   renamed away by handle, then deleted with POSIX semantics), then `users_after_unlink` for the
+   batch (by default both tables again; on Linux only the files without a kept lease).
 4. If some process turns out to be using the old file after all (it opened it between our checks
    and the unlink), `undo_all`: a handoff for each (a new file at the name, locked before the old
    lock is released, kept until *every* user of the old file, read afresh each round, has let go
@@ -258,6 +260,15 @@ class Remover(ABC):
     def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
         """Targets some other process holds, waits for or has open, in one pass for all."""
 
+    def users_before_unlink(
+        self, locked: Sequence[Target], result: CleanResult
+    ) -> dict[Target, Use]:
+        """Step 2's look: of the files just locked, those some other process holds, waits for
+        or has open. By default `users`; an OS whose kernel can say at once that nobody else
+        has a file open asks it first (Linux: the lease, kept until the close, which spares
+        the lock table for a batch it is granted for entirely)."""
+        return self.users(locked, result)
+
     def users_after_unlink(
         self, unlinked: Sequence[Target], result: CleanResult
     ) -> dict[Target, Use]:
@@ -366,7 +377,7 @@ class Remover(ABC):
 
     def _unlink_unused(self, locked: Sequence[Target], result: CleanResult) -> list[Target]:
         """Steps 2 and 3: the files nobody uses, unlinked while we hold them."""
-        busy = self.users(locked, result)
+        busy = self.users_before_unlink(locked, result)
         unlinked: list[Target] = []
         for target in locked:
             use = busy.get(target)

@@ -1,7 +1,10 @@
 """The removal primitives on Unix: flock, a dir fd, and the OS's lock and open-file tables.
 
-Linux reads `/proc/locks` (holders and waiters of every user) and walks `/proc/*/fd` (who has the
-file open, unlinked or not). macOS and the BSDs have no lock table; open files come from psutil,
+Linux takes the kernel's write lease on each locked file first (granted only where no other open
+file description of it exists: nobody holds, waits for or has it open) and keeps it to the close,
+walks `/proc/*/fd` (who has the file open, unlinked or not, `O_PATH` included), and reads
+`/proc/locks` (holders and waiters of every user) only for the files the lease was refused for.
+macOS and the BSDs have no lock table; open files come from psutil,
 matched by path, so a process that has any file open at the name counts as a user of it.
 """
 # ruff: noqa: PLC0415 - imports inside functions: only the path that needs a module pays for it
@@ -32,6 +35,7 @@ from uvsweep.probe.linux import (
 from uvsweep.probe.posix import (
     ANY_NAME,
     BUSY_ERRNOS,
+    LEASED_ERRNOS,
     LOCK_EX,
     LOCK_NB,
     LOCK_SH,
@@ -115,6 +119,11 @@ class PosixRemover(Remover):
     def lock_users(self, targets: Sequence[Target]) -> dict[Target, Use]:
         """Targets with a lock-table entry that is not ours (none where there is no table)."""
         return {}
+
+    def tabled(self, targets: Sequence[Target]) -> list[Target]:
+        """Of `users`' targets, those the lock table is read for: all, unless something else
+        has answered for some (`LinuxRemover`: a write lease kept on the file)."""
+        return list(targets)
 
     def pre_lock_use(self, dev: int, ino: int) -> Use | None:
         """A holder or waiter of this file in the lock table, before we open it."""
@@ -300,6 +309,9 @@ class PosixRemover(Remover):
         except OSError as err:
             if err.errno == errno.EMFILE:
                 raise  # out of fds: the run stops with one clear message (see `clean`)
+            if err.errno in LEASED_ERRNOS:  # another cleaner's lease (our open broke it)
+                result.skip(_joined(directory, name), LockState.HELD, LEASED_BY_OTHER)
+                return None
             self._skip_unopened(dir_handle, directory, name, err, policy, result)
             return None
         try:
@@ -404,21 +416,28 @@ class PosixRemover(Remover):
             self._skip_observed(directory, name, st, result, LockProbe.UNREADABLE, why)
 
     def users(self, targets: Sequence[Target], result: CleanResult) -> dict[Target, Use]:
-        """See `Remover`: the lock table, and one pass over open files, for *every* target.
+        """See `Remover`: the lock table, and one pass over open files, for *every* target
+        (the table only for those `tabled` keeps: none, and it is not read).
 
         A lock-table entry decides the state shown; the open-file pass is never skipped for a
         target that has one (a late opener beside a waiter must be seen too).
         """
+        tabled = self.tabled(targets)
         # (the reader needs an fd of its own while the walk uses one: only with some to spare)
         spare = self.fd_limit - 2 * len(targets) - FD_RESERVE >= 8
-        beside = Beside(self.lock_users, targets) if spare and self.table_beside() else None
+        beside = (
+            Beside(self.lock_users, tabled) if tabled and spare and self.table_beside() else None
+        )
         try:
             opened = self.open_users(targets, result)
         except BaseException:
             if beside is not None:
                 beside.wait()  # its reader is over before anything else runs (or forks)
             raise
-        found: dict[Target, Use] = self.lock_users(targets) if beside is None else beside.take()
+        found: dict[Target, Use] = (
+            beside.take() if beside is not None
+            else self.lock_users(tabled) if tabled else {}
+        )  # fmt: skip
         for target, pids in opened.items():
             if target not in found:
                 found[target] = Use(LockState.OPEN, holder_list(self.processes, pids))
@@ -627,6 +646,10 @@ HELD_BY_US = (
 )
 
 
+#: Why a file is kept whose open failed on another process's write lease (`LEASED_ERRNOS`).
+LEASED_BY_OTHER = "held by another process (a cleaner removing it: it holds the file's write lease)"
+
+
 #: Why a cleaner that is the first process of its PID namespace lingers after its report.
 OUTLIVED_NOTE = (
     "this process is the first of its PID namespace (a container's entry point, `unshare"
@@ -688,7 +711,8 @@ def _error(path: str, err: OSError, what: str = "") -> ScanError:
 
 
 class LinuxRemover(PosixRemover):
-    """Linux: `/proc/locks` for holders and waiters, one `/proc/*/fd` walk per batch."""
+    """Linux: the write lease before the unlink, one `/proc/*/fd` walk per batch, and
+    `/proc/locks` for holders and waiters where the lease is refused."""
 
     def __init__(
         self,
@@ -930,10 +954,52 @@ class LinuxRemover(PosixRemover):
                 self._leased.add(target)
         return opened
 
+    def users_before_unlink(
+        self, locked: Sequence[Target], result: CleanResult
+    ) -> dict[Target, Use]:
+        """See `Remover`: the kernel's write lease first, for the whole batch, kept through the
+        unlink until our close (`Syscalls.alone`). A file it is granted for has no other open
+        file description anywhere: nobody holds it, waits for it (a waiter has it open) or has
+        it open between its open and its flock, whatever user or PID namespace, so the lock
+        table has nothing to add for it. Any open of it from now on breaks the lease (one
+        without `O_NONBLOCK` waits in the kernel for it, one with it fails with `EWOULDBLOCK`,
+        and an unlink breaks none): a broken lease is seen right before the unlink, here, and
+        the file kept (the opener goes on at once, on the file at the name), or at the close
+        (`let_go`: handed over). So the lock table (`/proc/locks`, and its wait for the
+        kernel) is read only for a batch with a file the lease was refused for (someone has
+        it open) or could not be asked about, and only for those files; nobody's answer stands
+        for theirs after the unlink either (`users_after_unlink`).
+
+        The fd walk still looks at every file: an `O_PATH` description, or one opened with
+        access mode 3, is no open the lease counts, yet either can reopen the file through
+        `/proc/PID/fd` (red-team L3, M7), and only the walk sees those.
+        """
+        answers = self.calls.alone_all([t.handle for t in locked], keep=True)
+        leased = self._leased
+        for target, said in zip(locked, answers, strict=True):
+            if said is True:
+                leased.add(target)
+        found = self.users(locked, result)  # (the lock table for the others only: `tabled`)
+        broken = self.calls.lease_broken
+        for target in locked:
+            if target in leased and target not in found and broken(target.handle):
+                # opened since the grant (an opener waiting on the lease now goes on, on the
+                # file at the name, and queues for our lock like any other; the file is kept)
+                found[target] = Use(LockState.OPEN, [LockUser(pid=None)])
+        return found
+
+    def tabled(self, targets: Sequence[Target]) -> list[Target]:
+        """See `PosixRemover`: the files without a kept lease (`users_before_unlink`): nobody
+        holds or waits for a file whose lease was granted, and an open since breaks it."""
+        leased = self._leased
+        return [t for t in targets if t not in leased] if leased else list(targets)
+
     def users_after_unlink(
         self, unlinked: Sequence[Target], result: CleanResult
     ) -> dict[Target, Use]:
-        """See `Remover`: the kernel's lease first, for the whole batch (kept until our close,
+        """See `Remover`: the files whose lease `users_before_unlink` keeps need no look (an
+        open since breaks the lease, and `let_go` sees it). The others: the kernel's lease
+        first, for all of them (kept until our close,
         see `open_users`). A file it is granted for has no other open file description: no
         process holds it, waits for it (a waiter has it open) or has it open between its open
         and its flock, and the lock name no longer leads to it (a hard link made meanwhile, or
@@ -944,8 +1010,10 @@ class LinuxRemover(PosixRemover):
         asked again there, `_alone_again`) or cannot be asked about (no lease on this file
         system, or no right to one: `users` decides as without leases) are looked at."""
         doubt: list[Target] = []
-        answers = self.calls.alone_all([t.handle for t in unlinked], keep=True)
-        for target, said in zip(unlinked, answers, strict=True):
+        leased = self._leased  # (kept since `users_before_unlink`: `let_go` asks those)
+        asked = [t for t in unlinked if t not in leased]
+        answers = self.calls.alone_all([t.handle for t in asked], keep=True)
+        for target, said in zip(asked, answers, strict=True):
             if said is not True:
                 self._lease_said[target] = said
                 doubt.append(target)
