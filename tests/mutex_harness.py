@@ -137,32 +137,79 @@ class Latecomer:
     def __init__(self, witness_dir: str, seed: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _LATECOMER, witness_dir, str(seed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
         self.busy = False
+        self._said = b""  # what it wrote that is not a whole line yet
 
-    def poll(self) -> None:
+    def _heard(self, timeout: float) -> list[str]:
+        """The whole lines it has written since last asked, waiting up to `timeout` seconds for
+        some. (Read from the pipe itself: a buffered `readline` takes every line there is, and
+        `select` would then say nothing more is coming.)"""
         import select
 
         assert self.proc.stdout is not None
-        while self.busy and select.select([self.proc.stdout], [], [], 0)[0]:
-            if self.proc.stdout.readline().strip() == "done":
+        fd = self.proc.stdout.fileno()
+        if select.select([fd], [], [], timeout)[0]:
+            self._said += os.read(fd, 65536)
+        *lines, self._said = self._said.split(b"\n")
+        return [line.decode().strip() for line in lines]
+
+    def _take(self, lines: list[str]) -> None:
+        for line in lines:
+            # ("gone": it found no file; after a wait on the sweeper's lease too)
+            if line in ("done", "gone"):
                 self.busy = False
 
+    def poll(self) -> None:
+        if self.busy:
+            self._take(self._heard(0))
+
     def open_now(self, path: str, pause: float) -> None:
-        """Open `path` (if it is there) and return; the lock is taken after `pause`."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{path} {pause}\n")
+        """Open `path` (if it is there) and return once it is open, or once the open waits on
+        the sweeper's write lease (taken before the unlink, kept to the close: the open goes on
+        when the sweeper gives the lease up or closes the file, on the inode it resolved); the
+        lock is taken after `pause`."""
+        import time
+
+        assert self.proc.stdin is not None
+        try:
+            ino: int | None = os.stat(path).st_ino
+        except FileNotFoundError:
+            ino = None
+        self.proc.stdin.write(f"{path} {pause}\n".encode())
         self.proc.stdin.flush()
-        self.busy = self.proc.stdout.readline().strip() == "opened"
+        self.busy = True
+        deadline = time.monotonic() + 30
+        while not (lines := self._heard(0.001)):
+            if ino is not None and _waits_on_a_lease(self.proc.pid, ino):
+                return
+            assert time.monotonic() < deadline, "the latecomer neither opened nor waits"
+        self._take(lines)
 
     def finish(self) -> dict[str, int]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
-        lines = self.proc.stdout.read().splitlines()
+        lines = (self._said + self.proc.stdout.read()).decode().splitlines()
         self.proc.wait()
         result: dict[str, int] = json.loads(lines[-1])
         return result
+
+
+def _waits_on_a_lease(pid: int, ino: int) -> bool:
+    """Whether process `pid` is in `open()`, waiting for the write lease on inode `ino` to go
+    (the kernel shows the lease as breaking, and the process asleep in `__break_lease`)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as handle:
+            if "break_lease" not in handle.read():
+                return False
+        with open("/proc/locks") as handle:
+            return any(
+                "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
+                for line in handle
+            )
+    except OSError:
+        return False
 
 
 def latecomers_remover(witness_dir: str) -> tuple[object, list[Latecomer]]:
