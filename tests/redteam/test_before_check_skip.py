@@ -41,6 +41,7 @@ from tests.redteam.support import (
     Child,
     ScriptedCleaner,
     keepers_end,
+    lease_breaking,
     links_to,
     lock_file,
     new_uv_locks,
@@ -255,10 +256,11 @@ def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_i
     shared_tmp: Path, nobody_prefix: list[str], started: list[Cleaner | Child]
 ) -> None:
     """B2, after the check: the opener opens the file once the walk and the table have found
-    nobody, before the unlink. Unseen by both after the unlink too, the lease on the old inode
-    still shows it: the lock is handed over, and followed (the lease again) until the opener is
-    done, so a new uv at the name waits."""
-    path, _ino = lock_file(shared_tmp)
+    nobody, before the unlink. Unseen by both after the unlink too, its open meets the lease
+    kept from before the unlink and waits; the look before the close sees the lease broken:
+    the lock is handed over (the open then goes on, on the old inode), and followed (the lease
+    again) until the opener is done, so a new uv at the name waits."""
+    path, ino = lock_file(shared_tmp)
     run = Cleaner(shared_tmp, NO_PTRACE)
     started.append(run)
     assert run.next() == "holding"
@@ -266,8 +268,9 @@ def test_a_root_cleaner_without_ptrace_hands_over_a_file_another_user_opens_as_i
     assert run.next() == "checked"  # the walk and the table are over: nobody was seen
     opener = Child([*nobody_prefix, "-c", PREEMPTED, str(path)])
     started.append(opener)
-    opener.expect("opened")
+    wait_for(lambda: lease_breaking(ino), what="the opener's open to wait on the cleaner's lease")
     run.go()
+    opener.expect("opened")
     result = run.finish()
     assert result["handoffs"] == 1, result
     opener.tell()
@@ -531,8 +534,10 @@ def test_an_opener_after_the_walk_is_handed_over(
 ) -> None:
     """Attack 2 (holds): a uv opens the file after the walk went past (the table would have
     been read now) and asks for the lock then (it queues behind the cleaner) or only after
-    the removal. The check after the unlink sees it (its fd, and the table): handed over, and
-    the name stays locked while it holds the old inode."""
+    the removal. Its open meets the write lease the cleaner keeps from before the unlink and
+    waits in the kernel; the look at the lease before the close sees it broken, gives it up
+    (the open goes on, on the unlinked file) and hands the file over: the name stays locked
+    while the opener holds the old inode."""
     path, ino = lock_file(lockdir)
     cleaner = Cleaner(lockdir, [])
     started.append(cleaner)
@@ -541,10 +546,11 @@ def test_an_opener_after_the_walk_is_handed_over(
     assert cleaner.next() == "checked"
     opener = Child([sys.executable, "-c", OPENER, str(path), when])
     started.append(opener)
-    opener.expect("opened")
+    wait_for(lambda: lease_breaking(ino), what="the opener's open to wait on the cleaner's lease")
+    cleaner.go()
+    opener.expect("opened")  # the lease given up: its open goes on, on the unlinked file
     if when == "queue":
         wait_for(lambda: queued(opener.pid, ino), what="the opener to queue behind the cleaner")
-    cleaner.go()
     result = cleaner.finish()
     assert (result["removed"], result["handoffs"]) == ([], 1), result
     if when == "later":
