@@ -20,6 +20,7 @@ import pytest
 from tests import procs
 from tests.conftest import Holder, child_with_file, flock_held, other_user_python
 from tests.helpers import A, B, wait_for
+from tests.redteam.support import no_lease_before_the_unlink
 from uvsweep.model import CleanResult, LockState
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
@@ -669,6 +670,9 @@ class _LateOpener(LinuxRemover):
         self.child: subprocess.Popen[str] | None = None
 
     def unlink(self, target: Target) -> None:
+        # as where no lease could be taken before the unlink: the child's open, made now, goes
+        # on at once (one waiting on the lease is tests/redteam/test_lease_before_unlink.py's)
+        no_lease_before_the_unlink(self, target)
         child = subprocess.Popen(
             [sys.executable, "-c", _LATE_OPENER, target.path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
