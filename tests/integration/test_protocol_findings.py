@@ -191,6 +191,7 @@ class _NobodyOpens(LinuxRemover):
         self.unlinked_at = 0.0
 
     def unlink(self, target: Target) -> None:
+        _no_lease_before_the_unlink(self, target)  # (nobody's open, made now, goes on at once)
         self.child = subprocess.Popen(
             [*self.argv, "-c", _NOBODY_OPENER, target.path], stdout=subprocess.PIPE, text=True,
             start_new_session=True,
@@ -491,10 +492,16 @@ def test_a_file_written_while_held_is_never_removed(lockdir: Path) -> None:
 
     def lstat_after_a_write(name: str, dir_fd: int) -> os.stat_result:
         if name == A:
+            # as where no lease could be taken before the unlink (where one is, the writer's
+            # open waits on it: tests/redteam/test_lease_before_unlink.py), so that the write,
+            # from this very thread, goes on at once
+            for target in [t for t in remover._leased if t.name == A]:
+                _no_lease_before_the_unlink(remover, target)
             path.write_text("precious")  # a writer that ignores the lock
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
-    result = LinuxRemover(lstat=lstat_after_a_write).remove([str(lockdir)], Policy())
+    remover = LinuxRemover(lstat=lstat_after_a_write)
+    result = remover.remove([str(lockdir)], Policy())
     assert result.removed == [] and path.read_text() == "precious"
     assert [(s.state, s.reason) for s in result.skipped] == [
         (LockState.SUSPICIOUS, "changed while it was being removed: not empty (8 bytes)")
