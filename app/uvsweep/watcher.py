@@ -41,7 +41,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from uvsweep import system
 from uvsweep.model import Change, Snapshot, diff
@@ -212,6 +213,16 @@ class Watcher:
         with self._cond:
             self._full = self._full or full
             self._mark_dirty()
+
+    @contextmanager
+    def held_still(self) -> Iterator[None]:
+        """No scan or probe of this watcher runs meanwhile (they wait, then run): for a cleanup
+        in this process on another thread. A probe opens each file, and on Linux an open breaks
+        the write lease the cleanup keeps on a file from before its unlink: the cleanup would
+        then keep the file (as opened during removal) instead of removing it. A cleanup run by
+        a subscriber (`autoclean`) runs inside a scan already; never call this from one."""
+        with self._work_lock:
+            yield
 
     @property
     def polled_dirs(self) -> dict[str, str]:

@@ -353,3 +353,34 @@ def test_the_single_instance_channel(tmp_path: Path) -> None:
     assert not (tmp_path / "uvsweep.sock").exists()
     assert not second.ask_to_show()  # nobody listens: said, not raised
     assert not [t for t in threading.enumerate() if t.name == "uvsweep-instance"]
+
+
+def test_the_trays_watcher_never_probes_during_the_trays_own_cleanup(
+    lockdir: Path, running: Any
+) -> None:
+    """A probe opens each file, and on Linux an open breaks the write lease a cleanup keeps on
+    a file from before its unlink, so the cleanup would keep that file instead of removing it
+    (CI caught the tray's own watcher doing so to the tray's cleanup). While the tray cleans,
+    a file event waits: its probe and rescan run once the cleanup is over."""
+    from uvsweep.model import CleanResult
+
+    app, _icon, _notifier = running(safety_rescan=600)
+    seen: list[float] = []
+    app.watcher.subscribe(lambda _snapshot, _change: seen.append(time.monotonic()))
+    during: list[int] = []
+    ended: list[float] = []
+
+    def clean(dirs: list[str]) -> CleanResult:
+        before = len(seen)
+        (lockdir / A).touch()  # a new file: the watcher would probe it at once, then rescan
+        time.sleep(0.6)
+        during.append(len(seen) - before)
+        ended.append(time.monotonic())
+        return CleanResult(dirs)
+
+    app._clean = clean
+    app.dispatch("clean")
+    eventually(lambda: bool(during) and not app.cleaning)
+    assert during == [0], "the watcher looked at the files while the tray was cleaning"
+    eventually(lambda: any(when >= ended[0] for when in seen))  # and once it was over
+    assert app.counts()[0] == 1

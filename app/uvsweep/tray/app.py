@@ -392,7 +392,8 @@ class TrayApp:
 
     def _run_clean(self, deferred: bool) -> None:
         try:
-            report = self._do_clean(self.dirs)
+            with self.watcher.held_still():  # its probes would break the cleanup's leases
+                report = self._do_clean(self.dirs)
         except Exception as err:  # a bug or an OS surprise: say it, keep running
             log.exception("cleanup failed")
             self.last_result = f"Cleanup failed: {err}"
