@@ -27,6 +27,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, Holder, flock_held, need, other_user_python
 from tests.helpers import A, eventually, wait_keepers_gone
+from tests.redteam.support import no_lease_before_the_unlink
 from uvsweep.model import LockState
 from uvsweep.probe.linux import LockEntry, LockTable
 from uvsweep.probe.posix import Syscalls
@@ -57,17 +58,6 @@ class _NoLeases(Syscalls):
 
     def alone(self, fd: int, keep: bool = False) -> bool | None:
         return None
-
-
-def _no_lease_before_the_unlink(remover: LinuxRemover, target: Any) -> None:
-    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
-    taken before the unlink: a process the test starts now opens the file at once, as it did
-    before that lease, instead of waiting on it in open() (that path, the opener waiting on the
-    lease, is `tests/redteam/test_lease_before_unlink.py`'s). After the unlink the lease is
-    asked, refused, and the walk names the opener, as before."""
-    if target in remover._leased:
-        remover._leased.discard(target)
-        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
 
 
 def _readline(child: subprocess.Popen[str], timeout: float = 30.0) -> str:
@@ -456,7 +446,7 @@ def test_without_a_keeper_the_cleaner_finishes_the_handoff_and_names_no_keeper(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -671,7 +661,7 @@ def _latecomer_at_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRem
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
                 start_new_session=True,
@@ -756,7 +746,7 @@ def test_a_file_the_os_refuses_to_remove_does_not_stop_the_batch(lockdir: Path) 
 
     class RefusingOne(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             if target.name == A:
                 raise PermissionError(1, "Operation not permitted")
             super().unlink(target)
@@ -875,7 +865,7 @@ def test_a_file_another_cleaner_removed_first_does_not_stop_the_batch(lockdir: P
 
     class RemovedFirst(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             if target.name == A:
                 os.unlink(target.path)
                 raise FileNotFoundError(2, "No such file or directory")
@@ -960,7 +950,7 @@ def test_a_keeper_that_dies_before_it_is_ready_is_not_trusted_with_the_locks(
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [python, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -1417,7 +1407,7 @@ def test_a_forked_keeper_keeps_a_handoffs_file_that_was_opened_as_stdio(
 
     class NewUvAfterUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             opener = subprocess.Popen(
                 [sys.executable, "-c", _OPENER, target.path], stdout=subprocess.PIPE, text=True,
                 start_new_session=True,
@@ -2032,7 +2022,7 @@ def _opened_during_unlink(children: list[subprocess.Popen[str]]) -> type[LinuxRe
 
     class OpenedDuringUnlink(LinuxRemover):
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             child = subprocess.Popen(
                 [sys.executable, "-c", _ROOT_WAITER, target.path], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -2473,7 +2463,7 @@ def test_a_handoff_rides_out_a_round_it_cannot_read_and_a_name_it_cannot_open(
         failed = 0
 
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             super().unlink(target)
             calls.armed = True
 
@@ -2636,7 +2626,7 @@ def test_a_symlink_planted_at_the_name_during_a_handoff_is_never_followed(
         rounds = 0
 
         def unlink(self, target):  # type: ignore[no-untyped-def]
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             super().unlink(target)
             path.symlink_to(victim)
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import resource
@@ -30,6 +29,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR, flock_held, need, other_user_python
 from tests.helpers import A, B, wait_keepers_gone
+from tests.redteam.support import no_lease_before_the_unlink
 from uvsweep.model import CleanResult, LockState
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove import Policy, Target
@@ -112,16 +112,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         found.kill()
 
 
-def _no_lease_before_the_unlink(remover: LinuxRemover, target: Target) -> None:
-    """Give up the write lease `users_before_unlink` keeps on `target`, as where none could be
-    taken before the unlink: a process the test starts now opens the file at once, as it did
-    before that lease, instead of waiting on it in open() (that path, the opener waiting on the
-    lease, is `tests/redteam/test_lease_before_unlink.py`'s)."""
-    if target in remover._leased:
-        remover._leased.discard(target)
-        fcntl.fcntl(target.handle, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-
-
 class _TwoLatecomers(LinuxRemover):
     """During the unlink of A: W1 opens and waits in flock; W2 opens and pauses before its flock."""
 
@@ -132,7 +122,7 @@ class _TwoLatecomers(LinuxRemover):
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=0.0, hold=0.5)  # W1: will wait
             self.workers.start(Path(target.path), pause=3.0, hold=1.0)  # W2: preempted
         super().unlink(target)
@@ -191,7 +181,7 @@ class _NobodyOpens(LinuxRemover):
         self.unlinked_at = 0.0
 
     def unlink(self, target: Target) -> None:
-        _no_lease_before_the_unlink(self, target)  # (nobody's open, made now, goes on at once)
+        no_lease_before_the_unlink(self, target)  # (nobody's open, made now, goes on at once)
         self.child = subprocess.Popen(
             [*self.argv, "-c", _NOBODY_OPENER, target.path], stdout=subprocess.PIPE, text=True,
             start_new_session=True,
@@ -496,7 +486,7 @@ def test_a_file_written_while_held_is_never_removed(lockdir: Path) -> None:
             # open waits on it: tests/redteam/test_lease_before_unlink.py), so that the write,
             # from this very thread, goes on at once
             for target in [t for t in remover._leased if t.name == A]:
-                _no_lease_before_the_unlink(remover, target)
+                no_lease_before_the_unlink(remover, target)
             path.write_text("precious")  # a writer that ignores the lock
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
@@ -754,7 +744,7 @@ class _WaiterOnBThenLateOpenerOnA(LinuxRemover):
 
     def unlink(self, target: Target) -> None:
         if target.name == A:
-            _no_lease_before_the_unlink(self, target)
+            no_lease_before_the_unlink(self, target)
             self.workers.start(Path(target.path), pause=1.5, hold=0.0)
         super().unlink(target)
 
