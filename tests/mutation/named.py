@@ -27,6 +27,7 @@ PROCESSES = "app/uvsweep/processes.py"
 POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 LINUX_PROBE = "app/uvsweep/probe/linux.py"
 LOCK_TABLE_PARSE = "tests/unit/test_lock_table_parse.py"
+WARMER = "tests/unit/test_table_warmer.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
@@ -2495,6 +2496,35 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [
             "tests/integration/test_clean_protocol.py::test_min_age",
             f"{KILLS}::test_another_users_file_is_kept_and_its_owner_named",
+        ],
+    ),
+    # the table's warmer started only after a batch has read the table (the lazy-warmer session)
+    (
+        "lazy warmer: started in every batch (the table's read not waited for)",
+        POSIX_REMOVER,
+        "        if self._table_wanted and self._warmer is None:\n",
+        "        if self._warmer is None:\n",
+        [
+            f"{WARMER}::test_a_removal_that_never_reads_the_table_never_warms_it",
+            f"{WARMER}::test_an_empty_removal_never_starts_it",
+        ],
+    ),
+    (
+        "lazy warmer: never started (a read of the table not remembered)",
+        POSIX_REMOVER,
+        "        self._table_wanted = True  # (the next batch keeps it warm: `begin_batch`)\n",
+        "",
+        [
+            f"{WARMER}::test_a_removal_warms_the_table_after_its_first_read_and_leaves_nothing_behind",
+        ],
+    ),
+    (
+        "lazy warmer: a removal starts warm from the last one's read (never reset)",
+        POSIX_REMOVER,
+        "        self._table_wanted = False\n        try:\n",
+        "        try:\n",
+        [
+            f"{WARMER}::test_a_removal_after_one_that_read_the_table_starts_cold",
         ],
     ),
 ]

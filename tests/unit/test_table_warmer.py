@@ -9,10 +9,13 @@ import os
 import sys
 import textwrap
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import child_with_file
 from uvsweep.model import CleanResult
 from uvsweep.probe.linux import TableWarmer
 from uvsweep.remove import Policy
@@ -77,18 +80,48 @@ def _files(directory: Path, count: int) -> None:
         (directory / f"uv-{index:016x}.lock").touch()
 
 
-def test_a_removal_keeps_the_table_warm_and_leaves_nothing_behind(tmp_path: Path) -> None:
+def _recorded() -> tuple[Any, list[TableWarmer | None], list[int]]:
+    """A `LinuxRemover` with the warmers it made and a count of its reads of the lock table."""
     from uvsweep.remove import posix
 
-    made: list[TableWarmer] = []
+    made: list[TableWarmer | None] = []
+    reads: list[int] = []
 
     class Recorded(posix.LinuxRemover):
         def warm_table(self) -> TableWarmer | None:
-            warmer = super().warm_table()
-            assert warmer is not None  # real calls, fds to spare
-            made.append(warmer)
-            return warmer
+            made.append(super().warm_table())
+            return made[-1]
 
+        def _read_table(self, holding: Iterable[tuple[int, int]] = ()) -> Any:
+            reads.append(1)
+            return super()._read_table(holding)
+
+    return Recorded(), made, reads
+
+
+def test_a_removal_that_never_reads_the_table_never_warms_it(tmp_path: Path) -> None:
+    """Orphans nobody has open: every lease is granted, no table is read, and no warmer runs
+    (it would be only its cost: `clean_bench.py`)."""
+    _files(tmp_path / "d", 600)
+    before = _our_fds()
+    remover, made, reads = _recorded()
+    remover.batch_size = 200
+    result = remover.remove([str(tmp_path / "d")], Policy())
+    assert len(result.removed) == 600 and not result.skipped and not result.errors
+    assert reads == [] and made == []
+    assert _our_fds() == before and not _warm_threads()
+
+
+def test_a_removal_warms_the_table_after_its_first_read_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """A batch with a file somebody has open reads the table (its lease is refused): from the
+    next batch on the table is kept warm, and a later read is made on the removal's own
+    thread, not beside the fd walk."""
+    from uvsweep.remove import posix
+
+    _files(tmp_path / "d", 600)
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
     beside: list[object] = []
     real_beside = posix.Beside
 
@@ -96,36 +129,50 @@ def test_a_removal_keeps_the_table_warm_and_leaves_nothing_behind(tmp_path: Path
         beside.append(args)
         return real_beside(*args)
 
-    _files(tmp_path / "d", 600)
-    before = _our_fds()
-    remover = Recorded()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(posix, "Beside", counted)  # the table's reader beside the fd walk
-        result = remover.remove([str(tmp_path / "d")], Policy())
-    assert len(result.removed) == 600 and not result.skipped and not result.errors
-    (warmer,) = made
-    # told of 600 opens and 600 unlinks; started at the first, then it read every EVERY-th
-    # once the first read was over (it may wait for a grace period meanwhile)
-    assert warmer.ticks == 1200
-    assert 2 <= warmer.reads <= 1 + (1200 - 1) // TableWarmer.EVERY
-    # with the table warm, the removal reads it on its own thread
-    assert beside == []
+    remover, made, reads = _recorded()
+    remover.batch_size = 200
+    first, third = tmp_path / "d" / names[0], tmp_path / "d" / names[450]
+    with child_with_file(first, lock=False), child_with_file(third, lock=False):
+        before = _our_fds()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(posix, "Beside", counted)  # the table's reader beside the fd walk
+            result = remover.remove([str(tmp_path / "d")], Policy())
+        after = _our_fds()
+    assert len(result.removed) == 598 and not result.errors
+    assert sorted(s.path for s in result.skipped) == [str(first), str(third)]
+    assert len(reads) >= 2  # the first batch's and the third's
+    (warmer,) = made  # started once, at the second batch
+    assert warmer is not None
+    # told of the second batch's 200 opens and 200 unlinks and the third's 200 names and 199
+    # unlinks; started at the first, then it read every EVERY-th once the first read was over
+    assert warmer.ticks == 799
+    assert 2 <= warmer.reads <= 1 + (799 - 1) // TableWarmer.EVERY
+    # the first batch's read went beside the walk; the third's, with the table warm, did not
+    assert len(beside) == 1
     assert warmer.fd == -1 and remover._warmer is None
-    assert _our_fds() == before and not _warm_threads()
+    assert after == before and not _warm_threads()
+
+
+def test_a_removal_after_one_that_read_the_table_starts_cold(tmp_path: Path) -> None:
+    """One remover, two removals (the tray's): the first one's read of the table does not make
+    the second, of orphans only, keep it warm."""
+    _files(tmp_path / "a", 3)
+    _files(tmp_path / "b", 300)
+    remover, made, reads = _recorded()
+    opened = tmp_path / "a" / "uv-0000000000000000.lock"
+    with child_with_file(opened, lock=False):
+        first = remover.remove([str(tmp_path / "a")], Policy())
+    assert [s.path for s in first.skipped] == [str(opened)] and reads and made == []
+    second = remover.remove([str(tmp_path / "b")], Policy())
+    assert len(second.removed) == 300 and made == []
 
 
 def test_an_empty_removal_never_starts_it(tmp_path: Path) -> None:
-    from uvsweep.remove.posix import LinuxRemover
-
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "not-a-lock").touch()
-    remover = LinuxRemover()
-    made: list[TableWarmer | None] = []
-    real = remover.warm_table
-    remover.warm_table = lambda: made.append(real()) or made[-1]  # type: ignore[method-assign]
+    remover, made, _reads = _recorded()
     remover.remove([str(tmp_path / "d")], Policy())
-    (warmer,) = made
-    assert warmer is not None and warmer.reads == 0 and warmer._first is None
+    assert made == []
 
 
 def test_none_without_fds_to_spare_or_beside_simulated_calls() -> None:

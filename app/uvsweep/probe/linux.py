@@ -324,10 +324,12 @@ class TableWarmer:
     last (15 ms and more here) does not. A removal reads the table (only for a batch with a
     file the kernel's lease was refused for: `LinuxRemover.users_before_unlink`) up to twice a
     batch, each time after 15-30 ms of opening or unlinking files: up to ten grace periods for
-    10,000 files, of which this leaves the first (waited for on the thread, while the first
-    files are opened). A batch whose leases are all granted reads no table: for it the warmer
-    is only its cost (below). The later reads are made on the removal's own thread: a thread
-    woken by a timer would take the interpreter's lock from it every few milliseconds.
+    10,000 files. A batch whose leases are all granted reads no table, and for it a warmer
+    would be only its cost (below): so a removal starts one only in the batch after the first
+    that read the table (`PosixRemover.begin_batch`), which leaves that first read's grace
+    period (waited for beside the fd walk) and none of the later ones. Its first read is made
+    on a thread; the later ones on the removal's own thread: a thread woken by a timer would
+    take the interpreter's lock from it every few milliseconds.
 
     Before its thread starts it grows the process's fd table to `room` fds at once: a table
     that grows by doubling as files are opened waits for a grace period at each doubling while

@@ -112,6 +112,8 @@ class PosixRemover(Remover):
         self._owner = OwnerNames()
         self._devices_seen: set[int] = set()  # file systems a file was locked on (`locked_one`)
         self._warmer: TableWarmer | None = None  # during `remove` (see `warm_table`)
+        #: set by a read of the lock table: the next batch starts the warmer (`begin_batch`)
+        self._table_wanted = False
         self._dir_reasons: dict[str, str | None] = {}  # per batch (`_dir_reason`)
 
     # ---- what subclasses provide --------------------------------------------------------------
@@ -172,8 +174,11 @@ class PosixRemover(Remover):
         shows of it can be learned)."""
 
     def begin_batch(self) -> None:
-        """See `Remover`."""
+        """See `Remover`; the table's warmer starts here once a batch has read the table (a
+        removal that never reads it never pays for keeping it warm)."""
         self._dir_reasons.clear()
+        if self._table_wanted and self._warmer is None:
+            self._warmer = self.warm_table()
 
     def _dir_reason(self, directory: str) -> str | None:
         """Why no file of `directory` may go in this batch because what could use it cannot be
@@ -187,15 +192,16 @@ class PosixRemover(Remover):
     def remove(
         self, dirs: Sequence[str], policy: Policy, result: CleanResult | None = None
     ) -> CleanResult:
-        """See `Remover`; the lock table is kept warm meanwhile (`warm_table`)."""
-        self._warmer = self.warm_table()
+        """See `Remover`; once a batch has read the lock table, it is kept warm for the later
+        ones (`warm_table`, started by `begin_batch`)."""
+        self._table_wanted = False
         try:
             return super().remove(dirs, policy, result)
         finally:
             self._cool()
 
     def _cool(self) -> None:
-        """Stop the table's warmer, if it runs (idempotent)."""
+        """Stop the table's warmer, if it runs (idempotent; a later batch may start another)."""
         if self._warmer is not None:
             self._warmer.stop()
             self._warmer = None
@@ -802,6 +808,7 @@ class LinuxRemover(PosixRemover):
         """The lock table; `holding`: the (st_dev, st_ino) of files we hold exclusively now,
         whose own records (each with its waiters) must be in it (see `read_lock_table`)."""
         table = self._read_table_once(holding)
+        self._table_wanted = True  # (the next batch keeps it warm: `begin_batch`)
         self._table_readable = table is not None
         self._table_ever_read = self._table_ever_read or table is not None
         return table
