@@ -288,10 +288,10 @@ def test_a_lock_on_another_tmpfs_with_the_same_inode_number_is_not_ours(tmp_path
         f"touch {one}/other {two}/{A} && "
         f'[ "$(stat -c %i {one}/other)" = "$(stat -c %i {two}/{A})" ]'
         " || { echo noclash; exit 0; }; "
-        f"flock {one}/other sleep 30 & holder=$!; "
-        f"while flock -n {one}/other true; do sleep 0.02; done; "
-        f"{py} -m uvsweep clean --dir {two} --json --ignore-running-uv; echo rc=$?; "
-        f"kill $holder"
+        # the shell itself holds the other file's lock (fd 9, not passed on to uvsweep): no
+        # child is left to hold it, or the output pipe, after the script
+        f"exec 9>{one}/other && flock -x 9 && "
+        f"{{ {py} -m uvsweep clean --dir {two} --json --ignore-running-uv 9>&-; echo rc=$?; }}"
     )
     out = _run_in_namespace(script, "--mount", "--propagation", "private")
     assert "noclash" not in out.stdout, "fresh tmpfs mounts did not share an inode number"
