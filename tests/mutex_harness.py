@@ -203,13 +203,18 @@ def _waits_on_a_lease(pid: int, ino: int) -> bool:
         with open(f"/proc/{pid}/wchan") as handle:
             if "break_lease" not in handle.read():
                 return False
-        with open("/proc/locks") as handle:
-            return any(
-                "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
-                for line in handle
-            )
+        return lease_breaking(ino)
     except OSError:
         return False
+
+
+def lease_breaking(ino: int) -> bool:
+    """Whether `/proc/locks` shows a lease on inode `ino` being broken (an open waits on it)."""
+    with open("/proc/locks") as handle:
+        return any(
+            "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
+            for line in handle
+        )
 
 
 def latecomers_remover(witness_dir: str) -> tuple[object, list[Latecomer]]:

@@ -25,6 +25,7 @@ import pytest
 from tests import procs
 from tests.conftest import APP_DIR
 from tests.helpers import A
+from tests.mutex_harness import lease_breaking
 from uvsweep.probe.posix import Syscalls
 from uvsweep.remove.handoff import Handoff
 from uvsweep.remove.posix import LinuxRemover
@@ -263,15 +264,6 @@ NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
 
 #: a uv preempted between its open and its flock: open, say so, wait for a line, flock
 #: (blocking), say so, hold until the next line
-def lease_breaking(ino: int) -> bool:
-    """Whether `/proc/locks` shows a lease on inode `ino` being broken (an open waits on it)."""
-    with open("/proc/locks") as handle:
-        return any(
-            "LEASE" in line and "BREAK" in line and line.split()[-3].endswith(f":{ino}")
-            for line in handle
-        )
-
-
 def leased(path: Path) -> bool:
     """Whether the kernel grants a write lease on `path` through a fresh fd of ours (given back
     at once): whether nobody else has the file open."""
