@@ -2506,7 +2506,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        if self._warmer is None:\n",
         [
             f"{WARMER}::test_a_removal_that_never_reads_the_table_never_warms_it",
-            f"{WARMER}::test_an_empty_removal_never_starts_it",
         ],
     ),
     (
@@ -2517,6 +2516,19 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [
             f"{WARMER}::test_a_removal_warms_the_table_after_its_first_read_and_leaves_nothing_behind",
         ],
+    ),
+    (
+        "lazy warmer: stopped only when a removal returns (not when it raises)",
+        POSIX_REMOVER,
+        (
+            "        try:\n            return super().remove(dirs, policy, result)\n"
+            "        finally:\n            self._cool()\n"
+        ),
+        (
+            "        done = super().remove(dirs, policy, result)\n        self._cool()\n"
+            "        return done\n"
+        ),
+        [f"{WARMER}::test_a_removal_that_fails_while_the_table_is_warm_leaves_nothing_behind"],
     ),
     (
         "lazy warmer: a removal starts warm from the last one's read (never reset)",

@@ -262,8 +262,6 @@ def handoff_after_unlink(directory: Path, calls: Syscalls) -> tuple[Handoff, sub
 NO_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
 
 
-#: a uv preempted between its open and its flock: open, say so, wait for a line, flock
-#: (blocking), say so, hold until the next line
 def leased(path: Path) -> bool:
     """Whether the kernel grants a write lease on `path` through a fresh fd of ours (given back
     at once): whether nobody else has the file open."""
@@ -308,6 +306,8 @@ UNCOUNTED = textwrap.dedent(
 )
 
 
+#: a uv preempted between its open and its flock: open, say so, wait for a line, flock
+#: (blocking), say so, hold until the next line
 PREEMPTED = (
     "import fcntl, os, sys\n"
     "fd = os.open(sys.argv[1], os.O_RDONLY)\n"

@@ -171,15 +171,15 @@ def _one_cpu() -> Iterator[None]:
     another CPU made the searches twice as slow on this suite's 2-CPU VMs. The schedule decides
     the order of every step whatever the CPUs, so nothing else changes."""
     try:
-        before = os.sched_getaffinity(0)
+        before: set[int] | None = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(before)})
     except (AttributeError, OSError):  # (no affinity on this OS, or not allowed)
-        yield
-        return
+        before = None  # (outside the handler: a run's own errors are not chained to this one)
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        if before is not None:
+            os.sched_setaffinity(0, before)
 
 
 def _run(scenario: Scenario, choose: Chooser, max_steps: int, timeouts: bool) -> Outcome:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import child_with_file
+from tests.conftest import child_with_file, need
 from uvsweep.model import CleanResult
 from uvsweep.probe.linux import TableWarmer
 from uvsweep.remove import Policy
@@ -100,8 +100,10 @@ def _recorded() -> tuple[Any, list[TableWarmer | None], list[int]]:
 
 
 def test_a_removal_that_never_reads_the_table_never_warms_it(tmp_path: Path) -> None:
-    """Orphans nobody has open: every lease is granted, no table is read, and no warmer runs
-    (it would be only its cost: `clean_bench.py`)."""
+    """Orphans nobody has open, cleaned by root: every lease is granted, no table is read, and
+    no warmer runs (it would be only its cost: `clean_bench.py`). A cleaner that is not root
+    reads the table in every batch (`blind_spot`: to know it can), and warms it."""
+    need(os.geteuid() == 0, "a cleaner that reads no table is root's (run the suite as root)")
     _files(tmp_path / "d", 600)
     before = _our_fds()
     remover, made, reads = _recorded()
@@ -153,9 +155,46 @@ def test_a_removal_warms_the_table_after_its_first_read_and_leaves_nothing_behin
     assert after == before and not _warm_threads()
 
 
+def test_a_removal_that_fails_while_the_table_is_warm_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """Out of fds in the third batch, with the warmer started in the second: the removal stops
+    with its error, and its warmer's fd and thread are gone with it."""
+    import errno
+
+    from uvsweep.remove import posix
+
+    _files(tmp_path / "d", 600)
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    made: list[TableWarmer | None] = []
+
+    class OutOfFds(posix.LinuxRemover):
+        def warm_table(self) -> TableWarmer | None:
+            made.append(super().warm_table())
+            return made[-1]
+
+        def acquire(self, dir_handle: int, directory: str, name: str, *rest: Any) -> Any:
+            if name == names[450]:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return super().acquire(dir_handle, directory, name, *rest)
+
+    remover = OutOfFds()
+    remover.batch_size = 200
+    with child_with_file(tmp_path / "d" / names[0], lock=False):
+        before = _our_fds()
+        with pytest.raises(OSError, match="Too many open files"):
+            remover.remove([str(tmp_path / "d")], Policy())
+        after = _our_fds()
+    (warmer,) = made
+    assert warmer is not None and warmer.reads >= 1  # it ran
+    assert warmer.fd == -1 and remover._warmer is None
+    assert after == before and not _warm_threads()
+
+
 def test_a_removal_after_one_that_read_the_table_starts_cold(tmp_path: Path) -> None:
-    """One remover, two removals (the tray's): the first one's read of the table does not make
-    the second, of orphans only, keep it warm."""
+    """One remover, two removals: the first one's read of the table does not make the second,
+    of orphans only, keep it warm."""
+    need(os.geteuid() == 0, "a cleaner that reads no table is root's (run the suite as root)")
     _files(tmp_path / "a", 3)
     _files(tmp_path / "b", 300)
     remover, made, reads = _recorded()

@@ -324,17 +324,20 @@ class TableWarmer:
     last (15 ms and more here) does not. A removal reads the table (only for a batch with a
     file the kernel's lease was refused for: `LinuxRemover.users_before_unlink`) up to twice a
     batch, each time after 15-30 ms of opening or unlinking files: up to ten grace periods for
-    10,000 files. A batch whose leases are all granted reads no table, and for it a warmer
-    would be only its cost (below): so a removal starts one only in the batch after the first
-    that read the table (`PosixRemover.begin_batch`), which leaves that first read's grace
-    period (waited for beside the fd walk) and none of the later ones. Its first read is made
-    on a thread; the later ones on the removal's own thread: a thread woken by a timer would
-    take the interpreter's lock from it every few milliseconds.
+    10,000 files. A root cleaner's batch whose files are all locked and leased reads no table,
+    and for it a warmer would be only its cost (below): so a removal starts one only in the
+    batch after the first that read the table (`PosixRemover.begin_batch`: a file held by
+    someone else, kept by the policy or refused its lease; every batch of a cleaner that is not
+    root, which reads it to know it can), which leaves that first read's grace period and none
+    of the later ones. Its first read is made on a thread; the later ones on the removal's own
+    thread: a thread woken by a timer would take the interpreter's lock from it every few
+    milliseconds.
 
     Before its thread starts it grows the process's fd table to `room` fds at once: a table
     that grows by doubling as files are opened waits for a grace period at each doubling while
-    another thread shares it (`expand_fdtable`), five of them for the first batch of a fresh
-    process, which cost more than the thread saves.
+    another thread shares it (`expand_fdtable`), five of them for a first batch of a fresh
+    process run beside the warmer, which cost more than the thread saves. (The batch before the
+    warmer has grown it already, in a process of one thread without a wait.)
 
     What it costs: one fd from the first file on (started only with fds to spare), a read of a
     few microseconds every `EVERY` files, and meanwhile every lock call on the machine takes
