@@ -2531,6 +2531,13 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         [f"{WARMER}::test_a_removal_that_fails_while_the_table_is_warm_leaves_nothing_behind"],
     ),
     (
+        "fd table: not grown before a removal's first open (doubled as files are opened)",
+        POSIX_REMOVER,
+        "        if len(names) > FD_TABLE_START:\n",
+        "        if False:\n",
+        [f"{WARMER}::test_a_removal_grows_the_fd_table_before_its_first_open"],
+    ),
+    (
         "lazy warmer: a removal starts warm from the last one's read (never reset)",
         POSIX_REMOVER,
         "        self._table_wanted = False\n        try:\n",

@@ -328,3 +328,47 @@ def test_it_grows_the_fd_table_once_before_its_thread_starts() -> None:
     ).stdout.split()
     before, after, same_fds = int(out[0]), int(out[1]), out[2]
     assert before < 3000 <= after and same_fds == "True"
+
+
+def test_a_removal_grows_the_fd_table_before_its_first_open(tmp_path: Path) -> None:
+    """In a fresh process with a second thread (the tray's removals run beside others), the fd
+    table is grown to the batch at once, before the first file is opened, not doubled as the
+    files are opened (each doubling waits for an RCU grace period while a thread shares it)."""
+    import subprocess
+
+    _files(tmp_path / "d", 1500)
+    code = textwrap.dedent(
+        """
+        import sys, threading
+        from uvsweep.remove import Policy
+        from uvsweep.remove.posix import LinuxRemover
+
+        def size():
+            for line in open("/proc/self/status"):
+                if line.startswith("FDSize:"):
+                    return int(line.split()[1])
+
+        stop = threading.Event()
+        beside = threading.Thread(target=stop.wait)  # shares the fd table
+        beside.start()
+        seen = []
+
+        class Watched(LinuxRemover):
+            def acquire(self, *args):
+                if not seen:
+                    seen.append(size())
+                return super().acquire(*args)
+
+        before = size()
+        result = Watched().remove([sys.argv[1]], Policy())
+        stop.set()
+        beside.join()
+        print(before, seen[0], len(result.removed))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "d")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    before, at_first_open, removed = map(int, out)
+    assert before < 1500 <= at_first_open and removed == 1500

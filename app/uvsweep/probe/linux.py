@@ -333,11 +333,8 @@ class TableWarmer:
     thread: a thread woken by a timer would take the interpreter's lock from it every few
     milliseconds.
 
-    Before its thread starts it grows the process's fd table to `room` fds at once: a table
-    that grows by doubling as files are opened waits for a grace period at each doubling while
-    another thread shares it (`expand_fdtable`), five of them for a first batch of a fresh
-    process run beside the warmer, which cost more than the thread saves. (The batch before the
-    warmer has grown it already, in a process of one thread without a wait.)
+    Before its thread starts it grows the process's fd table to `room` fds at once
+    (`grow_fd_table`; a removal has done so already, `LinuxRemover.listing`).
 
     What it costs: one fd from the first file on (started only with fds to spare), a read of a
     few microseconds every `EVERY` files, and meanwhile every lock call on the machine takes
@@ -373,7 +370,7 @@ class TableWarmer:
     def _start(self) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            _grow_fd_table(self.fd, self.room)
+            grow_fd_table(self.fd, self.room)
             self._first = Beside(self._read)  # the one grace period it waits for
         except (OSError, RuntimeError):  # (RuntimeError: no thread can start now)
             self.stop()
@@ -402,10 +399,14 @@ class TableWarmer:
         self._close()
 
 
-def _grow_fd_table(fd: int, room: int) -> None:
+def grow_fd_table(fd: int, room: int) -> None:
     """Grow the fd table so that fds below `room` need no growth: a copy of `fd` is made at
     the first free fd from `room - 1` on (never over an open one) and closed again. Where that
-    cannot be done (the limit, no fd left), the table grows as files are opened, as before."""
+    cannot be done (the limit, no fd left), the table grows as files are opened, as before.
+
+    Why: a table that grows by doubling as files are opened waits for an RCU grace period at
+    each doubling while another thread shares it (`expand_fdtable`): five or six of them for
+    a first batch of 2,048 files in a process with threads (the tray's), none once grown."""
     import fcntl  # noqa: PLC0415 - Unix only (this module imports everywhere)
 
     if room <= 1:

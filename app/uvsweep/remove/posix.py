@@ -28,6 +28,7 @@ from uvsweep.probe.linux import (
     LockTable,
     TableWarmer,
     device_key,
+    grow_fd_table,
     printed_device,
     read_lock_table,
     walk_fds,
@@ -704,6 +705,10 @@ FD_RESERVE = 24
 #: The most files a batch holds at once (see `batch_size_for`).
 BATCH_CAP = 2048
 
+#: How many fds a process's fd table holds before it first grows (Linux's `NR_OPEN_DEFAULT`,
+#: `BITS_PER_LONG`): a smaller batch needs no growth.
+FD_TABLE_START = 64
+
 #: How often, and how far apart, the lease on an unlinked file is asked again while another
 #: open file description refuses it (`LinuxRemover._alone_again`): a scan's or another
 #: cleaner's probe holds one for microseconds; a uv between its open and its flock for good.
@@ -763,6 +768,14 @@ class LinuxRemover(PosixRemover):
                 " open files could not be inspected may have opened one unseen"
             )
         return done
+
+    def listing(self, directory: str) -> tuple[int, list[str]]:
+        """See `PosixRemover`; the fd table is grown at once to the batch it will hold
+        (`grow_fd_table`: no wait for the kernel at each doubling in a process with threads)."""
+        dir_fd, names = super().listing(directory)
+        if len(names) > FD_TABLE_START:
+            grow_fd_table(dir_fd, min(len(names), self.batch_size) + FD_RESERVE)
+        return dir_fd, names
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
