@@ -108,7 +108,7 @@ def _proc_shows_everything(proc: str, ours: str) -> bool:
     return len(fields) > 3 and fields[1] == b"(kthreadd)" and fields[3] == b"0"
 
 
-def _pid_namespace(proc: str) -> str:
+def pid_namespace(proc: str = "/proc") -> str:
     """`initial`, `child` or `unknown`."""
     inode = _ns_inode(f"{proc}/self/ns/pid")
     if inode is not None:
@@ -157,7 +157,7 @@ def detect(
             os.getpid(), "unknown", None, sees_all_users=True, sees_all_namespaces=True
         )
     own_pid = _own_pid(proc)
-    namespace = _pid_namespace(proc)
+    namespace = pid_namespace(proc)
     options = proc_mount_options(proc, mountinfo)
     hidepid = options.get("hidepid")
     euid = os.geteuid() if euid is None else euid

@@ -28,6 +28,7 @@ POSIX_REMOVER = "app/uvsweep/remove/posix.py"
 LINUX_PROBE = "app/uvsweep/probe/linux.py"
 LOCK_TABLE_PARSE = "tests/unit/test_lock_table_parse.py"
 WARMER = "tests/unit/test_table_warmer.py"
+INIT_ENDING = "tests/unit/test_init_ending_with_us.py"
 DARWIN_TEST = (
     "tests/unit/test_removers_other_os.py"
     "::test_darwin_remover_sees_openers_whatever_the_kernel_calls_the_path"
@@ -2197,8 +2198,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "L8: the first process of a PID namespace exits before its keepers",
         POSIX_REMOVER,
-        "                    outlive(keeper_pid)\n",
-        "                    pass\n",
+        "                    outlive(keeper_pid)\n                    result.note(OUTLIVED_NOTE)\n",
+        "                    result.note(OUTLIVED_NOTE)\n",
         [f"{B2_TESTS_REVIEW}::{L8_TEST}"],
     ),
     (
@@ -2536,6 +2537,35 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         "        if len(names) > FD_TABLE_START:\n",
         "        if False:\n",
         [f"{WARMER}::test_a_removal_grows_the_fd_table_before_its_first_open"],
+    ),
+    # M3: a cleaner run by its namespace's first process, one that ends with it
+    (
+        "M3: a cleaner run by a shell as its namespace's first process does not wait",
+        POSIX_REMOVER,
+        "                elif (init := self.init_ending_with_us()) is not None:\n",
+        "                elif (init := self.init_ending_with_us()) is None and False:\n",
+        [f"{SIXTH}::test_a_cleaner_whose_namespace_ends_with_it_never_leaves_two_holders"],
+    ),
+    (
+        "M3: any first process of a child namespace taken to end with the cleaner (no name)",
+        POSIX_REMOVER,
+        "        return name if name in INITS_ENDING_WITH_THEIR_CHILD else None\n",
+        "        return name\n",
+        [INIT_ENDING],
+    ),
+    (
+        "M3: a parent that is not the namespace's first process taken for it",
+        POSIX_REMOVER,
+        "        if self.calls.getppid() != 1:\n            return None\n",
+        "",
+        [INIT_ENDING],
+    ),
+    (
+        "M3: pid 1 of the initial namespace taken for a child namespace's (no check)",
+        POSIX_REMOVER,
+        '        if pid_namespace(self.proc) != "child":\n',
+        "        if False:\n",
+        [INIT_ENDING],
     ),
     (
         "lazy warmer: a removal starts warm from the last one's read (never reset)",

@@ -372,18 +372,14 @@ def test_a_first_process_cleaner_that_gives_up_its_wait_says_so_in_its_exit_stat
     assert status == 130, f"exit status {status} after giving up mutual exclusion"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="M3: a cleaner run by the first process of its PID namespace (a shell: `sh -c"
-    " 'uvsweep clean; ...'`, `docker run --init`'s tini, dumb-init) is not pid 1, so it does not"
-    " wait (getpid() == 1 is the only test); it exits, the shell or init exits after it, the"
-    " kernel kills the keeper, and the outside uv locks the old inode beside a new uv at the"
-    " name. The README names this limit; waiting whenever the cleaner is in a PID namespace"
-    " other than the initial one (NSpid has more than one pid) would close it",
-)
 def test_a_cleaner_whose_namespace_ends_with_it_never_leaves_two_holders(
     lockdir: Path, started: list[object]
 ) -> None:
+    """M3 (fixed): a cleaner run by the first process of its PID namespace (a shell: `sh -c
+    'uvsweep clean; ...'`, `docker run --init`'s tini, dumb-init) is not pid 1, and exited at
+    once; the shell exited after it, the kernel killed the keeper, and the outside uv locked
+    the old inode beside a new uv at the name (two holders on 5ac9ec7). Now it sees that its
+    parent is that first process and one that ends with it, and waits for its keeper too."""
     _pid_namespaces()
     cleaner, opener, path = _handoff_to_a_keeper(lockdir, started, shell=True)
     report = cleaner.await_report()

@@ -226,6 +226,9 @@ class ActorCalls:
     def getpid(self) -> int:
         return self.pid
 
+    def getppid(self) -> int:
+        return 0  # (no simulated process is run by its PID namespace's first process)
+
     def monotonic(self) -> float:
         now = self.kernel.now
         self.actor.observe(("monotonic",), now)

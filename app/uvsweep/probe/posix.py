@@ -310,6 +310,11 @@ class Syscalls:
         """Our pid."""
         return os.getpid()
 
+    def getppid(self) -> int:
+        """Our parent's pid, in our PID namespace (0: a parent outside it, as for its first
+        process)."""
+        return os.getppid()
+
     def geteuid(self) -> int:
         """Our effective uid (the owner of the files we create)."""
         return os.geteuid()

@@ -834,7 +834,8 @@ def outlive(pid: int) -> None:
     """Make this process wait, as it exits, until keeper `pid` has ended.
 
     For a cleaner that is the first process of its PID namespace (pid 1: `unshare --pid
-    --fork`, a container's entry point): when it exits the kernel kills every other process of
+    --fork`, a container's entry point), or is run by one that exits once it has (a shell, a
+    minimal init: red-team M3): when that process exits the kernel kills every other process of
     the namespace, its keepers too, and a uv outside the namespace still using an old file would
     then overlap with a new uv at the name (red-team L8). The report is out by then; only the
     process's exit waits (`_await_outlived`, at exit).
@@ -895,8 +896,8 @@ def _wait_for_keepers(say: Callable[[str], None], caught: list[int]) -> bool:
                 told = 1
                 say(
                     f"waiting for keeper {', '.join(map(str, pending))} to finish its handoffs:"
-                    " this process is the first of its PID namespace, and its exit would end the"
-                    " keeper (Ctrl-C twice gives up; two uv processes could then hold one lock)"
+                    " the first process of this PID namespace ends with this one, and the keeper"
+                    " with it (Ctrl-C twice gives up; two uv processes could then hold one lock)"
                 )
             if len(caught) > 1:
                 say("gave up waiting for the keeper on request: its handoffs end with it")

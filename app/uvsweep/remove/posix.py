@@ -161,6 +161,13 @@ class PosixRemover(Remover):
         """
         return False
 
+    def init_ending_with_us(self) -> str | None:
+        """The name of our parent where it is the first process of our PID namespace and exits
+        once we have (a shell running a script, a container's minimal init), else None: its
+        exit ends every process of the namespace, our keepers too (red-team M3). None where
+        there are no PID namespaces."""
+        return None
+
     def warm_table(self) -> TableWarmer | None:
         """A `TableWarmer` that keeps this removal's reads of the lock table from
         waiting for the kernel, or None (no table, or no fd to spare for it)."""
@@ -604,6 +611,10 @@ class PosixRemover(Remover):
                     # the first process of a PID namespace: the keeper ends when we do (L8)
                     outlive(keeper_pid)
                     result.note(OUTLIVED_NOTE)
+                elif (init := self.init_ending_with_us()) is not None:
+                    # run by that first process, which exits once we have (M3): the same
+                    outlive(keeper_pid)
+                    result.note(OUTLIVED_BY_INIT_NOTE.format(init=init))
                 for handoff in left:
                     handoff.close()  # the keeper shares these file descriptions: locks stay
         hows: dict[Target, str | None] = {}
@@ -656,6 +667,20 @@ HELD_BY_US = (
 #: Why a file is kept whose open failed on another process's write lease (`LEASED_ERRNOS`).
 LEASED_BY_OTHER = "held by another process (a cleaner removing it: it holds the file's write lease)"
 
+
+#: The first processes of a PID namespace that exit once the command they run has (a shell
+#: running `sh -c 'uvsweep clean; ...'`, `docker run --init`'s tini, dumb-init, podman's
+#: catatonit): a cleaner they run waits for its keepers before it exits (red-team M3).
+INITS_ENDING_WITH_THEIR_CHILD = frozenset(
+    {"sh", "bash", "dash", "ash", "zsh", "busybox", "tini", "docker-init", "dumb-init", "catatonit"}
+)
+
+#: Why a cleaner run by such a first process (`init`: its name) lingers after its report.
+OUTLIVED_BY_INIT_NOTE = (
+    "this process was started by the first process of its PID namespace ({init}), which exits"
+    " once it has and so ends every process of the namespace: it waits for its keepers before"
+    " exiting"
+)
 
 #: Why a cleaner that is the first process of its PID namespace lingers after its report.
 OUTLIVED_NOTE = (
@@ -776,6 +801,26 @@ class LinuxRemover(PosixRemover):
         if len(names) > FD_TABLE_START:
             grow_fd_table(dir_fd, min(len(names), self.batch_size) + FD_RESERVE)
         return dir_fd, names
+
+    def init_ending_with_us(self) -> str | None:
+        """See `PosixRemover`: our parent is pid 1 of a child PID namespace (`getppid`, in our
+        namespace) and, by its name in `/proc` (its pid there is `PPid` in our own status), a
+        shell or a minimal init (`INITS_ENDING_WITH_THEIR_CHILD`). Anything else (a
+        long-running init, a test runner, what cannot be read) is None: the cleaner then
+        exits at once, as everywhere else."""
+        if self.calls.getppid() != 1:
+            return None
+        from uvsweep.visibility import pid_namespace
+
+        if pid_namespace(self.proc) != "child":
+            return None  # (pid 1 of the initial namespace, systemd or init, stays)
+        try:
+            status = self.calls.read(f"{self.proc}/self/status").decode("latin-1")
+            ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+            name = self.calls.read(f"{self.proc}/{int(ppid)}/comm").decode("latin-1").strip()
+        except (OSError, StopIteration, ValueError, IndexError):
+            return None
+        return name if name in INITS_ENDING_WITH_THEIR_CHILD else None
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
