@@ -2549,8 +2549,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     (
         "M3: any first process of a child namespace taken to end with the cleaner (no name)",
         POSIX_REMOVER,
-        "        return name if name in INITS_ENDING_WITH_THEIR_CHILD else None\n",
-        "        return name\n",
+        "            if name in INITS_ENDING_WITH_THEIR_CHILD:\n",
+        "            if True:\n",
         [INIT_ENDING],
     ),
     (
@@ -2566,6 +2566,24 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
         '        if pid_namespace(self.proc) != "child":\n',
         "        if False:\n",
         [INIT_ENDING],
+    ),
+    (
+        "M3: the first process known by its comm alone (an entrypoint script missed)",
+        POSIX_REMOVER,
+        (
+            '            lambda: self.calls.read(f"{process}/cmdline")'
+            '.split(b"\\0")[0].decode("latin-1"),\n'
+            '            lambda: self.calls.readlink(f"{process}/exe"),\n'
+        ),
+        "",
+        [INIT_ENDING],
+    ),
+    (
+        "M3: a zombie keeper nobody reaps taken for a running one (the pidfd not asked)",
+        "app/uvsweep/remove/handoff.py",
+        "    ended = _exited(pid)\n",
+        "    ended = None\n",
+        [f"{INIT_ENDING}::test_a_zombie_that_is_not_our_child_has_ended"],
     ),
     (
         "lazy warmer: a removal starts warm from the last one's read (never reset)",

@@ -44,6 +44,7 @@ from tests.redteam.support import (
     new_uv_locks,
     wait_for,
 )
+from uvsweep.remove.posix import OUTLIVED_BY_INIT_NOTE
 
 pytestmark = LINUX_REAL
 
@@ -385,8 +386,11 @@ def test_a_cleaner_whose_namespace_ends_with_it_never_leaves_two_holders(
     report = cleaner.await_report()
     keepers = report["keepers"]
     assert isinstance(keepers, list) and keepers, report
+    assert OUTLIVED_BY_INIT_NOTE.format(init="sh") in report["notes"], report  # type: ignore[operator]
     with contextlib.suppress(subprocess.TimeoutExpired):
-        cleaner.proc.wait(timeout=5)  # (were it to wait for its keeper, it would still run)
+        cleaner.proc.wait(timeout=3)  # (were it not to wait for its keeper, it would be gone)
+    assert cleaner.proc.poll() is None, "the cleaner waits for its keeper"
+    cleaner.await_stderr("waiting for keeper")
     opener.tell()
     opener.expect("locked")
     assert not new_uv_locks(path), f"two holders: the opener and a new uv; {cleaner.stderr}"

@@ -844,6 +844,7 @@ def outlive(pid: int) -> None:
         import atexit
 
         atexit.register(_await_outlived)
+    _OUTLIVED[:] = [known for known in _OUTLIVED if _running(known)]  # (a long-lived watcher)
     _OUTLIVED.append(pid)
 
 
@@ -896,8 +897,9 @@ def _wait_for_keepers(say: Callable[[str], None], caught: list[int]) -> bool:
                 told = 1
                 say(
                     f"waiting for keeper {', '.join(map(str, pending))} to finish its handoffs:"
-                    " the first process of this PID namespace ends with this one, and the keeper"
-                    " with it (Ctrl-C twice gives up; two uv processes could then hold one lock)"
+                    " this process is, or runs under, the first process of its PID namespace,"
+                    " whose exit would end the keeper (Ctrl-C twice gives up; two uv processes"
+                    " could then hold one lock)"
                 )
             if len(caught) > 1:
                 say("gave up waiting for the keeper on request: its handoffs end with it")
@@ -928,6 +930,9 @@ def _running(pid: int) -> bool:
         pass  # not (yet) ours: its launcher has not exited, or we are not its reaper
     except OSError:
         return True
+    ended = _exited(pid)
+    if ended is not None:
+        return not ended
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -935,6 +940,30 @@ def _running(pid: int) -> bool:
     except OSError:
         return True  # (EPERM: alive, not ours to signal)
     return True
+
+
+def _exited(pid: int) -> bool | None:
+    """Whether process `pid` has exited, a zombie nobody has reaped yet included (its pidfd
+    polls readable once it has: Linux 5.3 and later); None where that cannot be asked. A
+    keeper that is not our child is reaped by its namespace's first process, which may itself
+    be waiting for us (M3), or not reap at all: `kill(pid, 0)` says a zombie runs."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd = opener(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return None
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    finally:
+        os.close(fd)
 
 
 def _become_keeper(keep: Sequence[int]) -> None:

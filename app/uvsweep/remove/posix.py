@@ -16,7 +16,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from uvsweep import system
 from uvsweep.model import CleanResult, LockState, LockUser, ScanError, plural
@@ -668,17 +668,24 @@ HELD_BY_US = (
 LEASED_BY_OTHER = "held by another process (a cleaner removing it: it holds the file's write lease)"
 
 
-#: The first processes of a PID namespace that exit once the command they run has (a shell
-#: running `sh -c 'uvsweep clean; ...'`, `docker run --init`'s tini, dumb-init, podman's
-#: catatonit): a cleaner they run waits for its keepers before it exits (red-team M3).
+#: The first processes of a PID namespace that may exit once the command they run has (a shell
+#: running `sh -c 'uvsweep clean; ...'` or an entrypoint script, `docker run --init`'s tini,
+#: dumb-init, podman's catatonit, uv): a cleaner they run waits for its keepers before it
+#: exits (red-team M3), at the cost of a wait where such a process stays (an interactive
+#: shell, `sh -c 'uvsweep clean; exec server'`).
 INITS_ENDING_WITH_THEIR_CHILD = frozenset(
-    {"sh", "bash", "dash", "ash", "zsh", "busybox", "tini", "docker-init", "dumb-init", "catatonit"}
-)
+    {
+        "sh", "bash", "dash", "ash", "zsh", "busybox",  # shells (`sh -c`, an entrypoint script)
+        "tini", "docker-init", "dumb-init", "catatonit", "podman-init",  # minimal inits
+        "uv", "uvx",  # `uvx uvsweep clean` as the container's command: uv waits, then exits
+        "timeout", "sudo", "su", "runuser",  # they wait for their command, then exit
+    }
+)  # fmt: skip
 
 #: Why a cleaner run by such a first process (`init`: its name) lingers after its report.
 OUTLIVED_BY_INIT_NOTE = (
-    "this process was started by the first process of its PID namespace ({init}), which exits"
-    " once it has and so ends every process of the namespace: it waits for its keepers before"
+    "this process runs under the first process of its PID namespace ({init}), which may exit"
+    " once it has and so end every process of the namespace: it waits for its keepers before"
     " exiting"
 )
 
@@ -804,10 +811,13 @@ class LinuxRemover(PosixRemover):
 
     def init_ending_with_us(self) -> str | None:
         """See `PosixRemover`: our parent is pid 1 of a child PID namespace (`getppid`, in our
-        namespace) and, by its name in `/proc` (its pid there is `PPid` in our own status), a
-        shell or a minimal init (`INITS_ENDING_WITH_THEIR_CHILD`). Anything else (a
-        long-running init, a test runner, what cannot be read) is None: the cleaner then
-        exits at once, as everywhere else."""
+        namespace) and, by any of its names in `/proc` (its pid there is `PPid` in our own
+        status), a program that exits once its command has (`INITS_ENDING_WITH_THEIR_CHILD`).
+        Its names: `comm`, and the base names of its `argv[0]` and its executable, since a
+        script run by its shebang has the script's name as `comm` (`/docker-entrypoint.sh`:
+        `dash` is its executable) and podman runs catatonit as `podman-init`. Anything else (a
+        supervisor, a test runner, what cannot be read) is None: the cleaner then exits at
+        once, as everywhere else."""
         if self.calls.getppid() != 1:
             return None
         from uvsweep.visibility import pid_namespace
@@ -817,10 +827,28 @@ class LinuxRemover(PosixRemover):
         try:
             status = self.calls.read(f"{self.proc}/self/status").decode("latin-1")
             ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
-            name = self.calls.read(f"{self.proc}/{int(ppid)}/comm").decode("latin-1").strip()
+            parent = f"{self.proc}/{int(ppid)}"
         except (OSError, StopIteration, ValueError, IndexError):
             return None
-        return name if name in INITS_ENDING_WITH_THEIR_CHILD else None
+        for name in self._names_of(parent):
+            if name in INITS_ENDING_WITH_THEIR_CHILD:
+                return name
+        return None
+
+    def _names_of(self, process: str) -> Iterator[str]:
+        """The names of the process at `process` (a `/proc` entry) that can be read: `comm`,
+        then the base names of `argv[0]` and of its executable."""
+        reads: list[Callable[[], str]] = [
+            lambda: self.calls.read(f"{process}/comm").decode("latin-1").strip(),
+            lambda: self.calls.read(f"{process}/cmdline").split(b"\0")[0].decode("latin-1"),
+            lambda: self.calls.readlink(f"{process}/exe"),
+        ]
+        for read in reads:
+            try:
+                name = read()
+            except OSError:
+                continue
+            yield name.rsplit("/", 1)[-1]
 
     def _own_pid(self) -> int:
         """Our pid as this `/proc` shows it (not `getpid()` under a parent namespace's /proc)."""
