@@ -300,36 +300,6 @@ def test_the_removals_thread_never_reads_while_the_first_read_waits(
     warmer.stop()
 
 
-def test_it_grows_the_fd_table_once_before_its_thread_starts() -> None:
-    """A table shared with a second thread waits for an RCU grace period at each doubling
-    (`expand_fdtable`): the warmer grows it to the removal's size first, in a fresh process
-    (FDSize in /proc/self/status: the table's size), and leaves no fd there."""
-    import subprocess
-
-    code = textwrap.dedent(
-        """
-        import os
-        from uvsweep.probe.linux import TableWarmer
-
-        def size():
-            for line in open("/proc/self/status"):
-                if line.startswith("FDSize:"):
-                    return int(line.split()[1])
-
-        before, fds = size(), set(os.listdir("/proc/self/fd"))
-        warmer = TableWarmer(room=3000)
-        warmer.tick()
-        warmer.stop()
-        print(before, size(), set(os.listdir("/proc/self/fd")) == fds)
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split()
-    before, after, same_fds = int(out[0]), int(out[1]), out[2]
-    assert before < 3000 <= after and same_fds == "True"
-
-
 def test_a_removal_grows_the_fd_table_before_its_first_open(tmp_path: Path) -> None:
     """In a fresh process with a second thread (the tray's removals run beside others), the fd
     table is grown to the batch at once, before the first file is opened, not doubled as the
@@ -339,7 +309,7 @@ def test_a_removal_grows_the_fd_table_before_its_first_open(tmp_path: Path) -> N
     _files(tmp_path / "d", 1500)
     code = textwrap.dedent(
         """
-        import sys, threading
+        import os, sys, threading
         from uvsweep.remove import Policy
         from uvsweep.remove.posix import LinuxRemover
 
@@ -359,16 +329,16 @@ def test_a_removal_grows_the_fd_table_before_its_first_open(tmp_path: Path) -> N
                     seen.append(size())
                 return super().acquire(*args)
 
-        before = size()
+        before, fds = size(), set(os.listdir("/proc/self/fd"))
         result = Watched().remove([sys.argv[1]], Policy())
         stop.set()
         beside.join()
-        print(before, seen[0], len(result.removed))
+        print(before, seen[0], len(result.removed), set(os.listdir("/proc/self/fd")) == fds)
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "d")],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout.split()  # fmt: skip
-    before, at_first_open, removed = map(int, out)
-    assert before < 1500 <= at_first_open and removed == 1500
+    before, at_first_open, removed, same_fds = int(out[0]), int(out[1]), int(out[2]), out[3]
+    assert before < 1500 <= at_first_open and removed == 1500 and same_fds == "True"

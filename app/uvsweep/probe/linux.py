@@ -333,8 +333,9 @@ class TableWarmer:
     thread: a thread woken by a timer would take the interpreter's lock from it every few
     milliseconds.
 
-    Before its thread starts it grows the process's fd table to `room` fds at once
-    (`grow_fd_table`; a removal has done so already, `LinuxRemover.listing`).
+    It needs no room of its own in the fd table: the removal has grown the table to its batch
+    before it starts (`LinuxRemover.listing`, `grow_fd_table`), so its thread shares a table
+    that no longer doubles.
 
     What it costs: one fd from the first file on (started only with fds to spare), a read of a
     few microseconds every `EVERY` files, and meanwhile every lock call on the machine takes
@@ -345,9 +346,8 @@ class TableWarmer:
 
     EVERY = 128
 
-    def __init__(self, path: str = "/proc/locks", room: int = 0) -> None:
+    def __init__(self, path: str = "/proc/locks") -> None:
         self.path = path
-        self.room = room  # the fds the removal will hold at once (the fd table's size)
         self.fd = -1
         self.reads = 0  # how many reads it made (for tests)
         self.ticks = 0  # how many files it was told of (for tests)
@@ -370,7 +370,6 @@ class TableWarmer:
     def _start(self) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            grow_fd_table(self.fd, self.room)
             self._first = Beside(self._read)  # the one grace period it waits for
         except (OSError, RuntimeError):  # (RuntimeError: no thread can start now)
             self.stop()

@@ -980,7 +980,7 @@ class LinuxRemover(PosixRemover):
         spare = self.fd_limit - 2 * self.batch_size - FD_RESERVE >= 8
         if not (spare and self.calls.concurrent):
             return None
-        return TableWarmer(f"{self.proc}/locks", room=self.batch_size + FD_RESERVE)
+        return TableWarmer(f"{self.proc}/locks")
 
     def table_beside(self) -> bool:
         """See `PosixRemover`: `/proc/locks` waits for an RCU grace period (5-25 ms) before
