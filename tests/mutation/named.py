@@ -4,7 +4,8 @@
 
 Works on a copy of the tree (never the work tree), runs each mutant's tests with a timeout in a
 private PID namespace (as `run.sh`), and prints one line per mutant: KILLED (a test failed),
-HUNG (the timeout ended it: a test that hangs is not a kill) or SURVIVED. Needs root.
+HUNG (the timeout ended it: a test that hangs is not a kill), ERROR (pytest could not run the
+tests: a test id not found, nothing collected) or SURVIVED. Needs root.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ DARWIN_TEST = (
 )
 KEEPER_TEST = "test_a_keeper_holds_the_new_file_until_the_old_files_user_is_gone"
 NEXT_GENERATION_ATTACKS = "tests/redteam/test_next_generation_attacks.py"
-WARNING_TEST = "test_a_warning_that_cannot_be_written_never_ends_thehandoff_after_unlink"
+WARNING_TEST = "test_a_warning_that_cannot_be_written_never_ends_the_handoff"
 PROGRESS_TEST = (
     "test_progress_that_cannot_be_written_never_stops_a_removal_between_unlink_and_handoff"
 )
@@ -2627,7 +2628,11 @@ def _run(scratch: Path, tests: list[str], timeout: float = 120.0, show: bool = F
         return "HUNG"
     if show and done.returncode != 0:
         print(done.stdout[-3000:])
-    return "SURVIVED" if done.returncode == 0 else "KILLED"
+    if done.returncode == 0:
+        return "SURVIVED"
+    # pytest's 1 is a failed test; anything else (a test id not found, nothing collected, an
+    # internal error) says nothing of the mutant
+    return "KILLED" if done.returncode == 1 else f"ERROR({done.returncode})"
 
 
 def main() -> int:

@@ -80,8 +80,11 @@ def _files(directory: Path, count: int) -> None:
         (directory / f"uv-{index:016x}.lock").touch()
 
 
-def _recorded() -> tuple[Any, list[TableWarmer | None], list[int]]:
-    """A `LinuxRemover` with the warmers it made and a count of its reads of the lock table."""
+def _recorded(out_of_fds_at: str = "") -> tuple[Any, list[TableWarmer | None], list[int]]:
+    """A `LinuxRemover` with the warmers it made and a count of its reads of the lock table;
+    its `acquire` of the name `out_of_fds_at` fails with EMFILE."""
+    import errno
+
     from uvsweep.remove import posix
 
     made: list[TableWarmer | None] = []
@@ -95,6 +98,11 @@ def _recorded() -> tuple[Any, list[TableWarmer | None], list[int]]:
         def _read_table(self, holding: Iterable[tuple[int, int]] = ()) -> Any:
             reads.append(1)
             return super()._read_table(holding)
+
+        def acquire(self, dir_handle: int, directory: str, name: str, *rest: Any) -> Any:
+            if name == out_of_fds_at:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return super().acquire(dir_handle, directory, name, *rest)
 
     return Recorded(), made, reads
 
@@ -160,25 +168,9 @@ def test_a_removal_that_fails_while_the_table_is_warm_leaves_nothing_behind(
 ) -> None:
     """Out of fds in the third batch, with the warmer started in the second: the removal stops
     with its error, and its warmer's fd and thread are gone with it."""
-    import errno
-
-    from uvsweep.remove import posix
-
     _files(tmp_path / "d", 600)
     names = sorted(p.name for p in (tmp_path / "d").iterdir())
-    made: list[TableWarmer | None] = []
-
-    class OutOfFds(posix.LinuxRemover):
-        def warm_table(self) -> TableWarmer | None:
-            made.append(super().warm_table())
-            return made[-1]
-
-        def acquire(self, dir_handle: int, directory: str, name: str, *rest: Any) -> Any:
-            if name == names[450]:
-                raise OSError(errno.EMFILE, "Too many open files")
-            return super().acquire(dir_handle, directory, name, *rest)
-
-    remover = OutOfFds()
+    remover, made, _reads = _recorded(out_of_fds_at=names[450])
     remover.batch_size = 200
     with child_with_file(tmp_path / "d" / names[0], lock=False):
         before = _our_fds()
